@@ -1,0 +1,584 @@
+//! Managing the directory (SPEC 4, 7): users, aliases, lists and forwards,
+//! as the `mailroom user|alias|list|forward` subcommands use them.
+//!
+//! An address is at most one of user, alias or list; the check and the
+//! insert run in one `BEGIN IMMEDIATE` transaction so a second process
+//! cannot slip in between. Adding to an existing alias or list adds targets
+//! (duplicates ignored).
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::address::MAX_FULL_NAME_LEN;
+use crate::{Directory, DirectoryError, Forward, User};
+
+/// The two kinds of multi-target entries; they share their code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Group {
+    Alias,
+    List,
+}
+
+impl Group {
+    fn table(self) -> &'static str {
+        match self {
+            Group::Alias => "aliases",
+            Group::List => "lists",
+        }
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            Group::Alias => "target",
+            Group::List => "member",
+        }
+    }
+
+    fn other(self) -> Group {
+        match self {
+            Group::Alias => Group::List,
+            Group::List => Group::Alias,
+        }
+    }
+}
+
+pub(crate) fn user_exists(conn: &Connection, address: &str) -> Result<bool, DirectoryError> {
+    Ok(conn
+        .query_row("SELECT 1 FROM users WHERE address = ?1", [address], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some())
+}
+
+pub(crate) fn group_exists(
+    conn: &Connection,
+    group: Group,
+    address: &str,
+) -> Result<bool, DirectoryError> {
+    let sql = format!("SELECT 1 FROM {} WHERE address = ?1 LIMIT 1", group.table());
+    Ok(conn
+        .query_row(&sql, [address], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The targets of an alias or members of a list, in insertion order; empty
+/// when there is no such entry.
+pub(crate) fn group_targets(
+    conn: &Connection,
+    group: Group,
+    address: &str,
+) -> Result<Vec<String>, DirectoryError> {
+    let sql = format!(
+        "SELECT {} FROM {} WHERE address = ?1 ORDER BY rowid",
+        group.column(),
+        group.table()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([address], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn load_forward(
+    conn: &Connection,
+    address: &str,
+) -> Result<Option<Forward>, DirectoryError> {
+    Ok(conn
+        .query_row(
+            "SELECT target, keep, refuse FROM forwards WHERE address = ?1",
+            [address],
+            |r| {
+                Ok(Forward {
+                    target: r.get(0)?,
+                    keep: r.get(1)?,
+                    refuse: r.get(2)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+pub(crate) fn password_hash(
+    conn: &Connection,
+    address: &str,
+) -> Result<Option<String>, DirectoryError> {
+    Ok(conn
+        .query_row(
+            "SELECT password_hash FROM users WHERE address = ?1",
+            [address],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+fn check_full_name(name: Option<&str>) -> Result<Option<&str>, DirectoryError> {
+    let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    // The name appears in VRFY replies: no line breaks, bounded length.
+    if name.len() > MAX_FULL_NAME_LEN || name.chars().any(char::is_control) {
+        return Err(DirectoryError::InvalidAddress(format!(
+            "{name:?} (not a usable full name: control characters or longer than \
+             {MAX_FULL_NAME_LEN} bytes)"
+        )));
+    }
+    Ok(Some(name))
+}
+
+impl Directory {
+    /// Adds a user in one of our domains; returns the canonical address.
+    pub fn add_user(
+        &self,
+        address: &str,
+        full_name: Option<&str>,
+        password: &str,
+    ) -> Result<String, DirectoryError> {
+        let address = self.canonical_local(address)?;
+        let full_name = check_full_name(full_name)?;
+        let hash = self.hasher.hash(password)?;
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if user_exists(&tx, &address)?
+            || group_exists(&tx, Group::Alias, &address)?
+            || group_exists(&tx, Group::List, &address)?
+        {
+            return Err(DirectoryError::AlreadyExists(address));
+        }
+        tx.execute(
+            "INSERT INTO users (address, full_name, password_hash) VALUES (?1, ?2, ?3)",
+            params![address, full_name, hash],
+        )?;
+        tx.commit()?;
+        tracing::info!(%address, "user added");
+        Ok(address)
+    }
+
+    /// Removes a user and its forward. The mailbox is the store's business.
+    pub fn delete_user(&self, address: &str) -> Result<(), DirectoryError> {
+        let address = self.canonical(address)?;
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if tx.execute("DELETE FROM users WHERE address = ?1", [&address])? == 0 {
+            return Err(DirectoryError::NotFound(address));
+        }
+        tx.execute("DELETE FROM forwards WHERE address = ?1", [&address])?;
+        tx.commit()?;
+        tracing::info!(%address, "user deleted");
+        Ok(())
+    }
+
+    /// Replaces a user's password.
+    pub fn set_password(&self, address: &str, password: &str) -> Result<(), DirectoryError> {
+        let address = self.canonical(address)?;
+        let hash = self.hasher.hash(password)?;
+        let conn = self.lock();
+        let n = conn.execute(
+            "UPDATE users SET password_hash = ?2 WHERE address = ?1",
+            params![address, hash],
+        )?;
+        if n == 0 {
+            return Err(DirectoryError::NotFound(address));
+        }
+        Ok(())
+    }
+
+    /// Every user, sorted by address.
+    pub fn list_users(&self) -> Result<Vec<User>, DirectoryError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT address, full_name FROM users ORDER BY address")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(User {
+                address: r.get(0)?,
+                full_name: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The user at `address`, if there is one.
+    pub fn user(&self, address: &str) -> Result<Option<User>, DirectoryError> {
+        let address = self.canonical(address)?;
+        let conn = self.lock();
+        Ok(conn
+            .query_row(
+                "SELECT address, full_name FROM users WHERE address = ?1",
+                [&address],
+                |r| {
+                    Ok(User {
+                        address: r.get(0)?,
+                        full_name: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Creates an alias, or adds targets to an existing one. The address must
+    /// be in one of our domains; targets may be local or remote.
+    pub fn add_alias(&self, address: &str, targets: &[String]) -> Result<(), DirectoryError> {
+        self.add_group(Group::Alias, address, targets)
+    }
+
+    /// Removes targets from an alias; no targets removes the whole alias.
+    pub fn del_alias(&self, address: &str, targets: &[String]) -> Result<(), DirectoryError> {
+        self.del_group(Group::Alias, address, targets)
+    }
+
+    /// Every alias with its targets, sorted by address, targets in insertion
+    /// order.
+    pub fn aliases(&self) -> Result<Vec<(String, Vec<String>)>, DirectoryError> {
+        self.all_groups(Group::Alias)
+    }
+
+    /// Creates a mailing list, or adds members to an existing one.
+    pub fn add_list(&self, address: &str, members: &[String]) -> Result<(), DirectoryError> {
+        self.add_group(Group::List, address, members)
+    }
+
+    /// Removes members from a list; no members removes the whole list.
+    pub fn del_list(&self, address: &str, members: &[String]) -> Result<(), DirectoryError> {
+        self.del_group(Group::List, address, members)
+    }
+
+    /// Every list with its members, sorted by address, members in insertion
+    /// order.
+    pub fn lists(&self) -> Result<Vec<(String, Vec<String>)>, DirectoryError> {
+        self.all_groups(Group::List)
+    }
+
+    fn add_group(
+        &self,
+        group: Group,
+        address: &str,
+        targets: &[String],
+    ) -> Result<(), DirectoryError> {
+        let address = self.canonical_local(address)?;
+        if targets.is_empty() {
+            return Err(DirectoryError::InvalidAddress(format!(
+                "{address} (no {}s given)",
+                group.column()
+            )));
+        }
+        let targets = targets
+            .iter()
+            .map(|t| self.canonical(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if user_exists(&tx, &address)? || group_exists(&tx, group.other(), &address)? {
+            return Err(DirectoryError::AlreadyExists(address));
+        }
+        {
+            let sql = format!(
+                "INSERT OR IGNORE INTO {} (address, {}) VALUES (?1, ?2)",
+                group.table(),
+                group.column()
+            );
+            let mut stmt = tx.prepare(&sql)?;
+            for t in &targets {
+                stmt.execute([&address, t])?;
+            }
+        }
+        tx.commit()?;
+        tracing::info!(%address, ?group, added = targets.len(), "directory group updated");
+        Ok(())
+    }
+
+    fn del_group(
+        &self,
+        group: Group,
+        address: &str,
+        targets: &[String],
+    ) -> Result<(), DirectoryError> {
+        let address = self.canonical(address)?;
+        let targets = targets
+            .iter()
+            .map(|t| self.canonical(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if !group_exists(&tx, group, &address)? {
+            return Err(DirectoryError::NotFound(address));
+        }
+        if targets.is_empty() {
+            let sql = format!("DELETE FROM {} WHERE address = ?1", group.table());
+            tx.execute(&sql, [&address])?;
+        } else {
+            let sql = format!(
+                "DELETE FROM {} WHERE address = ?1 AND {} = ?2",
+                group.table(),
+                group.column()
+            );
+            let mut stmt = tx.prepare(&sql)?;
+            for t in &targets {
+                if stmt.execute([&address, t])? == 0 {
+                    return Err(DirectoryError::NotFound(format!("{t} in {address}")));
+                }
+            }
+        }
+        tx.commit()?;
+        tracing::info!(%address, ?group, "directory group reduced");
+        Ok(())
+    }
+
+    fn all_groups(&self, group: Group) -> Result<Vec<(String, Vec<String>)>, DirectoryError> {
+        let conn = self.lock();
+        let sql = format!(
+            "SELECT address, {} FROM {} ORDER BY address, rowid",
+            group.column(),
+            group.table()
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let mut rows = stmt.query([])?;
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        while let Some(row) = rows.next()? {
+            let address: String = row.get(0)?;
+            let target: String = row.get(1)?;
+            match out.last_mut() {
+                Some((a, ts)) if *a == address => ts.push(target),
+                _ => out.push((address, vec![target])),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forwards an existing user's mail (RFC 5321 3.4). `keep` also delivers
+    /// to the user's mailbox; `refuse` answers 551 instead of forwarding.
+    pub fn set_forward(
+        &self,
+        address: &str,
+        target: &str,
+        keep: bool,
+        refuse: bool,
+    ) -> Result<(), DirectoryError> {
+        let address = self.canonical(address)?;
+        let target = self.canonical(target)?;
+        if target == address {
+            return Err(DirectoryError::InvalidAddress(format!(
+                "{target} (a user cannot forward to itself)"
+            )));
+        }
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if !user_exists(&tx, &address)? {
+            return Err(DirectoryError::NotFound(address));
+        }
+        tx.execute(
+            "INSERT INTO forwards (address, target, keep, refuse) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (address) DO UPDATE
+             SET target = excluded.target, keep = excluded.keep, refuse = excluded.refuse",
+            params![address, target, keep, refuse],
+        )?;
+        tx.commit()?;
+        tracing::info!(%address, %target, keep, refuse, "forward set");
+        Ok(())
+    }
+
+    /// Removes a user's forward.
+    pub fn del_forward(&self, address: &str) -> Result<(), DirectoryError> {
+        let address = self.canonical(address)?;
+        let conn = self.lock();
+        if conn.execute("DELETE FROM forwards WHERE address = ?1", [&address])? == 0 {
+            return Err(DirectoryError::NotFound(format!("forward for {address}")));
+        }
+        Ok(())
+    }
+
+    /// A user's forward, if set.
+    pub fn forward(&self, address: &str) -> Result<Option<Forward>, DirectoryError> {
+        let address = self.canonical(address)?;
+        load_forward(&self.lock(), &address)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::*;
+    use crate::{DirectoryError, Forward, User};
+
+    #[test]
+    fn add_user_in_unknown_domain_fails() {
+        let t = open(&["example.org"]);
+        let err = t.dir.add_user("bob@example.net", None, "pw").unwrap_err();
+        assert!(matches!(&err, DirectoryError::UnknownDomain(d) if d == "example.net"));
+        assert_eq!(
+            err.to_string(),
+            "domain example.net is not one of the configured domains"
+        );
+    }
+
+    #[test]
+    fn add_user_returns_canonical_and_refuses_duplicates() {
+        let t = open(&["example.org"]);
+        let a = t
+            .dir
+            .add_user("Bob@Example.ORG", Some("Bob Smith"), "pw")
+            .unwrap();
+        assert_eq!(a, "bob@example.org");
+        assert!(matches!(
+            t.dir.add_user("BOB@example.org", None, "pw"),
+            Err(DirectoryError::AlreadyExists(_))
+        ));
+        assert_eq!(
+            t.dir.list_users().unwrap(),
+            vec![User {
+                address: "bob@example.org".into(),
+                full_name: Some("Bob Smith".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn user_lookup_is_case_insensitive() {
+        let t = open(&["example.org"]);
+        t.dir.add_user("alice@example.org", None, "pw").unwrap();
+        let u = t.dir.user("ALICE@Example.Org").unwrap().unwrap();
+        assert_eq!(u.address, "alice@example.org");
+        assert_eq!(
+            t.dir.resolve("Alice@EXAMPLE.org").unwrap(),
+            deliver(&["alice@example.org"], &[])
+        );
+    }
+
+    #[test]
+    fn user_alias_and_list_exclude_each_other() {
+        let t = open(&["example.org"]);
+        t.dir.add_user("u@example.org", None, "pw").unwrap();
+        t.dir
+            .add_alias("a@example.org", &s(&["u@example.org"]))
+            .unwrap();
+        t.dir
+            .add_list("l@example.org", &s(&["u@example.org"]))
+            .unwrap();
+        let exists = |r| matches!(r, Err(DirectoryError::AlreadyExists(_)));
+        assert!(exists(
+            t.dir.add_user("a@example.org", None, "pw").map(|_| ())
+        ));
+        assert!(exists(
+            t.dir.add_user("l@example.org", None, "pw").map(|_| ())
+        ));
+        assert!(exists(t.dir.add_alias("u@example.org", &s(&["x@y.test"]))));
+        assert!(exists(t.dir.add_alias("l@example.org", &s(&["x@y.test"]))));
+        assert!(exists(t.dir.add_list("a@example.org", &s(&["x@y.test"]))));
+    }
+
+    #[test]
+    fn alias_add_on_existing_adds_targets() {
+        let t = open(&["example.org"]);
+        t.dir
+            .add_alias("team@example.org", &s(&["a@example.org", "b@remote.test"]))
+            .unwrap();
+        t.dir
+            .add_alias(
+                "team@example.org",
+                &s(&["B@Remote.test", "A@example.org", "c@example.org"]),
+            )
+            .unwrap();
+        assert_eq!(
+            t.dir.aliases().unwrap(),
+            vec![(
+                "team@example.org".to_string(),
+                s(&[
+                    "a@example.org",
+                    "b@remote.test",
+                    "B@remote.test",
+                    "c@example.org"
+                ])
+            )]
+        );
+    }
+
+    #[test]
+    fn del_alias_removes_targets_then_whole() {
+        let t = open(&["example.org"]);
+        t.dir
+            .add_alias("team@example.org", &s(&["a@example.org", "b@example.org"]))
+            .unwrap();
+        t.dir
+            .del_alias("team@example.org", &s(&["A@example.org"]))
+            .unwrap();
+        assert_eq!(
+            t.dir.aliases().unwrap(),
+            vec![("team@example.org".to_string(), s(&["b@example.org"]))]
+        );
+        assert!(matches!(
+            t.dir.del_alias("team@example.org", &s(&["zz@example.org"])),
+            Err(DirectoryError::NotFound(_))
+        ));
+        t.dir.del_alias("team@example.org", &[]).unwrap();
+        assert!(t.dir.aliases().unwrap().is_empty());
+        assert!(matches!(
+            t.dir.del_alias("team@example.org", &[]),
+            Err(DirectoryError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn list_members_in_insertion_order() {
+        let t = open(&["example.org"]);
+        t.dir
+            .add_list("l@example.org", &s(&["zed@example.org", "amy@example.org"]))
+            .unwrap();
+        t.dir
+            .add_list("l@example.org", &s(&["mid@remote.test"]))
+            .unwrap();
+        assert_eq!(
+            t.dir.lists().unwrap(),
+            vec![(
+                "l@example.org".to_string(),
+                s(&["zed@example.org", "amy@example.org", "mid@remote.test"])
+            )]
+        );
+        let members: Vec<String> = t
+            .dir
+            .expn("l@example.org")
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|m| m.address)
+            .collect();
+        assert_eq!(
+            members,
+            s(&["zed@example.org", "amy@example.org", "mid@remote.test"])
+        );
+    }
+
+    #[test]
+    fn forward_needs_an_existing_user_and_goes_with_it() {
+        let t = open(&["example.org"]);
+        assert!(matches!(
+            t.dir
+                .set_forward("nobody@example.org", "x@remote.test", false, false),
+            Err(DirectoryError::NotFound(_))
+        ));
+        t.dir.add_user("u@example.org", None, "pw").unwrap();
+        t.dir
+            .set_forward("u@example.org", "X@Remote.test", true, false)
+            .unwrap();
+        assert_eq!(
+            t.dir.forward("U@example.org").unwrap(),
+            Some(Forward {
+                target: "X@remote.test".into(),
+                keep: true,
+                refuse: false
+            })
+        );
+        t.dir.delete_user("u@example.org").unwrap();
+        t.dir.add_user("u@example.org", None, "pw").unwrap();
+        assert_eq!(t.dir.forward("u@example.org").unwrap(), None);
+        assert!(matches!(
+            t.dir.del_forward("u@example.org"),
+            Err(DirectoryError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn full_name_with_line_break_is_refused() {
+        let t = open(&["example.org"]);
+        assert!(
+            t.dir
+                .add_user("u@example.org", Some("Evil\r\n250 ok"), "pw")
+                .is_err()
+        );
+    }
+}

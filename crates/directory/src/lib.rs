@@ -1,0 +1,387 @@
+//! The directory: which domains are ours, who the users are, and where mail
+//! for an address goes (SPEC 4). Users, aliases, mailing lists and forwards
+//! live in one SQLite database that the server and the CLI open at the same
+//! time; every lookup reads the database, so a change made by the CLI takes
+//! effect in a running server without a restart.
+//!
+//! RFCs: RFC 5321 2.4 (local-part case), 3.3 and 3.4 (RCPT, 251/551
+//! forwarding), 3.5 (VRFY/EXPN), 4.5.1 (postmaster); RFC 5233 style
+//! `+detail` sub-addressing.
+//!
+//! Locking: one `Mutex<Connection>` per `Directory`; every method takes it
+//! for the duration of its SQL only (password hashing happens outside it).
+//! Between processes SQLite's WAL and busy timeout do the work; writes that
+//! check then insert run in `BEGIN IMMEDIATE` transactions, so two writers
+//! cannot both pass the check.
+
+#![forbid(unsafe_code)]
+
+mod address;
+mod admin;
+mod password;
+mod resolve;
+mod schema;
+mod vrfy;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+
+use rusqlite::Connection;
+
+pub use address::{DETAIL_SEPARATOR, MAX_DOMAIN_LEN, MAX_FULL_NAME_LEN, MAX_LOCAL_PART_LEN};
+pub use password::MAX_PASSWORD_LEN;
+pub use resolve::{MAX_EXPANSION_DEPTH, MAX_EXPANSION_TARGETS};
+pub use schema::{BUSY_TIMEOUT, SCHEMA_VERSION};
+
+/// The directory database's usual file name inside the data directory.
+pub const DB_FILE_NAME: &str = "directory.db";
+
+/// Argon2id memory cost in KiB: the OWASP Password Storage Cheat Sheet
+/// minimum for argon2id (m=19 MiB, t=2, p=1).
+pub const DEFAULT_ARGON2_M_COST: u32 = 19_456;
+/// Argon2id iterations: OWASP minimum, see [`DEFAULT_ARGON2_M_COST`].
+pub const DEFAULT_ARGON2_T_COST: u32 = 2;
+/// Argon2id lanes: OWASP minimum, see [`DEFAULT_ARGON2_M_COST`].
+pub const DEFAULT_ARGON2_P_COST: u32 = 1;
+
+/// What the directory needs from the configuration file.
+#[derive(Debug, Clone)]
+pub struct DirectoryConfig {
+    /// Our domains, lowercased by [`Directory::open`]; the first is the
+    /// primary domain. Must not be empty.
+    pub domains: Vec<String>,
+    /// Per local domain: where mail to an address that matches nothing goes.
+    pub catch_all: BTreeMap<String, String>,
+    /// Argon2id memory cost in KiB.
+    pub argon2_m_cost: u32,
+    /// Argon2id iterations.
+    pub argon2_t_cost: u32,
+    /// Argon2id lanes.
+    pub argon2_p_cost: u32,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        DirectoryConfig {
+            domains: vec!["localhost".to_string()],
+            catch_all: BTreeMap::new(),
+            argon2_m_cost: DEFAULT_ARGON2_M_COST,
+            argon2_t_cost: DEFAULT_ARGON2_T_COST,
+            argon2_p_cost: DEFAULT_ARGON2_P_COST,
+        }
+    }
+}
+
+/// A user account (one that can log in and has a mailbox).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub address: String,
+    pub full_name: Option<String>,
+}
+
+/// A mailing list member, as EXPN shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub address: String,
+    /// Known when the member is a local user.
+    pub full_name: Option<String>,
+}
+
+/// A user's forward (RFC 5321 3.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub target: String,
+    /// Also deliver to the user's own mailbox.
+    pub keep: bool,
+    /// Do not forward: answer 551 "please try <target>" instead. Wins over
+    /// `keep`.
+    pub refuse: bool,
+}
+
+/// Where mail for a RCPT address goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// The domain is not one of ours: the caller decides about relaying.
+    NotLocal,
+    /// Our domain, nothing matches (550 5.1.1).
+    Unknown,
+    /// Accounts (canonical) and remote addresses after full expansion.
+    Deliver {
+        local: Vec<String>,
+        remote: Vec<String>,
+    },
+    /// RFC 821 forwarding: 251 "User not local; will forward to <to>".
+    /// `local` has the user itself when keep is set, and the target when it
+    /// is local; `remote` has the target when it is remote.
+    Forward {
+        to: String,
+        local: Vec<String>,
+        remote: Vec<String>,
+    },
+    /// 551 "User not local; please try <to>".
+    Refuse { to: String },
+}
+
+/// Everything that can go wrong in the directory.
+#[derive(Debug)]
+pub enum DirectoryError {
+    /// The domain (lowercased) is not one of the configured domains; an
+    /// empty string means no domains are configured at all.
+    UnknownDomain(String),
+    /// The text is not a usable address (or, with a reason in parentheses,
+    /// the request is not usable).
+    InvalidAddress(String),
+    /// The address is already a user, alias or list.
+    AlreadyExists(String),
+    /// No such user, alias, list, member or forward.
+    NotFound(String),
+    /// The database was written by a newer mailroom.
+    NewerSchema { found: u32, supported: u32 },
+    /// SQLite failed (I/O, busy past the timeout, corruption).
+    Db(String),
+    /// The password could not be hashed or the stored hash is unreadable.
+    Password(String),
+}
+
+impl fmt::Display for DirectoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DirectoryError::UnknownDomain(d) if d.is_empty() => {
+                write!(f, "no domains are configured")
+            }
+            DirectoryError::UnknownDomain(d) => {
+                write!(f, "domain {d} is not one of the configured domains")
+            }
+            DirectoryError::InvalidAddress(a) => write!(f, "invalid address: {a}"),
+            DirectoryError::AlreadyExists(a) => {
+                write!(f, "{a} already exists (as a user, alias or list)")
+            }
+            DirectoryError::NotFound(a) => write!(f, "{a} does not exist"),
+            DirectoryError::NewerSchema { found, supported } => write!(
+                f,
+                "the directory database has schema version {found}, newer than the \
+                 {supported} this mailroom supports: upgrade mailroom"
+            ),
+            DirectoryError::Db(e) => write!(f, "directory database error: {e}"),
+            DirectoryError::Password(e) => write!(f, "password error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DirectoryError {}
+
+impl From<rusqlite::Error> for DirectoryError {
+    fn from(e: rusqlite::Error) -> Self {
+        DirectoryError::Db(e.to_string())
+    }
+}
+
+/// The directory: shared in an `Arc` by the server's sessions, opened again
+/// by each CLI command.
+pub struct Directory {
+    conn: Mutex<Connection>,
+    domains: Vec<String>,
+    /// Domain -> canonical target.
+    catch_all: BTreeMap<String, String>,
+    hasher: password::Hasher,
+    /// A hash to verify against for unknown logins, made on first use.
+    dummy_hash: OnceLock<String>,
+}
+
+impl fmt::Debug for Directory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Directory")
+            .field("domains", &self.domains)
+            .field("catch_all", &self.catch_all)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Directory {
+    /// Opens (creating and migrating as needed) the database at `db_path`.
+    /// Refuses a database from a newer mailroom with
+    /// [`DirectoryError::NewerSchema`].
+    pub fn open(db_path: &Path, config: DirectoryConfig) -> Result<Directory, DirectoryError> {
+        let mut domains: Vec<String> = Vec::with_capacity(config.domains.len());
+        for d in &config.domains {
+            let d = address::normalize_domain(d)?;
+            if !domains.contains(&d) {
+                domains.push(d);
+            }
+        }
+        if domains.is_empty() {
+            return Err(DirectoryError::UnknownDomain(String::new()));
+        }
+        let hasher = password::Hasher::new(
+            config.argon2_m_cost,
+            config.argon2_t_cost,
+            config.argon2_p_cost,
+        )?;
+        let mut catch_all = BTreeMap::new();
+        for (domain, target) in &config.catch_all {
+            let domain = address::normalize_domain(domain)?;
+            if !domains.contains(&domain) {
+                return Err(DirectoryError::UnknownDomain(domain));
+            }
+            let target = address::canonical(&domains, target)?;
+            catch_all.insert(domain, target);
+        }
+        if let Some(parent) = db_path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                DirectoryError::Db(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let conn = schema::open(db_path)?;
+        Ok(Directory {
+            conn: Mutex::new(conn),
+            domains,
+            catch_all,
+            hasher,
+            dummy_hash: OnceLock::new(),
+        })
+    }
+
+    /// Our domains, lowercased; the first is the primary.
+    pub fn domains(&self) -> &[String] {
+        &self.domains
+    }
+
+    /// The first configured domain.
+    pub fn primary_domain(&self) -> &str {
+        // open() refuses an empty domain list.
+        self.domains.first().map(String::as_str).unwrap_or("")
+    }
+
+    /// Whether `domain` is one of ours (case-insensitive).
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        address::is_local(&self.domains, domain)
+    }
+
+    /// Splits and canonicalises "local@domain" (domain lowercased; local
+    /// lowercased only when the domain is local). Bare "local" →
+    /// InvalidAddress (callers qualify first).
+    pub fn canonical(&self, address: &str) -> Result<String, DirectoryError> {
+        address::canonical(&self.domains, address)
+    }
+
+    /// The canonical form of an address that must be in one of our domains.
+    fn canonical_local(&self, address: &str) -> Result<String, DirectoryError> {
+        let canonical = self.canonical(address)?;
+        let (_, domain) = address::split(&canonical)?;
+        if !self.is_local_domain(domain) {
+            return Err(DirectoryError::UnknownDomain(domain.to_string()));
+        }
+        Ok(canonical)
+    }
+
+    /// The connection; a panic in another thread while it held the lock
+    /// leaves SQLite consistent (transactions roll back on drop), so a
+    /// poisoned lock is used as is.
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Helpers for the unit tests: a directory in a temporary folder with
+    //! tiny argon2 costs so tests are fast.
+
+    use super::*;
+
+    pub struct TestDir {
+        pub dir: Directory,
+        pub tmp: tempfile::TempDir,
+    }
+
+    pub fn config(domains: &[&str]) -> DirectoryConfig {
+        DirectoryConfig {
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            catch_all: BTreeMap::new(),
+            argon2_m_cost: 8,
+            argon2_t_cost: 1,
+            argon2_p_cost: 1,
+        }
+    }
+
+    pub fn open_with(config: DirectoryConfig) -> TestDir {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Directory::open(&tmp.path().join(DB_FILE_NAME), config).unwrap();
+        TestDir { dir, tmp }
+    }
+
+    pub fn open(domains: &[&str]) -> TestDir {
+        open_with(config(domains))
+    }
+
+    pub fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    pub fn deliver(local: &[&str], remote: &[&str]) -> Resolution {
+        Resolution::Deliver {
+            local: s(local),
+            remote: s(remote),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+
+    #[test]
+    fn directory_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Directory>();
+    }
+
+    #[test]
+    fn domains_are_lowercased_and_first_is_primary() {
+        let t = open(&["Example.ORG", "other.test"]);
+        assert_eq!(t.dir.domains(), &["example.org", "other.test"]);
+        assert_eq!(t.dir.primary_domain(), "example.org");
+        assert!(t.dir.is_local_domain("EXAMPLE.org"));
+        assert!(!t.dir.is_local_domain("example.net"));
+    }
+
+    #[test]
+    fn empty_domain_list_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = Directory::open(&tmp.path().join(DB_FILE_NAME), config(&[])).unwrap_err();
+        assert_eq!(err.to_string(), "no domains are configured");
+    }
+
+    #[test]
+    fn catch_all_in_foreign_domain_is_refused() {
+        let mut c = config(&["example.org"]);
+        c.catch_all
+            .insert("other.test".to_string(), "a@example.org".to_string());
+        let tmp = tempfile::tempdir().unwrap();
+        let err = Directory::open(&tmp.path().join(DB_FILE_NAME), c).unwrap_err();
+        assert!(matches!(err, DirectoryError::UnknownDomain(d) if d == "other.test"));
+    }
+
+    #[test]
+    fn second_connection_sees_changes() {
+        let t = open(&["example.org"]);
+        let path = t.tmp.path().join(DB_FILE_NAME);
+        let other = Directory::open(&path, config(&["example.org"])).unwrap();
+        assert_eq!(
+            other.resolve("bob@example.org").unwrap(),
+            Resolution::Unknown
+        );
+        t.dir.add_user("bob@example.org", None, "pw").unwrap();
+        assert_eq!(
+            other.resolve("bob@example.org").unwrap(),
+            deliver(&["bob@example.org"], &[])
+        );
+        other.delete_user("bob@example.org").unwrap();
+        assert_eq!(t.dir.user("bob@example.org").unwrap(), None);
+    }
+}

@@ -1,0 +1,554 @@
+//! RCPT resolution (RFC 5321 3.3, 3.4, 4.5.1; SPEC 1, 4): where mail for
+//! one address goes after aliases, lists, forwards, `+detail`, postmaster
+//! and catch-all.
+//!
+//! Lookup order for an address in one of our domains:
+//! 1. an exact user, alias or list;
+//! 2. `base+detail@d` → the exact entry `base@d`;
+//! 3. `postmaster@d` → the explicit entry `postmaster@<primary>`, else the
+//!    implicit account `postmaster@<primary>` (it always exists);
+//! 4. the domain's catch-all target;
+//! 5. unknown.
+//!
+//! Expansion of aliases and lists is recursive with a visited set (cycles
+//! are cut), a depth bound and a bound on the addresses examined; results
+//! are de-duplicated, so a user reached twice gets one copy. Inside an
+//! expansion a forwarded user contributes its target (and itself when
+//! `keep`), without the 251; unknown local targets are skipped with a
+//! warning.
+
+use std::collections::HashSet;
+
+use rusqlite::Connection;
+
+use crate::address;
+use crate::admin::{self, Group};
+use crate::{Directory, DirectoryError, Resolution};
+
+/// How deep aliases and lists may nest. Sendmail's alias expansion and
+/// Postfix's `virtual_alias_recursion_limit` use a similar small bound;
+/// deeper nesting is a configuration mistake.
+pub const MAX_EXPANSION_DEPTH: usize = 16;
+
+/// How many addresses one expansion may examine (and so deliver to). Larger
+/// lists belong in a real list manager; Postfix's
+/// `virtual_alias_expansion_limit` defaults to 1000 too.
+pub const MAX_EXPANSION_TARGETS: usize = 1000;
+
+/// What an address names, after the lookup order above.
+#[derive(Debug)]
+enum Located {
+    User(String),
+    /// `postmaster@<primary>` with no entry: the store creates the account.
+    ImplicitPostmaster(String),
+    Group(String, Vec<String>),
+    CatchAll(String),
+    Unknown,
+}
+
+/// The results of one expansion.
+struct Expansion {
+    local: Vec<String>,
+    remote: Vec<String>,
+    /// Results already pushed (one copy per recipient).
+    delivered: HashSet<String>,
+    /// Entries already expanded (cycle cut).
+    visited: HashSet<String>,
+    /// Addresses examined so far.
+    examined: usize,
+    /// Whether a bound was hit (logged once).
+    truncated: bool,
+}
+
+impl Expansion {
+    fn new() -> Expansion {
+        Expansion {
+            local: Vec::new(),
+            remote: Vec::new(),
+            delivered: HashSet::new(),
+            visited: HashSet::new(),
+            examined: 0,
+            truncated: false,
+        }
+    }
+
+    fn push_local(&mut self, account: &str) {
+        if self.delivered.insert(account.to_string()) {
+            self.local.push(account.to_string());
+        }
+    }
+
+    fn push_remote(&mut self, address: &str) {
+        if self.delivered.insert(address.to_string()) {
+            self.remote.push(address.to_string());
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.local.is_empty() && self.remote.is_empty()
+    }
+
+    fn into_deliver(self, top: &str) -> Resolution {
+        if self.is_empty() {
+            // Every target was skipped: a 550 tells the sender, where an
+            // accepted message delivered nowhere would be lost silently.
+            tracing::warn!(address = top, "expansion reached no recipient");
+            return Resolution::Unknown;
+        }
+        Resolution::Deliver {
+            local: self.local,
+            remote: self.remote,
+        }
+    }
+}
+
+/// The entry stored exactly at `address`: user, alias or list.
+fn entry(conn: &Connection, address: &str) -> Result<Option<Located>, DirectoryError> {
+    if admin::user_exists(conn, address)? {
+        return Ok(Some(Located::User(address.to_string())));
+    }
+    for group in [Group::Alias, Group::List] {
+        let targets = admin::group_targets(conn, group, address)?;
+        if !targets.is_empty() {
+            return Ok(Some(Located::Group(address.to_string(), targets)));
+        }
+    }
+    Ok(None)
+}
+
+impl Directory {
+    /// RCPT resolution of a fully qualified address.
+    pub fn resolve(&self, address: &str) -> Result<Resolution, DirectoryError> {
+        let address = self.canonical(address)?;
+        let (_, domain) = address::split(&address)?;
+        if !self.is_local_domain(domain) {
+            return Ok(Resolution::NotLocal);
+        }
+        let conn = self.lock();
+        let mut exp = Expansion::new();
+        exp.visited.insert(address.clone());
+        match self.locate(&conn, &address)? {
+            Located::Unknown => Ok(Resolution::Unknown),
+            Located::ImplicitPostmaster(account) => Ok(Resolution::Deliver {
+                local: vec![account],
+                remote: Vec::new(),
+            }),
+            Located::User(user) => {
+                let Some(fwd) = admin::load_forward(&conn, &user)? else {
+                    return Ok(Resolution::Deliver {
+                        local: vec![user],
+                        remote: Vec::new(),
+                    });
+                };
+                if fwd.refuse {
+                    return Ok(Resolution::Refuse { to: fwd.target });
+                }
+                exp.visited.insert(user.clone());
+                if fwd.keep {
+                    exp.push_local(&user);
+                }
+                self.expand(&conn, &fwd.target, 1, &mut exp)?;
+                Ok(Resolution::Forward {
+                    to: fwd.target,
+                    local: exp.local,
+                    remote: exp.remote,
+                })
+            }
+            Located::Group(entry, targets) => {
+                exp.visited.insert(entry);
+                for t in &targets {
+                    self.expand(&conn, t, 1, &mut exp)?;
+                }
+                Ok(exp.into_deliver(&address))
+            }
+            Located::CatchAll(target) => {
+                self.expand(&conn, &target, 1, &mut exp)?;
+                Ok(exp.into_deliver(&address))
+            }
+        }
+    }
+
+    /// Applies the lookup order (module doc) to a canonical local address.
+    fn locate(&self, conn: &Connection, address: &str) -> Result<Located, DirectoryError> {
+        if let Some(found) = entry(conn, address)? {
+            return Ok(found);
+        }
+        let base = address::detail_base(address);
+        if let Some(base) = &base
+            && let Some(found) = entry(conn, base)?
+        {
+            return Ok(found);
+        }
+        let effective = base.as_deref().unwrap_or(address);
+        let (local, domain) = address::split(effective)?;
+        if local == "postmaster" {
+            let primary = format!("postmaster@{}", self.primary_domain());
+            if domain != self.primary_domain()
+                && let Some(found) = entry(conn, &primary)?
+            {
+                return Ok(found);
+            }
+            return Ok(Located::ImplicitPostmaster(primary));
+        }
+        if let Some(target) = self.catch_all.get(domain) {
+            return Ok(Located::CatchAll(target.clone()));
+        }
+        Ok(Located::Unknown)
+    }
+
+    /// Adds where mail for `address` (a canonical target) goes to `exp`.
+    fn expand(
+        &self,
+        conn: &Connection,
+        address: &str,
+        depth: usize,
+        exp: &mut Expansion,
+    ) -> Result<(), DirectoryError> {
+        if depth > MAX_EXPANSION_DEPTH || exp.examined >= MAX_EXPANSION_TARGETS {
+            if !exp.truncated {
+                tracing::warn!(
+                    address,
+                    depth,
+                    examined = exp.examined,
+                    "alias/list expansion bound reached; the rest is skipped"
+                );
+                exp.truncated = true;
+            }
+            return Ok(());
+        }
+        exp.examined += 1;
+        // Stored targets are canonical, but one written by hand or by an
+        // older version is canonicalised again rather than trusted.
+        let address = match self.canonical(address) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(address, error = %e, "unusable target skipped");
+                return Ok(());
+            }
+        };
+        let (_, domain) = address::split(&address)?;
+        if !self.is_local_domain(domain) {
+            exp.push_remote(&address);
+            return Ok(());
+        }
+        if !exp.visited.insert(address.clone()) {
+            return Ok(());
+        }
+        let located = self.locate(conn, &address)?;
+        // Reached through +detail or postmaster, the entry itself may
+        // already have been expanded under its own name.
+        if let Located::User(entry) | Located::Group(entry, _) = &located
+            && *entry != address
+            && !exp.visited.insert(entry.clone())
+        {
+            return Ok(());
+        }
+        match located {
+            Located::Unknown => {
+                tracing::warn!(address, "unknown local target in an alias or list skipped");
+            }
+            Located::ImplicitPostmaster(account) => exp.push_local(&account),
+            Located::User(user) => match admin::load_forward(conn, &user)? {
+                None => exp.push_local(&user),
+                Some(fwd) if fwd.refuse => {
+                    // The user has left and asked not to be forwarded to;
+                    // a 551 cannot be given inside an expansion.
+                    tracing::warn!(
+                        user,
+                        to = fwd.target,
+                        "refusing forward inside an alias or list: skipped"
+                    );
+                }
+                Some(fwd) => {
+                    if fwd.keep {
+                        exp.push_local(&user);
+                    }
+                    self.expand(conn, &fwd.target, depth + 1, exp)?;
+                }
+            },
+            Located::Group(_, targets) => {
+                for t in &targets {
+                    self.expand(conn, t, depth + 1, exp)?;
+                }
+            }
+            Located::CatchAll(target) => self.expand(conn, &target, depth + 1, exp)?,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::*;
+    use crate::{MAX_EXPANSION_DEPTH, Resolution};
+
+    #[test]
+    fn unknown_and_not_local() {
+        let t = open(&["example.org"]);
+        assert_eq!(
+            t.dir.resolve("nobody@example.org").unwrap(),
+            Resolution::Unknown
+        );
+        assert_eq!(
+            t.dir.resolve("x@remote.test").unwrap(),
+            Resolution::NotLocal
+        );
+        assert!(t.dir.resolve("bare").is_err());
+    }
+
+    #[test]
+    fn plus_detail_delivers_to_base_user() {
+        let t = open(&["example.org"]);
+        t.dir.add_user("alice@example.org", None, "pw").unwrap();
+        assert_eq!(
+            t.dir.resolve("Alice+News@example.org").unwrap(),
+            deliver(&["alice@example.org"], &[])
+        );
+        // An exact entry with the detail wins.
+        t.dir
+            .add_alias("alice+lists@example.org", &s(&["archive@remote.test"]))
+            .unwrap();
+        assert_eq!(
+            t.dir.resolve("alice+lists@example.org").unwrap(),
+            deliver(&[], &["archive@remote.test"])
+        );
+        assert_eq!(
+            t.dir.resolve("bob+x@example.org").unwrap(),
+            Resolution::Unknown
+        );
+    }
+
+    #[test]
+    fn alias_expands_to_targets() {
+        let t = open(&["example.org"]);
+        t.dir.add_user("a@example.org", None, "pw").unwrap();
+        t.dir.add_user("b@example.org", None, "pw").unwrap();
+        t.dir
+            .add_alias(
+                "team@example.org",
+                &s(&[
+                    "a@example.org",
+                    "Ext@Remote.test",
+                    "b@example.org",
+                    "gone@example.org",
+                ]),
+            )
+            .unwrap();
+        assert_eq!(
+            t.dir.resolve("TEAM@example.org").unwrap(),
+            deliver(&["a@example.org", "b@example.org"], &["Ext@remote.test"])
+        );
+    }
+
+    #[test]
+    fn user_reached_directly_and_via_list_gets_one_copy() {
+        let t = open(&["example.org"]);
+        t.dir.add_user("u@example.org", None, "pw").unwrap();
+        t.dir.add_user("v@example.org", None, "pw").unwrap();
+        t.dir
+            .add_alias("a@example.org", &s(&["u@example.org", "v@example.org"]))
+            .unwrap();
+        t.dir
+            .add_list(
+                "l@example.org",
+                &s(&["u@example.org", "a@example.org", "U@example.org"]),
+            )
+            .unwrap();
+        assert_eq!(
+            t.dir.resolve("l@example.org").unwrap(),
+            deliver(&["u@example.org", "v@example.org"], &[])
+        );
+    }
+
+    #[test]
+    fn alias_cycle_terminates() {
+        let t = open(&["example.org"]);
+        t.dir.add_user("u@example.org", None, "pw").unwrap();
+        t.dir
+            .add_alias("a@example.org", &s(&["b@example.org"]))
+            .unwrap();
+        t.dir
+            .add_alias("b@example.org", &s(&["a@example.org", "u@example.org"]))
+            .unwrap();
+        t.dir
+            .add_alias("c@example.org", &s(&["c+x@example.org"]))
+            .unwrap();
+        assert_eq!(
+            t.dir.resolve("a@example.org").unwrap(),
+            deliver(&["u@example.org"], &[])
+        );
+        // A cycle with nobody on it reaches no one: 550 rather than a loss.
+        assert_eq!(t.dir.resolve("c@example.org").unwrap(), Resolution::Unknown);
+    }
+
+    #[test]
+    fn deep_nesting_is_cut_at_the_bound() {
+        let t = open(&["example.org"]);
+        t.dir.add_user("u@example.org", None, "pw").unwrap();
+        let depth = MAX_EXPANSION_DEPTH + 2;
+        for i in 0..depth {
+            t.dir
+                .add_alias(
+                    &format!("n{i}@example.org"),
+                    &s(&[&format!("n{}@example.org", i + 1)]),
+                )
+                .unwrap();
+        }
+        t.dir
+            .add_alias(&format!("n{depth}@example.org"), &s(&["u@example.org"]))
+            .unwrap();
+        assert_eq!(
+            t.dir.resolve("n0@example.org").unwrap(),
+            Resolution::Unknown
+        );
+        assert_eq!(
+            t.dir
+                .resolve(&format!("n{}@example.org", depth - 4))
+                .unwrap(),
+            deliver(&["u@example.org"], &[])
+        );
+    }
+
+    #[test]
+    fn postmaster_exists_in_every_domain() {
+        let t = open(&["example.org", "other.test", "third.test"]);
+        // Nothing configured: the implicit account in the primary domain.
+        for d in ["example.org", "other.test", "third.test"] {
+            assert_eq!(
+                t.dir.resolve(&format!("PostMaster@{d}")).unwrap(),
+                deliver(&["postmaster@example.org"], &[])
+            );
+        }
+        // An explicit entry in the primary domain serves every domain...
+        t.dir
+            .add_alias("postmaster@example.org", &s(&["admin@remote.test"]))
+            .unwrap();
+        assert_eq!(
+            t.dir.resolve("postmaster@other.test").unwrap(),
+            deliver(&[], &["admin@remote.test"])
+        );
+        // ...and one in a domain wins there.
+        t.dir.add_user("postmaster@third.test", None, "pw").unwrap();
+        assert_eq!(
+            t.dir.resolve("postmaster@third.test").unwrap(),
+            deliver(&["postmaster@third.test"], &[])
+        );
+    }
+
+    #[test]
+    fn catch_all_takes_unknown_addresses() {
+        let mut c = config(&["example.org", "other.test"]);
+        c.catch_all
+            .insert("Example.org".to_string(), "Box@example.org".to_string());
+        let t = open_with(c);
+        t.dir.add_user("box@example.org", None, "pw").unwrap();
+        t.dir.add_user("known@example.org", None, "pw").unwrap();
+        assert_eq!(
+            t.dir.resolve("whatever@example.org").unwrap(),
+            deliver(&["box@example.org"], &[])
+        );
+        assert_eq!(
+            t.dir.resolve("known@example.org").unwrap(),
+            deliver(&["known@example.org"], &[])
+        );
+        assert_eq!(
+            t.dir.resolve("whatever@other.test").unwrap(),
+            Resolution::Unknown
+        );
+    }
+
+    #[test]
+    fn forward_gives_251_target() {
+        let t = open(&["example.org"]);
+        t.dir.add_user("u@example.org", None, "pw").unwrap();
+        t.dir
+            .set_forward("u@example.org", "New@Remote.test", false, false)
+            .unwrap();
+        assert_eq!(
+            t.dir.resolve("u@example.org").unwrap(),
+            Resolution::Forward {
+                to: "New@remote.test".into(),
+                local: vec![],
+                remote: s(&["New@remote.test"]),
+            }
+        );
+        // A local target is delivered locally.
+        t.dir.add_user("v@example.org", None, "pw").unwrap();
+        t.dir
+            .set_forward("u@example.org", "v@example.org", false, false)
+            .unwrap();
+        assert_eq!(
+            t.dir.resolve("u@example.org").unwrap(),
+            Resolution::Forward {
+                to: "v@example.org".into(),
+                local: s(&["v@example.org"]),
+                remote: vec![],
+            }
+        );
+    }
+
+    #[test]
+    fn forward_keep_includes_user() {
+        let t = open(&["example.org"]);
+        t.dir.add_user("u@example.org", None, "pw").unwrap();
+        t.dir
+            .set_forward("u@example.org", "new@remote.test", true, false)
+            .unwrap();
+        assert_eq!(
+            t.dir.resolve("u@example.org").unwrap(),
+            Resolution::Forward {
+                to: "new@remote.test".into(),
+                local: s(&["u@example.org"]),
+                remote: s(&["new@remote.test"]),
+            }
+        );
+    }
+
+    #[test]
+    fn forward_refuse_gives_551() {
+        let t = open(&["example.org"]);
+        t.dir.add_user("u@example.org", None, "pw").unwrap();
+        t.dir
+            .set_forward("u@example.org", "new@remote.test", true, true)
+            .unwrap();
+        assert_eq!(
+            t.dir.resolve("u@example.org").unwrap(),
+            Resolution::Refuse {
+                to: "new@remote.test".into()
+            }
+        );
+    }
+
+    #[test]
+    fn forwarded_user_inside_a_list_contributes_its_target() {
+        let t = open(&["example.org"]);
+        t.dir.add_user("u@example.org", None, "pw").unwrap();
+        t.dir.add_user("w@example.org", None, "pw").unwrap();
+        t.dir
+            .set_forward("u@example.org", "new@remote.test", true, false)
+            .unwrap();
+        t.dir
+            .add_list("l@example.org", &s(&["u@example.org", "w@example.org"]))
+            .unwrap();
+        assert_eq!(
+            t.dir.resolve("l@example.org").unwrap(),
+            deliver(&["u@example.org", "w@example.org"], &["new@remote.test"])
+        );
+    }
+
+    #[test]
+    fn remote_local_part_keeps_case() {
+        let t = open(&["example.org"]);
+        assert_eq!(
+            t.dir.canonical("Fred.Smith@REMOTE.test").unwrap(),
+            "Fred.Smith@remote.test"
+        );
+        t.dir
+            .add_alias("fred@example.org", &s(&["Fred.Smith@REMOTE.test"]))
+            .unwrap();
+        assert_eq!(
+            t.dir.resolve("fred@example.org").unwrap(),
+            deliver(&[], &["Fred.Smith@remote.test"])
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! The directory database: connection settings and schema migrations.
+//!
+//! Version history lives in [`MIGRATIONS`]: migration `i` takes the schema
+//! from version `i` to `i + 1`. `open` applies the missing ones in one
+//! `BEGIN IMMEDIATE` transaction, so a server and a CLI starting together
+//! cannot both migrate; a database whose version is newer than
+//! [`SCHEMA_VERSION`] is refused (SPEC 6: an older mailroom refuses it with a
+//! clear message).
+//!
+//! Tables (addresses are stored canonical, see `address.rs`):
+//! - `users(address PK, full_name, password_hash)`: PHC argon2id strings.
+//! - `aliases(address, target)`, `lists(address, member)`: one row per
+//!   target, insertion order is rowid order.
+//! - `forwards(address PK, target, keep, refuse)`: only for users.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::DirectoryError;
+
+/// How long a statement waits for another process's write lock before
+/// failing: long enough for a CLI write, short enough that a stuck lock
+/// shows up as an error rather than a hung SMTP session.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema version this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE users (
+        address       TEXT PRIMARY KEY NOT NULL,
+        full_name     TEXT,
+        password_hash TEXT NOT NULL
+    );
+    CREATE TABLE aliases (
+        address TEXT NOT NULL,
+        target  TEXT NOT NULL,
+        PRIMARY KEY (address, target)
+    );
+    CREATE TABLE lists (
+        address TEXT NOT NULL,
+        member  TEXT NOT NULL,
+        PRIMARY KEY (address, member)
+    );
+    CREATE TABLE forwards (
+        address TEXT PRIMARY KEY NOT NULL,
+        target  TEXT NOT NULL,
+        keep    INTEGER NOT NULL,
+        refuse  INTEGER NOT NULL
+    );
+"];
+
+/// Opens the database, sets WAL and full sync, and migrates it.
+pub(crate) fn open(path: &Path) -> Result<Connection, DirectoryError> {
+    let mut conn = Connection::open(path)
+        .map_err(|e| DirectoryError::Db(format!("cannot open {}: {e}", path.display())))?;
+    // The busy timeout first: switching to WAL needs a lock that another
+    // process may hold.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(DirectoryError::Db(format!(
+            "cannot switch {} to WAL (journal mode is {mode})",
+            path.display()
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), DirectoryError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)",
+    )?;
+    let found: Option<String> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let found: u32 = match found {
+        None => 0,
+        Some(v) => v.parse().map_err(|_| {
+            DirectoryError::Db(format!("unreadable schema_version {v:?} in the meta table"))
+        })?,
+    };
+    if found > SCHEMA_VERSION {
+        return Err(DirectoryError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.execute_batch(sql)?;
+        tracing::info!(from, to = from + 1, "directory schema migrated");
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [SCHEMA_VERSION.to_string()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_match_the_version() {
+        assert_eq!(MIGRATIONS.len(), SCHEMA_VERSION as usize);
+    }
+
+    #[test]
+    fn reopening_keeps_the_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("d.db");
+        drop(open(&path).unwrap());
+        let conn = open(&path).unwrap();
+        let v: String = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION.to_string());
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("d.db");
+        let conn = open(&path).unwrap();
+        conn.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+            [(SCHEMA_VERSION + 1).to_string()],
+        )
+        .unwrap();
+        drop(conn);
+        let err =
+            crate::Directory::open(&path, crate::testutil::config(&["example.org"])).unwrap_err();
+        assert!(matches!(
+            err,
+            DirectoryError::NewerSchema { found, supported }
+                if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION
+        ));
+        assert!(err.to_string().contains("upgrade mailroom"));
+    }
+}

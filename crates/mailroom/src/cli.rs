@@ -1,0 +1,209 @@
+//! The command line of SPEC 7. The names are a public interface that
+//! scripts and docs rely on: keep them.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{commands, config, serve};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mailroom",
+    version,
+    about = "SMTP, POP3 and IMAP mail server in one binary"
+)]
+pub struct Cli {
+    /// Config file (default: ./mailroom.toml if it exists, else the quick-start defaults)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run every listener until SIGTERM or SIGINT
+    Serve,
+    /// Manage users
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage aliases: one address delivering to others
+    #[command(subcommand)]
+    Alias(AliasCmd),
+    /// Manage mailing lists: EXPN shows the members, mail goes to each
+    #[command(subcommand)]
+    List(ListCmd),
+    /// Manage RFC 821 forwarding: RCPT answers 251 (or 551 with --refuse)
+    #[command(subcommand)]
+    Forward(ForwardCmd),
+    /// Deliver a message from standard input to ADDRESS's mailbox (an LDA)
+    Deliver {
+        /// Recipient address (a bare local part means the primary domain)
+        address: String,
+        /// Envelope sender, written as Return-Path
+        #[arg(long, short = 'f', value_name = "SENDER")]
+        from: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct PasswordArgs {
+    /// The password (visible in the process list: prefer --password-stdin)
+    #[arg(long, value_name = "PW")]
+    pub password: Option<String>,
+    /// Read the password from the first line of standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Create a user with its mailboxes
+    Add {
+        address: String,
+        /// Full name, shown by VRFY
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Delete a user and all of their mail
+    Del { address: String },
+    /// Change a user's password
+    Passwd {
+        address: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// List users
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AliasCmd {
+    /// Create an alias, or add targets to an existing one
+    Add {
+        address: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Remove targets, or the whole alias when none is named
+    Del {
+        address: String,
+        targets: Vec<String>,
+    },
+    /// List aliases
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ListCmd {
+    /// Create a mailing list, or add members to an existing one
+    Add {
+        address: String,
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Remove members, or the whole list when none is named
+    Del {
+        address: String,
+        members: Vec<String>,
+    },
+    /// Show mailing lists and their members
+    Show,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ForwardCmd {
+    /// Forward ADDRESS's mail to TARGET
+    Set {
+        address: String,
+        target: String,
+        /// Keep a local copy too
+        #[arg(long)]
+        keep: bool,
+        /// Do not forward: answer 551 with the new address instead
+        #[arg(long, conflicts_with = "keep")]
+        refuse: bool,
+    },
+    /// Stop forwarding
+    Del { address: String },
+}
+
+impl PasswordArgs {
+    fn resolve(self) -> Result<String, String> {
+        match (self.password, self.password_stdin) {
+            (Some(pw), _) => Ok(pw),
+            (None, true) => {
+                let mut s = String::new();
+                std::io::stdin()
+                    .take(commands::MAX_PASSWORD_INPUT)
+                    .read_to_string(&mut s)
+                    .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+                let pw = s.lines().next().unwrap_or("").to_string();
+                if pw.is_empty() {
+                    return Err("empty password on stdin".into());
+                }
+                Ok(pw)
+            }
+            (None, false) => Err("give --password PW or --password-stdin".into()),
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<(), String> {
+    let loaded = config::load(cli.config.as_deref())?;
+    match cli.command {
+        Cmd::Serve => serve::run(loaded),
+        Cmd::User(c) => {
+            let ctx = commands::Ctx::open(&loaded)?;
+            match c {
+                UserCmd::Add {
+                    address,
+                    name,
+                    password,
+                } => ctx.user_add(&address, name.as_deref(), &password.resolve()?),
+                UserCmd::Del { address } => ctx.user_del(&address),
+                UserCmd::Passwd { address, password } => {
+                    ctx.user_passwd(&address, &password.resolve()?)
+                }
+                UserCmd::List => ctx.user_list(),
+            }
+        }
+        Cmd::Alias(c) => {
+            let ctx = commands::Ctx::open(&loaded)?;
+            match c {
+                AliasCmd::Add { address, targets } => ctx.alias_add(&address, &targets),
+                AliasCmd::Del { address, targets } => ctx.alias_del(&address, &targets),
+                AliasCmd::List => ctx.alias_list(),
+            }
+        }
+        Cmd::List(c) => {
+            let ctx = commands::Ctx::open(&loaded)?;
+            match c {
+                ListCmd::Add { address, members } => ctx.list_add(&address, &members),
+                ListCmd::Del { address, members } => ctx.list_del(&address, &members),
+                ListCmd::Show => ctx.list_show(),
+            }
+        }
+        Cmd::Forward(c) => {
+            let ctx = commands::Ctx::open(&loaded)?;
+            match c {
+                ForwardCmd::Set {
+                    address,
+                    target,
+                    keep,
+                    refuse,
+                } => ctx.forward_set(&address, &target, keep, refuse),
+                ForwardCmd::Del { address } => ctx.forward_del(&address),
+            }
+        }
+        Cmd::Deliver { address, from } => {
+            let ctx = commands::Ctx::open(&loaded)?;
+            ctx.deliver(&address, from.as_deref())
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The administration subcommands (SPEC 7). They open the same store and
+//! directory as the running server (SQLite allows a second process), so
+//! their changes take effect at once, without a restart.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use directory::{Directory, DirectoryConfig, Resolution};
+use store::{Delivery, Outbound, SqliteStore, Store, StoreOptions};
+
+use crate::config::Loaded;
+
+/// A password on stdin longer than this is refused rather than read on.
+pub const MAX_PASSWORD_INPUT: u64 = 4096;
+/// The directory's file in the data directory.
+pub const DIRECTORY_FILE: &str = "directory.db";
+
+pub fn directory_config(loaded: &Loaded) -> DirectoryConfig {
+    let c = &loaded.config;
+    DirectoryConfig {
+        domains: c.domains.clone(),
+        catch_all: c.catch_all.clone(),
+        argon2_m_cost: c.auth.argon2_memory_kib,
+        argon2_t_cost: c.auth.argon2_iterations,
+        argon2_p_cost: c.auth.argon2_parallelism,
+    }
+}
+
+pub fn open_directory(loaded: &Loaded) -> Result<Arc<Directory>, String> {
+    std::fs::create_dir_all(&loaded.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", loaded.data_dir.display()))?;
+    Directory::open(
+        &loaded.data_dir.join(DIRECTORY_FILE),
+        directory_config(loaded),
+    )
+    .map(Arc::new)
+    .map_err(|e| e.to_string())
+}
+
+pub fn open_store(loaded: &Loaded) -> Result<Arc<SqliteStore>, String> {
+    let opts = StoreOptions {
+        group_commit_max: loaded.config.store.group_commit_max,
+        ..StoreOptions::default()
+    };
+    SqliteStore::open(&loaded.data_dir, opts).map_err(|e| e.to_string())
+}
+
+pub struct Ctx {
+    dir: Arc<Directory>,
+    store: Arc<SqliteStore>,
+    rt: tokio::runtime::Runtime,
+    max_message_size: usize,
+}
+
+impl Ctx {
+    pub fn open(loaded: &Loaded) -> Result<Ctx, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        Ok(Ctx {
+            dir: open_directory(loaded)?,
+            store: open_store(loaded)?,
+            rt,
+            max_message_size: loaded.config.smtp.max_message_size,
+        })
+    }
+
+    /// Qualifies a bare local part with the primary domain (SPEC 7).
+    fn qualify(&self, address: &str) -> String {
+        if address.contains('@') {
+            address.to_string()
+        } else {
+            format!("{address}@{}", self.dir.primary_domain())
+        }
+    }
+
+    pub fn user_add(
+        &self,
+        address: &str,
+        name: Option<&str>,
+        password: &str,
+    ) -> Result<(), String> {
+        let canonical = self
+            .dir
+            .add_user(&self.qualify(address), name, password)
+            .map_err(|e| e.to_string())?;
+        self.rt
+            .block_on(self.store.ensure_account(canonical.clone()))
+            .map_err(|e| e.to_string())?;
+        println!("added {canonical}");
+        Ok(())
+    }
+
+    pub fn user_del(&self, address: &str) -> Result<(), String> {
+        let address = self.qualify(address);
+        let canonical = self.dir.canonical(&address).map_err(|e| e.to_string())?;
+        self.dir.delete_user(&address).map_err(|e| e.to_string())?;
+        self.rt
+            .block_on(self.store.delete_account(canonical.clone()))
+            .map_err(|e| e.to_string())?;
+        println!("deleted {canonical}");
+        Ok(())
+    }
+
+    pub fn user_passwd(&self, address: &str, password: &str) -> Result<(), String> {
+        self.dir
+            .set_password(&self.qualify(address), password)
+            .map_err(|e| e.to_string())?;
+        println!("password changed");
+        Ok(())
+    }
+
+    pub fn user_list(&self) -> Result<(), String> {
+        for u in self.dir.list_users().map_err(|e| e.to_string())? {
+            match u.full_name {
+                Some(n) => println!("{}\t{}", u.address, n),
+                None => println!("{}", u.address),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn alias_add(&self, address: &str, targets: &[String]) -> Result<(), String> {
+        let targets: Vec<String> = targets.iter().map(|t| self.qualify(t)).collect();
+        self.dir
+            .add_alias(&self.qualify(address), &targets)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn alias_del(&self, address: &str, targets: &[String]) -> Result<(), String> {
+        let targets: Vec<String> = targets.iter().map(|t| self.qualify(t)).collect();
+        self.dir
+            .del_alias(&self.qualify(address), &targets)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn alias_list(&self) -> Result<(), String> {
+        for (a, targets) in self.dir.aliases().map_err(|e| e.to_string())? {
+            println!("{a}\t{}", targets.join(" "));
+        }
+        Ok(())
+    }
+
+    pub fn list_add(&self, address: &str, members: &[String]) -> Result<(), String> {
+        let members: Vec<String> = members.iter().map(|t| self.qualify(t)).collect();
+        self.dir
+            .add_list(&self.qualify(address), &members)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn list_del(&self, address: &str, members: &[String]) -> Result<(), String> {
+        let members: Vec<String> = members.iter().map(|t| self.qualify(t)).collect();
+        self.dir
+            .del_list(&self.qualify(address), &members)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn list_show(&self) -> Result<(), String> {
+        for (a, members) in self.dir.lists().map_err(|e| e.to_string())? {
+            println!("{a}\t{}", members.join(" "));
+        }
+        Ok(())
+    }
+
+    pub fn forward_set(
+        &self,
+        address: &str,
+        target: &str,
+        keep: bool,
+        refuse: bool,
+    ) -> Result<(), String> {
+        self.dir
+            .set_forward(&self.qualify(address), &self.qualify(target), keep, refuse)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn forward_del(&self, address: &str) -> Result<(), String> {
+        self.dir
+            .del_forward(&self.qualify(address))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Local delivery from stdin, like an LDA (fetchmail's `mda`, fixtures,
+    /// scripts). The message is durable when this returns Ok.
+    pub fn deliver(&self, address: &str, from: Option<&str>) -> Result<(), String> {
+        let mut raw = Vec::new();
+        std::io::stdin()
+            .take(self.max_message_size as u64 + 1)
+            .read_to_end(&mut raw)
+            .map_err(|e| format!("cannot read the message: {e}"))?;
+        if raw.len() > self.max_message_size {
+            return Err(format!(
+                "message larger than smtp.max_message_size ({} octets)",
+                self.max_message_size
+            ));
+        }
+        let address = self.qualify(address);
+        let (local, remote) = match self.dir.resolve(&address).map_err(|e| e.to_string())? {
+            Resolution::Deliver { local, remote } | Resolution::Forward { local, remote, .. } => {
+                (local, remote)
+            }
+            Resolution::Refuse { to } => return Err(format!("{address} has moved to {to}")),
+            Resolution::Unknown => return Err(format!("{address}: no such user")),
+            Resolution::NotLocal => return Err(format!("{address} is not in a local domain")),
+        };
+        let mut body = proto_smtp::canonicalize_line_endings(&raw);
+        let sender = from.unwrap_or("").to_string();
+        if let Some(from) = from {
+            let mut with = format!("Return-Path: <{from}>\r\n").into_bytes();
+            with.extend_from_slice(&server::smtp::trace::strip_untrusted(&body, ""));
+            body = with;
+        }
+        let delivery = Delivery {
+            local_raw: (!local.is_empty()).then(|| body.clone()),
+            local_accounts: local.clone(),
+            outbound: (!remote.is_empty()).then(|| Outbound {
+                raw: body.clone(),
+                sender,
+                recipients: remote.clone(),
+            }),
+            internal_date: now(),
+        };
+        self.rt
+            .block_on(self.store.deliver(delivery))
+            .map_err(|e| format!("delivery failed: {e}"))?;
+        Ok(())
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

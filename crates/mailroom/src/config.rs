@@ -1,0 +1,413 @@
+//! The TOML config file (SPEC 7). Every key has a default, so an empty file
+//! (or none at all) gives the quick-start setup; unknown keys and bad
+//! values stop the start with an error that names the key. The key names
+//! are a public interface: keep them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use server::smtp::config as smtp_defaults;
+
+/// Read when `--config` is not given and the file exists (SPEC 7).
+pub const DEFAULT_CONFIG_FILE: &str = "mailroom.toml";
+/// How long SIGTERM waits for transactions in flight before exiting.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub hostname: Option<String>,
+    pub domains: Vec<String>,
+    pub data_dir: PathBuf,
+    pub local_networks: Vec<String>,
+    /// domain -> address that takes mail for unknown local parts.
+    pub catch_all: BTreeMap<String, String>,
+    pub shutdown_timeout: u64,
+    pub smtp: SmtpSection,
+    pub imap: ListenerPair,
+    pub pop3: ListenerPair,
+    pub admin: AdminSection,
+    pub auth: AuthSection,
+    pub store: StoreSection,
+    pub log: LogSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSection {
+    pub listen: Vec<String>,
+    pub submission: Vec<String>,
+    pub submissions: Vec<String>,
+    pub max_message_size: usize,
+    pub max_recipients: usize,
+    pub relay_networks: Vec<String>,
+    pub legacy_send: bool,
+    pub vrfy: String,
+    pub expn: bool,
+    pub max_errors: u32,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Seconds; RFC 5321 4.5.3.2.7 asks for at least 300.
+    pub command_timeout: u64,
+    /// Seconds; RFC 5321 4.5.3.2.6 asks for at least 600.
+    pub data_timeout: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerPair {
+    pub listen: Vec<String>,
+    pub tls_listen: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    pub listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// argon2id memory cost in KiB (new and changed passwords).
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// Most deliveries one commit (one fsync) may carry.
+    pub group_commit_max: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// A tracing filter: "info", "debug", "mailroom=debug,info", ...
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hostname: None,
+            domains: vec!["localhost".to_string()],
+            data_dir: PathBuf::from("mailroom-data"),
+            local_networks: vec!["127.0.0.0/8".to_string(), "::1/128".to_string()],
+            catch_all: BTreeMap::new(),
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT_SECS,
+            smtp: SmtpSection::default(),
+            imap: ListenerPair {
+                listen: vec!["127.0.0.1:1143".to_string()],
+                tls_listen: vec!["127.0.0.1:1993".to_string()],
+            },
+            pop3: ListenerPair {
+                listen: vec!["127.0.0.1:1110".to_string()],
+                tls_listen: vec!["127.0.0.1:1995".to_string()],
+            },
+            admin: AdminSection::default(),
+            auth: AuthSection::default(),
+            store: StoreSection::default(),
+            log: LogSection::default(),
+        }
+    }
+}
+
+impl Default for SmtpSection {
+    fn default() -> Self {
+        SmtpSection {
+            listen: vec!["127.0.0.1:2525".to_string()],
+            submission: vec!["127.0.0.1:2587".to_string()],
+            submissions: vec!["127.0.0.1:2465".to_string()],
+            max_message_size: smtp_defaults::DEFAULT_MAX_MESSAGE_SIZE,
+            max_recipients: smtp_defaults::DEFAULT_MAX_RECIPIENTS,
+            relay_networks: Vec::new(),
+            legacy_send: true,
+            vrfy: "disclose".to_string(),
+            expn: true,
+            max_errors: smtp_defaults::DEFAULT_MAX_ERRORS,
+            max_connections: smtp_defaults::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: smtp_defaults::DEFAULT_MAX_CONNECTIONS_PER_IP,
+            command_timeout: smtp_defaults::RFC_COMMAND_TIMEOUT.as_secs(),
+            data_timeout: smtp_defaults::RFC_DATA_TIMEOUT.as_secs(),
+        }
+    }
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: "127.0.0.1:9025".to_string(),
+        }
+    }
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        let d = directory::DirectoryConfig::default();
+        AuthSection {
+            argon2_memory_kib: d.argon2_m_cost,
+            argon2_iterations: d.argon2_t_cost,
+            argon2_parallelism: d.argon2_p_cost,
+        }
+    }
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            group_commit_max: store::StoreOptions::default().group_commit_max,
+        }
+    }
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".to_string(),
+        }
+    }
+}
+
+/// A config with its paths resolved and values checked.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// `data_dir`, relative to the config file's folder (SPEC 7).
+    pub data_dir: PathBuf,
+    pub hostname: String,
+}
+
+/// Loads `explicit`, else `./mailroom.toml` if it exists, else defaults.
+pub fn load(explicit: Option<&Path>) -> Result<Loaded, String> {
+    let (config, base) = match explicit {
+        Some(path) => (read(path)?, folder_of(path)),
+        None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+            let path = Path::new(DEFAULT_CONFIG_FILE);
+            (read(path)?, folder_of(path))
+        }
+        None => (Config::default(), PathBuf::from(".")),
+    };
+    config.check()?;
+    let data_dir = if config.data_dir.is_absolute() {
+        config.data_dir.clone()
+    } else {
+        base.join(&config.data_dir)
+    };
+    let hostname = config.hostname.clone().unwrap_or_else(machine_hostname);
+    Ok(Loaded {
+        config,
+        data_dir,
+        hostname,
+    })
+}
+
+fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn read(path: &Path) -> Result<Config, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+    parse(&text).map_err(|e| format!("config {}: {e}", path.display()))
+}
+
+/// Parses config text; errors name the key (toml reports the path and line).
+pub fn parse(text: &str) -> Result<Config, String> {
+    toml::from_str::<Config>(text).map_err(|e| e.to_string().trim_end().replace('\n', " "))
+}
+
+fn machine_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Parses a list of socket addresses, naming `key` on error.
+pub fn addresses(key: &str, list: &[String]) -> Result<Vec<SocketAddr>, String> {
+    list.iter()
+        .map(|a| {
+            a.parse::<SocketAddr>()
+                .map_err(|_| format!("{key}: '{a}' is not an address:port"))
+        })
+        .collect()
+}
+
+/// Parses a list of networks (CIDR, or a bare address), naming `key`.
+pub fn networks(key: &str, list: &[String]) -> Result<Vec<IpNet>, String> {
+    list.iter()
+        .map(|n| {
+            n.parse::<IpNet>()
+                .or_else(|_| n.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{key}: '{n}' is not a network (e.g. 192.0.2.0/24)"))
+        })
+        .collect()
+}
+
+impl Config {
+    /// Checks values that the types alone do not; each error names its key.
+    pub fn check(&self) -> Result<(), String> {
+        if self.domains.is_empty() {
+            return Err("domains: at least one domain is needed".into());
+        }
+        for d in &self.domains {
+            if d.is_empty() || d.contains(['@', ' ', '<', '>']) {
+                return Err(format!("domains: '{d}' is not a domain name"));
+            }
+        }
+        for (domain, target) in &self.catch_all {
+            if !self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+                return Err(format!("catch_all: '{domain}' is not one of the domains"));
+            }
+            if !target.contains('@') {
+                return Err(format!("catch_all.{domain}: '{target}' is not an address"));
+            }
+        }
+        networks("local_networks", &self.local_networks)?;
+        networks("smtp.relay_networks", &self.smtp.relay_networks)?;
+        addresses("smtp.listen", &self.smtp.listen)?;
+        addresses("smtp.submission", &self.smtp.submission)?;
+        addresses("smtp.submissions", &self.smtp.submissions)?;
+        addresses("imap.listen", &self.imap.listen)?;
+        addresses("imap.tls_listen", &self.imap.tls_listen)?;
+        addresses("pop3.listen", &self.pop3.listen)?;
+        addresses("pop3.tls_listen", &self.pop3.tls_listen)?;
+        if !self.admin.listen.is_empty() {
+            addresses("admin.listen", std::slice::from_ref(&self.admin.listen))?;
+        }
+        if !matches!(self.smtp.vrfy.as_str(), "disclose" | "252") {
+            return Err(format!(
+                "smtp.vrfy: '{}' must be \"disclose\" or \"252\"",
+                self.smtp.vrfy
+            ));
+        }
+        let positive = [
+            ("smtp.max_message_size", self.smtp.max_message_size as u64),
+            ("smtp.max_recipients", self.smtp.max_recipients as u64),
+            ("smtp.max_errors", u64::from(self.smtp.max_errors)),
+            ("smtp.max_connections", self.smtp.max_connections as u64),
+            (
+                "smtp.max_connections_per_ip",
+                self.smtp.max_connections_per_ip as u64,
+            ),
+            ("smtp.command_timeout", self.smtp.command_timeout),
+            ("smtp.data_timeout", self.smtp.data_timeout),
+            ("store.group_commit_max", self.store.group_commit_max as u64),
+            (
+                "auth.argon2_memory_kib",
+                u64::from(self.auth.argon2_memory_kib),
+            ),
+            (
+                "auth.argon2_iterations",
+                u64::from(self.auth.argon2_iterations),
+            ),
+            (
+                "auth.argon2_parallelism",
+                u64::from(self.auth.argon2_parallelism),
+            ),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(format!("{key}: must be greater than 0"));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(format!(
+                "log.level: '{}' is not a valid filter",
+                self.log.level
+            ));
+        }
+        Ok(())
+    }
+
+    /// Warnings worth a log line at start (values below RFC minimums are
+    /// allowed so tests need not wait minutes, SPEC 8).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if Duration::from_secs(self.smtp.command_timeout) < smtp_defaults::RFC_COMMAND_TIMEOUT {
+            w.push(format!(
+                "smtp.command_timeout = {} is below RFC 5321's 300 s minimum",
+                self.smtp.command_timeout
+            ));
+        }
+        if Duration::from_secs(self.smtp.data_timeout) < smtp_defaults::RFC_DATA_TIMEOUT {
+            w.push(format!(
+                "smtp.data_timeout = {} is below RFC 5321's 600 s minimum",
+                self.smtp.data_timeout
+            ));
+        }
+        if self.smtp.max_recipients < smtp_defaults::DEFAULT_MAX_RECIPIENTS {
+            w.push("smtp.max_recipients is below RFC 5321's minimum of 100".to_string());
+        }
+        w
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_quick_start_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.domains, vec!["localhost"]);
+        assert_eq!(c.smtp.listen, vec!["127.0.0.1:2525"]);
+        assert_eq!(c.smtp.max_recipients, 100);
+        assert!(c.smtp.relay_networks.is_empty());
+        assert!(c.check().is_ok());
+    }
+
+    #[test]
+    fn spec_example_is_accepted() {
+        let text = r#"
+hostname = "mail.example.test"
+domains  = ["example.test"]
+data_dir = "mailroom-data"
+[smtp]
+listen      = ["127.0.0.1:2525"]
+submission  = ["127.0.0.1:2587"]
+submissions = ["127.0.0.1:2465"]
+max_message_size = 26214400
+max_recipients   = 100
+[imap]
+listen     = ["127.0.0.1:1143"]
+tls_listen = ["127.0.0.1:1993"]
+[pop3]
+listen     = ["127.0.0.1:1110"]
+tls_listen = ["127.0.0.1:1995"]
+[admin]
+listen = "127.0.0.1:9025"
+"#;
+        let c = parse(text).unwrap();
+        assert!(c.check().is_ok());
+        assert_eq!(c.hostname.as_deref(), Some("mail.example.test"));
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let e = parse("[smtp]\nmax_recipents = 5\n").unwrap_err();
+        assert!(e.contains("max_recipents"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_is_an_error_naming_the_key() {
+        let e = parse("[smtp]\nmax_recipients = \"many\"\n").unwrap_err();
+        assert!(e.contains("max_recipients"), "{e}");
+        let c = parse("[smtp]\nrelay_networks = [\"10.0.0.0/33\"]\n").unwrap();
+        assert!(c.check().unwrap_err().contains("smtp.relay_networks"));
+        let c = parse("[smtp]\nvrfy = \"sometimes\"\n").unwrap();
+        assert!(c.check().unwrap_err().contains("smtp.vrfy"));
+    }
+}

@@ -1,0 +1,35 @@
+//! mailroom: SMTP, POP3 and IMAP over one durable store, in one binary.
+//! This crate is the binary: command line, config, wiring and shutdown.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+mod config;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version are successes; anything else is a usage
+            // error, which exits 1 like every other failure.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("mailroom: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}

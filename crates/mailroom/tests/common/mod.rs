@@ -1,0 +1,380 @@
+//! Test kit for the end-to-end tests: starts the real `mailroom` binary on
+//! free loopback ports with its own data directory, and talks to it over
+//! real sockets. Each server is killed when its handle drops, so tests stop
+//! by themselves.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proto_smtp::{Parsed, Reply, parse_reply};
+use store::{SqliteStore, Store, StoreOptions};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mailroom");
+/// Upper bound for any single wait in these tests.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub smtp: SocketAddr,
+    child: Option<Child>,
+}
+
+/// The config every test server starts from; `extra_smtp` goes into the
+/// `[smtp]` section, `extra_top` before it.
+pub fn config_text(dir: &Path, smtp_port: u16, extra_top: &str, extra_smtp: &str) -> String {
+    format!(
+        r#"hostname = "mx.example.test"
+domains = ["example.test", "other.test"]
+data_dir = "{data}"
+{extra_top}
+[auth]
+argon2_memory_kib = 64
+argon2_iterations = 1
+
+[imap]
+listen = []
+tls_listen = []
+
+[pop3]
+listen = []
+tls_listen = []
+
+[admin]
+listen = ""
+
+[smtp]
+listen = ["127.0.0.1:{smtp_port}"]
+submission = []
+submissions = []
+{extra_smtp}
+"#,
+        data = dir.join("data").display()
+    )
+}
+
+impl Server {
+    /// A server with users alice (Alice Liddell) and bob, started.
+    pub fn start() -> Server {
+        Server::start_with("", "")
+    }
+
+    pub fn start_with(extra_top: &str, extra_smtp: &str) -> Server {
+        let s = Server::create(extra_top, extra_smtp);
+        s.cli(&[
+            "user",
+            "add",
+            "alice@example.test",
+            "--name",
+            "Alice Liddell",
+            "--password",
+            "secret",
+        ]);
+        s.cli(&[
+            "user",
+            "add",
+            "bob@example.test",
+            "--name",
+            "Bob Smith",
+            "--password",
+            "secret",
+        ]);
+        s.run()
+    }
+
+    /// Writes the config without starting the server.
+    pub fn create(extra_top: &str, extra_smtp: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let config = dir.path().join("mailroom.toml");
+        std::fs::write(
+            &config,
+            config_text(dir.path(), port, extra_top, extra_smtp),
+        )
+        .expect("write config");
+        Server {
+            smtp: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+            config,
+            child: None,
+        }
+    }
+
+    /// Starts `mailroom serve` and waits until it accepts connections.
+    pub fn run(mut self) -> Server {
+        self.spawn();
+        self
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log");
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn mailroom");
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if TcpStream::connect(self.smtp).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server did not start:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs a CLI subcommand against this server's config; panics unless it
+    /// succeeds.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = self.cli_output(args, None);
+        assert!(
+            out.status.success(),
+            "mailroom {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn cli_output(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config").arg(&self.config).args(args);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn cli");
+        if let Some(input) = stdin {
+            let mut si = child.stdin.take().expect("stdin");
+            si.write_all(input).expect("write stdin");
+        }
+        child.wait_with_output().expect("cli output")
+    }
+
+    /// Sends SIGKILL: the crash of the durability tests.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        c.wait().ok()
+    }
+
+    pub fn connect(&self) -> Smtp {
+        Smtp::connect(self.smtp)
+    }
+
+    /// Opens the store as a second process would, to look at what the
+    /// server stored.
+    pub fn store(&self) -> Arc<SqliteStore> {
+        SqliteStore::open(&self.data_dir(), StoreOptions::default()).expect("open store")
+    }
+
+    /// The raw messages in `account`'s INBOX, in UID order.
+    pub fn inbox(&self, account: &str) -> Vec<Vec<u8>> {
+        let store = self.store();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let Some(mb) = store
+                .mailbox(account.to_string(), "INBOX".to_string())
+                .await
+                .expect("mailbox")
+            else {
+                return Vec::new();
+            };
+            let mut out = Vec::new();
+            for m in store.messages(mb.id).await.expect("messages") {
+                out.push(store.read_body(m.body).await.expect("body"));
+            }
+            out
+        })
+    }
+
+    /// The outbound queue: (sender, recipient) per entry.
+    pub fn queue(&self) -> Vec<(String, String)> {
+        let store = self.store();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(store.queue())
+            .expect("queue")
+            .into_iter()
+            .map(|q| (q.sender, q.recipient))
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A raw SMTP client: sends lines, reads replies, asserts codes.
+pub struct Smtp {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Smtp {
+    pub fn connect(addr: SocketAddr) -> Smtp {
+        Smtp::from_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    pub fn connect_from(local: [u8; 4], addr: SocketAddr) -> Smtp {
+        Smtp::from_stream(socket_bound_to(local, addr))
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Smtp {
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        Smtp {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads one reply (possibly multi-line).
+    pub fn reply(&mut self) -> Reply {
+        loop {
+            match parse_reply(&self.buf) {
+                Ok(Parsed::Complete(r, n)) => {
+                    self.buf.drain(..n);
+                    return r;
+                }
+                Ok(Parsed::Incomplete) => {}
+                Err(e) => panic!(
+                    "malformed reply {:?}: {e:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).expect("read reply");
+            assert!(
+                n > 0,
+                "connection closed; had {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// True when the server closed the connection (EOF) with nothing more.
+    pub fn closed(&mut self) -> bool {
+        let mut chunk = [0u8; 64];
+        matches!(self.stream.read(&mut chunk), Ok(0) | Err(_))
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+    }
+
+    /// Sends a command and asserts the reply code; returns the reply.
+    pub fn cmd(&mut self, line: &str, code: u16) -> Reply {
+        self.send(line);
+        self.expect(code)
+    }
+
+    pub fn expect(&mut self, code: u16) -> Reply {
+        let r = self.reply();
+        assert_eq!(r.code, code, "unexpected reply {r:?}");
+        r
+    }
+
+    /// Greeting, EHLO, MAIL, RCPT..., DATA, message, end: returns the final reply.
+    pub fn send_mail(&mut self, from: &str, to: &[&str], message: &[u8]) -> Reply {
+        self.cmd(&format!("MAIL FROM:<{from}>"), 250);
+        for t in to {
+            self.send(&format!("RCPT TO:<{t}>"));
+            let r = self.reply();
+            assert!(r.code == 250 || r.code == 251, "RCPT {t}: {r:?}");
+        }
+        self.cmd("DATA", 354);
+        self.send_raw(message);
+        self.send_raw(b".\r\n");
+        self.reply()
+    }
+
+    /// Reads the greeting and says EHLO.
+    pub fn ehlo(mut self) -> Smtp {
+        self.expect(220);
+        self.cmd("EHLO client.example", 250);
+        self
+    }
+}
+
+fn socket_bound_to(local: [u8; 4], addr: SocketAddr) -> TcpStream {
+    // std cannot bind before connecting; tokio's TcpSocket can.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let std = rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.bind(SocketAddr::from((local, 0))).expect("bind local");
+        let s = sock.connect(addr).await.expect("connect");
+        s.into_std().expect("into std")
+    });
+    std.set_nonblocking(false).expect("blocking");
+    std
+}
+
+/// Reads all of a reader into a String (for client tool output).
+pub fn read_all(mut r: impl Read) -> String {
+    let mut s = String::new();
+    let _ = r.read_to_string(&mut s);
+    s
+}
+
+pub fn lines_of(r: impl Read) -> Vec<String> {
+    BufReader::new(r).lines().map_while(Result::ok).collect()
+}

@@ -1,0 +1,127 @@
+//! Connection accounting: the total and per-client-address limits of SPEC 8,
+//! and the count of live sessions that graceful shutdown waits for.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+/// Limits on concurrent connections (SPEC 8), per listener family.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Connections in total; past it new ones get 421 4.7.0 at connect.
+    pub max_total: usize,
+    /// Connections from one client address.
+    pub max_per_ip: usize,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    TooManyTotal,
+    TooManyFromAddress,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// Counts live connections. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct ConnectionTracker {
+    counts: Arc<Mutex<Counts>>,
+    idle: Arc<Notify>,
+}
+
+/// One admitted connection; dropping it releases its slot.
+pub struct ConnectionGuard {
+    tracker: ConnectionTracker,
+    ip: IpAddr,
+}
+
+impl ConnectionTracker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Admits a connection from `ip` if the limits allow it.
+    pub fn admit(&self, ip: IpAddr, limits: ConnectionLimits) -> Result<ConnectionGuard, Refusal> {
+        let Ok(mut counts) = self.counts.lock() else {
+            return Err(Refusal::TooManyTotal);
+        };
+        if counts.total >= limits.max_total {
+            return Err(Refusal::TooManyTotal);
+        }
+        let from_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
+        if from_ip >= limits.max_per_ip {
+            return Err(Refusal::TooManyFromAddress);
+        }
+        counts.total += 1;
+        counts.per_ip.insert(ip, from_ip + 1);
+        Ok(ConnectionGuard {
+            tracker: self.clone(),
+            ip,
+        })
+    }
+
+    /// Live connections right now.
+    pub fn active(&self) -> usize {
+        self.counts.lock().map(|c| c.total).unwrap_or(0)
+    }
+
+    /// Resolves when no connection is left.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.active() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.tracker.counts.lock() {
+            counts.total = counts.total.saturating_sub(1);
+            if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    counts.per_ip.remove(&self.ip);
+                }
+            }
+            if counts.total == 0 {
+                self.tracker.idle.notify_waiters();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: ConnectionLimits = ConnectionLimits {
+        max_total: 3,
+        max_per_ip: 2,
+    };
+
+    #[test]
+    fn per_address_limit_refuses_third_connection_from_same_ip() {
+        let t = ConnectionTracker::new();
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let b: IpAddr = [127, 0, 0, 2].into();
+        let _g1 = t.admit(a, LIMITS).ok();
+        let _g2 = t.admit(a, LIMITS).ok();
+        assert_eq!(t.admit(a, LIMITS).err(), Some(Refusal::TooManyFromAddress));
+        let g3 = t.admit(b, LIMITS);
+        assert!(g3.is_ok());
+        assert_eq!(t.admit(b, LIMITS).err(), Some(Refusal::TooManyTotal));
+        drop(g3);
+        assert_eq!(t.active(), 2);
+    }
+}

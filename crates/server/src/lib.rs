@@ -1,0 +1,16 @@
+//! Sessions of every protocol, as state machines over tokio sockets.
+//!
+//! Data flows one way (STYLE.md): socket -> protocol parser (the sans-I/O
+//! `proto-*` crates) -> session state machine -> store / directory -> reply
+//! serialiser -> socket. This crate owns the middle of that path and the
+//! tokio drivers around it; it never parses protocol bytes itself.
+#![forbid(unsafe_code)]
+
+pub mod conn;
+pub mod presence;
+pub mod shutdown;
+pub mod smtp;
+
+pub use conn::{ConnectionGuard, ConnectionLimits, ConnectionTracker};
+pub use presence::{Presence, PresenceRegistry, TerminalMessage};
+pub use shutdown::Shutdown;

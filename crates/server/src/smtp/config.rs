@@ -1,0 +1,83 @@
+//! Settings of the SMTP server, filled from the `[smtp]` section of the
+//! config file by the binary. Every limit here has a named default with
+//! its RFC source.
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::conn::ConnectionLimits;
+
+/// RFC 5321 4.5.3.1.8: at least 100 recipients must be accepted.
+pub const DEFAULT_MAX_RECIPIENTS: usize = 100;
+/// SPEC 7: 25 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 26_214_400;
+/// RFC 5321 4.5.3.2.7: the server waits at least 5 minutes for a command.
+pub const RFC_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+/// RFC 5321 4.5.3.2.5/4.5.3.2.6: data blocks and the end of data are
+/// waited for at least 3 and 10 minutes; the server side uses the larger.
+pub const RFC_DATA_TIMEOUT: Duration = Duration::from_secs(600);
+/// RFC 5321 6.3: a message with this many Received fields is looping.
+pub const MAX_HOPS: usize = 100;
+/// Hard errors (5xx) one session may collect before it gets 421 and is
+/// closed: keeps a confused or hostile client from holding a slot forever.
+pub const DEFAULT_MAX_ERRORS: u32 = 20;
+/// Connections in total (SPEC 8).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+/// Connections from one client address (SPEC 8).
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 20;
+
+/// How VRFY answers for a known user (SPEC 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VrfyPolicy {
+    /// 250 `Full Name <user@domain>`.
+    Disclose,
+    /// 252: never confirm, for administrators who prefer privacy.
+    Cannot,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub hostname: String,
+    pub max_message_size: usize,
+    pub max_recipients: usize,
+    /// May relay without AUTH (SPEC 1: empty by default, not even loopback).
+    pub relay_networks: Vec<IpNet>,
+    /// Unqualified senders from here are qualified with the primary domain.
+    pub local_networks: Vec<IpNet>,
+    /// SEND, SOML and SAML (RFC 821 3.4) enabled and advertised.
+    pub legacy_send: bool,
+    pub vrfy: VrfyPolicy,
+    pub expn: bool,
+    pub max_errors: u32,
+    pub command_timeout: Duration,
+    pub data_timeout: Duration,
+    pub connections: ConnectionLimits,
+}
+
+impl SmtpConfig {
+    /// Defaults for `hostname`; what the quick-start config uses.
+    pub fn new(hostname: impl Into<String>) -> Self {
+        let loopback = ["127.0.0.0/8", "::1/128"]
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        SmtpConfig {
+            hostname: hostname.into(),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_recipients: DEFAULT_MAX_RECIPIENTS,
+            relay_networks: Vec::new(),
+            local_networks: loopback,
+            legacy_send: true,
+            vrfy: VrfyPolicy::Disclose,
+            expn: true,
+            max_errors: DEFAULT_MAX_ERRORS,
+            command_timeout: RFC_COMMAND_TIMEOUT,
+            data_timeout: RFC_DATA_TIMEOUT,
+            connections: ConnectionLimits {
+                max_total: DEFAULT_MAX_CONNECTIONS,
+                max_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            },
+        }
+    }
+}

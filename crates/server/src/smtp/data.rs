@@ -1,0 +1,239 @@
+//! DATA (RFC 5321 4.1.1.4) and BDAT (RFC 3030): receiving the message and
+//! handing it to the store. The 250 is sent only after the store's commit
+//! has made the message durable (SPEC 6); whatever the reply, the end of
+//! the data ends the transaction.
+
+use std::sync::Arc;
+
+use proto_smtp::{Body, Reply};
+use store::{Delivery, Outbound, StoreError};
+
+use super::config::MAX_HOPS;
+use super::session::{
+    Action, Chunks, Session, State, Transaction, bad_sequence, local_error, reply,
+};
+use super::trace::{self, ReceivedInfo};
+use crate::presence::TerminalMessage;
+
+impl Session {
+    pub(crate) fn data_start(&mut self) -> Action {
+        let State::Transaction(tx) = &self.state else {
+            return Action::Reply(bad_sequence("Need MAIL command first"));
+        };
+        if tx.recipients.is_empty() {
+            return Action::Reply(bad_sequence("Need RCPT command first"));
+        }
+        if tx.chunks.is_some() {
+            return Action::Reply(bad_sequence("DATA not allowed after BDAT"));
+        }
+        // RFC 3030 3: BINARYMIME content can only come by BDAT.
+        if tx.params.body == Some(Body::BinaryMime) {
+            return Action::Reply(bad_sequence("BODY=BINARYMIME requires BDAT"));
+        }
+        Action::ReadData(Reply::new(354, None, "End data with <CR><LF>.<CR><LF>"))
+    }
+
+    /// The end of DATA: `message` is dot-unstuffed and CRLF-canonical;
+    /// `too_large` says the receiver stopped storing at the size limit.
+    pub async fn finish_data(&mut self, message: Vec<u8>, too_large: bool) -> Reply {
+        let State::Transaction(tx) = std::mem::replace(&mut self.state, State::Ready) else {
+            return bad_sequence("No transaction");
+        };
+        if too_large {
+            return reply(
+                552,
+                5,
+                3,
+                4,
+                "Message size exceeds fixed maximum message size",
+            );
+        }
+        self.deliver(tx, message).await
+    }
+
+    pub(crate) fn bdat_start(&mut self, size: u64, last: bool) -> Action {
+        let refuse = match &self.state {
+            State::Transaction(tx) if tx.recipients.is_empty() => {
+                Some(bad_sequence("Need RCPT command first"))
+            }
+            State::Transaction(_) => None,
+            _ => Some(bad_sequence("Need MAIL command first")),
+        };
+        if refuse.is_none()
+            && let State::Transaction(tx) = &mut self.state
+        {
+            tx.chunks.get_or_insert_with(Chunks::default);
+        }
+        Action::ReadChunk { size, last, refuse }
+    }
+
+    /// Appends part of a BDAT chunk; stops storing past the size limit but
+    /// keeps counting, so the error comes once at the end of the chunk.
+    pub fn bdat_append(&mut self, bytes: &[u8]) {
+        let max = self.ctx.config.max_message_size;
+        if let State::Transaction(Transaction {
+            chunks: Some(chunks),
+            ..
+        }) = &mut self.state
+        {
+            chunks.received = chunks.received.saturating_add(bytes.len() as u64);
+            if chunks.received <= max as u64 {
+                chunks.data.extend_from_slice(bytes);
+            }
+        }
+    }
+
+    /// The end of one BDAT chunk (RFC 3030 2): 250 per chunk, and after
+    /// LAST the delivery; a size overrun ends the transaction with 552.
+    pub async fn bdat_end(&mut self, size: u64, last: bool) -> Reply {
+        let max = self.ctx.config.max_message_size as u64;
+        let over = match &self.state {
+            State::Transaction(Transaction {
+                chunks: Some(c), ..
+            }) => c.received > max,
+            _ => return bad_sequence("No transaction"),
+        };
+        if over {
+            self.state = State::Ready;
+            return reply(
+                552,
+                5,
+                3,
+                4,
+                "Message size exceeds fixed maximum message size",
+            );
+        }
+        if !last {
+            return reply(250, 2, 0, 0, &format!("{size} octets received"));
+        }
+        let State::Transaction(mut tx) = std::mem::replace(&mut self.state, State::Ready) else {
+            return bad_sequence("No transaction");
+        };
+        let data = tx.chunks.take().map(|c| c.data).unwrap_or_default();
+        // BDAT content is not dot-stuffed, but we store CRLF canonical (SPEC 1).
+        let message = proto_smtp::canonicalize_line_endings(&data);
+        self.deliver(tx, message).await
+    }
+
+    /// Adds the trace fields, stores the message for local recipients,
+    /// queues it for remote ones and hands it to terminals, all before the
+    /// reply.
+    async fn deliver(&mut self, tx: Transaction, message: Vec<u8>) -> Reply {
+        // RFC 5321 6.3: a message with too many Received fields is looping.
+        if trace::count_received(&message) >= MAX_HOPS {
+            return reply(554, 5, 4, 6, "Too many hops: mail loop detected");
+        }
+        let id = trace::new_queue_id();
+        let config = &self.ctx.config;
+        let (helo, extended) = self
+            .helo
+            .as_ref()
+            .map_or(("unknown", false), |h| (h.name.as_str(), h.extended));
+        let single = match tx.recipients.as_slice() {
+            [only] => Some(only.address.as_str()),
+            _ => None,
+        };
+        let received = trace::received(&ReceivedInfo {
+            helo,
+            ip: self.peer.ip(),
+            hostname: &config.hostname,
+            extended,
+            tls: self.tls,
+            authenticated: self.authenticated.is_some(),
+            id: &id,
+            for_rcpt: single,
+        });
+        let body = trace::strip_untrusted(&message, &config.hostname);
+
+        // One copy per account and per remote address, however it was
+        // reached (SPEC 1: directly and through a list gives one copy).
+        let mut mailbox: Vec<String> = Vec::new();
+        let mut terminal: Vec<String> = Vec::new();
+        let mut remote: Vec<String> = Vec::new();
+        for r in &tx.recipients {
+            push_unique(&mut mailbox, &r.mailbox);
+            push_unique(&mut terminal, &r.terminal);
+            push_unique(&mut remote, &r.remote);
+        }
+        // Terminal delivery first: a user who logged out since RCPT gets the
+        // message in the mailbox rather than losing it.
+        if !terminal.is_empty() {
+            let shown = TerminalMessage {
+                from: tx.sender.clone(),
+                message: Arc::new(body.clone()),
+            };
+            for account in &terminal {
+                let delivered = self.ctx.presence.deliver_terminal(account, &shown);
+                let also_mailbox = tx.kind == super::session::TxKind::Saml;
+                if !delivered && !also_mailbox && !mailbox.contains(account) {
+                    tracing::info!(id = %id, account = %account, "terminal gone; delivering to mailbox");
+                    mailbox.push(account.clone());
+                }
+            }
+        }
+
+        let size = body.len();
+        let local_raw = (!mailbox.is_empty()).then(|| {
+            let return_path = format!("Return-Path: <{}>\r\n", tx.sender);
+            let mut raw = Vec::with_capacity(return_path.len() + received.len() + body.len());
+            raw.extend_from_slice(return_path.as_bytes());
+            raw.extend_from_slice(received.as_bytes());
+            raw.extend_from_slice(&body);
+            raw
+        });
+        let outbound = (!remote.is_empty()).then(|| {
+            let mut raw = Vec::with_capacity(received.len() + body.len());
+            raw.extend_from_slice(received.as_bytes());
+            raw.extend_from_slice(&body);
+            Outbound {
+                raw,
+                sender: tx.sender.clone(),
+                recipients: remote.clone(),
+            }
+        });
+        if local_raw.is_none() && outbound.is_none() {
+            // Terminal only (SEND): nothing to store.
+            tracing::info!(id = %id, client = %self.peer, from = %tx.sender, to = ?terminal, size, "sent to terminal");
+            return reply(250, 2, 0, 0, &format!("Ok: sent as {id}"));
+        }
+        let delivery = Delivery {
+            local_raw,
+            local_accounts: mailbox.clone(),
+            outbound,
+            internal_date: time::OffsetDateTime::now_utc().unix_timestamp(),
+        };
+        match self.ctx.store.deliver(delivery).await {
+            Ok(_) => {
+                tracing::info!(
+                    id = %id, client = %self.peer, from = %tx.sender,
+                    to = ?tx.recipients.iter().map(|r| r.address.as_str()).collect::<Vec<_>>(),
+                    local = mailbox.len(), remote = remote.len(), size, "accepted"
+                );
+                reply(250, 2, 0, 0, &format!("Ok: queued as {id}"))
+            }
+            Err(e) => {
+                tracing::warn!(id = %id, error = %e, "delivery failed");
+                store_error_reply(&e)
+            }
+        }
+    }
+}
+
+/// Maps a store failure to its SMTP reply (SPEC 1: mailbox full 452 4.2.2,
+/// disk full 452 4.3.1, anything else 451 4.3.0; all temporary so the client
+/// retries, and nothing was half-delivered).
+pub(crate) fn store_error_reply(e: &StoreError) -> Reply {
+    match e {
+        StoreError::DiskFull => reply(452, 4, 3, 1, "Insufficient system storage"),
+        StoreError::QuotaExceeded => reply(452, 4, 2, 2, "Mailbox full"),
+        _ => local_error(),
+    }
+}
+
+fn push_unique(into: &mut Vec<String>, from: &[String]) {
+    for a in from {
+        if !into.contains(a) {
+            into.push(a.clone());
+        }
+    }
+}

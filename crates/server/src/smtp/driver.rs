@@ -1,0 +1,262 @@
+//! Runs one SMTP session over an async byte stream. The driver owns the
+//! socket and the buffers; the session owns the rules.
+//!
+//! Pipelining (RFC 2920): every complete command already in the buffer is
+//! answered before the replies are flushed, so a pipelined group gets its
+//! replies in one write. Every read has a timeout (RFC 5321 4.5.3.2); an
+//! over-long line is discarded as it arrives and answered once; message
+//! data past the size limit is counted but not kept.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto_smtp::{
+    Command, DataReceiver, DataStatus, Line, LineSplitter, MAX_COMMAND_LINE,
+    MAX_COMMAND_LINE_WITH_PARAMS, Reply, parse_command,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::session::{Action, Session, SmtpContext, reply};
+use crate::shutdown::Shutdown;
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Why a session ended early.
+#[derive(Debug)]
+enum End {
+    /// The peer closed or the socket failed.
+    Gone,
+    /// A read or write timed out.
+    Timeout,
+}
+
+struct Io<S> {
+    stream: S,
+    buf: Vec<u8>,
+    /// Start of the unread part of `buf`.
+    pos: usize,
+    out: Vec<u8>,
+    write_timeout: Duration,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
+    fn pending(&self) -> &[u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = self.pos.saturating_add(n).min(self.buf.len());
+    }
+
+    /// Reads more bytes, waiting at most `limit`.
+    async fn fill(&mut self, limit: Duration) -> Result<(), End> {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.reserve(READ_CHUNK);
+        match tokio::time::timeout(limit, self.stream.read_buf(&mut self.buf)).await {
+            Err(_) => Err(End::Timeout),
+            Ok(Ok(0)) | Ok(Err(_)) => Err(End::Gone),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
+    fn queue(&mut self, r: &Reply) {
+        r.write_to(&mut self.out);
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        let write = async {
+            self.stream.write_all(&out).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.write_timeout, write).await {
+            Err(_) => Err(End::Timeout),
+            Ok(Err(_)) => Err(End::Gone),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+}
+
+/// Serves one connection until QUIT, an error, a timeout or shutdown.
+pub async fn run<S>(stream: S, peer: SocketAddr, ctx: Arc<SmtpContext>, shutdown: Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let cfg = &ctx.config;
+    let mut io = Io {
+        stream,
+        buf: Vec::with_capacity(READ_CHUNK),
+        pos: 0,
+        out: Vec::new(),
+        write_timeout: cfg.command_timeout,
+    };
+    let mut session = Session::new(Arc::clone(&ctx), peer);
+    io.queue(&session.greeting());
+    let end = serve(&mut io, &mut session, shutdown).await;
+    if let Err(End::Timeout) = end {
+        // RFC 5321 4.5.3.2: on timeout the server closes, saying 421 first.
+        io.queue(&reply(421, 4, 4, 2, "Timeout exceeded, closing connection"));
+        let _ = io.flush().await;
+    }
+    let _ = io.stream.shutdown().await;
+}
+
+async fn serve<S>(io: &mut Io<S>, session: &mut Session, mut shutdown: Shutdown) -> Result<(), End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut splitter = LineSplitter::new(MAX_COMMAND_LINE_WITH_PARAMS);
+    let mut errors: u32 = 0;
+    let (command_timeout, max_errors) = (
+        session.config().command_timeout,
+        session.config().max_errors,
+    );
+    loop {
+        // Answer every complete command already buffered (RFC 2920).
+        loop {
+            let (consumed, line) = splitter.next(io.pending());
+            let command = match line {
+                None => {
+                    io.consume(consumed);
+                    break;
+                }
+                Some(Line::TooLong) => Err(line_too_long()),
+                Some(Line::Line(l)) => Ok(parse_line(l)),
+            };
+            io.consume(consumed);
+            let reply = match command {
+                Err(r) | Ok(Err(r)) => r,
+                Ok(Ok(cmd)) => match session.apply(cmd).await {
+                    Action::Reply(r) => r,
+                    Action::Close(r) => {
+                        io.queue(&r);
+                        return io.flush().await;
+                    }
+                    Action::ReadData(r354) => {
+                        io.queue(&r354);
+                        io.flush().await?;
+                        read_data(io, session).await?
+                    }
+                    Action::ReadChunk { size, last, refuse } => {
+                        read_chunk(io, session, size, refuse.is_none()).await?;
+                        match refuse {
+                            Some(r) => r,
+                            None => session.bdat_end(size, last).await,
+                        }
+                    }
+                },
+            };
+            io.queue(&reply);
+            if reply.code >= 500 {
+                errors += 1;
+                if errors >= max_errors {
+                    io.queue(&reply_421_errors());
+                    return io.flush().await;
+                }
+            }
+            if shutdown.is_triggered() && !session.in_transaction() {
+                io.queue(&shutting_down());
+                return io.flush().await;
+            }
+        }
+        io.flush().await?;
+        // Wait for more input; an idle session (no transaction) leaves at
+        // shutdown with 421, one in a transaction may finish it.
+        let idle = !session.in_transaction();
+        tokio::select! {
+            r = io.fill(command_timeout) => r?,
+            _ = shutdown.wait(), if idle => {
+                io.queue(&shutting_down());
+                return io.flush().await;
+            }
+        }
+    }
+}
+
+fn line_too_long() -> Reply {
+    reply(500, 5, 5, 2, "Line too long")
+}
+
+fn shutting_down() -> Reply {
+    reply(421, 4, 3, 2, "Service shutting down, closing connection")
+}
+
+fn reply_421_errors() -> Reply {
+    reply(421, 4, 7, 0, "Too many errors, closing connection")
+}
+
+/// Parses a command line, applying the 512-octet limit of RFC 5321
+/// 4.5.3.1.4 to everything but MAIL and RCPT, whose ESMTP parameters may
+/// make them longer (RFC 5321 4.5.3.1.4, RFC 1869).
+fn parse_line(line: &[u8]) -> Result<Command, Reply> {
+    let cmd = parse_command(line).map_err(|e| e.reply())?;
+    let with_params = matches!(
+        cmd,
+        Command::Mail(_)
+            | Command::Rcpt(_)
+            | Command::Send(_)
+            | Command::Soml(_)
+            | Command::Saml(_)
+    );
+    if !with_params && line.len() + 2 > MAX_COMMAND_LINE {
+        return Err(line_too_long());
+    }
+    Ok(cmd)
+}
+
+/// Reads the message after 354 up to CRLF.CRLF and hands it to the
+/// session; the bytes after the terminator stay buffered (pipelining).
+async fn read_data<S>(io: &mut Io<S>, session: &mut Session) -> Result<Reply, End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let data_timeout = session.config().data_timeout;
+    let mut rx = DataReceiver::new(session.config().max_message_size);
+    loop {
+        let (consumed, status) = rx.feed(io.pending());
+        io.consume(consumed);
+        if let DataStatus::Done = status {
+            break;
+        }
+        io.fill(data_timeout).await?;
+    }
+    let too_large = rx.too_large();
+    Ok(session.finish_data(rx.into_message(), too_large).await)
+}
+
+/// Reads exactly `size` octets of a BDAT chunk; keeps them only when
+/// `keep` (a refused chunk is still read, RFC 3030 2, so the stream stays
+/// in step).
+async fn read_chunk<S>(
+    io: &mut Io<S>,
+    session: &mut Session,
+    size: u64,
+    keep: bool,
+) -> Result<(), End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let data_timeout = session.config().data_timeout;
+    let mut left = size;
+    loop {
+        let avail = io.pending().len() as u64;
+        let take = usize::try_from(avail.min(left)).unwrap_or(0);
+        if keep && let Some(part) = io.pending().get(..take) {
+            session.bdat_append(part);
+        }
+        io.consume(take);
+        left -= take as u64;
+        if left == 0 {
+            return Ok(());
+        }
+        io.fill(data_timeout).await?;
+    }
+}

@@ -1,0 +1,69 @@
+//! Accepts SMTP connections under the connection limits of SPEC 8 and
+//! starts a session for each; stops accepting at shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+use super::session::{SmtpContext, reply};
+use crate::conn::{ConnectionTracker, Refusal};
+use crate::shutdown::Shutdown;
+
+/// How long a refused client gets to read its 421.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves one listening socket until shutdown.
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<SmtpContext>,
+    tracker: ConnectionTracker,
+    mut shutdown: Shutdown,
+) {
+    let limits = ctx.config.connections;
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.wait() => return,
+        };
+        let (mut stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly
+                // rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        match tracker.admit(peer.ip(), limits) {
+            Ok(guard) => {
+                let ctx = Arc::clone(&ctx);
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    tracing::info!(client = %peer, "smtp connect");
+                    super::driver::run(stream, peer, ctx, shutdown).await;
+                    tracing::info!(client = %peer, "smtp disconnect");
+                    drop(guard);
+                });
+            }
+            Err(refusal) => {
+                let text = match refusal {
+                    Refusal::TooManyTotal => "Too many connections, try again later",
+                    Refusal::TooManyFromAddress => "Too many connections from your address",
+                };
+                tracing::info!(client = %peer, reason = text, "smtp connection refused");
+                tokio::spawn(async move {
+                    let bytes = reply(421, 4, 7, 0, text).to_bytes();
+                    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
+                        let _ = stream.write_all(&bytes).await;
+                        let _ = stream.shutdown().await;
+                    })
+                    .await;
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! MAIL FROM (RFC 5321 4.1.1.2) and RFC 821's SEND, SOML and SAML FROM
+//! (3.4), which open a transaction the same way and differ only in where
+//! the message goes.
+
+use proto_smtp::{MailFrom, Reply, ReversePath};
+
+use super::session::{Session, State, Transaction, TxKind, bad_sequence, reply};
+
+impl Session {
+    pub(crate) fn legacy(&mut self, kind: TxKind, m: MailFrom) -> Reply {
+        if !self.ctx.config.legacy_send {
+            // SPEC 1: switched off in config → 502 and not advertised.
+            return reply(502, 5, 5, 1, "Command not implemented");
+        }
+        self.mail(kind, m)
+    }
+
+    pub(crate) fn mail(&mut self, kind: TxKind, m: MailFrom) -> Reply {
+        match self.state {
+            State::Greeted => return bad_sequence("Send HELO/EHLO first"),
+            State::Transaction(_) => return bad_sequence("Sender already specified"),
+            State::Ready => {}
+        }
+        let params = m.params;
+        // RFC 3461 parameters belong to DSN, RFC 4954's AUTH= to AUTH; we
+        // advertise neither yet, so they are unknown parameters (555 5.5.4).
+        if params.ret.is_some() {
+            return reply(555, 5, 5, 4, "Unsupported parameter RET");
+        }
+        if params.envid.is_some() {
+            return reply(555, 5, 5, 4, "Unsupported parameter ENVID");
+        }
+        if params.auth.is_some() {
+            return reply(555, 5, 5, 4, "Unsupported parameter AUTH");
+        }
+        // RFC 1870 6.1: a declared size over our limit is refused at once.
+        if let Some(size) = params.size
+            && size > self.ctx.config.max_message_size as u64
+        {
+            return reply(
+                552,
+                5,
+                3,
+                4,
+                "Message size exceeds fixed maximum message size",
+            );
+        }
+        let sender = match m.path {
+            ReversePath::Null => String::new(),
+            ReversePath::Path(path) => {
+                // RFC 6531 3.4: non-ASCII addresses need SMTPUTF8.
+                if !path.is_ascii() && !params.smtputf8 {
+                    return reply(553, 5, 6, 7, "Non-ASCII address requires SMTPUTF8");
+                }
+                match path.domain {
+                    Some(_) => path.address(),
+                    None if self.authenticated.is_some() || self.is_local_client() => {
+                        // SPEC 1: qualify `<frol>` with the primary domain.
+                        format!("{}@{}", path.local, self.ctx.directory.primary_domain())
+                    }
+                    None => {
+                        return reply(501, 5, 1, 7, "Sender address must be fully qualified");
+                    }
+                }
+            }
+        };
+        let kind_name = match kind {
+            TxKind::Mail => "Sender",
+            TxKind::Send | TxKind::Soml | TxKind::Saml => "Sender (terminal)",
+        };
+        self.state = State::Transaction(Transaction {
+            kind,
+            sender,
+            params,
+            recipients: Vec::new(),
+            chunks: None,
+        });
+        reply(250, 2, 1, 0, &format!("{kind_name} ok"))
+    }
+}

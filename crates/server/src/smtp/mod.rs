@@ -1,0 +1,21 @@
+//! The SMTP server (RFC 5321, with RFC 821's SEND/SOML/SAML).
+//!
+//! `session` holds the state machine and dispatch table; one file per
+//! command group applies commands (`mail`, `rcpt`, `data`, `info`);
+//! `trace` builds the Received/Return-Path headers; `driver` runs a session
+//! over any async stream (so a TLS stream drops in later) and `listener`
+//! accepts connections under the limits of SPEC 8.
+
+pub mod config;
+mod data;
+pub mod driver;
+mod info;
+pub mod listener;
+mod mail;
+mod rcpt;
+pub mod session;
+pub mod trace;
+
+pub use config::{SmtpConfig, VrfyPolicy};
+pub use listener::serve;
+pub use session::{Action, Session, SmtpContext};

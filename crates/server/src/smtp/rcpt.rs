@@ -1,0 +1,132 @@
+//! RCPT TO (RFC 5321 4.1.1.3): resolves the recipient through the
+//! directory (users, aliases, lists, forwards, catch-all; SPEC 1, 4) and
+//! enforces the relay rule and the recipient limit.
+
+use directory::{DirectoryError, Resolution};
+use proto_smtp::{RcptTo, Reply};
+
+use super::session::{Recipient, Session, State, TxKind, bad_sequence, local_error, reply};
+
+impl Session {
+    pub(crate) async fn rcpt(&mut self, r: RcptTo) -> Reply {
+        let (kind, count, smtputf8) = match &self.state {
+            State::Transaction(tx) => (tx.kind, tx.recipients.len(), tx.params.smtputf8),
+            _ => return bad_sequence("Need MAIL command first"),
+        };
+        if let State::Transaction(tx) = &self.state
+            && tx.chunks.is_some()
+        {
+            return bad_sequence("RCPT not allowed during BDAT");
+        }
+        // RFC 5321 4.5.3.1.8: refuse past the limit with 452 so the client
+        // sends the rest in another transaction.
+        if count >= self.ctx.config.max_recipients {
+            return reply(452, 4, 5, 3, "Too many recipients");
+        }
+        if !r.path.is_ascii() && !smtputf8 {
+            return reply(553, 5, 6, 7, "Non-ASCII address requires SMTPUTF8");
+        }
+        // SPEC 1: `RCPT TO:<name>` (and `<Postmaster>`) mean the primary domain.
+        let address = match &r.path.domain {
+            Some(d) => format!("{}@{}", r.path.local, d),
+            None => format!("{}@{}", r.path.local, self.ctx.directory.primary_domain()),
+        };
+        let lookup = address.clone();
+        let resolution = match self.directory(move |d| d.resolve(&lookup)).await {
+            Ok(r) => r,
+            Err(DirectoryError::InvalidAddress(_)) => {
+                return reply(501, 5, 1, 3, "Bad recipient address syntax");
+            }
+            Err(_) => return local_error(),
+        };
+        let mut recipient = Recipient {
+            address: address.clone(),
+            mailbox: Vec::new(),
+            terminal: Vec::new(),
+            remote: Vec::new(),
+        };
+        let ok = match resolution {
+            Resolution::NotLocal => {
+                if !self.may_relay() {
+                    return reply(550, 5, 7, 1, "Relay access denied");
+                }
+                if kind == TxKind::Send {
+                    return reply(550, 5, 7, 1, "SEND is only for local users");
+                }
+                // RFC 5321 2.4: the remote local part keeps its case; the
+                // domain is case-insensitive and queued in lower case.
+                let remote = match r.path.domain.as_deref() {
+                    Some(d) => format!("{}@{}", r.path.local, d.to_lowercase()),
+                    None => address.clone(),
+                };
+                recipient.remote.push(remote);
+                reply(250, 2, 1, 5, "Recipient ok")
+            }
+            Resolution::Unknown => return reply(550, 5, 1, 1, "User unknown"),
+            Resolution::Refuse { to } => {
+                // RFC 5321 3.4: we know the new address but do not forward.
+                return reply(551, 5, 1, 6, &format!("User not local; please try <{to}>"));
+            }
+            Resolution::Deliver { local, remote } => {
+                recipient.mailbox = local;
+                recipient.remote = remote;
+                reply(250, 2, 1, 5, "Recipient ok")
+            }
+            Resolution::Forward { to, local, remote } => {
+                recipient.mailbox = local;
+                recipient.remote = remote;
+                reply(
+                    251,
+                    2,
+                    1,
+                    5,
+                    &format!("User not local; will forward to <{to}>"),
+                )
+            }
+        };
+        if let Some(refusal) = self.route_terminal(kind, &mut recipient) {
+            return refusal;
+        }
+        if let State::Transaction(tx) = &mut self.state {
+            tx.recipients.push(recipient);
+        }
+        ok
+    }
+
+    /// Splits the local accounts of a SEND/SOML/SAML recipient between the
+    /// terminal and the mailbox (RFC 821 3.4). Returns a refusal for SEND to
+    /// a user with no active session (SPEC 1: 450 at RCPT).
+    fn route_terminal(&self, kind: TxKind, r: &mut Recipient) -> Option<Reply> {
+        let presence = &self.ctx.presence;
+        match kind {
+            TxKind::Mail => None,
+            TxKind::Send => {
+                // Every local account must be at its terminal: SEND has no
+                // mailbox to fall back on.
+                let (active, inactive): (Vec<_>, Vec<_>) =
+                    r.mailbox.drain(..).partition(|a| presence.is_active(a));
+                if active.is_empty() || !inactive.is_empty() {
+                    return Some(reply(450, 4, 2, 1, "User not active; try again later"));
+                }
+                r.terminal = active;
+                None
+            }
+            TxKind::Soml => {
+                let (active, inactive): (Vec<_>, Vec<_>) =
+                    r.mailbox.drain(..).partition(|a| presence.is_active(a));
+                r.terminal = active;
+                r.mailbox = inactive;
+                None
+            }
+            TxKind::Saml => {
+                r.terminal = r
+                    .mailbox
+                    .iter()
+                    .filter(|a| presence.is_active(a))
+                    .cloned()
+                    .collect();
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The SMTP session state machine (RFC 5321 4.1.4 for command order).
+//!
+//! `Session::apply` takes one parsed command and returns what the driver must
+//! do next: send a reply, read DATA, read a BDAT chunk, or close. The state
+//! is an enum; a command refused for sequence or syntax leaves it unchanged,
+//! while the end of DATA or of the last BDAT chunk ends the transaction
+//! whatever the reply (RFC 5321 4.1.1.4, RFC 3030 2).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use directory::Directory;
+use proto_smtp::{Command, EnhancedCode, MailParams, Reply};
+use store::Store;
+
+use super::config::SmtpConfig;
+use crate::presence::Presence;
+
+/// What the server shares with every SMTP session.
+pub struct SmtpContext {
+    pub config: SmtpConfig,
+    pub directory: Arc<Directory>,
+    pub store: Arc<dyn Store>,
+    pub presence: Arc<dyn Presence>,
+}
+
+/// What the driver does after a command.
+#[derive(Debug)]
+pub enum Action {
+    Reply(Reply),
+    /// Send the 354 and read the message (RFC 5321 4.1.1.4).
+    ReadData(Reply),
+    /// Read a BDAT chunk of `size` octets (RFC 3030 2). With `refuse` set the
+    /// chunk is read and discarded and that reply is sent instead.
+    ReadChunk {
+        size: u64,
+        last: bool,
+        refuse: Option<Reply>,
+    },
+    /// Send the reply and close the connection.
+    Close(Reply),
+}
+
+/// The flavour of transaction the reverse-path command opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxKind {
+    Mail,
+    /// RFC 821 SEND: to the terminal only.
+    Send,
+    /// SEND or MAIL: terminal if active, else mailbox.
+    Soml,
+    /// SEND and MAIL: terminal if active, and mailbox always.
+    Saml,
+}
+
+/// One accepted RCPT, already resolved by the directory.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    /// The address as the client gave it, qualified (for Received `for`).
+    pub address: String,
+    /// Local accounts whose mailbox gets a copy.
+    pub mailbox: Vec<String>,
+    /// Local accounts whose terminal gets the message (SEND family).
+    pub terminal: Vec<String>,
+    /// Remote addresses to queue.
+    pub remote: Vec<String>,
+}
+
+/// A mail transaction in progress (RFC 5321 3.3).
+#[derive(Debug)]
+pub struct Transaction {
+    pub kind: TxKind,
+    /// The reverse-path, qualified; empty for `<>`.
+    pub sender: String,
+    pub params: MailParams,
+    pub recipients: Vec<Recipient>,
+    /// BDAT chunks received so far (RFC 3030); None until the first BDAT.
+    pub chunks: Option<Chunks>,
+}
+
+/// The body being assembled from BDAT chunks.
+#[derive(Debug, Default)]
+pub struct Chunks {
+    pub data: Vec<u8>,
+    /// Octets received in all, stored or not.
+    pub received: u64,
+}
+
+/// Session states (RFC 5321 4.1.4).
+#[derive(Debug)]
+pub enum State {
+    /// Before HELO/EHLO: only the commands allowed at any time.
+    Greeted,
+    /// After HELO/EHLO, no transaction.
+    Ready,
+    /// After MAIL (or SEND/SOML/SAML), collecting RCPTs and data.
+    Transaction(Transaction),
+}
+
+/// The client's identification from HELO/EHLO.
+#[derive(Debug, Clone)]
+pub struct Helo {
+    pub name: String,
+    pub extended: bool,
+}
+
+pub struct Session {
+    pub(crate) ctx: Arc<SmtpContext>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) state: State,
+    pub(crate) helo: Option<Helo>,
+    /// The authenticated account (the TLS/AUTH issue sets it).
+    pub(crate) authenticated: Option<String>,
+    /// True once the stream is TLS (Received says ESMTPS).
+    pub(crate) tls: bool,
+}
+
+/// Shorthand for a reply with an enhanced status code (RFC 3463).
+pub(crate) fn reply(code: u16, class: u8, subject: u16, detail: u16, text: &str) -> Reply {
+    Reply::new(code, Some(EnhancedCode(class, subject, detail)), text)
+}
+
+pub(crate) fn bad_sequence(text: &str) -> Reply {
+    reply(503, 5, 5, 1, text)
+}
+
+/// 451 4.3.0 for failures of our own (store, directory).
+pub(crate) fn local_error() -> Reply {
+    reply(
+        451,
+        4,
+        3,
+        0,
+        "Requested action aborted: local error in processing",
+    )
+}
+
+impl Session {
+    pub fn new(ctx: Arc<SmtpContext>, peer: SocketAddr) -> Self {
+        Session {
+            ctx,
+            peer,
+            state: State::Greeted,
+            helo: None,
+            authenticated: None,
+            tls: false,
+        }
+    }
+
+    /// The 220 greeting (RFC 5321 4.2; the only reply without an enhanced
+    /// code, RFC 2034 3).
+    pub fn greeting(&self) -> Reply {
+        Reply::new(
+            220,
+            None,
+            format!("{} ESMTP mailroom", self.ctx.config.hostname),
+        )
+    }
+
+    /// True while a transaction is open: graceful shutdown lets it finish.
+    pub fn in_transaction(&self) -> bool {
+        matches!(self.state, State::Transaction(_))
+    }
+
+    pub fn config(&self) -> &SmtpConfig {
+        &self.ctx.config
+    }
+
+    /// Applies one command. The dispatch table: which commands each state
+    /// allows is decided in the per-command functions, each of which
+    /// returns 503 5.5.1 for a state it does not accept.
+    pub async fn apply(&mut self, cmd: Command) -> Action {
+        match cmd {
+            Command::Helo(name) => Action::Reply(self.helo(name, false)),
+            Command::Ehlo(name) => Action::Reply(self.helo(name, true)),
+            Command::Mail(m) => Action::Reply(self.mail(TxKind::Mail, m)),
+            Command::Send(m) => Action::Reply(self.legacy(TxKind::Send, m)),
+            Command::Soml(m) => Action::Reply(self.legacy(TxKind::Soml, m)),
+            Command::Saml(m) => Action::Reply(self.legacy(TxKind::Saml, m)),
+            Command::Rcpt(r) => Action::Reply(self.rcpt(r).await),
+            Command::Data => self.data_start(),
+            Command::Bdat { size, last } => self.bdat_start(size, last),
+            Command::Rset => {
+                // RFC 5321 4.1.1.5: always 250, keeps the HELO.
+                if self.helo.is_some() {
+                    self.state = State::Ready;
+                }
+                Action::Reply(reply(250, 2, 0, 0, "Ok"))
+            }
+            Command::Vrfy(q) => Action::Reply(self.vrfy(q).await),
+            Command::Expn(q) => Action::Reply(self.expn(q).await),
+            Command::Help(topic) => Action::Reply(self.help(topic.as_deref())),
+            Command::Noop => Action::Reply(reply(250, 2, 0, 0, "Ok")),
+            Command::Quit => Action::Close(reply(
+                221,
+                2,
+                0,
+                0,
+                &format!("{} closing connection", self.ctx.config.hostname),
+            )),
+            // RFC 3207 and RFC 4954 arrive with the TLS/AUTH issue; until
+            // then they are recognised but not implemented.
+            Command::StartTls | Command::Auth { .. } => {
+                Action::Reply(reply(502, 5, 5, 1, "Command not implemented"))
+            }
+        }
+    }
+
+    /// HELO/EHLO (RFC 5321 4.1.1.1): resets any transaction; EHLO lists the
+    /// extensions.
+    fn helo(&mut self, name: String, extended: bool) -> Reply {
+        self.state = State::Ready;
+        let greeting = format!(
+            "{} Hello {} [{}]",
+            self.ctx.config.hostname,
+            name,
+            self.peer.ip()
+        );
+        self.helo = Some(Helo { name, extended });
+        if !extended {
+            return Reply::new(250, None, greeting);
+        }
+        let mut lines = vec![
+            greeting,
+            "PIPELINING".to_string(),
+            format!("SIZE {}", self.ctx.config.max_message_size),
+            "8BITMIME".to_string(),
+            "ENHANCEDSTATUSCODES".to_string(),
+            "SMTPUTF8".to_string(),
+            "CHUNKING".to_string(),
+            "BINARYMIME".to_string(),
+            "HELP".to_string(),
+        ];
+        if self.ctx.config.legacy_send {
+            // RFC 5321 F.6: the legacy commands are advertised as keywords.
+            lines.extend(["SEND", "SOML", "SAML"].map(String::from));
+        }
+        if self.ctx.config.vrfy == super::config::VrfyPolicy::Disclose {
+            lines.push("VRFY".to_string());
+        }
+        if self.ctx.config.expn {
+            lines.push("EXPN".to_string());
+        }
+        // EHLO replies carry no enhanced code on the first line in common
+        // practice; RFC 2034 excludes EHLO's 250 from the requirement.
+        Reply::multi(250, None, lines)
+    }
+
+    /// True when the client is trusted to submit unqualified senders and
+    /// relay-free local mail (SPEC 7 `local_networks`).
+    pub(crate) fn is_local_client(&self) -> bool {
+        let ip = self.peer.ip();
+        self.ctx
+            .config
+            .local_networks
+            .iter()
+            .any(|n| n.contains(&ip))
+    }
+
+    /// True when the client may relay to other domains (SPEC 1).
+    pub(crate) fn may_relay(&self) -> bool {
+        let ip = self.peer.ip();
+        self.authenticated.is_some()
+            || self
+                .ctx
+                .config
+                .relay_networks
+                .iter()
+                .any(|n| n.contains(&ip))
+    }
+
+    /// Runs a directory lookup on the blocking pool: lookups touch SQLite
+    /// and argon2, which must not stall the async workers.
+    pub(crate) async fn directory<T, F>(&self, f: F) -> Result<T, directory::DirectoryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Directory) -> Result<T, directory::DirectoryError> + Send + 'static,
+    {
+        let dir = Arc::clone(&self.ctx.directory);
+        let result = tokio::task::spawn_blocking(move || f(&dir))
+            .await
+            .unwrap_or_else(|e| Err(directory::DirectoryError::Db(e.to_string())));
+        if let Err(e) = &result
+            && !matches!(e, directory::DirectoryError::InvalidAddress(_))
+        {
+            tracing::warn!(error = %e, "directory lookup failed");
+        }
+        result
+    }
+}

@@ -1,0 +1,205 @@
+//! Trace fields added to every accepted message (RFC 5321 4.4) and the
+//! header work around them: the Received field, Return-Path on local
+//! delivery, removal of fields that must not be trusted, and the hop count
+//! of RFC 5321 6.3.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc2822;
+
+/// The header section: everything up to and including the empty line (or
+/// the whole message when it has no body separator).
+pub fn header_len(msg: &[u8]) -> usize {
+    if msg.starts_with(b"\r\n") {
+        return 2;
+    }
+    msg.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(msg.len(), |p| p + 4)
+}
+
+/// True when the header line starting at `line` names the field `name`
+/// (case-insensitive, RFC 5322 2.2).
+fn is_field(line: &[u8], name: &str) -> bool {
+    let n = name.len();
+    line.len() > n
+        && line
+            .get(..n)
+            .is_some_and(|p| p.eq_ignore_ascii_case(name.as_bytes()))
+        && line.get(n) == Some(&b':')
+}
+
+/// Iterates over the header fields of `msg` as (start, end) byte ranges,
+/// each covering the field with its folded continuation lines and CRLF.
+fn fields(msg: &[u8]) -> Vec<(usize, usize)> {
+    let end = header_len(msg);
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut pos = 0;
+    while pos < end {
+        let line_end = msg
+            .get(pos..end)
+            .and_then(|s| s.windows(2).position(|w| w == b"\r\n"))
+            .map_or(end, |p| pos + p + 2);
+        let first = msg.get(pos).copied();
+        if first == Some(b'\r') {
+            break; // the empty line ending the header
+        }
+        let continuation = matches!(first, Some(b' ') | Some(b'\t'));
+        match out.last_mut() {
+            Some(last) if continuation => last.1 = line_end,
+            _ => out.push((pos, line_end)),
+        }
+        pos = line_end;
+    }
+    out
+}
+
+/// Counts the Received fields: a message that has passed `MAX_HOPS` relays
+/// is looping (RFC 5321 6.3).
+pub fn count_received(msg: &[u8]) -> usize {
+    fields(msg)
+        .into_iter()
+        .filter(|&(s, e)| msg.get(s..e).is_some_and(|f| is_field(f, "Received")))
+        .count()
+}
+
+/// Removes fields that the sender must not set for us: Return-Path (RFC
+/// 5321 4.4: only the final delivery adds it) and Authentication-Results
+/// that claim our host name (RFC 8601 5).
+pub fn strip_untrusted(msg: &[u8], hostname: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msg.len());
+    let mut last = 0;
+    for (s, e) in fields(msg) {
+        let Some(field) = msg.get(s..e) else { continue };
+        let drop = is_field(field, "Return-Path")
+            || (is_field(field, "Authentication-Results") && claims_host(field, hostname));
+        if drop {
+            out.extend_from_slice(msg.get(last..s).unwrap_or_default());
+            last = e;
+        }
+    }
+    out.extend_from_slice(msg.get(last..).unwrap_or_default());
+    out
+}
+
+fn claims_host(field: &[u8], hostname: &str) -> bool {
+    let value = field
+        .iter()
+        .position(|&b| b == b':')
+        .and_then(|p| field.get(p + 1..))
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(value);
+    let authserv = text
+        .trim_start()
+        .split(|c: char| c == ';' || c.is_whitespace())
+        .next()
+        .unwrap_or("");
+    authserv.eq_ignore_ascii_case(hostname)
+}
+
+/// What the Received field says about the session (RFC 5321 4.4, protocol
+/// names from RFC 3848).
+pub struct ReceivedInfo<'a> {
+    pub helo: &'a str,
+    pub ip: std::net::IpAddr,
+    pub hostname: &'a str,
+    pub extended: bool,
+    pub tls: bool,
+    pub authenticated: bool,
+    pub id: &'a str,
+    /// Only with exactly one recipient (RFC 5321 7.2: a list would disclose
+    /// the other recipients).
+    pub for_rcpt: Option<&'a str>,
+}
+
+pub fn received(info: &ReceivedInfo<'_>) -> String {
+    let with = match (info.extended, info.tls, info.authenticated) {
+        (false, _, _) => "SMTP",
+        (true, false, false) => "ESMTP",
+        (true, true, false) => "ESMTPS",
+        (true, false, true) => "ESMTPA",
+        (true, true, true) => "ESMTPSA",
+    };
+    let mut s = format!(
+        "Received: from {} ([{}])\r\n\tby {} (mailroom) with {} id {}",
+        info.helo, info.ip, info.hostname, with, info.id
+    );
+    if let Some(rcpt) = info.for_rcpt {
+        s.push_str(&format!("\r\n\tfor <{rcpt}>"));
+    }
+    s.push_str(&format!("; {}\r\n", rfc5322_now()));
+    s
+}
+
+/// The current date in RFC 5322 3.3 form.
+pub fn rfc5322_now() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc2822)
+        .unwrap_or_else(|_| "Thu, 01 Jan 1970 00:00:00 +0000".to_string())
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A queue id for logs and the 250 reply: time, process and a counter, so
+/// the server and a CLI `deliver` never hand out the same one.
+pub fn new_queue_id() -> String {
+    let secs = OffsetDateTime::now_utc().unix_timestamp();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{:09X}{:05X}{:05X}",
+        secs,
+        std::process::id() & 0xFFFFF,
+        n & 0xFFFFF
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_received_fields_only_in_header() {
+        let msg = b"Received: a\r\nReceived: b\r\n c\r\nSubject: x\r\n\r\nReceived: body\r\n";
+        assert_eq!(count_received(msg), 2);
+    }
+
+    #[test]
+    fn strips_return_path_with_continuation_and_our_auth_results() {
+        let msg = b"Return-Path: <a@b>\r\n x\r\nAuthentication-Results: mx.test; spf=pass\r\nAuthentication-Results: other.test; spf=fail\r\nSubject: s\r\n\r\nReturn-Path: body\r\n";
+        let out = strip_untrusted(msg, "MX.test");
+        assert_eq!(
+            out,
+            b"Authentication-Results: other.test; spf=fail\r\nSubject: s\r\n\r\nReturn-Path: body\r\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn received_has_for_only_with_one_recipient() {
+        let mut info = ReceivedInfo {
+            helo: "client.test",
+            ip: [192, 0, 2, 1].into(),
+            hostname: "mx.test",
+            extended: true,
+            tls: false,
+            authenticated: false,
+            id: "ABC",
+            for_rcpt: Some("alice@mx.test"),
+        };
+        let r = received(&info);
+        assert!(r.starts_with("Received: from client.test ([192.0.2.1])\r\n\tby mx.test (mailroom) with ESMTP id ABC\r\n\tfor <alice@mx.test>; "));
+        info.for_rcpt = None;
+        assert!(!received(&info).contains("for <"));
+    }
+
+    #[test]
+    fn message_without_header_separator_is_all_header() {
+        assert_eq!(header_len(b"Subject: x\r\n"), 12);
+        assert_eq!(header_len(b"\r\nbody"), 2);
+    }
+
+    #[test]
+    fn queue_ids_are_unique() {
+        assert_ne!(new_queue_id(), new_queue_id());
+    }
+}

@@ -1,0 +1,357 @@
+//! The durable message store: accounts, mailboxes, message bodies, flags,
+//! UIDs, the outbound queue and a change feed (SPEC section 6).
+//!
+//! One narrow trait, [`Store`], is what the sessions use; [`SqliteStore`] is
+//! the embedded backend (one SQLite database in WAL mode in the data
+//! directory). The store never knows which protocol called it.
+//!
+//! Module map:
+//! - `schema`: connection settings, the schema and its migrations;
+//! - `writer`: the group-commit writer thread, the only place that commits
+//!   (its header holds the durability and ordering rules);
+//! - `ops`: the SQL of each write operation, run by the writer;
+//! - `read`: the read connection pool and the read queries;
+//! - `feed`: the change feed and the watcher thread for other processes;
+//! - `sqlite`: [`SqliteStore`], which ties them together.
+//!
+//! UIDs and UIDVALIDITY follow RFC 9051 2.3.1.1; mod-sequences follow
+//! RFC 7162 (CONDSTORE) so that QRESYNC can be added later.
+
+#![forbid(unsafe_code)]
+
+mod feed;
+mod ops;
+mod read;
+mod schema;
+mod sqlite;
+mod writer;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+pub use schema::SCHEMA_VERSION;
+pub use sqlite::SqliteStore;
+
+/// The future every store method returns: boxed so that [`Store`] stays
+/// object-safe (`Arc<dyn Store>`).
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A mailbox's row id; stable for the life of the mailbox, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MailboxId(pub i64);
+
+/// A stored message body, shared by every mailbox entry (and queue row)
+/// that refers to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BodyId(pub i64);
+
+/// An IMAP UID (RFC 9051 2.3.1.1): strictly ascending per mailbox, never
+/// reused within one UIDVALIDITY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Uid(pub u32);
+
+/// The mailboxes every new account gets, subscribed, with their RFC 6154
+/// special-use attribute.
+pub const SPECIAL_MAILBOXES: [(&str, Option<&str>); 6] = [
+    ("INBOX", None),
+    ("Sent", Some("\\Sent")),
+    ("Drafts", Some("\\Drafts")),
+    ("Trash", Some("\\Trash")),
+    ("Junk", Some("\\Junk")),
+    ("Archive", Some("\\Archive")),
+];
+
+/// Default for [`StoreOptions::group_commit_max`]: the most operations one
+/// transaction (one fsync) carries. Big enough that a burst of deliveries
+/// shares a commit, small enough that one transaction stays short.
+pub const GROUP_COMMIT_MAX: usize = 256;
+
+/// Default for [`StoreOptions::feed_poll_interval`]: how often the watcher
+/// looks for changes committed by another process (the CLI). IMAP IDLE must
+/// report new mail within a second (SPEC 3), so well under that.
+pub const FEED_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Tunables of [`SqliteStore`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most operations per group commit (see [`GROUP_COMMIT_MAX`]).
+    pub group_commit_max: usize,
+    /// Poll interval of the cross-process watcher (see [`FEED_POLL_INTERVAL`]).
+    pub feed_poll_interval: std::time::Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            group_commit_max: GROUP_COMMIT_MAX,
+            feed_poll_interval: FEED_POLL_INTERVAL,
+        }
+    }
+}
+
+/// One accepted message, for its local mailboxes and its remote recipients,
+/// stored in one atomic operation.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The message as stored in local mailboxes (CRLF, trace headers and
+    /// Return-Path already prepended by the caller). None when there is no
+    /// local recipient.
+    pub local_raw: Option<Vec<u8>>,
+    /// Accounts (canonical addresses) whose INBOX gets an entry; one body
+    /// shared by all. The account is created (with its six mailboxes) if
+    /// missing.
+    pub local_accounts: Vec<String>,
+    /// Remote recipients: queued durably for the outbound delivery, in the
+    /// same transaction.
+    pub outbound: Option<Outbound>,
+    /// INTERNALDATE of the local entries, unix seconds.
+    pub internal_date: i64,
+}
+
+/// The remote part of a delivery: one queue row per recipient, one body.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// The message as it will be relayed.
+    pub raw: Vec<u8>,
+    /// The reverse-path; "" for the null reverse-path.
+    pub sender: String,
+    /// Remote forward-paths.
+    pub recipients: Vec<String>,
+}
+
+/// What a delivery created: one entry per local account (canonical name,
+/// its INBOX, the new UID) and one queue row per remote recipient.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub entries: Vec<(String, MailboxId, Uid)>,
+    pub queue_ids: Vec<i64>,
+}
+
+/// A mailbox with its counters, as LIST / STATUS / SELECT need them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxInfo {
+    pub id: MailboxId,
+    pub account: String,
+    pub name: String,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highestmodseq: u64,
+    pub special_use: Option<String>,
+    pub subscribed: bool,
+    pub messages: u32,
+    pub unseen: u32,
+}
+
+/// One mailbox entry (a message as seen in one mailbox).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub uid: Uid,
+    pub body: BodyId,
+    /// RFC822.SIZE: the body's length in octets.
+    pub size: u64,
+    /// INTERNALDATE, unix seconds.
+    pub internal_date: i64,
+    /// System flags (canonical case, e.g. `\Seen`) and keywords.
+    pub flags: Vec<String>,
+    /// The mod-sequence of this entry's last change (RFC 7162).
+    pub modseq: u64,
+}
+
+/// How [`Store::set_flags`] combines the given flags with the current ones
+/// (STORE +FLAGS / -FLAGS / FLAGS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+/// One outbound queue row: one remote recipient of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    pub id: i64,
+    pub body: BodyId,
+    pub sender: String,
+    pub recipient: String,
+    /// "queued" when created; the delivery crate owns the other states.
+    pub status: String,
+    pub attempts: u32,
+    /// Unix seconds.
+    pub next_attempt: i64,
+    /// Unix seconds.
+    pub created: i64,
+    pub last_error: Option<String>,
+}
+
+/// A committed change, as published on the change feed. Sessions filter by
+/// account and mailbox; a lagging receiver (broadcast `Lagged`) must
+/// resynchronise from [`Store::messages`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Appended {
+        account: String,
+        mailbox: MailboxId,
+        uid: Uid,
+        modseq: u64,
+    },
+    Flags {
+        account: String,
+        mailbox: MailboxId,
+        uid: Uid,
+        modseq: u64,
+    },
+    Expunged {
+        account: String,
+        mailbox: MailboxId,
+        uid: Uid,
+        modseq: u64,
+    },
+    /// A mailbox of this account was created, deleted, renamed or
+    /// (un)subscribed, or the account itself was created or deleted.
+    Mailboxes { account: String },
+}
+
+/// Counters for metrics and the benchmark: fsyncs per message is
+/// `commits / ops`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreStats {
+    /// Transactions committed (each is one WAL fsync).
+    pub commits: u64,
+    /// Write operations answered Ok by those commits.
+    pub ops: u64,
+}
+
+/// Errors of the store. [`StoreError::is_temporary`] tells the session
+/// whether to answer 4xx / `NO [UNAVAILABLE]`-style or 5xx / `NO`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The disk (or the database size limit) is full; nothing was written.
+    DiskFull,
+    /// The account is over its quota; nothing was written.
+    QuotaExceeded,
+    /// Another process held the database past the busy timeout.
+    Busy,
+    NotFound(String),
+    AlreadyExists(String),
+    Invalid(String),
+    /// The data directory was written by a newer mailroom.
+    NewerSchema {
+        found: u32,
+        supported: u32,
+    },
+    Io(String),
+    /// The store is shut down.
+    Closed,
+}
+
+impl StoreError {
+    /// True when retrying later may succeed (SMTP 4xx, e.g. 452 4.3.1 for
+    /// disk full; IMAP `NO`).
+    pub fn is_temporary(&self) -> bool {
+        matches!(
+            self,
+            StoreError::DiskFull
+                | StoreError::QuotaExceeded
+                | StoreError::Busy
+                | StoreError::Io(_)
+                | StoreError::Closed
+        )
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::DiskFull => write!(f, "mail store: disk full"),
+            StoreError::QuotaExceeded => write!(f, "mail store: quota exceeded"),
+            StoreError::Busy => write!(f, "mail store: database busy, try again"),
+            StoreError::NotFound(what) => write!(f, "not found: {what}"),
+            StoreError::AlreadyExists(what) => write!(f, "already exists: {what}"),
+            StoreError::Invalid(why) => write!(f, "invalid: {why}"),
+            StoreError::NewerSchema { found, supported } => write!(
+                f,
+                "the data directory has schema version {found}, newer than the {supported} this \
+                 mailroom supports: upgrade mailroom (refusing to touch it)"
+            ),
+            StoreError::Io(why) => write!(f, "mail store I/O error: {why}"),
+            StoreError::Closed => write!(f, "mail store is shut down"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// What sessions, delivery and the CLI need from a message store.
+///
+/// Every write is durable (fsynced) before its future resolves Ok, and is
+/// atomic: on error nothing of it was written.
+pub trait Store: Send + Sync + 'static {
+    /// Stores one message for its local accounts and queues its remote
+    /// recipients, all in one transaction.
+    fn deliver(&self, delivery: Delivery) -> StoreFuture<'_, Delivered>;
+    /// Creates the account and its [`SPECIAL_MAILBOXES`]; idempotent.
+    fn ensure_account(&self, account: String) -> StoreFuture<'_, ()>;
+    /// Removes the account, its mailboxes and entries; unreferenced bodies
+    /// are freed. Queue rows (mail already sent by it) stay.
+    fn delete_account(&self, account: String) -> StoreFuture<'_, ()>;
+    /// The account's mailboxes, INBOX first then by name.
+    fn mailboxes(&self, account: String) -> StoreFuture<'_, Vec<MailboxInfo>>;
+    /// One mailbox by name: "INBOX" case-insensitive, others exact.
+    fn mailbox(&self, account: String, name: String) -> StoreFuture<'_, Option<MailboxInfo>>;
+    fn create_mailbox(
+        &self,
+        account: String,
+        name: String,
+        special_use: Option<String>,
+    ) -> StoreFuture<'_, MailboxInfo>;
+    /// INBOX cannot be deleted (Invalid).
+    fn delete_mailbox(&self, account: String, name: String) -> StoreFuture<'_, ()>;
+    /// Renames a mailbox and its inferiors ("from/..."). Renaming INBOX
+    /// moves its messages to the new name and leaves INBOX empty
+    /// (RFC 9051 6.3.6).
+    fn rename_mailbox(&self, account: String, from: String, to: String) -> StoreFuture<'_, ()>;
+    fn set_subscribed(
+        &self,
+        account: String,
+        name: String,
+        subscribed: bool,
+    ) -> StoreFuture<'_, ()>;
+    /// The mailbox's entries, ascending UID.
+    fn messages(&self, mailbox: MailboxId) -> StoreFuture<'_, Vec<MessageMeta>>;
+    fn read_body(&self, body: BodyId) -> StoreFuture<'_, Vec<u8>>;
+    /// IMAP APPEND: durable before Ok, group-committed.
+    fn append(
+        &self,
+        mailbox: MailboxId,
+        raw: Vec<u8>,
+        flags: Vec<String>,
+        internal_date: i64,
+    ) -> StoreFuture<'_, Uid>;
+    /// Returns the entries whose flags actually changed.
+    fn set_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+        op: FlagOp,
+        flags: Vec<String>,
+    ) -> StoreFuture<'_, Vec<MessageMeta>>;
+    /// Returns the UIDs actually removed (already-gone ones are skipped).
+    fn expunge(&self, mailbox: MailboxId, uids: Vec<Uid>) -> StoreFuture<'_, Vec<Uid>>;
+    /// Copies entries (sharing bodies); returns (source UID, new UID) pairs
+    /// for the entries that existed, ascending.
+    fn copy(
+        &self,
+        from: MailboxId,
+        uids: Vec<Uid>,
+        to: MailboxId,
+    ) -> StoreFuture<'_, Vec<(Uid, Uid)>>;
+    /// The outbound queue, oldest first.
+    fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>>;
+    /// The change feed: every committed change, from this process or another.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change>;
+    fn stats(&self) -> StoreStats;
+}
+
+#[cfg(test)]
+mod tests;

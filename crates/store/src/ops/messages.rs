@@ -1,0 +1,276 @@
+//! Delivery and per-message operations: APPEND, STORE, EXPUNGE, COPY.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::*;
+use crate::{Delivered, Delivery, FlagOp, MessageMeta};
+
+pub fn deliver(conn: &Connection, delivery: Delivery) -> Result<Delivered, StoreError> {
+    let now = now();
+    let mut accounts: Vec<String> = Vec::with_capacity(delivery.local_accounts.len());
+    for account in &delivery.local_accounts {
+        let account = canonical_account(account)?;
+        if !accounts.contains(&account) {
+            accounts.push(account);
+        }
+    }
+    let mut entries = Vec::with_capacity(accounts.len());
+    let mut local_body = None;
+    if !accounts.is_empty() {
+        let raw = delivery
+            .local_raw
+            .as_deref()
+            .ok_or_else(|| StoreError::Invalid("local recipients but no local message".into()))?;
+        let body = insert_body(conn, raw)?;
+        local_body = Some((body, raw));
+        for account in accounts {
+            create_account_if_missing(conn, &account)?;
+            let inbox = require_mailbox(conn, &account, "INBOX")?;
+            let (_, uid, modseq) = alloc_uid(conn, inbox)?;
+            insert_entry(conn, inbox, uid, body, "", delivery.internal_date, modseq)?;
+            record(
+                conn,
+                &account,
+                Some(inbox),
+                "append",
+                Some(uid),
+                Some(modseq),
+                now,
+            )?;
+            entries.push((account, inbox, uid));
+        }
+    }
+    let mut queue_ids = Vec::new();
+    if let Some(out) = delivery.outbound.filter(|o| !o.recipients.is_empty()) {
+        let body = match local_body {
+            Some((id, raw)) if raw == out.raw.as_slice() => id,
+            _ => insert_body(conn, &out.raw)?,
+        };
+        let mut stmt = conn
+            .prepare_cached(
+                "INSERT INTO queue (body_id, sender, recipient, status, attempts, next_attempt, \
+                 created) VALUES (?1, ?2, ?3, 'queued', 0, ?4, ?4)",
+            )
+            .map_err(map_err)?;
+        for rcpt in &out.recipients {
+            stmt.execute(params![body.0, out.sender, rcpt, now])
+                .map_err(map_err)?;
+            queue_ids.push(conn.last_insert_rowid());
+        }
+    }
+    if entries.is_empty() && queue_ids.is_empty() {
+        return Err(StoreError::Invalid("delivery without recipients".into()));
+    }
+    Ok(Delivered { entries, queue_ids })
+}
+
+pub fn append(
+    conn: &Connection,
+    mailbox: MailboxId,
+    raw: &[u8],
+    flags: Vec<String>,
+    internal_date: i64,
+) -> Result<Uid, StoreError> {
+    let flags = normalize_flags(flags)?;
+    let body = insert_body(conn, raw)?;
+    let (account, uid, modseq) = alloc_uid(conn, mailbox)?;
+    insert_entry(
+        conn,
+        mailbox,
+        uid,
+        body,
+        &flags_to_text(&flags),
+        internal_date,
+        modseq,
+    )?;
+    record(
+        conn,
+        &account,
+        Some(mailbox),
+        "append",
+        Some(uid),
+        Some(modseq),
+        now(),
+    )?;
+    Ok(uid)
+}
+
+/// One entry's stored fields.
+struct EntryRow {
+    body: BodyId,
+    size: u64,
+    internal_date: i64,
+    flags: Vec<String>,
+}
+
+fn entry(conn: &Connection, mailbox: MailboxId, uid: Uid) -> Result<Option<EntryRow>, StoreError> {
+    conn.prepare_cached(
+        "SELECT e.body_id, b.size, e.internal_date, e.flags FROM entries e \
+         JOIN bodies b ON b.id = e.body_id WHERE e.mailbox_id = ?1 AND e.uid = ?2",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![mailbox.0, uid.0], |r| {
+            Ok(EntryRow {
+                body: BodyId(r.get(0)?),
+                size: r.get::<_, i64>(1)? as u64,
+                internal_date: r.get(2)?,
+                flags: flags_from_text(&r.get::<_, String>(3)?),
+            })
+        })
+        .optional()
+    })
+    .map_err(map_err)
+}
+
+/// Sorted, deduplicated UIDs: every loop below is bounded by the input.
+fn sorted_uids(mut uids: Vec<Uid>) -> Vec<Uid> {
+    uids.sort_unstable();
+    uids.dedup();
+    uids
+}
+
+pub fn set_flags(
+    conn: &Connection,
+    mailbox: MailboxId,
+    uids: Vec<Uid>,
+    op: FlagOp,
+    flags: Vec<String>,
+) -> Result<Vec<MessageMeta>, StoreError> {
+    let account = mailbox_account(conn, mailbox)?;
+    let given = normalize_flags(flags)?;
+    let now = now();
+    let mut changed = Vec::new();
+    for uid in sorted_uids(uids) {
+        let Some(row) = entry(conn, mailbox, uid)? else {
+            continue;
+        };
+        let new_flags: Vec<String> = match op {
+            FlagOp::Replace => given.clone(),
+            FlagOp::Add => {
+                let mut f = row.flags.clone();
+                for g in &given {
+                    if !f.iter().any(|x| x.eq_ignore_ascii_case(g)) {
+                        f.push(g.clone());
+                    }
+                }
+                f
+            }
+            FlagOp::Remove => row
+                .flags
+                .iter()
+                .filter(|x| !given.iter().any(|g| g.eq_ignore_ascii_case(x)))
+                .cloned()
+                .collect(),
+        };
+        if same_flags(&row.flags, &new_flags) {
+            continue;
+        }
+        if new_flags.len() > MAX_FLAGS_PER_MESSAGE {
+            return Err(StoreError::Invalid(format!(
+                "more than {MAX_FLAGS_PER_MESSAGE} flags"
+            )));
+        }
+        let modseq = bump_modseq(conn, mailbox)?;
+        conn.prepare_cached(
+            "UPDATE entries SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                mailbox.0,
+                uid.0,
+                flags_to_text(&new_flags),
+                modseq as i64
+            ])
+        })
+        .map_err(map_err)?;
+        record(
+            conn,
+            &account,
+            Some(mailbox),
+            "flags",
+            Some(uid),
+            Some(modseq),
+            now,
+        )?;
+        changed.push(MessageMeta {
+            uid,
+            body: row.body,
+            size: row.size,
+            internal_date: row.internal_date,
+            flags: new_flags,
+            modseq,
+        });
+    }
+    Ok(changed)
+}
+
+pub fn expunge(
+    conn: &Connection,
+    mailbox: MailboxId,
+    uids: Vec<Uid>,
+) -> Result<Vec<Uid>, StoreError> {
+    let account = mailbox_account(conn, mailbox)?;
+    let now = now();
+    let mut removed = Vec::new();
+    for uid in sorted_uids(uids) {
+        // The body reference trigger frees the body with its last entry.
+        let n = conn
+            .prepare_cached("DELETE FROM entries WHERE mailbox_id = ?1 AND uid = ?2")
+            .and_then(|mut s| s.execute(params![mailbox.0, uid.0]))
+            .map_err(map_err)?;
+        if n == 0 {
+            continue;
+        }
+        let modseq = bump_modseq(conn, mailbox)?;
+        record_expunge(conn, mailbox, uid, modseq)?;
+        record(
+            conn,
+            &account,
+            Some(mailbox),
+            "expunge",
+            Some(uid),
+            Some(modseq),
+            now,
+        )?;
+        removed.push(uid);
+    }
+    Ok(removed)
+}
+
+pub fn copy(
+    conn: &Connection,
+    from: MailboxId,
+    uids: Vec<Uid>,
+    to: MailboxId,
+) -> Result<Vec<(Uid, Uid)>, StoreError> {
+    mailbox_account(conn, from)?;
+    mailbox_account(conn, to)?;
+    let now = now();
+    let mut pairs = Vec::new();
+    for uid in sorted_uids(uids) {
+        let Some(row) = entry(conn, from, uid)? else {
+            continue;
+        };
+        let (account, new_uid, modseq) = alloc_uid(conn, to)?;
+        insert_entry(
+            conn,
+            to,
+            new_uid,
+            row.body,
+            &flags_to_text(&row.flags),
+            row.internal_date,
+            modseq,
+        )?;
+        record(
+            conn,
+            &account,
+            Some(to),
+            "append",
+            Some(new_uid),
+            Some(modseq),
+            now,
+        )?;
+        pairs.push((uid, new_uid));
+    }
+    Ok(pairs)
+}

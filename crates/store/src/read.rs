@@ -1,0 +1,187 @@
+//! Reads: a small pool of read connections used from tokio's blocking pool,
+//! and the read queries.
+//!
+//! In WAL mode readers never block the writer nor each other; each query
+//! runs in its own implicit transaction and so sees one committed snapshot.
+//! The pool is a few connections each behind its own mutex, so concurrent
+//! sessions do not queue behind one lock.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use rusqlite::{Connection, OptionalExtension, Row};
+
+use crate::ops::{canonical_account, flags_from_text, normalize_mailbox_name};
+use crate::schema::{map_err, open_connection};
+use crate::{BodyId, MailboxId, MailboxInfo, MessageMeta, QueueEntry, StoreError, Uid};
+
+/// Read connections per store. Reads are short (metadata, or one body), so
+/// a few cover many sessions; each extra connection costs a file handle
+/// and a page cache.
+pub const READ_CONNECTIONS: usize = 4;
+
+/// A fixed set of read connections.
+pub struct ReadPool {
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl ReadPool {
+    pub fn open(data_dir: &Path, size: usize) -> Result<ReadPool, StoreError> {
+        let mut conns = Vec::with_capacity(size.max(1));
+        for _ in 0..size.max(1) {
+            let conn = open_connection(data_dir)?;
+            // A guard: nothing on a read connection may write.
+            conn.pragma_update(None, "query_only", "ON")
+                .map_err(map_err)?;
+            conns.push(Mutex::new(conn));
+        }
+        Ok(ReadPool {
+            conns,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `f` on a free connection, or waits for the next one in turn.
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let n = self.conns.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n.max(1);
+        for i in 0..n {
+            if let Some(Ok(conn)) = self.conns.get((start + i) % n).map(Mutex::try_lock) {
+                return f(&conn);
+            }
+        }
+        let slot = self
+            .conns
+            .get(start)
+            .ok_or_else(|| StoreError::Io("empty read pool".into()))?;
+        // A panic while holding the lock leaves the connection usable.
+        let conn = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&conn)
+    }
+}
+
+const MAILBOX_COLUMNS: &str = "m.id, m.account, m.name, m.uidvalidity, m.uidnext, \
+     m.highestmodseq, m.special_use, m.subscribed, \
+     (SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id), \
+     (SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id \
+        AND (' ' || e.flags || ' ') NOT LIKE '% \\Seen %')";
+
+fn mailbox_from_row(r: &Row<'_>) -> rusqlite::Result<MailboxInfo> {
+    Ok(MailboxInfo {
+        id: MailboxId(r.get(0)?),
+        account: r.get(1)?,
+        name: r.get(2)?,
+        uidvalidity: r.get(3)?,
+        uidnext: r.get(4)?,
+        highestmodseq: r.get::<_, i64>(5)? as u64,
+        special_use: r.get(6)?,
+        subscribed: r.get(7)?,
+        messages: r.get(8)?,
+        unseen: r.get(9)?,
+    })
+}
+
+/// One mailbox with its counters, by id (also used by the writer).
+pub fn mailbox_info(conn: &Connection, id: MailboxId) -> Result<Option<MailboxInfo>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLUMNS} FROM mailboxes m WHERE m.id = ?1"
+    ))
+    .and_then(|mut s| s.query_row([id.0], mailbox_from_row).optional())
+    .map_err(map_err)
+}
+
+pub fn mailboxes(conn: &Connection, account: &str) -> Result<Vec<MailboxInfo>, StoreError> {
+    let account = canonical_account(account)?;
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLUMNS} FROM mailboxes m WHERE m.account = ?1 \
+         ORDER BY m.name <> 'INBOX', m.name"
+    ))
+    .and_then(|mut s| {
+        s.query_map([account], mailbox_from_row)
+            .and_then(Iterator::collect)
+    })
+    .map_err(map_err)
+}
+
+pub fn mailbox(
+    conn: &Connection,
+    account: &str,
+    name: &str,
+) -> Result<Option<MailboxInfo>, StoreError> {
+    let account = canonical_account(account)?;
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLUMNS} FROM mailboxes m WHERE m.account = ?1 AND m.name = ?2"
+    ))
+    .and_then(|mut s| {
+        s.query_row([account, normalize_mailbox_name(name)], mailbox_from_row)
+            .optional()
+    })
+    .map_err(map_err)
+}
+
+pub fn messages(conn: &Connection, mailbox: MailboxId) -> Result<Vec<MessageMeta>, StoreError> {
+    // NotFound rather than an empty list, so a session notices a deleted
+    // mailbox.
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM mailboxes WHERE id = ?1")
+        .and_then(|mut s| s.exists([mailbox.0]))
+        .map_err(map_err)?;
+    if !exists {
+        return Err(StoreError::NotFound(format!("mailbox id {}", mailbox.0)));
+    }
+    conn.prepare_cached(
+        "SELECT e.uid, e.body_id, b.size, e.internal_date, e.flags, e.modseq \
+         FROM entries e JOIN bodies b ON b.id = e.body_id \
+         WHERE e.mailbox_id = ?1 ORDER BY e.uid",
+    )
+    .and_then(|mut s| {
+        s.query_map([mailbox.0], |r| {
+            Ok(MessageMeta {
+                uid: Uid(r.get(0)?),
+                body: BodyId(r.get(1)?),
+                size: r.get::<_, i64>(2)? as u64,
+                internal_date: r.get(3)?,
+                flags: flags_from_text(&r.get::<_, String>(4)?),
+                modseq: r.get::<_, i64>(5)? as u64,
+            })
+        })
+        .and_then(Iterator::collect)
+    })
+    .map_err(map_err)
+}
+
+pub fn read_body(conn: &Connection, body: BodyId) -> Result<Vec<u8>, StoreError> {
+    conn.prepare_cached("SELECT data FROM bodies WHERE id = ?1")
+        .and_then(|mut s| s.query_row([body.0], |r| r.get(0)).optional())
+        .map_err(map_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("body {}", body.0)))
+}
+
+pub fn queue(conn: &Connection) -> Result<Vec<QueueEntry>, StoreError> {
+    conn.prepare_cached(
+        "SELECT id, body_id, sender, recipient, status, attempts, next_attempt, created, \
+         last_error FROM queue ORDER BY id",
+    )
+    .and_then(|mut s| {
+        s.query_map([], |r| {
+            Ok(QueueEntry {
+                id: r.get(0)?,
+                body: BodyId(r.get(1)?),
+                sender: r.get(2)?,
+                recipient: r.get(3)?,
+                status: r.get(4)?,
+                attempts: r.get(5)?,
+                next_attempt: r.get(6)?,
+                created: r.get(7)?,
+                last_error: r.get(8)?,
+            })
+        })
+        .and_then(Iterator::collect)
+    })
+    .map_err(map_err)
+}

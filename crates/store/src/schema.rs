@@ -1,0 +1,221 @@
+//! Connection settings, the schema and its migrations.
+//!
+//! The database carries `meta.schema_version`. [`migrate`] runs at open in
+//! one `BEGIN IMMEDIATE` transaction (so two processes opening at once
+//! serialise): it applies [`MIGRATIONS`] from the stored version up to
+//! [`SCHEMA_VERSION`], or refuses a newer database with
+//! [`StoreError::NewerSchema`] without touching it (SPEC 6).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
+
+use crate::StoreError;
+
+/// How long a connection waits for another connection's (or process's)
+/// lock before failing with [`StoreError::Busy`]. Long enough to ride out
+/// a checkpoint or the CLI's transaction, short enough that an SMTP client
+/// gets its 451 before its own timeout (RFC 5321 4.5.3.2.6: 10 minutes).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// WAL size (bytes) SQLite truncates the -wal file back to after a
+/// checkpoint, so a burst of large bodies does not leave a huge file.
+pub const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// Prepared-statement cache per connection; the store uses a few dozen
+/// distinct statements.
+const STATEMENT_CACHE: usize = 64;
+
+/// The name of the database file in the data directory.
+pub const DB_FILE: &str = "store.db";
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Migration steps: `MIGRATIONS[v]` takes the schema from version `v` to
+/// `v + 1`. Append only; never edit a released step.
+pub const MIGRATIONS: &[&str] = &[V1];
+
+/// Version 0 -> 1: the initial schema.
+///
+/// Body reference counts are kept by triggers so that no code path (and no
+/// other process) can forget them: a body's `refs` counts the entries and
+/// queue rows pointing at it, and the body is deleted when it drops to 0.
+const V1: &str = "
+CREATE TABLE accounts (
+    name    TEXT PRIMARY KEY,          -- canonical lowercase address
+    created INTEGER NOT NULL
+);
+CREATE TABLE mailboxes (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    account       TEXT NOT NULL REFERENCES accounts(name),
+    name          TEXT NOT NULL,
+    uidvalidity   INTEGER NOT NULL,
+    uidnext       INTEGER NOT NULL,
+    highestmodseq INTEGER NOT NULL,
+    special_use   TEXT,
+    subscribed    INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (account, name)
+);
+CREATE TABLE bodies (
+    id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    data BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    refs INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE entries (
+    mailbox_id    INTEGER NOT NULL REFERENCES mailboxes(id),
+    uid           INTEGER NOT NULL,
+    body_id       INTEGER NOT NULL REFERENCES bodies(id),
+    flags         TEXT NOT NULL DEFAULT '',   -- space-separated
+    internal_date INTEGER NOT NULL,           -- unix seconds
+    modseq        INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX entries_body ON entries(body_id);
+CREATE TABLE expunged (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+    uid        INTEGER NOT NULL,
+    modseq     INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE TABLE changes (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    account    TEXT NOT NULL,
+    mailbox_id INTEGER,
+    kind       TEXT NOT NULL,   -- append | flags | expunge | mailboxes
+    uid        INTEGER,
+    modseq     INTEGER,
+    created    INTEGER NOT NULL
+);
+CREATE TABLE queue (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    body_id      INTEGER NOT NULL REFERENCES bodies(id),
+    sender       TEXT NOT NULL,
+    recipient    TEXT NOT NULL,
+    status       TEXT NOT NULL DEFAULT 'queued',
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL,
+    created      INTEGER NOT NULL,
+    last_error   TEXT
+);
+CREATE INDEX queue_due ON queue(status, next_attempt);
+CREATE INDEX queue_body ON queue(body_id);
+
+CREATE TRIGGER entries_ref_add AFTER INSERT ON entries BEGIN
+    UPDATE bodies SET refs = refs + 1 WHERE id = NEW.body_id;
+END;
+CREATE TRIGGER entries_ref_drop AFTER DELETE ON entries BEGIN
+    UPDATE bodies SET refs = refs - 1 WHERE id = OLD.body_id;
+    DELETE FROM bodies WHERE id = OLD.body_id AND refs <= 0;
+END;
+CREATE TRIGGER queue_ref_add AFTER INSERT ON queue BEGIN
+    UPDATE bodies SET refs = refs + 1 WHERE id = NEW.body_id;
+END;
+CREATE TRIGGER queue_ref_drop AFTER DELETE ON queue BEGIN
+    UPDATE bodies SET refs = refs - 1 WHERE id = OLD.body_id;
+    DELETE FROM bodies WHERE id = OLD.body_id AND refs <= 0;
+END;
+";
+
+/// Maps a SQLite error to the store's error: SQLITE_FULL is a temporary
+/// "disk full", SQLITE_BUSY/LOCKED after the busy timeout is "busy".
+pub fn map_err(err: rusqlite::Error) -> StoreError {
+    match &err {
+        rusqlite::Error::SqliteFailure(e, _) => match e.code {
+            ErrorCode::DiskFull => StoreError::DiskFull,
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => StoreError::Busy,
+            _ => StoreError::Io(err.to_string()),
+        },
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound("no such row".into()),
+        _ => StoreError::Io(err.to_string()),
+    }
+}
+
+/// Opens one connection to `<data_dir>/store.db` with the durability
+/// settings every connection of the store uses.
+pub fn open_connection(data_dir: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(data_dir.join(DB_FILE), flags).map_err(map_err)?;
+    // The busy timeout first: switching to WAL needs a lock another
+    // process may hold.
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(map_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Io(format!(
+            "cannot switch the database to WAL mode (got {mode})"
+        )));
+    }
+    // In WAL mode FULL fsyncs the WAL at every commit: that fsync is what
+    // acknowledges a message.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(map_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(map_err)?;
+    // Sorts and temporary indexes stay in memory: the store leaves no
+    // temporary files of its own behind after a crash.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(map_err)?;
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
+        .map_err(map_err)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Reads `meta.schema_version` (0 for a fresh database).
+pub fn schema_version(conn: &Connection) -> Result<u32, StoreError> {
+    let value: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(map_err)?;
+    match value {
+        None => Ok(0),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| StoreError::Io(format!("bad schema_version in meta: {v:?}"))),
+    }
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`] in one transaction, or refuses a
+/// newer one. Returns the version found before migrating.
+pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(map_err)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        .map_err(map_err)?;
+    let found = schema_version(&tx)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (version, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tracing::info!(
+            from = version,
+            to = version + 1,
+            "migrating mail store schema"
+        );
+        tx.execute_batch(step).map_err(map_err)?;
+    }
+    if found < SCHEMA_VERSION {
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
+            [SCHEMA_VERSION.to_string()],
+        )
+        .map_err(map_err)?;
+    }
+    tx.commit().map_err(map_err)?;
+    Ok(found)
+}

@@ -1,0 +1,300 @@
+//! [`SqliteStore`]: the embedded backend. Opens (and migrates) the
+//! database, starts the writer and watcher threads, and implements
+//! [`Store`] by sending writes to the writer and running reads on tokio's
+//! blocking pool.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+use tokio::sync::broadcast;
+
+use crate::feed::{self, Feed};
+use crate::read::{self, READ_CONNECTIONS, ReadPool};
+use crate::schema::{self, map_err, open_connection};
+use crate::writer::{FnJob, Job, Stats, Writer};
+use crate::{
+    BodyId, Change, Delivered, Delivery, FlagOp, MailboxId, MailboxInfo, MessageMeta, QueueEntry,
+    Store, StoreError, StoreFuture, StoreOptions, StoreStats, Uid, ops,
+};
+
+/// The SQLite store of one data directory. Several may be open on the same
+/// directory, in this process or others (the CLI): SQLite's locks
+/// serialise their writers and each one's feed sees the others' changes.
+pub struct SqliteStore {
+    data_dir: PathBuf,
+    /// The writer's queue. Unbounded: each caller awaits its answer, so
+    /// the queue holds at most one job per waiting session.
+    jobs: Mutex<Option<Sender<Box<dyn Job>>>>,
+    /// Dropping this stops the watcher.
+    stop_watcher: Mutex<Option<Sender<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    reads: Arc<ReadPool>,
+    feed: Arc<Feed>,
+    stats: Arc<Stats>,
+}
+
+impl SqliteStore {
+    /// Creates the directory if needed, migrates, and starts the writer and
+    /// watcher threads. Works without a tokio runtime (plain threads); the
+    /// async methods need one when awaited.
+    ///
+    /// After a crash nothing needs doing by hand: SQLite replays or discards
+    /// the WAL on the first connection, and the store keeps no temporary
+    /// files of its own (`temp_store=MEMORY`).
+    pub fn open(data_dir: &Path, opts: StoreOptions) -> Result<Arc<SqliteStore>, StoreError> {
+        create_dir_durably(data_dir)?;
+        let mut conn = open_connection(data_dir)?;
+        let found = schema::migrate(&mut conn)?;
+        // store.db and store.db-wal may have just been created: make their
+        // directory entries durable too.
+        sync_dir(data_dir)?;
+        if found < schema::SCHEMA_VERSION {
+            tracing::info!(
+                dir = %data_dir.display(),
+                from = found,
+                to = schema::SCHEMA_VERSION,
+                "mail store schema ready"
+            );
+        }
+        if let Err(e) = feed::trim(&conn, ops::now()) {
+            tracing::warn!(error = %e, "trimming change log at open failed");
+        }
+        let feed = Arc::new(Feed::new(feed::max_seq(&conn)?));
+        let reads = Arc::new(ReadPool::open(data_dir, READ_CONNECTIONS)?);
+        let watch_conn = open_connection(data_dir)?;
+        watch_conn
+            .pragma_update(None, "query_only", "ON")
+            .map_err(map_err)?;
+        let stats = Arc::new(Stats::default());
+
+        let (job_tx, job_rx) = mpsc::channel::<Box<dyn Job>>();
+        let writer = Writer {
+            conn,
+            feed: Arc::clone(&feed),
+            stats: Arc::clone(&stats),
+            group_commit_max: opts.group_commit_max,
+        };
+        let writer_thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer.run(job_rx))
+            .map_err(|e| StoreError::Io(format!("cannot start the store writer: {e}")))?;
+
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let watch_feed = Arc::clone(&feed);
+        let interval = opts.feed_poll_interval;
+        let watcher_thread = std::thread::Builder::new()
+            .name("store-watcher".into())
+            .spawn(move || feed::watch(watch_conn, &watch_feed, interval, stop_rx));
+        let watcher_thread = match watcher_thread {
+            Ok(t) => t,
+            Err(e) => {
+                drop(job_tx);
+                let _ = writer_thread.join();
+                return Err(StoreError::Io(format!(
+                    "cannot start the store watcher: {e}"
+                )));
+            }
+        };
+
+        Ok(Arc::new(SqliteStore {
+            data_dir: data_dir.to_path_buf(),
+            jobs: Mutex::new(Some(job_tx)),
+            stop_watcher: Mutex::new(Some(stop_tx)),
+            threads: Mutex::new(vec![writer_thread, watcher_thread]),
+            reads,
+            feed,
+            stats,
+        }))
+    }
+
+    /// The data directory this store lives in.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Stops accepting writes, lets the writer finish (commit and answer)
+    /// every job already queued, stops the watcher and joins both threads.
+    /// Later calls return [`StoreError::Closed`]. Idempotent; also run on
+    /// drop.
+    pub fn shutdown(&self) {
+        drop(lock(&self.jobs).take());
+        drop(lock(&self.stop_watcher).take());
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        for t in threads {
+            if t.join().is_err() {
+                tracing::error!("a store thread panicked");
+            }
+        }
+    }
+
+    /// Sends a write job to the writer thread; resolves after its commit.
+    pub(crate) fn write<T, F>(&self, f: F) -> StoreFuture<'_, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (job, rx) = FnJob::new(f);
+        let sent = match lock(&self.jobs).as_ref() {
+            Some(tx) => tx.send(job).map_err(|_| StoreError::Closed),
+            None => Err(StoreError::Closed),
+        };
+        Box::pin(async move {
+            sent?;
+            rx.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    /// Runs a read on the blocking pool with a pooled connection.
+    fn read<T, F>(&self, f: F) -> StoreFuture<'_, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = Arc::clone(&self.reads);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || pool.with(f))
+                .await
+                .map_err(|e| StoreError::Io(format!("read task failed: {e}")))?
+        })
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Io(format!("{what} {}: {e}", path.display()))
+}
+
+/// fsync a directory so that the entries created in it survive power loss.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err("cannot fsync directory", dir, e))
+}
+
+/// Creates the data directory (and parents) and fsyncs it and its parent,
+/// so the directory itself survives a power loss.
+fn create_dir_durably(dir: &Path) -> Result<(), StoreError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io_err("cannot create", dir, e))?;
+    sync_dir(dir)?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn deliver(&self, delivery: Delivery) -> StoreFuture<'_, Delivered> {
+        self.write(move |c| ops::deliver(c, delivery))
+    }
+
+    fn ensure_account(&self, account: String) -> StoreFuture<'_, ()> {
+        self.write(move |c| ops::ensure_account(c, &account))
+    }
+
+    fn delete_account(&self, account: String) -> StoreFuture<'_, ()> {
+        self.write(move |c| ops::delete_account(c, &account))
+    }
+
+    fn mailboxes(&self, account: String) -> StoreFuture<'_, Vec<MailboxInfo>> {
+        self.read(move |c| read::mailboxes(c, &account))
+    }
+
+    fn mailbox(&self, account: String, name: String) -> StoreFuture<'_, Option<MailboxInfo>> {
+        self.read(move |c| read::mailbox(c, &account, &name))
+    }
+
+    fn create_mailbox(
+        &self,
+        account: String,
+        name: String,
+        special_use: Option<String>,
+    ) -> StoreFuture<'_, MailboxInfo> {
+        self.write(move |c| ops::create_mailbox(c, &account, &name, special_use.as_deref()))
+    }
+
+    fn delete_mailbox(&self, account: String, name: String) -> StoreFuture<'_, ()> {
+        self.write(move |c| ops::delete_mailbox(c, &account, &name))
+    }
+
+    fn rename_mailbox(&self, account: String, from: String, to: String) -> StoreFuture<'_, ()> {
+        self.write(move |c| ops::rename_mailbox(c, &account, &from, &to))
+    }
+
+    fn set_subscribed(
+        &self,
+        account: String,
+        name: String,
+        subscribed: bool,
+    ) -> StoreFuture<'_, ()> {
+        self.write(move |c| ops::set_subscribed(c, &account, &name, subscribed))
+    }
+
+    fn messages(&self, mailbox: MailboxId) -> StoreFuture<'_, Vec<MessageMeta>> {
+        self.read(move |c| read::messages(c, mailbox))
+    }
+
+    fn read_body(&self, body: BodyId) -> StoreFuture<'_, Vec<u8>> {
+        self.read(move |c| read::read_body(c, body))
+    }
+
+    fn append(
+        &self,
+        mailbox: MailboxId,
+        raw: Vec<u8>,
+        flags: Vec<String>,
+        internal_date: i64,
+    ) -> StoreFuture<'_, Uid> {
+        self.write(move |c| ops::append(c, mailbox, &raw, flags, internal_date))
+    }
+
+    fn set_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+        op: FlagOp,
+        flags: Vec<String>,
+    ) -> StoreFuture<'_, Vec<MessageMeta>> {
+        self.write(move |c| ops::set_flags(c, mailbox, uids, op, flags))
+    }
+
+    fn expunge(&self, mailbox: MailboxId, uids: Vec<Uid>) -> StoreFuture<'_, Vec<Uid>> {
+        self.write(move |c| ops::expunge(c, mailbox, uids))
+    }
+
+    fn copy(
+        &self,
+        from: MailboxId,
+        uids: Vec<Uid>,
+        to: MailboxId,
+    ) -> StoreFuture<'_, Vec<(Uid, Uid)>> {
+        self.write(move |c| ops::copy(c, from, uids, to))
+    }
+
+    fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>> {
+        self.read(read::queue)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.feed.subscribe()
+    }
+
+    fn stats(&self) -> StoreStats {
+        self.stats.snapshot()
+    }
+}
