@@ -237,3 +237,164 @@ fn push_unique(into: &mut Vec<String>, from: &[String]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{Kit, cmd, data, transaction};
+    use store::StoreError;
+
+    const MSG: &[u8] = b"Subject: hi\r\n\r\nhello\r\n";
+
+    fn code(r: &proto_smtp::Reply) -> (u16, String) {
+        (
+            r.code,
+            r.enhanced
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn send_reaches_the_terminal_not_the_mailbox() {
+        let kit = Kit::new();
+        let (_reg, mut term) = kit.presence.register("alice@example.test");
+        let mut s = kit.ready().await;
+        let r = transaction(
+            &mut s,
+            "SEND",
+            "bob@example.test",
+            &["alice@example.test"],
+            MSG,
+        )
+        .await;
+        assert_eq!(r.code, 250);
+        let shown = term.try_recv().expect("terminal message");
+        assert_eq!(shown.from, "bob@example.test");
+        assert_eq!(shown.message.as_slice(), MSG);
+        assert!(kit.inbox("alice@example.test").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn saml_reaches_terminal_and_mailbox() {
+        let kit = Kit::new();
+        let (_reg, mut term) = kit.presence.register("alice@example.test");
+        let mut s = kit.ready().await;
+        transaction(
+            &mut s,
+            "SAML",
+            "bob@example.test",
+            &["alice@example.test"],
+            MSG,
+        )
+        .await;
+        assert!(term.try_recv().is_ok());
+        assert_eq!(kit.inbox("alice@example.test").await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn soml_goes_to_terminal_when_active_and_mailbox_otherwise() {
+        let kit = Kit::new();
+        let (_reg, mut term) = kit.presence.register("alice@example.test");
+        let mut s = kit.ready().await;
+        let to = ["alice@example.test", "bob@example.test"];
+        transaction(&mut s, "SOML", "x@remote.test", &to, MSG).await;
+        assert!(term.try_recv().is_ok());
+        assert!(kit.inbox("alice@example.test").await.is_empty());
+        assert_eq!(kit.inbox("bob@example.test").await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn send_falls_back_to_mailbox_when_the_terminal_left() {
+        let kit = Kit::new();
+        let (reg, term) = kit.presence.register("alice@example.test");
+        let mut s = kit.ready().await;
+        assert_eq!(cmd(&mut s, "SEND FROM:<x@remote.test>").await.code, 250);
+        assert_eq!(cmd(&mut s, "RCPT TO:<alice@example.test>").await.code, 250);
+        drop(term);
+        drop(reg);
+        assert_eq!(cmd(&mut s, "DATA").await.code, 354);
+        assert_eq!(data(&mut s, MSG).await.code, 250);
+        assert_eq!(kit.inbox("alice@example.test").await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn disk_full_is_452_431_and_ends_the_transaction() {
+        let kit = Kit::with(|_| {}, Some(StoreError::DiskFull));
+        let mut s = kit.ready().await;
+        let r = transaction(
+            &mut s,
+            "MAIL",
+            "x@remote.test",
+            &["alice@example.test"],
+            MSG,
+        )
+        .await;
+        assert_eq!(code(&r), (452, "4.3.1".into()));
+        assert_eq!(cmd(&mut s, "DATA").await.code, 503);
+        assert!(kit.inbox("alice@example.test").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn mailbox_full_is_452_422() {
+        let kit = Kit::with(|_| {}, Some(StoreError::QuotaExceeded));
+        let mut s = kit.ready().await;
+        let r = transaction(
+            &mut s,
+            "MAIL",
+            "x@remote.test",
+            &["alice@example.test"],
+            MSG,
+        )
+        .await;
+        assert_eq!(code(&r), (452, "4.2.2".into()));
+    }
+
+    #[tokio::test]
+    async fn store_failure_is_451_430() {
+        let kit = Kit::with(|_| {}, Some(StoreError::Io("boom".into())));
+        let mut s = kit.ready().await;
+        let r = transaction(
+            &mut s,
+            "MAIL",
+            "x@remote.test",
+            &["alice@example.test"],
+            MSG,
+        )
+        .await;
+        assert_eq!(code(&r), (451, "4.3.0".into()));
+    }
+
+    #[tokio::test]
+    async fn oversized_data_is_552_and_stores_nothing() {
+        let kit = Kit::with(|c| c.max_message_size = 10, None);
+        let mut s = kit.ready().await;
+        let r = transaction(
+            &mut s,
+            "MAIL",
+            "x@remote.test",
+            &["alice@example.test"],
+            MSG,
+        )
+        .await;
+        assert_eq!(code(&r), (552, "5.3.4".into()));
+        assert!(kit.inbox("alice@example.test").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn bdat_chunks_join_and_last_delivers() {
+        let kit = Kit::new();
+        let mut s = kit.ready().await;
+        cmd(&mut s, "MAIL FROM:<x@remote.test>").await;
+        cmd(&mut s, "RCPT TO:<bob@example.test>").await;
+        assert_eq!(cmd(&mut s, "BDAT 5").await.code, 0); // the driver reads the chunk
+        s.bdat_append(b"Subje");
+        assert_eq!(s.bdat_end(5, false).await.code, 250);
+        assert_eq!(cmd(&mut s, "BDAT 10 LAST").await.code, 0);
+        s.bdat_append(b"ct: x\n\nhi\n");
+        assert_eq!(s.bdat_end(10, true).await.code, 250);
+        let stored = kit.inbox("bob@example.test").await.remove(0);
+        assert!(stored.ends_with(b"Subject: x\r\n\r\nhi\r\n"));
+        assert!(!s.in_transaction());
+    }
+}

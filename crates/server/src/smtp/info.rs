@@ -169,3 +169,38 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{Kit, cmd};
+
+    #[tokio::test]
+    async fn vrfy_disclose_gives_name_and_address() {
+        let kit = Kit::new();
+        let mut s = kit.session();
+        let r = cmd(&mut s, "VRFY Alice Liddell").await;
+        assert_eq!(
+            (r.code, r.lines.clone()),
+            (250, vec!["Alice Liddell <alice@example.test>".to_string()])
+        );
+        let r = cmd(&mut s, "VRFY bob").await;
+        assert_eq!(r.lines, vec!["<bob@example.test>".to_string()]);
+        assert_eq!(cmd(&mut s, "VRFY someone@remote.test").await.code, 252);
+    }
+
+    #[tokio::test]
+    async fn help_without_legacy_omits_send_family() {
+        let kit = Kit::with(|c| c.legacy_send = false, None);
+        let mut s = kit.session();
+        let r = cmd(&mut s, "HELP").await;
+        assert!(!r.lines.iter().any(|l| l.contains("SOML")), "{r:?}");
+        assert_eq!(cmd(&mut s, "HELP quit").await.code, 214);
+    }
+
+    #[tokio::test]
+    async fn expn_of_unknown_is_550() {
+        let kit = Kit::new();
+        let mut s = kit.session();
+        assert_eq!(cmd(&mut s, "EXPN nothing").await.code, 550);
+    }
+}

@@ -78,3 +78,54 @@ impl Session {
         reply(250, 2, 1, 0, &format!("{kind_name} ok"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{Kit, cmd};
+
+    fn code(r: &proto_smtp::Reply) -> (u16, String) {
+        (
+            r.code,
+            r.enhanced
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn dsn_and_auth_parameters_are_555_until_advertised() {
+        let kit = Kit::new();
+        let mut s = kit.ready().await;
+        for p in ["RET=HDRS", "ENVID=abc", "AUTH=<>"] {
+            let r = cmd(&mut s, &format!("MAIL FROM:<a@remote.test> {p}")).await;
+            assert_eq!(code(&r), (555, "5.5.4".into()), "{p}");
+        }
+        assert!(!s.in_transaction());
+    }
+
+    #[tokio::test]
+    async fn unqualified_sender_from_outside_local_networks_is_501_517() {
+        let kit = Kit::new();
+        let mut s = kit.session_from([198, 51, 100, 1]);
+        cmd(&mut s, "HELO c").await;
+        assert_eq!(
+            code(&cmd(&mut s, "MAIL FROM:<frol>").await),
+            (501, "5.1.7".into())
+        );
+        assert_eq!(cmd(&mut s, "MAIL FROM:<>").await.code, 250);
+    }
+
+    #[tokio::test]
+    async fn legacy_verbs_are_502_when_disabled() {
+        let kit = Kit::with(|c| c.legacy_send = false, None);
+        let mut s = kit.ready().await;
+        for verb in ["SEND", "SOML", "SAML"] {
+            assert_eq!(
+                code(&cmd(&mut s, &format!("{verb} FROM:<a@remote.test>")).await),
+                (502, "5.5.1".into())
+            );
+        }
+        assert_eq!(cmd(&mut s, "MAIL FROM:<a@remote.test>").await.code, 250);
+    }
+}

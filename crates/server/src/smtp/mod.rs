@@ -16,6 +16,9 @@ mod rcpt;
 pub mod session;
 pub mod trace;
 
+#[cfg(test)]
+mod testkit;
+
 pub use config::{SmtpConfig, VrfyPolicy};
 pub use listener::serve;
 pub use session::{Action, Session, SmtpContext};

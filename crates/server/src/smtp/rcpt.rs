@@ -130,3 +130,71 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{Kit, cmd};
+
+    fn code(r: &proto_smtp::Reply) -> (u16, String) {
+        (
+            r.code,
+            r.enhanced
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn send_to_active_user_is_250_and_inactive_is_450() {
+        let kit = Kit::new();
+        let (_reg, _term) = kit.presence.register("alice@example.test");
+        let mut s = kit.ready().await;
+        cmd(&mut s, "SEND FROM:<x@remote.test>").await;
+        assert_eq!(cmd(&mut s, "RCPT TO:<alice@example.test>").await.code, 250);
+        assert_eq!(
+            code(&cmd(&mut s, "RCPT TO:<bob@example.test>").await),
+            (450, "4.2.1".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn relay_is_refused_unless_from_relay_networks() {
+        let kit = Kit::with(
+            |c| c.relay_networks = vec!["192.0.2.0/24".parse().unwrap()],
+            None,
+        );
+        let mut s = kit.session_from([198, 51, 100, 1]);
+        cmd(&mut s, "EHLO c").await;
+        cmd(&mut s, "MAIL FROM:<a@example.test>").await;
+        assert_eq!(
+            code(&cmd(&mut s, "RCPT TO:<x@remote.test>").await),
+            (550, "5.7.1".into())
+        );
+        let mut s = kit.session_from([192, 0, 2, 7]);
+        cmd(&mut s, "EHLO c").await;
+        cmd(&mut s, "MAIL FROM:<a@example.test>").await;
+        assert_eq!(cmd(&mut s, "RCPT TO:<x@remote.test>").await.code, 250);
+    }
+
+    #[tokio::test]
+    async fn rcpt_limit_is_452_453() {
+        let kit = Kit::with(|c| c.max_recipients = 1, None);
+        let mut s = kit.ready().await;
+        cmd(&mut s, "MAIL FROM:<a@remote.test>").await;
+        assert_eq!(cmd(&mut s, "RCPT TO:<alice@example.test>").await.code, 250);
+        assert_eq!(
+            code(&cmd(&mut s, "RCPT TO:<bob@example.test>").await),
+            (452, "4.5.3".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn unparseable_local_recipient_is_501_513() {
+        let kit = Kit::new();
+        let mut s = kit.ready().await;
+        cmd(&mut s, "MAIL FROM:<a@remote.test>").await;
+        let r = cmd(&mut s, "RCPT TO:<\"a\\\u{1}b\"@example.test>").await;
+        assert_eq!(r.code / 100, 5, "{r:?}");
+    }
+}

@@ -1,0 +1,222 @@
+//! Session test kit: a real directory and store in a temporary folder, a
+//! real presence registry, and helpers that feed parsed commands to a
+//! session the way the driver does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use directory::{Directory, DirectoryConfig};
+use proto_smtp::{DataReceiver, DataStatus, Reply, parse_command};
+use store::{
+    BodyId, Change, Delivered, Delivery, FlagOp, MailboxId, MailboxInfo, MessageMeta, QueueEntry,
+    SqliteStore, Store, StoreError, StoreFuture, StoreOptions, StoreStats, Uid,
+};
+
+use super::config::SmtpConfig;
+use super::session::{Action, Session, SmtpContext};
+use crate::presence::PresenceRegistry;
+
+pub(crate) struct Kit {
+    _dir: tempfile::TempDir,
+    pub store: Arc<SqliteStore>,
+    pub presence: Arc<PresenceRegistry>,
+    pub ctx: Arc<SmtpContext>,
+}
+
+impl Kit {
+    pub fn new() -> Kit {
+        Kit::with(|_| {}, None)
+    }
+
+    /// A kit whose config `tune` adjusts; with `failing`, every delivery
+    /// fails with that store error.
+    pub fn with(tune: impl FnOnce(&mut SmtpConfig), failing: Option<StoreError>) -> Kit {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let directory = Directory::open(
+            &dir.path().join("directory.db"),
+            DirectoryConfig {
+                domains: vec!["example.test".into()],
+                argon2_m_cost: 64,
+                argon2_t_cost: 1,
+                ..DirectoryConfig::default()
+            },
+        )
+        .expect("directory");
+        directory
+            .add_user("alice@example.test", Some("Alice Liddell"), "pw")
+            .expect("alice");
+        directory
+            .add_user("bob@example.test", None, "pw")
+            .expect("bob");
+        let store = SqliteStore::open(dir.path(), StoreOptions::default()).expect("store");
+        let presence = PresenceRegistry::new();
+        let mut config = SmtpConfig::new("mx.example.test");
+        tune(&mut config);
+        let session_store: Arc<dyn Store> = match failing {
+            Some(error) => Arc::new(Failing {
+                inner: store.clone(),
+                error,
+            }),
+            None => store.clone(),
+        };
+        let ctx = Arc::new(SmtpContext {
+            config,
+            directory: Arc::new(directory),
+            store: session_store,
+            presence: presence.clone(),
+        });
+        Kit {
+            _dir: dir,
+            store,
+            presence,
+            ctx,
+        }
+    }
+
+    pub fn session(&self) -> Session {
+        self.session_from([127, 0, 0, 1])
+    }
+
+    pub fn session_from(&self, ip: [u8; 4]) -> Session {
+        Session::new(self.ctx.clone(), SocketAddr::from((ip, 40000)))
+    }
+
+    /// A session that has said EHLO.
+    pub async fn ready(&self) -> Session {
+        let mut s = self.session();
+        assert_eq!(cmd(&mut s, "EHLO client.test").await.code, 250);
+        s
+    }
+
+    pub async fn inbox(&self, account: &str) -> Vec<Vec<u8>> {
+        let Some(mb) = self
+            .store
+            .mailbox(account.into(), "INBOX".into())
+            .await
+            .expect("mailbox")
+        else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for m in self.store.messages(mb.id).await.expect("messages") {
+            out.push(self.store.read_body(m.body).await.expect("body"));
+        }
+        out
+    }
+}
+
+/// Parses and applies one command line; for DATA returns the 354.
+pub(crate) async fn cmd(s: &mut Session, line: &str) -> Reply {
+    let parsed = match parse_command(line.as_bytes()) {
+        Ok(c) => c,
+        Err(e) => return e.reply(),
+    };
+    match s.apply(parsed).await {
+        Action::Reply(r) | Action::Close(r) | Action::ReadData(r) => r,
+        Action::ReadChunk { refuse, .. } => refuse.unwrap_or_else(|| Reply::new(0, None, "chunk")),
+    }
+}
+
+/// Sends `message` (wire form, without the final dot) after a 354.
+pub(crate) async fn data(s: &mut Session, message: &[u8]) -> Reply {
+    let mut rx = DataReceiver::new(s.config().max_message_size);
+    let mut wire = message.to_vec();
+    wire.extend_from_slice(b".\r\n");
+    let (_, status) = rx.feed(&wire);
+    assert!(matches!(status, DataStatus::Done));
+    let too_large = rx.too_large();
+    s.finish_data(rx.into_message(), too_large).await
+}
+
+/// A full transaction: MAIL, RCPTs (each must be accepted), DATA.
+pub(crate) async fn transaction(
+    s: &mut Session,
+    verb: &str,
+    from: &str,
+    to: &[&str],
+    message: &[u8],
+) -> Reply {
+    assert_eq!(cmd(s, &format!("{verb} FROM:<{from}>")).await.code, 250);
+    for t in to {
+        let r = cmd(s, &format!("RCPT TO:<{t}>")).await;
+        assert!(r.code == 250 || r.code == 251, "{t}: {r:?}");
+    }
+    assert_eq!(cmd(s, "DATA").await.code, 354);
+    data(s, message).await
+}
+
+/// A store whose deliveries fail with a given error (disk full, quota,
+/// I/O); everything else goes to the real store.
+struct Failing {
+    inner: Arc<SqliteStore>,
+    error: StoreError,
+}
+
+impl Store for Failing {
+    fn deliver(&self, _: Delivery) -> StoreFuture<'_, Delivered> {
+        let e = self.error.clone();
+        Box::pin(async move { Err(e) })
+    }
+    fn ensure_account(&self, a: String) -> StoreFuture<'_, ()> {
+        self.inner.ensure_account(a)
+    }
+    fn delete_account(&self, a: String) -> StoreFuture<'_, ()> {
+        self.inner.delete_account(a)
+    }
+    fn mailboxes(&self, a: String) -> StoreFuture<'_, Vec<MailboxInfo>> {
+        self.inner.mailboxes(a)
+    }
+    fn mailbox(&self, a: String, n: String) -> StoreFuture<'_, Option<MailboxInfo>> {
+        self.inner.mailbox(a, n)
+    }
+    fn create_mailbox(
+        &self,
+        a: String,
+        n: String,
+        s: Option<String>,
+    ) -> StoreFuture<'_, MailboxInfo> {
+        self.inner.create_mailbox(a, n, s)
+    }
+    fn delete_mailbox(&self, a: String, n: String) -> StoreFuture<'_, ()> {
+        self.inner.delete_mailbox(a, n)
+    }
+    fn rename_mailbox(&self, a: String, f: String, t: String) -> StoreFuture<'_, ()> {
+        self.inner.rename_mailbox(a, f, t)
+    }
+    fn set_subscribed(&self, a: String, n: String, s: bool) -> StoreFuture<'_, ()> {
+        self.inner.set_subscribed(a, n, s)
+    }
+    fn messages(&self, m: MailboxId) -> StoreFuture<'_, Vec<MessageMeta>> {
+        self.inner.messages(m)
+    }
+    fn read_body(&self, b: BodyId) -> StoreFuture<'_, Vec<u8>> {
+        self.inner.read_body(b)
+    }
+    fn append(&self, m: MailboxId, r: Vec<u8>, f: Vec<String>, d: i64) -> StoreFuture<'_, Uid> {
+        self.inner.append(m, r, f, d)
+    }
+    fn set_flags(
+        &self,
+        m: MailboxId,
+        u: Vec<Uid>,
+        o: FlagOp,
+        f: Vec<String>,
+    ) -> StoreFuture<'_, Vec<MessageMeta>> {
+        self.inner.set_flags(m, u, o, f)
+    }
+    fn expunge(&self, m: MailboxId, u: Vec<Uid>) -> StoreFuture<'_, Vec<Uid>> {
+        self.inner.expunge(m, u)
+    }
+    fn copy(&self, f: MailboxId, u: Vec<Uid>, t: MailboxId) -> StoreFuture<'_, Vec<(Uid, Uid)>> {
+        self.inner.copy(f, u, t)
+    }
+    fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>> {
+        self.inner.queue()
+    }
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.inner.subscribe()
+    }
+    fn stats(&self) -> StoreStats {
+        self.inner.stats()
+    }
+}
