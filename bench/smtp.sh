@@ -10,6 +10,7 @@
 # connection. Root is needed for the peers (../shared/peers installs them).
 #
 # usage: bench/smtp.sh [MSGS] [SESSIONS] [BYTES]     defaults: 20000 20 4096
+#   MAILROOM_ONLY=1 skips the peers (for quick iterations)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MSGS=${1:-20000}; SESS=${2:-20}; BYTES=${3:-4096}
@@ -72,6 +73,8 @@ awk -v b="$before" -v d="$during" -v n="$IDLE_CONNS" \
 kill -TERM $pid; wait $pid || true
 stats=$(grep -o 'commits=[0-9]* ops=[0-9]*' "$work/server.log" | tail -1 || true)
 echo "store: $stats" | awk '{split($2,c,"="); split($3,o,"="); if (o[2] > 0) printf "%s  -> %.3f fsyncs per message, %.1f messages per commit\n", $0, c[2]/o[2], o[2]/c[2]; else print}'
+
+[ "${MAILROOM_ONLY:-0}" = 1 ] && exit 0
 
 echo "== smtp-sink (discards everything: the ceiling)"
 "$PEERS/smtp-sink-start.sh" >/dev/null

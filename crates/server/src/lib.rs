@@ -6,11 +6,13 @@
 //! tokio drivers around it; it never parses protocol bytes itself.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod conn;
 pub mod presence;
 pub mod shutdown;
 pub mod smtp;
 
+pub use auth::{Authenticator, LoginFailure};
 pub use conn::{ConnectionGuard, ConnectionLimits, ConnectionTracker};
 pub use presence::{Presence, PresenceRegistry, TerminalMessage};
 pub use shutdown::Shutdown;

@@ -82,7 +82,7 @@ impl Session {
         {
             return cannot_vrfy();
         }
-        let users = match self.directory(move |d| d.vrfy(&q)).await {
+        let users = match self.directory(move |d| d.vrfy(&q)) {
             Ok(u) => u,
             Err(DirectoryError::InvalidAddress(_)) => Vec::new(),
             Err(_) => return local_error(),
@@ -122,7 +122,7 @@ impl Session {
         } else {
             format!("{q}@{}", self.ctx.directory.primary_domain())
         };
-        let members = match self.directory(move |d| d.expn(&address)).await {
+        let members = match self.directory(move |d| d.expn(&address)) {
             Ok(m) => m,
             Err(DirectoryError::InvalidAddress(_)) => None,
             Err(_) => return local_error(),

@@ -32,7 +32,7 @@ impl Session {
             None => format!("{}@{}", r.path.local, self.ctx.directory.primary_domain()),
         };
         let lookup = address.clone();
-        let resolution = match self.directory(move |d| d.resolve(&lookup)).await {
+        let resolution = match self.directory(move |d| d.resolve(&lookup)) {
             Ok(r) => r,
             Err(DirectoryError::InvalidAddress(_)) => {
                 return reply(501, 5, 1, 3, "Bad recipient address syntax");

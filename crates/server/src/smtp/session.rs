@@ -269,17 +269,17 @@ impl Session {
                 .any(|n| n.contains(&ip))
     }
 
-    /// Runs a directory lookup on the blocking pool: lookups touch SQLite
-    /// and argon2, which must not stall the async workers.
-    pub(crate) async fn directory<T, F>(&self, f: F) -> Result<T, directory::DirectoryError>
+    /// Runs a directory lookup. Lookups are short indexed reads of an
+    /// SQLite database in WAL mode, where readers never wait for writers
+    /// (a CLI change in progress does not block them), so they run inline:
+    /// handing each one to the blocking pool cost more in thread switches
+    /// than the query itself (measured with perf under bench/smtp.sh).
+    /// Password checks (argon2, slow by design) must not come through here.
+    pub(crate) fn directory<T, F>(&self, f: F) -> Result<T, directory::DirectoryError>
     where
-        T: Send + 'static,
-        F: FnOnce(&Directory) -> Result<T, directory::DirectoryError> + Send + 'static,
+        F: FnOnce(&Directory) -> Result<T, directory::DirectoryError>,
     {
-        let dir = Arc::clone(&self.ctx.directory);
-        let result = tokio::task::spawn_blocking(move || f(&dir))
-            .await
-            .unwrap_or_else(|e| Err(directory::DirectoryError::Db(e.to_string())));
+        let result = f(&self.ctx.directory);
         if let Err(e) = &result
             && !matches!(e, directory::DirectoryError::InvalidAddress(_))
         {
