@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use server::smtp::{SmtpConfig, SmtpContext, VrfyPolicy};
-use server::{ConnectionLimits, ConnectionTracker, PresenceRegistry, Shutdown};
+use server::{Authenticator, ConnectionLimits, ConnectionTracker, PresenceRegistry, Shutdown};
 use store::Store;
 use tokio::net::TcpListener;
 
@@ -66,21 +66,16 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     let c = &loaded.config;
     let directory = open_directory(&loaded)?;
     let store = open_store(&loaded)?;
+    let presence = PresenceRegistry::new();
     let ctx = Arc::new(SmtpContext {
         config: smtp_config(&loaded)?,
-        directory,
+        directory: Arc::clone(&directory),
         store: store.clone(),
-        presence: PresenceRegistry::new(),
+        presence: presence.clone(),
     });
 
-    let mut listeners = Vec::new();
-    for addr in addresses("smtp.listen", &c.smtp.listen)? {
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("smtp.listen: cannot bind {addr}: {e}"))?;
-        tracing::info!(%addr, "smtp listening");
-        listeners.push(l);
-    }
+    let auth = Authenticator::new(Arc::clone(&directory));
+    let smtp_listeners = bind_all("smtp.listen", &c.smtp.listen).await?;
     // Listeners whose protocol arrives with a later issue: accepted in the
     // config so one file works across versions, but not served yet.
     let later = [
@@ -103,7 +98,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     let (trigger, shutdown) = Shutdown::new();
     let tracker = ConnectionTracker::new();
     let mut tasks = Vec::new();
-    for l in listeners {
+    for l in smtp_listeners {
         tasks.push(tokio::spawn(server::smtp::serve(
             l,
             Arc::clone(&ctx),
@@ -111,6 +106,9 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             shutdown.clone(),
         )));
     }
+    // POP3 (issue 4) is wired here: bind `[pop3] listen`, spawn its serve.
+    // IMAP (issue 5) is wired here: bind `[imap] listen`, spawn its serve.
+    let _ = (&auth, &presence);
     tracing::info!(hostname = %loaded.hostname, data_dir = %loaded.data_dir.display(), "mailroom ready");
 
     wait_for_signal().await?;
@@ -139,6 +137,20 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     );
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds every address of a listener key; an address that cannot be bound
+/// stops the start with an error naming the key.
+async fn bind_all(key: &str, list: &[String]) -> Result<Vec<TcpListener>, String> {
+    let mut out = Vec::new();
+    for addr in addresses(key, list)? {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("{key}: cannot bind {addr}: {e}"))?;
+        tracing::info!(%addr, key, "listening");
+        out.push(l);
+    }
+    Ok(out)
 }
 
 async fn wait_for_signal() -> Result<(), String> {

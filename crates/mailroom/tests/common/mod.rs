@@ -29,12 +29,20 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub smtp: SocketAddr,
+    pub pop3: SocketAddr,
+    pub imap: SocketAddr,
     child: Option<Child>,
 }
 
 /// The config every test server starts from; `extra_smtp` goes into the
 /// `[smtp]` section, `extra_top` before it.
-pub fn config_text(dir: &Path, smtp_port: u16, extra_top: &str, extra_smtp: &str) -> String {
+pub struct Ports {
+    pub smtp: u16,
+    pub pop3: u16,
+    pub imap: u16,
+}
+
+pub fn config_text(dir: &Path, ports: &Ports, extra_top: &str, extra_smtp: &str) -> String {
     format!(
         r#"hostname = "mx.example.test"
 domains = ["example.test", "other.test"]
@@ -45,11 +53,11 @@ argon2_memory_kib = 64
 argon2_iterations = 1
 
 [imap]
-listen = []
+listen = ["127.0.0.1:{imap_port}"]
 tls_listen = []
 
 [pop3]
-listen = []
+listen = ["127.0.0.1:{pop3_port}"]
 tls_listen = []
 
 [admin]
@@ -61,7 +69,10 @@ submission = []
 submissions = []
 {extra_smtp}
 "#,
-        data = dir.join("data").display()
+        data = dir.join("data").display(),
+        smtp_port = ports.smtp,
+        pop3_port = ports.pop3,
+        imap_port = ports.imap,
     )
 }
 
@@ -97,15 +108,19 @@ impl Server {
     /// Writes the config without starting the server.
     pub fn create(extra_top: &str, extra_smtp: &str) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
+        let ports = Ports {
+            smtp: free_port(),
+            pop3: free_port(),
+            imap: free_port(),
+        };
         let config = dir.path().join("mailroom.toml");
-        std::fs::write(
-            &config,
-            config_text(dir.path(), port, extra_top, extra_smtp),
-        )
-        .expect("write config");
+        let text = config_text(dir.path(), &ports, extra_top, extra_smtp);
+        std::fs::write(&config, text).expect("write config");
+        let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
         Server {
-            smtp: SocketAddr::from(([127, 0, 0, 1], port)),
+            smtp: local(ports.smtp),
+            pop3: local(ports.pop3),
+            imap: local(ports.imap),
             dir,
             config,
             child: None,
