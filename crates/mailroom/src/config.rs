@@ -28,8 +28,8 @@ pub struct Config {
     pub catch_all: BTreeMap<String, String>,
     pub shutdown_timeout: u64,
     pub smtp: SmtpSection,
-    pub imap: ListenerPair,
-    pub pop3: ListenerPair,
+    pub imap: ImapSection,
+    pub pop3: Pop3Section,
     pub admin: AdminSection,
     pub auth: AuthSection,
     pub store: StoreSection,
@@ -57,11 +57,60 @@ pub struct SmtpSection {
     pub data_timeout: u64,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ListenerPair {
+pub struct Pop3Section {
     pub listen: Vec<String>,
     pub tls_listen: Vec<String>,
+    /// Seconds of inactivity before the session closes (RFC 1939 3: at
+    /// least 10 minutes).
+    pub idle_timeout: u64,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImapSection {
+    pub listen: Vec<String>,
+    pub tls_listen: Vec<String>,
+    /// Seconds of inactivity before the session closes (RFC 9051 5.4: at
+    /// least 30 minutes).
+    pub idle_timeout: u64,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Largest literal (APPEND message, long argument) accepted, in octets.
+    pub max_literal_size: usize,
+}
+
+/// RFC 1939 3: the autologout timer is at least 10 minutes.
+pub const POP3_IDLE_TIMEOUT_SECS: u64 = 600;
+/// RFC 9051 5.4: the autologout timer is at least 30 minutes.
+pub const IMAP_IDLE_TIMEOUT_SECS: u64 = 1800;
+
+impl Default for Pop3Section {
+    fn default() -> Self {
+        Pop3Section {
+            listen: vec!["127.0.0.1:1110".to_string()],
+            tls_listen: vec!["127.0.0.1:1995".to_string()],
+            idle_timeout: POP3_IDLE_TIMEOUT_SECS,
+            max_connections: smtp_defaults::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: smtp_defaults::DEFAULT_MAX_CONNECTIONS_PER_IP,
+        }
+    }
+}
+
+impl Default for ImapSection {
+    fn default() -> Self {
+        ImapSection {
+            listen: vec!["127.0.0.1:1143".to_string()],
+            tls_listen: vec!["127.0.0.1:1993".to_string()],
+            idle_timeout: IMAP_IDLE_TIMEOUT_SECS,
+            max_connections: smtp_defaults::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: smtp_defaults::DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_literal_size: smtp_defaults::DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,14 +152,8 @@ impl Default for Config {
             catch_all: BTreeMap::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT_SECS,
             smtp: SmtpSection::default(),
-            imap: ListenerPair {
-                listen: vec!["127.0.0.1:1143".to_string()],
-                tls_listen: vec!["127.0.0.1:1993".to_string()],
-            },
-            pop3: ListenerPair {
-                listen: vec!["127.0.0.1:1110".to_string()],
-                tls_listen: vec!["127.0.0.1:1995".to_string()],
-            },
+            imap: ImapSection::default(),
+            pop3: Pop3Section::default(),
             admin: AdminSection::default(),
             auth: AuthSection::default(),
             store: StoreSection::default(),
@@ -305,6 +348,19 @@ impl Config {
             ("smtp.command_timeout", self.smtp.command_timeout),
             ("smtp.data_timeout", self.smtp.data_timeout),
             ("store.group_commit_max", self.store.group_commit_max as u64),
+            ("pop3.idle_timeout", self.pop3.idle_timeout),
+            ("pop3.max_connections", self.pop3.max_connections as u64),
+            (
+                "pop3.max_connections_per_ip",
+                self.pop3.max_connections_per_ip as u64,
+            ),
+            ("imap.idle_timeout", self.imap.idle_timeout),
+            ("imap.max_connections", self.imap.max_connections as u64),
+            (
+                "imap.max_connections_per_ip",
+                self.imap.max_connections_per_ip as u64,
+            ),
+            ("imap.max_literal_size", self.imap.max_literal_size as u64),
             (
                 "auth.argon2_memory_kib",
                 u64::from(self.auth.argon2_memory_kib),
@@ -346,6 +402,18 @@ impl Config {
             w.push(format!(
                 "smtp.data_timeout = {} is below RFC 5321's 600 s minimum",
                 self.smtp.data_timeout
+            ));
+        }
+        if self.pop3.idle_timeout < POP3_IDLE_TIMEOUT_SECS {
+            w.push(format!(
+                "pop3.idle_timeout = {} is below RFC 1939's 600 s minimum",
+                self.pop3.idle_timeout
+            ));
+        }
+        if self.imap.idle_timeout < IMAP_IDLE_TIMEOUT_SECS {
+            w.push(format!(
+                "imap.idle_timeout = {} is below RFC 9051's 1800 s minimum",
+                self.imap.idle_timeout
             ));
         }
         if self.smtp.max_recipients < smtp_defaults::DEFAULT_MAX_RECIPIENTS {
@@ -393,6 +461,18 @@ listen = "127.0.0.1:9025"
         let c = parse(text).unwrap();
         assert!(c.check().is_ok());
         assert_eq!(c.hostname.as_deref(), Some("mail.example.test"));
+    }
+
+    #[test]
+    fn example_config_documents_valid_keys() {
+        let c = parse(include_str!("../../../mailroom.example.toml")).unwrap();
+        assert!(c.check().is_ok());
+        let d = Config::default();
+        // The example shows the defaults.
+        assert_eq!(c.smtp.max_message_size, d.smtp.max_message_size);
+        assert_eq!(c.pop3.idle_timeout, d.pop3.idle_timeout);
+        assert_eq!(c.imap.max_literal_size, d.imap.max_literal_size);
+        assert_eq!(c.store.group_commit_max, d.store.group_commit_max);
     }
 
     #[test]
