@@ -42,10 +42,10 @@ impl Group {
 }
 
 pub(crate) fn user_exists(conn: &Connection, address: &str) -> Result<bool, DirectoryError> {
+    // Cached statements: these run on every RCPT and login.
     Ok(conn
-        .query_row("SELECT 1 FROM users WHERE address = ?1", [address], |_| {
-            Ok(())
-        })
+        .prepare_cached("SELECT 1 FROM users WHERE address = ?1")?
+        .query_row([address], |_| Ok(()))
         .optional()?
         .is_some())
 }
@@ -57,7 +57,8 @@ pub(crate) fn group_exists(
 ) -> Result<bool, DirectoryError> {
     let sql = format!("SELECT 1 FROM {} WHERE address = ?1 LIMIT 1", group.table());
     Ok(conn
-        .query_row(&sql, [address], |_| Ok(()))
+        .prepare_cached(&sql)?
+        .query_row([address], |_| Ok(()))
         .optional()?
         .is_some())
 }
@@ -84,17 +85,14 @@ pub(crate) fn load_forward(
     address: &str,
 ) -> Result<Option<Forward>, DirectoryError> {
     Ok(conn
-        .query_row(
-            "SELECT target, keep, refuse FROM forwards WHERE address = ?1",
-            [address],
-            |r| {
-                Ok(Forward {
-                    target: r.get(0)?,
-                    keep: r.get(1)?,
-                    refuse: r.get(2)?,
-                })
-            },
-        )
+        .prepare_cached("SELECT target, keep, refuse FROM forwards WHERE address = ?1")?
+        .query_row([address], |r| {
+            Ok(Forward {
+                target: r.get(0)?,
+                keep: r.get(1)?,
+                refuse: r.get(2)?,
+            })
+        })
         .optional()?)
 }
 
@@ -103,11 +101,8 @@ pub(crate) fn password_hash(
     address: &str,
 ) -> Result<Option<String>, DirectoryError> {
     Ok(conn
-        .query_row(
-            "SELECT password_hash FROM users WHERE address = ?1",
-            [address],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT password_hash FROM users WHERE address = ?1")?
+        .query_row([address], |r| r.get(0))
         .optional()?)
 }
 

@@ -32,8 +32,11 @@ fn init_logging(level: &str) {
         .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
         .or_else(|| tracing_subscriber::EnvFilter::try_new(level).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    // Colour codes only for a person at a terminal, not in log files.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -2,14 +2,19 @@
 //! starts a session for each; stops accepting at shutdown.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use super::session::{SmtpContext, reply};
 use crate::conn::{ConnectionTracker, Refusal};
 use crate::shutdown::Shutdown;
+
+/// Numbers connections for the logs: every line of a session carries it.
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// How long a refused client gets to read its 421.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,12 +47,17 @@ pub async fn serve(
             Ok(guard) => {
                 let ctx = Arc::clone(&ctx);
                 let shutdown = shutdown.clone();
-                tokio::spawn(async move {
-                    tracing::info!(client = %peer, "smtp connect");
-                    super::driver::run(stream, peer, ctx, shutdown).await;
-                    tracing::info!(client = %peer, "smtp disconnect");
-                    drop(guard);
-                });
+                let conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+                let span = tracing::info_span!("smtp", conn, client = %peer);
+                tokio::spawn(
+                    async move {
+                        tracing::info!("connect");
+                        super::driver::run(stream, peer, ctx, shutdown).await;
+                        tracing::info!("disconnect");
+                        drop(guard);
+                    }
+                    .instrument(span),
+                );
             }
             Err(refusal) => {
                 let text = match refusal {
