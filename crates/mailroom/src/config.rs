@@ -49,6 +49,9 @@ pub struct SmtpSection {
     pub vrfy: String,
     pub expn: bool,
     pub max_errors: u32,
+    /// Longest command line in octets, CRLF included (RFC 5321 4.5.3.1.4:
+    /// 512, more for ESMTP parameters); at least 512.
+    pub max_line_length: usize,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     /// Seconds; RFC 5321 4.5.3.2.7 asks for at least 300.
@@ -175,6 +178,7 @@ impl Default for SmtpSection {
             vrfy: "disclose".to_string(),
             expn: true,
             max_errors: smtp_defaults::DEFAULT_MAX_ERRORS,
+            max_line_length: proto_smtp::MAX_COMMAND_LINE_WITH_PARAMS,
             max_connections: smtp_defaults::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: smtp_defaults::DEFAULT_MAX_CONNECTIONS_PER_IP,
             command_timeout: smtp_defaults::RFC_COMMAND_TIMEOUT.as_secs(),
@@ -334,6 +338,12 @@ impl Config {
             return Err(format!(
                 "smtp.vrfy: '{}' must be \"disclose\" or \"252\"",
                 self.smtp.vrfy
+            ));
+        }
+        if self.smtp.max_line_length < proto_smtp::MAX_COMMAND_LINE {
+            return Err(format!(
+                "smtp.max_line_length: {} is below RFC 5321's 512 octets",
+                self.smtp.max_line_length
             ));
         }
         let positive = [

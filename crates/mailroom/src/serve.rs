@@ -56,6 +56,7 @@ fn smtp_config(loaded: &Loaded) -> Result<SmtpConfig, String> {
     };
     s.expn = c.smtp.expn;
     s.max_errors = c.smtp.max_errors;
+    s.max_line_length = c.smtp.max_line_length;
     s.command_timeout = Duration::from_secs(c.smtp.command_timeout);
     s.data_timeout = Duration::from_secs(c.smtp.data_timeout);
     s.connections = ConnectionLimits {

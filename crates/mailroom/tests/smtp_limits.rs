@@ -73,6 +73,28 @@ fn client_stopping_mid_data_stores_nothing() {
 }
 
 #[test]
+fn client_stalling_in_data_times_out_with_421_and_stores_nothing() {
+    let server = Server::start_with("", "data_timeout = 1");
+    let mut c = server.connect().ehlo();
+    c.cmd("MAIL FROM:<x@remote.test>", 250);
+    c.cmd("RCPT TO:<alice@example.test>", 250);
+    c.cmd("DATA", 354);
+    c.send_raw(b"Subject: stalled\r\n\r\nand then nothing");
+    assert_eq!(enhanced(&c.expect(421)), "4.4.2");
+    assert!(c.closed());
+    assert!(server.inbox("alice@example.test").is_empty());
+}
+
+#[test]
+fn configured_line_limit_applies() {
+    let server = Server::start_with("", "max_line_length = 600");
+    let mut c = server.connect().ehlo();
+    let long_param = format!("MAIL FROM:<x@remote.test> ENVID={}", "e".repeat(580));
+    assert_eq!(enhanced(&c.cmd(&long_param, 500)), "5.5.2");
+    c.cmd("MAIL FROM:<x@remote.test>", 250);
+}
+
+#[test]
 fn silent_client_times_out_with_421() {
     let server = Server::start_with("", "command_timeout = 1");
     let mut c = server.connect();

@@ -50,6 +50,10 @@ pub struct SmtpConfig {
     pub vrfy: VrfyPolicy,
     pub expn: bool,
     pub max_errors: u32,
+    /// Longest command line kept, CRLF included; longer lines are discarded
+    /// as they arrive and answered 500 5.5.2. Commands without ESMTP
+    /// parameters are held to RFC 5321's 512 octets regardless.
+    pub max_line_length: usize,
     pub command_timeout: Duration,
     pub data_timeout: Duration,
     pub connections: ConnectionLimits,
@@ -72,6 +76,7 @@ impl SmtpConfig {
             vrfy: VrfyPolicy::Disclose,
             expn: true,
             max_errors: DEFAULT_MAX_ERRORS,
+            max_line_length: proto_smtp::MAX_COMMAND_LINE_WITH_PARAMS,
             command_timeout: RFC_COMMAND_TIMEOUT,
             data_timeout: RFC_DATA_TIMEOUT,
             connections: ConnectionLimits {

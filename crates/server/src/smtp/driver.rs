@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto_smtp::{
-    Command, DataReceiver, DataStatus, Line, LineSplitter, MAX_COMMAND_LINE,
-    MAX_COMMAND_LINE_WITH_PARAMS, Reply, parse_command,
+    Command, DataReceiver, DataStatus, Line, LineSplitter, MAX_COMMAND_LINE, Reply, parse_command,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -113,7 +112,7 @@ async fn serve<S>(io: &mut Io<S>, session: &mut Session, mut shutdown: Shutdown)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut splitter = LineSplitter::new(MAX_COMMAND_LINE_WITH_PARAMS);
+    let mut splitter = LineSplitter::new(session.config().max_line_length.max(MAX_COMMAND_LINE));
     let mut errors: u32 = 0;
     let (command_timeout, max_errors) = (
         session.config().command_timeout,
