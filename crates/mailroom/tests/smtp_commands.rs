@@ -2,14 +2,7 @@
 //! enhanced status code, over real sockets against the real binary.
 
 mod common;
-use common::Server;
-
-fn enhanced(r: &proto_smtp::Reply) -> String {
-    r.enhanced
-        .as_ref()
-        .map(|e| e.to_string())
-        .unwrap_or_default()
-}
+use common::{Server, enhanced};
 
 #[test]
 fn ehlo_advertises_extensions() {

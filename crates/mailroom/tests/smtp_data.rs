@@ -2,14 +2,7 @@
 //! limit, trace fields, CHUNKING and pipelining.
 
 mod common;
-use common::Server;
-
-fn enhanced(r: &proto_smtp::Reply) -> String {
-    r.enhanced
-        .as_ref()
-        .map(|e| e.to_string())
-        .unwrap_or_default()
-}
+use common::{Server, enhanced};
 
 /// The stored message without the two trace fields we add.
 fn body_of(stored: &[u8]) -> Vec<u8> {

@@ -2,14 +2,7 @@
 //! VRFY, EXPN, HELP and the SEND/SOML/SAML family.
 
 mod common;
-use common::Server;
-
-fn enhanced(r: &proto_smtp::Reply) -> String {
-    r.enhanced
-        .as_ref()
-        .map(|e| e.to_string())
-        .unwrap_or_default()
-}
+use common::{Server, enhanced};
 
 const MSG: &[u8] = b"Subject: hi\r\n\r\nhello\r\n";
 

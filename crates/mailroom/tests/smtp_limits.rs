@@ -5,14 +5,7 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
-use common::{Server, Smtp};
-
-fn enhanced(r: &proto_smtp::Reply) -> String {
-    r.enhanced
-        .as_ref()
-        .map(|e| e.to_string())
-        .unwrap_or_default()
-}
+use common::{Server, Smtp, enhanced};
 
 const MSG: &[u8] = b"Subject: ok\r\n\r\nfine\r\n";
 

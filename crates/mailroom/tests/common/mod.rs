@@ -271,6 +271,14 @@ impl Drop for Server {
     }
 }
 
+/// A reply's enhanced status code as text ("5.5.2"), or "" without one.
+pub fn enhanced(r: &Reply) -> String {
+    r.enhanced
+        .as_ref()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+}
+
 /// A raw SMTP client: sends lines, reads replies, asserts codes.
 pub struct Smtp {
     pub stream: TcpStream,

@@ -240,20 +240,10 @@ fn push_unique(into: &mut Vec<String>, from: &[String]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{Kit, cmd, data, transaction};
+    use super::super::testkit::{Kit, cmd, code, data, transaction};
     use store::StoreError;
 
     const MSG: &[u8] = b"Subject: hi\r\n\r\nhello\r\n";
-
-    fn code(r: &proto_smtp::Reply) -> (u16, String) {
-        (
-            r.code,
-            r.enhanced
-                .as_ref()
-                .map(|e| e.to_string())
-                .unwrap_or_default(),
-        )
-    }
 
     #[tokio::test]
     async fn send_reaches_the_terminal_not_the_mailbox() {

@@ -81,17 +81,7 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{Kit, cmd};
-
-    fn code(r: &proto_smtp::Reply) -> (u16, String) {
-        (
-            r.code,
-            r.enhanced
-                .as_ref()
-                .map(|e| e.to_string())
-                .unwrap_or_default(),
-        )
-    }
+    use super::super::testkit::{Kit, cmd, code};
 
     #[tokio::test]
     async fn dsn_and_auth_parameters_are_555_until_advertised() {

@@ -133,17 +133,7 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{Kit, cmd};
-
-    fn code(r: &proto_smtp::Reply) -> (u16, String) {
-        (
-            r.code,
-            r.enhanced
-                .as_ref()
-                .map(|e| e.to_string())
-                .unwrap_or_default(),
-        )
-    }
+    use super::super::testkit::{Kit, cmd, code};
 
     #[tokio::test]
     async fn send_to_active_user_is_250_and_inactive_is_450() {

@@ -105,6 +105,12 @@ impl Kit {
     }
 }
 
+/// A reply's code and enhanced code, for compact assertions.
+pub(crate) fn code(r: &Reply) -> (u16, String) {
+    let enhanced = r.enhanced.as_ref().map(|e| e.to_string());
+    (r.code, enhanced.unwrap_or_default())
+}
+
 /// Parses and applies one command line; for DATA returns the 354.
 pub(crate) async fn cmd(s: &mut Session, line: &str) -> Reply {
     let parsed = match parse_command(line.as_bytes()) {
