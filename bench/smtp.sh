@@ -18,7 +18,7 @@ PEERS=${PEERS:-$(cd .. && pwd)/shared/peers}
 PORT=${BENCH_PORT:-2530}
 IDLE_CONNS=${IDLE_CONNS:-500}
 
-cargo build --release -q
+cargo build --release -q -p mailroom
 BIN=$PWD/target/release/mailroom
 work=$(mktemp -d "$PWD/target/bench.XXXXXX")
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -49,8 +49,13 @@ pid=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
 
 echo "== mailroom (127.0.0.1:$PORT)"
+cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }   # clock ticks
+c0=$(cpu)
 mr=$("$PEERS/smtp-bench.sh" "127.0.0.1:$PORT" "$MSGS" "$SESS" "$BYTES" -d | tail -1)
+c1=$(cpu)
 echo "$mr"
+awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n="$MSGS" \
+  'BEGIN{printf "server CPU: %.2f s = %.0f us per message\n", t/hz, t/hz*1e6/n}'
 
 # RSS per idle connection: open IDLE_CONNS sessions that only read the greeting.
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
