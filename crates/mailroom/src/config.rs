@@ -49,6 +49,9 @@ pub struct SmtpSection {
     pub vrfy: String,
     pub expn: bool,
     pub max_errors: u32,
+    /// Octets of message data all sessions together may hold in memory;
+    /// past it a message is refused with 452 4.3.1 (try again later).
+    pub max_inflight_data: usize,
     /// Longest command line in octets, CRLF included (RFC 5321 4.5.3.1.4:
     /// 512, more for ESMTP parameters); at least 512.
     pub max_line_length: usize,
@@ -179,6 +182,7 @@ impl Default for SmtpSection {
             expn: true,
             max_errors: smtp_defaults::DEFAULT_MAX_ERRORS,
             max_line_length: proto_smtp::MAX_COMMAND_LINE_WITH_PARAMS,
+            max_inflight_data: server::budget::DEFAULT_INFLIGHT_BYTES,
             max_connections: smtp_defaults::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: smtp_defaults::DEFAULT_MAX_CONNECTIONS_PER_IP,
             command_timeout: smtp_defaults::RFC_COMMAND_TIMEOUT.as_secs(),
@@ -344,6 +348,12 @@ impl Config {
             return Err(format!(
                 "smtp.max_line_length: {} is below RFC 5321's 512 octets",
                 self.smtp.max_line_length
+            ));
+        }
+        if self.smtp.max_inflight_data < self.smtp.max_message_size {
+            return Err(format!(
+                "smtp.max_inflight_data: {} is below smtp.max_message_size ({}): no message of the maximum size could be received",
+                self.smtp.max_inflight_data, self.smtp.max_message_size
             ));
         }
         let positive = [

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use server::smtp::{SmtpConfig, SmtpContext, VrfyPolicy};
-use server::{Authenticator, ConnectionLimits, ConnectionTracker, PresenceRegistry, Shutdown};
+use server::{
+    Authenticator, ConnectionLimits, ConnectionTracker, MemoryBudget, PresenceRegistry, Shutdown,
+};
 use store::Store;
 use tokio::net::TcpListener;
 
@@ -76,6 +78,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         directory: Arc::clone(&directory),
         store: store.clone(),
         presence: presence.clone(),
+        memory: MemoryBudget::new(c.smtp.max_inflight_data),
     });
 
     let auth = Authenticator::new(Arc::clone(&directory));

@@ -156,6 +156,22 @@ impl DataReceiver {
         }
     }
 
+    /// Lowers the storage limit while receiving (the server's memory budget
+    /// ran out): past it the receiver behaves as if the message were too
+    /// large, dropping what it stored and scanning on for the end.
+    pub fn limit_to(&mut self, max_size: usize) {
+        self.max_size = self.max_size.min(max_size);
+        if self.message.len() > self.max_size {
+            self.too_large = true;
+            self.message = Vec::new();
+        }
+    }
+
+    /// Octets stored so far (0 once discarding).
+    pub fn stored(&self) -> usize {
+        self.message.len()
+    }
+
     /// True once the message has outgrown `max_size`: nothing more is stored
     /// (and what was stored is dropped), but the end is still looked for.
     pub fn too_large(&self) -> bool {

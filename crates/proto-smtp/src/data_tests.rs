@@ -310,3 +310,16 @@ fn large_input_is_linear() {
     assert!(done);
     assert_eq!(msg.len(), (1 << 23) + 2);
 }
+
+#[test]
+fn limit_to_below_stored_switches_to_discarding_but_finds_the_end() {
+    let mut rx = DataReceiver::new(1000);
+    let (_, status) = rx.feed(b"Subject: x\r\n\r\n0123456789");
+    assert!(matches!(status, DataStatus::NeedMore));
+    assert_eq!(rx.stored(), 24);
+    rx.limit_to(10);
+    assert!(rx.too_large());
+    let (_, status) = rx.feed(b"more\r\n.\r\n");
+    assert!(matches!(status, DataStatus::Done));
+    assert!(rx.into_message().is_empty());
+}

@@ -7,12 +7,15 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod budget;
 pub mod conn;
+pub mod pop3;
 pub mod presence;
 pub mod shutdown;
 pub mod smtp;
 
 pub use auth::{Authenticator, LoginFailure};
+pub use budget::MemoryBudget;
 pub use conn::{ConnectionGuard, ConnectionLimits, ConnectionTracker};
 pub use presence::{Presence, PresenceRegistry, TerminalMessage};
 pub use shutdown::Shutdown;

@@ -39,16 +39,15 @@ impl Session {
         let State::Transaction(tx) = std::mem::replace(&mut self.state, State::Ready) else {
             return bad_sequence("No transaction");
         };
-        if too_large {
-            return reply(
-                552,
-                5,
-                3,
-                4,
-                "Message size exceeds fixed maximum message size",
-            );
-        }
-        self.deliver(tx, message).await
+        let r = if self.out_of_memory {
+            insufficient_storage()
+        } else if too_large {
+            too_big()
+        } else {
+            self.deliver(tx, message).await
+        };
+        self.end_message();
+        r
     }
 
     pub(crate) fn bdat_start(&mut self, size: u64, last: bool) -> Action {
@@ -71,13 +70,23 @@ impl Session {
     /// keeps counting, so the error comes once at the end of the chunk.
     pub fn bdat_append(&mut self, bytes: &[u8]) {
         let max = self.ctx.config.max_message_size;
+        let stored = match &self.state {
+            State::Transaction(Transaction {
+                chunks: Some(chunks),
+                ..
+            }) => chunks.data.len(),
+            _ => return,
+        };
+        let fits = self.reserve(stored.saturating_add(bytes.len()));
         if let State::Transaction(Transaction {
             chunks: Some(chunks),
             ..
         }) = &mut self.state
         {
             chunks.received = chunks.received.saturating_add(bytes.len() as u64);
-            if chunks.received <= max as u64 {
+            if !fits {
+                chunks.data = Vec::new();
+            } else if chunks.received <= max as u64 {
                 chunks.data.extend_from_slice(bytes);
             }
         }
@@ -93,15 +102,16 @@ impl Session {
             }) => c.received > max,
             _ => return bad_sequence("No transaction"),
         };
-        if over {
+        // RFC 3030 2: an error on a chunk ends the transaction.
+        if self.out_of_memory || over {
             self.state = State::Ready;
-            return reply(
-                552,
-                5,
-                3,
-                4,
-                "Message size exceeds fixed maximum message size",
-            );
+            let r = if self.out_of_memory {
+                insufficient_storage()
+            } else {
+                too_big()
+            };
+            self.end_message();
+            return r;
         }
         if !last {
             return reply(250, 2, 0, 0, &format!("{size} octets received"));
@@ -112,7 +122,10 @@ impl Session {
         let data = tx.chunks.take().map(|c| c.data).unwrap_or_default();
         // BDAT content is not dot-stuffed, but we store CRLF canonical (SPEC 1).
         let message = proto_smtp::canonicalize_line_endings(&data);
-        self.deliver(tx, message).await
+        drop(data);
+        let r = self.deliver(tx, message).await;
+        self.end_message();
+        r
     }
 
     /// Adds the trace fields, stores the message for local recipients,
@@ -217,6 +230,23 @@ impl Session {
             }
         }
     }
+}
+
+/// RFC 1870 6: the message is over the SIZE limit.
+fn too_big() -> Reply {
+    reply(
+        552,
+        5,
+        3,
+        4,
+        "Message size exceeds fixed maximum message size",
+    )
+}
+
+/// The server-wide memory budget for messages in flight ran out: a
+/// temporary refusal, the client tries again later.
+fn insufficient_storage() -> Reply {
+    reply(452, 4, 3, 1, "Insufficient system storage, try again later")
 }
 
 /// Maps a store failure to its SMTP reply (SPEC 1: mailbox full 452 4.2.2,
@@ -369,6 +399,43 @@ mod tests {
         .await;
         assert_eq!(code(&r), (552, "5.3.4".into()));
         assert!(kit.inbox("alice@example.test").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn spent_memory_budget_is_452_431_then_small_mail_passes() {
+        let kit = Kit::with_memory(|_| {}, None, crate::budget::BUDGET_UNIT);
+        let mut s = kit.ready().await;
+        let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(100_000));
+        let r = transaction(
+            &mut s,
+            "MAIL",
+            "x@remote.test",
+            &["alice@example.test"],
+            big.as_bytes(),
+        )
+        .await;
+        assert_eq!(code(&r), (452, "4.3.1".into()));
+        // The budget came back: a small message fits.
+        let r = transaction(
+            &mut s,
+            "MAIL",
+            "x@remote.test",
+            &["alice@example.test"],
+            MSG,
+        )
+        .await;
+        assert_eq!(r.code, 250);
+        // BDAT too: a chunk past the budget ends the transaction with 452.
+        cmd(&mut s, "MAIL FROM:<x@remote.test>").await;
+        cmd(&mut s, "RCPT TO:<alice@example.test>").await;
+        cmd(&mut s, "BDAT 100000 LAST").await;
+        s.bdat_append(&vec![b'y'; 100_000]);
+        assert_eq!(
+            code(&s.bdat_end(100_000, true).await),
+            (452, "4.3.1".into())
+        );
+        assert!(!s.in_transaction());
+        assert_eq!(kit.inbox("alice@example.test").await.len(), 1);
     }
 
     #[tokio::test]

@@ -222,6 +222,11 @@ where
     loop {
         let (consumed, status) = rx.feed(io.pending());
         io.consume(consumed);
+        // Account for what is held; past the server-wide budget the rest
+        // of the message is discarded and refused with 452 4.3.1.
+        if !rx.too_large() && !session.reserve(rx.stored()) {
+            rx.limit_to(0);
+        }
         if let DataStatus::Done = status {
             break;
         }

@@ -14,6 +14,7 @@ use proto_smtp::{Command, EnhancedCode, MailParams, Reply};
 use store::Store;
 
 use super::config::SmtpConfig;
+use crate::budget::{MemoryBudget, Reservation};
 use crate::presence::Presence;
 
 /// What the server shares with every SMTP session.
@@ -22,6 +23,8 @@ pub struct SmtpContext {
     pub directory: Arc<Directory>,
     pub store: Arc<dyn Store>,
     pub presence: Arc<dyn Presence>,
+    /// Memory for message data in flight, shared by every session.
+    pub memory: MemoryBudget,
 }
 
 /// What the driver does after a command.
@@ -113,6 +116,10 @@ pub struct Session {
     pub(crate) authenticated: Option<String>,
     /// True once the stream is TLS (Received says ESMTPS).
     pub(crate) tls: bool,
+    /// This session's share of the memory budget for message data.
+    reservation: Reservation,
+    /// The memory budget ran out while receiving the current message.
+    pub(crate) out_of_memory: bool,
 }
 
 /// Shorthand for a reply with an enhanced status code (RFC 3463).
@@ -138,12 +145,14 @@ pub(crate) fn local_error() -> Reply {
 impl Session {
     pub fn new(ctx: Arc<SmtpContext>, peer: SocketAddr) -> Self {
         Session {
+            reservation: ctx.memory.reservation(),
             ctx,
             peer,
             state: State::Greeted,
             helo: None,
             authenticated: None,
             tls: false,
+            out_of_memory: false,
         }
     }
 
@@ -185,6 +194,7 @@ impl Session {
                 if self.helo.is_some() {
                     self.state = State::Ready;
                 }
+                self.end_message();
                 Action::Reply(reply(250, 2, 0, 0, "Ok"))
             }
             Command::Vrfy(q) => Action::Reply(self.vrfy(q).await),
@@ -210,6 +220,7 @@ impl Session {
     /// extensions.
     fn helo(&mut self, name: String, extended: bool) -> Reply {
         self.state = State::Ready;
+        self.end_message();
         let greeting = format!(
             "{} Hello {} [{}]",
             self.ctx.config.hostname,
@@ -244,6 +255,25 @@ impl Session {
         // EHLO replies carry no enhanced code on the first line in common
         // practice; RFC 2034 excludes EHLO's 250 from the requirement.
         Reply::multi(250, None, lines)
+    }
+
+    /// Grows this session's memory reservation to `bytes` of message data;
+    /// false (and the message marked) when the server-wide budget is spent.
+    pub fn reserve(&mut self, bytes: usize) -> bool {
+        if self.reservation.cover(bytes) {
+            return true;
+        }
+        if !self.out_of_memory {
+            tracing::warn!(bytes, "message memory budget exhausted");
+        }
+        self.out_of_memory = true;
+        false
+    }
+
+    /// Returns the message memory and forgets the out-of-memory mark.
+    pub(crate) fn end_message(&mut self) {
+        self.reservation.release();
+        self.out_of_memory = false;
     }
 
     /// True when the client is trusted to submit unqualified senders and

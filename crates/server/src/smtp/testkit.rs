@@ -28,9 +28,17 @@ impl Kit {
         Kit::with(|_| {}, None)
     }
 
-    /// A kit whose config `tune` adjusts; with `failing`, every delivery
-    /// fails with that store error.
     pub fn with(tune: impl FnOnce(&mut SmtpConfig), failing: Option<StoreError>) -> Kit {
+        Kit::with_memory(tune, failing, crate::budget::DEFAULT_INFLIGHT_BYTES)
+    }
+
+    /// A kit whose config `tune` adjusts; with `failing`, every delivery
+    /// fails with that store error; `memory` is the message budget.
+    pub fn with_memory(
+        tune: impl FnOnce(&mut SmtpConfig),
+        failing: Option<StoreError>,
+        memory: usize,
+    ) -> Kit {
         let dir = tempfile::tempdir().expect("tempdir");
         let directory = Directory::open(
             &dir.path().join("directory.db"),
@@ -64,6 +72,7 @@ impl Kit {
             directory: Arc::new(directory),
             store: session_store,
             presence: presence.clone(),
+            memory: crate::budget::MemoryBudget::new(memory),
         });
         Kit {
             _dir: dir,
@@ -130,6 +139,9 @@ pub(crate) async fn data(s: &mut Session, message: &[u8]) -> Reply {
     wire.extend_from_slice(b".\r\n");
     let (_, status) = rx.feed(&wire);
     assert!(matches!(status, DataStatus::Done));
+    if !rx.too_large() && !s.reserve(rx.stored()) {
+        rx.limit_to(0);
+    }
     let too_large = rx.too_large();
     s.finish_data(rx.into_message(), too_large).await
 }

@@ -1,0 +1,92 @@
+//! A server-wide budget for message data held in memory (SPEC 8: no input
+//! grows without bound). Each session receiving a message reserves memory
+//! from it as the message grows; when the budget is spent, the message is
+//! refused with a temporary error (SMTP 452 4.3.1) instead of the server
+//! running out of memory under many concurrent large messages.
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Reservations are made in units of this many octets.
+pub const BUDGET_UNIT: usize = 64 * 1024;
+/// Default budget: 512 MiB of message data in flight at once.
+pub const DEFAULT_INFLIGHT_BYTES: usize = 512 * 1024 * 1024;
+
+/// The shared budget. Cheap to clone.
+#[derive(Clone)]
+pub struct MemoryBudget {
+    sem: Arc<Semaphore>,
+}
+
+impl MemoryBudget {
+    pub fn new(bytes: usize) -> Self {
+        let units = bytes.div_ceil(BUDGET_UNIT).clamp(1, Semaphore::MAX_PERMITS);
+        MemoryBudget {
+            sem: Arc::new(Semaphore::new(units)),
+        }
+    }
+
+    /// An empty reservation against this budget.
+    pub fn reservation(&self) -> Reservation {
+        Reservation {
+            sem: Arc::clone(&self.sem),
+            held: None,
+        }
+    }
+}
+
+/// What one session holds; returned to the budget on `release` or drop.
+pub struct Reservation {
+    sem: Arc<Semaphore>,
+    held: Option<OwnedSemaphorePermit>,
+}
+
+impl Reservation {
+    /// Grows the reservation to cover `bytes`; false when the budget cannot
+    /// (the reservation keeps what it had).
+    pub fn cover(&mut self, bytes: usize) -> bool {
+        let needed = bytes.div_ceil(BUDGET_UNIT);
+        let have = self.held.as_ref().map_or(0, |p| p.num_permits());
+        if needed <= have {
+            return true;
+        }
+        let Ok(more) = u32::try_from(needed - have) else {
+            return false;
+        };
+        match Arc::clone(&self.sem).try_acquire_many_owned(more) {
+            Ok(p) => {
+                match &mut self.held {
+                    Some(held) => held.merge(p),
+                    None => self.held = Some(p),
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn release(&mut self) {
+        self.held = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_share_the_budget_and_return_it() {
+        let budget = MemoryBudget::new(4 * BUDGET_UNIT);
+        let mut a = budget.reservation();
+        let mut b = budget.reservation();
+        assert!(a.cover(3 * BUDGET_UNIT));
+        assert!(a.cover(3 * BUDGET_UNIT - 1), "shrinking needs nothing");
+        assert!(!b.cover(2 * BUDGET_UNIT));
+        assert!(b.cover(1));
+        a.release();
+        assert!(b.cover(4 * BUDGET_UNIT));
+        drop(b);
+        assert!(a.cover(4 * BUDGET_UNIT));
+    }
+}
