@@ -9,7 +9,6 @@
 pub mod auth;
 pub mod budget;
 pub mod conn;
-pub mod pop3;
 pub mod presence;
 pub mod shutdown;
 pub mod smtp;
