@@ -82,12 +82,20 @@ impl Session {
         {
             return cannot_vrfy();
         }
+        let address = if q.contains('@') {
+            q.clone()
+        } else {
+            format!("{q}@{}", self.ctx.directory.primary_domain())
+        };
         let users = match self.directory(move |d| d.vrfy(&q)) {
             Ok(u) => u,
             Err(DirectoryError::InvalidAddress(_)) => Vec::new(),
             Err(_) => return local_error(),
         };
         match users.as_slice() {
+            // Not a user, but mail to it is accepted (an alias, a list, a
+            // catch-all): RFC 5321 3.5.3 allows 252 for that.
+            [] if self.accepts(address) => cannot_vrfy(),
             [] => reply(550, 5, 1, 1, "User unknown"),
             [one] => reply(
                 250,
@@ -106,6 +114,14 @@ impl Session {
                 Reply::multi(553, Some(proto_smtp::EnhancedCode(5, 1, 4)), lines)
             }
         }
+    }
+
+    /// True when RCPT would accept `address`.
+    fn accepts(&self, address: String) -> bool {
+        matches!(
+            self.directory(move |d| d.resolve(&address)),
+            Ok(directory::Resolution::Deliver { .. } | directory::Resolution::Forward { .. })
+        )
     }
 
     pub(crate) async fn expn(&mut self, query: String) -> Reply {
@@ -186,6 +202,18 @@ mod tests {
         let r = cmd(&mut s, "VRFY bob").await;
         assert_eq!(r.lines, vec!["<bob@example.test>".to_string()]);
         assert_eq!(cmd(&mut s, "VRFY someone@remote.test").await.code, 252);
+    }
+
+    #[tokio::test]
+    async fn vrfy_of_an_alias_is_252() {
+        let kit = Kit::new();
+        kit.ctx
+            .directory
+            .add_alias("info@example.test", &["alice@example.test".to_string()])
+            .unwrap();
+        let mut s = kit.session();
+        assert_eq!(cmd(&mut s, "VRFY info").await.code, 252);
+        assert_eq!(cmd(&mut s, "VRFY nobody").await.code, 550);
     }
 
     #[tokio::test]

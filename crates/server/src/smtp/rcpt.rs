@@ -18,6 +18,13 @@ impl Session {
         {
             return bad_sequence("RCPT not allowed during BDAT");
         }
+        // RFC 3461 parameters belong to DSN, which we do not advertise yet.
+        if r.params.notify.is_some() {
+            return reply(555, 5, 5, 4, "Unsupported parameter NOTIFY");
+        }
+        if r.params.orcpt.is_some() {
+            return reply(555, 5, 5, 4, "Unsupported parameter ORCPT");
+        }
         // RFC 5321 4.5.3.1.8: refuse past the limit with 452 so the client
         // sends the rest in another transaction.
         if count >= self.ctx.config.max_recipients {
@@ -165,6 +172,18 @@ mod tests {
         cmd(&mut s, "EHLO c").await;
         cmd(&mut s, "MAIL FROM:<a@example.test>").await;
         assert_eq!(cmd(&mut s, "RCPT TO:<x@remote.test>").await.code, 250);
+    }
+
+    #[tokio::test]
+    async fn dsn_recipient_parameters_are_555_until_advertised() {
+        let kit = Kit::new();
+        let mut s = kit.ready().await;
+        cmd(&mut s, "MAIL FROM:<a@remote.test>").await;
+        let r = cmd(&mut s, "RCPT TO:<alice@example.test> NOTIFY=NEVER").await;
+        assert_eq!(code(&r), (555, "5.5.4".into()));
+        let r = cmd(&mut s, "RCPT TO:<alice@example.test> ORCPT=rfc822;a@b").await;
+        assert_eq!(code(&r), (555, "5.5.4".into()));
+        assert_eq!(cmd(&mut s, "RCPT TO:<alice@example.test>").await.code, 250);
     }
 
     #[tokio::test]
