@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use server::smtp::{SmtpConfig, SmtpContext, VrfyPolicy};
 use server::{
-    Authenticator, ConnectionLimits, ConnectionTracker, MemoryBudget, PresenceRegistry, Shutdown,
+    Authenticator, ConnectionLimits, ConnectionTracker, MemoryBudget, Metrics, PresenceRegistry,
+    Shutdown, admin,
 };
 use store::Store;
 use tokio::net::TcpListener;
@@ -73,12 +74,14 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     let directory = open_directory(&loaded)?;
     let store = open_store(&loaded)?;
     let presence = PresenceRegistry::new();
+    let metrics = Arc::new(Metrics::default());
     let ctx = Arc::new(SmtpContext {
         config: smtp_config(&loaded)?,
         directory: Arc::clone(&directory),
         store: store.clone(),
         presence: presence.clone(),
         memory: MemoryBudget::new(c.smtp.max_inflight_data),
+        metrics: Arc::clone(&metrics),
     });
 
     let auth = Authenticator::new(Arc::clone(&directory));
@@ -98,9 +101,11 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             tracing::info!(key, addresses = ?list, "{what} is not served yet by this version");
         }
     }
-    if !c.admin.listen.is_empty() {
-        tracing::info!(key = "admin.listen", address = %c.admin.listen, "the admin port is not served yet by this version");
-    }
+    let admin_listeners = if c.admin.listen.is_empty() {
+        Vec::new()
+    } else {
+        bind_all("admin.listen", std::slice::from_ref(&c.admin.listen)).await?
+    };
 
     let (trigger, shutdown) = Shutdown::new();
     let tracker = ConnectionTracker::new();
@@ -110,6 +115,18 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             l,
             Arc::clone(&ctx),
             tracker.clone(),
+            shutdown.clone(),
+        )));
+    }
+    let status: Arc<dyn admin::Status> = Arc::new(AdminStatus {
+        metrics: Arc::clone(&metrics),
+        tracker: tracker.clone(),
+        store: store.clone(),
+    });
+    for l in admin_listeners {
+        tasks.push(tokio::spawn(admin::serve(
+            l,
+            Arc::clone(&status),
             shutdown.clone(),
         )));
     }
@@ -144,6 +161,44 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     );
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What the admin port reports.
+struct AdminStatus {
+    metrics: Arc<Metrics>,
+    tracker: ConnectionTracker,
+    store: Arc<store::SqliteStore>,
+}
+
+impl admin::Status for AdminStatus {
+    fn problem(&self) -> Option<String> {
+        // Serving at all means the store opened and the listeners are up.
+        None
+    }
+
+    fn metrics(&self) -> String {
+        let stats = self.store.stats();
+        self.metrics.render(&[
+            (
+                "mailroom_connections",
+                "Live connections",
+                "gauge",
+                self.tracker.active() as u64,
+            ),
+            (
+                "mailroom_store_commits_total",
+                "Store commits (one fsync each)",
+                "counter",
+                stats.commits,
+            ),
+            (
+                "mailroom_store_writes_total",
+                "Store write operations committed",
+                "counter",
+                stats.ops,
+            ),
+        ])
+    }
 }
 
 /// Binds every address of a listener key; an address that cannot be bound

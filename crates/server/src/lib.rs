@@ -6,9 +6,11 @@
 //! tokio drivers around it; it never parses protocol bytes itself.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod budget;
 pub mod conn;
+pub mod metrics;
 pub mod presence;
 pub mod shutdown;
 pub mod smtp;
@@ -16,5 +18,6 @@ pub mod smtp;
 pub use auth::{Authenticator, LoginFailure};
 pub use budget::MemoryBudget;
 pub use conn::{ConnectionGuard, ConnectionLimits, ConnectionTracker};
+pub use metrics::Metrics;
 pub use presence::{Presence, PresenceRegistry, TerminalMessage};
 pub use shutdown::Shutdown;

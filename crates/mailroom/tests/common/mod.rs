@@ -31,6 +31,7 @@ pub struct Server {
     pub smtp: SocketAddr,
     pub pop3: SocketAddr,
     pub imap: SocketAddr,
+    pub admin: SocketAddr,
     child: Option<Child>,
 }
 
@@ -40,6 +41,7 @@ pub struct Ports {
     pub smtp: u16,
     pub pop3: u16,
     pub imap: u16,
+    pub admin: u16,
 }
 
 pub fn config_text(dir: &Path, ports: &Ports, extra_top: &str, extra_smtp: &str) -> String {
@@ -61,7 +63,7 @@ listen = ["127.0.0.1:{pop3_port}"]
 tls_listen = []
 
 [admin]
-listen = ""
+listen = "127.0.0.1:{admin_port}"
 
 [smtp]
 listen = ["127.0.0.1:{smtp_port}"]
@@ -73,6 +75,7 @@ submissions = []
         smtp_port = ports.smtp,
         pop3_port = ports.pop3,
         imap_port = ports.imap,
+        admin_port = ports.admin,
     )
 }
 
@@ -112,6 +115,7 @@ impl Server {
             smtp: free_port(),
             pop3: free_port(),
             imap: free_port(),
+            admin: free_port(),
         };
         let config = dir.path().join("mailroom.toml");
         let text = config_text(dir.path(), &ports, extra_top, extra_smtp);
@@ -121,6 +125,7 @@ impl Server {
             smtp: local(ports.smtp),
             pop3: local(ports.pop3),
             imap: local(ports.imap),
+            admin: local(ports.admin),
             dir,
             config,
             child: None,

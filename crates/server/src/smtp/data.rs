@@ -13,6 +13,7 @@ use super::session::{
     Action, Chunks, Session, State, Transaction, bad_sequence, local_error, reply,
 };
 use super::trace::{self, ReceivedInfo};
+use crate::metrics::Metrics;
 use crate::presence::TerminalMessage;
 
 impl Session {
@@ -47,7 +48,22 @@ impl Session {
             self.deliver(tx, message).await
         };
         self.end_message();
+        self.count_outcome(&r);
         r
+    }
+
+    fn count_accepted(&self, size: usize) {
+        let m = &self.ctx.metrics;
+        Metrics::inc(&m.smtp_messages_accepted);
+        Metrics::add(&m.smtp_bytes_accepted, size as u64);
+    }
+
+    /// Metrics for the end of a message: accepted or refused.
+    fn count_outcome(&self, r: &Reply) {
+        let m = &self.ctx.metrics;
+        if r.code >= 400 {
+            Metrics::inc(&m.smtp_messages_rejected);
+        }
     }
 
     pub(crate) fn bdat_start(&mut self, size: u64, last: bool) -> Action {
@@ -111,6 +127,7 @@ impl Session {
                 too_big()
             };
             self.end_message();
+            self.count_outcome(&r);
             return r;
         }
         if !last {
@@ -125,6 +142,7 @@ impl Session {
         drop(data);
         let r = self.deliver(tx, message).await;
         self.end_message();
+        self.count_outcome(&r);
         r
     }
 
@@ -207,6 +225,7 @@ impl Session {
         if local_raw.is_none() && outbound.is_none() {
             // Terminal only (SEND): nothing to store.
             tracing::info!(id = %id, client = %self.peer, from = %tx.sender, to = ?terminal, size, "sent to terminal");
+            self.count_accepted(size);
             return reply(250, 2, 0, 0, &format!("Ok: sent as {id}"));
         }
         let delivery = Delivery {
@@ -222,6 +241,7 @@ impl Session {
                     to = ?tx.recipients.iter().map(|r| r.address.as_str()).collect::<Vec<_>>(),
                     local = mailbox.len(), remote = remote.len(), size, "accepted"
                 );
+                self.count_accepted(size);
                 reply(250, 2, 0, 0, &format!("Ok: queued as {id}"))
             }
             Err(e) => {

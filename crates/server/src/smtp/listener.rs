@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::session::{SmtpContext, reply};
 use crate::conn::{ConnectionTracker, Refusal};
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
 /// Numbers connections for the logs: every line of a session carries it.
@@ -45,6 +46,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         match tracker.admit(peer.ip(), limits) {
             Ok(guard) => {
+                Metrics::inc(&ctx.metrics.smtp_connections);
                 let ctx = Arc::clone(&ctx);
                 let shutdown = shutdown.clone();
                 let conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
@@ -60,6 +62,7 @@ pub async fn serve(
                 );
             }
             Err(refusal) => {
+                Metrics::inc(&ctx.metrics.smtp_connections_refused);
                 let text = match refusal {
                     Refusal::TooManyTotal => "Too many connections, try again later",
                     Refusal::TooManyFromAddress => "Too many connections from your address",

@@ -15,6 +15,7 @@ use store::Store;
 
 use super::config::SmtpConfig;
 use crate::budget::{MemoryBudget, Reservation};
+use crate::metrics::Metrics;
 use crate::presence::Presence;
 
 /// What the server shares with every SMTP session.
@@ -25,6 +26,7 @@ pub struct SmtpContext {
     pub presence: Arc<dyn Presence>,
     /// Memory for message data in flight, shared by every session.
     pub memory: MemoryBudget,
+    pub metrics: Arc<Metrics>,
 }
 
 /// What the driver does after a command.

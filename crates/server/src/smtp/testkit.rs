@@ -73,6 +73,7 @@ impl Kit {
             store: session_store,
             presence: presence.clone(),
             memory: crate::budget::MemoryBudget::new(memory),
+            metrics: Arc::default(),
         });
         Kit {
             _dir: dir,
