@@ -11,6 +11,7 @@
 #
 # usage: bench/smtp.sh [MSGS] [SESSIONS] [BYTES]     defaults: 20000 20 4096
 #   MAILROOM_ONLY=1 skips the peers (for quick iterations)
+#   MAILROOM_BIN=path benchmarks that binary instead of building this checkout
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MSGS=${1:-20000}; SESS=${2:-20}; BYTES=${3:-4096}
@@ -18,8 +19,14 @@ PEERS=${PEERS:-$(cd .. && pwd)/shared/peers}
 PORT=${BENCH_PORT:-2530}
 IDLE_CONNS=${IDLE_CONNS:-500}
 
-cargo build --release -q -p mailroom
-BIN=$PWD/target/release/mailroom
+# MAILROOM_BIN=path runs a given binary (A/B comparisons) instead of
+# building this checkout.
+if [ -n "${MAILROOM_BIN:-}" ]; then
+  BIN=$MAILROOM_BIN
+else
+  cargo build --release -q -p mailroom
+  BIN=$PWD/target/release/mailroom
+fi
 work=$(mktemp -d "$PWD/target/bench.XXXXXX")
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 cat > "$work/mailroom.toml" <<TOML
