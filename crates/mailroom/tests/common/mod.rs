@@ -33,6 +33,8 @@ pub struct Server {
     pub imap: SocketAddr,
     pub admin: SocketAddr,
     child: Option<Child>,
+    /// The config's extra text, to rewrite it with other ports.
+    extra: (String, String),
 }
 
 /// The config every test server starts from; `extra_smtp` goes into the
@@ -111,25 +113,37 @@ impl Server {
     /// Writes the config without starting the server.
     pub fn create(extra_top: &str, extra_smtp: &str) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("mailroom.toml");
+        let unset = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut s = Server {
+            smtp: unset,
+            pop3: unset,
+            imap: unset,
+            admin: unset,
+            dir,
+            config,
+            child: None,
+            extra: (extra_top.to_string(), extra_smtp.to_string()),
+        };
+        s.choose_ports();
+        s
+    }
+
+    /// Picks free ports and writes the config with them.
+    fn choose_ports(&mut self) {
         let ports = Ports {
             smtp: free_port(),
             pop3: free_port(),
             imap: free_port(),
             admin: free_port(),
         };
-        let config = dir.path().join("mailroom.toml");
-        let text = config_text(dir.path(), &ports, extra_top, extra_smtp);
-        std::fs::write(&config, text).expect("write config");
+        let text = config_text(self.dir.path(), &ports, &self.extra.0, &self.extra.1);
+        std::fs::write(&self.config, text).expect("write config");
         let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
-        Server {
-            smtp: local(ports.smtp),
-            pop3: local(ports.pop3),
-            imap: local(ports.imap),
-            admin: local(ports.admin),
-            dir,
-            config,
-            child: None,
-        }
+        self.smtp = local(ports.smtp);
+        self.pop3 = local(ports.pop3);
+        self.imap = local(ports.imap);
+        self.admin = local(ports.admin);
     }
 
     /// Starts `mailroom serve` and waits until it accepts connections.
@@ -138,23 +152,37 @@ impl Server {
         self
     }
 
+    /// Starts the server and waits for its "ready" log line. A free port
+    /// taken by another test in between is retried with new ports.
     pub fn spawn(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log");
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn mailroom");
-        self.child = Some(child);
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            if TcpStream::connect(self.smtp).is_ok() {
-                return;
+        const ATTEMPTS: usize = 3;
+        for _ in 0..ATTEMPTS {
+            let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log");
+            let mut child = Command::new(BIN)
+                .arg("--config")
+                .arg(&self.config)
+                .arg("serve")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("spawn mailroom");
+            let deadline = Instant::now() + WAIT;
+            while Instant::now() < deadline {
+                if self.log().contains("mailroom ready") {
+                    self.child = Some(child);
+                    return;
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            let _ = child.kill();
+            let _ = child.wait();
+            if !self.log().contains("cannot bind") {
+                break;
+            }
+            self.choose_ports();
         }
         panic!("server did not start:\n{}", self.log());
     }
