@@ -69,6 +69,19 @@ fn smtp_config(loaded: &Loaded) -> Result<SmtpConfig, String> {
     Ok(s)
 }
 
+fn pop3_config(loaded: &Loaded) -> Result<server::pop3::Pop3Config, String> {
+    let c = &loaded.config;
+    Ok(server::pop3::Pop3Config {
+        idle_timeout: Duration::from_secs(c.pop3.idle_timeout),
+        connections: ConnectionLimits {
+            max_total: c.pop3.max_connections,
+            max_per_ip: c.pop3.max_connections_per_ip,
+        },
+        plaintext_networks: networks("local_networks", &c.local_networks)?,
+        ..server::pop3::Pop3Config::default()
+    })
+}
+
 async fn serve(loaded: Loaded) -> Result<(), String> {
     let c = &loaded.config;
     let directory = open_directory(&loaded)?;
@@ -93,7 +106,6 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         ("smtp.submissions", &c.smtp.submissions, "TLS"),
         ("imap.listen", &c.imap.listen, "IMAP"),
         ("imap.tls_listen", &c.imap.tls_listen, "IMAP over TLS"),
-        ("pop3.listen", &c.pop3.listen, "POP3"),
         ("pop3.tls_listen", &c.pop3.tls_listen, "POP3 over TLS"),
     ];
     for (key, list, what) in later {
@@ -130,7 +142,20 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             shutdown.clone(),
         )));
     }
-    // POP3 (issue 4) is wired here: bind `[pop3] listen`, spawn its serve.
+    // POP3 (issue 4): `[pop3] listen`; `tls_listen` waits for TLS.
+    let pop3_ctx = Arc::new(server::pop3::Pop3Context {
+        config: pop3_config(&loaded)?,
+        store: store.clone(),
+        auth: Arc::clone(&auth),
+    });
+    for l in bind_all("pop3.listen", &c.pop3.listen).await? {
+        tasks.push(tokio::spawn(server::pop3::serve(
+            l,
+            Arc::clone(&pop3_ctx),
+            tracker.clone(),
+            shutdown.clone(),
+        )));
+    }
     // IMAP (issue 5) is wired here: bind `[imap] listen`, spawn its serve.
     let _ = (&auth, &presence);
     tracing::info!(hostname = %loaded.hostname, data_dir = %loaded.data_dir.display(), "mailroom ready");

@@ -1,0 +1,369 @@
+//! Runs one POP3 session over an async byte stream. The driver owns the
+//! socket and the buffers; the session owns the rules.
+//!
+//! Pipelining (RFC 2449 6.6): every complete command already buffered is
+//! answered, in order, before the output is flushed. Every read waits at
+//! most the idle timeout (RFC 1939 3's autologout timer); an over-long
+//! line is discarded as it arrives and answered once. A message goes out
+//! dot-stuffed in chunks of [`WRITE_CHUNK`], each written before the next
+//! is made, so one large RETR holds one copy of the message and a slow
+//! reader only ever waits on its own socket.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto_pop3::{
+    DotStuffer, Line, LineSplitter, MAX_COMMAND_LINE, MAX_SASL_LINE, RespCode, Response,
+    parse_command, write_continuation, write_lines,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::session::{Action, Pop3Context, Session};
+use crate::shutdown::Shutdown;
+
+/// Bytes asked of the socket per read: POP3 commands are short, and an
+/// idle session keeps this buffer, so it stays small.
+const READ_CHUNK: usize = 1024;
+/// Output is written whenever this much is queued (a message is stuffed
+/// into the queue in pieces of this size).
+pub const WRITE_CHUNK: usize = 64 * 1024;
+
+/// Why a session ended early.
+#[derive(Debug)]
+enum End {
+    /// The peer closed or the socket failed.
+    Gone,
+    /// A read or write timed out.
+    Timeout,
+}
+
+struct Io<S> {
+    stream: S,
+    buf: Vec<u8>,
+    /// Start of the unread part of `buf`.
+    pos: usize,
+    out: Vec<u8>,
+    timeout: Duration,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
+    fn pending(&self) -> &[u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = self.pos.saturating_add(n).min(self.buf.len());
+    }
+
+    /// Reads more bytes, waiting at most the idle timeout.
+    async fn fill(&mut self) -> Result<(), End> {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.reserve(READ_CHUNK);
+        match tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf)).await {
+            Err(_) => Err(End::Timeout),
+            Ok(Ok(0)) | Ok(Err(_)) => Err(End::Gone),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
+    fn queue(&mut self, r: &Response) {
+        r.write_to(&mut self.out);
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await
+        };
+        let result = match tokio::time::timeout(self.timeout, write).await {
+            Err(_) => Err(End::Timeout),
+            Ok(Err(_)) => Err(End::Gone),
+            Ok(Ok(())) => Ok(()),
+        };
+        self.out.clear();
+        // Do not keep a large RETR's buffer around for an idle session.
+        if self.out.capacity() > 2 * WRITE_CHUNK {
+            self.out = Vec::new();
+        }
+        result
+    }
+
+    /// Writes when enough output is queued.
+    async fn flush_if_full(&mut self) -> Result<(), End> {
+        if self.out.len() >= WRITE_CHUNK {
+            self.flush().await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Queues a dot-stuffed message, writing as it goes.
+    async fn message(&mut self, body: &[u8]) -> Result<(), End> {
+        let mut stuffer = DotStuffer::new();
+        for chunk in body.chunks(WRITE_CHUNK) {
+            stuffer.push(chunk, &mut self.out);
+            self.flush_if_full().await?;
+        }
+        stuffer.finish(&mut self.out);
+        Ok(())
+    }
+}
+
+/// Serves one connection until QUIT, an error, a timeout or shutdown.
+pub async fn run<S>(stream: S, peer: SocketAddr, ctx: Arc<Pop3Context>, shutdown: Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut io = Io {
+        stream,
+        buf: Vec::new(),
+        pos: 0,
+        out: Vec::new(),
+        timeout: ctx.config.idle_timeout,
+    };
+    let mut session = Session::new(ctx, peer);
+    io.queue(&session.greeting());
+    if let Err(End::Timeout) = serve(&mut io, &mut session, shutdown).await {
+        // RFC 1939 3: the autologout timer closes the session without
+        // entering UPDATE, so nothing is deleted.
+        io.queue(&Response::err("Autologout; idle for too long"));
+        let _ = io.flush().await;
+    }
+    let _ = io.stream.shutdown().await;
+    // Graceful shutdown waits for sessions, so the write ends before exit.
+    session.wait_seen().await;
+}
+
+async fn serve<S>(io: &mut Io<S>, session: &mut Session, mut shutdown: Shutdown) -> Result<(), End>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut splitter = LineSplitter::new(MAX_COMMAND_LINE);
+    let mut bad_commands: u32 = 0;
+    let max_bad = session.config().max_bad_commands;
+    loop {
+        // Answer every complete command already buffered (RFC 2449 6.6).
+        loop {
+            let sasl = session.awaiting_sasl();
+            splitter.set_max_len(if sasl {
+                MAX_SASL_LINE
+            } else {
+                MAX_COMMAND_LINE
+            });
+            let (consumed, line) = splitter.next(io.pending());
+            let Some(line) = line else {
+                io.consume(consumed);
+                break;
+            };
+            let action = match line {
+                Line::TooLong if sasl => {
+                    // The exchange cannot go on without the response.
+                    let _ = session.sasl_response(b"*").await;
+                    Action::Reply(Response::err("SASL response too long"))
+                }
+                Line::TooLong => {
+                    bad_commands += 1;
+                    Action::Reply(Response::err("Line too long"))
+                }
+                Line::Line(l) if sasl => Action::Reply(session.sasl_response(l).await),
+                Line::Line(l) => match parse_command(l) {
+                    Ok(cmd) => session.apply(cmd).await,
+                    Err(e) => {
+                        bad_commands += 1;
+                        Action::Reply(e.response())
+                    }
+                },
+            };
+            io.consume(consumed);
+            match action {
+                Action::Reply(r) => io.queue(&r),
+                Action::Lines(r, lines) => {
+                    io.queue(&r);
+                    write_lines(&lines, &mut io.out);
+                }
+                Action::Message {
+                    status,
+                    body,
+                    len,
+                    seen,
+                } => {
+                    io.queue(&status);
+                    io.message(body.get(..len).unwrap_or(&body)).await?;
+                    if let Some(uid) = seen {
+                        session.retrieved(uid);
+                    }
+                }
+                Action::Continue => write_continuation("", &mut io.out),
+                Action::Close(r) => {
+                    io.queue(&r);
+                    return io.flush().await;
+                }
+            }
+            if bad_commands >= max_bad {
+                io.queue(&Response::err("Too many bad commands, closing connection"));
+                return io.flush().await;
+            }
+            io.flush_if_full().await?;
+        }
+        io.flush().await?;
+        // What RETR sent is now written: store its \Seen, once for a
+        // whole pipelined group.
+        session.store_seen().await;
+        tokio::select! {
+            r = io.fill() => r?,
+            _ = shutdown.wait() => {
+                // Commands run to completion above, so nothing is half
+                // done here; no UPDATE: nothing is deleted.
+                io.queue(&Response::err_code(RespCode::SysTemp, "Server shutting down"));
+                return io.flush().await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::super::testkit::Kit;
+    use super::*;
+
+    /// Runs a driver over an in-memory pipe; returns the client end.
+    fn start(kit: &Kit, shutdown: Shutdown) -> (DuplexStream, tokio::task::JoinHandle<()>) {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let ctx = Arc::clone(&kit.ctx);
+        let peer = SocketAddr::from(([127, 0, 0, 1], 40000));
+        let task = tokio::spawn(run(server, peer, ctx, shutdown));
+        (client, task)
+    }
+
+    async fn read_until(client: &mut DuplexStream, end: &[u8]) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !got.ends_with(end) {
+            let n = tokio::time::timeout(Duration::from_secs(10), client.read(&mut chunk))
+                .await
+                .expect("read timed out")
+                .expect("read");
+            assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&chunk[..n]);
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn pipelined_commands_are_answered_in_order() {
+        let kit = Kit::new();
+        kit.deliver("alice@example.test", b"A: 1\r\n\r\n.one\r\n")
+            .await;
+        let (_trigger, shutdown) = Shutdown::new();
+        let (mut c, task) = start(&kit, shutdown);
+        c.write_all(b"USER alice\r\nPASS pw\r\nSTAT\r\nRETR 1\r\nLIST\r\nBOGUS\r\nQUIT\r\n")
+            .await
+            .unwrap();
+        let got = read_until(&mut c, b"+OK Bye\r\n").await;
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "+OK mailroom POP3 server ready\r\n+OK\r\n+OK Logged in.\r\n+OK 1 14\r\n\
+             +OK\r\nA: 1\r\n\r\n..one\r\n.\r\n+OK 1 messages (14 octets)\r\n1 14\r\n.\r\n\
+             -ERR Unknown command\r\n+OK Bye\r\n"
+        );
+        task.await.unwrap();
+        assert_eq!(kit.flags("alice@example.test").await, [true]);
+    }
+
+    #[tokio::test]
+    async fn too_long_line_is_answered_once_and_the_session_goes_on() {
+        let kit = Kit::new();
+        let (_trigger, shutdown) = Shutdown::new();
+        let (mut c, _task) = start(&kit, shutdown);
+        let mut line = vec![b'x'; 10_000];
+        line.extend_from_slice(b"\r\nNOOP\r\nQUIT\r\n");
+        c.write_all(&line).await.unwrap();
+        let got = read_until(&mut c, b"+OK Bye\r\n").await;
+        let text = String::from_utf8_lossy(&got);
+        assert_eq!(text.matches("-ERR Line too long").count(), 1, "{text}");
+        assert!(text.contains("-ERR Not logged in"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn shutdown_answers_err_and_deletes_nothing() {
+        let kit = Kit::new();
+        kit.deliver("alice@example.test", b"A: 1\r\n\r\none\r\n")
+            .await;
+        let (trigger, shutdown) = Shutdown::new();
+        let (mut c, task) = start(&kit, shutdown);
+        c.write_all(b"USER alice\r\nPASS pw\r\nDELE 1\r\n")
+            .await
+            .unwrap();
+        read_until(&mut c, b"deleted\r\n").await;
+        trigger.trigger();
+        let got = read_until(&mut c, b"\r\n").await;
+        assert_eq!(got, b"-ERR [SYS/TEMP] Server shutting down\r\n");
+        task.await.unwrap();
+        assert_eq!(kit.inbox("alice@example.test").await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn idle_session_is_logged_out_without_deleting() {
+        let kit = Kit::with(|c| c.idle_timeout = Duration::from_millis(300));
+        kit.deliver("alice@example.test", b"A: 1\r\n\r\none\r\n")
+            .await;
+        let (_trigger, shutdown) = Shutdown::new();
+        let (mut c, task) = start(&kit, shutdown);
+        c.write_all(b"USER alice\r\nPASS pw\r\nDELE 1\r\n")
+            .await
+            .unwrap();
+        let got = read_until(&mut c, b"Autologout; idle for too long\r\n").await;
+        assert!(String::from_utf8_lossy(&got).contains("message 1 deleted"));
+        task.await.unwrap();
+        assert_eq!(kit.inbox("alice@example.test").await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn large_message_is_sent_whole_in_chunks() {
+        let kit = Kit::new();
+        let mut msg = b"Subject: big\r\n\r\n".to_vec();
+        for i in 0..40_000 {
+            msg.extend_from_slice(format!(".line {i}\r\n").as_bytes());
+        }
+        kit.deliver("alice@example.test", &msg).await;
+        let (_trigger, shutdown) = Shutdown::new();
+        let (mut c, _task) = start(&kit, shutdown);
+        c.write_all(b"USER alice\r\nPASS pw\r\nRETR 1\r\n")
+            .await
+            .unwrap();
+        let got = read_until(&mut c, b"\r\n.\r\n").await;
+        let head = b"+OK Logged in.\r\n+OK\r\n";
+        let start = got.windows(head.len()).position(|w| w == head).unwrap() + head.len();
+        match proto_pop3::parse_multiline(&got[start..]) {
+            proto_pop3::Parsed::Complete(back, _) => assert!(back == msg, "body differs"),
+            proto_pop3::Parsed::Incomplete => panic!("incomplete"),
+        }
+    }
+
+    #[tokio::test]
+    async fn auth_plain_continuation_over_the_wire() {
+        let kit = Kit::new();
+        let (_trigger, shutdown) = Shutdown::new();
+        let (mut c, _task) = start(&kit, shutdown);
+        let resp = proto_pop3::encode_plain("", "alice", "pw");
+        c.write_all(format!("AUTH PLAIN\r\n{resp}\r\nSTAT\r\n").as_bytes())
+            .await
+            .unwrap();
+        let got = read_until(&mut c, b"+OK 0 0\r\n").await;
+        assert!(
+            String::from_utf8_lossy(&got).contains("+ \r\n+OK Logged in.\r\n"),
+            "{got:?}"
+        );
+    }
+}
