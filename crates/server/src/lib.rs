@@ -11,6 +11,7 @@ pub mod auth;
 pub mod budget;
 pub mod conn;
 pub mod metrics;
+pub mod net;
 pub mod pop3;
 pub mod presence;
 pub mod shutdown;

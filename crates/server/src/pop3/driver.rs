@@ -11,15 +11,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use proto_pop3::{
     DotStuffer, Line, LineSplitter, MAX_COMMAND_LINE, MAX_SASL_LINE, RespCode, Response,
     parse_command, write_continuation, write_lines,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::session::{Action, Pop3Context, Session};
+use crate::net::{End, Io};
 use crate::shutdown::Shutdown;
 
 /// Bytes asked of the socket per read: POP3 commands are short, and an
@@ -29,91 +29,32 @@ const READ_CHUNK: usize = 1024;
 /// into the queue in pieces of this size).
 pub const WRITE_CHUNK: usize = 64 * 1024;
 
-/// Why a session ended early.
-#[derive(Debug)]
-enum End {
-    /// The peer closed or the socket failed.
-    Gone,
-    /// A read or write timed out.
-    Timeout,
-}
-
-struct Io<S> {
-    stream: S,
-    buf: Vec<u8>,
-    /// Start of the unread part of `buf`.
-    pos: usize,
-    out: Vec<u8>,
-    timeout: Duration,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
-    fn pending(&self) -> &[u8] {
-        self.buf.get(self.pos..).unwrap_or_default()
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.pos = self.pos.saturating_add(n).min(self.buf.len());
-    }
-
-    /// Reads more bytes, waiting at most the idle timeout.
-    async fn fill(&mut self) -> Result<(), End> {
-        if self.pos > 0 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        self.buf.reserve(READ_CHUNK);
-        match tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf)).await {
-            Err(_) => Err(End::Timeout),
-            Ok(Ok(0)) | Ok(Err(_)) => Err(End::Gone),
-            Ok(Ok(_)) => Ok(()),
-        }
-    }
-
-    fn queue(&mut self, r: &Response) {
-        r.write_to(&mut self.out);
-    }
-
-    async fn flush(&mut self) -> Result<(), End> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let write = async {
-            self.stream.write_all(&self.out).await?;
-            self.stream.flush().await
-        };
-        let result = match tokio::time::timeout(self.timeout, write).await {
-            Err(_) => Err(End::Timeout),
-            Ok(Err(_)) => Err(End::Gone),
-            Ok(Ok(())) => Ok(()),
-        };
-        self.out.clear();
-        // Do not keep a large RETR's buffer around for an idle session.
-        if self.out.capacity() > 2 * WRITE_CHUNK {
-            self.out = Vec::new();
-        }
-        result
-    }
-
-    /// Writes when enough output is queued.
-    async fn flush_if_full(&mut self) -> Result<(), End> {
-        if self.out.len() >= WRITE_CHUNK {
-            self.flush().await
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Queues a dot-stuffed message, writing as it goes.
-    async fn message(&mut self, body: &[u8]) -> Result<(), End> {
-        let mut stuffer = DotStuffer::new();
-        for chunk in body.chunks(WRITE_CHUNK) {
-            stuffer.push(chunk, &mut self.out);
-            self.flush_if_full().await?;
-        }
-        stuffer.finish(&mut self.out);
+/// Writes when enough output is queued.
+async fn flush_if_full<S: AsyncRead + AsyncWrite + Unpin>(io: &mut Io<S>) -> Result<(), End> {
+    if io.out.len() >= WRITE_CHUNK {
+        io.flush().await
+    } else {
         Ok(())
     }
+}
+
+/// Queues a dot-stuffed message, writing as it goes, so one large RETR
+/// holds one copy of the message.
+async fn message<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut Io<S>,
+    body: &[u8],
+) -> Result<(), End> {
+    let mut stuffer = DotStuffer::new();
+    for chunk in body.chunks(WRITE_CHUNK) {
+        stuffer.push(chunk, &mut io.out);
+        flush_if_full(io).await?;
+    }
+    stuffer.finish(&mut io.out);
+    Ok(())
+}
+
+fn queue<S>(io: &mut Io<S>, r: &Response) {
+    r.write_to(&mut io.out);
 }
 
 /// Serves one connection until QUIT, an error, a timeout or shutdown.
@@ -121,22 +62,17 @@ pub async fn run<S>(stream: S, peer: SocketAddr, ctx: Arc<Pop3Context>, shutdown
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut io = Io {
-        stream,
-        buf: Vec::new(),
-        pos: 0,
-        out: Vec::new(),
-        timeout: ctx.config.idle_timeout,
-    };
+    let idle = ctx.config.idle_timeout;
+    let mut io = Io::new(stream, READ_CHUNK, idle);
     let mut session = Session::new(ctx, peer);
-    io.queue(&session.greeting());
+    queue(&mut io, &session.greeting());
     if let Err(End::Timeout) = serve(&mut io, &mut session, shutdown).await {
         // RFC 1939 3: the autologout timer closes the session without
         // entering UPDATE, so nothing is deleted.
-        io.queue(&Response::err("Autologout; idle for too long"));
+        queue(&mut io, &Response::err("Autologout; idle for too long"));
         let _ = io.flush().await;
     }
-    let _ = io.stream.shutdown().await;
+    io.close().await;
     // Graceful shutdown waits for sessions, so the write ends before exit.
     session.wait_seen().await;
 }
@@ -148,6 +84,7 @@ where
     let mut splitter = LineSplitter::new(MAX_COMMAND_LINE);
     let mut bad_commands: u32 = 0;
     let max_bad = session.config().max_bad_commands;
+    let idle = session.config().idle_timeout;
     loop {
         // Answer every complete command already buffered (RFC 2449 6.6).
         loop {
@@ -183,9 +120,9 @@ where
             };
             io.consume(consumed);
             match action {
-                Action::Reply(r) => io.queue(&r),
+                Action::Reply(r) => queue(io, &r),
                 Action::Lines(r, lines) => {
-                    io.queue(&r);
+                    queue(io, &r);
                     write_lines(&lines, &mut io.out);
                 }
                 Action::Message {
@@ -194,34 +131,37 @@ where
                     len,
                     seen,
                 } => {
-                    io.queue(&status);
-                    io.message(body.get(..len).unwrap_or(&body)).await?;
+                    queue(io, &status);
+                    message(io, body.get(..len).unwrap_or(&body)).await?;
                     if let Some(uid) = seen {
                         session.retrieved(uid);
                     }
                 }
                 Action::Continue => write_continuation("", &mut io.out),
                 Action::Close(r) => {
-                    io.queue(&r);
+                    queue(io, &r);
                     return io.flush().await;
                 }
             }
             if bad_commands >= max_bad {
-                io.queue(&Response::err("Too many bad commands, closing connection"));
+                queue(
+                    io,
+                    &Response::err("Too many bad commands, closing connection"),
+                );
                 return io.flush().await;
             }
-            io.flush_if_full().await?;
+            flush_if_full(io).await?;
         }
         io.flush().await?;
         // What RETR sent is now written: store its \Seen, once for a
         // whole pipelined group.
         session.store_seen().await;
         tokio::select! {
-            r = io.fill() => r?,
+            r = io.fill(idle) => r?,
             _ = shutdown.wait() => {
                 // Commands run to completion above, so nothing is half
                 // done here; no UPDATE: nothing is deleted.
-                io.queue(&Response::err_code(RespCode::SysTemp, "Server shutting down"));
+                queue(io, &Response::err_code(RespCode::SysTemp, "Server shutting down"));
                 return io.flush().await;
             }
         }

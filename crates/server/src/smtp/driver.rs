@@ -9,103 +9,34 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use proto_smtp::{
     Command, DataReceiver, DataStatus, Line, LineSplitter, MAX_COMMAND_LINE, Reply, parse_command,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::session::{Action, Session, SmtpContext, reply};
+use crate::net::{End, Io};
 use crate::shutdown::Shutdown;
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
-
-/// Why a session ended early.
-#[derive(Debug)]
-enum End {
-    /// The peer closed or the socket failed.
-    Gone,
-    /// A read or write timed out.
-    Timeout,
-}
-
-struct Io<S> {
-    stream: S,
-    buf: Vec<u8>,
-    /// Start of the unread part of `buf`.
-    pos: usize,
-    out: Vec<u8>,
-    write_timeout: Duration,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
-    fn pending(&self) -> &[u8] {
-        self.buf.get(self.pos..).unwrap_or_default()
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.pos = self.pos.saturating_add(n).min(self.buf.len());
-    }
-
-    /// Reads more bytes, waiting at most `limit`.
-    async fn fill(&mut self, limit: Duration) -> Result<(), End> {
-        if self.pos > 0 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        self.buf.reserve(READ_CHUNK);
-        match tokio::time::timeout(limit, self.stream.read_buf(&mut self.buf)).await {
-            Err(_) => Err(End::Timeout),
-            Ok(Ok(0)) | Ok(Err(_)) => Err(End::Gone),
-            Ok(Ok(_)) => Ok(()),
-        }
-    }
-
-    fn queue(&mut self, r: &Reply) {
-        r.write_to(&mut self.out);
-    }
-
-    async fn flush(&mut self) -> Result<(), End> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let out = std::mem::take(&mut self.out);
-        let write = async {
-            self.stream.write_all(&out).await?;
-            self.stream.flush().await
-        };
-        match tokio::time::timeout(self.write_timeout, write).await {
-            Err(_) => Err(End::Timeout),
-            Ok(Err(_)) => Err(End::Gone),
-            Ok(Ok(())) => Ok(()),
-        }
-    }
-}
 
 /// Serves one connection until QUIT, an error, a timeout or shutdown.
 pub async fn run<S>(stream: S, peer: SocketAddr, ctx: Arc<SmtpContext>, shutdown: Shutdown)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let cfg = &ctx.config;
-    let mut io = Io {
-        stream,
-        buf: Vec::with_capacity(READ_CHUNK),
-        pos: 0,
-        out: Vec::new(),
-        write_timeout: cfg.command_timeout,
-    };
+    let mut io = Io::new(stream, READ_CHUNK, ctx.config.command_timeout);
     let mut session = Session::new(Arc::clone(&ctx), peer);
-    io.queue(&session.greeting());
+    session.greeting().write_to(&mut io.out);
     let end = serve(&mut io, &mut session, shutdown).await;
     if let Err(End::Timeout) = end {
         // RFC 5321 4.5.3.2: on timeout the server closes, saying 421 first.
-        io.queue(&reply(421, 4, 4, 2, "Timeout exceeded, closing connection"));
+        reply(421, 4, 4, 2, "Timeout exceeded, closing connection").write_to(&mut io.out);
         let _ = io.flush().await;
     }
-    let _ = io.stream.shutdown().await;
+    io.close().await;
 }
 
 async fn serve<S>(io: &mut Io<S>, session: &mut Session, mut shutdown: Shutdown) -> Result<(), End>
@@ -136,11 +67,11 @@ where
                 Ok(Ok(cmd)) => match session.apply(cmd).await {
                     Action::Reply(r) => r,
                     Action::Close(r) => {
-                        io.queue(&r);
+                        queue(io, &r);
                         return io.flush().await;
                     }
                     Action::ReadData(r354) => {
-                        io.queue(&r354);
+                        queue(io, &r354);
                         io.flush().await?;
                         read_data(io, session).await?
                     }
@@ -153,16 +84,16 @@ where
                     }
                 },
             };
-            io.queue(&reply);
+            queue(io, &reply);
             if reply.code >= 500 {
                 errors += 1;
                 if errors >= max_errors {
-                    io.queue(&reply_421_errors());
+                    queue(io, &reply_421_errors());
                     return io.flush().await;
                 }
             }
             if shutdown.is_triggered() && !session.in_transaction() {
-                io.queue(&shutting_down());
+                queue(io, &shutting_down());
                 return io.flush().await;
             }
         }
@@ -173,11 +104,15 @@ where
         tokio::select! {
             r = io.fill(command_timeout) => r?,
             _ = shutdown.wait(), if idle => {
-                io.queue(&shutting_down());
+                queue(io, &shutting_down());
                 return io.flush().await;
             }
         }
     }
+}
+
+fn queue<S>(io: &mut Io<S>, r: &Reply) {
+    r.write_to(&mut io.out);
 }
 
 fn line_too_long() -> Reply {
