@@ -73,6 +73,9 @@ pub struct Pop3Section {
     pub idle_timeout: u64,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    /// Unknown, malformed or over-long commands a session may send before
+    /// it is closed.
+    pub max_bad_commands: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +105,7 @@ impl Default for Pop3Section {
             idle_timeout: POP3_IDLE_TIMEOUT_SECS,
             max_connections: smtp_defaults::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: smtp_defaults::DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_bad_commands: server::pop3::config::DEFAULT_MAX_BAD_COMMANDS,
         }
     }
 }

@@ -78,7 +78,7 @@ fn pop3_config(loaded: &Loaded) -> Result<server::pop3::Pop3Config, String> {
             max_per_ip: c.pop3.max_connections_per_ip,
         },
         plaintext_networks: networks("local_networks", &c.local_networks)?,
-        ..server::pop3::Pop3Config::default()
+        max_bad_commands: c.pop3.max_bad_commands,
     })
 }
 
