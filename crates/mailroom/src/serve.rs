@@ -104,7 +104,6 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     let later = [
         ("smtp.submission", &c.smtp.submission, "STARTTLS/AUTH"),
         ("smtp.submissions", &c.smtp.submissions, "TLS"),
-        ("imap.listen", &c.imap.listen, "IMAP"),
         ("imap.tls_listen", &c.imap.tls_listen, "IMAP over TLS"),
         ("pop3.tls_listen", &c.pop3.tls_listen, "POP3 over TLS"),
     ];
@@ -156,7 +155,24 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             shutdown.clone(),
         )));
     }
-    // IMAP (issue 5) is wired here: bind `[imap] listen`, spawn its serve.
+    // IMAP (issue 5): `[imap] listen`; `tls_listen` waits for TLS.
+    let mut imap_config = server::imap::ImapConfig::new(loaded.hostname.clone());
+    imap_config.idle_timeout = Duration::from_secs(c.imap.idle_timeout);
+    imap_config.max_literal_size = c.imap.max_literal_size;
+    imap_config.connections = ConnectionLimits {
+        max_total: c.imap.max_connections,
+        max_per_ip: c.imap.max_connections_per_ip,
+    };
+    imap_config.plaintext_networks = networks("local_networks", &c.local_networks)?;
+    let imap_ctx = server::imap::ImapContext::new(imap_config, store.clone(), Arc::clone(&auth));
+    for l in bind_all("imap.listen", &c.imap.listen).await? {
+        tasks.push(tokio::spawn(server::imap::serve(
+            l,
+            Arc::clone(&imap_ctx),
+            tracker.clone(),
+            shutdown.clone(),
+        )));
+    }
     let _ = (&auth, &presence);
     tracing::info!(hostname = %loaded.hostname, data_dir = %loaded.data_dir.display(), "mailroom ready");
 

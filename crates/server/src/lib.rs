@@ -10,6 +10,7 @@ pub mod admin;
 pub mod auth;
 pub mod budget;
 pub mod conn;
+pub mod imap;
 pub mod metrics;
 pub mod net;
 pub mod pop3;

@@ -1,0 +1,130 @@
+//! Bad input gets BAD or NO and the server keeps serving: oversized and
+//! unterminated literals, long lines, NUL, invalid UTF-8, deep nesting,
+//! unknown tags, commands in the wrong state, many connections.
+
+mod common;
+mod imap_kit;
+
+use common::Server;
+use imap_kit::Imap;
+
+/// The server still answers a fresh session.
+fn healthy(server: &Server) {
+    let mut c = Imap::login(server, "alice", "secret");
+    c.ok("SELECT INBOX");
+    c.ok("LOGOUT");
+}
+
+#[test]
+fn huge_synchronising_literal_gets_no_toobig_without_continuation() {
+    let server = Server::start();
+    let mut c = Imap::connect(server.imap);
+    c.send("a1 LOGIN {4294967296}");
+    let l = c.line();
+    assert_eq!(l, "a1 NO [TOOBIG] Literal too large");
+    c.send("a2 APPEND INBOX {999999999999}");
+    assert!(c.line().starts_with("a2 NO [TOOBIG]"));
+    c.ok("NOOP");
+    healthy(&server);
+}
+
+#[test]
+fn oversized_non_synchronising_literal_is_bad_and_closes() {
+    let server = Server::start();
+    let mut c = Imap::connect(server.imap);
+    c.send("a1 LOGIN {100000+}");
+    let l = c.line();
+    assert!(l.starts_with("a1 BAD [TOOBIG]"), "{l}");
+    assert!(c.closed());
+    healthy(&server);
+}
+
+#[test]
+fn long_line_nul_and_invalid_utf8_are_bad_and_session_continues() {
+    let server = Server::start();
+    let mut c = Imap::connect(server.imap);
+    let long = format!("a1 NOOP {}", "x".repeat(10_000));
+    c.send(&long);
+    let l = c.line();
+    assert!(l.starts_with("a1 BAD") && l.contains("too long"), "{l}");
+    c.send_raw(b"a2 LOGIN al\0ice secret\r\n");
+    assert!(c.line().starts_with("a2 BAD"));
+    c.send_raw(b"a3 LOGIN \"\xff\xfe\" secret\r\n");
+    assert!(c.line().starts_with("a3 BAD"));
+    c.send_raw(b"(((( NOOP\r\n");
+    assert!(c.line().starts_with("* BAD"));
+    c.send("+x NOOP");
+    assert!(c.line().starts_with("* BAD"));
+    c.ok("LOGIN alice secret");
+    c.send_raw(b"a4 SELECT \"caf\xc3\xa9\"\r\n");
+    assert!(
+        c.line().starts_with("a4 BAD"),
+        "8-bit name is not modified UTF-7"
+    );
+    c.send_raw(b"a5 CREATE {3}\r\n");
+    assert!(c.line().starts_with("+ "));
+    c.send_raw(b"\xff\xfe\xfd\r\n");
+    assert!(c.line().starts_with("a5 BAD"));
+    let deep = format!("a6 SEARCH {}ALL{}", "(".repeat(10_000), ")".repeat(10_000));
+    c.send(&deep);
+    assert!(c.line().starts_with("a6 BAD"));
+    c.ok("SELECT INBOX");
+    c.ok("UID FETCH 1:4294967295 (FLAGS)");
+    c.bad("FETCH 1:4294967295 (FLAGS)");
+    c.ok("UID FETCH *:* (FLAGS)");
+    healthy(&server);
+}
+
+#[test]
+fn commands_in_the_wrong_state_are_bad() {
+    let server = Server::start();
+    let mut c = Imap::connect(server.imap);
+    for cmd in [
+        "FETCH 1 FLAGS",
+        "LIST \"\" *",
+        "EXPUNGE",
+        "IDLE",
+        "CLOSE",
+        "ENABLE IMAP4rev2",
+    ] {
+        c.bad(cmd);
+    }
+    c.ok("LOGIN alice secret");
+    for cmd in [
+        "FETCH 1 FLAGS",
+        "STORE 1 +FLAGS (\\Seen)",
+        "CLOSE",
+        "LOGIN alice secret",
+    ] {
+        c.bad(cmd);
+    }
+    c.ok("SELECT INBOX");
+    c.bad("ENABLE IMAP4rev2");
+}
+
+#[test]
+fn unterminated_literal_does_not_block_other_clients() {
+    let server = Server::start();
+    let mut c = Imap::connect(server.imap);
+    c.send("a1 LOGIN {10}");
+    assert!(c.line().starts_with("+ "));
+    c.send_raw(b"abc");
+    healthy(&server);
+}
+
+#[test]
+fn connections_past_the_per_address_limit_get_bye() {
+    let server = Server::start_with("", "");
+    let mut conns = Vec::new();
+    for _ in 0..20 {
+        conns.push(Imap::connect(server.imap));
+    }
+    // The default per-address limit is 20: the next one is refused politely.
+    let mut extra = std::net::TcpStream::connect(server.imap).expect("connect");
+    let mut buf = [0u8; 256];
+    let n = std::io::Read::read(&mut extra, &mut buf).unwrap_or(0);
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("* BYE"));
+    drop(conns);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    healthy(&server);
+}

@@ -1,0 +1,543 @@
+//! The command grammar (RFC 9051 6 and 9; RFC 3501 6 for LSUB, CHECK and
+//! the rev1 forms; RFC 5258 LIST-EXTENDED; RFC 5819 LIST-STATUS; RFC 6154
+//! SPECIAL-USE; RFC 2177 IDLE; RFC 2971 ID; RFC 5161 ENABLE; RFC 6851
+//! MOVE; RFC 4315 UID EXPUNGE).
+//!
+//! [`parse_command`] takes one whole command as cut by the framer, literals
+//! inline, and returns a typed [`Command`] or a [`ParseError`] carrying the
+//! tag when it could be read, so the reply can be a tagged `BAD`.
+
+use crate::date::parse_date_time;
+use crate::fetch::{FetchAtt, parse_fetch_atts};
+use crate::lexer::{Cursor, LexResult};
+use crate::search::{SearchCommand, parse_search};
+use crate::types::{Mailbox, SeqSet, Tag, parse_flag, parse_flag_list};
+use crate::utf7;
+
+/// How the session reads mailbox names: UTF-8 (IMAP4rev2 enabled, or
+/// UTF8=ACCEPT), or modified UTF-7 (RFC 3501).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParseOptions {
+    pub utf8: bool,
+}
+
+/// A command that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// The tag, when the command started with a valid one.
+    pub tag: Option<Tag>,
+    pub message: &'static str,
+}
+
+/// STATUS data items (RFC 9051 6.3.11; RECENT from RFC 3501; SIZE from
+/// RFC 8438; HIGHESTMODSEQ from RFC 7162).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusItem {
+    Messages,
+    UidNext,
+    UidValidity,
+    Unseen,
+    Deleted,
+    Size,
+    Recent,
+    HighestModSeq,
+}
+
+impl StatusItem {
+    pub fn name(self) -> &'static str {
+        match self {
+            StatusItem::Messages => "MESSAGES",
+            StatusItem::UidNext => "UIDNEXT",
+            StatusItem::UidValidity => "UIDVALIDITY",
+            StatusItem::Unseen => "UNSEEN",
+            StatusItem::Deleted => "DELETED",
+            StatusItem::Size => "SIZE",
+            StatusItem::Recent => "RECENT",
+            StatusItem::HighestModSeq => "HIGHESTMODSEQ",
+        }
+    }
+}
+
+/// STORE's flag operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    Replace,
+    Add,
+    Remove,
+}
+
+/// LIST with its RFC 5258 options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListCommand {
+    /// Internal-form (UTF-8) reference and patterns.
+    pub reference: String,
+    pub patterns: Vec<String>,
+    /// True when any RFC 5258 syntax was used (selection options, several
+    /// patterns or RETURN).
+    pub extended: bool,
+    pub select_subscribed: bool,
+    pub select_special_use: bool,
+    pub recursive_match: bool,
+    pub return_subscribed: bool,
+    pub return_children: bool,
+    pub return_special_use: bool,
+    pub return_status: Option<Vec<StatusItem>>,
+}
+
+/// A command with its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandKind {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    Login {
+        user: String,
+        password: String,
+    },
+    Authenticate {
+        mechanism: String,
+        /// The SASL-IR initial response (RFC 4959): base64 text or "=".
+        initial: Option<String>,
+    },
+    Enable(Vec<String>),
+    Id(Vec<(String, Option<String>)>),
+    Select {
+        mailbox: Mailbox,
+        read_only: bool,
+    },
+    Create(Mailbox),
+    Delete(Mailbox),
+    Rename(Mailbox, Mailbox),
+    Subscribe(Mailbox),
+    Unsubscribe(Mailbox),
+    List(ListCommand),
+    Lsub {
+        reference: String,
+        pattern: String,
+    },
+    Namespace,
+    Status {
+        mailbox: Mailbox,
+        items: Vec<StatusItem>,
+    },
+    Append {
+        mailbox: Mailbox,
+        flags: Vec<String>,
+        date: Option<i64>,
+        message: Vec<u8>,
+    },
+    Check,
+    Close,
+    Unselect,
+    Expunge,
+    UidExpunge(SeqSet),
+    Search {
+        uid: bool,
+        search: SearchCommand,
+    },
+    Fetch {
+        uid: bool,
+        set: SeqSet,
+        atts: Vec<FetchAtt>,
+    },
+    Store {
+        uid: bool,
+        set: SeqSet,
+        op: StoreOp,
+        silent: bool,
+        flags: Vec<String>,
+    },
+    Copy {
+        uid: bool,
+        set: SeqSet,
+        mailbox: Mailbox,
+    },
+    Move {
+        uid: bool,
+        set: SeqSet,
+        mailbox: Mailbox,
+    },
+    Idle,
+}
+
+impl CommandKind {
+    /// The command's name, for logs and "X completed" texts.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CommandKind::Capability => "CAPABILITY",
+            CommandKind::Noop => "NOOP",
+            CommandKind::Logout => "LOGOUT",
+            CommandKind::StartTls => "STARTTLS",
+            CommandKind::Login { .. } => "LOGIN",
+            CommandKind::Authenticate { .. } => "AUTHENTICATE",
+            CommandKind::Enable(_) => "ENABLE",
+            CommandKind::Id(_) => "ID",
+            CommandKind::Select {
+                read_only: false, ..
+            } => "SELECT",
+            CommandKind::Select {
+                read_only: true, ..
+            } => "EXAMINE",
+            CommandKind::Create(_) => "CREATE",
+            CommandKind::Delete(_) => "DELETE",
+            CommandKind::Rename(..) => "RENAME",
+            CommandKind::Subscribe(_) => "SUBSCRIBE",
+            CommandKind::Unsubscribe(_) => "UNSUBSCRIBE",
+            CommandKind::List(_) => "LIST",
+            CommandKind::Lsub { .. } => "LSUB",
+            CommandKind::Namespace => "NAMESPACE",
+            CommandKind::Status { .. } => "STATUS",
+            CommandKind::Append { .. } => "APPEND",
+            CommandKind::Check => "CHECK",
+            CommandKind::Close => "CLOSE",
+            CommandKind::Unselect => "UNSELECT",
+            CommandKind::Expunge => "EXPUNGE",
+            CommandKind::UidExpunge(_) => "UID EXPUNGE",
+            CommandKind::Search { .. } => "SEARCH",
+            CommandKind::Fetch { .. } => "FETCH",
+            CommandKind::Store { .. } => "STORE",
+            CommandKind::Copy { .. } => "COPY",
+            CommandKind::Move { .. } => "MOVE",
+            CommandKind::Idle => "IDLE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub tag: Tag,
+    pub kind: CommandKind,
+}
+
+/// Parses one whole command (CRLF included).
+pub fn parse_command(buf: &[u8], opts: ParseOptions) -> Result<Command, ParseError> {
+    let mut c = Cursor::new(buf);
+    let tag = Tag::parse(&mut c).map_err(|message| ParseError { tag: None, message })?;
+    let fail = |message| ParseError {
+        tag: Some(tag.clone()),
+        message,
+    };
+    c.sp()
+        .map_err(|_| fail("expected a command after the tag"))?;
+    let kind = parse_kind(&mut c, opts).map_err(fail)?;
+    c.end().map_err(fail)?;
+    Ok(Command { tag, kind })
+}
+
+fn mailbox(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<Mailbox> {
+    let raw = c.astring()?;
+    Mailbox::from_wire(&raw, opts.utf8)
+}
+
+/// A reference or pattern in internal form.
+fn wire_text(raw: Vec<u8>, opts: ParseOptions) -> LexResult<String> {
+    if opts.utf8 {
+        String::from_utf8(raw).map_err(|_| "mailbox name is not UTF-8")
+    } else {
+        utf7::decode(&raw).ok_or("mailbox name is not valid modified UTF-7")
+    }
+}
+
+fn utf8(raw: Vec<u8>) -> LexResult<String> {
+    String::from_utf8(raw).map_err(|_| "invalid UTF-8")
+}
+
+fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> {
+    let word = c.atom()?.to_ascii_uppercase();
+    let simple = match word.as_str() {
+        "CAPABILITY" => Some(CommandKind::Capability),
+        "NOOP" => Some(CommandKind::Noop),
+        "LOGOUT" => Some(CommandKind::Logout),
+        "STARTTLS" => Some(CommandKind::StartTls),
+        "NAMESPACE" => Some(CommandKind::Namespace),
+        "CHECK" => Some(CommandKind::Check),
+        "CLOSE" => Some(CommandKind::Close),
+        "UNSELECT" => Some(CommandKind::Unselect),
+        "EXPUNGE" => Some(CommandKind::Expunge),
+        "IDLE" => Some(CommandKind::Idle),
+        _ => None,
+    };
+    if let Some(k) = simple {
+        return Ok(k);
+    }
+    c.sp()?;
+    Ok(match word.as_str() {
+        "LOGIN" => {
+            let user = utf8(c.astring()?)?;
+            c.sp()?;
+            let password = utf8(c.astring()?)?;
+            CommandKind::Login { user, password }
+        }
+        "AUTHENTICATE" => {
+            let mechanism = c.atom()?.to_ascii_uppercase();
+            let initial = if c.eat(b' ') {
+                let ir = c.take_while(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+                if ir.is_empty() {
+                    return Err("bad initial response");
+                }
+                Some(String::from_utf8_lossy(ir).into_owned())
+            } else {
+                None
+            };
+            CommandKind::Authenticate { mechanism, initial }
+        }
+        "ENABLE" => {
+            let mut caps = vec![c.atom()?.to_string()];
+            while c.eat(b' ') {
+                if caps.len() >= 32 {
+                    return Err("too many capabilities");
+                }
+                caps.push(c.atom()?.to_string());
+            }
+            CommandKind::Enable(caps)
+        }
+        "ID" => {
+            if c.eat_word("NIL") {
+                CommandKind::Id(Vec::new())
+            } else {
+                let mut items = Vec::new();
+                c.expect(b'(', "expected '(' or NIL")?;
+                while !c.eat(b')') {
+                    if items.len() >= 30 {
+                        return Err("too many ID fields");
+                    }
+                    if !items.is_empty() {
+                        c.sp()?;
+                    }
+                    let k = String::from_utf8_lossy(&c.string()?).into_owned();
+                    c.sp()?;
+                    let v = c
+                        .nstring()?
+                        .map(|v| String::from_utf8_lossy(&v).into_owned());
+                    items.push((k, v));
+                }
+                CommandKind::Id(items)
+            }
+        }
+        "SELECT" | "EXAMINE" => {
+            let mailbox = mailbox(c, opts)?;
+            if c.eat(b' ') {
+                // Select parameters (CONDSTORE, QRESYNC: a later issue).
+                c.paren_list(true, 16, |c| {
+                    c.atom()?;
+                    Ok(())
+                })?;
+            }
+            CommandKind::Select {
+                mailbox,
+                read_only: word == "EXAMINE",
+            }
+        }
+        "CREATE" => {
+            let m = mailbox(c, opts)?;
+            if c.eat(b' ') {
+                // RFC 6154 CREATE-SPECIAL-USE / RFC 4466 create parameters:
+                // accepted and ignored.
+                c.paren_list(true, 16, |c| {
+                    c.atom()?;
+                    if c.eat(b' ') {
+                        c.paren_list(true, 16, parse_flag)?;
+                    }
+                    Ok(())
+                })?;
+            }
+            CommandKind::Create(m)
+        }
+        "DELETE" => CommandKind::Delete(mailbox(c, opts)?),
+        "SUBSCRIBE" => CommandKind::Subscribe(mailbox(c, opts)?),
+        "UNSUBSCRIBE" => CommandKind::Unsubscribe(mailbox(c, opts)?),
+        "RENAME" => {
+            let from = mailbox(c, opts)?;
+            c.sp()?;
+            CommandKind::Rename(from, mailbox(c, opts)?)
+        }
+        "LIST" => CommandKind::List(parse_list(c, opts)?),
+        "LSUB" => {
+            let reference = wire_text(c.astring()?, opts)?;
+            c.sp()?;
+            let pattern = wire_text(c.list_mailbox()?, opts)?;
+            CommandKind::Lsub { reference, pattern }
+        }
+        "STATUS" => {
+            let mailbox = mailbox(c, opts)?;
+            c.sp()?;
+            let items = c.paren_list(false, 16, parse_status_item)?;
+            CommandKind::Status { mailbox, items }
+        }
+        "APPEND" => {
+            let mailbox = mailbox(c, opts)?;
+            c.sp()?;
+            let mut flags = Vec::new();
+            if c.peek() == Some(b'(') {
+                flags = parse_flag_list(c)?;
+                c.sp()?;
+            }
+            let mut date = None;
+            if c.peek() == Some(b'"') {
+                date = Some(parse_date_time(&c.quoted()?).ok_or("bad date-time")?);
+                c.sp()?;
+            }
+            let message = c.literal(true)?;
+            CommandKind::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            }
+        }
+        "SEARCH" => CommandKind::Search {
+            uid: false,
+            search: parse_search(c)?,
+        },
+        "FETCH" | "STORE" | "COPY" | "MOVE" => parse_set_command(c, &word, false, opts)?,
+        "UID" => {
+            let sub = c.atom()?.to_ascii_uppercase();
+            c.sp()?;
+            match sub.as_str() {
+                "FETCH" | "STORE" | "COPY" | "MOVE" => parse_set_command(c, &sub, true, opts)?,
+                "SEARCH" => CommandKind::Search {
+                    uid: true,
+                    search: parse_search(c)?,
+                },
+                "EXPUNGE" => CommandKind::UidExpunge(SeqSet::parse(c)?),
+                _ => return Err("unknown UID command"),
+            }
+        }
+        _ => return Err("unknown command"),
+    })
+}
+
+fn parse_status_item(c: &mut Cursor<'_>) -> LexResult<StatusItem> {
+    let a = c.atom()?.to_ascii_uppercase();
+    Ok(match a.as_str() {
+        "MESSAGES" => StatusItem::Messages,
+        "UIDNEXT" => StatusItem::UidNext,
+        "UIDVALIDITY" => StatusItem::UidValidity,
+        "UNSEEN" => StatusItem::Unseen,
+        "DELETED" => StatusItem::Deleted,
+        "SIZE" => StatusItem::Size,
+        "RECENT" => StatusItem::Recent,
+        "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+        _ => return Err("unknown status item"),
+    })
+}
+
+fn parse_list(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<ListCommand> {
+    let mut l = ListCommand::default();
+    if c.peek() == Some(b'(') {
+        l.extended = true;
+        c.paren_list(true, 8, |c| {
+            match c.atom()?.to_ascii_uppercase().as_str() {
+                "SUBSCRIBED" => l.select_subscribed = true,
+                "SPECIAL-USE" => l.select_special_use = true,
+                "RECURSIVEMATCH" => l.recursive_match = true,
+                "REMOTE" => {}
+                _ => return Err("unknown LIST selection option"),
+            }
+            Ok(())
+        })?;
+        c.sp()?;
+        if l.recursive_match && !l.select_subscribed && !l.select_special_use {
+            // RFC 5258 3: RECURSIVEMATCH alone is an error.
+            return Err("RECURSIVEMATCH needs another selection option");
+        }
+    }
+    l.reference = wire_text(c.astring()?, opts)?;
+    c.sp()?;
+    if c.peek() == Some(b'(') {
+        l.extended = true;
+        l.patterns = c.paren_list(false, 16, |c| wire_text(c.list_mailbox()?, opts))?;
+    } else {
+        l.patterns = vec![wire_text(c.list_mailbox()?, opts)?];
+    }
+    if c.eat(b' ') {
+        if !c.eat_word("RETURN ") {
+            return Err("expected RETURN");
+        }
+        l.extended = true;
+        c.paren_list(true, 8, |c| {
+            match c.atom()?.to_ascii_uppercase().as_str() {
+                "SUBSCRIBED" => l.return_subscribed = true,
+                "CHILDREN" => l.return_children = true,
+                "SPECIAL-USE" => l.return_special_use = true,
+                "STATUS" => {
+                    c.sp()?;
+                    l.return_status = Some(c.paren_list(false, 16, parse_status_item)?);
+                }
+                _ => return Err("unknown LIST return option"),
+            }
+            Ok(())
+        })?;
+    }
+    Ok(l)
+}
+
+fn parse_set_command(
+    c: &mut Cursor<'_>,
+    word: &str,
+    uid: bool,
+    opts: ParseOptions,
+) -> LexResult<CommandKind> {
+    let set = SeqSet::parse(c)?;
+    c.sp()?;
+    Ok(match word {
+        "FETCH" => {
+            let atts = parse_fetch_atts(c)?;
+            if c.eat(b' ') {
+                // Fetch modifiers (CHANGEDSINCE, RFC 7162): a later issue.
+                c.paren_list(false, 8, |c| {
+                    c.atom()?;
+                    if c.eat(b' ') {
+                        c.number64()?;
+                    }
+                    Ok(())
+                })?;
+            }
+            CommandKind::Fetch { uid, set, atts }
+        }
+        "STORE" => {
+            let op = if c.eat(b'+') {
+                StoreOp::Add
+            } else if c.eat(b'-') {
+                StoreOp::Remove
+            } else {
+                StoreOp::Replace
+            };
+            if !c.eat_word("FLAGS") {
+                return Err("expected FLAGS");
+            }
+            let silent = c.eat_word(".SILENT");
+            c.sp()?;
+            let flags = if c.peek() == Some(b'(') {
+                parse_flag_list(c)?
+            } else {
+                let mut f = vec![parse_flag(c)?];
+                while c.eat(b' ') {
+                    if f.len() >= 256 {
+                        return Err("too many flags");
+                    }
+                    f.push(parse_flag(c)?);
+                }
+                f
+            };
+            CommandKind::Store {
+                uid,
+                set,
+                op,
+                silent,
+                flags,
+            }
+        }
+        "COPY" => CommandKind::Copy {
+            uid,
+            set,
+            mailbox: mailbox(c, opts)?,
+        },
+        _ => CommandKind::Move {
+            uid,
+            set,
+            mailbox: mailbox(c, opts)?,
+        },
+    })
+}

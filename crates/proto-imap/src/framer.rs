@@ -1,0 +1,310 @@
+//! Cuts the client's byte stream into whole commands (RFC 9051 2.2.1,
+//! 4.3, 7.5): a command is lines joined by literals. The framer finds each
+//! literal announcement `{n}` / `{n+}`, tells the driver when to send a
+//! continuation request for a synchronising one, and enforces the limits
+//! without ever buffering past them (STYLE.md: discard state, answer once).
+//!
+//! Limits:
+//! - a line (outside literals) is at most [`FramerLimits::max_line`];
+//! - a literal of APPEND at most `max_append_literal`, any other literal
+//!   `max_literal`;
+//! - a non-synchronising literal over the limit cannot be refused without
+//!   losing sync with the client (RFC 7888 4): the driver answers
+//!   `BAD [TOOBIG]` and closes.
+
+use crate::lexer::is_tag_char;
+
+/// RFC 7162 4 recommends accepting command lines of at least 8192 octets.
+pub const MAX_LINE: usize = 8192;
+
+/// Literals of commands other than APPEND (passwords, search strings,
+/// mailbox names): small.
+pub const MAX_LITERAL: usize = 64 * 1024;
+
+/// RFC 9051 4.3 / RFC 7888 (LITERAL-): non-synchronising literals of at
+/// most 4096 octets are always allowed.
+pub const LITERAL_MINUS_MAX: usize = 4096;
+
+/// Most literals in one command: bounds the work per command.
+pub const MAX_LITERALS_PER_COMMAND: usize = 64;
+
+#[derive(Debug, Clone, Copy)]
+pub struct FramerLimits {
+    pub max_line: usize,
+    pub max_literal: usize,
+    pub max_append_literal: usize,
+}
+
+impl Default for FramerLimits {
+    fn default() -> Self {
+        FramerLimits {
+            max_line: MAX_LINE,
+            max_literal: MAX_LITERAL,
+            max_append_literal: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What the buffer holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A whole command: the first `n` bytes of the buffer.
+    Complete(usize),
+    /// Read more.
+    Incomplete,
+    /// A synchronising literal was announced and is acceptable: send a
+    /// continuation request ("+ ..."), then read more.
+    Continue,
+    /// The line is too long: `n` bytes were dropped (the buffer's first `n`
+    /// bytes are garbage to discard). `done` is true once the end of the
+    /// long line was seen (answer `BAD` then, with `tag` if known).
+    LineTooLong {
+        discard: usize,
+        done: bool,
+        tag: Option<String>,
+    },
+    /// A literal over the limit: the first `discard` bytes (the command up
+    /// to the announcement) are to be dropped. `sync`: it was synchronising
+    /// (answer `NO [TOOBIG]`, no "+", the client will not send it);
+    /// otherwise the client is already sending it: `BAD [TOOBIG]`, close.
+    LiteralTooBig {
+        discard: usize,
+        sync: bool,
+        tag: Option<String>,
+    },
+}
+
+/// The framer's memory between calls: how far the current command was
+/// checked, and whether the literal at that point was already continued.
+#[derive(Debug, Default)]
+pub struct Framer {
+    limits: FramerLimits,
+    /// Offset (in the current command) of the next line to scan.
+    pos: usize,
+    literals: usize,
+    /// Start offset of the literal data already answered with "+".
+    continued: Option<usize>,
+    /// Discarding the rest of an over-long line.
+    discarding: bool,
+    discard_tag: Option<String>,
+}
+
+impl Framer {
+    pub fn new(limits: FramerLimits) -> Self {
+        Framer {
+            limits,
+            ..Framer::default()
+        }
+    }
+
+    fn reset(&mut self) {
+        self.pos = 0;
+        self.literals = 0;
+        self.continued = None;
+    }
+
+    /// Looks at the buffer, whose first byte starts the current command.
+    /// After `Complete(n)`, `LineTooLong` or `LiteralTooBig` the caller
+    /// drops the bytes said and calls again.
+    pub fn next(&mut self, buf: &[u8]) -> Frame {
+        if self.discarding {
+            return match buf.iter().position(|&b| b == b'\n') {
+                None => Frame::LineTooLong {
+                    discard: buf.len(),
+                    done: false,
+                    tag: None,
+                },
+                Some(i) => {
+                    self.discarding = false;
+                    Frame::LineTooLong {
+                        discard: i + 1,
+                        done: true,
+                        tag: self.discard_tag.take(),
+                    }
+                }
+            };
+        }
+        loop {
+            let rest = buf.get(self.pos..).unwrap_or_default();
+            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+                if rest.len() > self.limits.max_line {
+                    return self.too_long(buf);
+                }
+                return Frame::Incomplete;
+            };
+            if nl + 1 > self.limits.max_line + 2 {
+                let tag = tag_of(buf);
+                let discard = self.pos + nl + 1;
+                self.reset();
+                return Frame::LineTooLong {
+                    discard,
+                    done: true,
+                    tag,
+                };
+            }
+            let line = rest.get(..nl).unwrap_or_default();
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let line_end = self.pos + nl + 1;
+            let Some((size, sync)) = literal_announcement(line) else {
+                self.reset();
+                return Frame::Complete(line_end);
+            };
+            self.literals += 1;
+            let limit = if is_append(buf) {
+                self.limits.max_append_literal
+            } else {
+                self.limits.max_literal
+            };
+            if size > limit as u64 || self.literals > MAX_LITERALS_PER_COMMAND {
+                let tag = tag_of(buf);
+                self.reset();
+                return Frame::LiteralTooBig {
+                    discard: line_end,
+                    sync,
+                    tag,
+                };
+            }
+            let size = size as usize;
+            let have = buf.len().saturating_sub(line_end);
+            if have < size {
+                if sync && self.continued != Some(line_end) && have == 0 {
+                    self.continued = Some(line_end);
+                    return Frame::Continue;
+                }
+                return Frame::Incomplete;
+            }
+            self.pos = line_end + size;
+        }
+    }
+
+    fn too_long(&mut self, buf: &[u8]) -> Frame {
+        self.discarding = true;
+        self.discard_tag = tag_of(buf);
+        self.reset();
+        Frame::LineTooLong {
+            discard: buf.len(),
+            done: false,
+            tag: None,
+        }
+    }
+}
+
+/// `{n}` or `{n+}` at the end of a line: (n, synchronising).
+fn literal_announcement(line: &[u8]) -> Option<(u64, bool)> {
+    let inner = line.strip_suffix(b"}")?;
+    let open = inner.iter().rposition(|&b| b == b'{')?;
+    let mut digits = inner.get(open + 1..)?;
+    let mut sync = true;
+    if let Some(d) = digits.strip_suffix(b"+") {
+        digits = d;
+        sync = false;
+    }
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some((n, sync))
+}
+
+/// The tag at the start of a command, if it is a valid one.
+pub fn tag_of(buf: &[u8]) -> Option<String> {
+    let end = buf.iter().position(|&b| !is_tag_char(b))?;
+    if end == 0 || buf.get(end) != Some(&b' ') {
+        return None;
+    }
+    buf.get(..end)
+        .and_then(|t| std::str::from_utf8(t).ok())
+        .map(str::to_string)
+}
+
+/// True if the command is APPEND (or UID-less forms thereof): its literal
+/// may be as large as a message.
+fn is_append(buf: &[u8]) -> bool {
+    let Some(sp) = buf.iter().position(|&b| b == b' ') else {
+        return false;
+    };
+    buf.get(sp + 1..sp + 8)
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framer() -> Framer {
+        Framer::new(FramerLimits {
+            max_line: 100,
+            max_literal: 10,
+            max_append_literal: 1000,
+        })
+    }
+
+    #[test]
+    fn simple_line_is_complete() {
+        assert_eq!(framer().next(b"a NOOP\r\nb"), Frame::Complete(8));
+        assert_eq!(framer().next(b"a NOOP"), Frame::Incomplete);
+    }
+
+    #[test]
+    fn sync_literal_asks_continuation_once() {
+        let mut f = framer();
+        let cmd = b"a LOGIN {3}\r\n".to_vec();
+        assert_eq!(f.next(&cmd), Frame::Continue);
+        assert_eq!(f.next(&cmd), Frame::Incomplete);
+        let mut more = cmd.clone();
+        more.extend_from_slice(b"bob {2}\r\n");
+        assert_eq!(f.next(&more), Frame::Continue);
+        more.extend_from_slice(b"pw\r\n");
+        assert_eq!(f.next(&more), Frame::Complete(more.len()));
+    }
+
+    #[test]
+    fn non_sync_literal_needs_no_continuation() {
+        let mut f = framer();
+        assert_eq!(f.next(b"a LOGIN {3+}\r\nbo"), Frame::Incomplete);
+        let all = b"a LOGIN {3+}\r\nbob x\r\n";
+        assert_eq!(f.next(all), Frame::Complete(all.len()));
+    }
+
+    #[test]
+    fn oversized_literals_are_refused_before_reading_them() {
+        let r = framer().next(b"a1 LOGIN {4294967296}\r\n");
+        assert_eq!(
+            r,
+            Frame::LiteralTooBig {
+                discard: 23,
+                sync: true,
+                tag: Some("a1".into())
+            }
+        );
+        assert!(matches!(
+            framer().next(b"a1 LOGIN {11+}\r\n"),
+            Frame::LiteralTooBig { sync: false, .. }
+        ));
+        // APPEND gets the larger limit.
+        assert_eq!(framer().next(b"a APPEND x {500}\r\n"), Frame::Continue);
+    }
+
+    #[test]
+    fn long_line_is_discarded_and_reported_once() {
+        let mut f = framer();
+        let long = [b"t1 NOOP ".as_slice(), &[b'x'; 200]].concat();
+        assert_eq!(
+            f.next(&long),
+            Frame::LineTooLong {
+                discard: long.len(),
+                done: false,
+                tag: None
+            }
+        );
+        assert_eq!(
+            f.next(b"xxx\r\nt2 NOOP\r\n"),
+            Frame::LineTooLong {
+                discard: 5,
+                done: true,
+                tag: Some("t1".into())
+            }
+        );
+        assert_eq!(f.next(b"t2 NOOP\r\n"), Frame::Complete(9));
+    }
+}

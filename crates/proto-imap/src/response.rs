@@ -1,0 +1,549 @@
+//! Server responses (RFC 9051 7) and their serialisation.
+//!
+//! Strings are written as an atom, a quoted string or a literal, whichever
+//! the content allows ([`Encoder`]): CR, LF, NUL, long values and (for
+//! IMAP4rev1 clients, which expect 7-bit quoted strings) 8-bit text go in
+//! a literal.
+
+use crate::command::StatusItem;
+use crate::date::format_date_time;
+use crate::lexer::is_atom_char;
+use crate::mime::{BodyStructure, Envelope};
+use crate::types::{Tag, wire_name};
+
+/// Longest value written as a quoted string; longer ones are literals.
+pub const MAX_QUOTED: usize = 1024;
+
+/// Writes strings for one session's mode.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Encoder {
+    /// UTF-8 allowed in quoted strings and mailbox names (IMAP4rev2).
+    pub utf8: bool,
+}
+
+impl Encoder {
+    fn quotable(&self, s: &[u8]) -> bool {
+        s.len() <= MAX_QUOTED
+            && s.iter().all(|&b| b != 0 && b != b'\r' && b != b'\n')
+            && (s.is_ascii() || (self.utf8 && std::str::from_utf8(s).is_ok()))
+    }
+
+    /// string: quoted when possible, else a literal.
+    pub fn string(&self, out: &mut Vec<u8>, s: &[u8]) {
+        if self.quotable(s) {
+            out.push(b'"');
+            for &b in s {
+                if b == b'"' || b == b'\\' {
+                    out.push(b'\\');
+                }
+                out.push(b);
+            }
+            out.push(b'"');
+        } else {
+            literal(out, s);
+        }
+    }
+
+    /// nstring: NIL or string.
+    pub fn nstring(&self, out: &mut Vec<u8>, s: Option<&[u8]>) {
+        match s {
+            None => out.extend_from_slice(b"NIL"),
+            Some(s) => self.string(out, s),
+        }
+    }
+
+    /// astring: an atom when the value is one (and not NIL), else a string.
+    pub fn astring(&self, out: &mut Vec<u8>, s: &[u8]) {
+        if !s.is_empty() && s.iter().all(|&b| is_atom_char(b)) && !s.eq_ignore_ascii_case(b"NIL") {
+            out.extend_from_slice(s);
+        } else {
+            self.string(out, s);
+        }
+    }
+
+    /// A mailbox name (internal form) as sent to this client.
+    pub fn mailbox(&self, out: &mut Vec<u8>, name: &str) {
+        self.astring(out, wire_name(name, self.utf8).as_bytes());
+    }
+}
+
+/// `{n}` CRLF and the octets.
+pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
+    out.extend_from_slice(s);
+}
+
+/// The status of a status response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    No,
+    Bad,
+    Bye,
+    PreAuth,
+}
+
+impl Status {
+    fn word(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::No => "NO",
+            Status::Bad => "BAD",
+            Status::Bye => "BYE",
+            Status::PreAuth => "PREAUTH",
+        }
+    }
+}
+
+/// Response codes (RFC 9051 7.1, RFC 4315 UIDPLUS, RFC 5530).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Code {
+    Alert,
+    AlreadyExists,
+    AppendUid {
+        validity: u32,
+        uid: u32,
+    },
+    AuthenticationFailed,
+    BadCharset,
+    Cannot,
+    Capability(Vec<String>),
+    Closed,
+    CopyUid {
+        validity: u32,
+        from: String,
+        to: String,
+    },
+    ExpungeIssued,
+    HasChildren,
+    InUse,
+    Limit,
+    NonExistent,
+    NoPerm,
+    OverQuota,
+    Parse,
+    PermanentFlags(Vec<String>),
+    ReadOnly,
+    ReadWrite,
+    ServerBug,
+    TooBig,
+    TryCreate,
+    UidNext(u32),
+    UidValidity(u32),
+    Unavailable,
+    UnknownCte,
+    Unseen(u32),
+}
+
+impl Code {
+    fn write(&self, out: &mut Vec<u8>) {
+        let s = match self {
+            Code::Alert => "ALERT".into(),
+            Code::AlreadyExists => "ALREADYEXISTS".into(),
+            Code::AppendUid { validity, uid } => format!("APPENDUID {validity} {uid}"),
+            Code::AuthenticationFailed => "AUTHENTICATIONFAILED".into(),
+            Code::BadCharset => "BADCHARSET (UTF-8 US-ASCII)".into(),
+            Code::Cannot => "CANNOT".into(),
+            Code::Capability(caps) => format!("CAPABILITY {}", caps.join(" ")),
+            Code::Closed => "CLOSED".into(),
+            Code::CopyUid { validity, from, to } => format!("COPYUID {validity} {from} {to}"),
+            Code::ExpungeIssued => "EXPUNGEISSUED".into(),
+            Code::HasChildren => "HASCHILDREN".into(),
+            Code::InUse => "INUSE".into(),
+            Code::Limit => "LIMIT".into(),
+            Code::NonExistent => "NONEXISTENT".into(),
+            Code::NoPerm => "NOPERM".into(),
+            Code::OverQuota => "OVERQUOTA".into(),
+            Code::Parse => "PARSE".into(),
+            Code::PermanentFlags(f) => format!("PERMANENTFLAGS ({})", f.join(" ")),
+            Code::ReadOnly => "READ-ONLY".into(),
+            Code::ReadWrite => "READ-WRITE".into(),
+            Code::ServerBug => "SERVERBUG".into(),
+            Code::TooBig => "TOOBIG".into(),
+            Code::TryCreate => "TRYCREATE".into(),
+            Code::UidNext(n) => format!("UIDNEXT {n}"),
+            Code::UidValidity(n) => format!("UIDVALIDITY {n}"),
+            Code::Unavailable => "UNAVAILABLE".into(),
+            Code::UnknownCte => "UNKNOWN-CTE".into(),
+            Code::Unseen(n) => format!("UNSEEN {n}"),
+        };
+        out.push(b'[');
+        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(b"] ");
+    }
+}
+
+/// One FETCH data item's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchValue {
+    Flags(Vec<String>),
+    InternalDate(i64),
+    Rfc822Size(u64),
+    Uid(u32),
+    ModSeq(u64),
+    Envelope(Box<Envelope>),
+    /// BODY: the structure without extension data.
+    Body(Box<BodyStructure>),
+    BodyStructure(Box<BodyStructure>),
+    /// A body section, named as it is answered (`BODY[1.MIME]`,
+    /// `BODY[]<0>`, `RFC822.HEADER`...); None is NIL.
+    Section {
+        name: String,
+        data: Option<Vec<u8>>,
+    },
+    /// BINARY[...]: a literal8 (`~{n}`) when the data holds NUL.
+    Binary {
+        name: String,
+        data: Option<Vec<u8>>,
+    },
+    BinarySize {
+        name: String,
+        size: u64,
+    },
+}
+
+/// Untagged data responses (RFC 9051 7.2-7.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Data {
+    Capability(Vec<String>),
+    Enabled(Vec<String>),
+    Flags(Vec<String>),
+    Exists(u32),
+    Recent(u32),
+    Expunge(u32),
+    List {
+        lsub: bool,
+        attributes: Vec<String>,
+        /// Internal-form name.
+        name: String,
+        /// RFC 5258 CHILDINFO extended data.
+        childinfo_subscribed: bool,
+    },
+    Status {
+        name: String,
+        items: Vec<(StatusItem, u64)>,
+    },
+    Search(Vec<u32>),
+    ESearch {
+        tag: Tag,
+        uid: bool,
+        min: Option<u32>,
+        max: Option<u32>,
+        count: Option<u32>,
+        all: Option<String>,
+    },
+    Fetch {
+        seq: u32,
+        items: Vec<FetchValue>,
+    },
+    /// `(("" "/")) NIL NIL`: one personal namespace (RFC 2342).
+    Namespace,
+    Id(Vec<(String, String)>),
+}
+
+/// Any response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    Tagged {
+        tag: Tag,
+        status: Status,
+        code: Option<Code>,
+        text: String,
+    },
+    Untagged {
+        status: Status,
+        code: Option<Code>,
+        text: String,
+    },
+    Data(Data),
+    /// A continuation request: `+ text`.
+    Continue(String),
+}
+
+impl Response {
+    pub fn write(&self, enc: &Encoder, out: &mut Vec<u8>) {
+        match self {
+            Response::Tagged {
+                tag,
+                status,
+                code,
+                text,
+            } => {
+                out.extend_from_slice(tag.as_str().as_bytes());
+                out.push(b' ');
+                write_status(out, *status, code.as_ref(), text);
+            }
+            Response::Untagged { status, code, text } => {
+                out.extend_from_slice(b"* ");
+                write_status(out, *status, code.as_ref(), text);
+            }
+            Response::Continue(text) => {
+                // An empty text is an empty SASL challenge (RFC 9051 7.6).
+                out.extend_from_slice(b"+ ");
+                if !text.is_empty() {
+                    out.extend_from_slice(clean_text(text).as_bytes());
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+            Response::Data(d) => {
+                out.extend_from_slice(b"* ");
+                d.write(enc, out);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+
+    pub fn to_bytes(&self, enc: &Encoder) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write(enc, &mut out);
+        out
+    }
+}
+
+/// Human-readable text: no CR/LF, never empty (RFC 9051 9: text = 1*TEXT-CHAR).
+fn clean_text(text: &str) -> String {
+    let t: String = text
+        .chars()
+        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+        .collect();
+    if t.is_empty() { "OK".into() } else { t }
+}
+
+fn write_status(out: &mut Vec<u8>, status: Status, code: Option<&Code>, text: &str) {
+    out.extend_from_slice(status.word().as_bytes());
+    out.push(b' ');
+    if let Some(c) = code {
+        c.write(out);
+    }
+    out.extend_from_slice(clean_text(text).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+impl Data {
+    fn write(&self, enc: &Encoder, out: &mut Vec<u8>) {
+        match self {
+            Data::Capability(c) => {
+                out.extend_from_slice(b"CAPABILITY ");
+                out.extend_from_slice(c.join(" ").as_bytes());
+            }
+            Data::Enabled(c) => {
+                out.extend_from_slice(b"ENABLED");
+                for cap in c {
+                    out.push(b' ');
+                    out.extend_from_slice(cap.as_bytes());
+                }
+            }
+            Data::Flags(f) => out.extend_from_slice(format!("FLAGS ({})", f.join(" ")).as_bytes()),
+            Data::Exists(n) => out.extend_from_slice(format!("{n} EXISTS").as_bytes()),
+            Data::Recent(n) => out.extend_from_slice(format!("{n} RECENT").as_bytes()),
+            Data::Expunge(n) => out.extend_from_slice(format!("{n} EXPUNGE").as_bytes()),
+            Data::List {
+                lsub,
+                attributes,
+                name,
+                childinfo_subscribed,
+            } => {
+                out.extend_from_slice(if *lsub { b"LSUB (" } else { b"LIST (" });
+                out.extend_from_slice(attributes.join(" ").as_bytes());
+                out.extend_from_slice(b") \"/\" ");
+                enc.mailbox(out, name);
+                if *childinfo_subscribed {
+                    out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+                }
+            }
+            Data::Status { name, items } => {
+                out.extend_from_slice(b"STATUS ");
+                enc.mailbox(out, name);
+                out.extend_from_slice(b" (");
+                let items: Vec<String> = items
+                    .iter()
+                    .map(|(i, v)| format!("{} {v}", i.name()))
+                    .collect();
+                out.extend_from_slice(items.join(" ").as_bytes());
+                out.push(b')');
+            }
+            Data::Search(nums) => {
+                out.extend_from_slice(b"SEARCH");
+                for n in nums {
+                    out.extend_from_slice(format!(" {n}").as_bytes());
+                }
+            }
+            Data::ESearch {
+                tag,
+                uid,
+                min,
+                max,
+                count,
+                all,
+            } => {
+                out.extend_from_slice(b"ESEARCH (TAG ");
+                enc.string(out, tag.as_str().as_bytes());
+                out.push(b')');
+                if *uid {
+                    out.extend_from_slice(b" UID");
+                }
+                if let Some(n) = min {
+                    out.extend_from_slice(format!(" MIN {n}").as_bytes());
+                }
+                if let Some(n) = max {
+                    out.extend_from_slice(format!(" MAX {n}").as_bytes());
+                }
+                if let Some(s) = all {
+                    out.extend_from_slice(format!(" ALL {s}").as_bytes());
+                }
+                if let Some(n) = count {
+                    out.extend_from_slice(format!(" COUNT {n}").as_bytes());
+                }
+            }
+            Data::Fetch { seq, items } => {
+                out.extend_from_slice(format!("{seq} FETCH (").as_bytes());
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b' ');
+                    }
+                    item.write(enc, out);
+                }
+                out.push(b')');
+            }
+            Data::Namespace => out.extend_from_slice(b"NAMESPACE ((\"\" \"/\")) NIL NIL"),
+            Data::Id(fields) => {
+                out.extend_from_slice(b"ID ");
+                if fields.is_empty() {
+                    out.extend_from_slice(b"NIL");
+                } else {
+                    out.push(b'(');
+                    for (i, (k, v)) in fields.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b' ');
+                        }
+                        enc.string(out, k.as_bytes());
+                        out.push(b' ');
+                        enc.string(out, v.as_bytes());
+                    }
+                    out.push(b')');
+                }
+            }
+        }
+    }
+}
+
+impl FetchValue {
+    fn write(&self, enc: &Encoder, out: &mut Vec<u8>) {
+        match self {
+            FetchValue::Flags(f) => {
+                out.extend_from_slice(format!("FLAGS ({})", f.join(" ")).as_bytes())
+            }
+            FetchValue::InternalDate(t) => out
+                .extend_from_slice(format!("INTERNALDATE \"{}\"", format_date_time(*t)).as_bytes()),
+            FetchValue::Rfc822Size(n) => {
+                out.extend_from_slice(format!("RFC822.SIZE {n}").as_bytes())
+            }
+            FetchValue::Uid(n) => out.extend_from_slice(format!("UID {n}").as_bytes()),
+            FetchValue::ModSeq(n) => out.extend_from_slice(format!("MODSEQ ({n})").as_bytes()),
+            FetchValue::Envelope(e) => {
+                out.extend_from_slice(b"ENVELOPE ");
+                e.write(enc, out);
+            }
+            FetchValue::Body(b) => {
+                out.extend_from_slice(b"BODY ");
+                b.write(enc, out, false);
+            }
+            FetchValue::BodyStructure(b) => {
+                out.extend_from_slice(b"BODYSTRUCTURE ");
+                b.write(enc, out, true);
+            }
+            FetchValue::Section { name, data } => {
+                out.extend_from_slice(name.as_bytes());
+                out.push(b' ');
+                match data {
+                    None => out.extend_from_slice(b"NIL"),
+                    // Section data is always a literal: it is message text
+                    // and clients expect the octets exactly.
+                    Some(d) => literal(out, d),
+                }
+            }
+            FetchValue::Binary { name, data } => {
+                out.extend_from_slice(name.as_bytes());
+                out.push(b' ');
+                match data {
+                    None => out.extend_from_slice(b"NIL"),
+                    Some(d) => {
+                        if d.contains(&0) {
+                            out.push(b'~');
+                        }
+                        literal(out, d);
+                    }
+                }
+            }
+            FetchValue::BinarySize { name, size } => {
+                out.extend_from_slice(format!("{name} {size}").as_bytes())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(r: Response) -> String {
+        String::from_utf8(r.to_bytes(&Encoder::default())).unwrap()
+    }
+
+    #[test]
+    fn strings_pick_atom_quoted_or_literal() {
+        let enc = Encoder::default();
+        let mut out = Vec::new();
+        enc.astring(&mut out, b"INBOX");
+        out.push(b' ');
+        enc.astring(&mut out, b"a b\"c");
+        out.push(b' ');
+        enc.string(&mut out, b"x\r\ny");
+        out.push(b' ');
+        enc.astring(&mut out, b"nil");
+        assert_eq!(out, b"INBOX \"a b\\\"c\" {4}\r\nx\r\ny \"nil\"");
+        let mut out = Vec::new();
+        enc.string(&mut out, "caf\u{e9}".as_bytes());
+        assert_eq!(out, b"{5}\r\ncaf\xc3\xa9");
+        let mut out = Vec::new();
+        Encoder { utf8: true }.string(&mut out, "caf\u{e9}".as_bytes());
+        assert_eq!(out, "\"caf\u{e9}\"".as_bytes());
+    }
+
+    #[test]
+    fn status_and_data_lines() {
+        assert_eq!(
+            s(Response::Tagged {
+                tag: Tag::new("A002").unwrap(),
+                status: Status::Ok,
+                code: Some(Code::ReadWrite),
+                text: "SELECT completed".into()
+            }),
+            "A002 OK [READ-WRITE] SELECT completed\r\n"
+        );
+        assert_eq!(s(Response::Data(Data::Exists(19))), "* 19 EXISTS\r\n");
+        assert_eq!(
+            s(Response::Data(Data::List {
+                lsub: false,
+                attributes: vec!["\\HasNoChildren".into()],
+                name: "Entw\u{fc}rfe".into(),
+                childinfo_subscribed: false
+            })),
+            "* LIST (\\HasNoChildren) \"/\" Entw&APw-rfe\r\n"
+        );
+        assert_eq!(
+            s(Response::Data(Data::Fetch {
+                seq: 12,
+                items: vec![
+                    FetchValue::Flags(vec!["\\Seen".into()]),
+                    FetchValue::InternalDate(0),
+                    FetchValue::Section {
+                        name: "BODY[]".into(),
+                        data: Some(b"hi".to_vec())
+                    }
+                ]
+            })),
+            "* 12 FETCH (FLAGS (\\Seen) INTERNALDATE \"01-Jan-1970 00:00:00 +0000\" BODY[] {2}\r\nhi)\r\n"
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! Command parsing against RFC 9051's example traces.
+
+use crate::command::{CommandKind, ParseOptions, parse_command};
+use crate::fetch::FetchAtt;
+use crate::types::{SeqNum, SeqSet};
+
+fn parse(s: &str) -> CommandKind {
+    parse_command(s.as_bytes(), ParseOptions::default())
+        .unwrap_or_else(|e| panic!("{s:?}: {e:?}"))
+        .kind
+}
+
+#[test]
+fn rfc9051_example_commands_parse() {
+    // Examples from RFC 9051 6.1-6.4 (and RFC 3501 6 for rev1 forms).
+    for line in [
+        "abcd CAPABILITY\r\n",
+        "a002 NOOP\r\n",
+        "A023 LOGOUT\r\n",
+        "a001 LOGIN SMITH SESAME\r\n",
+        "A142 SELECT INBOX\r\n",
+        "A932 EXAMINE blurdybloop\r\n",
+        "A003 CREATE owatagusiam/\r\n",
+        "A683 DELETE blurdybloop\r\n",
+        "A683 RENAME blurdybloop sarasoop\r\n",
+        "A002 SUBSCRIBE #news.comp.mail.mime\r\n",
+        "A101 LIST \"\" \"\"\r\n",
+        "A102 LIST #news.comp.mail.misc \"\"\r\n",
+        "A202 LIST ~/Mail/ %\r\n",
+        "A042 STATUS blurdybloop (UIDNEXT MESSAGES)\r\n",
+        "A003 APPEND saved-messages (\\Seen) {4}\r\nabc\n\r\n",
+        "A003 APPEND saved-messages (\\Seen) \"7-Feb-1994 21:52:25 -0800\" {4+}\r\nabc\n\r\n",
+        "FXXZ CHECK\r\n",
+        "A341 CLOSE\r\n",
+        "A202 EXPUNGE\r\n",
+        "A282 SEARCH RETURN (MIN COUNT) FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\r\n",
+        "A283 SEARCH RETURN () FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\r\n",
+        "A284 SEARCH TEXT \"string not in mailbox\"\r\n",
+        "A654 FETCH 2:4 (FLAGS BODY[HEADER.FIELDS (DATE FROM)])\r\n",
+        "A003 STORE 2:4 +FLAGS (\\Deleted)\r\n",
+        "A003 COPY 2:4 MEETING\r\n",
+        "A999 UID FETCH 4827313:4828442 FLAGS\r\n",
+        "a UID MOVE 42:69 foo\r\n",
+        "A004 UID EXPUNGE 3000:3002\r\n",
+        "a001 ENABLE IMAP4rev2\r\n",
+        "a002 IDLE\r\n",
+        "a023 ID (\"name\" \"sodr\" \"version\" \"19.34\" \"vendor\" NIL)\r\n",
+        "A01 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\" RETURN (CHILDREN)\r\n",
+        "A02 LIST \"\" (\"INBOX\" \"Drafts\") RETURN (STATUS (MESSAGES UNSEEN))\r\n",
+        "a AUTHENTICATE PLAIN AGZyZWQAU2VjcmV0\r\n",
+        "a UNSELECT\r\n",
+        "a NAMESPACE\r\n",
+    ] {
+        parse(line);
+    }
+}
+
+#[test]
+fn seed_dialogue_commands() {
+    assert_eq!(
+        parse("A001 LOGIN Fred Secret\r\n"),
+        CommandKind::Login {
+            user: "Fred".into(),
+            password: "Secret".into()
+        }
+    );
+    match parse("A003 FETCH 1:19 ALL\r\n") {
+        CommandKind::Fetch { uid, set, atts } => {
+            assert!(!uid);
+            assert_eq!(
+                set,
+                SeqSet::Ranges(vec![(SeqNum::Value(1), SeqNum::Value(19))])
+            );
+            assert_eq!(atts.len(), 4);
+            assert!(atts.contains(&FetchAtt::Envelope));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn malformed_commands_keep_their_tag() {
+    for (line, tag) in [
+        ("a1 FOO\r\n", Some("a1")),
+        ("a2 LOGIN onlyuser\r\n", Some("a2")),
+        ("a3 FETCH 0 FLAGS\r\n", Some("a3")),
+        ("a4 SELECT\r\n", Some("a4")),
+        ("a5 NOOP extra\r\n", Some("a5")),
+        ("a6 LOGIN \"a\0b\" c\r\n", Some("a6")),
+        ("(bad NOOP\r\n", None),
+        ("+tag NOOP\r\n", None),
+        ("\r\n", None),
+    ] {
+        let e = parse_command(line.as_bytes(), ParseOptions::default()).unwrap_err();
+        assert_eq!(e.tag.as_ref().map(|t| t.as_str()), tag, "{line:?}");
+    }
+}
+
+#[test]
+fn mailbox_names_follow_the_session_mode() {
+    let rev1 = parse_command(b"a SELECT Entw&APw-rfe\r\n", ParseOptions { utf8: false });
+    let rev2 = parse_command(
+        "a SELECT \"Entw\u{fc}rfe\"\r\n".as_bytes(),
+        ParseOptions { utf8: true },
+    );
+    for r in [rev1, rev2] {
+        match r.unwrap().kind {
+            CommandKind::Select { mailbox, .. } => assert_eq!(mailbox.as_str(), "Entw\u{fc}rfe"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(parse_command(b"a SELECT caf\xc3\xa9\r\n", ParseOptions { utf8: false }).is_err());
+    assert!(parse_command(b"a SELECT caf\xff\r\n", ParseOptions { utf8: true }).is_err());
+}

@@ -1,0 +1,56 @@
+//! Settings of the IMAP server, filled from the `[imap]` section of the
+//! config file by the binary. Every limit has a named default with its
+//! source.
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::conn::ConnectionLimits;
+
+/// RFC 9051 5.4: the inactivity autologout timer is at least 30 minutes.
+pub const RFC_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Largest APPEND literal by default: SPEC 7's message size (25 MiB).
+pub const DEFAULT_MAX_LITERAL_SIZE: usize = 26_214_400;
+/// BAD responses one session may collect before it is closed with BYE:
+/// keeps a confused or hostile client from holding a slot forever.
+pub const DEFAULT_MAX_ERRORS: u32 = 50;
+/// Connections in total and per client address (SPEC 8).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 20;
+/// How long a write to a client may block before the session is dropped.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone)]
+pub struct ImapConfig {
+    pub hostname: String,
+    /// Inactivity autologout (RFC 9051 5.4), also while idling.
+    pub idle_timeout: Duration,
+    /// Largest APPEND literal.
+    pub max_literal_size: usize,
+    pub max_errors: u32,
+    pub connections: ConnectionLimits,
+    /// Plaintext logins are accepted from these networks only (SPEC 5,
+    /// SPEC 7 `local_networks`) until TLS arrives; elsewhere LOGIN is
+    /// disabled (RFC 9051 6.2.3: LOGINDISABLED, `NO [PRIVACYREQUIRED]`).
+    pub plaintext_networks: Vec<IpNet>,
+}
+
+impl ImapConfig {
+    pub fn new(hostname: impl Into<String>) -> Self {
+        ImapConfig {
+            hostname: hostname.into(),
+            idle_timeout: RFC_IDLE_TIMEOUT,
+            max_literal_size: DEFAULT_MAX_LITERAL_SIZE,
+            max_errors: DEFAULT_MAX_ERRORS,
+            connections: ConnectionLimits {
+                max_total: DEFAULT_MAX_CONNECTIONS,
+                max_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            },
+            plaintext_networks: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
+        }
+    }
+}

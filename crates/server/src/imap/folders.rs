@@ -1,0 +1,364 @@
+//! Mailbox management: CREATE, DELETE, RENAME (RFC 9051 6.3.4-6.3.6),
+//! SUBSCRIBE / UNSUBSCRIBE (6.3.7, 6.3.8), LIST (6.3.9 with RFC 5258
+//! LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154 SPECIAL-USE), LSUB
+//! (RFC 3501 6.3.9) and STATUS (6.3.11).
+//!
+//! Hierarchy delimiter "/". `CREATE a/b/c` creates the missing parents as
+//! ordinary mailboxes, so the hierarchy never has holes; DELETE of a
+//! mailbox with children is refused with `[HASCHILDREN]`.
+
+use proto_imap::command::{ListCommand, StatusItem};
+use proto_imap::{Code, Data, Mailbox};
+use store::{MailboxInfo, StoreError, Uid};
+
+use super::session::{CmdResult, ImapError, Out, Session, done};
+
+/// The hierarchy delimiter (RFC 9051 5.1.1).
+pub const DELIMITER: char = '/';
+
+/// Matches a LIST pattern: `*` matches anything, `%` anything but the
+/// delimiter. Iterative with backtracking over the last `*`/`%`, so a
+/// pattern of many wildcards cannot explode.
+pub fn pattern_matches(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0usize, 0usize);
+    let mut star: Option<(usize, usize, bool)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ni, true));
+                pi += 1;
+            }
+            Some('%') => {
+                star = Some((pi, ni, false));
+                pi += 1;
+            }
+            Some(&c) if n.get(ni) == Some(&c) => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                Some((sp, sn, any)) => {
+                    if !any && n.get(sn) == Some(&DELIMITER) {
+                        return false;
+                    }
+                    pi = sp + 1;
+                    ni = sn + 1;
+                    star = Some((sp, sn + 1, any));
+                }
+                None => return false,
+            },
+        }
+    }
+    p.get(pi..)
+        .unwrap_or_default()
+        .iter()
+        .all(|&c| c == '*' || c == '%')
+}
+
+/// The pattern with a leading "INBOX" (any case) canonicalised, so INBOX
+/// matches case-insensitively (RFC 9051 5.1).
+fn canonical_pattern(p: &str) -> String {
+    match p.get(..5) {
+        Some(head) if head.eq_ignore_ascii_case("INBOX") => {
+            format!("INBOX{}", p.get(5..).unwrap_or_default())
+        }
+        _ => p.to_string(),
+    }
+}
+
+fn parents(name: &str) -> Vec<&str> {
+    name.match_indices(DELIMITER)
+        .map(|(i, _)| &name[..i])
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+fn has_children(all: &[MailboxInfo], name: &str) -> bool {
+    let prefix = format!("{name}{DELIMITER}");
+    all.iter().any(|m| m.name.starts_with(&prefix))
+}
+
+impl Session {
+    async fn create_parents(&self, account: &str, name: &str) -> Result<(), ImapError> {
+        for parent in parents(name) {
+            match self
+                .ctx
+                .store
+                .create_mailbox(account.to_string(), parent.to_string(), None)
+                .await
+            {
+                Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn create(&mut self, m: &Mailbox) -> CmdResult {
+        let account = self.account()?.to_string();
+        // RFC 9051 6.3.4: a trailing delimiter only declares the intent to
+        // create children.
+        let name = m.as_str().trim_end_matches(DELIMITER);
+        if name.is_empty() || name.eq_ignore_ascii_case("INBOX") {
+            return Err(ImapError::no(
+                Some(Code::AlreadyExists),
+                "mailbox already exists",
+            ));
+        }
+        self.create_parents(&account, name).await?;
+        match self
+            .ctx
+            .store
+            .create_mailbox(account, name.to_string(), None)
+            .await
+        {
+            Ok(_) => done("CREATE completed"),
+            Err(StoreError::AlreadyExists(_)) => Err(ImapError::no(
+                Some(Code::AlreadyExists),
+                "mailbox already exists",
+            )),
+            Err(StoreError::Invalid(why)) => Err(ImapError::no(Some(Code::Cannot), why)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn delete(&mut self, m: &Mailbox) -> CmdResult {
+        let account = self.account()?.to_string();
+        if m.is_inbox() {
+            return Err(ImapError::no(Some(Code::Cannot), "INBOX cannot be deleted"));
+        }
+        let all = self.ctx.store.mailboxes(account.clone()).await?;
+        if !all.iter().any(|x| x.name == m.as_str()) {
+            return Err(ImapError::no(Some(Code::NonExistent), "no such mailbox"));
+        }
+        if has_children(&all, m.as_str()) {
+            return Err(ImapError::no(
+                Some(Code::HasChildren),
+                "mailbox has children; delete them first",
+            ));
+        }
+        self.ctx
+            .store
+            .delete_mailbox(account, m.as_str().to_string())
+            .await?;
+        done("DELETE completed")
+    }
+
+    pub(super) async fn rename(&mut self, from: &Mailbox, to: &Mailbox) -> CmdResult {
+        let account = self.account()?.to_string();
+        let to_name = to.as_str().trim_end_matches(DELIMITER);
+        if to_name.is_empty() || to_name.eq_ignore_ascii_case("INBOX") {
+            return Err(ImapError::no(Some(Code::AlreadyExists), "target exists"));
+        }
+        let all = self.ctx.store.mailboxes(account.clone()).await?;
+        if !all.iter().any(|x| x.name == from.as_str()) {
+            return Err(ImapError::no(Some(Code::NonExistent), "no such mailbox"));
+        }
+        if all.iter().any(|x| x.name == to_name) {
+            return Err(ImapError::no(Some(Code::AlreadyExists), "target exists"));
+        }
+        self.create_parents(&account, to_name).await?;
+        match self
+            .ctx
+            .store
+            .rename_mailbox(account, from.as_str().to_string(), to_name.to_string())
+            .await
+        {
+            Ok(()) => done("RENAME completed"),
+            Err(StoreError::AlreadyExists(_)) => {
+                Err(ImapError::no(Some(Code::AlreadyExists), "target exists"))
+            }
+            Err(StoreError::Invalid(why)) => Err(ImapError::no(Some(Code::Cannot), why)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn subscribe(&mut self, m: &Mailbox, on: bool) -> CmdResult {
+        let account = self.account()?.to_string();
+        match self
+            .ctx
+            .store
+            .set_subscribed(account, m.as_str().to_string(), on)
+            .await
+        {
+            Ok(()) => done(if on {
+                "SUBSCRIBE completed"
+            } else {
+                "UNSUBSCRIBE completed"
+            }),
+            Err(StoreError::NotFound(_)) => {
+                Err(ImapError::no(Some(Code::NonExistent), "no such mailbox"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn list(&mut self, l: &ListCommand, out: &mut Out<'_>) -> CmdResult {
+        let account = self.account()?.to_string();
+        // RFC 9051 6.3.9: an empty pattern asks for the delimiter.
+        if !l.extended && l.patterns.iter().all(String::is_empty) {
+            out.data(Data::List {
+                lsub: false,
+                attributes: vec!["\\Noselect".into()],
+                name: String::new(),
+                childinfo_subscribed: false,
+            });
+            return done("LIST completed");
+        }
+        let all = self.ctx.store.mailboxes(account.clone()).await?;
+        let patterns: Vec<String> = l
+            .patterns
+            .iter()
+            .map(|p| canonical_pattern(&format!("{}{}", l.reference, p)))
+            .collect();
+        for m in &all {
+            if !patterns.iter().any(|p| pattern_matches(p, &m.name)) {
+                continue;
+            }
+            if l.select_subscribed && !m.subscribed {
+                continue;
+            }
+            if l.select_special_use && m.special_use.is_none() {
+                continue;
+            }
+            let mut attrs = vec![if has_children(&all, &m.name) {
+                "\\HasChildren".to_string()
+            } else {
+                "\\HasNoChildren".to_string()
+            }];
+            if m.subscribed && (l.select_subscribed || l.return_subscribed) {
+                attrs.push("\\Subscribed".into());
+            }
+            if let Some(su) = &m.special_use {
+                attrs.push(su.clone());
+            }
+            out.data(Data::List {
+                lsub: false,
+                attributes: attrs,
+                name: m.name.clone(),
+                childinfo_subscribed: false,
+            });
+            if let Some(items) = &l.return_status {
+                self.status_data(m, items, out).await?;
+            }
+            out.flush_if_big().await?;
+        }
+        done("LIST completed")
+    }
+
+    pub(super) async fn lsub(
+        &mut self,
+        reference: &str,
+        pattern: &str,
+        out: &mut Out<'_>,
+    ) -> CmdResult {
+        let account = self.account()?.to_string();
+        let all = self.ctx.store.mailboxes(account).await?;
+        let pattern = canonical_pattern(&format!("{reference}{pattern}"));
+        for m in all.iter().filter(|m| m.subscribed) {
+            if pattern_matches(&pattern, &m.name) {
+                out.data(Data::List {
+                    lsub: true,
+                    attributes: Vec::new(),
+                    name: m.name.clone(),
+                    childinfo_subscribed: false,
+                });
+            }
+        }
+        done("LSUB completed")
+    }
+
+    pub(super) async fn status(
+        &mut self,
+        m: &Mailbox,
+        items: &[StatusItem],
+        out: &mut Out<'_>,
+    ) -> CmdResult {
+        let account = self.account()?.to_string();
+        let Some(info) = self
+            .ctx
+            .store
+            .mailbox(account, m.as_str().to_string())
+            .await?
+        else {
+            return Err(ImapError::no(Some(Code::NonExistent), "no such mailbox"));
+        };
+        self.status_data(&info, items, out).await?;
+        done("STATUS completed")
+    }
+
+    async fn status_data(
+        &self,
+        info: &MailboxInfo,
+        items: &[StatusItem],
+        out: &mut Out<'_>,
+    ) -> Result<(), ImapError> {
+        let needs_messages = items.iter().any(|i| {
+            matches!(
+                i,
+                StatusItem::Deleted | StatusItem::Size | StatusItem::Recent
+            )
+        });
+        let msgs = if needs_messages {
+            self.ctx.store.messages(info.id).await?
+        } else {
+            Vec::new()
+        };
+        let mut values = Vec::new();
+        for &item in items {
+            let v: u64 = match item {
+                StatusItem::Messages => u64::from(info.messages),
+                StatusItem::UidNext => u64::from(info.uidnext),
+                StatusItem::UidValidity => u64::from(info.uidvalidity),
+                StatusItem::Unseen => u64::from(info.unseen),
+                StatusItem::HighestModSeq => info.highestmodseq,
+                StatusItem::Deleted => msgs
+                    .iter()
+                    .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
+                    .count() as u64,
+                StatusItem::Size => msgs.iter().map(|m| m.size).sum(),
+                StatusItem::Recent => {
+                    let uids: Vec<Uid> = msgs.iter().map(|m| m.uid).collect();
+                    u64::from(self.ctx.recent.count_unclaimed(info.id, &uids))
+                }
+            };
+            if item == StatusItem::Recent && self.rev2 {
+                continue;
+            }
+            values.push((item, v));
+        }
+        out.data(Data::Status {
+            name: info.name.clone(),
+            items: values,
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(pattern_matches("*", "a/b/c"));
+        assert!(pattern_matches("%", "Sent"));
+        assert!(!pattern_matches("%", "Work/Projects"));
+        assert!(pattern_matches("Work/%", "Work/Projects"));
+        assert!(pattern_matches("W*s", "Work/Projects"));
+        assert!(!pattern_matches("W%s", "Work/Projects"));
+        assert!(pattern_matches("INBOX", "INBOX"));
+        assert!(!pattern_matches("", "INBOX"));
+        assert_eq!(canonical_pattern("inbox*"), "INBOX*");
+        let many = "%*".repeat(100) + "x";
+        assert!(!pattern_matches(&many, &"a".repeat(200)));
+    }
+
+    #[test]
+    fn parents_of_a_path() {
+        assert_eq!(parents("a/b/c"), vec!["a", "a/b"]);
+        assert!(parents("a").is_empty());
+    }
+}

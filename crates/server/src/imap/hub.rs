@@ -1,0 +1,92 @@
+//! Routes the store's change feed to the sessions watching a mailbox.
+//!
+//! One task reads the feed (every committed change, this process's and
+//! the CLI's); each session that has a mailbox selected holds a
+//! `watch::Receiver` for that mailbox and is woken only by changes to it.
+//! An idle session therefore costs no CPU and the feed is read once, not
+//! once per session. A lagging feed wakes every watcher: each resyncs
+//! from the store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use store::{Change, MailboxId, Store};
+use tokio::sync::{broadcast, watch};
+
+#[derive(Default)]
+pub struct ChangeHub {
+    watchers: Mutex<Watchers>,
+}
+
+#[derive(Default)]
+struct Watchers {
+    map: HashMap<MailboxId, watch::Sender<u64>>,
+    /// Size at the last cleanup: the map is swept when it doubles.
+    swept_at: usize,
+}
+
+impl ChangeHub {
+    /// Starts the routing task; needs a tokio runtime.
+    pub fn start(store: &Arc<dyn Store>) -> Arc<ChangeHub> {
+        let hub = Arc::new(ChangeHub::default());
+        let mut rx = store.subscribe();
+        let weak = Arc::downgrade(&hub);
+        tokio::spawn(async move {
+            loop {
+                let change = rx.recv().await;
+                let Some(hub) = weak.upgrade() else { return };
+                match change {
+                    Ok(c) => {
+                        if let Some(mb) = mailbox_of(&c) {
+                            hub.bump(mb);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "imap: change feed lagged; resyncing sessions");
+                        hub.bump_all();
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        hub
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Watchers> {
+        self.watchers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn bump(&self, mailbox: MailboxId) {
+        if let Some(tx) = self.lock().map.get(&mailbox) {
+            tx.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
+    fn bump_all(&self) {
+        for tx in self.lock().map.values() {
+            tx.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
+    /// A receiver that changes whenever `mailbox` does.
+    pub fn watch(&self, mailbox: MailboxId) -> watch::Receiver<u64> {
+        let mut w = self.lock();
+        if w.map.len() > 64 && w.map.len() >= w.swept_at.saturating_mul(2) {
+            w.map.retain(|_, tx| tx.receiver_count() > 0);
+            w.swept_at = w.map.len();
+        }
+        let tx = w.map.entry(mailbox).or_insert_with(|| watch::channel(0).0);
+        let mut rx = tx.subscribe();
+        rx.mark_unchanged();
+        rx
+    }
+}
+
+fn mailbox_of(c: &Change) -> Option<MailboxId> {
+    match c {
+        Change::Appended { mailbox, .. }
+        | Change::Flags { mailbox, .. }
+        | Change::Expunged { mailbox, .. } => Some(*mailbox),
+        Change::Mailboxes { .. } => None,
+    }
+}

@@ -1,0 +1,165 @@
+//! LOGIN (RFC 9051 6.2.3) and AUTHENTICATE PLAIN (RFC 9051 6.2.2, RFC 4616)
+//! with SASL-IR (RFC 4959), through the shared [`Authenticator`] (its
+//! throttling covers every protocol).
+//!
+//! [`Authenticator`]: crate::auth::Authenticator
+
+use proto_imap::mime::decode_base64;
+use proto_imap::{Code, Status, Tag};
+
+use super::session::{CmdResult, Flow, ImapError, Out, Session, State, tagged};
+use crate::auth::LoginFailure;
+
+impl Session {
+    pub(super) async fn login(
+        &mut self,
+        user: &str,
+        password: &str,
+        out: &mut Out<'_>,
+    ) -> CmdResult {
+        if !self.plaintext_allowed() {
+            return Err(ImapError::no(
+                Some(Code::Cannot),
+                "plaintext login is not allowed from your address (LOGINDISABLED)",
+            ));
+        }
+        self.finish_login(user, password, out).await
+    }
+
+    async fn finish_login(&mut self, user: &str, password: &str, out: &mut Out<'_>) -> CmdResult {
+        // Flush what is queued: the failure delay must not hold it back.
+        out.flush().await?;
+        match self.ctx.auth.login(self.peer.ip(), user, password).await {
+            Ok(account) => {
+                // Accounts added by the CLI have their mailboxes; make sure.
+                if self
+                    .ctx
+                    .store
+                    .mailbox(account.clone(), "INBOX".into())
+                    .await?
+                    .is_none()
+                {
+                    self.ctx.store.ensure_account(account.clone()).await?;
+                }
+                tracing::info!(%account, "imap login");
+                self.account = Some(account);
+                self.transition(State::Authenticated);
+                Ok((
+                    Some(Code::Capability(self.capabilities())),
+                    "Logged in".into(),
+                ))
+            }
+            Err(LoginFailure::Invalid) => Err(ImapError::No(
+                Some(Code::AuthenticationFailed),
+                "invalid credentials".into(),
+            )),
+            Err(LoginFailure::Throttled) => Err(ImapError::No(
+                Some(Code::Unavailable),
+                "too many failed logins, try again later".into(),
+            )),
+            Err(LoginFailure::Unavailable) => Err(ImapError::No(
+                Some(Code::Unavailable),
+                "authentication is temporarily unavailable".into(),
+            )),
+        }
+    }
+
+    /// Starts AUTHENTICATE: answers at once with an initial response,
+    /// else asks the driver for the client's response (`Flow::Sasl`).
+    pub(super) async fn authenticate_start(
+        &mut self,
+        tag: &Tag,
+        mechanism: &str,
+        initial: Option<String>,
+        out: &mut Out<'_>,
+    ) -> Result<Option<Flow>, ImapError> {
+        if mechanism != "PLAIN" {
+            tagged(
+                out,
+                tag,
+                Status::No,
+                Some(Code::Cannot),
+                "Unsupported mechanism",
+            );
+            return Ok(None);
+        }
+        if !self.plaintext_allowed() {
+            tagged(
+                out,
+                tag,
+                Status::No,
+                Some(Code::Cannot),
+                "Plaintext authentication is not allowed from your address",
+            );
+            return Ok(None);
+        }
+        match initial {
+            None => Ok(Some(Flow::Sasl(tag.clone()))),
+            Some(ir) => {
+                self.sasl_response(tag, ir.as_bytes(), out).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The client's PLAIN response (base64 of `authzid NUL authcid NUL
+    /// password`; "=" is an empty response, "*" cancels).
+    pub async fn sasl_response(
+        &mut self,
+        tag: &Tag,
+        line: &[u8],
+        out: &mut Out<'_>,
+    ) -> Result<(), ImapError> {
+        let line = line.trim_ascii();
+        if line == b"*" {
+            tagged(out, tag, Status::Bad, None, "AUTHENTICATE cancelled");
+            return Ok(());
+        }
+        let decoded = if line == b"=" {
+            Vec::new()
+        } else {
+            decode_base64(line)
+        };
+        let mut fields = decoded.split(|&b| b == 0);
+        let (Some(authz), Some(user), Some(pass), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            tagged(out, tag, Status::Bad, None, "Malformed PLAIN response");
+            return Ok(());
+        };
+        let (Ok(authz), Ok(user), Ok(pass)) = (
+            std::str::from_utf8(authz),
+            std::str::from_utf8(user),
+            std::str::from_utf8(pass),
+        ) else {
+            tagged(out, tag, Status::Bad, None, "PLAIN response is not UTF-8");
+            return Ok(());
+        };
+        // SPEC 7: the authorization identity is empty or the same user.
+        let authz_ok = authz.is_empty()
+            || authz.eq_ignore_ascii_case(user)
+            || self.ctx.auth.directory().find_login(authz).ok().flatten()
+                == self.ctx.auth.directory().find_login(user).ok().flatten();
+        let result = if authz_ok {
+            self.finish_login(user, pass, out).await
+        } else {
+            Err(ImapError::No(
+                Some(Code::AuthenticationFailed),
+                "authorization identity differs".into(),
+            ))
+        };
+        match result {
+            Ok((code, text)) => tagged(out, tag, Status::Ok, code, &text),
+            Err(ImapError::No(code, text)) => tagged(
+                out,
+                tag,
+                Status::No,
+                code,
+                &format!("AUTHENTICATE failed: {text}"),
+            ),
+            Err(ImapError::Bad(text)) => tagged(out, tag, Status::Bad, None, &text),
+            Err(ImapError::Gone) => return Err(ImapError::Gone),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,29 @@
+//! ENABLE (RFC 5161, RFC 9051 6.3.1) and ID (RFC 2971).
+
+use proto_imap::Data;
+
+use super::session::{CmdResult, Out, Session, done};
+
+impl Session {
+    pub(super) fn enable(&mut self, caps: &[String], out: &mut Out<'_>) -> CmdResult {
+        let mut enabled = Vec::new();
+        for cap in caps {
+            if cap.eq_ignore_ascii_case("IMAP4rev2") && !self.rev2 {
+                self.rev2 = true;
+                enabled.push("IMAP4rev2".to_string());
+            }
+        }
+        out.data(Data::Enabled(enabled));
+        // Later responses use the new mode (UTF-8 names and strings).
+        out.enc = self.encoder();
+        done("ENABLE completed")
+    }
+
+    pub(super) fn id(&mut self, out: &mut Out<'_>) -> CmdResult {
+        out.data(Data::Id(vec![
+            ("name".into(), "mailroom".into()),
+            ("version".into(), env!("CARGO_PKG_VERSION").into()),
+        ]));
+        done("ID completed")
+    }
+}

@@ -1,0 +1,29 @@
+//! The IMAP server (RFC 9051 IMAP4rev2, RFC 3501 IMAP4rev1).
+//!
+//! `session` holds the state machine, the table of commands each state
+//! allows and the capability list; one file per command group applies
+//! commands (`login`, `misc`, `folders`, `select`, `fetch`, `flags`,
+//! `copy`, `search`); `view` is a selected mailbox's sequence-number view
+//! and its synchronisation with the store; `hub` routes the store's change
+//! feed to the sessions that watch a mailbox (so an idle session costs no
+//! CPU); `driver` runs a session over any async stream and `listener`
+//! accepts connections under the limits of SPEC 8.
+
+pub mod config;
+mod copy;
+pub mod driver;
+mod fetch;
+mod flags;
+mod folders;
+pub mod hub;
+pub mod listener;
+mod login;
+mod misc;
+mod search;
+mod select;
+pub mod session;
+mod view;
+
+pub use config::ImapConfig;
+pub use listener::serve;
+pub use session::{ImapContext, Session};
