@@ -178,6 +178,16 @@ impl Authenticator {
         }
     }
 
+    /// SPEC 7: a SASL authorization identity must be empty or name the
+    /// account that authenticated, however it is spelled (the login as
+    /// given, the address, or a bare local part that resolves to it).
+    pub fn authorizes(&self, authzid: &str, login: &str, account: &str) -> bool {
+        authzid.is_empty()
+            || authzid.eq_ignore_ascii_case(login)
+            || authzid.eq_ignore_ascii_case(account)
+            || self.directory.find_login(authzid).ok().flatten().as_deref() == Some(account)
+    }
+
     fn failures(&self, ip: &str, account: &str, now: Instant) -> u32 {
         let a = self.lock_ip().count(ip, now);
         let b = self.lock_account().count(account, now);
@@ -255,6 +265,18 @@ mod tests {
             a.login(other, "fred", "Secret").await,
             Err(LoginFailure::Throttled)
         );
+    }
+
+    #[test]
+    fn authzid_must_be_empty_or_name_the_same_account() {
+        let (_d, a) = auth();
+        let acct = "fred@example.test";
+        assert!(a.authorizes("", "fred", acct));
+        assert!(a.authorizes("FRED", "fred", acct));
+        assert!(a.authorizes("fred", "Fred@example.test", acct));
+        assert!(a.authorizes("Fred@Example.Test", "fred", acct));
+        assert!(!a.authorizes("bob@example.test", "fred", acct));
+        assert!(!a.authorizes("nobody", "fred", acct));
     }
 
     #[test]

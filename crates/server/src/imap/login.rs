@@ -4,7 +4,6 @@
 //!
 //! [`Authenticator`]: crate::auth::Authenticator
 
-use proto_imap::mime::decode_base64;
 use proto_imap::{Code, Status, Tag};
 
 use super::session::{CmdResult, Flow, ImapError, Out, Session, State, tagged};
@@ -23,13 +22,29 @@ impl Session {
                 "plaintext login is not allowed from your address (LOGINDISABLED)",
             ));
         }
-        self.finish_login(user, password, out).await
+        self.finish_login(user, password, None, out).await
     }
 
-    async fn finish_login(&mut self, user: &str, password: &str, out: &mut Out<'_>) -> CmdResult {
+    /// Checks the password (and, for SASL, that the authorization identity
+    /// is the user's own, SPEC 7) and enters the Authenticated state.
+    async fn finish_login(
+        &mut self,
+        user: &str,
+        password: &str,
+        authzid: Option<&str>,
+        out: &mut Out<'_>,
+    ) -> CmdResult {
         // Flush what is queued: the failure delay must not hold it back.
         out.flush().await?;
         match self.ctx.auth.login(self.peer.ip(), user, password).await {
+            Ok(account)
+                if authzid.is_some_and(|z| !self.ctx.auth.authorizes(z, user, &account)) =>
+            {
+                Err(ImapError::No(
+                    Some(Code::AuthenticationFailed),
+                    "authorization identity differs".into(),
+                ))
+            }
             Ok(account) => {
                 // Accounts added by the CLI have their mailboxes; make sure.
                 if self
@@ -115,39 +130,17 @@ impl Session {
             tagged(out, tag, Status::Bad, None, "AUTHENTICATE cancelled");
             return Ok(());
         }
-        let decoded = if line == b"=" {
-            Vec::new()
-        } else {
-            decode_base64(line)
+        // RFC 4616 via the shared SASL decoder (strict base64, RFC 4648 4).
+        let creds = match std::str::from_utf8(line).map(proto_sasl::decode_plain) {
+            Ok(Ok(c)) => c,
+            _ => {
+                tagged(out, tag, Status::Bad, None, "Malformed PLAIN response");
+                return Ok(());
+            }
         };
-        let mut fields = decoded.split(|&b| b == 0);
-        let (Some(authz), Some(user), Some(pass), None) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            tagged(out, tag, Status::Bad, None, "Malformed PLAIN response");
-            return Ok(());
-        };
-        let (Ok(authz), Ok(user), Ok(pass)) = (
-            std::str::from_utf8(authz),
-            std::str::from_utf8(user),
-            std::str::from_utf8(pass),
-        ) else {
-            tagged(out, tag, Status::Bad, None, "PLAIN response is not UTF-8");
-            return Ok(());
-        };
-        // SPEC 7: the authorization identity is empty or the same user.
-        let authz_ok = authz.is_empty()
-            || authz.eq_ignore_ascii_case(user)
-            || self.ctx.auth.directory().find_login(authz).ok().flatten()
-                == self.ctx.auth.directory().find_login(user).ok().flatten();
-        let result = if authz_ok {
-            self.finish_login(user, pass, out).await
-        } else {
-            Err(ImapError::No(
-                Some(Code::AuthenticationFailed),
-                "authorization identity differs".into(),
-            ))
-        };
+        let result = self
+            .finish_login(&creds.authcid, &creds.password, Some(&creds.authzid), out)
+            .await;
         match result {
             Ok((code, text)) => tagged(out, tag, Status::Ok, code, &text),
             Err(ImapError::No(code, text)) => tagged(

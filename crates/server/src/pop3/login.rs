@@ -140,9 +140,7 @@ impl Session {
             Err(LoginFailure::Unavailable) => return temporary_failure(),
         };
         if let Some(z) = authzid
-            && !z.is_empty()
-            && !z.eq_ignore_ascii_case(login)
-            && !z.eq_ignore_ascii_case(&account)
+            && !self.ctx.auth.authorizes(z, login, &account)
         {
             return Response::err_code(
                 RespCode::Auth,
