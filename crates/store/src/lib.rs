@@ -346,6 +346,25 @@ pub trait Store: Send + Sync + 'static {
         uids: Vec<Uid>,
         to: MailboxId,
     ) -> StoreFuture<'_, Vec<(Uid, Uid)>>;
+    /// MOVE (RFC 6851): copies the entries (sharing bodies) and expunges
+    /// the sources, with their tombstones and change rows, in ONE
+    /// transaction, so a crash leaves each message in exactly one of the
+    /// two mailboxes. Returns (source UID, new UID) pairs for the entries
+    /// that existed, ascending.
+    fn move_messages(
+        &self,
+        from: MailboxId,
+        uids: Vec<Uid>,
+        to: MailboxId,
+    ) -> StoreFuture<'_, Vec<(Uid, Uid)>>;
+    /// The entries with `first <= uid <= last`, ascending UID: what a
+    /// session re-reads instead of keeping every entry's metadata.
+    fn messages_range(
+        &self,
+        mailbox: MailboxId,
+        first: Uid,
+        last: Uid,
+    ) -> StoreFuture<'_, Vec<MessageMeta>>;
     /// The outbound queue, oldest first.
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>>;
     /// The change feed: every committed change, from this process or another.
@@ -355,3 +374,5 @@ pub trait Store: Send + Sync + 'static {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_move;

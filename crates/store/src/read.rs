@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use rusqlite::{Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::ops::{canonical_account, flags_from_text, normalize_mailbox_name};
 use crate::schema::{map_err, open_connection};
@@ -125,6 +125,18 @@ pub fn mailbox(
 }
 
 pub fn messages(conn: &Connection, mailbox: MailboxId) -> Result<Vec<MessageMeta>, StoreError> {
+    messages_range(conn, mailbox, Uid(0), Uid(u32::MAX))
+}
+
+/// The entries of a mailbox with `first <= uid <= last`, ascending; like
+/// [`messages`], NotFound when the mailbox is gone. A range scan of the
+/// primary key (mailbox_id, uid).
+pub fn messages_range(
+    conn: &Connection,
+    mailbox: MailboxId,
+    first: Uid,
+    last: Uid,
+) -> Result<Vec<MessageMeta>, StoreError> {
     // NotFound rather than an empty list, so a session notices a deleted
     // mailbox.
     let exists = conn
@@ -137,10 +149,10 @@ pub fn messages(conn: &Connection, mailbox: MailboxId) -> Result<Vec<MessageMeta
     conn.prepare_cached(
         "SELECT e.uid, e.body_id, b.size, e.internal_date, e.flags, e.modseq \
          FROM entries e JOIN bodies b ON b.id = e.body_id \
-         WHERE e.mailbox_id = ?1 ORDER BY e.uid",
+         WHERE e.mailbox_id = ?1 AND e.uid BETWEEN ?2 AND ?3 ORDER BY e.uid",
     )
     .and_then(|mut s| {
-        s.query_map([mailbox.0], |r| {
+        s.query_map(params![mailbox.0, first.0, last.0], |r| {
             Ok(MessageMeta {
                 uid: Uid(r.get(0)?),
                 body: BodyId(r.get(1)?),

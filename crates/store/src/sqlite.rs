@@ -286,6 +286,24 @@ impl Store for SqliteStore {
         self.write(move |c| ops::copy(c, from, uids, to))
     }
 
+    fn move_messages(
+        &self,
+        from: MailboxId,
+        uids: Vec<Uid>,
+        to: MailboxId,
+    ) -> StoreFuture<'_, Vec<(Uid, Uid)>> {
+        self.write(move |c| ops::move_messages(c, from, uids, to))
+    }
+
+    fn messages_range(
+        &self,
+        mailbox: MailboxId,
+        first: Uid,
+        last: Uid,
+    ) -> StoreFuture<'_, Vec<MessageMeta>> {
+        self.read(move |c| read::messages_range(c, mailbox, first, last))
+    }
+
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>> {
         self.read(read::queue)
     }

@@ -11,18 +11,18 @@ use tokio::time::timeout;
 use crate::schema::{DB_FILE, map_err};
 use crate::*;
 
-fn open(dir: &std::path::Path) -> Arc<SqliteStore> {
+pub(crate) fn open(dir: &std::path::Path) -> Arc<SqliteStore> {
     match SqliteStore::open(dir, StoreOptions::default()) {
         Ok(s) => s,
         Err(e) => panic!("open: {e}"),
     }
 }
 
-fn tempdir() -> tempfile::TempDir {
+pub(crate) fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
 
-fn local(accounts: &[&str], raw: &[u8]) -> Delivery {
+pub(crate) fn local(accounts: &[&str], raw: &[u8]) -> Delivery {
     Delivery {
         local_raw: Some(raw.to_vec()),
         local_accounts: accounts.iter().map(|a| a.to_string()).collect(),
@@ -31,7 +31,7 @@ fn local(accounts: &[&str], raw: &[u8]) -> Delivery {
     }
 }
 
-async fn inbox(store: &SqliteStore, account: &str) -> MailboxInfo {
+pub(crate) async fn inbox(store: &SqliteStore, account: &str) -> MailboxInfo {
     store
         .mailbox(account.into(), "inbox".into())
         .await
@@ -39,11 +39,11 @@ async fn inbox(store: &SqliteStore, account: &str) -> MailboxInfo {
         .expect("INBOX exists")
 }
 
-fn raw_db(dir: &std::path::Path) -> Connection {
+pub(crate) fn raw_db(dir: &std::path::Path) -> Connection {
     Connection::open(dir.join(DB_FILE)).expect("raw open")
 }
 
-fn count(conn: &Connection, sql: &str) -> i64 {
+pub(crate) fn count(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).expect("count")
 }
 

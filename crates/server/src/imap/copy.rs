@@ -2,8 +2,10 @@
 //! APPEND (6.3.12), with UIDPLUS response codes (RFC 4315: APPENDUID,
 //! COPYUID). A missing destination is `NO [TRYCREATE]`.
 //!
-//! MOVE is COPY then EXPUNGE of the sources, two durable writes: a crash
-//! between them leaves the message in both mailboxes, never in neither.
+//! MOVE is one store operation ([`store::Store::move_messages`]): the
+//! copies and the expunge of the sources commit in one transaction, so a
+//! crash leaves each message in exactly one mailbox, and the EXPUNGEs this
+//! session reports are exactly the sources the COPYUID names.
 
 use proto_imap::types::format_set;
 use proto_imap::{Code, Mailbox, SeqSet, Status};
@@ -39,10 +41,10 @@ impl Session {
         let mut expunge_issued = false;
         let uids: Vec<Uid> = indices
             .iter()
-            .filter_map(|&i| sel.msgs.get(i))
+            .filter_map(|&i| sel.get(i))
             .filter(|m| {
-                expunge_issued |= m.expunged;
-                !m.expunged
+                expunge_issued |= m.expunged();
+                !m.expunged()
             })
             .map(|m| m.uid())
             .collect();
@@ -55,7 +57,11 @@ impl Session {
         if uids.is_empty() {
             return done(format!("{verb} completed (nothing to do)"));
         }
-        let pairs = ctx.store.copy(sel.id(), uids, dest.id).await?;
+        let pairs = if is_move {
+            ctx.store.move_messages(sel.id(), uids, dest.id).await?
+        } else {
+            ctx.store.copy(sel.id(), uids, dest.id).await?
+        };
         if pairs.is_empty() {
             return done(format!("{verb} completed"));
         }
@@ -69,12 +75,11 @@ impl Session {
         if !is_move {
             return Ok((Some(code), "COPY completed".into()));
         }
-        // RFC 6851 4.3: COPYUID comes untagged, before the EXPUNGEs.
+        // RFC 6851 4.3: COPYUID comes untagged, before the EXPUNGEs; the
+        // pairs are ascending by source UID, as mark_expunged expects.
         out.untagged(Status::Ok, Some(code), "Moved");
-        let mut src: Vec<Uid> = pairs.iter().map(|(a, _)| *a).collect();
-        src.sort_unstable();
-        let removed = ctx.store.expunge(sel.id(), src).await?;
-        sel.mark_expunged(&removed);
+        let moved: Vec<Uid> = pairs.iter().map(|(a, _)| *a).collect();
+        sel.mark_expunged(&moved);
         sel.report_expunged(out);
         done("MOVE completed")
     }
@@ -119,4 +124,104 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testkit::{ALICE, Kit, cmd, raw};
+
+    #[tokio::test]
+    async fn move_reports_copyuid_and_expunge() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 3).await;
+        let archive = kit.mailbox(ALICE, "Archive").await.expect("archive");
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        cmd(&mut s, "STORE 3 +FLAGS.SILENT (\\Flagged)")
+            .await
+            .assert_ok();
+        let r = cmd(&mut s, "MOVE 2:3 Archive").await;
+        r.assert_ok();
+        // RFC 6851 4.3: untagged COPYUID first, then the EXPUNGEs.
+        let copyuid = format!("* OK [COPYUID {} 2:3 1:2]", archive.uidvalidity);
+        assert!(r.untagged[0].starts_with(&copyuid), "{r:?}");
+        assert_eq!(r.untagged[1..], ["* 2 EXPUNGE", "* 2 EXPUNGE"]);
+        assert_eq!(kit.uids(ALICE, "INBOX").await, [1]);
+        assert_eq!(kit.uids(ALICE, "Archive").await, [1, 2]);
+        // Flags travel with the message.
+        let mut t = kit.selected(ALICE, "Archive").await;
+        let r = cmd(&mut t, "FETCH 2 FLAGS").await;
+        assert!(r.has("\\Flagged"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn uid_move_of_missing_uids_is_ok_and_moves_the_rest() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 2).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "UID MOVE 2:7 Trash").await;
+        r.assert_ok();
+        assert!(r.has("[COPYUID "), "{r:?}");
+        assert_eq!(r.lines_with("EXPUNGE"), ["* 2 EXPUNGE"]);
+        assert_eq!(kit.uids(ALICE, "Trash").await, [1]);
+        let r = cmd(&mut s, "UID MOVE 50 Trash").await;
+        r.assert_ok();
+        assert!(!r.has("EXPUNGE"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn copy_answers_copyuid_and_keeps_the_source() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 2).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "COPY 1:2 Archive").await;
+        r.assert_ok();
+        assert!(r.tagged.contains("[COPYUID "), "{r:?}");
+        assert!(!r.has("EXPUNGE"), "{r:?}");
+        assert_eq!(kit.uids(ALICE, "INBOX").await, [1, 2]);
+        assert_eq!(kit.uids(ALICE, "Archive").await, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn copy_or_move_to_missing_mailbox_is_trycreate() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 1).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        for verb in ["COPY", "MOVE"] {
+            let r = cmd(&mut s, &format!("{verb} 1 Nowhere")).await;
+            assert_eq!(r.status(), "NO", "{r:?}");
+            assert!(r.tagged.contains("[TRYCREATE]"), "{r:?}");
+        }
+        assert_eq!(kit.uids(ALICE, "INBOX").await, [1]);
+    }
+
+    #[tokio::test]
+    async fn move_in_a_read_only_mailbox_is_no_cannot() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 1).await;
+        let mut s = kit.logged_in(ALICE).await;
+        cmd(&mut s, "EXAMINE INBOX").await.assert_ok();
+        let r = cmd(&mut s, "MOVE 1 Archive").await;
+        assert!(r.tagged.contains("[CANNOT]"), "{r:?}");
+        assert_eq!(kit.uids(ALICE, "INBOX").await, [1]);
+    }
+
+    #[tokio::test]
+    async fn append_answers_appenduid_and_selected_session_sees_exists() {
+        let kit = Kit::new();
+        let info = kit.mailbox(ALICE, "INBOX").await;
+        assert!(info.is_none(), "the account is created at first login");
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let info = kit.mailbox(ALICE, "INBOX").await.expect("inbox");
+        let r = raw(
+            &mut s,
+            b"t APPEND INBOX (\\Seen) {14+}\r\nSubject: a\r\n\r\n\r\n",
+        )
+        .await;
+        r.assert_ok();
+        let code = format!("[APPENDUID {} 1]", info.uidvalidity);
+        assert!(r.tagged.contains(&code), "{r:?}");
+        assert!(r.has("* 1 EXISTS"), "{r:?}");
+        let r = cmd(&mut s, "APPEND Nowhere {1+}\r\nx").await;
+        assert!(r.tagged.contains("[TRYCREATE]"), "{r:?}");
+    }
 }

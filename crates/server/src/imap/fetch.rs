@@ -9,10 +9,11 @@
 
 use proto_imap::mime::{self, BinaryError, Part};
 use proto_imap::{Code, Data, FetchAtt, FetchValue, SeqSet};
-use store::{FlagOp, StoreError, Uid};
+use store::{FlagOp, MessageMeta, StoreError, Uid};
 
 use super::select::no_mailbox;
 use super::session::{CmdResult, ImapError, Out, Session, done};
+use super::view::{find_meta, meta_chunks};
 
 fn partial_name(base: String, partial: Option<(u32, u32)>) -> String {
     match partial {
@@ -54,8 +55,8 @@ impl Session {
         if sets_seen {
             let unseen: Vec<Uid> = indices
                 .iter()
-                .filter_map(|&i| sel.msgs.get(i))
-                .filter(|m| !m.expunged && !m.has_flag("\\Seen"))
+                .filter_map(|&i| sel.get(i))
+                .filter(|m| !m.expunged() && !sel.has_flag(m, "\\Seen"))
                 .map(|m| m.uid())
                 .collect();
             if !unseen.is_empty() {
@@ -64,47 +65,77 @@ impl Session {
                     .set_flags(sel.id(), unseen, FlagOp::Add, vec!["\\Seen".into()])
                     .await?;
                 for c in changed {
-                    if let Some(m) = sel.msgs.iter_mut().find(|m| m.uid() == c.uid) {
-                        m.meta.flags = c.flags;
-                        m.meta.modseq = c.modseq;
-                        seen_now.push(c.uid);
-                    }
+                    sel.set_flags(c.uid, &c.flags);
+                    seen_now.push(c.uid);
                 }
+                seen_now.sort_unstable();
             }
         }
         let needs_body = atts.iter().any(FetchAtt::needs_body);
+        // The view keeps only UIDs and flags: the rest is re-read, a
+        // bounded run of the set at a time.
+        let needs_meta = needs_body
+            || atts.iter().any(|a| {
+                matches!(
+                    a,
+                    FetchAtt::InternalDate | FetchAtt::Rfc822Size | FetchAtt::ModSeq
+                )
+            });
         let mut expunge_issued = false;
-        for i in indices {
-            let Some(msg) = sel.msgs.get(i) else { continue };
-            if msg.expunged {
-                expunge_issued = true;
-                continue;
-            }
-            let raw = if needs_body {
-                match ctx.store.read_body(msg.meta.body).await {
-                    Ok(r) => Some(r),
-                    Err(StoreError::NotFound(_)) => {
+        for chunk in meta_chunks(&indices) {
+            let metas = if needs_meta {
+                sel.load_meta(&ctx, chunk).await?
+            } else {
+                Vec::new()
+            };
+            for &i in chunk {
+                let Some(&msg) = sel.get(i) else { continue };
+                if msg.expunged() {
+                    expunge_issued = true;
+                    continue;
+                }
+                let meta = match (needs_meta, find_meta(&metas, msg.uid())) {
+                    (false, _) => None,
+                    (true, Some(m)) => Some(m),
+                    // Expunged elsewhere since the last sync (RFC 2180 4.1.2).
+                    (true, None) => {
                         expunge_issued = true;
                         continue;
                     }
-                    Err(e) => return Err(e.into()),
+                };
+                let raw = match meta.filter(|_| needs_body) {
+                    Some(m) => match ctx.store.read_body(m.body).await {
+                        Ok(r) => Some(r),
+                        Err(StoreError::NotFound(_)) => {
+                            expunge_issued = true;
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    },
+                    None => None,
+                };
+                let part = raw.as_deref().map(Part::parse);
+                let flags = sel.flags(&msg, rev2);
+                let item = Item {
+                    uid: msg.uid(),
+                    flags: &flags,
+                    meta,
+                    raw: raw.as_deref(),
+                    part: part.as_ref(),
+                };
+                let mut items = Vec::with_capacity(atts.len() + 1);
+                for att in &atts {
+                    items.push(fetch_item(att, &item)?);
                 }
-            } else {
-                None
-            };
-            let part = raw.as_deref().map(Part::parse);
-            let mut items = Vec::with_capacity(atts.len() + 1);
-            for att in &atts {
-                items.push(fetch_item(att, msg, raw.as_deref(), part.as_ref(), rev2)?);
+                if seen_now.binary_search(&msg.uid()).is_ok() && !atts.contains(&FetchAtt::Flags) {
+                    items.push(FetchValue::Flags(flags.clone()));
+                }
+                out.data(Data::Fetch {
+                    seq: i as u32 + 1,
+                    items,
+                });
+                out.flush_if_big().await?;
             }
-            if seen_now.contains(&msg.uid()) && !atts.contains(&FetchAtt::Flags) {
-                items.push(FetchValue::Flags(msg.flags(rev2)));
-            }
-            out.data(Data::Fetch {
-                seq: i as u32 + 1,
-                items,
-            });
-            out.flush_if_big().await?;
         }
         if expunge_issued && !uid_cmd {
             return Err(ImapError::no(
@@ -116,23 +147,33 @@ impl Session {
     }
 }
 
-fn fetch_item(
-    att: &FetchAtt,
-    msg: &super::view::Msg,
-    raw: Option<&[u8]>,
-    part: Option<&Part<'_>>,
-    rev2: bool,
-) -> Result<FetchValue, ImapError> {
+/// What one message's FETCH items are made from.
+struct Item<'a> {
+    uid: Uid,
+    /// As reported (with \Recent for rev1).
+    flags: &'a [String],
+    /// Present when an item needs it.
+    meta: Option<&'a MessageMeta>,
+    raw: Option<&'a [u8]>,
+    part: Option<&'a Part<'a>>,
+}
+
+fn fetch_item(att: &FetchAtt, it: &Item<'_>) -> Result<FetchValue, ImapError> {
     let body = || {
-        raw.zip(part)
+        it.raw
+            .zip(it.part)
             .ok_or_else(|| ImapError::no(Some(Code::ServerBug), "no body"))
     };
+    let meta = || {
+        it.meta
+            .ok_or_else(|| ImapError::no(Some(Code::ServerBug), "no metadata"))
+    };
     Ok(match att {
-        FetchAtt::Flags => FetchValue::Flags(msg.flags(rev2)),
-        FetchAtt::InternalDate => FetchValue::InternalDate(msg.meta.internal_date),
-        FetchAtt::Rfc822Size => FetchValue::Rfc822Size(msg.meta.size),
-        FetchAtt::Uid => FetchValue::Uid(msg.uid().0),
-        FetchAtt::ModSeq => FetchValue::ModSeq(msg.meta.modseq),
+        FetchAtt::Flags => FetchValue::Flags(it.flags.to_vec()),
+        FetchAtt::InternalDate => FetchValue::InternalDate(meta()?.internal_date),
+        FetchAtt::Rfc822Size => FetchValue::Rfc822Size(meta()?.size),
+        FetchAtt::Uid => FetchValue::Uid(it.uid.0),
+        FetchAtt::ModSeq => FetchValue::ModSeq(meta()?.modseq),
         FetchAtt::Envelope => FetchValue::Envelope(Box::new(mime::envelope(body()?.1))),
         FetchAtt::Body => FetchValue::Body(Box::new(mime::body_structure(body()?.1))),
         FetchAtt::BodyStructure => {
@@ -157,8 +198,14 @@ fn fetch_item(
             let data = mime::section(part, raw, section).map(|d| apply_partial(d, *partial));
             FetchValue::Section {
                 name: partial_name(format!("BODY[{}]", section.to_wire()), *partial),
-                // A part that does not exist is an empty string (RFC 9051
-                // 6.4.5 leaves it open; empty is what clients cope with).
+                // A section that does not exist (BODY[5] of a one-part
+                // message) is the empty string: RFC 9051 6.4.5 and 7.5.2
+                // define no error for it and describe the value only as
+                // "a string"; an empty string is also what RFC 9051 6.4.5
+                // answers for a partial fetch past the end, and what RFC
+                // 3501's author prescribes for meaningless sections
+                // (imap-protocol list, 2011-04-15). NIL would break
+                // clients that expect a string here.
                 data: Some(data.unwrap_or_default()),
             }
         }
@@ -208,4 +255,99 @@ fn join(path: &[u32]) -> String {
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testkit::{ALICE, BOB, Kit, cmd};
+
+    const MULTIPART: &str = "From: a@example.test\r\nSubject: parts\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+        first\r\n--b\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--b--\r\n";
+
+    #[tokio::test]
+    async fn fetch_of_nonexistent_part_is_the_empty_string() {
+        let kit = Kit::new();
+        kit.deliver(ALICE, "Subject: one part\r\n\r\nhello\r\n")
+            .await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(
+            &mut s,
+            "FETCH 1 (BODY.PEEK[5] BODY.PEEK[1.2.3] BODY.PEEK[1])",
+        )
+        .await;
+        r.assert_ok();
+        let line = r.lines_with("FETCH")[0];
+        assert!(line.contains("BODY[5] {0}\r\n"), "{line}");
+        assert!(line.contains("BODY[1.2.3] {0}\r\n"), "{line}");
+        assert!(line.contains("BODY[1] {7}\r\nhello\r\n"), "{line}");
+    }
+
+    #[tokio::test]
+    async fn fetch_part_two_returns_only_part_two() {
+        let kit = Kit::new();
+        kit.deliver(ALICE, MULTIPART).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "FETCH 1 BODY.PEEK[2]").await;
+        r.assert_ok();
+        let line = r.lines_with("FETCH")[0];
+        assert!(line.contains("BODY[2] {6}\r\nsecond"), "{line}");
+        assert!(!line.contains("first"), "{line}");
+    }
+
+    #[tokio::test]
+    async fn fetch_body_without_peek_sets_seen_durably() {
+        let kit = Kit::new();
+        kit.deliver(ALICE, "Subject: s\r\n\r\nx\r\n").await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "FETCH 1 BODY[TEXT]").await;
+        r.assert_ok();
+        assert!(r.lines_with("FETCH")[0].contains("\\Seen"), "{r:?}");
+        let inbox = kit.mailbox(ALICE, "INBOX").await.expect("inbox");
+        assert_eq!(inbox.unseen, 0, "\\Seen is in the store");
+        // PEEK leaves a new message unseen.
+        kit.deliver(ALICE, "Subject: t\r\n\r\ny\r\n").await;
+        cmd(&mut s, "NOOP").await.assert_ok();
+        let r = cmd(&mut s, "FETCH 2 BODY.PEEK[TEXT]").await;
+        assert!(!r.lines_with("FETCH")[0].contains("\\Seen"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn fetch_of_expunged_elsewhere_is_no_expungeissued() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 2).await;
+        let mut a = kit.selected(ALICE, "INBOX").await;
+        let mut b = kit.selected(ALICE, "INBOX").await;
+        cmd(&mut b, "STORE 1 +FLAGS.SILENT (\\Deleted)")
+            .await
+            .assert_ok();
+        cmd(&mut b, "EXPUNGE").await.assert_ok();
+        // RFC 2180 4.1.2: no data for the expunged message, NO at the end,
+        // and no EXPUNGE during a FETCH by sequence number (RFC 9051 7.4.1).
+        let r = cmd(&mut a, "FETCH 1:2 (FLAGS RFC822.SIZE)").await;
+        assert_eq!(r.status(), "NO", "{r:?}");
+        assert!(r.tagged.contains("[EXPUNGEISSUED]"), "{r:?}");
+        assert!(!r.has("* 1 FETCH"), "{r:?}");
+        assert!(r.has("* 2 FETCH"), "{r:?}");
+        assert!(!r.has("EXPUNGE"), "{r:?}");
+        // The next command that may report it does.
+        let r = cmd(&mut a, "NOOP").await;
+        assert!(r.has("* 1 EXPUNGE"), "{r:?}");
+        // Another account's session is unaffected.
+        kit.deliver_n(BOB, 1).await;
+        let mut c = kit.selected(BOB, "INBOX").await;
+        cmd(&mut c, "FETCH 1 FLAGS").await.assert_ok();
+    }
+
+    #[tokio::test]
+    async fn uid_fetch_adds_uid_and_skips_missing_uids() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 3).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "UID FETCH 2:9 (RFC822.SIZE INTERNALDATE)").await;
+        r.assert_ok();
+        assert_eq!(r.lines_with("FETCH").len(), 2, "{r:?}");
+        assert!(r.has("* 2 FETCH (UID 2 RFC822.SIZE "), "{r:?}");
+        assert!(r.has("INTERNALDATE \"14-Nov-2023"), "{r:?}");
+    }
 }

@@ -28,8 +28,8 @@ impl Session {
         // \Recent cannot be stored (RFC 3501 2.3.2); the store drops it.
         let uids: Vec<Uid> = indices
             .iter()
-            .filter_map(|&i| sel.msgs.get(i))
-            .filter(|m| !m.expunged)
+            .filter_map(|&i| sel.get(i))
+            .filter(|m| !m.expunged())
             .map(|m| m.uid())
             .collect();
         let op = match op {
@@ -44,16 +44,13 @@ impl Session {
                 Err(e) => return Err(e.into()),
             };
             for c in changed {
-                if let Some(m) = sel.msgs.iter_mut().find(|m| m.uid() == c.uid) {
-                    m.meta.flags = c.flags;
-                    m.meta.modseq = c.modseq;
-                }
+                sel.set_flags(c.uid, &c.flags);
             }
         }
         let mut expunge_issued = false;
         for i in indices {
-            let Some(m) = sel.msgs.get(i) else { continue };
-            if m.expunged {
+            let Some(m) = sel.get(i) else { continue };
+            if m.expunged() {
                 expunge_issued = true;
                 continue;
             }
@@ -62,7 +59,7 @@ impl Session {
                 if uid_cmd {
                     items.push(FetchValue::Uid(m.uid().0));
                 }
-                items.push(FetchValue::Flags(m.flags(rev2)));
+                items.push(FetchValue::Flags(sel.flags(m, rev2)));
                 out.data(Data::Fetch {
                     seq: i as u32 + 1,
                     items,
@@ -76,5 +73,84 @@ impl Session {
             ));
         }
         done("STORE completed")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testkit::{ALICE, Kit, cmd};
+
+    #[tokio::test]
+    async fn store_reports_new_flags_and_persists_them() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 2).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "STORE 1:2 +FLAGS (\\Flagged $Work)").await;
+        r.assert_ok();
+        assert_eq!(r.lines_with("FETCH").len(), 2, "{r:?}");
+        assert!(
+            r.has("* 1 FETCH (FLAGS (\\Flagged $Work \\Recent))"),
+            "{r:?}"
+        );
+        let r = cmd(&mut s, "STORE 1 -FLAGS ($Work)").await;
+        assert!(r.has("* 1 FETCH (FLAGS (\\Flagged \\Recent))"), "{r:?}");
+        // A new session sees them (durable, in the store).
+        let mut t = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut t, "FETCH 1:2 FLAGS").await;
+        assert!(r.has("* 1 FETCH (FLAGS (\\Flagged))"), "{r:?}");
+        assert!(r.has("* 2 FETCH (FLAGS (\\Flagged $Work))"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn store_silent_sends_no_fetch() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 2).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "STORE 1:2 +FLAGS.SILENT (\\Seen)").await;
+        r.assert_ok();
+        assert!(!r.has("FETCH"), "{r:?}");
+        assert_eq!(kit.mailbox(ALICE, "INBOX").await.expect("inbox").unseen, 0);
+        // Nor does the change feed echo the session's own change.
+        let r = cmd(&mut s, "NOOP").await;
+        assert!(!r.has("FETCH"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn uid_store_replace_includes_uid() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 2).await;
+        let mut s = kit.selected_rev2(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "UID STORE 2 FLAGS (\\Answered)").await;
+        r.assert_ok();
+        // rev2: no \Recent.
+        assert_eq!(
+            r.lines_with("FETCH"),
+            ["* 2 FETCH (UID 2 FLAGS (\\Answered))"]
+        );
+    }
+
+    #[tokio::test]
+    async fn store_of_a_bad_keyword_is_bad() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 1).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        assert_eq!(
+            cmd(&mut s, "STORE 1 +FLAGS (\\Bogus)").await.status(),
+            "BAD"
+        );
+        assert_eq!(cmd(&mut s, "STORE 7 +FLAGS (\\Seen)").await.status(), "BAD");
+    }
+
+    #[tokio::test]
+    async fn flags_of_another_session_arrive_as_fetch() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 1).await;
+        let mut a = kit.selected(ALICE, "INBOX").await;
+        let mut b = kit.selected(ALICE, "INBOX").await;
+        cmd(&mut b, "STORE 1 +FLAGS.SILENT (\\Seen)")
+            .await
+            .assert_ok();
+        let r = cmd(&mut a, "NOOP").await;
+        assert!(r.has("* 1 FETCH (FLAGS (\\Seen"), "{r:?}");
     }
 }

@@ -362,3 +362,86 @@ mod tests {
         assert!(parents("a").is_empty());
     }
 }
+
+#[cfg(test)]
+mod session_tests {
+    use crate::imap::testkit::{ALICE, Kit, cmd};
+
+    #[tokio::test]
+    async fn create_existing_is_no_alreadyexists() {
+        let kit = Kit::new();
+        let mut s = kit.logged_in(ALICE).await;
+        cmd(&mut s, "CREATE Work").await.assert_ok();
+        for name in ["Work", "INBOX", "inbox"] {
+            let r = cmd(&mut s, &format!("CREATE {name}")).await;
+            assert_eq!(r.status(), "NO", "{r:?}");
+            assert!(r.tagged.contains("[ALREADYEXISTS]"), "{r:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn create_makes_the_parents_it_needs() {
+        let kit = Kit::new();
+        let mut s = kit.logged_in(ALICE).await;
+        cmd(&mut s, "CREATE Work/Projects/2024/").await.assert_ok();
+        let r = cmd(&mut s, "LIST \"\" Work*").await;
+        assert!(r.has("(\\HasChildren) \"/\" Work"), "{r:?}");
+        assert!(r.has("(\\HasNoChildren) \"/\" Work/Projects/2024"), "{r:?}");
+        assert!(kit.mailbox(ALICE, "Work/Projects").await.is_some());
+    }
+
+    #[tokio::test]
+    async fn delete_with_children_is_no_haschildren() {
+        let kit = Kit::new();
+        let mut s = kit.logged_in(ALICE).await;
+        cmd(&mut s, "CREATE a/b").await.assert_ok();
+        let r = cmd(&mut s, "DELETE a").await;
+        assert!(r.tagged.contains("[HASCHILDREN]"), "{r:?}");
+        cmd(&mut s, "DELETE a/b").await.assert_ok();
+        cmd(&mut s, "DELETE a").await.assert_ok();
+        let r = cmd(&mut s, "DELETE a").await;
+        assert!(r.tagged.contains("[NONEXISTENT]"), "{r:?}");
+        let r = cmd(&mut s, "DELETE INBOX").await;
+        assert_eq!(r.status(), "NO", "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn rename_inbox_moves_messages() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 2).await;
+        let mut s = kit.logged_in(ALICE).await;
+        cmd(&mut s, "RENAME INBOX Old/Inbox").await.assert_ok();
+        // RFC 9051 6.3.6: INBOX stays, empty; its messages moved.
+        assert!(kit.uids(ALICE, "INBOX").await.is_empty());
+        assert_eq!(kit.uids(ALICE, "Old/Inbox").await.len(), 2);
+        let r = cmd(&mut s, "SELECT INBOX").await;
+        assert!(r.has("* 0 EXISTS"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn rename_moves_children_and_refuses_existing_target() {
+        let kit = Kit::new();
+        let mut s = kit.logged_in(ALICE).await;
+        cmd(&mut s, "CREATE p/c").await.assert_ok();
+        cmd(&mut s, "RENAME p q").await.assert_ok();
+        assert!(kit.mailbox(ALICE, "q/c").await.is_some());
+        assert!(kit.mailbox(ALICE, "p/c").await.is_none());
+        let r = cmd(&mut s, "RENAME q Sent").await;
+        assert!(r.tagged.contains("[ALREADYEXISTS]"), "{r:?}");
+        let r = cmd(&mut s, "RENAME nowhere x").await;
+        assert!(r.tagged.contains("[NONEXISTENT]"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn status_counts_without_selecting() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 3).await;
+        let mut s = kit.logged_in(ALICE).await;
+        let r = cmd(&mut s, "STATUS INBOX (MESSAGES UNSEEN UIDNEXT RECENT)").await;
+        r.assert_ok();
+        assert!(
+            r.has("* STATUS INBOX (MESSAGES 3 UNSEEN 3 UIDNEXT 4 RECENT 3)"),
+            "{r:?}"
+        );
+    }
+}

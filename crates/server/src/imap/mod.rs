@@ -22,6 +22,8 @@ mod misc;
 mod search;
 mod select;
 pub mod session;
+#[cfg(test)]
+mod testkit;
 mod view;
 
 pub use config::ImapConfig;

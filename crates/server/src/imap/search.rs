@@ -10,17 +10,19 @@ use proto_imap::mime::{SearchText, search_text};
 use proto_imap::search::{SearchCommand, SearchKey, SearchReturn};
 use proto_imap::types::{format_set, in_intervals};
 use proto_imap::{Code, Data, SeqSet, Tag};
-use store::{StoreError, Uid};
+use store::{MessageMeta, StoreError, Uid};
 
 use super::select::no_mailbox;
 use super::session::{CmdResult, ImapError, Out, Session, done};
-use super::view::Msg;
+use super::view::{Msg, find_meta, meta_chunks};
 
 /// What evaluating a key needs beyond the metadata.
 #[derive(Default, Clone, Copy)]
 struct Needs {
     headers: bool,
     bodies: bool,
+    /// INTERNALDATE, size or mod-sequence (re-read from the store).
+    meta: bool,
 }
 
 fn needs(k: &SearchKey, n: &mut Needs) {
@@ -40,6 +42,12 @@ fn needs(k: &SearchKey, n: &mut Needs) {
             n.headers = true;
             n.bodies = true;
         }
+        SearchKey::Before(_)
+        | SearchKey::On(_)
+        | SearchKey::Since(_)
+        | SearchKey::Larger(_)
+        | SearchKey::Smaller(_)
+        | SearchKey::ModSeq(_) => n.meta = true,
         _ => {}
     }
 }
@@ -47,7 +55,11 @@ fn needs(k: &SearchKey, n: &mut Needs) {
 /// One message under evaluation.
 struct Ctx<'a> {
     seq: u32,
-    msg: &'a Msg,
+    msg: Msg,
+    /// The stored flags as this session knows them.
+    flags: &'a [String],
+    /// Present when a key needs it ([`Needs`]).
+    meta: Option<&'a MessageMeta>,
     max_seq: u32,
     max_uid: u32,
     text: Option<&'a SearchText>,
@@ -67,6 +79,7 @@ fn eval(k: &SearchKey, c: &Ctx<'_>) -> bool {
         SeqSet::Saved => c.saved.binary_search(&c.msg.uid()).is_ok(),
         s => in_intervals(&s.intervals(max), n),
     };
+    let has = |f: &str| c.flags.iter().any(|x| x.eq_ignore_ascii_case(f));
     match k {
         SearchKey::All => true,
         SearchKey::And(v) => v.iter().all(|k| eval(k, c)),
@@ -74,20 +87,20 @@ fn eval(k: &SearchKey, c: &Ctx<'_>) -> bool {
         SearchKey::Not(a) => !eval(a, c),
         SearchKey::SeqSet(s) => in_set(s, c.seq, c.max_seq),
         SearchKey::Uid(s) => in_set(s, c.msg.uid().0, c.max_uid),
-        SearchKey::Flag(f) => c.msg.has_flag(f),
-        SearchKey::NoFlag(f) => !c.msg.has_flag(f),
-        SearchKey::Recent => c.msg.recent,
-        SearchKey::New => c.msg.recent && !c.msg.has_flag("\\Seen"),
-        SearchKey::Old => !c.msg.recent,
-        SearchKey::Before(d) => day_of(c.msg.meta.internal_date) < *d,
-        SearchKey::On(d) => day_of(c.msg.meta.internal_date) == *d,
-        SearchKey::Since(d) => day_of(c.msg.meta.internal_date) >= *d,
+        SearchKey::Flag(f) => has(f),
+        SearchKey::NoFlag(f) => !has(f),
+        SearchKey::Recent => c.msg.recent(),
+        SearchKey::New => c.msg.recent() && !has("\\Seen"),
+        SearchKey::Old => !c.msg.recent(),
+        SearchKey::Before(d) => c.meta.is_some_and(|m| day_of(m.internal_date) < *d),
+        SearchKey::On(d) => c.meta.is_some_and(|m| day_of(m.internal_date) == *d),
+        SearchKey::Since(d) => c.meta.is_some_and(|m| day_of(m.internal_date) >= *d),
         SearchKey::SentBefore(d) => c.text.and_then(|t| t.date).is_some_and(|x| x < *d),
         SearchKey::SentOn(d) => c.text.and_then(|t| t.date).is_some_and(|x| x == *d),
         SearchKey::SentSince(d) => c.text.and_then(|t| t.date).is_some_and(|x| x >= *d),
-        SearchKey::Larger(n) => c.msg.meta.size > *n,
-        SearchKey::Smaller(n) => c.msg.meta.size < *n,
-        SearchKey::ModSeq(n) => c.msg.meta.modseq >= *n,
+        SearchKey::Larger(n) => c.meta.is_some_and(|m| m.size > *n),
+        SearchKey::Smaller(n) => c.meta.is_some_and(|m| m.size < *n),
+        SearchKey::ModSeq(n) => c.meta.is_some_and(|m| m.modseq >= *n),
         SearchKey::Header(name, value) => c.text.is_some_and(|t| {
             let name = name.to_ascii_lowercase();
             t.headers
@@ -128,29 +141,45 @@ impl Session {
         let max_seq = sel.exists();
         let max_uid = sel.max_uid();
         let mut hits: Vec<(u32, Uid)> = Vec::new();
-        for (i, msg) in sel.msgs.iter().enumerate() {
-            if msg.expunged {
-                continue;
-            }
-            let text = if n.headers || n.bodies {
-                match ctx.store.read_body(msg.meta.body).await {
-                    Ok(raw) => Some(search_text(&raw, n.bodies)),
-                    Err(StoreError::NotFound(_)) => continue,
-                    Err(e) => return Err(e.into()),
-                }
+        let with_meta = n.meta || n.headers || n.bodies;
+        let all: Vec<usize> = (0..sel.msgs().len()).collect();
+        for chunk in meta_chunks(&all) {
+            let metas = if with_meta {
+                sel.load_meta(&ctx, chunk).await?
             } else {
-                None
+                Vec::new()
             };
-            let c = Ctx {
-                seq: i as u32 + 1,
-                msg,
-                max_seq,
-                max_uid,
-                text: text.as_ref(),
-                saved: &sel.saved,
-            };
-            if eval(&cmd.key, &c) {
-                hits.push((i as u32 + 1, msg.uid()));
+            for &i in chunk {
+                let Some(&msg) = sel.get(i) else { continue };
+                if msg.expunged() {
+                    continue;
+                }
+                let meta = find_meta(&metas, msg.uid());
+                // Gone from the store since the last sync: no match.
+                if with_meta && meta.is_none() {
+                    continue;
+                }
+                let text = match meta.filter(|_| n.headers || n.bodies) {
+                    Some(m) => match ctx.store.read_body(m.body).await {
+                        Ok(raw) => Some(search_text(&raw, n.bodies)),
+                        Err(StoreError::NotFound(_)) => continue,
+                        Err(e) => return Err(e.into()),
+                    },
+                    None => None,
+                };
+                let c = Ctx {
+                    seq: i as u32 + 1,
+                    msg,
+                    flags: sel.flags_of(&msg),
+                    meta,
+                    max_seq,
+                    max_uid,
+                    text: text.as_ref(),
+                    saved: &sel.saved,
+                };
+                if eval(&cmd.key, &c) {
+                    hits.push((i as u32 + 1, msg.uid()));
+                }
             }
         }
         let nums: Vec<u32> = hits
@@ -191,5 +220,78 @@ impl Session {
             }
         }
         done("SEARCH completed")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testkit::{ALICE, Kit, cmd};
+
+    async fn three(kit: &Kit) {
+        kit.deliver(ALICE, "Subject: hello world\r\n\r\nshort\r\n")
+            .await;
+        kit.deliver(
+            ALICE,
+            "Subject: =?UTF-8?Q?caf=C3=A9?=\r\n\r\nlonger body text here\r\n",
+        )
+        .await;
+        kit.deliver(ALICE, "Subject: other\r\n\r\nnothing\r\n")
+            .await;
+    }
+
+    #[tokio::test]
+    async fn search_by_flag_uses_the_view() {
+        let kit = Kit::new();
+        three(&kit).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        cmd(&mut s, "STORE 2 +FLAGS.SILENT (\\Flagged)")
+            .await
+            .assert_ok();
+        let r = cmd(&mut s, "SEARCH FLAGGED").await;
+        assert_eq!(r.lines_with("SEARCH"), ["* SEARCH 2"]);
+        let r = cmd(&mut s, "SEARCH UNFLAGGED NOT 1").await;
+        assert_eq!(r.lines_with("SEARCH"), ["* SEARCH 3"]);
+    }
+
+    #[tokio::test]
+    async fn search_size_and_date_read_the_store() {
+        let kit = Kit::new();
+        three(&kit).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "SEARCH LARGER 40").await;
+        assert_eq!(r.lines_with("SEARCH"), ["* SEARCH 2"]);
+        // Delivered with INTERNALDATE 14-Nov-2023.
+        let r = cmd(&mut s, "UID SEARCH ON 14-Nov-2023").await;
+        assert_eq!(r.lines_with("SEARCH"), ["* SEARCH 1 2 3"]);
+        let r = cmd(&mut s, "SEARCH SINCE 15-Nov-2023").await;
+        assert_eq!(r.lines_with("SEARCH"), ["* SEARCH"]);
+    }
+
+    #[tokio::test]
+    async fn search_text_matches_decoded_headers_and_bodies() {
+        let kit = Kit::new();
+        three(&kit).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "SEARCH CHARSET UTF-8 SUBJECT CAFÉ").await;
+        assert_eq!(r.lines_with("SEARCH"), ["* SEARCH 2"]);
+        let r = cmd(&mut s, "SEARCH OR BODY nothing SUBJECT HELLO").await;
+        assert_eq!(r.lines_with("SEARCH"), ["* SEARCH 1 3"]);
+        let r = cmd(&mut s, "SEARCH CHARSET KOI8-R BODY x").await;
+        assert!(r.tagged.contains("[BADCHARSET "), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn esearch_and_searchres_for_rev2() {
+        let kit = Kit::new();
+        three(&kit).await;
+        let mut s = kit.selected_rev2(ALICE, "INBOX").await;
+        let r = cmd(
+            &mut s,
+            "UID SEARCH RETURN (MIN MAX COUNT SAVE) NOT SUBJECT other",
+        )
+        .await;
+        assert!(r.has("MIN 1 MAX 2 COUNT 2"), "{r:?}");
+        let r = cmd(&mut s, "FETCH $ UID").await;
+        assert_eq!(r.lines_with("FETCH").len(), 2, "{r:?}");
     }
 }

@@ -21,6 +21,11 @@ pub const KNOWN_KEYWORDS: [&str; 6] = [
     "$Phishing",
 ];
 
+/// Most flags listed in the FLAGS and PERMANENTFLAGS responses of SELECT:
+/// a mailbox with thousands of distinct keywords must not make every
+/// SELECT answer huge (RFC 9051 sets no limit; clients take what is listed).
+pub const MAX_FLAGS_LISTED: usize = 256;
+
 impl Session {
     pub(super) async fn select(
         &mut self,
@@ -46,18 +51,16 @@ impl Session {
         let sel = Selected::open(&self.ctx, info, read_only).await?;
         let mut flags: Vec<String> = SYSTEM_FLAGS.iter().map(|s| s.to_string()).collect();
         flags.extend(KNOWN_KEYWORDS.iter().map(|s| s.to_string()));
-        for m in &sel.msgs {
-            for f in &m.meta.flags {
-                if !flags.iter().any(|x| x.eq_ignore_ascii_case(f)) && flags.len() < 256 {
-                    flags.push(f.clone());
-                }
+        for f in sel.distinct_flags() {
+            if !flags.iter().any(|x| x.eq_ignore_ascii_case(f)) && flags.len() < MAX_FLAGS_LISTED {
+                flags.push(f.clone());
             }
         }
         out.data(Data::Flags(flags.clone()));
         out.data(Data::Exists(sel.exists()));
         if !self.rev2 {
             out.data(Data::Recent(sel.recent_count()));
-            if let Some(i) = sel.msgs.iter().position(|m| !m.has_flag("\\Seen")) {
+            if let Some(i) = sel.msgs().iter().position(|m| !sel.has_flag(m, "\\Seen")) {
                 out.untagged(Status::Ok, Some(Code::Unseen(i as u32 + 1)), "First unseen");
             }
         }
@@ -144,11 +147,11 @@ impl Session {
             None => None,
         };
         let deleted: Vec<Uid> = sel
-            .msgs
+            .msgs()
             .iter()
             .enumerate()
             .filter(|(i, m)| {
-                m.has_flag("\\Deleted")
+                sel.has_flag(m, "\\Deleted")
                     && within.as_ref().is_none_or(|w| w.binary_search(i).is_ok())
             })
             .map(|(_, m)| m.uid())
@@ -164,4 +167,100 @@ impl Session {
 
 pub(super) fn no_mailbox() -> ImapError {
     ImapError::Bad("no mailbox selected".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testkit::{ALICE, Kit, cmd};
+
+    #[tokio::test]
+    async fn select_reports_exists_uidvalidity_uidnext() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 3).await;
+        let info = kit.mailbox(ALICE, "INBOX").await.expect("inbox");
+        let mut s = kit.logged_in(ALICE).await;
+        let r = cmd(&mut s, "SELECT INBOX").await;
+        r.assert_ok();
+        assert!(r.tagged.contains("[READ-WRITE]"), "{r:?}");
+        assert!(r.has("* 3 EXISTS"), "{r:?}");
+        // rev1 session: RECENT and the first unseen message.
+        assert!(r.has("* 3 RECENT"), "{r:?}");
+        assert!(r.has("[UNSEEN 1]"), "{r:?}");
+        assert!(
+            r.has(&format!("[UIDVALIDITY {}]", info.uidvalidity)),
+            "{r:?}"
+        );
+        assert!(r.has("[UIDNEXT 4]"), "{r:?}");
+        assert!(r.has("[PERMANENTFLAGS ("), "{r:?}");
+        assert!(r.has("\\*)]"), "{r:?}");
+        assert!(r.has("$MeetingNotice"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn select_lists_keywords_in_use() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 2).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        cmd(&mut s, "STORE 2 +FLAGS (Project-X)").await.assert_ok();
+        let r = cmd(&mut s, "SELECT INBOX").await;
+        r.assert_ok();
+        assert!(r.lines_with("* FLAGS")[0].contains("Project-X"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn select_nonexistent_is_no_and_deselects() {
+        let kit = Kit::new();
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "SELECT Nowhere").await;
+        assert_eq!(r.status(), "NO", "{r:?}");
+        assert!(r.tagged.contains("[NONEXISTENT]"), "{r:?}");
+        assert!(r.has("[CLOSED]"), "{r:?}");
+        // RFC 9051 6.3.2: no mailbox is selected any more.
+        assert_eq!(cmd(&mut s, "FETCH 1 FLAGS").await.status(), "BAD");
+    }
+
+    #[tokio::test]
+    async fn examine_is_read_only_and_store_is_no_cannot() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 1).await;
+        let mut s = kit.logged_in(ALICE).await;
+        let r = cmd(&mut s, "EXAMINE INBOX").await;
+        assert!(r.tagged.contains("[READ-ONLY]"), "{r:?}");
+        let r = cmd(&mut s, "STORE 1 +FLAGS (\\Seen)").await;
+        assert_eq!(r.status(), "NO", "{r:?}");
+        assert!(r.tagged.contains("[CANNOT]"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn expunge_reports_each_removed_message() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 4).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        cmd(&mut s, "STORE 2,4 +FLAGS.SILENT (\\Deleted)")
+            .await
+            .assert_ok();
+        let r = cmd(&mut s, "EXPUNGE").await;
+        r.assert_ok();
+        // Each number as it is after the previous EXPUNGE (RFC 9051 7.5.1).
+        assert_eq!(r.lines_with("EXPUNGE"), ["* 2 EXPUNGE", "* 3 EXPUNGE"]);
+        assert_eq!(kit.uids(ALICE, "INBOX").await, [1, 3]);
+    }
+
+    #[tokio::test]
+    async fn uid_expunge_removes_only_the_named_uids() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 3).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        cmd(&mut s, "STORE 1:3 +FLAGS.SILENT (\\Deleted)")
+            .await
+            .assert_ok();
+        let r = cmd(&mut s, "UID EXPUNGE 2").await;
+        r.assert_ok();
+        assert_eq!(r.lines_with("EXPUNGE"), ["* 2 EXPUNGE"]);
+        // CLOSE removes the rest silently.
+        let r = cmd(&mut s, "CLOSE").await;
+        r.assert_ok();
+        assert!(!r.has("EXPUNGE"), "{r:?}");
+        assert!(kit.uids(ALICE, "INBOX").await.is_empty());
+    }
 }

@@ -229,6 +229,17 @@ impl Store for Failing {
     fn copy(&self, f: MailboxId, u: Vec<Uid>, t: MailboxId) -> StoreFuture<'_, Vec<(Uid, Uid)>> {
         self.inner.copy(f, u, t)
     }
+    fn move_messages(
+        &self,
+        f: MailboxId,
+        u: Vec<Uid>,
+        t: MailboxId,
+    ) -> StoreFuture<'_, Vec<(Uid, Uid)>> {
+        self.inner.move_messages(f, u, t)
+    }
+    fn messages_range(&self, m: MailboxId, a: Uid, b: Uid) -> StoreFuture<'_, Vec<MessageMeta>> {
+        self.inner.messages_range(m, a, b)
+    }
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>> {
         self.inner.queue()
     }
