@@ -87,6 +87,14 @@ pub fn parse_date_time(s: &[u8]) -> Option<i64> {
     Some(day * 86400 + h * 3600 + mi * 60 + se - offset)
 }
 
+/// A search date as sent by a client: `d-Mon-yyyy` (the inverse of
+/// [`parse_date`] for years 1 to 9999).
+pub fn format_date(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    let month = MONTHS.get(m as usize - 1).copied().unwrap_or("Jan");
+    format!("{d}-{month}-{y:04}")
+}
+
 /// INTERNALDATE as sent: `"dd-Mon-yyyy hh:mm:ss +0000"` (UTC).
 pub fn format_date_time(secs: i64) -> String {
     let days = secs.div_euclid(86400);
@@ -111,6 +119,9 @@ mod tests {
         assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
         assert_eq!(parse_date(b"1-Feb-1994"), Some(days_from_civil(1994, 2, 1)));
         assert_eq!(parse_date(b"31-Xyz-1994"), None);
+        let d = days_from_civil(2024, 2, 29);
+        assert_eq!(format_date(d), "29-Feb-2024");
+        assert_eq!(parse_date(format_date(d).as_bytes()), Some(d));
     }
 
     #[test]

@@ -109,6 +109,9 @@ impl Framer {
     pub fn next(&mut self, buf: &[u8]) -> Frame {
         if self.discarding {
             return match buf.iter().position(|&b| b == b'\n') {
+                // Nothing left to drop: asking the caller to drop nothing
+                // would have it call again at once, for ever.
+                None if buf.is_empty() => Frame::Incomplete,
                 None => Frame::LineTooLong {
                     discard: buf.len(),
                     done: false,
@@ -127,13 +130,15 @@ impl Framer {
         loop {
             let rest = buf.get(self.pos..).unwrap_or_default();
             let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-                if rest.len() > self.limits.max_line {
+                // The same bound as for a whole line below (max_line plus
+                // CRLF), so that how the input was split never matters.
+                if rest.len() > self.limits.max_line + 1 {
                     return self.too_long(buf);
                 }
                 return Frame::Incomplete;
             };
             if nl + 1 > self.limits.max_line + 2 {
-                let tag = tag_of(buf);
+                let tag = self.tag_of(buf);
                 let discard = self.pos + nl + 1;
                 self.reset();
                 return Frame::LineTooLong {
@@ -149,14 +154,15 @@ impl Framer {
                 self.reset();
                 return Frame::Complete(line_end);
             };
-            self.literals += 1;
             let limit = if is_append(buf) {
                 self.limits.max_append_literal
             } else {
                 self.limits.max_literal
             };
-            if size > limit as u64 || self.literals > MAX_LITERALS_PER_COMMAND {
-                let tag = tag_of(buf);
+            // `literals` counts the literals already read whole: this one
+            // is seen again on every call until all its octets are in.
+            if size > limit as u64 || self.literals >= MAX_LITERALS_PER_COMMAND {
+                let tag = self.tag_of(buf);
                 self.reset();
                 return Frame::LiteralTooBig {
                     discard: line_end,
@@ -174,12 +180,20 @@ impl Framer {
                 return Frame::Incomplete;
             }
             self.pos = line_end + size;
+            self.literals += 1;
         }
+    }
+
+    /// The command's tag, looked for within the first `max_line` octets
+    /// only: an over-long line is reported before all of it has arrived,
+    /// and the answer must not depend on how much had.
+    fn tag_of(&self, buf: &[u8]) -> Option<String> {
+        tag_of(buf.get(..self.limits.max_line).unwrap_or(buf))
     }
 
     fn too_long(&mut self, buf: &[u8]) -> Frame {
         self.discarding = true;
-        self.discard_tag = tag_of(buf);
+        self.discard_tag = self.tag_of(buf);
         self.reset();
         Frame::LineTooLong {
             discard: buf.len(),
@@ -286,6 +300,37 @@ mod tests {
     }
 
     #[test]
+    fn a_literal_arriving_in_many_pieces_is_counted_once() {
+        // The same literal seen on 100 reads is still one literal.
+        let mut f = Framer::new(FramerLimits {
+            max_line: 100,
+            max_literal: 10,
+            max_append_literal: 1000,
+        });
+        let mut buf = b"a APPEND x {200}\r\n".to_vec();
+        assert_eq!(f.next(&buf), Frame::Continue);
+        for _ in 0..199 {
+            buf.push(b'x');
+            assert_eq!(f.next(&buf), Frame::Incomplete);
+        }
+        buf.extend_from_slice(b"x\r\n");
+        assert_eq!(f.next(&buf), Frame::Complete(buf.len()));
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_is_accepted_however_it_arrives() {
+        let line = [b"t1 NOOP ".as_slice(), &[b'x'; 92]].concat();
+        assert_eq!(line.len(), 100);
+        let mut whole = line.clone();
+        whole.extend_from_slice(b"\r\n");
+        assert_eq!(framer().next(&whole), Frame::Complete(whole.len()));
+        let mut f = framer();
+        assert_eq!(f.next(&line), Frame::Incomplete);
+        assert_eq!(f.next(&[&line[..], b"\r"].concat()), Frame::Incomplete);
+        assert_eq!(f.next(&whole), Frame::Complete(whole.len()));
+    }
+
+    #[test]
     fn long_line_is_discarded_and_reported_once() {
         let mut f = framer();
         let long = [b"t1 NOOP ".as_slice(), &[b'x'; 200]].concat();
@@ -306,5 +351,27 @@ mod tests {
             }
         );
         assert_eq!(f.next(b"t2 NOOP\r\n"), Frame::Complete(9));
+    }
+
+    #[test]
+    fn discarding_an_empty_buffer_asks_for_more() {
+        // A driver drops what it is told and calls again: once the long
+        // line's start is dropped, it must be told to read, not to drop
+        // zero bytes (which made it spin).
+        let mut f = framer();
+        let long = [b"t1 NOOP ".as_slice(), &[b'x'; 200]].concat();
+        assert!(matches!(
+            f.next(&long),
+            Frame::LineTooLong { done: false, .. }
+        ));
+        assert_eq!(f.next(b""), Frame::Incomplete);
+        assert_eq!(
+            f.next(b"x\r\n"),
+            Frame::LineTooLong {
+                discard: 3,
+                done: true,
+                tag: Some("t1".into())
+            }
+        );
     }
 }

@@ -12,6 +12,8 @@
 //! - [`command`]: the command grammar (RFC 9051 6, 9; RFC 3501 6).
 //! - [`fetch`]: FETCH attributes and body sections (RFC 9051 6.4.5).
 //! - [`search`]: SEARCH keys and return options (RFC 9051 6.4.4).
+//! - [`serialize`]: commands back to bytes (the client side, for
+//!   round-trip tests and tools).
 //! - [`response`]: responses and their serialisation (RFC 9051 7).
 //! - [`utf7`]: modified UTF-7 mailbox names (RFC 3501 5.1.3).
 //! - [`date`]: INTERNALDATE and search dates.
@@ -28,6 +30,7 @@ pub mod lexer;
 pub mod mime;
 pub mod response;
 pub mod search;
+pub mod serialize;
 pub mod types;
 pub mod utf7;
 
