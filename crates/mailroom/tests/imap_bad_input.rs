@@ -128,3 +128,46 @@ fn connections_past_the_per_address_limit_get_bye() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     healthy(&server);
 }
+
+#[test]
+fn flood_of_200_connections_is_answered_and_others_are_served() {
+    let server = Server::start();
+    let mut flood = Vec::new();
+    let (mut greeted, mut refused) = (0, 0);
+    for i in 0..200 {
+        let mut s = std::net::TcpStream::connect(server.imap).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .expect("timeout");
+        // Each connection gets its protocol answer: a greeting or a BYE.
+        let mut first = Vec::new();
+        let mut byte = [0u8; 1];
+        while !first.ends_with(b"\r\n") {
+            match std::io::Read::read(&mut s, &mut byte) {
+                Ok(1) => first.push(byte[0]),
+                _ => break,
+            }
+        }
+        let line = String::from_utf8_lossy(&first).into_owned();
+        if line.starts_with("* OK") {
+            greeted += 1;
+        } else if line.starts_with("* BYE [UNAVAILABLE]") {
+            refused += 1;
+        } else {
+            panic!("unexpected first line {line:?}");
+        }
+        flood.push(s);
+        // A client on another address is served throughout.
+        if i % 50 == 49 {
+            let stream = common::socket_bound_to([127, 0, 0, 2], server.imap);
+            let mut good = Imap::from_stream(stream);
+            good.ok("LOGIN alice secret");
+            good.ok("SELECT INBOX");
+            good.ok("LOGOUT");
+        }
+    }
+    // The per-address limit (20 by default) applies to the flood.
+    assert_eq!((greeted, refused), (20, 180));
+    drop(flood);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    healthy(&server);
+}

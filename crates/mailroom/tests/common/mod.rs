@@ -408,7 +408,10 @@ impl Smtp {
     }
 }
 
-fn socket_bound_to(local: [u8; 4], addr: SocketAddr) -> TcpStream {
+/// A connection from a given loopback address (127.0.0.2 for the
+/// well-behaved client of the flood tests: per-address limits apply to
+/// the flood, not to it).
+pub fn socket_bound_to(local: [u8; 4], addr: SocketAddr) -> TcpStream {
     // std cannot bind before connecting; tokio's TcpSocket can.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -56,6 +56,11 @@ impl Imap {
                 Err(e) => panic!("connect {addr}: {e}"),
             }
         };
+        Imap::from_stream(stream)
+    }
+
+    /// Reads the greeting on an open connection.
+    pub fn from_stream(stream: TcpStream) -> Imap {
         stream.set_read_timeout(Some(WAIT)).expect("timeout");
         let mut c = Imap {
             stream,
