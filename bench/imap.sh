@@ -7,20 +7,38 @@
 # SECS seconds, each looping: LOGIN, SELECT INBOX, FETCH 1:* (FLAGS
 # RFC822.SIZE ENVELOPE), FETCH of BODIES bodies, STORE +FLAGS, APPEND,
 # LOGOUT. Then opens IDLE_CONNS sessions that log in, select and IDLE, and
-# reports the server's RSS growth per session. PEER=dovecot runs the same
-# load against ../shared/peers/dovecot-start.sh (users alice and bob).
+# reports the server's memory (PSS) growth per session, at each count of IDLE_CONNS
+# (default "1000 10000"). PEER=dovecot runs the same load against
+# ../shared/peers/dovecot-start.sh (users alice and bob; its RSS is the sum
+# over all its processes, one per IMAP session; at most 1000 sessions with
+# the peer's process limit).
 #
 # usage: bench/imap.sh [MSGS] [CLIENTS] [SECS]     defaults: 1000 8 10
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MSGS=${1:-1000}; CLIENTS=${2:-8}; SECS=${3:-10}
 PORT=${BENCH_PORT:-1153}
-IDLE_CONNS=${IDLE_CONNS:-1000}
+IDLE_CONNS=${IDLE_CONNS:-1000 10000}
+PEERS=${PEERS:-$(cd .. && pwd)/shared/peers}
 BODIES=${BODIES:-20}
-ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
+# 10 000 idle sessions need that many descriptors on each side.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-cargo build --release -q -p mailroom
-BIN=$PWD/target/release/mailroom
+if [ "${PEER:-}" = dovecot ]; then
+  "$PEERS/peers-clean.sh" mail >/dev/null 2>&1 || true
+  "$PEERS/dovecot-start.sh" >/dev/null
+  PORT=${PEER_IMAP_PORT:-1144}
+  pid=0
+  IDLE_CONNS=${IDLE_CONNS_PEER:-1000}
+  trap '"$PEERS/dovecot-stop.sh" >/dev/null 2>&1 || true' EXIT
+  echo "== dovecot (127.0.0.1:$PORT)"
+else
+if [ -n "${MAILROOM_BIN:-}" ]; then
+  BIN=$MAILROOM_BIN
+else
+  cargo build --release -q -p mailroom
+  BIN=$PWD/target/release/mailroom
+fi
 work=$(mktemp -d "$PWD/target/bench-imap.XXXXXX")
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 cat > "$work/mailroom.toml" <<TOML
@@ -49,16 +67,43 @@ TOML
 "$BIN" --config "$work/mailroom.toml" serve 2>"$work/server.log" &
 pid=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+echo "== mailroom (127.0.0.1:$PORT)"
+fi
 
-python3 - "$PORT" "$MSGS" "$CLIENTS" "$SECS" "$BODIES" "$IDLE_CONNS" "$pid" <<'PY'
-import imaplib, socket, sys, threading, time
-port, msgs, clients, secs, bodies, idle_n, pid = (int(x) for x in sys.argv[1:])
+python3 - "$PORT" "$MSGS" "$CLIENTS" "$SECS" "$BODIES" "$pid" "$IDLE_CONNS" <<'PY'
+import imaplib, os, socket, sys, threading, time
+port, msgs, clients, secs, bodies, pid = (int(x) for x in sys.argv[1:7])
+idle_counts = [int(x) for x in sys.argv[7].split()]
+
+DOVECOT = {"dovecot", "imap", "imap-login", "auth", "anvil", "log", "config", "stats", "dict"}
+
+def rss_of(p):
+    """Proportional set size in KiB: shared pages (Dovecot's processes
+    share their libraries) are divided among the processes that map them,
+    so a sum over processes is not inflated."""
+    try:
+        with open(f"/proc/{p}/smaps_rollup") as f:
+            for l in f:
+                if l.startswith("Pss:"):
+                    return int(l.split()[1])
+    except OSError:
+        pass
+    return 0
 
 def rss():
-    with open(f"/proc/{pid}/status") as f:
-        for l in f:
-            if l.startswith("VmRSS"):
-                return int(l.split()[1])
+    """KiB (PSS): the server process, or every Dovecot process."""
+    if pid:
+        return rss_of(pid)
+    total = 0
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/comm") as f:
+                    if f.read().strip() in DOVECOT:
+                        total += rss_of(p)
+            except OSError:
+                pass
+    return total
 
 msg = (b"From: Bench <bench@example.test>\r\nTo: alice@example.test\r\n"
        b"Subject: benchmark message %d\r\nDate: Tue, 2 Jan 2024 10:00:00 +0000\r\n"
@@ -109,18 +154,19 @@ print(f"{clients} clients, {el:.1f}s: {sessions} sessions = {sessions/el:.1f} se
 
 before = rss()
 socks = []
-for i in range(idle_n):
-    s = socket.create_connection(("127.0.0.1", port))
-    f = s.makefile("rb")
-    f.readline()
-    s.sendall(b"a LOGIN alice secret\r\nb SELECT INBOX\r\nc IDLE\r\n")
-    while not f.readline().startswith(b"+ idling"):
-        pass
-    socks.append((s, f))
-time.sleep(2)
-during = rss()
-print(f"RSS: {before} KiB before, {during} KiB with {idle_n} idling sessions = "
-      f"{(during-before)/idle_n:.1f} KiB per idle session")
+for target in idle_counts:
+    while len(socks) < target:
+        s = socket.create_connection(("127.0.0.1", port))
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"a LOGIN alice secret\r\nb SELECT INBOX\r\nc IDLE\r\n")
+        while not f.readline().startswith(b"+ idling"):
+            pass
+        socks.append((s, f))
+    time.sleep(2)
+    during = rss()
+    print(f"PSS: {before} KiB before, {during} KiB with {target} idling sessions = "
+          f"{(during-before)/target:.1f} KiB per idle session")
 for s, f in socks:
     s.close()
 PY

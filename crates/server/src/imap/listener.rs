@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 
 use super::session::ImapContext;
 use crate::conn::{ConnectionTracker, Refusal};
-use crate::net::{accept_loop, refusal_text};
+use crate::net::{QuickAck, accept_loop, refusal_text};
 use crate::shutdown::Shutdown;
 
 /// RFC 9051 7.1.5 and 7.1: a BYE greeting refuses the connection;
@@ -31,7 +31,9 @@ pub async fn serve(
         tracker,
         shutdown,
         refusal,
-        |stream, peer, shutdown| super::driver::run(stream, peer, Arc::clone(&ctx), shutdown),
+        |stream, peer, shutdown| {
+            super::driver::run(QuickAck::new(stream), peer, Arc::clone(&ctx), shutdown)
+        },
     )
     .await;
 }
