@@ -320,6 +320,22 @@ pub trait Store: Send + Sync + 'static {
     /// The mailbox's entries, ascending UID.
     fn messages(&self, mailbox: MailboxId) -> StoreFuture<'_, Vec<MessageMeta>>;
     fn read_body(&self, body: BodyId) -> StoreFuture<'_, Vec<u8>>;
+    /// Several bodies in one read, `None` for one that is gone: FETCH over
+    /// many messages makes one trip to the store instead of one each. The
+    /// default reads them one by one; backends override it.
+    fn read_bodies(&self, bodies: Vec<BodyId>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(bodies.len());
+            for body in bodies {
+                match self.read_body(body).await {
+                    Ok(raw) => out.push(Some(raw)),
+                    Err(StoreError::NotFound(_)) => out.push(None),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(out)
+        })
+    }
     /// IMAP APPEND: durable before Ok, group-committed.
     fn append(
         &self,

@@ -253,6 +253,19 @@ impl Store for SqliteStore {
         self.read(move |c| read::read_body(c, body))
     }
 
+    fn read_bodies(&self, bodies: Vec<BodyId>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>> {
+        self.read(move |c| {
+            bodies
+                .into_iter()
+                .map(|b| match read::read_body(c, b) {
+                    Ok(raw) => Ok(Some(raw)),
+                    Err(StoreError::NotFound(_)) => Ok(None),
+                    Err(e) => Err(e),
+                })
+                .collect()
+        })
+    }
+
     fn append(
         &self,
         mailbox: MailboxId,

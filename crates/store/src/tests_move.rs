@@ -191,3 +191,27 @@ async fn messages_range_reads_only_the_range() {
         Err(StoreError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn read_bodies_reads_many_at_once_and_marks_missing_ones() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let mut ids = Vec::new();
+    for raw in [&b"one"[..], b"two", b"three"] {
+        let d = store.deliver(local(&["a@x"], raw)).await.expect("deliver");
+        let (_, inbox, uid) = d.entries[0].clone();
+        let metas = store.messages(inbox).await.expect("msgs");
+        ids.push(metas.iter().find(|m| m.uid == uid).expect("meta").body);
+    }
+    ids.insert(1, BodyId(999_999));
+    let got = store.read_bodies(ids).await.expect("read");
+    assert_eq!(
+        got,
+        vec![
+            Some(b"one".to_vec()),
+            None,
+            Some(b"two".to_vec()),
+            Some(b"three".to_vec())
+        ]
+    );
+}

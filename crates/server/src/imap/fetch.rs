@@ -9,11 +9,11 @@
 
 use proto_imap::mime::{self, BinaryError, Part};
 use proto_imap::{Code, Data, FetchAtt, FetchValue, SeqSet};
-use store::{FlagOp, MessageMeta, StoreError, Uid};
+use store::{FlagOp, MessageMeta, Uid};
 
 use super::select::no_mailbox;
 use super::session::{CmdResult, ImapError, Out, Session, done};
-use super::view::{find_meta, meta_chunks};
+use super::view::{Msg, find_meta, meta_chunks};
 
 fn partial_name(base: String, partial: Option<(u32, u32)>) -> String {
     match partial {
@@ -88,53 +88,69 @@ impl Session {
             } else {
                 Vec::new()
             };
+            // The messages of this run that are still there, with their
+            // metadata (RFC 2180 4.1.2 for the rest).
+            let mut rows: Vec<(usize, Msg, Option<&MessageMeta>)> = Vec::with_capacity(chunk.len());
             for &i in chunk {
                 let Some(&msg) = sel.get(i) else { continue };
                 if msg.expunged() {
                     expunge_issued = true;
                     continue;
                 }
-                let meta = match (needs_meta, find_meta(&metas, msg.uid())) {
-                    (false, _) => None,
-                    (true, Some(m)) => Some(m),
-                    // Expunged elsewhere since the last sync (RFC 2180 4.1.2).
-                    (true, None) => {
-                        expunge_issued = true;
-                        continue;
-                    }
+                match (needs_meta, find_meta(&metas, msg.uid())) {
+                    (false, _) => rows.push((i, msg, None)),
+                    (true, Some(m)) => rows.push((i, msg, Some(m))),
+                    // Expunged elsewhere since the last sync.
+                    (true, None) => expunge_issued = true,
+                }
+            }
+            // Bodies come in batches of bounded size: one store read each.
+            for batch in body_batches(&rows, needs_body) {
+                let raws = if needs_body {
+                    let ids = batch
+                        .iter()
+                        .filter_map(|(_, _, m)| m.map(|m| m.body))
+                        .collect();
+                    ctx.store.read_bodies(ids).await?
+                } else {
+                    Vec::new()
                 };
-                let raw = match meta.filter(|_| needs_body) {
-                    Some(m) => match ctx.store.read_body(m.body).await {
-                        Ok(r) => Some(r),
-                        Err(StoreError::NotFound(_)) => {
-                            expunge_issued = true;
-                            continue;
+                for (k, (i, msg, meta)) in batch.iter().enumerate() {
+                    let raw = if needs_body {
+                        match raws.get(k).cloned().flatten() {
+                            Some(r) => Some(r),
+                            None => {
+                                expunge_issued = true;
+                                continue;
+                            }
                         }
-                        Err(e) => return Err(e.into()),
-                    },
-                    None => None,
-                };
-                let part = raw.as_deref().map(Part::parse);
-                let flags = sel.flags(&msg, rev2);
-                let item = Item {
-                    uid: msg.uid(),
-                    flags: &flags,
-                    meta,
-                    raw: raw.as_deref(),
-                    part: part.as_ref(),
-                };
-                let mut items = Vec::with_capacity(atts.len() + 1);
-                for att in &atts {
-                    items.push(fetch_item(att, &item)?);
+                    } else {
+                        None
+                    };
+                    let part = raw.as_deref().map(Part::parse);
+                    let flags = sel.flags(msg, rev2);
+                    let item = Item {
+                        uid: msg.uid(),
+                        flags: &flags,
+                        meta: *meta,
+                        raw: raw.as_deref(),
+                        part: part.as_ref(),
+                    };
+                    let mut items = Vec::with_capacity(atts.len() + 1);
+                    for att in &atts {
+                        items.push(fetch_item(att, &item)?);
+                    }
+                    if seen_now.binary_search(&msg.uid()).is_ok()
+                        && !atts.contains(&FetchAtt::Flags)
+                    {
+                        items.push(FetchValue::Flags(flags.clone()));
+                    }
+                    out.data(Data::Fetch {
+                        seq: *i as u32 + 1,
+                        items,
+                    });
+                    out.flush_if_big().await?;
                 }
-                if seen_now.binary_search(&msg.uid()).is_ok() && !atts.contains(&FetchAtt::Flags) {
-                    items.push(FetchValue::Flags(flags.clone()));
-                }
-                out.data(Data::Fetch {
-                    seq: i as u32 + 1,
-                    items,
-                });
-                out.flush_if_big().await?;
             }
         }
         if expunge_issued && !uid_cmd {
@@ -145,6 +161,40 @@ impl Session {
         }
         done("FETCH completed")
     }
+}
+
+/// Most bodies one store read returns for FETCH.
+const BODY_BATCH: usize = 64;
+/// Most octets of bodies held at once by one FETCH (a batch stops before
+/// it would pass this, but always takes at least one message).
+const BODY_BATCH_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Splits a run of messages into batches whose bodies are read together:
+/// at most BODY_BATCH messages and BODY_BATCH_BYTES octets (by the stored
+/// sizes). Without bodies to read, one batch.
+fn body_batches<'r, 'm>(
+    rows: &'r [(usize, Msg, Option<&'m MessageMeta>)],
+    needs_body: bool,
+) -> Vec<&'r [(usize, Msg, Option<&'m MessageMeta>)]> {
+    if !needs_body {
+        return vec![rows];
+    }
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for (k, (_, _, meta)) in rows.iter().enumerate() {
+        let size = meta.map_or(0, |m| m.size);
+        if k > start && (k - start >= BODY_BATCH || bytes.saturating_add(size) > BODY_BATCH_BYTES) {
+            out.push(rows.get(start..k).unwrap_or_default());
+            start = k;
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(size);
+    }
+    if start < rows.len() {
+        out.push(rows.get(start..).unwrap_or_default());
+    }
+    out
 }
 
 /// What one message's FETCH items are made from.
@@ -259,7 +309,35 @@ fn join(path: &[u32]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::{BODY_BATCH, BODY_BATCH_BYTES, body_batches};
     use crate::imap::testkit::{ALICE, BOB, Kit, cmd};
+    use crate::imap::view::Msg;
+    use store::{BodyId, MessageMeta, Uid};
+
+    #[test]
+    fn body_batches_bound_count_and_bytes_and_take_at_least_one() {
+        let meta = |size| MessageMeta {
+            uid: Uid(1),
+            body: BodyId(1),
+            size,
+            internal_date: 0,
+            flags: Vec::new(),
+            modseq: 1,
+        };
+        let small = meta(1000);
+        let rows: Vec<(usize, Msg, Option<&MessageMeta>)> = (0..150)
+            .map(|i| (i, Msg::new(Uid(i as u32 + 1)), Some(&small)))
+            .collect();
+        let sizes: Vec<usize> = body_batches(&rows, true).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![BODY_BATCH, BODY_BATCH, 150 - 2 * BODY_BATCH]);
+        let huge = meta(BODY_BATCH_BYTES + 1);
+        let rows: Vec<(usize, Msg, Option<&MessageMeta>)> = (0..3)
+            .map(|i| (i, Msg::new(Uid(i as u32 + 1)), Some(&huge)))
+            .collect();
+        let sizes: Vec<usize> = body_batches(&rows, true).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![1, 1, 1]);
+        assert_eq!(body_batches(&rows, false).len(), 1);
+    }
 
     const MULTIPART: &str = "From: a@example.test\r\nSubject: parts\r\nMIME-Version: 1.0\r\n\
         Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\

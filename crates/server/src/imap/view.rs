@@ -47,6 +47,12 @@ pub struct Msg {
 }
 
 impl Msg {
+    /// A message with no flags (for tests of code that takes views apart).
+    #[cfg(test)]
+    pub fn new(uid: Uid) -> Msg {
+        Msg { uid, bits: 0 }
+    }
+
     pub fn uid(&self) -> Uid {
         self.uid
     }
