@@ -217,7 +217,18 @@ impl Session {
             if !patterns.iter().any(|p| pattern_matches(p, &m.name)) {
                 continue;
             }
-            if l.select_subscribed && !m.subscribed {
+            // RFC 5258 3: with RECURSIVEMATCH, a mailbox whose descendants
+            // meet the SUBSCRIBED selection is reported with CHILDINFO, and
+            // listed even when it does not meet it itself.
+            let childinfo = l.recursive_match
+                && l.select_subscribed
+                && all.iter().any(|x| {
+                    x.subscribed
+                        && x.name.strip_prefix(m.name.as_str()).is_some_and(|rest| {
+                            rest.len() > DELIMITER.len_utf8() && rest.starts_with(DELIMITER)
+                        })
+                });
+            if l.select_subscribed && !m.subscribed && !childinfo {
                 continue;
             }
             if l.select_special_use && m.special_use.is_none() {
@@ -238,7 +249,7 @@ impl Session {
                 lsub: false,
                 attributes: attrs,
                 name: m.name.clone(),
-                childinfo_subscribed: false,
+                childinfo_subscribed: childinfo,
             });
             if let Some(items) = &l.return_status {
                 self.status_data(m, items, out).await?;
@@ -388,6 +399,29 @@ mod session_tests {
         assert!(r.has("(\\HasChildren) \"/\" Work"), "{r:?}");
         assert!(r.has("(\\HasNoChildren) \"/\" Work/Projects/2024"), "{r:?}");
         assert!(kit.mailbox(ALICE, "Work/Projects").await.is_some());
+    }
+
+    #[tokio::test]
+    async fn recursivematch_reports_parents_of_subscribed_children_with_childinfo() {
+        let kit = Kit::new();
+        let mut s = kit.logged_in(ALICE).await;
+        cmd(&mut s, "CREATE Fruit/Apple").await.assert_ok();
+        cmd(&mut s, "CREATE Veg").await.assert_ok();
+        cmd(&mut s, "UNSUBSCRIBE Fruit").await.assert_ok();
+        cmd(&mut s, "UNSUBSCRIBE Veg").await.assert_ok();
+        cmd(&mut s, "SUBSCRIBE Fruit/Apple").await.assert_ok();
+        // RFC 5258 3: Fruit is not subscribed but its child is.
+        let r = cmd(&mut s, "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %").await;
+        assert!(
+            r.has("\"Fruit\" (\"CHILDINFO\" (\"SUBSCRIBED\"))")
+                || r.has("Fruit (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
+            "{r:?}"
+        );
+        assert!(!r.has("Veg"), "{r:?}");
+        // Without RECURSIVEMATCH only subscribed mailboxes, no CHILDINFO.
+        let r = cmd(&mut s, "LIST (SUBSCRIBED) \"\" %").await;
+        assert!(!r.has("Fruit"), "{r:?}");
+        assert!(!r.has("CHILDINFO"), "{r:?}");
     }
 
     #[tokio::test]
