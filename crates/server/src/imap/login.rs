@@ -131,7 +131,7 @@ impl Session {
             return Ok(());
         }
         // RFC 4616 via the shared SASL decoder (strict base64, RFC 4648 4).
-        let creds = match std::str::from_utf8(line).map(proto_sasl::decode_plain) {
+        let creds = match std::str::from_utf8(line).map(proto_common::decode_plain) {
             Ok(Ok(c)) => c,
             _ => {
                 tagged(out, tag, Status::Bad, None, "Malformed PLAIN response");

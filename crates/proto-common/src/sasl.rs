@@ -3,7 +3,6 @@
 //! base64 of RFC 4648 4 that carries it. Sans-I/O: bytes in, credentials
 //! out. A client response of `*` cancels an exchange; each protocol checks
 //! for it before decoding.
-#![forbid(unsafe_code)]
 
 use std::fmt;
 
