@@ -17,6 +17,8 @@ pub mod pop3;
 pub mod presence;
 pub mod shutdown;
 pub mod smtp;
+#[cfg(test)]
+mod testutil;
 
 pub use auth::{Authenticator, LoginFailure};
 pub use budget::MemoryBudget;

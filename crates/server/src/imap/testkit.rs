@@ -8,17 +8,15 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use directory::{Directory, DirectoryConfig};
 use proto_imap::command::parse_command;
 use proto_imap::{Status, Tag};
-use store::{Delivery, MailboxInfo, SqliteStore, Store, StoreOptions};
+use store::{Delivery, MailboxInfo, SqliteStore, Store};
 
 use super::config::ImapConfig;
 use super::session::{Flow, ImapContext, Out, Session, Sink, tagged};
 use crate::auth::Authenticator;
 
-pub(crate) const ALICE: &str = "alice@example.test";
-pub(crate) const BOB: &str = "bob@example.test";
+pub(crate) use crate::testutil::{ALICE, BOB};
 
 pub(crate) struct Kit {
     _dir: tempfile::TempDir,
@@ -74,26 +72,15 @@ impl Sink for Collect {
 impl Kit {
     /// Needs a tokio runtime (the change hub starts a task).
     pub fn new() -> Kit {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let directory = Directory::open(
-            &dir.path().join("directory.db"),
-            DirectoryConfig {
-                domains: vec!["example.test".into()],
-                argon2_m_cost: 64,
-                argon2_t_cost: 1,
-                ..DirectoryConfig::default()
-            },
-        )
-        .expect("directory");
-        directory
-            .add_user(ALICE, Some("Alice Liddell"), "pw")
-            .expect("alice");
-        directory.add_user(BOB, None, "pw").expect("bob");
-        let store = SqliteStore::open(dir.path(), StoreOptions::default()).expect("store");
+        let crate::testutil::Fixture {
+            dir,
+            directory,
+            store,
+        } = crate::testutil::fixture();
         let ctx = ImapContext::new(
             ImapConfig::new("mx.example.test"),
             store.clone(),
-            Authenticator::with_delay_scale(Arc::new(directory), 0.0),
+            Authenticator::with_delay_scale(directory, 0.0),
         );
         Kit {
             _dir: dir,

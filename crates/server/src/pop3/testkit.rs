@@ -5,9 +5,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use directory::{Directory, DirectoryConfig};
 use proto_pop3::{Response, parse_command};
-use store::{Delivery, SqliteStore, Store, StoreOptions};
+use store::{Delivery, SqliteStore, Store};
 
 use super::config::Pop3Config;
 use super::session::{Action, Pop3Context, Session};
@@ -39,30 +38,17 @@ impl Kit {
 
     /// A kit whose config `tune` adjusts.
     pub fn with(tune: impl FnOnce(&mut Pop3Config)) -> Kit {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let directory = Directory::open(
-            &dir.path().join("directory.db"),
-            DirectoryConfig {
-                domains: vec!["example.test".into()],
-                argon2_m_cost: 64,
-                argon2_t_cost: 1,
-                ..DirectoryConfig::default()
-            },
-        )
-        .expect("directory");
-        directory
-            .add_user("alice@example.test", Some("Alice Liddell"), "pw")
-            .expect("alice");
-        directory
-            .add_user("bob@example.test", None, "pw")
-            .expect("bob");
-        let store = SqliteStore::open(dir.path(), StoreOptions::default()).expect("store");
+        let crate::testutil::Fixture {
+            dir,
+            directory,
+            store,
+        } = crate::testutil::fixture();
         let mut config = Pop3Config::default();
         tune(&mut config);
         let ctx = Arc::new(Pop3Context {
             config,
             store: store.clone(),
-            auth: Authenticator::with_delay_scale(Arc::new(directory), 0.0),
+            auth: Authenticator::with_delay_scale(directory, 0.0),
         });
         Kit {
             _dir: dir,

@@ -5,11 +5,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use directory::{Directory, DirectoryConfig};
 use proto_smtp::{DataReceiver, DataStatus, Reply, parse_command};
 use store::{
     BodyId, Change, Delivered, Delivery, FlagOp, MailboxId, MailboxInfo, MessageMeta, QueueEntry,
-    SqliteStore, Store, StoreError, StoreFuture, StoreOptions, StoreStats, Uid,
+    SqliteStore, Store, StoreError, StoreFuture, StoreStats, Uid,
 };
 
 use super::config::SmtpConfig;
@@ -39,24 +38,11 @@ impl Kit {
         failing: Option<StoreError>,
         memory: usize,
     ) -> Kit {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let directory = Directory::open(
-            &dir.path().join("directory.db"),
-            DirectoryConfig {
-                domains: vec!["example.test".into()],
-                argon2_m_cost: 64,
-                argon2_t_cost: 1,
-                ..DirectoryConfig::default()
-            },
-        )
-        .expect("directory");
-        directory
-            .add_user("alice@example.test", Some("Alice Liddell"), "pw")
-            .expect("alice");
-        directory
-            .add_user("bob@example.test", None, "pw")
-            .expect("bob");
-        let store = SqliteStore::open(dir.path(), StoreOptions::default()).expect("store");
+        let crate::testutil::Fixture {
+            dir,
+            directory,
+            store,
+        } = crate::testutil::fixture();
         let presence = PresenceRegistry::new();
         let mut config = SmtpConfig::new("mx.example.test");
         tune(&mut config);
@@ -69,7 +55,7 @@ impl Kit {
         };
         let ctx = Arc::new(SmtpContext {
             config,
-            directory: Arc::new(directory),
+            directory,
             store: session_store,
             presence: presence.clone(),
             memory: crate::budget::MemoryBudget::new(memory),
