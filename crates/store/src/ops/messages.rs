@@ -276,61 +276,19 @@ pub fn copy(
     Ok(pairs)
 }
 
-/// MOVE (RFC 6851): for each source entry, a new entry in `to` sharing the
-/// body, then the source removed with its tombstone and change row, all in
-/// the caller's one transaction (the writer's job savepoint), so a crash or
-/// an error part-way leaves every message exactly where it was.
+/// MOVE (RFC 6851): COPY then EXPUNGE of the copied sources, in the
+/// caller's one transaction (the writer's job savepoint), so a crash or an
+/// error part-way leaves every message exactly where it was.
 ///
-/// The new entry is inserted before the source is deleted: the reference
-/// count trigger would otherwise free a body whose only entry is moving.
+/// The copies come first: the reference count trigger would otherwise free
+/// a body whose only entry is moving.
 pub fn move_messages(
     conn: &Connection,
     from: MailboxId,
     uids: Vec<Uid>,
     to: MailboxId,
 ) -> Result<Vec<(Uid, Uid)>, StoreError> {
-    let from_account = mailbox_account(conn, from)?;
-    mailbox_account(conn, to)?;
-    let now = now();
-    let mut pairs = Vec::new();
-    for uid in sorted_uids(uids) {
-        let Some(row) = entry(conn, from, uid)? else {
-            continue;
-        };
-        let (to_account, new_uid, modseq) = alloc_uid(conn, to)?;
-        insert_entry(
-            conn,
-            to,
-            new_uid,
-            row.body,
-            &flags_to_text(&row.flags),
-            row.internal_date,
-            modseq,
-        )?;
-        record(
-            conn,
-            &to_account,
-            Some(to),
-            "append",
-            Some(new_uid),
-            Some(modseq),
-            now,
-        )?;
-        conn.prepare_cached("DELETE FROM entries WHERE mailbox_id = ?1 AND uid = ?2")
-            .and_then(|mut s| s.execute(params![from.0, uid.0]))
-            .map_err(map_err)?;
-        let gone = bump_modseq(conn, from)?;
-        record_expunge(conn, from, uid, gone)?;
-        record(
-            conn,
-            &from_account,
-            Some(from),
-            "expunge",
-            Some(uid),
-            Some(gone),
-            now,
-        )?;
-        pairs.push((uid, new_uid));
-    }
+    let pairs = copy(conn, from, uids, to)?;
+    expunge(conn, from, pairs.iter().map(|&(src, _)| src).collect())?;
     Ok(pairs)
 }
