@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Server, WAIT};
+use common::{Server, WAIT, write_private};
 use imap_kit::{Imap, deliver, simple_message};
 
 const ALICE: &str = "alice@example.test";
@@ -275,20 +275,6 @@ fn mutt_under_tmux_reads_opens_and_saves_to_another_folder() {
 
 // ------------------------------------------------------------- getmail6
 
-fn write_private(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).expect("write rc");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-}
-
-fn running_as_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(1)
-        == 0
-}
-
 fn files_in(dir: &Path) -> Vec<Vec<u8>> {
     std::fs::read_dir(dir)
         .map(|d| {
@@ -308,28 +294,7 @@ fn getmail6_imap_retrieves_into_a_maildir_then_deletes() {
     for m in &sent {
         deliver(&server, ALICE, m);
     }
-    let dir = server.dir.path().join("getmail-imap");
-    let maildir = dir.join("Maildir");
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
-    }
-    // getmail refuses to deliver as root: it delivers as nobody then, who
-    // must be able to reach and write the Maildir.
-    let user_line = if running_as_root() {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &Path, m: u32| {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
-        };
-        mode(server.dir.path(), 0o711);
-        mode(&dir, 0o711);
-        mode(&maildir, 0o777);
-        for sub in ["cur", "new", "tmp"] {
-            mode(&maildir.join(sub), 0o777);
-        }
-        "user = nobody\n"
-    } else {
-        ""
-    };
+    let (dir, maildir, user_line) = common::getmail_maildir(&server, "getmail-imap");
     let rc = dir.join("getmailrc");
     let write_rc = |delete: bool| {
         write_private(

@@ -4,11 +4,10 @@
 mod common;
 mod pop3_kit;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Server};
+use common::{BIN, Server, write_private};
 use pop3_kit::{deliver, deliver_numbered};
 
 const ALICE: &str = "alice@example.test";
@@ -140,12 +139,6 @@ fn curl_lists_retrieves_and_deletes() {
     assert_eq!(left, [stored[1].clone()]);
 }
 
-fn write_private(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).expect("write rc");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-}
-
 fn fetchmail(server: &Server, keep: bool) -> String {
     let dir = server.dir.path().join(if keep { "fm-keep" } else { "fm" });
     std::fs::create_dir_all(&dir).expect("fetchmail dir");
@@ -202,35 +195,7 @@ fn fetchmail_with_keep_copies_and_without_keep_moves() {
 fn getmail6_retrieves_into_a_maildir() {
     let server = Server::start();
     let msgs = deliver_numbered(&server, ALICE, 2);
-    let dir = server.dir.path().join("getmail");
-    let maildir = dir.join("Maildir");
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
-    }
-    // getmail refuses to deliver as root: then it delivers as nobody,
-    // who must be able to reach and write the Maildir.
-    let as_root = {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata("/proc/self")
-            .map(|m| m.uid())
-            .unwrap_or(1)
-            == 0
-    };
-    let user_line = if as_root {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &Path, m: u32| {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
-        };
-        mode(server.dir.path(), 0o711);
-        mode(&dir, 0o711);
-        mode(&maildir, 0o777);
-        for sub in ["cur", "new", "tmp"] {
-            mode(&maildir.join(sub), 0o777);
-        }
-        "user = nobody\n"
-    } else {
-        ""
-    };
+    let (dir, maildir, user_line) = common::getmail_maildir(&server, "getmail");
     let rc = dir.join("getmailrc");
     let write_rc = |delete: bool| {
         write_private(

@@ -437,3 +437,41 @@ pub fn read_all(mut r: impl Read) -> String {
 pub fn lines_of(r: impl Read) -> Vec<String> {
     BufReader::new(r).lines().map_while(Result::ok).collect()
 }
+
+/// Writes a client's config file readable by the owner only (fetchmail and
+/// getmail refuse others).
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write rc");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// A Maildir for getmail under the server's folder: returns the folder, the
+/// Maildir and the `[destination]` line it needs. getmail refuses to
+/// deliver as root: then it delivers as nobody, who must be able to reach
+/// and write the Maildir.
+pub fn getmail_maildir(server: &Server, name: &str) -> (PathBuf, PathBuf, &'static str) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = server.dir.path().join(name);
+    let maildir = dir.join("Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
+    }
+    let as_root = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(1)
+        == 0;
+    if !as_root {
+        return (dir, maildir, "");
+    }
+    let mode = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    mode(server.dir.path(), 0o711);
+    mode(&dir, 0o711);
+    mode(&maildir, 0o777);
+    for sub in ["cur", "new", "tmp"] {
+        mode(&maildir.join(sub), 0o777);
+    }
+    (dir, maildir, "user = nobody\n")
+}
