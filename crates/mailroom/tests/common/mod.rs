@@ -34,11 +34,9 @@ pub struct Server {
     pub admin: SocketAddr,
     child: Option<Child>,
     /// The config's extra text, to rewrite it with other ports.
-    extra: (String, String),
+    extra: Extra,
 }
 
-/// The config every test server starts from; `extra_smtp` goes into the
-/// `[smtp]` section, `extra_top` before it.
 pub struct Ports {
     pub smtp: u16,
     pub pop3: u16,
@@ -46,7 +44,18 @@ pub struct Ports {
     pub admin: u16,
 }
 
-pub fn config_text(dir: &Path, ports: &Ports, extra_top: &str, extra_smtp: &str) -> String {
+/// Extra config lines: `top` before the first section, the others inside
+/// their sections.
+#[derive(Clone, Default)]
+pub struct Extra {
+    pub top: String,
+    pub smtp: String,
+    pub pop3: String,
+}
+
+/// The config every test server starts from, with `extra` added.
+pub fn config_text(dir: &Path, ports: &Ports, extra: &Extra) -> String {
+    let (extra_top, extra_smtp, extra_pop3) = (&extra.top, &extra.smtp, &extra.pop3);
     format!(
         r#"hostname = "mx.example.test"
 domains = ["example.test", "other.test"]
@@ -63,6 +72,7 @@ tls_listen = []
 [pop3]
 listen = ["127.0.0.1:{pop3_port}"]
 tls_listen = []
+{extra_pop3}
 
 [admin]
 listen = "127.0.0.1:{admin_port}"
@@ -88,7 +98,16 @@ impl Server {
     }
 
     pub fn start_with(extra_top: &str, extra_smtp: &str) -> Server {
-        let s = Server::create(extra_top, extra_smtp);
+        Server::start_with_extra(Extra {
+            top: extra_top.to_string(),
+            smtp: extra_smtp.to_string(),
+            ..Extra::default()
+        })
+    }
+
+    /// A server with alice and bob, its config extended by `extra`.
+    pub fn start_with_extra(extra: Extra) -> Server {
+        let s = Server::create_with(extra);
         s.cli(&[
             "user",
             "add",
@@ -112,6 +131,14 @@ impl Server {
 
     /// Writes the config without starting the server.
     pub fn create(extra_top: &str, extra_smtp: &str) -> Server {
+        Server::create_with(Extra {
+            top: extra_top.to_string(),
+            smtp: extra_smtp.to_string(),
+            ..Extra::default()
+        })
+    }
+
+    pub fn create_with(extra: Extra) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("mailroom.toml");
         let unset = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -123,7 +150,7 @@ impl Server {
             dir,
             config,
             child: None,
-            extra: (extra_top.to_string(), extra_smtp.to_string()),
+            extra,
         };
         s.choose_ports();
         s
@@ -137,7 +164,7 @@ impl Server {
             imap: free_port(),
             admin: free_port(),
         };
-        let text = config_text(self.dir.path(), &ports, &self.extra.0, &self.extra.1);
+        let text = config_text(self.dir.path(), &ports, &self.extra);
         std::fs::write(&self.config, text).expect("write config");
         let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
         self.smtp = local(ports.smtp);
@@ -260,14 +287,20 @@ impl Server {
         SqliteStore::open(&self.data_dir(), StoreOptions::default()).expect("open store")
     }
 
-    /// The raw messages in `account`'s INBOX, in UID order.
-    pub fn inbox(&self, account: &str) -> Vec<Vec<u8>> {
+    /// Runs `f` on the store, opened as a second process would, in a
+    /// runtime of its own.
+    fn on_store<T>(&self, f: impl AsyncFnOnce(&SqliteStore) -> T) -> T {
         let store = self.store();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        rt.block_on(async {
+        rt.block_on(f(&store))
+    }
+
+    /// The entries of `account`'s INBOX, in UID order.
+    pub fn inbox_meta(&self, account: &str) -> Vec<store::MessageMeta> {
+        self.on_store(async |store| {
             let Some(mb) = store
                 .mailbox(account.to_string(), "INBOX".to_string())
                 .await
@@ -275,8 +308,16 @@ impl Server {
             else {
                 return Vec::new();
             };
+            store.messages(mb.id).await.expect("messages")
+        })
+    }
+
+    /// The raw messages in `account`'s INBOX, in UID order.
+    pub fn inbox(&self, account: &str) -> Vec<Vec<u8>> {
+        let metas = self.inbox_meta(account);
+        self.on_store(async |store| {
             let mut out = Vec::new();
-            for m in store.messages(mb.id).await.expect("messages") {
+            for m in metas {
                 out.push(store.read_body(m.body).await.expect("body"));
             }
             out
@@ -285,13 +326,7 @@ impl Server {
 
     /// The outbound queue: (sender, recipient) per entry.
     pub fn queue(&self) -> Vec<(String, String)> {
-        let store = self.store();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(store.queue())
-            .expect("queue")
+        self.on_store(async |store| store.queue().await.expect("queue"))
             .into_iter()
             .map(|q| (q.sender, q.recipient))
             .collect()

@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use super::common::{Server, WAIT};
+use super::common::{Extra, Server, WAIT};
 
 /// A raw POP3 client: sends lines, reads status lines and multi-line bodies.
 pub struct Pop3 {
@@ -144,22 +144,10 @@ impl Pop3 {
 /// A server like `Server::start()` whose `[pop3]` section also holds
 /// `pop3_extra` (e.g. `idle_timeout = 1`).
 pub fn start_with_pop3(pop3_extra: &str) -> Server {
-    let s = Server::create("", "");
-    let text = std::fs::read_to_string(&s.config).expect("read config");
-    let text = text.replacen("[pop3]\n", &format!("[pop3]\n{pop3_extra}\n"), 1);
-    std::fs::write(&s.config, text).expect("write config");
-    for (user, name) in [("alice", "Alice Liddell"), ("bob", "Bob Smith")] {
-        s.cli(&[
-            "user",
-            "add",
-            &format!("{user}@example.test"),
-            "--name",
-            name,
-            "--password",
-            "secret",
-        ]);
-    }
-    s.run()
+    Server::start_with_extra(Extra {
+        pop3: pop3_extra.to_string(),
+        ..Extra::default()
+    })
 }
 
 /// Delivers each message (CRLF lines) to `to` over SMTP, in one session,
@@ -198,26 +186,9 @@ pub fn deliver_numbered(server: &Server, to: &str, n: usize) -> Vec<Vec<u8>> {
 
 /// Whether each of `account`'s INBOX messages has \Seen, in UID order.
 pub fn seen_flags(server: &Server, account: &str) -> Vec<bool> {
-    use store::Store;
-    let store = server.store();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let Some(mb) = store
-            .mailbox(account.to_string(), "INBOX".to_string())
-            .await
-            .expect("mailbox")
-        else {
-            return Vec::new();
-        };
-        store
-            .messages(mb.id)
-            .await
-            .expect("messages")
-            .iter()
-            .map(|m| m.flags.iter().any(|f| f == "\\Seen"))
-            .collect()
-    })
+    server
+        .inbox_meta(account)
+        .iter()
+        .map(|m| m.flags.iter().any(|f| f == "\\Seen"))
+        .collect()
 }
