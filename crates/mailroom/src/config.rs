@@ -31,6 +31,7 @@ pub struct Config {
     pub imap: ImapSection,
     pub pop3: Pop3Section,
     pub admin: AdminSection,
+    pub tls: TlsSection,
     pub auth: AuthSection,
     pub store: StoreSection,
     pub log: LogSection,
@@ -129,6 +130,41 @@ pub struct AdminSection {
     pub listen: String,
 }
 
+/// `[tls]` (SPEC 5, SPEC 7): the certificate every TLS listener serves.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// PEM chain; empty: a self-signed one made on first start in the
+    /// data directory (the quick start).
+    pub cert: PathBuf,
+    /// PEM private key of `cert`.
+    pub key: PathBuf,
+    /// Seconds a client has to complete a TLS handshake.
+    pub handshake_timeout: u64,
+    /// Certificates for other names, chosen by SNI.
+    pub sni: Vec<SniEntry>,
+}
+
+/// One `[[tls.sni]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SniEntry {
+    pub hostnames: Vec<String>,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection {
+            cert: PathBuf::new(),
+            key: PathBuf::new(),
+            handshake_timeout: server::tls::DEFAULT_HANDSHAKE_TIMEOUT.as_secs(),
+            sni: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSection {
@@ -165,6 +201,7 @@ impl Default for Config {
             imap: ImapSection::default(),
             pop3: Pop3Section::default(),
             admin: AdminSection::default(),
+            tls: TlsSection::default(),
             auth: AuthSection::default(),
             store: StoreSection::default(),
             log: LogSection::default(),
@@ -237,6 +274,19 @@ pub struct Loaded {
     /// `data_dir`, relative to the config file's folder (SPEC 7).
     pub data_dir: PathBuf,
     pub hostname: String,
+    /// The config file's folder: relative paths in it start here (SPEC 7).
+    pub base: PathBuf,
+}
+
+impl Loaded {
+    /// A path from the config, relative to the config file's folder.
+    pub fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
 }
 
 /// Loads `explicit`, else `./mailroom.toml` if it exists, else defaults.
@@ -260,6 +310,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Loaded, String> {
         config,
         data_dir,
         hostname,
+        base,
     })
 }
 
@@ -342,6 +393,16 @@ impl Config {
         if !self.admin.listen.is_empty() {
             addresses("admin.listen", std::slice::from_ref(&self.admin.listen))?;
         }
+        if self.tls.cert.as_os_str().is_empty() != self.tls.key.as_os_str().is_empty() {
+            return Err("tls.cert and tls.key: give both, or neither for a self-signed one".into());
+        }
+        for (i, e) in self.tls.sni.iter().enumerate() {
+            if e.hostnames.is_empty() {
+                return Err(format!(
+                    "tls.sni[{i}].hostnames: at least one name is needed"
+                ));
+            }
+        }
         if !matches!(self.smtp.vrfy.as_str(), "disclose" | "252") {
             return Err(format!(
                 "smtp.vrfy: '{}' must be \"disclose\" or \"252\"",
@@ -385,6 +446,7 @@ impl Config {
                 self.imap.max_connections_per_ip as u64,
             ),
             ("imap.max_literal_size", self.imap.max_literal_size as u64),
+            ("tls.handshake_timeout", self.tls.handshake_timeout),
             (
                 "auth.argon2_memory_kib",
                 u64::from(self.auth.argon2_memory_kib),
@@ -513,5 +575,17 @@ listen = "127.0.0.1:9025"
         assert!(c.check().unwrap_err().contains("smtp.relay_networks"));
         let c = parse("[smtp]\nvrfy = \"sometimes\"\n").unwrap();
         assert!(c.check().unwrap_err().contains("smtp.vrfy"));
+        let c = parse("[tls]\ncert = \"a.pem\"\n").unwrap();
+        assert!(c.check().unwrap_err().contains("tls.key"));
+    }
+
+    #[test]
+    fn tls_sni_entries_parse() {
+        let c = parse(
+            "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n[[tls.sni]]\nhostnames = [\"mail.other.test\"]\ncert = \"o.pem\"\nkey = \"ok.pem\"\n",
+        )
+        .unwrap();
+        assert!(c.check().is_ok());
+        assert_eq!(c.tls.sni[0].hostnames, ["mail.other.test"]);
     }
 }

@@ -1,15 +1,16 @@
-//! `mailroom serve`: opens the store and directory, binds every listener,
-//! and runs until SIGTERM/SIGINT, then shuts down gracefully (SPEC 7):
-//! stop accepting, let transactions in flight finish within
-//! `shutdown_timeout`, answer 421 to idle sessions, exit 0.
+//! `mailroom serve`: opens the store and directory, loads (or makes) the
+//! TLS certificate, binds every listener with its role, and runs until
+//! SIGTERM/SIGINT, then shuts down gracefully (SPEC 7): stop accepting,
+//! let transactions in flight finish within `shutdown_timeout`, answer 421
+//! to idle sessions, exit 0. SIGHUP reloads the certificates.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use server::smtp::{SmtpConfig, SmtpContext, VrfyPolicy};
 use server::{
-    Authenticator, ConnectionLimits, ConnectionTracker, MemoryBudget, Metrics, PresenceRegistry,
-    Shutdown, admin,
+    Authenticator, CertSource, ConnectionLimits, ConnectionTracker, Listener, MemoryBudget,
+    Metrics, PresenceRegistry, Role, Shutdown, Tls, admin,
 };
 use store::Store;
 use tokio::net::TcpListener;
@@ -82,10 +83,44 @@ fn pop3_config(loaded: &Loaded) -> Result<server::pop3::Pop3Config, String> {
     })
 }
 
+/// The certificates of `[tls]`, or the quick start's self-signed one.
+fn load_tls(loaded: &Loaded) -> Result<Arc<Tls>, String> {
+    let t = &loaded.config.tls;
+    let mut sources = Vec::new();
+    if t.cert.as_os_str().is_empty() {
+        let (source, made) = server::tls::self_signed(&loaded.data_dir, &loaded.hostname)?;
+        if made {
+            tracing::info!(path = %source.cert.display(), "made a self-signed TLS certificate");
+        }
+        sources.push(source);
+    } else {
+        sources.push(CertSource {
+            hostnames: Vec::new(),
+            cert: loaded.path(&t.cert),
+            key: loaded.path(&t.key),
+        });
+    }
+    for e in &t.sni {
+        sources.push(CertSource {
+            hostnames: e.hostnames.clone(),
+            cert: loaded.path(&e.cert),
+            key: loaded.path(&e.key),
+        });
+    }
+    let cert_path = sources
+        .first()
+        .map(|s| s.cert.display().to_string())
+        .unwrap_or_default();
+    let tls = Tls::new(sources, Duration::from_secs(t.handshake_timeout))?;
+    tracing::info!(cert = %cert_path, sha256 = %tls.fingerprint(), "TLS certificate loaded");
+    Ok(tls)
+}
+
 async fn serve(loaded: Loaded) -> Result<(), String> {
     let c = &loaded.config;
     let directory = open_directory(&loaded)?;
     let store = open_store(&loaded)?;
+    let tls = load_tls(&loaded)?;
     let presence = PresenceRegistry::new();
     let metrics = Arc::new(Metrics::default());
     let ctx = Arc::new(SmtpContext {
@@ -95,27 +130,26 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         presence: presence.clone(),
         memory: MemoryBudget::new(c.smtp.max_inflight_data),
         metrics: Arc::clone(&metrics),
+        tls: Some(Arc::clone(&tls)),
     });
 
     let auth = Authenticator::new(Arc::clone(&directory));
-    let smtp_listeners = bind_all("smtp.listen", &c.smtp.listen).await?;
-    // Listeners whose protocol arrives with a later issue: accepted in the
-    // config so one file works across versions, but not served yet.
-    let later = [
-        ("smtp.submission", &c.smtp.submission, "STARTTLS/AUTH"),
-        ("smtp.submissions", &c.smtp.submissions, "TLS"),
-        ("imap.tls_listen", &c.imap.tls_listen, "IMAP over TLS"),
-        ("pop3.tls_listen", &c.pop3.tls_listen, "POP3 over TLS"),
-    ];
-    for (key, list, what) in later {
-        if !list.is_empty() {
-            tracing::info!(key, addresses = ?list, "{what} is not served yet by this version");
-        }
-    }
+    let mut smtp_listeners = bind_all("smtp.listen", &c.smtp.listen, Role::Mta).await?;
+    smtp_listeners.extend(bind_all("smtp.submission", &c.smtp.submission, Role::Submission).await?);
+    smtp_listeners
+        .extend(bind_all("smtp.submissions", &c.smtp.submissions, Role::Submissions).await?);
     let admin_listeners = if c.admin.listen.is_empty() {
         Vec::new()
     } else {
-        bind_all("admin.listen", std::slice::from_ref(&c.admin.listen)).await?
+        bind_all(
+            "admin.listen",
+            std::slice::from_ref(&c.admin.listen),
+            Role::Mta,
+        )
+        .await?
+        .into_iter()
+        .map(|l| l.socket)
+        .collect()
     };
 
     let (trigger, shutdown) = Shutdown::new();
@@ -141,13 +175,15 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             shutdown.clone(),
         )));
     }
-    // POP3 (issue 4): `[pop3] listen`; `tls_listen` waits for TLS.
     let pop3_ctx = Arc::new(server::pop3::Pop3Context {
         config: pop3_config(&loaded)?,
         store: store.clone(),
         auth: Arc::clone(&auth),
+        tls: Some(Arc::clone(&tls)),
     });
-    for l in bind_all("pop3.listen", &c.pop3.listen).await? {
+    let mut pop3_listeners = bind_all("pop3.listen", &c.pop3.listen, Role::Pop3).await?;
+    pop3_listeners.extend(bind_all("pop3.tls_listen", &c.pop3.tls_listen, Role::Pop3s).await?);
+    for l in pop3_listeners {
         tasks.push(tokio::spawn(server::pop3::serve(
             l,
             Arc::clone(&pop3_ctx),
@@ -155,7 +191,6 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             shutdown.clone(),
         )));
     }
-    // IMAP (issue 5): `[imap] listen`; `tls_listen` waits for TLS.
     let mut imap_config = server::imap::ImapConfig::new(loaded.hostname.clone());
     imap_config.idle_timeout = Duration::from_secs(c.imap.idle_timeout);
     imap_config.max_literal_size = c.imap.max_literal_size;
@@ -164,8 +199,15 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         max_per_ip: c.imap.max_connections_per_ip,
     };
     imap_config.plaintext_networks = networks("local_networks", &c.local_networks)?;
-    let imap_ctx = server::imap::ImapContext::new(imap_config, store.clone(), Arc::clone(&auth));
-    for l in bind_all("imap.listen", &c.imap.listen).await? {
+    let imap_ctx = server::imap::ImapContext::new(
+        imap_config,
+        store.clone(),
+        Arc::clone(&auth),
+        Some(Arc::clone(&tls)),
+    );
+    let mut imap_listeners = bind_all("imap.listen", &c.imap.listen, Role::Imap).await?;
+    imap_listeners.extend(bind_all("imap.tls_listen", &c.imap.tls_listen, Role::Imaps).await?);
+    for l in imap_listeners {
         tasks.push(tokio::spawn(server::imap::serve(
             l,
             Arc::clone(&imap_ctx),
@@ -176,7 +218,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     let _ = (&auth, &presence);
     tracing::info!(hostname = %loaded.hostname, data_dir = %loaded.data_dir.display(), "mailroom ready");
 
-    wait_for_signal().await?;
+    wait_for_signal(&tls).await?;
     tracing::info!("shutting down: no new connections; finishing transactions in flight");
     trigger.trigger();
     for t in tasks {
@@ -242,29 +284,37 @@ impl admin::Status for AdminStatus {
     }
 }
 
-/// Binds every address of a listener key; an address that cannot be bound
-/// stops the start with an error naming the key.
-async fn bind_all(key: &str, list: &[String]) -> Result<Vec<TcpListener>, String> {
+/// Binds every address of a listener key for `role`; an address that
+/// cannot be bound stops the start with an error naming the key.
+async fn bind_all(key: &str, list: &[String], role: Role) -> Result<Vec<Listener>, String> {
     let mut out = Vec::new();
     for addr in addresses(key, list)? {
-        let l = TcpListener::bind(addr)
+        let socket = TcpListener::bind(addr)
             .await
             .map_err(|e| format!("{key}: cannot bind {addr}: {e}"))?;
-        tracing::info!(%addr, key, "listening");
-        out.push(l);
+        tracing::info!(%addr, key, role = role.name(), "listening");
+        out.push(Listener { socket, role });
     }
     Ok(out)
 }
 
-async fn wait_for_signal() -> Result<(), String> {
+/// Waits for SIGTERM or SIGINT; SIGHUP on the way reloads the TLS
+/// certificates (only), keeping the old ones if the new files are bad.
+async fn wait_for_signal(tls: &Tls) -> Result<(), String> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let mut int =
         signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => match tls.reload() {
+                Ok(()) => tracing::info!(sha256 = %tls.fingerprint(), "SIGHUP: TLS certificates reloaded"),
+                Err(e) => tracing::warn!(error = %e, "SIGHUP: TLS certificates not reloaded; keeping the old ones"),
+            },
+        }
     }
-    Ok(())
 }

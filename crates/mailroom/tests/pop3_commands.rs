@@ -301,7 +301,7 @@ fn wrong_password_is_err_auth_and_user_must_be_sent_again() {
 }
 
 #[test]
-fn capa_lists_rfc_2449_capabilities_without_stls() {
+fn capa_lists_rfc_2449_capabilities_and_stls_before_login() {
     let server = Server::start();
     let mut p = Pop3::connect(server.pop3);
     let caps = p.listing("CAPA");
@@ -317,11 +317,13 @@ fn capa_lists_rfc_2449_capabilities_without_stls() {
     ] {
         assert!(caps.iter().any(|c| c == cap), "{cap} missing from {caps:?}");
     }
-    assert!(!caps.iter().any(|c| c == "STLS"));
-    // CAPA works in TRANSACTION too.
+    assert!(caps.iter().any(|c| c == "STLS"), "{caps:?}");
+    // CAPA works in TRANSACTION too, without STLS (RFC 2595 4).
     p.ok("USER alice");
     p.ok("PASS secret");
-    assert!(p.listing("CAPA").iter().any(|c| c == "TOP"));
+    let caps = p.listing("CAPA");
+    assert!(caps.iter().any(|c| c == "TOP"));
+    assert!(!caps.iter().any(|c| c == "STLS"), "{caps:?}");
 }
 
 #[test]
@@ -394,10 +396,10 @@ fn apop_is_refused_and_the_session_goes_on() {
 }
 
 #[test]
-fn stls_is_err_until_tls_arrives() {
+fn stls_with_an_argument_is_err_and_the_session_goes_on() {
     let server = Server::start();
     let mut p = Pop3::connect(server.pop3);
-    p.err("STLS");
+    p.err("STLS now");
     p.ok("USER alice");
 }
 

@@ -7,7 +7,7 @@ mod pop3_kit;
 
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Extra, Server};
 use pop3_kit::{Pop3, deliver_numbered, start_with_pop3};
 
 const ALICE: &str = "alice@example.test";
@@ -119,7 +119,13 @@ fn flood_of_failed_logins_is_answered_and_the_server_stays_healthy() {
 
 #[test]
 fn connections_over_the_per_address_limit_get_sys_temp() {
-    let server = start_with_pop3("max_connections_per_ip = 2");
+    // 127.0.0.1 is not local here: local_networks are exempt from the
+    // per-address limit.
+    let server = Server::start_with_extra(Extra {
+        top: "local_networks = [\"127.0.0.2/32\"]".into(),
+        pop3: "max_connections_per_ip = 2".into(),
+        ..Extra::default()
+    });
     let _a = Pop3::connect(server.pop3);
     let _b = Pop3::connect(server.pop3);
     let mut c = Pop3::connect_raw(server.pop3);

@@ -112,7 +112,9 @@ fn too_many_errors_is_421_and_close() {
 
 #[test]
 fn flood_of_200_connections_is_answered_and_others_are_served() {
-    let server = Server::start();
+    // 127.0.0.1 is not local here (local_networks are exempt from the
+    // per-address limit); 127.0.0.2 is.
+    let server = Server::start_with("local_networks = [\"127.0.0.2/32\"]", "");
     // Let the start-up probe's connection close so it is not counted.
     std::thread::sleep(Duration::from_millis(300));
     let mut flood = Vec::new();

@@ -107,6 +107,8 @@ pub enum Code {
     AuthenticationFailed,
     BadCharset,
     Cannot,
+    /// RFC 5530 3: the operation needs TLS first.
+    PrivacyRequired,
     Capability(Vec<String>),
     Closed,
     CopyUid {
@@ -144,6 +146,7 @@ impl Code {
             Code::AuthenticationFailed => "AUTHENTICATIONFAILED".into(),
             Code::BadCharset => "BADCHARSET (UTF-8 US-ASCII)".into(),
             Code::Cannot => "CANNOT".into(),
+            Code::PrivacyRequired => "PRIVACYREQUIRED".into(),
             Code::Capability(caps) => format!("CAPABILITY {}", caps.join(" ")),
             Code::Closed => "CLOSED".into(),
             Code::CopyUid { validity, from, to } => format!("COPYUID {validity} {from} {to}"),

@@ -47,8 +47,14 @@ impl ConnectionTracker {
         Self::default()
     }
 
-    /// Admits a connection from `ip` if the limits allow it.
-    pub fn admit(&self, ip: IpAddr, limits: ConnectionLimits) -> Result<ConnectionGuard, Refusal> {
+    /// Admits a connection from `ip` if the limits allow it; an `exempt`
+    /// address (SPEC 7 `local_networks`) is held to the total only.
+    pub fn admit(
+        &self,
+        ip: IpAddr,
+        limits: ConnectionLimits,
+        exempt: bool,
+    ) -> Result<ConnectionGuard, Refusal> {
         let Ok(mut counts) = self.counts.lock() else {
             return Err(Refusal::TooManyTotal);
         };
@@ -56,7 +62,7 @@ impl ConnectionTracker {
             return Err(Refusal::TooManyTotal);
         }
         let from_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
-        if from_ip >= limits.max_per_ip {
+        if !exempt && from_ip >= limits.max_per_ip {
             return Err(Refusal::TooManyFromAddress);
         }
         counts.total += 1;
@@ -115,13 +121,28 @@ mod tests {
         let t = ConnectionTracker::new();
         let a: IpAddr = [127, 0, 0, 1].into();
         let b: IpAddr = [127, 0, 0, 2].into();
-        let _g1 = t.admit(a, LIMITS).ok();
-        let _g2 = t.admit(a, LIMITS).ok();
-        assert_eq!(t.admit(a, LIMITS).err(), Some(Refusal::TooManyFromAddress));
-        let g3 = t.admit(b, LIMITS);
+        let _g1 = t.admit(a, LIMITS, false).ok();
+        let _g2 = t.admit(a, LIMITS, false).ok();
+        assert_eq!(
+            t.admit(a, LIMITS, false).err(),
+            Some(Refusal::TooManyFromAddress)
+        );
+        let g3 = t.admit(b, LIMITS, false);
         assert!(g3.is_ok());
-        assert_eq!(t.admit(b, LIMITS).err(), Some(Refusal::TooManyTotal));
+        assert_eq!(t.admit(b, LIMITS, false).err(), Some(Refusal::TooManyTotal));
         drop(g3);
         assert_eq!(t.active(), 2);
+    }
+
+    #[test]
+    fn exempt_address_passes_the_per_address_limit_but_not_the_total() {
+        let t = ConnectionTracker::new();
+        let local: IpAddr = [127, 0, 0, 1].into();
+        let guards: Vec<_> = (0..3).map(|_| t.admit(local, LIMITS, true)).collect();
+        assert!(guards.iter().all(Result::is_ok));
+        assert_eq!(
+            t.admit(local, LIMITS, true).err(),
+            Some(Refusal::TooManyTotal)
+        );
     }
 }

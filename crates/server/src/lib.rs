@@ -19,10 +19,13 @@ pub mod shutdown;
 pub mod smtp;
 #[cfg(test)]
 mod testutil;
+pub mod tls;
 
 pub use auth::{Authenticator, LoginFailure};
 pub use budget::MemoryBudget;
 pub use conn::{ConnectionGuard, ConnectionLimits, ConnectionTracker};
 pub use metrics::Metrics;
+pub use net::{Conn, Listener, Role};
 pub use presence::{Presence, PresenceRegistry, TerminalMessage};
 pub use shutdown::Shutdown;
+pub use tls::{CertSource, Tls, TlsInfo};

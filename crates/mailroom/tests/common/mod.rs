@@ -32,6 +32,11 @@ pub struct Server {
     pub pop3: SocketAddr,
     pub imap: SocketAddr,
     pub admin: SocketAddr,
+    /// The TLS listeners: submission (STARTTLS), submissions, IMAPS, POP3S.
+    pub submission: SocketAddr,
+    pub submissions: SocketAddr,
+    pub imaps: SocketAddr,
+    pub pop3s: SocketAddr,
     child: Option<Child>,
     /// The config's extra text, to rewrite it with other ports.
     extra: Extra,
@@ -42,6 +47,10 @@ pub struct Ports {
     pub pop3: u16,
     pub imap: u16,
     pub admin: u16,
+    pub submission: u16,
+    pub submissions: u16,
+    pub imaps: u16,
+    pub pop3s: u16,
 }
 
 /// Extra config lines: `top` before the first section, the others inside
@@ -51,11 +60,14 @@ pub struct Extra {
     pub top: String,
     pub smtp: String,
     pub pop3: String,
+    pub imap: String,
+    pub tls: String,
 }
 
 /// The config every test server starts from, with `extra` added.
 pub fn config_text(dir: &Path, ports: &Ports, extra: &Extra) -> String {
     let (extra_top, extra_smtp, extra_pop3) = (&extra.top, &extra.smtp, &extra.pop3);
+    let (extra_imap, extra_tls) = (&extra.imap, &extra.tls);
     format!(
         r#"hostname = "mx.example.test"
 domains = ["example.test", "other.test"]
@@ -65,13 +77,17 @@ data_dir = "{data}"
 argon2_memory_kib = 64
 argon2_iterations = 1
 
+[tls]
+{extra_tls}
+
 [imap]
 listen = ["127.0.0.1:{imap_port}"]
-tls_listen = []
+tls_listen = ["127.0.0.1:{imaps_port}"]
+{extra_imap}
 
 [pop3]
 listen = ["127.0.0.1:{pop3_port}"]
-tls_listen = []
+tls_listen = ["127.0.0.1:{pop3s_port}"]
 {extra_pop3}
 
 [admin]
@@ -79,8 +95,8 @@ listen = "127.0.0.1:{admin_port}"
 
 [smtp]
 listen = ["127.0.0.1:{smtp_port}"]
-submission = []
-submissions = []
+submission = ["127.0.0.1:{submission_port}"]
+submissions = ["127.0.0.1:{submissions_port}"]
 {extra_smtp}
 "#,
         data = dir.join("data").display(),
@@ -88,6 +104,10 @@ submissions = []
         pop3_port = ports.pop3,
         imap_port = ports.imap,
         admin_port = ports.admin,
+        imaps_port = ports.imaps,
+        pop3s_port = ports.pop3s,
+        submission_port = ports.submission,
+        submissions_port = ports.submissions,
     )
 }
 
@@ -147,6 +167,10 @@ impl Server {
             pop3: unset,
             imap: unset,
             admin: unset,
+            submission: unset,
+            submissions: unset,
+            imaps: unset,
+            pop3s: unset,
             dir,
             config,
             child: None,
@@ -163,6 +187,10 @@ impl Server {
             pop3: free_port(),
             imap: free_port(),
             admin: free_port(),
+            submission: free_port(),
+            submissions: free_port(),
+            imaps: free_port(),
+            pop3s: free_port(),
         };
         let text = config_text(self.dir.path(), &ports, &self.extra);
         std::fs::write(&self.config, text).expect("write config");
@@ -171,6 +199,30 @@ impl Server {
         self.pop3 = local(ports.pop3);
         self.imap = local(ports.imap);
         self.admin = local(ports.admin);
+        self.submission = local(ports.submission);
+        self.submissions = local(ports.submissions);
+        self.imaps = local(ports.imaps);
+        self.pop3s = local(ports.pop3s);
+    }
+
+    /// The self-signed certificate the server made on first start: what
+    /// clients are told to trust.
+    pub fn cert(&self) -> PathBuf {
+        self.data_dir().join("tls-cert.pem")
+    }
+
+    /// Sends a signal (by name: HUP, TERM) to the running server.
+    pub fn signal(&self, name: &str) {
+        let Some(c) = self.child.as_ref() else {
+            panic!("server not running");
+        };
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(c.id().to_string())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -{name} failed");
     }
 
     /// Starts `mailroom serve` and waits until it accepts connections.

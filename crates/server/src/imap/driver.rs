@@ -9,7 +9,6 @@
 //! selected mailbox's change notification at once, with no polling.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,18 +16,19 @@ use std::time::Duration;
 use proto_imap::command::parse_command;
 use proto_imap::framer::MAX_LINE;
 use proto_imap::{Code, Frame, Framer, FramerLimits, Response, Status, Tag};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::config::WRITE_TIMEOUT;
 use super::session::{Flow, ImapContext, ImapError, Out, Session, Sink, tagged};
+use crate::net::{self, Conn, Io, ReadChunks};
 use crate::shutdown::Shutdown;
 
-/// Bytes asked of the socket per read while data is flowing.
-const READ_CHUNK: usize = 16 * 1024;
-/// Bytes held for the next read by a session with nothing buffered: most
-/// commands fit, and an idle connection stays small (issue 5: 100 000 idle
-/// connections in a few GiB).
-const IDLE_READ_CHUNK: usize = 512;
+/// Bytes asked of the socket per read: full chunks while data flows (a
+/// literal); with nothing buffered only the small one, so an idle
+/// connection stays small (issue 5: 100 000 idle connections in a few GiB).
+const READ_CHUNKS: ReadChunks = ReadChunks {
+    busy: 16 * 1024,
+    idle: 512,
+};
 
 /// Why the session ended.
 #[derive(Debug)]
@@ -46,67 +46,56 @@ impl From<ImapError> for End {
     }
 }
 
-/// The socket as the session's response sink.
-struct Conn<S> {
-    stream: S,
+impl From<net::End> for End {
+    fn from(e: net::End) -> Self {
+        match e {
+            net::End::Gone => End::Gone,
+            net::End::Timeout => End::Timeout,
+        }
+    }
 }
 
-impl<S: AsyncWrite + Unpin + Send> Sink for Conn<S> {
+/// The connection as the session's response sink.
+impl Sink for Io {
     fn send<'a>(&'a mut self, bytes: &'a [u8]) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
-        Box::pin(async move {
-            let write = async {
-                self.stream.write_all(bytes).await?;
-                self.stream.flush().await
-            };
-            matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
-        })
+        Box::pin(async move { self.write_now(bytes).await.is_ok() })
     }
 }
 
-async fn fill<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    buf: &mut Vec<u8>,
-    limit: Duration,
-) -> Result<(), End> {
-    // An idle session (IDLE, or between commands) waits here for minutes:
-    // with nothing buffered it holds only IDLE_READ_CHUNK, not a full read
-    // chunk; a busy one reads in READ_CHUNK pieces.
-    if buf.is_empty() && buf.capacity() > IDLE_READ_CHUNK {
-        *buf = Vec::new();
-    }
-    buf.reserve(if buf.is_empty() {
-        IDLE_READ_CHUNK
-    } else {
-        READ_CHUNK
-    });
-    match tokio::time::timeout(limit, stream.read_buf(buf)).await {
-        Err(_) => Err(End::Timeout),
-        Ok(Ok(0)) | Ok(Err(_)) => Err(End::Gone),
-        Ok(Ok(_)) => Ok(()),
-    }
+async fn fill(io: &mut Io, limit: Duration) -> Result<(), End> {
+    Ok(io.fill(limit).await?)
 }
 
 /// Serves one connection until LOGOUT, an error, a timeout or shutdown.
-pub async fn run<S>(stream: S, peer: SocketAddr, ctx: Arc<ImapContext>, shutdown: Shutdown)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    let mut session = Session::new(ctx, peer);
-    let mut conn = Conn { stream };
+pub async fn run(conn: Conn, ctx: Arc<ImapContext>, shutdown: Shutdown) {
+    let (mut io, peer, role) = conn.into_io(READ_CHUNKS, WRITE_TIMEOUT);
+    let mut session = Session::new(Arc::clone(&ctx), peer).with_role(role);
+    // RFC 8314 3.2: on the IMAPS port TLS comes first, then the greeting.
+    if role.implicit_tls() {
+        let Some(tls) = ctx.tls.as_deref() else {
+            tracing::warn!("no TLS certificate: closing implicit-TLS connection");
+            return;
+        };
+        match io.start_tls(tls, role).await {
+            Ok(info) => session.tls_started(info),
+            Err(_) => return,
+        }
+    }
     let greeting = session.greeting().to_bytes(&session.encoder());
-    if !conn.send(&greeting).await {
+    if io.write_now(&greeting).await.is_err() {
         return;
     }
-    let end = serve(&mut conn, &mut session, shutdown).await;
+    let end = serve(&mut io, &mut session, shutdown).await;
     let bye: Option<&[u8]> = match end {
         Err(End::Timeout) => Some(b"* BYE Autologout; idle for too long\r\n"),
         Err(End::Shutdown) => Some(b"* BYE [UNAVAILABLE] Server shutting down\r\n"),
         _ => None,
     };
     if let Some(bye) = bye {
-        let _ = conn.send(bye).await;
+        io.release_slot();
+        let _ = io.write_now(bye).await;
     }
-    let _ = conn.stream.shutdown().await;
+    io.close().await;
 }
 
 fn bad(out: &mut Out<'_>, tag: Option<&str>, code: Option<Code>, text: &str) {
@@ -116,28 +105,32 @@ fn bad(out: &mut Out<'_>, tag: Option<&str>, code: Option<Code>, text: &str) {
     }
 }
 
-async fn serve<S>(
-    conn: &mut Conn<S>,
-    session: &mut Session,
-    mut shutdown: Shutdown,
-) -> Result<(), End>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Result<(), End> {
     let cfg = session.config().clone();
-    let mut framer = Framer::new(FramerLimits {
-        max_line: MAX_LINE,
-        max_append_literal: cfg.max_literal_size,
-        ..FramerLimits::default()
-    });
-    let mut inbuf: Vec<u8> = Vec::new();
+    let mut framer = new_framer(&cfg);
     let mut errors: u32 = 0;
     loop {
         // Answer every whole command already buffered (pipelining).
         loop {
-            let frame = framer.next(&inbuf);
+            let frame = framer.next(io.pending());
+            // What the frame used up leaves the buffer before any reply.
+            let parsed = match &frame {
+                Frame::LineTooLong { discard, .. } | Frame::LiteralTooBig { discard, .. } => {
+                    io.consume(*discard);
+                    None
+                }
+                Frame::Complete(n) => {
+                    let p = parse_command(
+                        io.pending().get(..*n).unwrap_or_default(),
+                        session.parse_options(),
+                    );
+                    io.consume(*n);
+                    Some(p)
+                }
+                Frame::Incomplete | Frame::Continue => None,
+            };
             let enc = session.encoder();
-            let mut out = Out::new(conn, enc);
+            let mut out = Out::new(io, enc);
             match frame {
                 Frame::Incomplete => break,
                 Frame::Continue => {
@@ -145,16 +138,14 @@ where
                     out.flush().await?;
                     break;
                 }
-                Frame::LineTooLong { discard, done, tag } => {
-                    inbuf.drain(..discard.min(inbuf.len()));
+                Frame::LineTooLong { done, tag, .. } => {
                     if done {
                         errors += 1;
                         bad(&mut out, tag.as_deref(), None, "Command line too long");
                         out.flush().await?;
                     }
                 }
-                Frame::LiteralTooBig { discard, sync, tag } => {
-                    inbuf.drain(..discard.min(inbuf.len()));
+                Frame::LiteralTooBig { sync, tag, .. } => {
                     errors += 1;
                     if sync {
                         // No "+" was sent: the client will not send it.
@@ -183,35 +174,38 @@ where
                         return Err(End::Done);
                     }
                 }
-                Frame::Complete(n) => {
-                    let parsed =
-                        parse_command(inbuf.get(..n).unwrap_or_default(), session.parse_options());
-                    inbuf.drain(..n.min(inbuf.len()));
+                Frame::Complete(_) => {
                     match parsed {
-                        Err(e) => {
+                        None => {}
+                        Some(Err(e)) => {
                             errors += 1;
                             let text = format!("Syntax error: {}", e.message);
                             bad(&mut out, e.tag.as_ref().map(Tag::as_str), None, &text);
                         }
-                        Ok(cmd) => match session.apply(cmd, &mut out).await? {
+                        Some(Ok(cmd)) => match session.apply(cmd, &mut out).await? {
                             Flow::Continue => {}
                             Flow::Close => {
-                                out.flush().await?;
+                                // The slot goes back before the BYE and
+                                // tagged OK are written.
+                                let bytes = std::mem::take(&mut out.buf);
+                                drop(out);
+                                io.release_slot();
+                                io.write_now(&bytes).await?;
                                 return Err(End::Done);
                             }
                             Flow::Idle(tag) => {
                                 out.push(&Response::Continue("idling".into()));
                                 out.flush().await?;
                                 drop(out);
-                                idle(conn, session, &tag, &mut inbuf, &mut shutdown).await?;
+                                idle(io, session, &tag, &mut shutdown).await?;
                                 continue;
                             }
                             Flow::Sasl(tag) => {
                                 out.push(&Response::Continue(String::new()));
                                 out.flush().await?;
                                 drop(out);
-                                let line = read_line(conn, &mut inbuf, cfg.idle_timeout).await?;
-                                let mut out = Out::new(conn, session.encoder());
+                                let line = read_line(io, cfg.idle_timeout).await?;
+                                let mut out = Out::new(io, session.encoder());
                                 match line {
                                     Some(l) => session.sasl_response(&tag, &l, &mut out).await?,
                                     None => tagged(
@@ -224,6 +218,20 @@ where
                                 }
                                 out.flush().await?;
                                 continue;
+                            }
+                            Flow::StartTls => {
+                                out.flush().await?;
+                                drop(out);
+                                let Some(tls) = session.tls().cloned() else {
+                                    return Err(End::Gone);
+                                };
+                                let info = io.start_tls(&tls, session.role()).await?;
+                                session.tls_started(info);
+                                // What followed STARTTLS in the buffer is
+                                // gone (Io::start_tls); so is the framer's
+                                // memory of it.
+                                framer = new_framer(&cfg);
+                                break;
                             }
                         },
                     }
@@ -240,53 +248,56 @@ where
             }
         }
         tokio::select! {
-            r = fill(&mut conn.stream, &mut inbuf, cfg.idle_timeout) => r?,
+            r = fill(io, cfg.idle_timeout) => r?,
             _ = shutdown.wait() => return Err(End::Shutdown),
         }
     }
 }
 
+fn new_framer(cfg: &super::config::ImapConfig) -> Framer {
+    Framer::new(FramerLimits {
+        max_line: MAX_LINE,
+        max_append_literal: cfg.max_literal_size,
+        ..FramerLimits::default()
+    })
+}
+
+/// Takes one whole line from the buffer, if there is one.
+fn take_line(io: &mut Io) -> Option<Vec<u8>> {
+    let nl = io.pending().iter().position(|&b| b == b'\n')?;
+    let line = io.pending().get(..=nl).unwrap_or_default().to_vec();
+    io.consume(nl + 1);
+    Some(line)
+}
+
 /// Reads one line (for AUTHENTICATE); None if it is too long.
-async fn read_line<S>(
-    conn: &mut Conn<S>,
-    inbuf: &mut Vec<u8>,
-    limit: Duration,
-) -> Result<Option<Vec<u8>>, End>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+async fn read_line(io: &mut Io, limit: Duration) -> Result<Option<Vec<u8>>, End> {
     loop {
-        if let Some(nl) = inbuf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = inbuf.drain(..=nl).collect();
+        if let Some(line) = take_line(io) {
             if line.len() > MAX_LINE {
                 return Ok(None);
             }
             return Ok(Some(line));
         }
-        if inbuf.len() > MAX_LINE {
+        if io.pending().len() > MAX_LINE {
             return Err(End::Done);
         }
-        fill(&mut conn.stream, inbuf, limit).await?;
+        fill(io, limit).await?;
     }
 }
 
 /// IDLE until DONE: changes to the selected mailbox are sent as they
 /// happen (within the hub's latency, well under a second).
-async fn idle<S>(
-    conn: &mut Conn<S>,
+async fn idle(
+    io: &mut Io,
     session: &mut Session,
     tag: &Tag,
-    inbuf: &mut Vec<u8>,
     shutdown: &mut Shutdown,
-) -> Result<(), End>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+) -> Result<(), End> {
     let limit = session.config().idle_timeout;
     loop {
-        if let Some(nl) = inbuf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = inbuf.drain(..=nl).collect();
-            let mut out = Out::new(conn, session.encoder());
+        if let Some(line) = take_line(io) {
+            let mut out = Out::new(io, session.encoder());
             if line.trim_ascii().eq_ignore_ascii_case(b"DONE") {
                 tagged(&mut out, tag, Status::Ok, None, "IDLE terminated");
             } else {
@@ -295,13 +306,13 @@ where
             out.flush().await?;
             return Ok(());
         }
-        if inbuf.len() > MAX_LINE {
+        if io.pending().len() > MAX_LINE {
             return Err(End::Done);
         }
         tokio::select! {
-            r = fill(&mut conn.stream, inbuf, limit) => r?,
+            r = fill(io, limit) => r?,
             _ = session.changed() => {
-                let mut out = Out::new(conn, session.encoder());
+                let mut out = Out::new(io, session.encoder());
                 session.sync(&mut out, true, false).await?;
                 out.flush().await?;
             }

@@ -3,11 +3,9 @@
 
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
-
 use super::session::ImapContext;
 use crate::conn::{ConnectionTracker, Refusal};
-use crate::net::{QuickAck, accept_loop, refusal_text};
+use crate::net::{Listener, accept_loop, refusal_text};
 use crate::shutdown::Shutdown;
 
 /// RFC 9051 7.1.5 and 7.1: a BYE greeting refuses the connection;
@@ -16,24 +14,23 @@ fn refusal(why: Refusal) -> Vec<u8> {
     format!("* BYE [UNAVAILABLE] {}\r\n", refusal_text(why)).into_bytes()
 }
 
-/// Serves one listening socket until shutdown.
+/// Serves one listening socket (IMAP or IMAPS) until shutdown.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Listener,
     ctx: Arc<ImapContext>,
     tracker: ConnectionTracker,
     shutdown: Shutdown,
 ) {
     let limits = ctx.config.connections;
+    let exempt = ctx.config.plaintext_networks.clone();
     accept_loop(
         listener,
-        "imap",
         limits,
+        &exempt,
         tracker,
         shutdown,
         refusal,
-        |stream, peer, shutdown| {
-            super::driver::run(QuickAck::new(stream), peer, Arc::clone(&ctx), shutdown)
-        },
+        |conn, shutdown| super::driver::run(conn, Arc::clone(&ctx), shutdown),
     )
     .await;
 }

@@ -17,9 +17,10 @@ impl Session {
         out: &mut Out<'_>,
     ) -> CmdResult {
         if !self.plaintext_allowed() {
+            // RFC 9051 6.2.3 and RFC 5530 3: LOGINDISABLED, use STARTTLS.
             return Err(ImapError::no(
-                Some(Code::Cannot),
-                "plaintext login is not allowed from your address (LOGINDISABLED)",
+                Some(Code::PrivacyRequired),
+                "plaintext login needs TLS first (STARTTLS)",
             ));
         }
         self.finish_login(user, password, None, out).await
@@ -103,8 +104,8 @@ impl Session {
                 out,
                 tag,
                 Status::No,
-                Some(Code::Cannot),
-                "Plaintext authentication is not allowed from your address",
+                Some(Code::PrivacyRequired),
+                "Plaintext authentication needs TLS first (STARTTLS)",
             );
             return Ok(None);
         }

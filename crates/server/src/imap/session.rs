@@ -22,6 +22,8 @@ use super::config::ImapConfig;
 use super::hub::ChangeHub;
 use super::view::Selected;
 use crate::auth::Authenticator;
+use crate::net::Role;
+use crate::tls::{Tls, TlsInfo};
 
 /// What the server shares with every IMAP session.
 pub struct ImapContext {
@@ -30,11 +32,18 @@ pub struct ImapContext {
     pub auth: Arc<Authenticator>,
     pub hub: Arc<ChangeHub>,
     pub recent: RecentTracker,
+    /// Certificates for STARTTLS and the IMAPS port; None: no TLS.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl ImapContext {
     /// Needs a tokio runtime (starts the change hub).
-    pub fn new(config: ImapConfig, store: Arc<dyn Store>, auth: Arc<Authenticator>) -> Arc<Self> {
+    pub fn new(
+        config: ImapConfig,
+        store: Arc<dyn Store>,
+        auth: Arc<Authenticator>,
+        tls: Option<Arc<Tls>>,
+    ) -> Arc<Self> {
         let hub = ChangeHub::start(&store);
         Arc::new(ImapContext {
             config,
@@ -42,6 +51,7 @@ impl ImapContext {
             auth,
             hub,
             recent: RecentTracker::default(),
+            tls,
         })
     }
 }
@@ -232,12 +242,19 @@ pub enum Flow {
     /// AUTHENTICATE without an initial response: send `+ ` and pass the
     /// client's next line to [`Session::sasl_response`].
     Sasl(Tag),
+    /// STARTTLS answered OK: start TLS (RFC 9051 6.2.1), then go on from
+    /// [`Session::tls_started`].
+    StartTls,
 }
 
 /// One IMAP session.
 pub struct Session {
     pub(super) ctx: Arc<ImapContext>,
     pub(super) peer: SocketAddr,
+    /// The listener this session came in on.
+    pub(super) role: Role,
+    /// True once the stream is TLS (STARTTLS or the IMAPS port).
+    pub(super) tls: bool,
     pub(super) state: State,
     pub(super) account: Option<String>,
     pub(super) selected: Option<Selected>,
@@ -250,6 +267,8 @@ impl Session {
         Session {
             ctx,
             peer,
+            role: Role::Imap,
+            tls: false,
             state: State::NotAuthenticated,
             account: None,
             selected: None,
@@ -259,6 +278,29 @@ impl Session {
 
     pub fn config(&self) -> &ImapConfig {
         &self.ctx.config
+    }
+
+    /// The session of a connection on a listener of `role`.
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn tls(&self) -> Option<&Arc<Tls>> {
+        self.ctx.tls.as_ref()
+    }
+
+    /// TLS is up (the IMAPS port, or after STARTTLS). RFC 9051 6.2.1: what
+    /// the client said before is forgotten; it asks CAPABILITY again, and
+    /// the state is still not authenticated.
+    pub fn tls_started(&mut self, info: TlsInfo) {
+        tracing::info!(version = info.version, cipher = %info.cipher, "TLS established");
+        self.tls = true;
+        self.transition(State::NotAuthenticated);
     }
 
     pub fn state(&self) -> State {
@@ -295,13 +337,17 @@ impl Session {
             .ok_or_else(|| ImapError::Bad("not authenticated".into()))
     }
 
+    /// Plaintext passwords are taken over TLS, or from the local networks
+    /// (SPEC 5).
     pub(super) fn plaintext_allowed(&self) -> bool {
         let ip = self.peer.ip();
-        self.ctx
-            .config
-            .plaintext_networks
-            .iter()
-            .any(|n| n.contains(&ip))
+        self.tls
+            || self
+                .ctx
+                .config
+                .plaintext_networks
+                .iter()
+                .any(|n| n.contains(&ip))
     }
 
     /// The CAPABILITY list for the current state (RFC 9051 7.2.2).
@@ -316,6 +362,10 @@ impl Session {
             "IDLE",
         ];
         if self.state == State::NotAuthenticated {
+            // RFC 9051 6.2.1: offered only before TLS.
+            if !self.tls && self.ctx.tls.is_some() {
+                caps.push("STARTTLS");
+            }
             if self.plaintext_allowed() {
                 caps.push("AUTH=PLAIN");
             } else {
@@ -396,6 +446,19 @@ impl Session {
                 self.sync(out, true, false).await?;
                 return Ok(Flow::Idle(tag));
             }
+            CommandKind::StartTls => {
+                // RFC 9051 6.2.1: a second STARTTLS is BAD.
+                if self.tls {
+                    tagged(out, &tag, Status::Bad, None, "TLS is already active");
+                    return Ok(Flow::Continue);
+                }
+                if self.ctx.tls.is_none() {
+                    tagged(out, &tag, Status::No, None, "TLS is not available");
+                    return Ok(Flow::Continue);
+                }
+                tagged(out, &tag, Status::Ok, None, "Begin TLS negotiation now");
+                return Ok(Flow::StartTls);
+            }
             CommandKind::Authenticate { mechanism, initial } => {
                 match self
                     .authenticate_start(&tag, &mechanism, initial, out)
@@ -439,7 +502,6 @@ impl Session {
             }
             C::Noop => done("NOOP completed"),
             C::Check => done("CHECK completed"),
-            C::StartTls => Err(ImapError::Bad("STARTTLS is not available yet".into())),
             C::Login { user, password } => self.login(&user, &password, out).await,
             C::Enable(caps) => self.enable(&caps, out),
             C::Id(_) => self.id(out),
@@ -477,7 +539,7 @@ impl Session {
             } => self.store_flags(uid, &set, op, silent, flags, out).await,
             C::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false, out).await,
             C::Move { uid, set, mailbox } => self.copy(uid, &set, &mailbox, true, out).await,
-            C::Logout | C::Idle | C::Authenticate { .. } => {
+            C::Logout | C::Idle | C::Authenticate { .. } | C::StartTls => {
                 Err(ImapError::Bad("unexpected command".into()))
             }
         }

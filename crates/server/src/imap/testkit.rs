@@ -81,6 +81,7 @@ impl Kit {
             ImapConfig::new("mx.example.test"),
             store.clone(),
             Authenticator::with_delay_scale(directory, 0.0),
+            None,
         );
         Kit {
             _dir: dir,

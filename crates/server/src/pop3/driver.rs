@@ -9,28 +9,29 @@
 //! is made, so one large RETR holds one copy of the message and a slow
 //! reader only ever waits on its own socket.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use proto_pop3::{
     DotStuffer, Line, LineSplitter, MAX_COMMAND_LINE, MAX_SASL_LINE, RespCode, Response,
     parse_command, write_continuation, write_lines,
 };
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::session::{Action, Pop3Context, Session};
-use crate::net::{End, Io};
+use crate::net::{Conn, End, Io, ReadChunks};
 use crate::shutdown::Shutdown;
 
 /// Bytes asked of the socket per read: POP3 commands are short, and an
-/// idle session keeps this buffer, so it stays small.
-const READ_CHUNK: usize = 1024;
+/// idle session keeps the small buffer.
+const READ_CHUNKS: ReadChunks = ReadChunks {
+    busy: 4096,
+    idle: 1024,
+};
 /// Output is written whenever this much is queued (a message is stuffed
 /// into the queue in pieces of this size).
 pub const WRITE_CHUNK: usize = 64 * 1024;
 
 /// Writes when enough output is queued.
-async fn flush_if_full<S: AsyncRead + AsyncWrite + Unpin>(io: &mut Io<S>) -> Result<(), End> {
+async fn flush_if_full(io: &mut Io) -> Result<(), End> {
     if io.out.len() >= WRITE_CHUNK {
         io.flush().await
     } else {
@@ -40,10 +41,7 @@ async fn flush_if_full<S: AsyncRead + AsyncWrite + Unpin>(io: &mut Io<S>) -> Res
 
 /// Queues a dot-stuffed message, writing as it goes, so one large RETR
 /// holds one copy of the message.
-async fn message<S: AsyncRead + AsyncWrite + Unpin>(
-    io: &mut Io<S>,
-    body: &[u8],
-) -> Result<(), End> {
+async fn message(io: &mut Io, body: &[u8]) -> Result<(), End> {
     let mut stuffer = DotStuffer::new();
     for chunk in body.chunks(WRITE_CHUNK) {
         stuffer.push(chunk, &mut io.out);
@@ -53,18 +51,26 @@ async fn message<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(())
 }
 
-fn queue<S>(io: &mut Io<S>, r: &Response) {
+fn queue(io: &mut Io, r: &Response) {
     r.write_to(&mut io.out);
 }
 
 /// Serves one connection until QUIT, an error, a timeout or shutdown.
-pub async fn run<S>(stream: S, peer: SocketAddr, ctx: Arc<Pop3Context>, shutdown: Shutdown)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+pub async fn run(conn: Conn, ctx: Arc<Pop3Context>, shutdown: Shutdown) {
     let idle = ctx.config.idle_timeout;
-    let mut io = Io::new(stream, READ_CHUNK, idle);
-    let mut session = Session::new(ctx, peer);
+    let (mut io, peer, role) = conn.into_io(READ_CHUNKS, idle);
+    let mut session = Session::new(Arc::clone(&ctx), peer).with_role(role);
+    // RFC 8314 3.2: on the POP3S port TLS comes first, then the greeting.
+    if role.implicit_tls() {
+        let Some(tls) = ctx.tls.as_deref() else {
+            tracing::warn!("no TLS certificate: closing implicit-TLS connection");
+            return;
+        };
+        match io.start_tls(tls, role).await {
+            Ok(info) => session.tls_started(info),
+            Err(_) => return,
+        }
+    }
     queue(&mut io, &session.greeting());
     if let Err(End::Timeout) = serve(&mut io, &mut session, shutdown).await {
         // RFC 1939 3: the autologout timer closes the session without
@@ -77,10 +83,7 @@ where
     session.wait_seen().await;
 }
 
-async fn serve<S>(io: &mut Io<S>, session: &mut Session, mut shutdown: Shutdown) -> Result<(), End>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Result<(), End> {
     let mut splitter = LineSplitter::new(MAX_COMMAND_LINE);
     let mut bad_commands: u32 = 0;
     let max_bad = session.config().max_bad_commands;
@@ -139,8 +142,22 @@ where
                 }
                 Action::Continue => write_continuation("", &mut io.out),
                 Action::Close(r) => {
+                    io.release_slot();
                     queue(io, &r);
                     return io.flush().await;
+                }
+                Action::StartTls(r) => {
+                    queue(io, &r);
+                    io.flush().await?;
+                    let Some(tls) = session.ctx.tls.clone() else {
+                        return Err(End::Gone);
+                    };
+                    let info = io.start_tls(&tls, session.role()).await?;
+                    session.tls_started(info);
+                    // What followed STLS in the buffer is gone
+                    // (Io::start_tls); the splitter starts afresh too.
+                    splitter = LineSplitter::new(MAX_COMMAND_LINE);
+                    break;
                 }
             }
             if bad_commands >= max_bad {
@@ -174,6 +191,8 @@ mod tests {
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
+    use std::net::SocketAddr;
+
     use super::super::testkit::Kit;
     use super::*;
 
@@ -182,7 +201,8 @@ mod tests {
         let (client, server) = tokio::io::duplex(1 << 20);
         let ctx = Arc::clone(&kit.ctx);
         let peer = SocketAddr::from(([127, 0, 0, 1], 40000));
-        let task = tokio::spawn(run(server, peer, ctx, shutdown));
+        let conn = Conn::test(server, peer, crate::net::Role::Pop3);
+        let task = tokio::spawn(run(conn, ctx, shutdown));
         (client, task)
     }
 

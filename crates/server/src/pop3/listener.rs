@@ -4,11 +4,10 @@
 use std::sync::Arc;
 
 use proto_pop3::{RespCode, Response};
-use tokio::net::TcpListener;
 
 use super::session::Pop3Context;
 use crate::conn::{ConnectionTracker, Refusal};
-use crate::net::{accept_loop, refusal_text};
+use crate::net::{Listener, accept_loop, refusal_text};
 use crate::shutdown::Shutdown;
 
 /// RFC 3206 4: SYS/TEMP, a temporary condition.
@@ -16,22 +15,23 @@ fn refusal(why: Refusal) -> Vec<u8> {
     Response::err_code(RespCode::SysTemp, refusal_text(why)).to_bytes()
 }
 
-/// Serves one listening socket until shutdown.
+/// Serves one listening socket (POP3 or POP3S) until shutdown.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Listener,
     ctx: Arc<Pop3Context>,
     tracker: ConnectionTracker,
     shutdown: Shutdown,
 ) {
     let limits = ctx.config.connections;
+    let exempt = ctx.config.plaintext_networks.clone();
     accept_loop(
         listener,
-        "pop3",
         limits,
+        &exempt,
         tracker,
         shutdown,
         refusal,
-        |stream, peer, shutdown| super::driver::run(stream, peer, Arc::clone(&ctx), shutdown),
+        |conn, shutdown| super::driver::run(conn, Arc::clone(&ctx), shutdown),
     )
     .await;
 }

@@ -17,6 +17,8 @@ use store::{Store, Uid};
 use super::config::Pop3Config;
 use super::maildrop::Maildrop;
 use crate::auth::Authenticator;
+use crate::net::Role;
+use crate::tls::{Tls, TlsInfo};
 
 /// The greeting of the seed dialogue (RFC 1939 4).
 pub const GREETING: &str = "mailroom POP3 server ready";
@@ -29,6 +31,8 @@ pub struct Pop3Context {
     pub store: Arc<dyn Store>,
     /// The login shared by every protocol, with its throttling.
     pub auth: Arc<Authenticator>,
+    /// Certificates for STLS and the POP3S port; None: no TLS.
+    pub tls: Option<Arc<Tls>>,
 }
 
 /// What the driver does after a command.
@@ -53,6 +57,9 @@ pub enum Action {
     Continue,
     /// Send the status line and close the connection.
     Close(Response),
+    /// Send the `+OK` and start TLS (RFC 2595 4); the session then goes on
+    /// over TLS from [`Session::tls_started`].
+    StartTls(Response),
 }
 
 /// The AUTHORIZATION state's memory.
@@ -75,7 +82,9 @@ pub struct Session {
     pub(crate) ctx: Arc<Pop3Context>,
     pub(crate) peer: SocketAddr,
     pub(crate) state: State,
-    /// True once the stream is TLS (STLS or the TLS port; a later issue).
+    /// The listener this session came in on.
+    pub(crate) role: Role,
+    /// True once the stream is TLS (STLS or the POP3S port).
     pub(crate) tls: bool,
 }
 
@@ -118,8 +127,40 @@ impl Session {
             ctx,
             peer,
             state: State::Authorization(Authorization::default()),
+            role: Role::Pop3,
             tls: false,
         }
+    }
+
+    /// The session of a connection on a listener of `role`.
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// TLS is up (the POP3S port, or after STLS). RFC 2595 4: the server
+    /// discards what it learnt from the client before, the USER name
+    /// included; the client asks CAPA again.
+    pub fn tls_started(&mut self, info: TlsInfo) {
+        tracing::info!(version = info.version, cipher = %info.cipher, "TLS established");
+        self.state = State::Authorization(Authorization::default());
+        self.tls = true;
+    }
+
+    /// STLS (RFC 2595 4): only in AUTHORIZATION (the state table), only
+    /// once.
+    fn stls(&self) -> Action {
+        if self.tls {
+            return Action::Reply(Response::err("Already using TLS"));
+        }
+        if self.ctx.tls.is_none() {
+            return Action::Reply(Response::err("TLS is not available"));
+        }
+        Action::StartTls(Response::ok("Begin TLS negotiation"))
     }
 
     pub fn greeting(&self) -> Response {
@@ -173,9 +214,7 @@ impl Session {
             Command::User(name) => Action::Reply(self.user(name)),
             Command::Pass(password) => Action::Reply(self.pass(password).await),
             Command::Auth(start) => self.auth(start).await,
-            Command::Stls => {
-                Action::Reply(Response::err("STLS is not available yet on this server"))
-            }
+            Command::Stls => self.stls(),
             Command::Capa => {
                 Action::Lines(Response::ok("Capability list follows"), self.capabilities())
             }
@@ -204,6 +243,10 @@ impl Session {
         if !self.logged_in() && self.plaintext_allowed() {
             caps.push("USER".to_string());
             caps.push(format!("SASL {}", SASL_MECHANISMS.join(" ")));
+        }
+        // RFC 2595 4: STLS only before TLS, and only before login.
+        if !self.logged_in() && !self.tls && self.ctx.tls.is_some() {
+            caps.push("STLS".to_string());
         }
         caps.push("IMPLEMENTATION mailroom".to_string());
         caps
@@ -321,7 +364,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn stls_is_err_until_tls_arrives() {
+    async fn stls_without_certificates_is_err_and_the_session_goes_on() {
         let kit = Kit::new();
         let mut s = kit.session();
         let r = cmd(&mut s, "STLS").await;

@@ -49,6 +49,7 @@ impl Kit {
             config,
             store: store.clone(),
             auth: Authenticator::with_delay_scale(directory, 0.0),
+            tls: None,
         });
         Kit {
             _dir: dir,
@@ -156,6 +157,7 @@ pub(crate) async fn cmd(s: &mut Session, line: &str) -> Out {
             }
         }
         Action::Continue => out.continuation = true,
+        Action::StartTls(r) => out.status = r,
         Action::Close(r) => {
             out.status = r;
             out.closed = true;

@@ -7,28 +7,39 @@
 //! over-long line is discarded as it arrives and answered once; message
 //! data past the size limit is counted but not kept.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use proto_smtp::{
     Command, DataReceiver, DataStatus, Line, LineSplitter, MAX_COMMAND_LINE, Reply, parse_command,
 };
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::session::{Action, Session, SmtpContext, reply};
-use crate::net::{End, Io};
+use crate::net::{Conn, End, Io, ReadChunks};
 use crate::shutdown::Shutdown;
 
-/// Bytes asked of the socket per read.
-const READ_CHUNK: usize = 16 * 1024;
+/// Bytes asked of the socket per read: message data streams in full
+/// chunks; between commands a session holds the small one.
+const READ_CHUNKS: ReadChunks = ReadChunks {
+    busy: 16 * 1024,
+    idle: 1024,
+};
 
 /// Serves one connection until QUIT, an error, a timeout or shutdown.
-pub async fn run<S>(stream: S, peer: SocketAddr, ctx: Arc<SmtpContext>, shutdown: Shutdown)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut io = Io::new(stream, READ_CHUNK, ctx.config.command_timeout);
-    let mut session = Session::new(Arc::clone(&ctx), peer);
+pub async fn run(conn: Conn, ctx: Arc<SmtpContext>, shutdown: Shutdown) {
+    let (mut io, peer, role) = conn.into_io(READ_CHUNKS, ctx.config.command_timeout);
+    let mut session = Session::new(Arc::clone(&ctx), peer).with_role(role);
+    // RFC 8314 3.3: on the submissions port TLS comes first, then the
+    // greeting, inside it.
+    if role.implicit_tls() {
+        let Some(tls) = ctx.tls.as_deref() else {
+            tracing::warn!("no TLS certificate: closing implicit-TLS connection");
+            return;
+        };
+        match io.start_tls(tls, role).await {
+            Ok(info) => session.tls_started(info),
+            Err(_) => return,
+        }
+    }
     session.greeting().write_to(&mut io.out);
     let end = serve(&mut io, &mut session, shutdown).await;
     if let Err(End::Timeout) = end {
@@ -39,10 +50,7 @@ where
     io.close().await;
 }
 
-async fn serve<S>(io: &mut Io<S>, session: &mut Session, mut shutdown: Shutdown) -> Result<(), End>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Result<(), End> {
     let mut splitter = LineSplitter::new(session.config().max_line_length.max(MAX_COMMAND_LINE));
     let mut errors: u32 = 0;
     let (command_timeout, max_errors) = (
@@ -67,8 +75,24 @@ where
                 Ok(Ok(cmd)) => match session.apply(cmd).await {
                     Action::Reply(r) => r,
                     Action::Close(r) => {
+                        io.release_slot();
                         queue(io, &r);
                         return io.flush().await;
+                    }
+                    Action::StartTls(r220) => {
+                        queue(io, &r220);
+                        io.flush().await?;
+                        let Some(tls) = session.ctx.tls.clone() else {
+                            return Err(End::Gone);
+                        };
+                        let info = io.start_tls(&tls, session.role).await?;
+                        session.tls_started(info);
+                        // Whatever followed STARTTLS in the buffer is gone
+                        // (Io::start_tls); the splitter starts afresh too.
+                        splitter = LineSplitter::new(
+                            session.config().max_line_length.max(MAX_COMMAND_LINE),
+                        );
+                        break;
                     }
                     Action::ReadData(r354) => {
                         queue(io, &r354);
@@ -111,7 +135,7 @@ where
     }
 }
 
-fn queue<S>(io: &mut Io<S>, r: &Reply) {
+fn queue(io: &mut Io, r: &Reply) {
     r.write_to(&mut io.out);
 }
 
@@ -148,10 +172,7 @@ fn parse_line(line: &[u8]) -> Result<Command, Reply> {
 
 /// Reads the message after 354 up to CRLF.CRLF and hands it to the
 /// session; the bytes after the terminator stay buffered (pipelining).
-async fn read_data<S>(io: &mut Io<S>, session: &mut Session) -> Result<Reply, End>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+async fn read_data(io: &mut Io, session: &mut Session) -> Result<Reply, End> {
     let data_timeout = session.config().data_timeout;
     let mut rx = DataReceiver::new(session.config().max_message_size);
     loop {
@@ -165,7 +186,7 @@ where
         if let DataStatus::Done = status {
             break;
         }
-        io.fill(data_timeout).await?;
+        io.fill_data(data_timeout).await?;
     }
     let too_large = rx.too_large();
     Ok(session.finish_data(rx.into_message(), too_large).await)
@@ -174,15 +195,7 @@ where
 /// Reads exactly `size` octets of a BDAT chunk; keeps them only when
 /// `keep` (a refused chunk is still read, RFC 3030 2, so the stream stays
 /// in step).
-async fn read_chunk<S>(
-    io: &mut Io<S>,
-    session: &mut Session,
-    size: u64,
-    keep: bool,
-) -> Result<(), End>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+async fn read_chunk(io: &mut Io, session: &mut Session, size: u64, keep: bool) -> Result<(), End> {
     let data_timeout = session.config().data_timeout;
     let mut left = size;
     loop {
@@ -196,6 +209,6 @@ where
         if left == 0 {
             return Ok(());
         }
-        io.fill(data_timeout).await?;
+        io.fill_data(data_timeout).await?;
     }
 }

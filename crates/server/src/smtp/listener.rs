@@ -3,12 +3,10 @@
 
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
-
 use super::session::{SmtpContext, reply};
 use crate::conn::{ConnectionTracker, Refusal};
 use crate::metrics::Metrics;
-use crate::net::{accept_loop, refusal_text};
+use crate::net::{Listener, accept_loop, refusal_text};
 use crate::shutdown::Shutdown;
 
 /// 421 4.7.0 at connect (RFC 5321 3.8: the server may refuse a connection
@@ -18,9 +16,10 @@ fn refusal(why: Refusal, metrics: &Metrics) -> Vec<u8> {
     reply(421, 4, 7, 0, refusal_text(why)).to_bytes()
 }
 
-/// Serves one listening socket until shutdown.
+/// Serves one listening socket (MTA, submission or submissions) until
+/// shutdown.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Listener,
     ctx: Arc<SmtpContext>,
     tracker: ConnectionTracker,
     shutdown: Shutdown,
@@ -28,16 +27,17 @@ pub async fn serve(
     let limits = ctx.config.connections;
     let metrics = Arc::clone(&ctx.metrics);
     let refuse = |why| refusal(why, &metrics);
+    let exempt = ctx.config.local_networks.clone();
     accept_loop(
         listener,
-        "smtp",
         limits,
+        &exempt,
         tracker,
         shutdown,
         refuse,
-        |stream, peer, shutdown| {
+        |conn, shutdown| {
             Metrics::inc(&metrics.smtp_connections);
-            super::driver::run(stream, peer, Arc::clone(&ctx), shutdown)
+            super::driver::run(conn, Arc::clone(&ctx), shutdown)
         },
     )
     .await;

@@ -16,7 +16,9 @@ use store::Store;
 use super::config::SmtpConfig;
 use crate::budget::{MemoryBudget, Reservation};
 use crate::metrics::Metrics;
+use crate::net::Role;
 use crate::presence::Presence;
+use crate::tls::{Tls, TlsInfo};
 
 /// What the server shares with every SMTP session.
 pub struct SmtpContext {
@@ -27,6 +29,8 @@ pub struct SmtpContext {
     /// Memory for message data in flight, shared by every session.
     pub memory: MemoryBudget,
     pub metrics: Arc<Metrics>,
+    /// Certificates for STARTTLS and the implicit-TLS port; None: no TLS.
+    pub tls: Option<Arc<Tls>>,
 }
 
 /// What the driver does after a command.
@@ -44,6 +48,9 @@ pub enum Action {
     },
     /// Send the reply and close the connection.
     Close(Reply),
+    /// Send the 220 and start TLS (RFC 3207 4); the session then goes on
+    /// over TLS from [`Session::tls_started`].
+    StartTls(Reply),
 }
 
 /// The flavour of transaction the reverse-path command opened.
@@ -112,12 +119,14 @@ pub struct Helo {
 pub struct Session {
     pub(crate) ctx: Arc<SmtpContext>,
     pub(crate) peer: SocketAddr,
+    /// The listener this session came in on.
+    pub(crate) role: Role,
     pub(crate) state: State,
     pub(crate) helo: Option<Helo>,
     /// The authenticated account (the TLS/AUTH issue sets it).
     pub(crate) authenticated: Option<String>,
-    /// True once the stream is TLS (Received says ESMTPS).
-    pub(crate) tls: bool,
+    /// What TLS negotiated, once the stream is TLS (Received says ESMTPS).
+    pub(crate) tls: Option<TlsInfo>,
     /// This session's share of the memory budget for message data.
     reservation: Reservation,
     /// The memory budget ran out while receiving the current message.
@@ -150,12 +159,36 @@ impl Session {
             reservation: ctx.memory.reservation(),
             ctx,
             peer,
+            role: Role::Mta,
             state: State::Greeted,
             helo: None,
             authenticated: None,
-            tls: false,
+            tls: None,
             out_of_memory: false,
         }
+    }
+
+    /// The session of a connection on a listener of `role`.
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+
+    /// TLS is up (implicit, or after STARTTLS). RFC 3207 4.2: the server
+    /// discards any knowledge obtained from the client before it, such as
+    /// the EHLO argument; the client starts again with EHLO.
+    pub fn tls_started(&mut self, info: TlsInfo) {
+        tracing::info!(version = info.version, cipher = %info.cipher, "TLS established");
+        self.state = State::Greeted;
+        self.helo = None;
+        self.authenticated = None;
+        self.end_message();
+        self.tls = Some(info);
+    }
+
+    /// True when STARTTLS may be offered: not yet TLS, and certificates.
+    fn starttls_offered(&self) -> bool {
+        self.tls.is_none() && self.ctx.tls.is_some()
     }
 
     /// The 220 greeting (RFC 5321 4.2; the only reply without an enhanced
@@ -210,12 +243,27 @@ impl Session {
                 0,
                 &format!("{} closing connection", self.ctx.config.hostname),
             )),
-            // RFC 3207 and RFC 4954 arrive with the TLS/AUTH issue; until
-            // then they are recognised but not implemented.
-            Command::StartTls | Command::Auth { .. } => {
-                Action::Reply(reply(502, 5, 5, 1, "Command not implemented"))
-            }
+            Command::StartTls => self.starttls(),
+            // RFC 4954 arrives with the authentication issue; until then
+            // it is recognised but not implemented.
+            Command::Auth { .. } => Action::Reply(reply(502, 5, 5, 1, "Command not implemented")),
         }
+    }
+
+    /// STARTTLS (RFC 3207 4): 220, then the handshake. A second one, over
+    /// TLS already, is a bad sequence; so is one in a mail transaction,
+    /// whose state the handshake would have to forget.
+    fn starttls(&mut self) -> Action {
+        if self.tls.is_some() {
+            return Action::Reply(bad_sequence("TLS already active"));
+        }
+        if self.ctx.tls.is_none() {
+            return Action::Reply(reply(454, 4, 7, 0, "TLS not available"));
+        }
+        if self.in_transaction() {
+            return Action::Reply(bad_sequence("Mail transaction in progress"));
+        }
+        Action::StartTls(reply(220, 2, 0, 0, "Ready to start TLS"))
     }
 
     /// HELO/EHLO (RFC 5321 4.1.1.1): resets any transaction; EHLO lists the
@@ -253,6 +301,10 @@ impl Session {
         }
         if self.ctx.config.expn {
             lines.push("EXPN".to_string());
+        }
+        // RFC 3207 4.2: not offered again once TLS is up.
+        if self.starttls_offered() {
+            lines.push("STARTTLS".to_string());
         }
         // EHLO replies carry no enhanced code on the first line in common
         // practice; RFC 2034 excludes EHLO's 250 from the requirement.

@@ -60,6 +60,7 @@ impl Kit {
             presence: presence.clone(),
             memory: crate::budget::MemoryBudget::new(memory),
             metrics: Arc::default(),
+            tls: None,
         });
         Kit {
             _dir: dir,
@@ -114,7 +115,7 @@ pub(crate) async fn cmd(s: &mut Session, line: &str) -> Reply {
         Err(e) => return e.reply(),
     };
     match s.apply(parsed).await {
-        Action::Reply(r) | Action::Close(r) | Action::ReadData(r) => r,
+        Action::Reply(r) | Action::Close(r) | Action::ReadData(r) | Action::StartTls(r) => r,
         Action::ReadChunk { refuse, .. } => refuse.unwrap_or_else(|| Reply::new(0, None, "chunk")),
     }
 }

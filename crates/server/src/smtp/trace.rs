@@ -105,7 +105,10 @@ pub struct ReceivedInfo<'a> {
     pub ip: std::net::IpAddr,
     pub hostname: &'a str,
     pub extended: bool,
-    pub tls: bool,
+    /// What TLS negotiated, on a TLS session.
+    pub tls: Option<&'a crate::tls::TlsInfo>,
+    /// The transaction used SMTPUTF8 (RFC 6531 4.3: UTF8SMTP and friends).
+    pub utf8: bool,
     pub authenticated: bool,
     pub id: &'a str,
     /// Only with exactly one recipient (RFC 5321 7.2: a list would disclose
@@ -114,17 +117,27 @@ pub struct ReceivedInfo<'a> {
 }
 
 pub fn received(info: &ReceivedInfo<'_>) -> String {
-    let with = match (info.extended, info.tls, info.authenticated) {
-        (false, _, _) => "SMTP",
-        (true, false, false) => "ESMTP",
-        (true, true, false) => "ESMTPS",
-        (true, false, true) => "ESMTPA",
-        (true, true, true) => "ESMTPSA",
+    // RFC 3848 2 and RFC 6531 4.3: "S" for TLS, "A" for AUTH; UTF8SMTP
+    // replaces ESMTP when the transaction used SMTPUTF8.
+    let base = match (info.extended, info.utf8) {
+        (false, _) => "SMTP",
+        (true, false) => "ESMTP",
+        (true, true) => "UTF8SMTP",
+    };
+    let suffix = match (info.extended, info.tls.is_some(), info.authenticated) {
+        (false, _, _) | (true, false, false) => "",
+        (true, true, false) => "S",
+        (true, false, true) => "A",
+        (true, true, true) => "SA",
     };
     let mut s = format!(
-        "Received: from {} ([{}])\r\n\tby {} (mailroom) with {} id {}",
-        info.helo, info.ip, info.hostname, with, info.id
+        "Received: from {} ([{}])\r\n\tby {} (mailroom) with {base}{suffix} id {}",
+        info.helo, info.ip, info.hostname, info.id
     );
+    // As Postfix writes it: which TLS carried the message.
+    if let Some(tls) = info.tls {
+        s.push_str(&format!("\r\n\t({})", tls.received_comment()));
+    }
     if let Some(rcpt) = info.for_rcpt {
         s.push_str(&format!("\r\n\tfor <{rcpt}>"));
     }
@@ -181,7 +194,8 @@ mod tests {
             ip: [192, 0, 2, 1].into(),
             hostname: "mx.test",
             extended: true,
-            tls: false,
+            tls: None,
+            utf8: false,
             authenticated: false,
             id: "ABC",
             for_rcpt: Some("alice@mx.test"),
@@ -190,6 +204,32 @@ mod tests {
         assert!(r.starts_with("Received: from client.test ([192.0.2.1])\r\n\tby mx.test (mailroom) with ESMTP id ABC\r\n\tfor <alice@mx.test>; "));
         info.for_rcpt = None;
         assert!(!received(&info).contains("for <"));
+    }
+
+    #[test]
+    fn received_names_tls_and_utf8_protocols() {
+        let tls = crate::tls::TlsInfo {
+            version: "TLSv1.3",
+            cipher: "TLS_AES_256_GCM_SHA384".into(),
+            bits: 256,
+        };
+        let mut info = ReceivedInfo {
+            helo: "client.test",
+            ip: [192, 0, 2, 1].into(),
+            hostname: "mx.test",
+            extended: true,
+            tls: Some(&tls),
+            utf8: false,
+            authenticated: false,
+            id: "ABC",
+            for_rcpt: None,
+        };
+        let r = received(&info);
+        assert!(r.contains("with ESMTPS id ABC\r\n\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits));"), "{r}");
+        info.utf8 = true;
+        assert!(received(&info).contains("with UTF8SMTPS id"));
+        info.tls = None;
+        assert!(received(&info).contains("with UTF8SMTP id"));
     }
 
     #[test]
