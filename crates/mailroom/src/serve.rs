@@ -141,15 +141,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     let admin_listeners = if c.admin.listen.is_empty() {
         Vec::new()
     } else {
-        bind_all(
-            "admin.listen",
-            std::slice::from_ref(&c.admin.listen),
-            Role::Mta,
-        )
-        .await?
-        .into_iter()
-        .map(|l| l.socket)
-        .collect()
+        bind_sockets("admin.listen", std::slice::from_ref(&c.admin.listen)).await?
     };
 
     let (trigger, shutdown) = Shutdown::new();
@@ -287,13 +279,21 @@ impl admin::Status for AdminStatus {
 /// Binds every address of a listener key for `role`; an address that
 /// cannot be bound stops the start with an error naming the key.
 async fn bind_all(key: &str, list: &[String], role: Role) -> Result<Vec<Listener>, String> {
+    let sockets = bind_sockets(key, list).await?;
+    Ok(sockets
+        .into_iter()
+        .map(|socket| Listener { socket, role })
+        .collect())
+}
+
+async fn bind_sockets(key: &str, list: &[String]) -> Result<Vec<TcpListener>, String> {
     let mut out = Vec::new();
     for addr in addresses(key, list)? {
         let socket = TcpListener::bind(addr)
             .await
             .map_err(|e| format!("{key}: cannot bind {addr}: {e}"))?;
-        tracing::info!(%addr, key, role = role.name(), "listening");
-        out.push(Listener { socket, role });
+        tracing::info!(%addr, key, "listening");
+        out.push(socket);
     }
     Ok(out)
 }

@@ -172,12 +172,13 @@ fn mbsync_syncs_both_ways_and_a_second_sync_changes_nothing() {
         &rc,
         format!(
             "IMAPAccount test\nHost 127.0.0.1\nPort {port}\nUser alice\nPass secret\n\
-             SSLType None\nAuthMechs LOGIN\n\n\
+             CertificateFile {cert}\nAuthMechs LOGIN\n\n\
              IMAPStore remote\nAccount test\n\n\
              MaildirStore local\nPath {md}/\nInbox {md}/INBOX\nSubFolders Verbatim\n\n\
              Channel test\nFar :remote:\nNear :local:\nPatterns *\nCreate Both\nExpunge Both\n\
              SyncState *\nSync All\n",
             port = server.imap.port(),
+            cert = server.cert().display(),
             md = maildir.display()
         ),
     )
@@ -198,6 +199,8 @@ fn mbsync_syncs_both_ways_and_a_second_sync_changes_nothing() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     run();
+    // mbsync's default SSLType is STARTTLS: it took it.
+    assert!(server.log().contains("TLS established"), "{}", server.log());
     let inbox_new = maildir.join("INBOX").join("cur");
     let count = |p: &std::path::Path| std::fs::read_dir(p).map(|d| d.count()).unwrap_or(0);
     let local = count(&inbox_new) + count(&maildir.join("INBOX").join("new"));

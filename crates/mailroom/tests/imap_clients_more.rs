@@ -212,19 +212,20 @@ fn mutt_under_tmux_reads_opens_and_saves_to_another_folder() {
     std::fs::write(
         &rc,
         format!(
-            "set folder=imap://alice@127.0.0.1:{port}/\n\
+            "set folder=imaps://alice@localhost:{port}/\n\
              set spoolfile=+INBOX\n\
              set imap_user=alice\nset imap_pass=secret\n\
-             set ssl_starttls=no\nset ssl_force_tls=no\n\
+             set ssl_force_tls=yes\n\
              set imap_check_subscribed=no\nset imap_passive=yes\n\
              set header_cache=\nset message_cachedir=\n\
-             set certificate_file=/dev/null\nset history_file=/dev/null\n\
+             set certificate_file={cert}\nset history_file=/dev/null\n\
              set move=no\nset record=\nset postponed=+Drafts\n\
              set delete=yes\nset quit=yes\nset confirmappend=no\nset confirmcreate=no\n\
              set mark_old=no\nset wait_key=no\nset help=no\nset beep=no\n\
              set sort=mailbox-order\nset pager_index_lines=0\nset pager_stop=yes\n\
              set timeout=2\nset mail_check=2\nset charset=utf-8\n",
-            port = server.imap.port()
+            port = server.imaps.port(),
+            cert = server.cert().display(),
         ),
     )
     .expect("muttrc");

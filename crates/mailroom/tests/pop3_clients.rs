@@ -144,23 +144,24 @@ fn fetchmail(server: &Server, keep: bool) -> String {
     std::fs::create_dir_all(&dir).expect("fetchmail dir");
     let rc = dir.join("fetchmailrc");
     // The mda is mailroom itself: what fetchmail takes from alice is
-    // delivered to bob. `sslproto ''`: fetchmail 6.4 tries STLS even when
-    // CAPA does not offer it, and gives up when it fails; TLS is a later
-    // issue.
+    // delivered to bob. fetchmail keeps its default TLS settings (STLS,
+    // certificate checked) and trusts our self-signed certificate; it
+    // matches DNS names only, so it polls `localhost`, not the IP.
     write_private(
         &rc,
         &format!(
             "set no bouncemail\n\
-             poll 127.0.0.1 protocol POP3 port {port} auth password timeout 20\n  \
-             user \"alice\" password \"secret\" {keep} sslproto ''\n  \
+             poll localhost protocol POP3 port {port} auth password timeout 20\n  \
+             user \"alice\" password \"secret\" {keep} sslcertfile \"{cert}\"\n  \
              mda \"{bin} --config {cfg} deliver bob@example.test\"\n",
             port = server.pop3.port(),
             keep = if keep { "keep" } else { "nokeep" },
+            cert = server.cert().display(),
             bin = BIN,
             cfg = server.config.display(),
         ),
     );
-    run(
+    let out = run(
         Command::new("fetchmail")
             .env("FETCHMAILHOME", &dir)
             .env("HOME", &dir)
@@ -168,7 +169,9 @@ fn fetchmail(server: &Server, keep: bool) -> String {
             .arg(&rc)
             .args(["--nodetach", "--nosyslog", "-v"]),
         LIMIT,
-    )
+    );
+    assert!(out.contains("POP3< +OK Begin TLS negotiation"), "{out}");
+    out
 }
 
 #[test]

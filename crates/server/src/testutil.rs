@@ -41,3 +41,57 @@ pub(crate) fn fixture() -> Fixture {
         store,
     }
 }
+
+/// Runs a driver over a one-octet pipe, holding a real connection slot.
+/// The client sends `input` and reads until a line starts with `last`
+/// (the first octets of the session's final reply); then the server is
+/// blocked writing the rest of that reply. Returns whether the slot was
+/// still held at that moment (it must not be: SPEC 8, issue 8).
+pub(crate) async fn slot_held_during_final_reply<F, Fut>(input: &[u8], last: &[u8], run: F) -> bool
+where
+    F: FnOnce(crate::net::Conn) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tracker = crate::ConnectionTracker::new();
+    let limits = crate::ConnectionLimits {
+        max_total: 10,
+        max_per_ip: 10,
+    };
+    let peer = std::net::SocketAddr::from(([192, 0, 2, 1], 40000));
+    let slot = tracker.admit(peer.ip(), limits, false).expect("admit");
+    let (client, server) = tokio::io::duplex(1);
+    let conn = crate::net::Conn {
+        stream: crate::net::Stream::plain(server),
+        peer,
+        role: crate::net::Role::Mta,
+        slot: Some(slot),
+    };
+    let task = tokio::spawn(run(conn));
+    let (mut rd, mut wr) = tokio::io::split(client);
+    let input = input.to_vec();
+    let writer = tokio::spawn(async move {
+        let _ = wr.write_all(&input).await;
+        wr
+    });
+    let mut seen = vec![b'\n'];
+    let mut marker = b"\n".to_vec();
+    marker.extend_from_slice(last);
+    let deadline = std::time::Duration::from_secs(10);
+    while !seen.ends_with(&marker) {
+        let mut byte = [0u8; 1];
+        let n = tokio::time::timeout(deadline, rd.read(&mut byte))
+            .await
+            .expect("read timed out")
+            .expect("read");
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&byte);
+    }
+    let held = tracker.active() > 0;
+    // Let the session finish.
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(deadline, rd.read_to_end(&mut rest)).await;
+    let _ = writer.await;
+    let _ = task.await;
+    held
+}

@@ -320,3 +320,23 @@ async fn idle(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::Kit;
+    use super::*;
+
+    #[tokio::test]
+    async fn the_slot_is_released_before_the_final_bye_is_written() {
+        let kit = Kit::new();
+        let ctx = Arc::clone(&kit.ctx);
+        let (_trigger, shutdown) = Shutdown::new();
+        let held = crate::testutil::slot_held_during_final_reply(
+            b"a LOGIN alice pw\r\nb LOGOUT\r\n",
+            b"* BYE",
+            |conn| run(conn, ctx, shutdown),
+        )
+        .await;
+        assert!(!held);
+    }
+}

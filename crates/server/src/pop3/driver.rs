@@ -221,6 +221,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_slot_is_released_before_the_final_ok_is_written() {
+        let kit = Kit::new();
+        let ctx = Arc::clone(&kit.ctx);
+        let (_trigger, shutdown) = Shutdown::new();
+        let held = crate::testutil::slot_held_during_final_reply(
+            b"USER alice\r\nPASS pw\r\nQUIT\r\n",
+            b"+OK Bye",
+            |conn| run(conn, ctx, shutdown),
+        )
+        .await;
+        assert!(!held);
+    }
+
+    #[tokio::test]
     async fn pipelined_commands_are_answered_in_order() {
         let kit = Kit::new();
         kit.deliver("alice@example.test", b"A: 1\r\n\r\n.one\r\n")

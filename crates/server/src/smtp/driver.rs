@@ -212,3 +212,23 @@ async fn read_chunk(io: &mut Io, session: &mut Session, size: u64, keep: bool) -
         io.fill_data(data_timeout).await?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::Kit;
+    use super::*;
+
+    #[tokio::test]
+    async fn the_slot_is_released_before_the_final_221_is_written() {
+        let kit = Kit::new();
+        let ctx = Arc::clone(&kit.ctx);
+        let (_trigger, shutdown) = Shutdown::new();
+        let held = crate::testutil::slot_held_during_final_reply(
+            b"EHLO client.test\r\nQUIT\r\n",
+            b"221 ",
+            |conn| run(conn, ctx, shutdown),
+        )
+        .await;
+        assert!(!held);
+    }
+}
