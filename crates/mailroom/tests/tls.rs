@@ -663,9 +663,7 @@ fn the_slot_is_free_once_the_final_reply_is_read() {
         let mut first = [0u8; 3];
         q.read_exact(&mut first).expect("greeting");
         assert_eq!(&first, b"+OK");
-        // The tracker counts one client's connections over every protocol.
         drop(q);
-        std::thread::sleep(Duration::from_millis(50));
 
         let mut i = raw(server.imap);
         let mut r = BufReader::new(i.try_clone().expect("clone"));
@@ -796,4 +794,34 @@ m.logout()
     server.signal("HUP");
     wait_for_log(&server, "TLS certificates not reloaded", 1);
     assert_eq!(served_fingerprint(&server, &dir.join(&c2)), second);
+}
+
+#[test]
+fn sni_entry_serves_its_own_certificate_and_others_get_the_default() {
+    let server = Server::create_with(Extra {
+        tls: "[[tls.sni]]\nhostnames = [\"mail.other.test\"]\ncert = \"other-cert.pem\"\nkey = \"other-key.pem\"".into(),
+        ..Extra::default()
+    });
+    make_cert(server.dir.path(), "other");
+    let server = server.run();
+    let subject = |name: Option<&str>| {
+        let mut cmd = Command::new("openssl");
+        cmd.args(["s_client", "-connect"])
+            .arg(format!("127.0.0.1:{}", server.imaps.port()));
+        if let Some(n) = name {
+            cmd.args(["-servername", n]);
+        }
+        let (_, text) = run_status(&mut cmd, b"", LIMIT);
+        text.lines()
+            .find(|l| l.starts_with("subject="))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(subject(Some("mail.other.test")), "subject=CN = other");
+    assert_eq!(subject(Some("MAIL.OTHER.TEST")), "subject=CN = other");
+    assert_eq!(
+        subject(Some("unknown.test")),
+        "subject=CN = mx.example.test"
+    );
+    assert_eq!(subject(None), "subject=CN = mx.example.test");
 }

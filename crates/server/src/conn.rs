@@ -1,5 +1,7 @@
 //! Connection accounting: the total and per-client-address limits of SPEC 8,
-//! and the count of live sessions that graceful shutdown waits for.
+//! counted per protocol family (SMTP, POP3, IMAP: each has its own limits
+//! in the config, whatever port or TLS mode), and the count of live
+//! sessions of every family that graceful shutdown waits for.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -25,8 +27,10 @@ pub enum Refusal {
 
 #[derive(Default)]
 struct Counts {
-    total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    /// Every live connection, for shutdown and the metrics.
+    all: usize,
+    per_family: HashMap<&'static str, usize>,
+    per_ip: HashMap<(&'static str, IpAddr), usize>,
 }
 
 /// Counts live connections. Cheap to clone.
@@ -39,6 +43,7 @@ pub struct ConnectionTracker {
 /// One admitted connection; dropping it releases its slot.
 pub struct ConnectionGuard {
     tracker: ConnectionTracker,
+    family: &'static str,
     ip: IpAddr,
 }
 
@@ -47,10 +52,12 @@ impl ConnectionTracker {
         Self::default()
     }
 
-    /// Admits a connection from `ip` if the limits allow it; an `exempt`
-    /// address (SPEC 7 `local_networks`) is held to the total only.
+    /// Admits a connection of protocol `family` from `ip` if that
+    /// family's limits allow it; an `exempt` address (SPEC 7
+    /// `local_networks`) is held to the total only.
     pub fn admit(
         &self,
+        family: &'static str,
         ip: IpAddr,
         limits: ConnectionLimits,
         exempt: bool,
@@ -58,24 +65,27 @@ impl ConnectionTracker {
         let Ok(mut counts) = self.counts.lock() else {
             return Err(Refusal::TooManyTotal);
         };
-        if counts.total >= limits.max_total {
+        let total = counts.per_family.get(family).copied().unwrap_or(0);
+        if total >= limits.max_total {
             return Err(Refusal::TooManyTotal);
         }
-        let from_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
+        let from_ip = counts.per_ip.get(&(family, ip)).copied().unwrap_or(0);
         if !exempt && from_ip >= limits.max_per_ip {
             return Err(Refusal::TooManyFromAddress);
         }
-        counts.total += 1;
-        counts.per_ip.insert(ip, from_ip + 1);
+        counts.all += 1;
+        counts.per_family.insert(family, total + 1);
+        counts.per_ip.insert((family, ip), from_ip + 1);
         Ok(ConnectionGuard {
             tracker: self.clone(),
+            family,
             ip,
         })
     }
 
-    /// Live connections right now.
+    /// Live connections right now, of every family.
     pub fn active(&self) -> usize {
-        self.counts.lock().map(|c| c.total).unwrap_or(0)
+        self.counts.lock().map(|c| c.all).unwrap_or(0)
     }
 
     /// Resolves when no connection is left.
@@ -93,14 +103,18 @@ impl ConnectionTracker {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         if let Ok(mut counts) = self.tracker.counts.lock() {
-            counts.total = counts.total.saturating_sub(1);
-            if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+            counts.all = counts.all.saturating_sub(1);
+            if let Some(n) = counts.per_family.get_mut(self.family) {
+                *n = n.saturating_sub(1);
+            }
+            let key = (self.family, self.ip);
+            if let Some(n) = counts.per_ip.get_mut(&key) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
-                    counts.per_ip.remove(&self.ip);
+                    counts.per_ip.remove(&key);
                 }
             }
-            if counts.total == 0 {
+            if counts.all == 0 {
                 self.tracker.idle.notify_waiters();
             }
         }
@@ -121,27 +135,44 @@ mod tests {
         let t = ConnectionTracker::new();
         let a: IpAddr = [127, 0, 0, 1].into();
         let b: IpAddr = [127, 0, 0, 2].into();
-        let _g1 = t.admit(a, LIMITS, false).ok();
-        let _g2 = t.admit(a, LIMITS, false).ok();
+        let _g1 = t.admit("imap", a, LIMITS, false).ok();
+        let _g2 = t.admit("imap", a, LIMITS, false).ok();
         assert_eq!(
-            t.admit(a, LIMITS, false).err(),
+            t.admit("imap", a, LIMITS, false).err(),
             Some(Refusal::TooManyFromAddress)
         );
-        let g3 = t.admit(b, LIMITS, false);
+        let g3 = t.admit("imap", b, LIMITS, false);
         assert!(g3.is_ok());
-        assert_eq!(t.admit(b, LIMITS, false).err(), Some(Refusal::TooManyTotal));
+        assert_eq!(
+            t.admit("imap", b, LIMITS, false).err(),
+            Some(Refusal::TooManyTotal)
+        );
         drop(g3);
         assert_eq!(t.active(), 2);
+    }
+
+    #[test]
+    fn each_protocol_family_has_its_own_limits() {
+        let t = ConnectionTracker::new();
+        let a: IpAddr = [192, 0, 2, 1].into();
+        let imap: Vec<_> = (0..2).map(|_| t.admit("imap", a, LIMITS, false)).collect();
+        assert!(imap.iter().all(Result::is_ok));
+        // IMAP's connections do not count against SMTP's limits.
+        let smtp = t.admit("smtp", a, LIMITS, false);
+        assert!(smtp.is_ok());
+        assert_eq!(t.active(), 3);
     }
 
     #[test]
     fn exempt_address_passes_the_per_address_limit_but_not_the_total() {
         let t = ConnectionTracker::new();
         let local: IpAddr = [127, 0, 0, 1].into();
-        let guards: Vec<_> = (0..3).map(|_| t.admit(local, LIMITS, true)).collect();
+        let guards: Vec<_> = (0..3)
+            .map(|_| t.admit("smtp", local, LIMITS, true))
+            .collect();
         assert!(guards.iter().all(Result::is_ok));
         assert_eq!(
-            t.admit(local, LIMITS, true).err(),
+            t.admit("smtp", local, LIMITS, true).err(),
             Some(Refusal::TooManyTotal)
         );
     }

@@ -80,6 +80,16 @@ impl Role {
         }
     }
 
+    /// The protocol family whose connection limits apply (SPEC 8: the
+    /// `[smtp]`, `[pop3]` and `[imap]` limits cover every port of theirs).
+    pub fn family(self) -> &'static str {
+        match self {
+            Role::Mta | Role::Submission | Role::Submissions => "smtp",
+            Role::Imap | Role::Imaps => "imap",
+            Role::Pop3 | Role::Pop3s => "pop3",
+        }
+    }
+
     /// The ALPN protocol its TLS negotiates.
     pub fn alpn(self) -> Alpn {
         match self {
@@ -486,7 +496,7 @@ pub async fn accept_loop<R, F, Fut>(
         };
         let _ = stream.set_nodelay(true);
         let local = exempt.iter().any(|n| n.contains(&peer.ip()));
-        match tracker.admit(peer.ip(), limits, local) {
+        match tracker.admit(role.family(), peer.ip(), limits, local) {
             Ok(guard) => {
                 let conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
                 let span = tracing::info_span!("conn", protocol, conn, client = %peer);

@@ -59,7 +59,9 @@ where
         max_per_ip: 10,
     };
     let peer = std::net::SocketAddr::from(([192, 0, 2, 1], 40000));
-    let slot = tracker.admit(peer.ip(), limits, false).expect("admit");
+    let slot = tracker
+        .admit("smtp", peer.ip(), limits, false)
+        .expect("admit");
     let (client, server) = tokio::io::duplex(1);
     let conn = crate::net::Conn {
         stream: crate::net::Stream::plain(server),
