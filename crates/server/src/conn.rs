@@ -33,11 +33,17 @@ struct Counts {
     per_ip: HashMap<(&'static str, IpAddr), usize>,
 }
 
-/// Counts live connections. Cheap to clone.
+/// Counts live connections. Cheap to clone (one pointer, as every live
+/// session holds one in its guard).
 #[derive(Clone, Default)]
 pub struct ConnectionTracker {
-    counts: Arc<Mutex<Counts>>,
-    idle: Arc<Notify>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    counts: Mutex<Counts>,
+    idle: Notify,
 }
 
 /// One admitted connection; dropping it releases its slot.
@@ -62,7 +68,7 @@ impl ConnectionTracker {
         limits: ConnectionLimits,
         exempt: bool,
     ) -> Result<ConnectionGuard, Refusal> {
-        let Ok(mut counts) = self.counts.lock() else {
+        let Ok(mut counts) = self.shared.counts.lock() else {
             return Err(Refusal::TooManyTotal);
         };
         let total = counts.per_family.get(family).copied().unwrap_or(0);
@@ -85,13 +91,13 @@ impl ConnectionTracker {
 
     /// Live connections right now, of every family.
     pub fn active(&self) -> usize {
-        self.counts.lock().map(|c| c.all).unwrap_or(0)
+        self.shared.counts.lock().map(|c| c.all).unwrap_or(0)
     }
 
     /// Resolves when no connection is left.
     pub async fn wait_idle(&self) {
         loop {
-            let notified = self.idle.notified();
+            let notified = self.shared.idle.notified();
             if self.active() == 0 {
                 return;
             }
@@ -102,7 +108,7 @@ impl ConnectionTracker {
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        if let Ok(mut counts) = self.tracker.counts.lock() {
+        if let Ok(mut counts) = self.tracker.shared.counts.lock() {
             counts.all = counts.all.saturating_sub(1);
             if let Some(n) = counts.per_family.get_mut(self.family) {
                 *n = n.saturating_sub(1);
@@ -115,7 +121,7 @@ impl Drop for ConnectionGuard {
                 }
             }
             if counts.all == 0 {
-                self.tracker.idle.notify_waiters();
+                self.tracker.shared.idle.notify_waiters();
             }
         }
     }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+pub use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::conn::{ConnectionGuard, ConnectionLimits, ConnectionTracker, Refusal};
@@ -30,6 +31,11 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Numbers connections of every protocol for the logs.
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// The deadline of a command (or DATA phase) that starts now.
+pub fn deadline(limit: Duration) -> Instant {
+    Instant::now() + limit
+}
 
 /// Why a session ended early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,10 +178,10 @@ impl AsyncWrite for Stream {
 pub struct ReadChunks {
     /// Asked of the socket while data flows (a literal, DATA, a burst of
     /// pipelined commands).
-    pub busy: usize,
+    pub busy: u32,
     /// Held for the next read by a session with nothing buffered: most
     /// commands fit, and an idle connection stays small.
-    pub idle: usize,
+    pub idle: u32,
 }
 
 /// A stream with an input buffer (read in chunks, consumed by parsers) and
@@ -235,28 +241,32 @@ impl Io {
         self.pos = self.pos.saturating_add(n).min(self.buf.len());
     }
 
-    /// Reads more bytes, waiting at most `limit`. The caller consumes what
-    /// it parsed before asking for more, so the buffer holds at most one
-    /// unparsed command (bounded by the parser) plus one read. With nothing
-    /// buffered the session is between commands: it keeps only a small
-    /// buffer while it waits, maybe for minutes.
-    pub async fn fill(&mut self, limit: Duration) -> Result<(), End> {
+    /// Reads more bytes, waiting until `deadline` at most. The deadline
+    /// belongs to the whole command (or DATA phase), not to one read, so a
+    /// client dripping an octet at a time cannot hold a command open past
+    /// its timeout (RFC 5321 4.5.3.2). The caller consumes what it parsed
+    /// before asking for more, so the buffer holds at most one unparsed
+    /// command (bounded by the parser) plus one read. With nothing buffered
+    /// the session is between commands: it keeps only a small buffer while
+    /// it waits, maybe for minutes.
+    pub async fn fill(&mut self, deadline: Instant) -> Result<(), End> {
         self.compact();
         let chunk = if self.buf.is_empty() {
-            if self.buf.capacity() > self.chunks.idle {
+            if self.buf.capacity() > self.chunks.idle as usize {
                 self.buf = Vec::new();
             }
-            self.chunks.idle
+            self.chunks.idle as usize
         } else {
-            self.chunks.busy
+            self.chunks.busy as usize
         };
-        self.read(chunk, limit).await
+        self.read(chunk, deadline).await
     }
 
-    /// Reads more bytes in full chunks (message data streaming in).
-    pub async fn fill_data(&mut self, limit: Duration) -> Result<(), End> {
+    /// Reads more bytes in full chunks (message data streaming in), until
+    /// `deadline` at most.
+    pub async fn fill_data(&mut self, deadline: Instant) -> Result<(), End> {
         self.compact();
-        self.read(self.chunks.busy, limit).await
+        self.read(self.chunks.busy as usize, deadline).await
     }
 
     fn compact(&mut self) {
@@ -266,9 +276,9 @@ impl Io {
         }
     }
 
-    async fn read(&mut self, chunk: usize, limit: Duration) -> Result<(), End> {
+    async fn read(&mut self, chunk: usize, deadline: Instant) -> Result<(), End> {
         self.buf.reserve(chunk);
-        match tokio::time::timeout(limit, self.stream.read_buf(&mut self.buf)).await {
+        match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
             Err(_) => Err(End::Timeout),
             Ok(Ok(0)) | Ok(Err(_)) => Err(End::Gone),
             Ok(Ok(_)) => Ok(()),
@@ -396,12 +406,29 @@ impl AsyncRead for QuickAck {
     ) -> Poll<std::io::Result<()>> {
         let r = Pin::new(&mut self.0).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = r {
-            // Best effort: failing only costs the delay back.
-            let _ = socket2::SockRef::from(&self.0).set_tcp_quickack(true);
+            quickack(&self.0);
         }
         r
     }
 }
+
+/// Best effort: failing only costs the delay back.
+#[cfg(all(
+    any(target_os = "linux", target_os = "android"),
+    not(mailroom_no_quickack)
+))]
+fn quickack(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
+}
+
+/// TCP_QUICKACK is Linux's; elsewhere (and with `--cfg
+/// mailroom_no_quickack`, which CI builds to keep this path compiling)
+/// the delayed ACK stays.
+#[cfg(not(all(
+    any(target_os = "linux", target_os = "android"),
+    not(mailroom_no_quickack)
+)))]
+fn quickack(_stream: &TcpStream) {}
 
 impl AsyncWrite for QuickAck {
     fn poll_write(

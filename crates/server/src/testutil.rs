@@ -97,3 +97,47 @@ where
     let _ = task.await;
     held
 }
+
+/// Runs a driver over an in-memory pipe: sends `prelude` at once, then
+/// `drip` one octet every `every`, until the server closes. Returns what
+/// the server sent and how many octets of `drip` went out before it
+/// closed: fewer than all of them when a timeout bounds the command.
+pub(crate) async fn drip<F, Fut>(
+    prelude: &[u8],
+    drip: &[u8],
+    every: std::time::Duration,
+    run: F,
+) -> (String, usize)
+where
+    F: FnOnce(crate::net::Conn) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (client, server) = tokio::io::duplex(1 << 16);
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
+    let task = tokio::spawn(run(crate::net::Conn::test(
+        server,
+        peer,
+        crate::net::Role::Mta,
+    )));
+    let (mut rd, mut wr) = tokio::io::split(client);
+    let reader = tokio::spawn(async move {
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(20), rd.read_to_end(&mut out))
+            .await;
+        out
+    });
+    let _ = wr.write_all(prelude).await;
+    let mut sent = 0;
+    for b in drip {
+        if reader.is_finished() || wr.write_all(std::slice::from_ref(b)).await.is_err() {
+            break;
+        }
+        sent += 1;
+        tokio::time::sleep(every).await;
+    }
+    let out = reader.await.unwrap_or_default();
+    drop(wr);
+    let _ = task.await;
+    (String::from_utf8_lossy(&out).into_owned(), sent)
+}

@@ -4,7 +4,7 @@
 //!
 //! Input is cut into commands by the sans-I/O framer, which asks for
 //! continuation requests for synchronising literals and enforces the line
-//! and literal limits. Every read has the inactivity timeout (RFC 9051
+//! and literal limits. Every command has the inactivity timeout (RFC 9051
 //! 5.4); IDLE (RFC 2177, RFC 9051 6.3.13) waits on the socket and on the
 //! selected mailbox's change notification at once, with no polling.
 
@@ -19,7 +19,7 @@ use proto_imap::{Code, Frame, Framer, FramerLimits, Response, Status, Tag};
 
 use super::config::WRITE_TIMEOUT;
 use super::session::{Flow, ImapContext, ImapError, Out, Session, Sink, tagged};
-use crate::net::{self, Conn, Io, ReadChunks};
+use crate::net::{self, Conn, Instant, Io, ReadChunks};
 use crate::shutdown::Shutdown;
 
 /// Bytes asked of the socket per read: full chunks while data flows (a
@@ -62,40 +62,48 @@ impl Sink for Io {
     }
 }
 
-async fn fill(io: &mut Io, limit: Duration) -> Result<(), End> {
-    Ok(io.fill(limit).await?)
+async fn fill(io: &mut Io, until: Instant) -> Result<(), End> {
+    Ok(io.fill(until).await?)
 }
 
 /// Serves one connection until LOGOUT, an error, a timeout or shutdown.
-pub async fn run(conn: Conn, ctx: Arc<ImapContext>, shutdown: Shutdown) {
+pub fn run(
+    conn: Conn,
+    ctx: Arc<ImapContext>,
+    shutdown: Shutdown,
+) -> impl Future<Output = ()> + Send {
+    // Set up outside the future, so a session's future holds its buffers
+    // and not also the connection they were made from (idle memory).
     let (mut io, peer, role) = conn.into_io(READ_CHUNKS, WRITE_TIMEOUT);
     let mut session = Session::new(Arc::clone(&ctx), peer).with_role(role);
-    // RFC 8314 3.2: on the IMAPS port TLS comes first, then the greeting.
-    if role.implicit_tls() {
-        let Some(tls) = ctx.tls.as_deref() else {
-            tracing::warn!("no TLS certificate: closing implicit-TLS connection");
-            return;
-        };
-        match io.start_tls(tls, role).await {
-            Ok(info) => session.tls_started(info),
-            Err(_) => return,
+    async move {
+        // RFC 8314 3.2: on the IMAPS port TLS comes first, then the greeting.
+        if role.implicit_tls() {
+            let Some(tls) = ctx.tls.as_deref() else {
+                tracing::warn!("no TLS certificate: closing implicit-TLS connection");
+                return;
+            };
+            match Box::pin(io.start_tls(tls, role)).await {
+                Ok(info) => session.tls_started(info),
+                Err(_) => return,
+            }
         }
+        let greeting = session.greeting().to_bytes(&session.encoder());
+        if io.write_now(&greeting).await.is_err() {
+            return;
+        }
+        let end = serve(&mut io, &mut session, shutdown).await;
+        let bye: Option<&[u8]> = match end {
+            Err(End::Timeout) => Some(b"* BYE Autologout; idle for too long\r\n"),
+            Err(End::Shutdown) => Some(b"* BYE [UNAVAILABLE] Server shutting down\r\n"),
+            _ => None,
+        };
+        if let Some(bye) = bye {
+            io.release_slot();
+            let _ = io.write_now(bye).await;
+        }
+        io.close().await;
     }
-    let greeting = session.greeting().to_bytes(&session.encoder());
-    if io.write_now(&greeting).await.is_err() {
-        return;
-    }
-    let end = serve(&mut io, &mut session, shutdown).await;
-    let bye: Option<&[u8]> = match end {
-        Err(End::Timeout) => Some(b"* BYE Autologout; idle for too long\r\n"),
-        Err(End::Shutdown) => Some(b"* BYE [UNAVAILABLE] Server shutting down\r\n"),
-        _ => None,
-    };
-    if let Some(bye) = bye {
-        io.release_slot();
-        let _ = io.write_now(bye).await;
-    }
-    io.close().await;
 }
 
 fn bad(out: &mut Out<'_>, tag: Option<&str>, code: Option<Code>, text: &str) {
@@ -109,10 +117,22 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
     let cfg = session.config().clone();
     let mut framer = new_framer(&cfg);
     let mut errors: u32 = 0;
+    // When the command being received (literals included) must be
+    // complete: the autologout timer bounds a command, not each read.
+    let mut deadline: Option<Instant> = None;
     loop {
         // Answer every whole command already buffered (pipelining).
         loop {
             let frame = framer.next(io.pending());
+            // A command ends complete, or refused whole.
+            if matches!(
+                frame,
+                Frame::Complete(_)
+                    | Frame::LineTooLong { done: true, .. }
+                    | Frame::LiteralTooBig { .. }
+            ) {
+                deadline = None;
+            }
             // What the frame used up leaves the buffer before any reply.
             let parsed = match &frame {
                 Frame::LineTooLong { discard, .. } | Frame::LiteralTooBig { discard, .. } => {
@@ -225,7 +245,7 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                                 let Some(tls) = session.tls().cloned() else {
                                     return Err(End::Gone);
                                 };
-                                let info = io.start_tls(&tls, session.role()).await?;
+                                let info = Box::pin(io.start_tls(&tls, session.role())).await?;
                                 session.tls_started(info);
                                 // What followed STARTTLS in the buffer is
                                 // gone (Io::start_tls); so is the framer's
@@ -247,8 +267,9 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                 }
             }
         }
+        let until = *deadline.get_or_insert_with(|| net::deadline(cfg.idle_timeout));
         tokio::select! {
-            r = fill(io, cfg.idle_timeout) => r?,
+            r = fill(io, until) => r?,
             _ = shutdown.wait() => return Err(End::Shutdown),
         }
     }
@@ -272,6 +293,7 @@ fn take_line(io: &mut Io) -> Option<Vec<u8>> {
 
 /// Reads one line (for AUTHENTICATE); None if it is too long.
 async fn read_line(io: &mut Io, limit: Duration) -> Result<Option<Vec<u8>>, End> {
+    let until = net::deadline(limit);
     loop {
         if let Some(line) = take_line(io) {
             if line.len() > MAX_LINE {
@@ -282,7 +304,7 @@ async fn read_line(io: &mut Io, limit: Duration) -> Result<Option<Vec<u8>>, End>
         if io.pending().len() > MAX_LINE {
             return Err(End::Done);
         }
-        fill(io, limit).await?;
+        fill(io, until).await?;
     }
 }
 
@@ -294,7 +316,9 @@ async fn idle(
     tag: &Tag,
     shutdown: &mut Shutdown,
 ) -> Result<(), End> {
-    let limit = session.config().idle_timeout;
+    // RFC 9051 5.4: an IDLE lasts at most the autologout timer; clients
+    // renew it well before (RFC 2177: every 29 minutes).
+    let until = net::deadline(session.config().idle_timeout);
     loop {
         if let Some(line) = take_line(io) {
             let mut out = Out::new(io, session.encoder());
@@ -310,7 +334,7 @@ async fn idle(
             return Err(End::Done);
         }
         tokio::select! {
-            r = fill(io, limit) => r?,
+            r = fill(io, until) => r?,
             _ = session.changed() => {
                 let mut out = Out::new(io, session.encoder());
                 session.sync(&mut out, true, false).await?;
@@ -325,6 +349,22 @@ async fn idle(
 mod tests {
     use super::super::testkit::Kit;
     use super::*;
+
+    #[tokio::test]
+    async fn a_command_dripped_past_the_idle_timeout_gets_bye() {
+        let kit = Kit::with(|c| c.idle_timeout = Duration::from_millis(500));
+        let ctx = Arc::clone(&kit.ctx);
+        let (_trigger, shutdown) = Shutdown::new();
+        let (out, sent) = crate::testutil::drip(
+            b"",
+            b"a LOGIN alice pw and a long dripped tail\r\n",
+            Duration::from_millis(100),
+            |conn| run(conn, ctx, shutdown),
+        )
+        .await;
+        assert!(out.contains("* BYE Autologout"), "{out}");
+        assert!(sent < 15, "the command stayed open for {sent} octets");
+    }
 
     #[tokio::test]
     async fn the_slot_is_released_before_the_final_bye_is_written() {

@@ -72,13 +72,20 @@ impl Sink for Collect {
 impl Kit {
     /// Needs a tokio runtime (the change hub starts a task).
     pub fn new() -> Kit {
+        Kit::with(|_| {})
+    }
+
+    /// A kit whose config `tune` adjusts.
+    pub fn with(tune: impl FnOnce(&mut ImapConfig)) -> Kit {
         let crate::testutil::Fixture {
             dir,
             directory,
             store,
         } = crate::testutil::fixture();
+        let mut config = ImapConfig::new("mx.example.test");
+        tune(&mut config);
         let ctx = ImapContext::new(
-            ImapConfig::new("mx.example.test"),
+            config,
             store.clone(),
             Authenticator::with_delay_scale(directory, 0.0),
             None,

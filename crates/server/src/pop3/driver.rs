@@ -9,6 +9,7 @@
 //! is made, so one large RETR holds one copy of the message and a slow
 //! reader only ever waits on its own socket.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use proto_pop3::{
@@ -17,7 +18,7 @@ use proto_pop3::{
 };
 
 use super::session::{Action, Pop3Context, Session};
-use crate::net::{Conn, End, Io, ReadChunks};
+use crate::net::{self, Conn, End, Instant, Io, ReadChunks};
 use crate::shutdown::Shutdown;
 
 /// Bytes asked of the socket per read: POP3 commands are short, and an
@@ -56,31 +57,39 @@ fn queue(io: &mut Io, r: &Response) {
 }
 
 /// Serves one connection until QUIT, an error, a timeout or shutdown.
-pub async fn run(conn: Conn, ctx: Arc<Pop3Context>, shutdown: Shutdown) {
+pub fn run(
+    conn: Conn,
+    ctx: Arc<Pop3Context>,
+    shutdown: Shutdown,
+) -> impl Future<Output = ()> + Send {
+    // Set up outside the future, so a session's future holds its buffers
+    // and not also the connection they were made from (idle memory).
     let idle = ctx.config.idle_timeout;
     let (mut io, peer, role) = conn.into_io(READ_CHUNKS, idle);
     let mut session = Session::new(Arc::clone(&ctx), peer).with_role(role);
-    // RFC 8314 3.2: on the POP3S port TLS comes first, then the greeting.
-    if role.implicit_tls() {
-        let Some(tls) = ctx.tls.as_deref() else {
-            tracing::warn!("no TLS certificate: closing implicit-TLS connection");
-            return;
-        };
-        match io.start_tls(tls, role).await {
-            Ok(info) => session.tls_started(info),
-            Err(_) => return,
+    async move {
+        // RFC 8314 3.2: on the POP3S port TLS comes first, then the greeting.
+        if role.implicit_tls() {
+            let Some(tls) = ctx.tls.as_deref() else {
+                tracing::warn!("no TLS certificate: closing implicit-TLS connection");
+                return;
+            };
+            match Box::pin(io.start_tls(tls, role)).await {
+                Ok(info) => session.tls_started(info),
+                Err(_) => return,
+            }
         }
+        queue(&mut io, &session.greeting());
+        if let Err(End::Timeout) = serve(&mut io, &mut session, shutdown).await {
+            // RFC 1939 3: the autologout timer closes the session without
+            // entering UPDATE, so nothing is deleted.
+            queue(&mut io, &Response::err("Autologout; idle for too long"));
+            let _ = io.flush().await;
+        }
+        io.close().await;
+        // Graceful shutdown waits for sessions, so the write ends before exit.
+        session.wait_seen().await;
     }
-    queue(&mut io, &session.greeting());
-    if let Err(End::Timeout) = serve(&mut io, &mut session, shutdown).await {
-        // RFC 1939 3: the autologout timer closes the session without
-        // entering UPDATE, so nothing is deleted.
-        queue(&mut io, &Response::err("Autologout; idle for too long"));
-        let _ = io.flush().await;
-    }
-    io.close().await;
-    // Graceful shutdown waits for sessions, so the write ends before exit.
-    session.wait_seen().await;
 }
 
 async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Result<(), End> {
@@ -88,6 +97,9 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
     let mut bad_commands: u32 = 0;
     let max_bad = session.config().max_bad_commands;
     let idle = session.config().idle_timeout;
+    // When the command being received must be complete: the autologout
+    // timer (RFC 1939 3) bounds a command, not each read of it.
+    let mut deadline: Option<Instant> = None;
     loop {
         // Answer every complete command already buffered (RFC 2449 6.6).
         loop {
@@ -102,6 +114,7 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                 io.consume(consumed);
                 break;
             };
+            deadline = None;
             let action = match line {
                 Line::TooLong if sasl => {
                     // The exchange cannot go on without the response.
@@ -152,7 +165,7 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                     let Some(tls) = session.ctx.tls.clone() else {
                         return Err(End::Gone);
                     };
-                    let info = io.start_tls(&tls, session.role()).await?;
+                    let info = Box::pin(io.start_tls(&tls, session.role())).await?;
                     session.tls_started(info);
                     // What followed STLS in the buffer is gone
                     // (Io::start_tls); the splitter starts afresh too.
@@ -173,8 +186,9 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
         // What RETR sent is now written: store its \Seen, once for a
         // whole pipelined group.
         session.store_seen().await;
+        let until = *deadline.get_or_insert_with(|| net::deadline(idle));
         tokio::select! {
-            r = io.fill(idle) => r?,
+            r = io.fill(until) => r?,
             _ = shutdown.wait() => {
                 // Commands run to completion above, so nothing is half
                 // done here; no UPDATE: nothing is deleted.
@@ -218,6 +232,22 @@ mod tests {
             got.extend_from_slice(&chunk[..n]);
         }
         got
+    }
+
+    #[tokio::test]
+    async fn a_command_dripped_past_the_idle_timeout_gets_autologout() {
+        let kit = Kit::with(|c| c.idle_timeout = Duration::from_millis(500));
+        let ctx = Arc::clone(&kit.ctx);
+        let (_trigger, shutdown) = Shutdown::new();
+        let (out, sent) = crate::testutil::drip(
+            b"",
+            b"USER alice and a long dripped tail\r\n",
+            Duration::from_millis(100),
+            |conn| run(conn, ctx, shutdown),
+        )
+        .await;
+        assert!(out.contains("-ERR Autologout"), "{out}");
+        assert!(sent < 15, "the command stayed open for {sent} octets");
     }
 
     #[tokio::test]

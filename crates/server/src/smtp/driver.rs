@@ -7,6 +7,7 @@
 //! over-long line is discarded as it arrives and answered once; message
 //! data past the size limit is counted but not kept.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use proto_smtp::{
@@ -14,7 +15,7 @@ use proto_smtp::{
 };
 
 use super::session::{Action, Session, SmtpContext, reply};
-use crate::net::{Conn, End, Io, ReadChunks};
+use crate::net::{self, Conn, End, Instant, Io, ReadChunks};
 use crate::shutdown::Shutdown;
 
 /// Bytes asked of the socket per read: message data streams in full
@@ -25,29 +26,37 @@ const READ_CHUNKS: ReadChunks = ReadChunks {
 };
 
 /// Serves one connection until QUIT, an error, a timeout or shutdown.
-pub async fn run(conn: Conn, ctx: Arc<SmtpContext>, shutdown: Shutdown) {
+pub fn run(
+    conn: Conn,
+    ctx: Arc<SmtpContext>,
+    shutdown: Shutdown,
+) -> impl Future<Output = ()> + Send {
+    // Set up outside the future, so a session's future holds its buffers
+    // and not also the connection they were made from (idle memory).
     let (mut io, peer, role) = conn.into_io(READ_CHUNKS, ctx.config.command_timeout);
     let mut session = Session::new(Arc::clone(&ctx), peer).with_role(role);
-    // RFC 8314 3.3: on the submissions port TLS comes first, then the
-    // greeting, inside it.
-    if role.implicit_tls() {
-        let Some(tls) = ctx.tls.as_deref() else {
-            tracing::warn!("no TLS certificate: closing implicit-TLS connection");
-            return;
-        };
-        match io.start_tls(tls, role).await {
-            Ok(info) => session.tls_started(info),
-            Err(_) => return,
+    async move {
+        // RFC 8314 3.3: on the submissions port TLS comes first, then the
+        // greeting, inside it.
+        if role.implicit_tls() {
+            let Some(tls) = ctx.tls.as_deref() else {
+                tracing::warn!("no TLS certificate: closing implicit-TLS connection");
+                return;
+            };
+            match Box::pin(io.start_tls(tls, role)).await {
+                Ok(info) => session.tls_started(info),
+                Err(_) => return,
+            }
         }
+        session.greeting().write_to(&mut io.out);
+        let end = serve(&mut io, &mut session, shutdown).await;
+        if let Err(End::Timeout) = end {
+            // RFC 5321 4.5.3.2: on timeout the server closes, saying 421 first.
+            reply(421, 4, 4, 2, "Timeout exceeded, closing connection").write_to(&mut io.out);
+            let _ = io.flush().await;
+        }
+        io.close().await;
     }
-    session.greeting().write_to(&mut io.out);
-    let end = serve(&mut io, &mut session, shutdown).await;
-    if let Err(End::Timeout) = end {
-        // RFC 5321 4.5.3.2: on timeout the server closes, saying 421 first.
-        reply(421, 4, 4, 2, "Timeout exceeded, closing connection").write_to(&mut io.out);
-        let _ = io.flush().await;
-    }
-    io.close().await;
 }
 
 async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Result<(), End> {
@@ -57,10 +66,16 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
         session.config().command_timeout,
         session.config().max_errors,
     );
+    // When the command being received must be complete (RFC 5321
+    // 4.5.3.2.7: the timeout bounds the command, not each read).
+    let mut deadline: Option<Instant> = None;
     loop {
         // Answer every complete command already buffered (RFC 2920).
         loop {
             let (consumed, line) = splitter.next(io.pending());
+            if line.is_some() {
+                deadline = None;
+            }
             let command = match line {
                 None => {
                     io.consume(consumed);
@@ -85,7 +100,7 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                         let Some(tls) = session.ctx.tls.clone() else {
                             return Err(End::Gone);
                         };
-                        let info = io.start_tls(&tls, session.role).await?;
+                        let info = Box::pin(io.start_tls(&tls, session.role)).await?;
                         session.tls_started(info);
                         // Whatever followed STARTTLS in the buffer is gone
                         // (Io::start_tls); the splitter starts afresh too.
@@ -125,8 +140,9 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
         // Wait for more input; an idle session (no transaction) leaves at
         // shutdown with 421, one in a transaction may finish it.
         let idle = !session.in_transaction();
+        let until = *deadline.get_or_insert_with(|| net::deadline(command_timeout));
         tokio::select! {
-            r = io.fill(command_timeout) => r?,
+            r = io.fill(until) => r?,
             _ = shutdown.wait(), if idle => {
                 queue(io, &shutting_down());
                 return io.flush().await;
@@ -173,7 +189,8 @@ fn parse_line(line: &[u8]) -> Result<Command, Reply> {
 /// Reads the message after 354 up to CRLF.CRLF and hands it to the
 /// session; the bytes after the terminator stay buffered (pipelining).
 async fn read_data(io: &mut Io, session: &mut Session) -> Result<Reply, End> {
-    let data_timeout = session.config().data_timeout;
+    // RFC 5321 4.5.3.2.6: the timeout bounds the whole DATA phase.
+    let until = net::deadline(session.config().data_timeout);
     let mut rx = DataReceiver::new(session.config().max_message_size);
     loop {
         let (consumed, status) = rx.feed(io.pending());
@@ -186,7 +203,7 @@ async fn read_data(io: &mut Io, session: &mut Session) -> Result<Reply, End> {
         if let DataStatus::Done = status {
             break;
         }
-        io.fill_data(data_timeout).await?;
+        io.fill_data(until).await?;
     }
     let too_large = rx.too_large();
     Ok(session.finish_data(rx.into_message(), too_large).await)
@@ -196,7 +213,8 @@ async fn read_data(io: &mut Io, session: &mut Session) -> Result<Reply, End> {
 /// `keep` (a refused chunk is still read, RFC 3030 2, so the stream stays
 /// in step).
 async fn read_chunk(io: &mut Io, session: &mut Session, size: u64, keep: bool) -> Result<(), End> {
-    let data_timeout = session.config().data_timeout;
+    // The timeout bounds the whole chunk, as DATA's does.
+    let until = net::deadline(session.config().data_timeout);
     let mut left = size;
     loop {
         let avail = io.pending().len() as u64;
@@ -209,14 +227,63 @@ async fn read_chunk(io: &mut Io, session: &mut Session, size: u64, keep: bool) -
         if left == 0 {
             return Ok(());
         }
-        io.fill_data(data_timeout).await?;
+        io.fill_data(until).await?;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::super::testkit::Kit;
     use super::*;
+
+    const TICK: Duration = Duration::from_millis(100);
+
+    fn kit_with_timeouts() -> Kit {
+        Kit::with(
+            |c| {
+                c.command_timeout = Duration::from_millis(500);
+                c.data_timeout = Duration::from_millis(500);
+            },
+            None,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_command_dripped_past_command_timeout_gets_421() {
+        let kit = kit_with_timeouts();
+        let ctx = Arc::clone(&kit.ctx);
+        let (_trigger, shutdown) = Shutdown::new();
+        // 30 octets at 100 ms: 3 s, six times the timeout.
+        let (out, sent) = crate::testutil::drip(
+            b"EHLO client.test\r\n",
+            b"NOOP and a long dripped tail\r\n",
+            TICK,
+            |conn| run(conn, ctx, shutdown),
+        )
+        .await;
+        assert!(out.contains("421 4.4.2"), "{out}");
+        assert!(sent < 15, "the command stayed open for {sent} octets");
+    }
+
+    #[tokio::test]
+    async fn data_dripped_past_data_timeout_gets_421() {
+        let kit = kit_with_timeouts();
+        let ctx = Arc::clone(&kit.ctx);
+        let (_trigger, shutdown) = Shutdown::new();
+        let (out, sent) = crate::testutil::drip(
+            b"EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n",
+            b"Subject: drip\r\n\r\nline after line after line\r\n.\r\n",
+            TICK,
+            |conn| run(conn, ctx, shutdown),
+        )
+        .await;
+        assert!(out.contains("354 "), "{out}");
+        assert!(out.contains("421 4.4.2"), "{out}");
+        assert!(sent < 20, "DATA stayed open for {sent} octets");
+        assert!(kit.inbox(crate::testutil::ALICE).await.is_empty());
+    }
 
     #[tokio::test]
     async fn the_slot_is_released_before_the_final_221_is_written() {
