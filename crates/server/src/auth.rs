@@ -163,7 +163,7 @@ impl Authenticator {
                 let n_ip = self.lock_ip().add(&ip_key, now);
                 let n_acc = self.lock_account().add(&account_key, now);
                 let n = n_ip.max(n_acc);
-                tracing::info!(client = %ip, login = %login, failures = n, "login failed");
+                tracing::info!(client = %ip, login = %proto_common::log_safe(login), failures = n, "login failed");
                 tokio::time::sleep(self.delay_for(n)).await;
                 Err(LoginFailure::Invalid)
             }
