@@ -9,6 +9,7 @@ use directory::{Directory, DirectoryConfig, Resolution};
 use store::{Delivery, Outbound, SqliteStore, Store, StoreOptions};
 
 use crate::config::Loaded;
+use crate::datadir::Missing;
 
 /// A password on stdin longer than this is refused rather than read on.
 pub const MAX_PASSWORD_INPUT: u64 = 4096;
@@ -26,9 +27,9 @@ pub fn directory_config(loaded: &Loaded) -> DirectoryConfig {
     }
 }
 
+/// Opens the directory; the data directory must have been prepared
+/// ([`crate::datadir::prepare`]).
 pub fn open_directory(loaded: &Loaded) -> Result<Arc<Directory>, String> {
-    std::fs::create_dir_all(&loaded.data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", loaded.data_dir.display()))?;
     Directory::open(
         &loaded.data_dir.join(DIRECTORY_FILE),
         directory_config(loaded),
@@ -54,6 +55,9 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn open(loaded: &Loaded) -> Result<Ctx, String> {
+        crate::datadir::prepare(&loaded.data_dir, Missing::Create, &mut |note| {
+            eprintln!("mailroom: {note}");
+        })?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod config;
+mod datadir;
 mod serve;
 
 use std::process::ExitCode;
@@ -12,6 +13,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before anything is created: the data directory is private (SPEC 6).
+    datadir::restrict_umask();
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

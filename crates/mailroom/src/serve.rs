@@ -22,6 +22,13 @@ pub fn run(loaded: Loaded) -> Result<(), String> {
     for w in loaded.config.warnings() {
         tracing::warn!("{w}");
     }
+    crate::datadir::prepare(
+        &loaded.data_dir,
+        crate::datadir::Missing::Create,
+        &mut |note| {
+            tracing::warn!("{note}");
+        },
+    )?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
