@@ -24,6 +24,7 @@ pub fn directory_config(loaded: &Loaded) -> DirectoryConfig {
         argon2_m_cost: c.auth.argon2_memory_kib,
         argon2_t_cost: c.auth.argon2_iterations,
         argon2_p_cost: c.auth.argon2_parallelism,
+        max_concurrent_hashes: c.auth.max_concurrent_hashes,
     }
 }
 

@@ -136,6 +136,8 @@ pub struct AuthSection {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+    /// Password checks at once, each holding `argon2_memory_kib`.
+    pub max_concurrent_hashes: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +212,7 @@ impl Default for AuthSection {
             argon2_memory_kib: d.argon2_m_cost,
             argon2_iterations: d.argon2_t_cost,
             argon2_parallelism: d.argon2_p_cost,
+            max_concurrent_hashes: d.max_concurrent_hashes,
         }
     }
 }
@@ -396,6 +399,10 @@ impl Config {
             (
                 "auth.argon2_parallelism",
                 u64::from(self.auth.argon2_parallelism),
+            ),
+            (
+                "auth.max_concurrent_hashes",
+                self.auth.max_concurrent_hashes as u64,
             ),
         ];
         for (key, v) in positive {

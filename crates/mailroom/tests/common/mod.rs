@@ -51,19 +51,28 @@ pub struct Extra {
     pub top: String,
     pub smtp: String,
     pub pop3: String,
+    /// Replaces the kit's cheap argon2 costs when not empty.
+    pub auth: String,
 }
+
+/// argon2 costs that keep tests fast; `Extra::auth` replaces them.
+const CHEAP_AUTH: &str = "argon2_memory_kib = 64\nargon2_iterations = 1";
 
 /// The config every test server starts from, with `extra` added.
 pub fn config_text(dir: &Path, ports: &Ports, extra: &Extra) -> String {
     let (extra_top, extra_smtp, extra_pop3) = (&extra.top, &extra.smtp, &extra.pop3);
+    let auth = if extra.auth.is_empty() {
+        CHEAP_AUTH
+    } else {
+        &extra.auth
+    };
     format!(
         r#"hostname = "mx.example.test"
 domains = ["example.test", "other.test"]
 data_dir = "{data}"
 {extra_top}
 [auth]
-argon2_memory_kib = 64
-argon2_iterations = 1
+{auth}
 
 [imap]
 listen = ["127.0.0.1:{imap_port}"]
@@ -212,6 +221,11 @@ impl Server {
             self.choose_ports();
         }
         panic!("server did not start:\n{}", self.log());
+    }
+
+    /// The server's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn log(&self) -> String {
