@@ -127,7 +127,14 @@ impl Default for ImapSection {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
     pub listen: String,
+    /// `/health` answers 503 below this many free bytes on the data
+    /// directory's file system.
+    pub min_free_disk: u64,
 }
+
+/// Default `admin.min_free_disk`: 100 MiB, room for a few large messages
+/// and SQLite's checkpoints before writes start failing with 452 4.3.1.
+pub const DEFAULT_MIN_FREE_DISK: u64 = 100 * 1024 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -201,6 +208,7 @@ impl Default for AdminSection {
     fn default() -> Self {
         AdminSection {
             listen: "127.0.0.1:9025".to_string(),
+            min_free_disk: DEFAULT_MIN_FREE_DISK,
         }
     }
 }

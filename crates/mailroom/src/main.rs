@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod config;
 mod datadir;
+mod health;
 mod serve;
 
 use std::process::ExitCode;

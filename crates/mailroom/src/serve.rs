@@ -136,11 +136,12 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             shutdown.clone(),
         )));
     }
-    let status: Arc<dyn admin::Status> = Arc::new(AdminStatus {
-        metrics: Arc::clone(&metrics),
-        tracker: tracker.clone(),
-        store: store.clone(),
-    });
+    let status: Arc<dyn admin::Status> = Arc::new(AdminStatus::new(
+        &loaded,
+        Arc::clone(&metrics),
+        tracker.clone(),
+        store.clone(),
+    )?);
     for l in admin_listeners {
         tasks.push(tokio::spawn(admin::serve(
             l,
@@ -216,12 +217,78 @@ struct AdminStatus {
     metrics: Arc<Metrics>,
     tracker: ConnectionTracker,
     store: Arc<store::SqliteStore>,
+    min_free_disk: u64,
+    /// Every address served, with its config key.
+    listeners: Vec<(&'static str, std::net::SocketAddr)>,
+}
+
+impl AdminStatus {
+    fn new(
+        loaded: &Loaded,
+        metrics: Arc<Metrics>,
+        tracker: ConnectionTracker,
+        store: Arc<store::SqliteStore>,
+    ) -> Result<AdminStatus, String> {
+        let c = &loaded.config;
+        let mut listeners = Vec::new();
+        let admin = std::slice::from_ref(&c.admin.listen);
+        let served: [(&'static str, &[String]); 4] = [
+            ("smtp.listen", &c.smtp.listen),
+            ("pop3.listen", &c.pop3.listen),
+            ("imap.listen", &c.imap.listen),
+            (
+                "admin.listen",
+                if c.admin.listen.is_empty() {
+                    &[]
+                } else {
+                    admin
+                },
+            ),
+        ];
+        for (key, list) in served {
+            for addr in addresses(key, list)? {
+                listeners.push((key, addr));
+            }
+        }
+        Ok(AdminStatus {
+            metrics,
+            tracker,
+            store,
+            min_free_disk: c.admin.min_free_disk,
+            listeners,
+        })
+    }
 }
 
 impl admin::Status for AdminStatus {
-    fn problem(&self) -> Option<String> {
-        // Serving at all means the store opened and the listeners are up.
-        None
+    fn health(&self) -> admin::Health {
+        let mut h = admin::Health::default();
+        if self.store.writer_alive() {
+            h.checks.push("store writer: running".to_string());
+        } else {
+            h.problems.push("store writer stopped".to_string());
+            h.checks.push("store writer: stopped".to_string());
+        }
+        let (problem, check) = crate::health::disk(self.store.data_dir(), self.min_free_disk);
+        h.problems.extend(problem);
+        h.checks.push(check);
+        match crate::health::listening() {
+            Some(up) => {
+                for (key, addr) in &self.listeners {
+                    // A port-0 listener (tests) has no fixed address to find.
+                    if addr.port() == 0 || up.contains(addr) {
+                        h.checks.push(format!("listener {key} {addr}: listening"));
+                    } else {
+                        h.problems.push(format!("{key} {addr} is not listening"));
+                        h.checks.push(format!("listener {key} {addr}: down"));
+                    }
+                }
+            }
+            None => h
+                .checks
+                .push("listeners: cannot be checked on this system".to_string()),
+        }
+        h
     }
 
     fn metrics(&self) -> String {
