@@ -139,9 +139,12 @@ impl Directory {
         {
             return Err(DirectoryError::AlreadyExists(address));
         }
+        let local_folded = crate::schema::fold(crate::address::local_part(&address));
+        let name_folded = full_name.map(crate::schema::fold);
         tx.execute(
-            "INSERT INTO users (address, full_name, password_hash) VALUES (?1, ?2, ?3)",
-            params![address, full_name, hash],
+            "INSERT INTO users (address, full_name, password_hash, local_folded, name_folded)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![address, full_name, hash, local_folded, name_folded],
         )?;
         tx.commit()?;
         tracing::info!(%address, "user added");
