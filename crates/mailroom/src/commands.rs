@@ -128,9 +128,12 @@ impl Ctx {
 
     pub fn alias_add(&self, address: &str, targets: &[String]) -> Result<(), String> {
         let targets: Vec<String> = targets.iter().map(|t| self.qualify(t)).collect();
-        self.dir
+        let warnings = self
+            .dir
             .add_alias(&self.qualify(address), &targets)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        warn(&warnings);
+        Ok(())
     }
 
     pub fn alias_del(&self, address: &str, targets: &[String]) -> Result<(), String> {
@@ -149,9 +152,12 @@ impl Ctx {
 
     pub fn list_add(&self, address: &str, members: &[String]) -> Result<(), String> {
         let members: Vec<String> = members.iter().map(|t| self.qualify(t)).collect();
-        self.dir
+        let warnings = self
+            .dir
             .add_list(&self.qualify(address), &members)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        warn(&warnings);
+        Ok(())
     }
 
     pub fn list_del(&self, address: &str, members: &[String]) -> Result<(), String> {
@@ -230,6 +236,13 @@ impl Ctx {
             .block_on(self.store.deliver(delivery))
             .map_err(|e| format!("delivery failed: {e}"))?;
         Ok(())
+    }
+}
+
+/// Warnings on stderr: the change was made, but needs a look.
+fn warn(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("mailroom: warning: {w}");
     }
 }
 

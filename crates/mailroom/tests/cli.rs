@@ -145,3 +145,24 @@ fn bad_config_names_the_key_and_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_recipents"));
 }
+
+#[test]
+fn alias_cycle_is_refused_and_a_dangling_target_warned() {
+    let server = Server::create("", "");
+    let out = server.cli_output(&["alias", "add", "a1", "a2"], None);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: a2@example.test does not exist"),
+        "{err}"
+    );
+    let out = server.cli_output(&["alias", "add", "a2", "a1"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a2@example.test -> a1@example.test -> a2@example.test"),
+        "{err}"
+    );
+    let aliases = server.cli(&["alias", "list"]);
+    assert_eq!(aliases.trim(), "a1@example.test\ta2@example.test");
+}
