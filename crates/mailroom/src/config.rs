@@ -311,6 +311,57 @@ pub fn addresses(key: &str, list: &[String]) -> Result<Vec<SocketAddr>, String> 
         .collect()
 }
 
+/// The level names a `log.level` directive may use.
+pub const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+/// The targets a `target=level` directive may name: the crates of this
+/// workspace (and their modules, `server::smtp`), plus the libraries whose
+/// logs are worth turning up.
+pub const LOG_TARGETS: &[&str] = &[
+    "mailroom",
+    "server",
+    "store",
+    "directory",
+    "proto_smtp",
+    "proto_pop3",
+    "proto_imap",
+    "proto_common",
+    "tokio",
+    "rusqlite",
+];
+
+/// `log.level` is a comma-separated list of a bare level and
+/// `target=level` directives. tracing's own filter syntax takes any bare
+/// word as a target, so `level = "debugg"` would switch every log off;
+/// here a bare word must be a level and a target must be one of ours.
+pub fn check_log_level(text: &str) -> Result<(), String> {
+    let shown = || {
+        format!(
+            "log.level: '{text}' is not a level ({}) or a list of target=level for {}",
+            LOG_LEVELS.join(", "),
+            LOG_TARGETS.join(", ")
+        )
+    };
+    let is_level = |w: &str| LOG_LEVELS.iter().any(|l| l.eq_ignore_ascii_case(w));
+    let mut any = false;
+    for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        any = true;
+        let ok = match directive.split_once('=') {
+            None => is_level(directive),
+            Some((target, level)) => {
+                let root = target.split("::").next().unwrap_or_default();
+                is_level(level.trim()) && LOG_TARGETS.contains(&root.trim())
+            }
+        };
+        if !ok {
+            return Err(shown());
+        }
+    }
+    if !any {
+        return Err(shown());
+    }
+    Ok(())
+}
+
 /// Parses a list of networks (CIDR, or a bare address), naming `key`.
 pub fn networks(key: &str, list: &[String]) -> Result<Vec<IpNet>, String> {
     list.iter()
@@ -418,12 +469,7 @@ impl Config {
                 return Err(format!("{key}: must be greater than 0"));
             }
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(format!(
-                "log.level: '{}' is not a valid filter",
-                self.log.level
-            ));
-        }
+        check_log_level(&self.log.level)?;
         Ok(())
     }
 
@@ -528,5 +574,29 @@ listen = "127.0.0.1:9025"
         assert!(c.check().unwrap_err().contains("smtp.relay_networks"));
         let c = parse("[smtp]\nvrfy = \"sometimes\"\n").unwrap();
         assert!(c.check().unwrap_err().contains("smtp.vrfy"));
+    }
+
+    #[test]
+    fn log_level_typo_is_an_error_naming_the_key() {
+        for bad in [
+            "debugg",
+            "",
+            "info,sever=debug",
+            "server=loud",
+            "[span]=debug",
+        ] {
+            let c = parse(&format!("[log]\nlevel = \"{bad}\"\n")).unwrap();
+            let e = c.check().expect_err(bad);
+            assert!(e.starts_with("log.level: "), "{bad}: {e}");
+        }
+        for good in [
+            "debug",
+            "WARN",
+            "info,server=debug",
+            "server::smtp=trace,store=off",
+        ] {
+            let c = parse(&format!("[log]\nlevel = \"{good}\"\n")).unwrap();
+            assert_eq!(c.check(), Ok(()), "{good}");
+        }
     }
 }

@@ -9,6 +9,7 @@ mod datadir;
 mod health;
 mod serve;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -32,7 +33,8 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("mailroom: {msg}");
+            // Not eprintln!: it panics when stderr is closed.
+            let _ = writeln!(std::io::stderr(), "mailroom: {msg}");
             ExitCode::from(1)
         }
     }

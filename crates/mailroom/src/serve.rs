@@ -44,11 +44,31 @@ fn init_logging(level: &str) {
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     // Colour codes only for a person at a terminal, not in log files.
+    // A log that cannot be written (stderr closed: `serve | head`) is lost,
+    // never fatal: the writer swallows errors, and the subscriber's own
+    // report of a failed write (an eprintln!, which panics on a closed
+    // stderr) is off.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
+        .log_internal_errors(false)
         .try_init();
+}
+
+/// Standard error for logs: a failed write is dropped, not reported.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }
 
 fn smtp_config(loaded: &Loaded) -> Result<SmtpConfig, String> {
