@@ -248,17 +248,59 @@ pub struct Loaded {
     /// `data_dir`, relative to the config file's folder (SPEC 7).
     pub data_dir: PathBuf,
     pub hostname: String,
+    pub source: Source,
 }
 
-/// Loads `explicit`, else `./mailroom.toml` if it exists, else defaults.
-pub fn load(explicit: Option<&Path>) -> Result<Loaded, String> {
-    let (config, base) = match explicit {
-        Some(path) => (read(path)?, folder_of(path)),
-        None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
-            let path = Path::new(DEFAULT_CONFIG_FILE);
-            (read(path)?, folder_of(path))
+/// The environment variable naming the config file (SPEC 7).
+pub const CONFIG_ENV: &str = "MAILROOM_CONFIG";
+/// The system-wide config file, the last place searched (SPEC 7).
+pub const SYSTEM_CONFIG_FILE: &str = "/etc/mailroom/mailroom.toml";
+
+/// Where the config came from, for messages that must say which store
+/// a command used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    QuickStart,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "config {}", p.display()),
+            Source::QuickStart => write!(
+                f,
+                "no config found (--config, {CONFIG_ENV}, ./{DEFAULT_CONFIG_FILE}, \
+                 {SYSTEM_CONFIG_FILE}): quick-start defaults"
+            ),
         }
-        None => (Config::default(), PathBuf::from(".")),
+    }
+}
+
+/// The config file to read, in the order of SPEC 7: `--config`, then
+/// `MAILROOM_CONFIG`, then `./mailroom.toml`, then
+/// `/etc/mailroom/mailroom.toml`; None for the quick-start defaults. A
+/// file named explicitly (flag or variable) must exist; the two default
+/// places are used only when they do.
+pub fn find(explicit: Option<&Path>, env: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    if let Some(path) = explicit {
+        return Some(path.to_path_buf());
+    }
+    if let Some(path) = env.filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    [DEFAULT_CONFIG_FILE, SYSTEM_CONFIG_FILE]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// Loads the config found by [`find`], else the quick-start defaults.
+pub fn load(explicit: Option<&Path>) -> Result<Loaded, String> {
+    let env = std::env::var_os(CONFIG_ENV);
+    let (config, base, source) = match find(explicit, env.as_deref()) {
+        Some(path) => (read(&path)?, folder_of(&path), Source::File(path)),
+        None => (Config::default(), PathBuf::from("."), Source::QuickStart),
     };
     config.check()?;
     let data_dir = if config.data_dir.is_absolute() {
@@ -271,6 +313,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Loaded, String> {
         config,
         data_dir,
         hostname,
+        source,
     })
 }
 
@@ -598,5 +641,26 @@ listen = "127.0.0.1:9025"
             let c = parse(&format!("[log]\nlevel = \"{good}\"\n")).unwrap();
             assert_eq!(c.check(), Ok(()), "{good}");
         }
+    }
+
+    #[test]
+    fn config_is_searched_flag_then_variable_then_the_two_files() {
+        use std::ffi::OsStr;
+        let flag = Path::new("/x/flag.toml");
+        assert_eq!(
+            find(Some(flag), Some(OsStr::new("/x/env.toml"))),
+            Some(flag.to_path_buf())
+        );
+        assert_eq!(
+            find(None, Some(OsStr::new("/x/env.toml"))),
+            Some(PathBuf::from("/x/env.toml"))
+        );
+        // An empty variable counts as unset.
+        let fallback = find(None, Some(OsStr::new("")));
+        let expected = [DEFAULT_CONFIG_FILE, SYSTEM_CONFIG_FILE]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists());
+        assert_eq!(fallback, expected);
     }
 }

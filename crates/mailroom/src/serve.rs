@@ -112,7 +112,7 @@ fn pop3_config(loaded: &Loaded) -> Result<server::pop3::Pop3Config, String> {
 async fn serve(loaded: Loaded) -> Result<(), String> {
     let c = &loaded.config;
     let directory = open_directory(&loaded)?;
-    let store = open_store(&loaded)?;
+    let store = open_store(&loaded).map_err(|e| e.to_string())?;
     let presence = PresenceRegistry::new();
     let metrics = Arc::new(Metrics::default());
     let ctx = Arc::new(SmtpContext {

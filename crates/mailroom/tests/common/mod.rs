@@ -162,6 +162,13 @@ impl Server {
             extra,
         };
         s.choose_ports();
+        // As an installer would: only `serve` creates a data directory by
+        // itself, and the tests run CLI commands before the server.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(s.data_dir())
+            .expect("data dir");
         s
     }
 
@@ -260,7 +267,10 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn cli");
         if let Some(input) = stdin {
             let mut si = child.stdin.take().expect("stdin");
-            si.write_all(input).expect("write stdin");
+            // A command that fails before reading its input closes it.
+            if let Err(e) = si.write_all(input) {
+                assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+            }
         }
         child.wait_with_output().expect("cli output")
     }
