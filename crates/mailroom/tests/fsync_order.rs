@@ -1,71 +1,112 @@
 //! The acknowledgement order, seen from the kernel (SPEC 6; writer.rs
-//! rule 3): between receiving the end of a message and writing its
-//! "250" to the client, the server fsyncs the store's WAL. The kill -9
-//! test cannot show this (the page cache survives a killed process); this
-//! test traces the server's system calls with strace, and fails when the
-//! store is built with the test-only `unsafe-no-fsync` feature:
+//! rule 3): between receiving the end of a message and writing its "250"
+//! (SMTP) or "OK" (IMAP APPEND) to the client, the server fsyncs the
+//! store's WAL. The kill -9 test cannot show this (the page cache survives
+//! a killed process); these tests trace the server's system calls with
+//! strace, and fail when the store is built with the test-only
+//! `unsafe-no-fsync` feature:
 //! `cargo test -p mailroom --features unsafe-no-fsync --test fsync_order`.
 
 mod common;
+mod imap_kit;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use common::Server;
+use imap_kit::Imap;
 
-/// One strace line, parsed enough for the order checks.
-struct Call<'a> {
-    line: &'a str,
+/// strace attached to every thread of the running server.
+struct Trace {
+    child: Child,
+    log: std::path::PathBuf,
 }
 
-impl Call<'_> {
-    /// A completed fsync or fdatasync of the store's WAL.
-    fn is_wal_sync(&self) -> bool {
-        let l = self.line;
-        let sync = l.contains("fdatasync(")
-            || l.contains("fsync(")
-            || l.contains("fdatasync resumed")
-            || l.contains("fsync resumed");
-        sync && l.contains("store.db-wal") && l.trim_end().ends_with("= 0")
+impl Trace {
+    fn attach(server: &Server) -> Trace {
+        assert!(
+            Command::new("strace")
+                .arg("-V")
+                .output()
+                .is_ok_and(|o| o.status.success()),
+            "strace is missing: scripts/test-deps installs it"
+        );
+        let pid = server.pid().expect("running");
+        let log = server.dir.path().join("strace.log");
+        // -f with -p follows every thread of the server; -yy names each fd
+        // (the WAL's path, the socket's addresses); -s keeps data readable.
+        let mut child = Command::new("strace")
+            .args(["-f", "-yy", "-s", "128", "-e"])
+            .arg("trace=fdatasync,fsync,write,writev,sendto,sendmsg,read,recvfrom")
+            .arg("-o")
+            .arg(&log)
+            .arg("-p")
+            .arg(pid.to_string())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("strace");
+        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        // "Process N attached", once per thread: the first means tracing
+        // has begun; the others follow at once.
+        err.read_line(&mut line).expect("strace attach");
+        assert!(line.contains("attached"), "strace: {line}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Trace { child, log }
     }
 
-    /// A send to (or read from) the client's socket, `peer` its port.
-    fn on_client_socket(&self, peer: u16) -> bool {
-        self.line.contains(&format!("->127.0.0.1:{peer}]"))
+    /// Detaches and returns the trace, one system call per line.
+    fn finish(mut self) -> String {
+        let _ = Command::new("kill")
+            .arg("-INT")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.log).expect("strace log")
     }
+}
+
+/// A completed fsync or fdatasync of the store's WAL.
+fn is_wal_sync(line: &str) -> bool {
+    let sync = ["fdatasync(", "fsync(", "fdatasync resumed", "fsync resumed"]
+        .iter()
+        .any(|s| line.contains(s));
+    sync && line.contains("store.db-wal") && line.trim_end().ends_with("= 0")
+}
+
+/// Asserts that on the socket of client port `peer`, after the data
+/// holding `marker`, the first line matching `end` (the end of the
+/// message) and the first after it matching `ack` (its acknowledgement)
+/// have a completed WAL fsync between them.
+fn assert_fsync_between(text: &str, peer: u16, marker: &str, end: &str, ack: &str) {
+    let lines: Vec<&str> = text.lines().collect();
+    let socket = format!("->127.0.0.1:{peer}]");
+    let on = |l: &&str, what: &str| l.contains(&socket) && l.contains(what);
+    let find = |from: usize, what: &str| {
+        lines
+            .iter()
+            .enumerate()
+            .skip(from)
+            .find(|(_, l)| on(l, what))
+            .map(|(i, _)| i)
+            .unwrap_or_else(|| panic!("{what:?} not seen on the client socket:\n{text}"))
+    };
+    let arrived = find(0, marker);
+    let end = find(arrived, end);
+    let ack = find(end, ack);
+    let window = lines.get(end..=ack).unwrap_or_default();
+    // Shown with --nocapture: the calls from the message's end to its ack.
+    eprintln!("{}", window.join("\n"));
+    assert!(
+        window.iter().any(|l| is_wal_sync(l)),
+        "no fsync of store.db-wal between the end of the message and its acknowledgement:\n{}",
+        window.join("\n")
+    );
 }
 
 #[test]
 fn wal_fsync_precedes_the_250_of_the_message() {
-    assert!(
-        Command::new("strace")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "strace is missing: scripts/test-deps installs it"
-    );
     let server = Server::start();
-    let pid = server.pid().expect("running");
-    let log = server.dir.path().join("strace.log");
-    // -f with -p follows every thread of the server; -yy names each fd
-    // (the WAL's path, the socket's addresses); -s keeps replies readable.
-    let mut strace = Command::new("strace")
-        .args(["-f", "-yy", "-s", "128", "-e"])
-        .arg("trace=fdatasync,fsync,write,writev,sendto,sendmsg,read,recvfrom")
-        .arg("-o")
-        .arg(&log)
-        .arg("-p")
-        .arg(pid.to_string())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("strace");
-    let mut err = BufReader::new(strace.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    // strace says "Process N attached" once per thread; the first one
-    // means it is tracing (the rest follow at once).
-    err.read_line(&mut line).expect("strace attach");
-    assert!(line.contains("attached"), "strace: {line}");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-
+    let trace = Trace::attach(&server);
     let mut c = server.connect().ehlo();
     let peer = c.stream.local_addr().expect("local addr").port();
     let r = c.send_mail(
@@ -75,49 +116,34 @@ fn wal_fsync_precedes_the_250_of_the_message() {
     );
     assert_eq!(r.code, 250, "{r:?}");
     c.cmd("QUIT", 221);
-    let _ = Command::new("kill")
-        .arg("-INT")
-        .arg(strace.id().to_string())
-        .status();
-    let _ = strace.wait();
+    let text = trace.finish();
+    // strace escapes CR LF as \r\n: the final "." arrives as `.\r\n"`.
+    assert_fsync_between(
+        &text,
+        peer,
+        "fsync-order-marker",
+        r#".\r\n""#,
+        "\"250 2.0.0 Ok: queued",
+    );
+}
 
-    let text = std::fs::read_to_string(&log).expect("strace log");
-    let calls: Vec<Call> = text.lines().map(|line| Call { line }).collect();
-    let marker = calls
-        .iter()
-        .position(|c| c.on_client_socket(peer) && c.line.contains("fsync-order-marker"))
-        .unwrap_or_else(|| panic!("the message was not seen arriving:\n{text}"));
-    // The read that brings the final "." (strace escapes CR LF as \r\n).
-    let end_of_data = calls
-        .iter()
-        .enumerate()
-        .skip(marker)
-        .find(|(_, c)| c.on_client_socket(peer) && c.line.contains(r#".\r\n""#))
-        .map(|(i, _)| i)
-        .unwrap_or_else(|| panic!("the end of data was not seen arriving:\n{text}"));
-    let ack = calls
-        .iter()
-        .enumerate()
-        .skip(end_of_data)
-        .find(|(_, c)| c.on_client_socket(peer) && c.line.contains("\"250 2.0.0 Ok: queued"))
-        .map(|(i, _)| i)
-        .unwrap_or_else(|| panic!("the 250 was not seen leaving:\n{text}"));
-    let synced = calls
-        .get(end_of_data..ack)
-        .unwrap_or_default()
-        .iter()
-        .any(Call::is_wal_sync);
-    let window = calls
-        .get(end_of_data..=ack)
-        .unwrap_or_default()
-        .iter()
-        .map(|c| c.line)
-        .collect::<Vec<_>>()
-        .join("\n");
-    // Shown with --nocapture: the calls from the message to its 250.
-    eprintln!("{window}");
-    assert!(
-        synced,
-        "no fsync of store.db-wal between the end of the message and its 250:\n{window}"
+#[test]
+fn wal_fsync_precedes_the_ok_of_append() {
+    let server = Server::start();
+    let mut c = Imap::login(&server, "alice", "secret");
+    let peer = c.stream.local_addr().expect("local addr").port();
+    let trace = Trace::attach(&server);
+    let message = "Subject: traced\r\n\r\nappend-order-marker\r\n";
+    c.send_raw(format!("a1 APPEND INBOX {{{}+}}\r\n{message}\r\n", message.len()).as_bytes());
+    let r = c.read_until_tagged("a1");
+    assert_eq!(r.status(), "OK", "{r:?}");
+    c.ok("LOGOUT");
+    let text = trace.finish();
+    assert_fsync_between(
+        &text,
+        peer,
+        "append-order-marker",
+        "append-order-marker",
+        "\"a1 OK [APPENDUID",
     );
 }
