@@ -26,7 +26,8 @@ use crate::shutdown::Shutdown;
 pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
 /// Time a client has to send its request and read the answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Admin connections open at once; past it the oldest idle one is closed.
+/// Admin connections open at once; past it the oldest that has not sent
+/// its request is closed (or, when all are answering, the new one).
 pub const MAX_ADMIN_CONNECTIONS: usize = 16;
 /// Pause after a failed accept (e.g. out of descriptors) before retrying.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -78,12 +79,18 @@ pub async fn serve(listener: TcpListener, status: Arc<dyn Status>, mut shutdown:
         let close = Arc::new(Notify::new());
         let id = {
             let mut state = Idle::lock(&idle);
-            if state.open >= MAX_ADMIN_CONNECTIONS
-                && let Some((_, oldest)) = state.waiting.pop_front()
-            {
-                // notify_one stores a permit, so the close is not lost if
-                // that task is not waiting yet.
-                oldest.notify_one();
+            if state.open >= MAX_ADMIN_CONNECTIONS {
+                match state.waiting.pop_front() {
+                    // notify_one stores a permit, so the close is not lost
+                    // if that task is not waiting yet.
+                    Some((_, oldest)) => oldest.notify_one(),
+                    // Every slot is answering a request: this one waits
+                    // for none of them (each ends within REQUEST_TIMEOUT).
+                    None => {
+                        drop(stream);
+                        continue;
+                    }
+                }
             }
             state.open += 1;
             state.next_id += 1;
