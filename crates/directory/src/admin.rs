@@ -139,9 +139,12 @@ impl Directory {
         {
             return Err(DirectoryError::AlreadyExists(address));
         }
+        let local_folded = crate::schema::fold(crate::address::local_part(&address));
+        let name_folded = full_name.map(crate::schema::fold);
         tx.execute(
-            "INSERT INTO users (address, full_name, password_hash) VALUES (?1, ?2, ?3)",
-            params![address, full_name, hash],
+            "INSERT INTO users (address, full_name, password_hash, local_folded, name_folded)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![address, full_name, hash, local_folded, name_folded],
         )?;
         tx.commit()?;
         tracing::info!(%address, "user added");
@@ -210,7 +213,14 @@ impl Directory {
 
     /// Creates an alias, or adds targets to an existing one. The address must
     /// be in one of our domains; targets may be local or remote.
-    pub fn add_alias(&self, address: &str, targets: &[String]) -> Result<(), DirectoryError> {
+    /// Creates an alias, or adds targets to an existing one. Refused when
+    /// the alias would reach itself; the warnings name targets in our
+    /// domains that do not exist (yet).
+    pub fn add_alias(
+        &self,
+        address: &str,
+        targets: &[String],
+    ) -> Result<Vec<String>, DirectoryError> {
         self.add_group(Group::Alias, address, targets)
     }
 
@@ -226,7 +236,12 @@ impl Directory {
     }
 
     /// Creates a mailing list, or adds members to an existing one.
-    pub fn add_list(&self, address: &str, members: &[String]) -> Result<(), DirectoryError> {
+    /// Like [`Directory::add_alias`], for a list.
+    pub fn add_list(
+        &self,
+        address: &str,
+        members: &[String],
+    ) -> Result<Vec<String>, DirectoryError> {
         self.add_group(Group::List, address, members)
     }
 
@@ -246,7 +261,7 @@ impl Directory {
         group: Group,
         address: &str,
         targets: &[String],
-    ) -> Result<(), DirectoryError> {
+    ) -> Result<Vec<String>, DirectoryError> {
         let address = self.canonical_local(address)?;
         if targets.is_empty() {
             return Err(DirectoryError::InvalidAddress(format!(
@@ -274,9 +289,26 @@ impl Directory {
                 stmt.execute([&address, t])?;
             }
         }
+        // Checked with the new rows in place; returning drops the
+        // transaction, which rolls them back.
+        if let Some(path) = self.cycle_through(&tx, &address)? {
+            return Err(DirectoryError::InvalidAddress(format!(
+                "{address} (it would deliver to itself: {})",
+                path.join(" -> ")
+            )));
+        }
+        let mut warnings = Vec::new();
+        for t in &targets {
+            if self.is_dangling(&tx, t)? {
+                tracing::warn!(%address, target = %t, "group target does not exist");
+                warnings.push(format!(
+                    "{t} does not exist (yet): mail to {address} skips it until it does"
+                ));
+            }
+        }
         tx.commit()?;
         tracing::info!(%address, ?group, added = targets.len(), "directory group updated");
-        Ok(())
+        Ok(warnings)
     }
 
     fn del_group(
@@ -452,9 +484,21 @@ mod tests {
         assert!(exists(
             t.dir.add_user("l@example.org", None, "pw").map(|_| ())
         ));
-        assert!(exists(t.dir.add_alias("u@example.org", &s(&["x@y.test"]))));
-        assert!(exists(t.dir.add_alias("l@example.org", &s(&["x@y.test"]))));
-        assert!(exists(t.dir.add_list("a@example.org", &s(&["x@y.test"]))));
+        assert!(exists(
+            t.dir
+                .add_alias("u@example.org", &s(&["x@y.test"]))
+                .map(|_| ())
+        ));
+        assert!(exists(
+            t.dir
+                .add_alias("l@example.org", &s(&["x@y.test"]))
+                .map(|_| ())
+        ));
+        assert!(exists(
+            t.dir
+                .add_list("a@example.org", &s(&["x@y.test"]))
+                .map(|_| ())
+        ));
     }
 
     #[test]
@@ -574,6 +618,61 @@ mod tests {
             t.dir
                 .add_user("u@example.org", Some("Evil\r\n250 ok"), "pw")
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn alias_cycle_is_refused_at_add_and_nothing_is_stored() {
+        let t = open(&["example.org"]);
+        t.dir.add_user("u@example.org", None, "pw").unwrap();
+        t.dir
+            .add_alias("a1@example.org", &s(&["a2@example.org"]))
+            .unwrap();
+        let err = t
+            .dir
+            .add_alias("a2@example.org", &s(&["u@example.org", "a1@example.org"]))
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("a2@example.org -> a1@example.org -> a2@example.org"),
+            "{text}"
+        );
+        assert_eq!(
+            t.dir.aliases().unwrap().len(),
+            1,
+            "the refused alias is not stored"
+        );
+        // Through a list and a +detail address too; and onto itself.
+        t.dir
+            .add_list("l@example.org", &s(&["a1@example.org"]))
+            .unwrap();
+        assert!(
+            t.dir
+                .add_alias("a2@example.org", &s(&["l+x@example.org"]))
+                .is_err()
+        );
+        assert!(
+            t.dir
+                .add_alias("self@example.org", &s(&["self@example.org"]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn dangling_local_target_is_a_warning_not_an_error() {
+        let t = open(&["example.org"]);
+        t.dir.add_user("u@example.org", None, "pw").unwrap();
+        let w = t
+            .dir
+            .add_alias(
+                "a@example.org",
+                &s(&["u@example.org", "ghost@example.org", "x@remote.test"]),
+            )
+            .unwrap();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("ghost@example.org does not exist"),
+            "{w:?}"
         );
     }
 }

@@ -31,7 +31,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use rusqlite::Connection;
 
 pub use address::{DETAIL_SEPARATOR, MAX_DOMAIN_LEN, MAX_FULL_NAME_LEN, MAX_LOCAL_PART_LEN};
-pub use password::MAX_PASSWORD_LEN;
+pub use password::{DEFAULT_MAX_CONCURRENT_HASHES, MAX_PASSWORD_LEN};
 pub use resolve::{MAX_EXPANSION_DEPTH, MAX_EXPANSION_TARGETS};
 pub use schema::{BUSY_TIMEOUT, SCHEMA_VERSION};
 
@@ -60,6 +60,8 @@ pub struct DirectoryConfig {
     pub argon2_t_cost: u32,
     /// Argon2id lanes.
     pub argon2_p_cost: u32,
+    /// Password hashes computed at once; each holds `argon2_m_cost` KiB.
+    pub max_concurrent_hashes: usize,
 }
 
 impl Default for DirectoryConfig {
@@ -70,6 +72,7 @@ impl Default for DirectoryConfig {
             argon2_m_cost: DEFAULT_ARGON2_M_COST,
             argon2_t_cost: DEFAULT_ARGON2_T_COST,
             argon2_p_cost: DEFAULT_ARGON2_P_COST,
+            max_concurrent_hashes: password::DEFAULT_MAX_CONCURRENT_HASHES,
         }
     }
 }
@@ -218,6 +221,7 @@ impl Directory {
             config.argon2_m_cost,
             config.argon2_t_cost,
             config.argon2_p_cost,
+            config.max_concurrent_hashes,
         )?;
         let mut catch_all = BTreeMap::new();
         for (domain, target) in &config.catch_all {
@@ -248,6 +252,12 @@ impl Directory {
     /// Our domains, lowercased; the first is the primary.
     pub fn domains(&self) -> &[String] {
         &self.domains
+    }
+
+    /// How many password checks may run at once ([`Directory::authenticate`]
+    /// blocks past it): callers bound their own queue to this.
+    pub fn max_concurrent_hashes(&self) -> usize {
+        self.hasher.max_concurrent()
     }
 
     /// The first configured domain.
@@ -305,6 +315,7 @@ pub(crate) mod testutil {
             argon2_m_cost: 8,
             argon2_t_cost: 1,
             argon2_p_cost: 1,
+            max_concurrent_hashes: 2,
         }
     }
 

@@ -168,6 +168,67 @@ impl Directory {
         }
     }
 
+    /// The chain of aliases and lists (and catch-alls) through which the
+    /// group at `address` reaches itself, if any: `[address, .., address]`.
+    /// Resolution cuts cycles, but a group that delivers to itself delivers
+    /// to nobody on the cycle (`alias add a1 a2`, `alias add a2 a1`: 550
+    /// User unknown), so adding one is refused. Bounded like an expansion.
+    pub(crate) fn cycle_through(
+        &self,
+        conn: &Connection,
+        address: &str,
+    ) -> Result<Option<Vec<String>>, DirectoryError> {
+        let mut seen = HashSet::from([address.to_string()]);
+        let mut stack = vec![vec![address.to_string()]];
+        let mut examined = 0usize;
+        while let Some(path) = stack.pop() {
+            let Some(last) = path.last() else { continue };
+            let next = match self.locate(conn, last)? {
+                Located::Group(_, targets) => targets,
+                Located::CatchAll(target) => vec![target],
+                _ => continue,
+            };
+            for target in next {
+                examined += 1;
+                if examined > MAX_EXPANSION_TARGETS {
+                    return Ok(None);
+                }
+                let Ok(target) = self.canonical(&target) else {
+                    continue;
+                };
+                let local = address::split(&target).is_ok_and(|(_, d)| self.is_local_domain(d));
+                if !local {
+                    continue;
+                }
+                // The entry the target names: itself, or its +detail base.
+                let named = match self.locate(conn, &target)? {
+                    Located::Group(entry, _) => entry,
+                    _ => target.clone(),
+                };
+                let mut longer = path.clone();
+                longer.push(target);
+                if named == address {
+                    return Ok(Some(longer));
+                }
+                if seen.insert(named) {
+                    stack.push(longer);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// True when `target` (canonical) is in one of our domains and names
+    /// nothing: mail through it would be skipped.
+    pub(crate) fn is_dangling(
+        &self,
+        conn: &Connection,
+        target: &str,
+    ) -> Result<bool, DirectoryError> {
+        let local = address::split(target).is_ok_and(|(_, d)| self.is_local_domain(d));
+        Ok(local && matches!(self.locate(conn, target)?, Located::Unknown))
+    }
+
     /// Applies the lookup order (module doc) to a canonical local address.
     fn locate(&self, conn: &Connection, address: &str) -> Result<Located, DirectoryError> {
         if let Some(found) = entry(conn, address)? {
@@ -364,14 +425,16 @@ mod tests {
     fn alias_cycle_terminates() {
         let t = open(&["example.org"]);
         t.dir.add_user("u@example.org", None, "pw").unwrap();
+        // `alias add` refuses cycles now; a database written before that,
+        // or by hand, may still hold them.
         t.dir
-            .add_alias("a@example.org", &s(&["b@example.org"]))
-            .unwrap();
-        t.dir
-            .add_alias("b@example.org", &s(&["a@example.org", "u@example.org"]))
-            .unwrap();
-        t.dir
-            .add_alias("c@example.org", &s(&["c+x@example.org"]))
+            .lock()
+            .execute_batch(
+                "INSERT INTO aliases VALUES ('a@example.org', 'b@example.org');
+                 INSERT INTO aliases VALUES ('b@example.org', 'a@example.org');
+                 INSERT INTO aliases VALUES ('b@example.org', 'u@example.org');
+                 INSERT INTO aliases VALUES ('c@example.org', 'c+x@example.org');",
+            )
             .unwrap();
         assert_eq!(
             t.dir.resolve("a@example.org").unwrap(),

@@ -8,7 +8,10 @@
 //! clear message).
 //!
 //! Tables (addresses are stored canonical, see `address.rs`):
-//! - `users(address PK, full_name, password_hash)`: PHC argon2id strings.
+//! - `users(address PK, full_name, password_hash, local_folded,
+//!   name_folded)`: PHC argon2id strings; the local part and the full name
+//!   case-folded in Rust (SQLite's `lower()` folds ASCII only), indexed
+//!   for VRFY and bare-name logins (version 2).
 //! - `aliases(address, target)`, `lists(address, member)`: one row per
 //!   target, insertion order is rowid order.
 //! - `forwards(address PK, target, keep, refuse)`: only for users.
@@ -26,10 +29,18 @@ use crate::DirectoryError;
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// One schema step: SQL, then an optional data step in Rust.
+type Migration = (
+    &'static str,
+    Option<fn(&Connection) -> Result<(), DirectoryError>>,
+);
 
 /// `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[Migration] = &[(V1, None), (V2, Some(fold_users))];
+
+const V1: &str = "
     CREATE TABLE users (
         address       TEXT PRIMARY KEY NOT NULL,
         full_name     TEXT,
@@ -51,7 +62,38 @@ const MIGRATIONS: &[&str] = &["
         keep    INTEGER NOT NULL,
         refuse  INTEGER NOT NULL
     );
-"];
+";
+
+/// Version 2: VRFY by an index instead of reading every user (issue 9).
+const V2: &str = "
+    ALTER TABLE users ADD COLUMN local_folded TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN name_folded TEXT;
+    CREATE INDEX users_local_folded ON users (local_folded);
+    CREATE INDEX users_name_folded ON users (name_folded);
+";
+
+/// Case folding for the `*_folded` columns: Unicode lower case, as VRFY
+/// compares (RFC 5321 3.5.1 leaves the matching to the server; SPEC 4 says
+/// case-insensitive).
+pub(crate) fn fold(text: &str) -> String {
+    text.to_lowercase()
+}
+
+/// Fills the folded columns of the users that version 1 stored.
+fn fold_users(conn: &Connection) -> Result<(), DirectoryError> {
+    let users: Vec<(String, Option<String>)> = {
+        let mut stmt = conn.prepare("SELECT address, full_name FROM users")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut update =
+        conn.prepare("UPDATE users SET local_folded = ?2, name_folded = ?3 WHERE address = ?1")?;
+    for (address, name) in users {
+        let local = fold(crate::address::local_part(&address));
+        update.execute(rusqlite::params![address, local, name.as_deref().map(fold)])?;
+    }
+    Ok(())
+}
 
 /// Opens the database, sets WAL and full sync, and migrates it.
 pub(crate) fn open(path: &Path) -> Result<Connection, DirectoryError> {
@@ -99,8 +141,11 @@ fn migrate(conn: &mut Connection) -> Result<(), DirectoryError> {
     if found == SCHEMA_VERSION {
         return Ok(());
     }
-    for (from, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    for (from, (sql, data)) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         tx.execute_batch(sql)?;
+        if let Some(data) = data {
+            data(&tx)?;
+        }
         tracing::info!(from, to = from + 1, "directory schema migrated");
     }
     tx.execute(
@@ -135,6 +180,26 @@ mod tests {
             )
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION.to_string());
+    }
+
+    #[test]
+    fn version_1_users_are_folded_by_the_migration() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("d.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(V1).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+                 INSERT INTO meta VALUES ('schema_version', '1');
+                 INSERT INTO users VALUES ('émile@example.org', 'ÉMILE Zola', 'x');",
+            )
+            .unwrap();
+        }
+        let dir = crate::Directory::open(&path, crate::testutil::config(&["example.org"])).unwrap();
+        let found = dir.vrfy("émile zola").unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(dir.vrfy("ÉMILE").unwrap(), found);
     }
 
     #[test]

@@ -7,15 +7,24 @@
 
 use rusqlite::Connection;
 
-use crate::address;
 use crate::admin::{self, Group};
 use crate::{Directory, DirectoryError, Member, User};
 
-/// Every user, for the scans VRFY and bare logins need (directories are
-/// small; a full-name match cannot use SQLite's ASCII-only `lower`).
-fn all_users(conn: &Connection) -> Result<Vec<User>, DirectoryError> {
-    let mut stmt = conn.prepare_cached("SELECT address, full_name FROM users ORDER BY address")?;
-    let rows = stmt.query_map([], |r| {
+/// VRFY's lookup: the exact address (when the query is one), the local
+/// part, or the full name, each on an indexed column; folded in Rust
+/// (`schema::fold`) because SQLite's `lower()` is ASCII-only.
+pub(crate) const VRFY_SQL: &str = "SELECT address, full_name FROM users
+     WHERE address = ?1 OR local_folded = ?2 OR name_folded = ?3
+     ORDER BY address";
+
+fn vrfy_rows(
+    conn: &Connection,
+    exact: Option<&str>,
+    local: Option<&str>,
+    name: &str,
+) -> Result<Vec<User>, DirectoryError> {
+    let mut stmt = conn.prepare_cached(VRFY_SQL)?;
+    let rows = stmt.query_map(rusqlite::params![exact, local, name], |r| {
         Ok(User {
             address: r.get(0)?,
             full_name: r.get(1)?,
@@ -39,28 +48,17 @@ impl Directory {
         if query.is_empty() {
             return Ok(Vec::new());
         }
-        let folded = query.to_lowercase();
+        let folded = crate::schema::fold(query);
         // An address: only the exact user (after canonicalisation).
         let exact = if query.contains('@') {
             self.canonical(query).ok()
         } else {
             None
         };
-        let users = all_users(&self.lock())?;
-        Ok(users
-            .into_iter()
-            .filter(|u| {
-                let by_address = match &exact {
-                    Some(a) => u.address == *a,
-                    None => address::local_part(&u.address) == folded,
-                };
-                let by_name = u
-                    .full_name
-                    .as_deref()
-                    .is_some_and(|n| n.to_lowercase() == folded);
-                by_address || by_name
-            })
-            .collect())
+        // NULL never equals: an address query does not match local parts,
+        // a bare name has no exact address.
+        let local = exact.is_none().then_some(folded.as_str());
+        vrfy_rows(&self.lock(), exact.as_deref(), local, &folded)
     }
 
     /// EXPN: Some(members) when the address (qualified) is a mailing list,
@@ -163,6 +161,40 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use crate::User;
+    use crate::testutil::open;
+
+    #[test]
+    fn vrfy_is_an_indexed_lookup_not_a_scan_of_every_user() {
+        let t = open(&["example.org"]);
+        let conn = t.dir.lock();
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", super::VRFY_SQL))
+            .unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(["a@example.org", "a", "a"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().all(|step| !step.starts_with("SCAN")),
+            "{plan:?}"
+        );
+        for index in ["users_local_folded", "users_name_folded"] {
+            assert!(plan.iter().any(|s| s.contains(index)), "{plan:?}");
+        }
+    }
+
+    #[test]
+    fn vrfy_folds_unicode_case_in_names_and_local_parts() {
+        let t = open(&["example.org"]);
+        t.dir
+            .add_user("Ölaf@example.org", Some("ÅSA Öberg"), "pw")
+            .unwrap();
+        assert_eq!(t.dir.vrfy("åsa öberg").unwrap().len(), 1);
+        assert_eq!(t.dir.vrfy("ÖLAF").unwrap().len(), 1);
+        assert_eq!(t.dir.vrfy("<ölaf@EXAMPLE.org>").unwrap().len(), 1);
+        assert!(t.dir.vrfy("olaf").unwrap().is_empty());
+    }
     use crate::testutil::*;
 
     fn user(a: &str, n: Option<&str>) -> User {

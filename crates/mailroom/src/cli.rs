@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::datadir::Missing;
 use crate::{commands, config, serve};
 
 #[derive(Parser, Debug)]
@@ -15,9 +16,15 @@ use crate::{commands, config, serve};
     about = "SMTP, POP3 and IMAP mail server in one binary"
 )]
 pub struct Cli {
-    /// Config file (default: ./mailroom.toml if it exists, else the quick-start defaults)
+    /// Config file (default: $MAILROOM_CONFIG, else ./mailroom.toml, else
+    /// /etc/mailroom/mailroom.toml, else the quick-start defaults)
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Create the data directory if it does not exist (only `serve` does
+    /// so by itself: a command run with the wrong config must not quietly
+    /// start an empty store)
+    #[arg(long, global = true)]
+    pub create_data_dir: bool,
     #[command(subcommand)]
     pub command: Cmd,
 }
@@ -154,12 +161,59 @@ impl PasswordArgs {
     }
 }
 
-pub fn run(cli: Cli) -> Result<(), String> {
+/// Exit statuses. `mailroom deliver` uses the sysexits.h codes that MTAs
+/// and fetchmail read from an LDA; every other failure is 1.
+pub mod exit {
+    /// EX_USAGE: bad arguments (an address that is not one).
+    pub const USAGE: u8 = 64;
+    /// EX_DATAERR: the message itself is unusable (empty, too large).
+    pub const DATA_ERR: u8 = 65;
+    /// EX_NOUSER: no such local recipient.
+    pub const NO_USER: u8 = 67;
+    /// EX_TEMPFAIL: try again later (store busy, disk full, I/O).
+    pub const TEMP_FAIL: u8 = 75;
+    /// EX_CONFIG: the config or the data directory is wrong.
+    pub const CONFIG: u8 = 78;
+    /// Everything else.
+    pub const FAILURE: u8 = 1;
+}
+
+/// A failed command: its message and exit status.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::new(exit::FAILURE, message)
+    }
+}
+
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    let missing = if cli.create_data_dir {
+        Missing::Create
+    } else {
+        Missing::Refuse
+    };
+    if let Cmd::Deliver { address, from } = &cli.command {
+        return deliver(cli.config.as_deref(), missing, address, from.as_deref());
+    }
     let loaded = config::load(cli.config.as_deref())?;
-    match cli.command {
+    let result = match cli.command {
         Cmd::Serve => serve::run(loaded),
         Cmd::User(c) => {
-            let ctx = commands::Ctx::open(&loaded)?;
+            let ctx = commands::Ctx::open(&loaded, missing).map_err(|f| f.message)?;
             match c {
                 UserCmd::Add {
                     address,
@@ -174,7 +228,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Cmd::Alias(c) => {
-            let ctx = commands::Ctx::open(&loaded)?;
+            let ctx = commands::Ctx::open(&loaded, missing).map_err(|f| f.message)?;
             match c {
                 AliasCmd::Add { address, targets } => ctx.alias_add(&address, &targets),
                 AliasCmd::Del { address, targets } => ctx.alias_del(&address, &targets),
@@ -182,7 +236,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Cmd::List(c) => {
-            let ctx = commands::Ctx::open(&loaded)?;
+            let ctx = commands::Ctx::open(&loaded, missing).map_err(|f| f.message)?;
             match c {
                 ListCmd::Add { address, members } => ctx.list_add(&address, &members),
                 ListCmd::Del { address, members } => ctx.list_del(&address, &members),
@@ -190,7 +244,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Cmd::Forward(c) => {
-            let ctx = commands::Ctx::open(&loaded)?;
+            let ctx = commands::Ctx::open(&loaded, missing).map_err(|f| f.message)?;
             match c {
                 ForwardCmd::Set {
                     address,
@@ -201,9 +255,18 @@ pub fn run(cli: Cli) -> Result<(), String> {
                 ForwardCmd::Del { address } => ctx.forward_del(&address),
             }
         }
-        Cmd::Deliver { address, from } => {
-            let ctx = commands::Ctx::open(&loaded)?;
-            ctx.deliver(&address, from.as_deref())
-        }
-    }
+        Cmd::Deliver { .. } => Ok(()),
+    };
+    Ok(result?)
+}
+
+/// `mailroom deliver`: as an LDA, every failure has its sysexits code.
+fn deliver(
+    config: Option<&std::path::Path>,
+    missing: Missing,
+    address: &str,
+    from: Option<&str>,
+) -> Result<(), Failure> {
+    let loaded = config::load(config).map_err(|e| Failure::new(exit::CONFIG, e))?;
+    commands::Ctx::open(&loaded, missing)?.deliver(address, from)
 }

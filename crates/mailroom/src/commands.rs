@@ -5,10 +5,12 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use directory::{Directory, DirectoryConfig, Resolution};
+use directory::{Directory, DirectoryConfig, DirectoryError, Resolution};
 use store::{Delivery, Outbound, SqliteStore, Store, StoreOptions};
 
+use crate::cli::{Failure, exit};
 use crate::config::Loaded;
+use crate::datadir::Missing;
 
 /// A password on stdin longer than this is refused rather than read on.
 pub const MAX_PASSWORD_INPUT: u64 = 4096;
@@ -23,12 +25,13 @@ pub fn directory_config(loaded: &Loaded) -> DirectoryConfig {
         argon2_m_cost: c.auth.argon2_memory_kib,
         argon2_t_cost: c.auth.argon2_iterations,
         argon2_p_cost: c.auth.argon2_parallelism,
+        max_concurrent_hashes: c.auth.max_concurrent_hashes,
     }
 }
 
+/// Opens the directory; the data directory must have been prepared
+/// ([`crate::datadir::prepare`]).
 pub fn open_directory(loaded: &Loaded) -> Result<Arc<Directory>, String> {
-    std::fs::create_dir_all(&loaded.data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", loaded.data_dir.display()))?;
     Directory::open(
         &loaded.data_dir.join(DIRECTORY_FILE),
         directory_config(loaded),
@@ -37,12 +40,12 @@ pub fn open_directory(loaded: &Loaded) -> Result<Arc<Directory>, String> {
     .map_err(|e| e.to_string())
 }
 
-pub fn open_store(loaded: &Loaded) -> Result<Arc<SqliteStore>, String> {
+pub fn open_store(loaded: &Loaded) -> Result<Arc<SqliteStore>, store::StoreError> {
     let opts = StoreOptions {
         group_commit_max: loaded.config.store.group_commit_max,
         ..StoreOptions::default()
     };
-    SqliteStore::open(&loaded.data_dir, opts).map_err(|e| e.to_string())
+    SqliteStore::open(&loaded.data_dir, opts)
 }
 
 pub struct Ctx {
@@ -53,14 +56,41 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn open(loaded: &Loaded) -> Result<Ctx, String> {
+    /// Opens the store and directory of `loaded`; a missing data directory
+    /// is created only when `missing` says so (SPEC 7). Failures carry the
+    /// code `mailroom deliver` exits with: configuration, or temporary when
+    /// the store is busy or the disk fails.
+    pub fn open(loaded: &Loaded, missing: Missing) -> Result<Ctx, Failure> {
+        crate::datadir::prepare(&loaded.data_dir, missing, &mut |note| {
+            eprintln!("mailroom: {note}");
+        })
+        .map_err(|e| Failure::new(exit::CONFIG, format!("{e} [{}]", loaded.source)))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+            .map_err(|e| Failure::new(exit::TEMP_FAIL, format!("cannot start the runtime: {e}")))?;
+        let dir = Directory::open(
+            &loaded.data_dir.join(DIRECTORY_FILE),
+            directory_config(loaded),
+        )
+        .map_err(|e| {
+            let code = match e {
+                DirectoryError::Db(_) => exit::TEMP_FAIL,
+                _ => exit::CONFIG,
+            };
+            Failure::new(code, e.to_string())
+        })?;
+        let store = open_store(loaded).map_err(|e| {
+            let code = if e.is_temporary() {
+                exit::TEMP_FAIL
+            } else {
+                exit::CONFIG
+            };
+            Failure::new(code, e.to_string())
+        })?;
         Ok(Ctx {
-            dir: open_directory(loaded)?,
-            store: open_store(loaded)?,
+            dir: Arc::new(dir),
+            store,
             rt,
             max_message_size: loaded.config.smtp.max_message_size,
         })
@@ -123,9 +153,12 @@ impl Ctx {
 
     pub fn alias_add(&self, address: &str, targets: &[String]) -> Result<(), String> {
         let targets: Vec<String> = targets.iter().map(|t| self.qualify(t)).collect();
-        self.dir
+        let warnings = self
+            .dir
             .add_alias(&self.qualify(address), &targets)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        warn(&warnings);
+        Ok(())
     }
 
     pub fn alias_del(&self, address: &str, targets: &[String]) -> Result<(), String> {
@@ -144,9 +177,12 @@ impl Ctx {
 
     pub fn list_add(&self, address: &str, members: &[String]) -> Result<(), String> {
         let members: Vec<String> = members.iter().map(|t| self.qualify(t)).collect();
-        self.dir
+        let warnings = self
+            .dir
             .add_list(&self.qualify(address), &members)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        warn(&warnings);
+        Ok(())
     }
 
     pub fn list_del(&self, address: &str, members: &[String]) -> Result<(), String> {
@@ -182,27 +218,59 @@ impl Ctx {
     }
 
     /// Local delivery from stdin, like an LDA (fetchmail's `mda`, fixtures,
-    /// scripts). The message is durable when this returns Ok.
-    pub fn deliver(&self, address: &str, from: Option<&str>) -> Result<(), String> {
+    /// scripts). The message is durable when this returns Ok; each failure
+    /// carries its sysexits code ([`exit`]).
+    pub fn deliver(&self, address: &str, from: Option<&str>) -> Result<(), Failure> {
         let mut raw = Vec::new();
         std::io::stdin()
             .take(self.max_message_size as u64 + 1)
             .read_to_end(&mut raw)
-            .map_err(|e| format!("cannot read the message: {e}"))?;
+            .map_err(|e| Failure::new(exit::TEMP_FAIL, format!("cannot read the message: {e}")))?;
+        if raw.is_empty() {
+            return Err(Failure::new(
+                exit::DATA_ERR,
+                "empty message on stdin: nothing delivered",
+            ));
+        }
         if raw.len() > self.max_message_size {
-            return Err(format!(
-                "message larger than smtp.max_message_size ({} octets)",
-                self.max_message_size
+            return Err(Failure::new(
+                exit::DATA_ERR,
+                format!(
+                    "message larger than smtp.max_message_size ({} octets)",
+                    self.max_message_size
+                ),
             ));
         }
         let address = self.qualify(address);
-        let (local, remote) = match self.dir.resolve(&address).map_err(|e| e.to_string())? {
+        let resolution = match self.dir.resolve(&address) {
+            Ok(r) => r,
+            Err(e @ (DirectoryError::InvalidAddress(_) | DirectoryError::UnknownDomain(_))) => {
+                return Err(Failure::new(exit::USAGE, e.to_string()));
+            }
+            Err(e) => return Err(Failure::new(exit::TEMP_FAIL, e.to_string())),
+        };
+        let (local, remote) = match resolution {
             Resolution::Deliver { local, remote } | Resolution::Forward { local, remote, .. } => {
                 (local, remote)
             }
-            Resolution::Refuse { to } => return Err(format!("{address} has moved to {to}")),
-            Resolution::Unknown => return Err(format!("{address}: no such user")),
-            Resolution::NotLocal => return Err(format!("{address} is not in a local domain")),
+            Resolution::Refuse { to } => {
+                return Err(Failure::new(
+                    exit::NO_USER,
+                    format!("{address} has moved to {to}"),
+                ));
+            }
+            Resolution::Unknown => {
+                return Err(Failure::new(
+                    exit::NO_USER,
+                    format!("{address}: no such user"),
+                ));
+            }
+            Resolution::NotLocal => {
+                return Err(Failure::new(
+                    exit::NO_USER,
+                    format!("{address} is not in a local domain"),
+                ));
+            }
         };
         let mut body = proto_smtp::canonicalize_line_endings(&raw);
         let sender = from.unwrap_or("").to_string();
@@ -223,8 +291,23 @@ impl Ctx {
         };
         self.rt
             .block_on(self.store.deliver(delivery))
-            .map_err(|e| format!("delivery failed: {e}"))?;
+            .map_err(|e| {
+                // Disk full, busy, I/O: the MTA keeps the message and retries.
+                let code = if e.is_temporary() {
+                    exit::TEMP_FAIL
+                } else {
+                    exit::DATA_ERR
+                };
+                Failure::new(code, format!("delivery failed: {e}"))
+            })?;
         Ok(())
+    }
+}
+
+/// Warnings on stderr: the change was made, but needs a look.
+fn warn(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("mailroom: warning: {w}");
     }
 }
 

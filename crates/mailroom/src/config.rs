@@ -128,7 +128,14 @@ impl Default for ImapSection {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
     pub listen: String,
+    /// `/health` answers 503 below this many free bytes on the data
+    /// directory's file system.
+    pub min_free_disk: u64,
 }
+
+/// Default `admin.min_free_disk`: 100 MiB, room for a few large messages
+/// and SQLite's checkpoints before writes start failing with 452 4.3.1.
+pub const DEFAULT_MIN_FREE_DISK: u64 = 100 * 1024 * 1024;
 
 /// `[tls]` (SPEC 5, SPEC 7): the certificate every TLS listener serves.
 #[derive(Debug, Deserialize)]
@@ -172,6 +179,8 @@ pub struct AuthSection {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+    /// Password checks at once, each holding `argon2_memory_kib`.
+    pub max_concurrent_hashes: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,6 +245,7 @@ impl Default for AdminSection {
     fn default() -> Self {
         AdminSection {
             listen: "127.0.0.1:9025".to_string(),
+            min_free_disk: DEFAULT_MIN_FREE_DISK,
         }
     }
 }
@@ -247,6 +257,7 @@ impl Default for AuthSection {
             argon2_memory_kib: d.argon2_m_cost,
             argon2_iterations: d.argon2_t_cost,
             argon2_parallelism: d.argon2_p_cost,
+            max_concurrent_hashes: d.max_concurrent_hashes,
         }
     }
 }
@@ -276,6 +287,7 @@ pub struct Loaded {
     pub hostname: String,
     /// The config file's folder: relative paths in it start here (SPEC 7).
     pub base: PathBuf,
+    pub source: Source,
 }
 
 impl Loaded {
@@ -289,15 +301,56 @@ impl Loaded {
     }
 }
 
-/// Loads `explicit`, else `./mailroom.toml` if it exists, else defaults.
-pub fn load(explicit: Option<&Path>) -> Result<Loaded, String> {
-    let (config, base) = match explicit {
-        Some(path) => (read(path)?, folder_of(path)),
-        None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
-            let path = Path::new(DEFAULT_CONFIG_FILE);
-            (read(path)?, folder_of(path))
+/// The environment variable naming the config file (SPEC 7).
+pub const CONFIG_ENV: &str = "MAILROOM_CONFIG";
+/// The system-wide config file, the last place searched (SPEC 7).
+pub const SYSTEM_CONFIG_FILE: &str = "/etc/mailroom/mailroom.toml";
+
+/// Where the config came from, for messages that must say which store
+/// a command used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    QuickStart,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "config {}", p.display()),
+            Source::QuickStart => write!(
+                f,
+                "no config found (--config, {CONFIG_ENV}, ./{DEFAULT_CONFIG_FILE}, \
+                 {SYSTEM_CONFIG_FILE}): quick-start defaults"
+            ),
         }
-        None => (Config::default(), PathBuf::from(".")),
+    }
+}
+
+/// The config file to read, in the order of SPEC 7: `--config`, then
+/// `MAILROOM_CONFIG`, then `./mailroom.toml`, then
+/// `/etc/mailroom/mailroom.toml`; None for the quick-start defaults. A
+/// file named explicitly (flag or variable) must exist; the two default
+/// places are used only when they do.
+pub fn find(explicit: Option<&Path>, env: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    if let Some(path) = explicit {
+        return Some(path.to_path_buf());
+    }
+    if let Some(path) = env.filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    [DEFAULT_CONFIG_FILE, SYSTEM_CONFIG_FILE]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// Loads the config found by [`find`], else the quick-start defaults.
+pub fn load(explicit: Option<&Path>) -> Result<Loaded, String> {
+    let env = std::env::var_os(CONFIG_ENV);
+    let (config, base, source) = match find(explicit, env.as_deref()) {
+        Some(path) => (read(&path)?, folder_of(&path), Source::File(path)),
+        None => (Config::default(), PathBuf::from("."), Source::QuickStart),
     };
     config.check()?;
     let data_dir = if config.data_dir.is_absolute() {
@@ -311,6 +364,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Loaded, String> {
         data_dir,
         hostname,
         base,
+        source,
     })
 }
 
@@ -349,6 +403,57 @@ pub fn addresses(key: &str, list: &[String]) -> Result<Vec<SocketAddr>, String> 
                 .map_err(|_| format!("{key}: '{a}' is not an address:port"))
         })
         .collect()
+}
+
+/// The level names a `log.level` directive may use.
+pub const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+/// The targets a `target=level` directive may name: the crates of this
+/// workspace (and their modules, `server::smtp`), plus the libraries whose
+/// logs are worth turning up.
+pub const LOG_TARGETS: &[&str] = &[
+    "mailroom",
+    "server",
+    "store",
+    "directory",
+    "proto_smtp",
+    "proto_pop3",
+    "proto_imap",
+    "proto_common",
+    "tokio",
+    "rusqlite",
+];
+
+/// `log.level` is a comma-separated list of a bare level and
+/// `target=level` directives. tracing's own filter syntax takes any bare
+/// word as a target, so `level = "debugg"` would switch every log off;
+/// here a bare word must be a level and a target must be one of ours.
+pub fn check_log_level(text: &str) -> Result<(), String> {
+    let shown = || {
+        format!(
+            "log.level: '{text}' is not a level ({}) or a list of target=level for {}",
+            LOG_LEVELS.join(", "),
+            LOG_TARGETS.join(", ")
+        )
+    };
+    let is_level = |w: &str| LOG_LEVELS.iter().any(|l| l.eq_ignore_ascii_case(w));
+    let mut any = false;
+    for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        any = true;
+        let ok = match directive.split_once('=') {
+            None => is_level(directive),
+            Some((target, level)) => {
+                let root = target.split("::").next().unwrap_or_default();
+                is_level(level.trim()) && LOG_TARGETS.contains(&root.trim())
+            }
+        };
+        if !ok {
+            return Err(shown());
+        }
+    }
+    if !any {
+        return Err(shown());
+    }
+    Ok(())
 }
 
 /// Parses a list of networks (CIDR, or a bare address), naming `key`.
@@ -459,18 +564,17 @@ impl Config {
                 "auth.argon2_parallelism",
                 u64::from(self.auth.argon2_parallelism),
             ),
+            (
+                "auth.max_concurrent_hashes",
+                self.auth.max_concurrent_hashes as u64,
+            ),
         ];
         for (key, v) in positive {
             if v == 0 {
                 return Err(format!("{key}: must be greater than 0"));
             }
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(format!(
-                "log.level: '{}' is not a valid filter",
-                self.log.level
-            ));
-        }
+        check_log_level(&self.log.level)?;
         Ok(())
     }
 
@@ -587,5 +691,50 @@ listen = "127.0.0.1:9025"
         .unwrap();
         assert!(c.check().is_ok());
         assert_eq!(c.tls.sni[0].hostnames, ["mail.other.test"]);
+    }
+
+    #[test]
+    fn log_level_typo_is_an_error_naming_the_key() {
+        for bad in [
+            "debugg",
+            "",
+            "info,sever=debug",
+            "server=loud",
+            "[span]=debug",
+        ] {
+            let c = parse(&format!("[log]\nlevel = \"{bad}\"\n")).unwrap();
+            let e = c.check().expect_err(bad);
+            assert!(e.starts_with("log.level: "), "{bad}: {e}");
+        }
+        for good in [
+            "debug",
+            "WARN",
+            "info,server=debug",
+            "server::smtp=trace,store=off",
+        ] {
+            let c = parse(&format!("[log]\nlevel = \"{good}\"\n")).unwrap();
+            assert_eq!(c.check(), Ok(()), "{good}");
+        }
+    }
+
+    #[test]
+    fn config_is_searched_flag_then_variable_then_the_two_files() {
+        use std::ffi::OsStr;
+        let flag = Path::new("/x/flag.toml");
+        assert_eq!(
+            find(Some(flag), Some(OsStr::new("/x/env.toml"))),
+            Some(flag.to_path_buf())
+        );
+        assert_eq!(
+            find(None, Some(OsStr::new("/x/env.toml"))),
+            Some(PathBuf::from("/x/env.toml"))
+        );
+        // An empty variable counts as unset.
+        let fallback = find(None, Some(OsStr::new("")));
+        let expected = [DEFAULT_CONFIG_FILE, SYSTEM_CONFIG_FILE]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists());
+        assert_eq!(fallback, expected);
     }
 }

@@ -5,31 +5,43 @@
 mod cli;
 mod commands;
 mod config;
+mod datadir;
+mod health;
 mod serve;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before anything is created: the data directory is private (SPEC 6).
+    datadir::restrict_umask();
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             // --help and --version are successes; anything else is a usage
             // error, which exits 1 like every other failure.
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(1)
+            if !e.use_stderr() {
+                return ExitCode::SUCCESS;
+            }
+            // The parse failed, so the subcommand is not known from clap:
+            // an LDA called with bad arguments exits EX_USAGE.
+            let deliver = std::env::args().skip(1).any(|a| a == "deliver");
+            return ExitCode::from(if deliver {
+                cli::exit::USAGE
             } else {
-                ExitCode::SUCCESS
-            };
+                cli::exit::FAILURE
+            });
         }
     };
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            eprintln!("mailroom: {msg}");
-            ExitCode::from(1)
+        Err(failure) => {
+            // Not eprintln!: it panics when stderr is closed.
+            let _ = writeln!(std::io::stderr(), "mailroom: {}", failure.message);
+            ExitCode::from(failure.code)
         }
     }
 }

@@ -23,6 +23,13 @@ pub fn run(loaded: Loaded) -> Result<(), String> {
     for w in loaded.config.warnings() {
         tracing::warn!("{w}");
     }
+    crate::datadir::prepare(
+        &loaded.data_dir,
+        crate::datadir::Missing::Create,
+        &mut |note| {
+            tracing::warn!("{note}");
+        },
+    )?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -38,11 +45,31 @@ fn init_logging(level: &str) {
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     // Colour codes only for a person at a terminal, not in log files.
+    // A log that cannot be written (stderr closed: `serve | head`) is lost,
+    // never fatal: the writer swallows errors, and the subscriber's own
+    // report of a failed write (an eprintln!, which panics on a closed
+    // stderr) is off.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
+        .log_internal_errors(false)
         .try_init();
+}
+
+/// Standard error for logs: a failed write is dropped, not reported.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }
 
 fn smtp_config(loaded: &Loaded) -> Result<SmtpConfig, String> {
@@ -119,7 +146,7 @@ fn load_tls(loaded: &Loaded) -> Result<Arc<Tls>, String> {
 async fn serve(loaded: Loaded) -> Result<(), String> {
     let c = &loaded.config;
     let directory = open_directory(&loaded)?;
-    let store = open_store(&loaded)?;
+    let store = open_store(&loaded).map_err(|e| e.to_string())?;
     let tls = load_tls(&loaded)?;
     let presence = PresenceRegistry::new();
     let metrics = Arc::new(Metrics::default());
@@ -155,11 +182,12 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             shutdown.clone(),
         )));
     }
-    let status: Arc<dyn admin::Status> = Arc::new(AdminStatus {
-        metrics: Arc::clone(&metrics),
-        tracker: tracker.clone(),
-        store: store.clone(),
-    });
+    let status: Arc<dyn admin::Status> = Arc::new(AdminStatus::new(
+        &loaded,
+        Arc::clone(&metrics),
+        tracker.clone(),
+        store.clone(),
+    )?);
     for l in admin_listeners {
         tasks.push(tokio::spawn(admin::serve(
             l,
@@ -243,12 +271,78 @@ struct AdminStatus {
     metrics: Arc<Metrics>,
     tracker: ConnectionTracker,
     store: Arc<store::SqliteStore>,
+    min_free_disk: u64,
+    /// Every address served, with its config key.
+    listeners: Vec<(&'static str, std::net::SocketAddr)>,
+}
+
+impl AdminStatus {
+    fn new(
+        loaded: &Loaded,
+        metrics: Arc<Metrics>,
+        tracker: ConnectionTracker,
+        store: Arc<store::SqliteStore>,
+    ) -> Result<AdminStatus, String> {
+        let c = &loaded.config;
+        let mut listeners = Vec::new();
+        let admin = std::slice::from_ref(&c.admin.listen);
+        let served: [(&'static str, &[String]); 4] = [
+            ("smtp.listen", &c.smtp.listen),
+            ("pop3.listen", &c.pop3.listen),
+            ("imap.listen", &c.imap.listen),
+            (
+                "admin.listen",
+                if c.admin.listen.is_empty() {
+                    &[]
+                } else {
+                    admin
+                },
+            ),
+        ];
+        for (key, list) in served {
+            for addr in addresses(key, list)? {
+                listeners.push((key, addr));
+            }
+        }
+        Ok(AdminStatus {
+            metrics,
+            tracker,
+            store,
+            min_free_disk: c.admin.min_free_disk,
+            listeners,
+        })
+    }
 }
 
 impl admin::Status for AdminStatus {
-    fn problem(&self) -> Option<String> {
-        // Serving at all means the store opened and the listeners are up.
-        None
+    fn health(&self) -> admin::Health {
+        let mut h = admin::Health::default();
+        if self.store.writer_alive() {
+            h.checks.push("store writer: running".to_string());
+        } else {
+            h.problems.push("store writer stopped".to_string());
+            h.checks.push("store writer: stopped".to_string());
+        }
+        let (problem, check) = crate::health::disk(self.store.data_dir(), self.min_free_disk);
+        h.problems.extend(problem);
+        h.checks.push(check);
+        match crate::health::listening() {
+            Some(up) => {
+                for (key, addr) in &self.listeners {
+                    // A port-0 listener (tests) has no fixed address to find.
+                    if addr.port() == 0 || up.contains(addr) {
+                        h.checks.push(format!("listener {key} {addr}: listening"));
+                    } else {
+                        h.problems.push(format!("{key} {addr} is not listening"));
+                        h.checks.push(format!("listener {key} {addr}: down"));
+                    }
+                }
+            }
+            None => h
+                .checks
+                .push("listeners: cannot be checked on this system".to_string()),
+        }
+        h
     }
 
     fn metrics(&self) -> String {

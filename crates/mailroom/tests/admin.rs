@@ -19,10 +19,9 @@ fn curl(url: &str) -> (String, String) {
 fn admin_port_serves_health_and_metrics() {
     let server = Server::start();
     let base = format!("http://{}", server.admin);
-    assert_eq!(
-        curl(&format!("{base}/health")),
-        ("200".into(), "ok\n".into())
-    );
+    let (code, body) = curl(&format!("{base}/health"));
+    assert_eq!(code, "200", "{body}");
+    assert!(body.starts_with("ok\n"), "{body}");
 
     let mut c = server.connect().ehlo();
     let r = c.send_mail(
@@ -45,4 +44,84 @@ fn admin_port_serves_health_and_metrics() {
         "{metrics}"
     );
     assert_eq!(curl(&format!("{base}/nothing-here")).0, "404");
+}
+
+#[test]
+fn health_reports_the_writer_the_disk_and_every_listener() {
+    let server = Server::start();
+    let (code, body) = curl(&format!("http://{}/health", server.admin));
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("store writer: running\n"), "{body}");
+    assert!(body.contains("bytes free (minimum 104857600)\n"), "{body}");
+    for (key, addr) in [
+        ("smtp.listen", server.smtp),
+        ("pop3.listen", server.pop3),
+        ("imap.listen", server.imap),
+        ("admin.listen", server.admin),
+    ] {
+        assert!(
+            body.contains(&format!("listener {key} {addr}: listening\n")),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn health_is_503_with_the_reason_when_disk_space_is_low() {
+    let mut server = Server::create("", "");
+    let text = std::fs::read_to_string(&server.config).expect("config");
+    let text = text.replace(
+        "[admin]\n",
+        "[admin]\nmin_free_disk = 9223372036854775807\n",
+    );
+    std::fs::write(&server.config, text).expect("config");
+    server.spawn();
+    let (code, body) = curl(&format!("http://{}/health", server.admin));
+    assert_eq!(code, "503", "{body}");
+    assert!(
+        body.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("low disk space")),
+        "{body}"
+    );
+}
+
+#[test]
+fn head_health_answers_headers_only() {
+    let server = Server::start();
+    let out = Command::new("curl")
+        .args(["-sS", "-I", &format!("http://{}/health", server.admin)])
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("Content-Length: "), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "no body: {text:?}");
+}
+
+#[test]
+fn health_gets_through_while_40_idle_connections_are_held() {
+    let server = Server::start();
+    let idle: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| std::net::TcpStream::connect(server.admin).expect("connect"))
+        .collect();
+    for _ in 0..7 {
+        let start = std::time::Instant::now();
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "2",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &format!("http://{}/health", server.admin),
+            ])
+            .output()
+            .expect("curl runs");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    }
+    drop(idle);
 }

@@ -2,6 +2,9 @@
 //! changes reach a running server.
 
 mod common;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
 use common::{BIN, Server};
 
 #[test]
@@ -95,7 +98,108 @@ fn deliver_reads_stdin_into_the_inbox() {
         vec![b"Return-Path: <lda@remote.test>\r\nSubject: lda\r\n\r\nbody\r\n".to_vec()]
     );
     let out = server.cli_output(&["deliver", "nobody@example.test"], Some(b"x\n"));
+    assert_eq!(out.status.code(), Some(67), "EX_NOUSER");
+}
+
+/// `mailroom ARGS` in `cwd`, with `MAILROOM_CONFIG` set to `env` (or
+/// unset), without a --config flag.
+fn mailroom_in(cwd: &Path, env: Option<&Path>, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(cwd).args(args).stdin(Stdio::null());
+    match env {
+        Some(p) => cmd.env("MAILROOM_CONFIG", p),
+        None => cmd.env_remove("MAILROOM_CONFIG"),
+    };
+    cmd.output().expect("run mailroom")
+}
+
+#[test]
+fn cli_without_a_config_never_creates_a_data_directory_silently() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let out = mailroom_in(cwd.path(), None, &["user", "add", "u", "--password", "pw"]);
     assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(err.contains("quick-start defaults"), "{err}");
+    assert!(!cwd.path().join("mailroom-data").exists());
+    let out = mailroom_in(
+        cwd.path(),
+        None,
+        &["--create-data-dir", "user", "add", "u", "--password", "pw"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(cwd.path().join("mailroom-data/directory.db").exists());
+}
+
+#[test]
+fn config_is_found_by_flag_then_variable_then_current_folder() {
+    let server = Server::create("", "");
+    server.cli(&["user", "add", "carol@example.test", "--password", "pw"]);
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    // MAILROOM_CONFIG, from another folder.
+    let out = mailroom_in(elsewhere.path(), Some(&server.config), &["user", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("carol@example.test"));
+    // ./mailroom.toml in the current folder.
+    let out = mailroom_in(server.dir.path(), None, &["user", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("carol@example.test"));
+    // The flag wins over the variable; a named file that is missing is an
+    // error, not the defaults.
+    let missing = elsewhere.path().join("nope.toml");
+    let config = server.config.display().to_string();
+    let out = mailroom_in(
+        elsewhere.path(),
+        Some(&missing),
+        &["--config", &config, "user", "list"],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("carol@example.test"));
+    let out = mailroom_in(elsewhere.path(), Some(&missing), &["user", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml"));
+}
+
+#[test]
+fn deliver_exits_with_sysexits_codes() {
+    let server = Server::create("", "");
+    server.cli(&["user", "add", "alice@example.test", "--password", "x"]);
+    let code = |args: &[&str], stdin: &[u8]| server.cli_output(args, Some(stdin)).status.code();
+    assert_eq!(code(&["deliver", "alice"], b""), Some(65), "empty message");
+    assert_eq!(
+        code(&["deliver", "nobody"], b"x\n"),
+        Some(67),
+        "no such user"
+    );
+    assert_eq!(
+        code(&["deliver", "a@@b"], b"x\n"),
+        Some(64),
+        "not an address"
+    );
+    assert_eq!(code(&["deliver"], b"x\n"), Some(64), "missing argument");
+    assert!(server.inbox("alice@example.test").is_empty());
+
+    // The store locked by another writer past its busy timeout: try later.
+    let db = rusqlite::Connection::open(server.data_dir().join("store.db")).expect("open");
+    db.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    assert_eq!(
+        code(&["deliver", "alice"], b"x\n"),
+        Some(75),
+        "temporary failure"
+    );
+    db.execute_batch("ROLLBACK").expect("unlock");
+    assert_eq!(code(&["deliver", "alice"], b"x\n"), Some(0));
+
+    // A config that cannot be used.
+    std::fs::write(&server.config, "domains = 5\n").expect("write");
+    assert_eq!(code(&["deliver", "alice"], b"x\n"), Some(78), "bad config");
+    std::fs::write(&server.config, "data_dir = \"/nonexistent/mailroom\"\n").expect("write");
+    assert_eq!(
+        code(&["deliver", "alice"], b"x\n"),
+        Some(78),
+        "no data directory"
+    );
 }
 
 #[test]
@@ -144,4 +248,25 @@ fn bad_config_names_the_key_and_exits_1() {
     let out = server.cli_output(&["user", "list"], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_recipents"));
+}
+
+#[test]
+fn alias_cycle_is_refused_and_a_dangling_target_warned() {
+    let server = Server::create("", "");
+    let out = server.cli_output(&["alias", "add", "a1", "a2"], None);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: a2@example.test does not exist"),
+        "{err}"
+    );
+    let out = server.cli_output(&["alias", "add", "a2", "a1"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a2@example.test -> a1@example.test -> a2@example.test"),
+        "{err}"
+    );
+    let aliases = server.cli(&["alias", "list"]);
+    assert_eq!(aliases.trim(), "a1@example.test\ta2@example.test");
 }

@@ -199,3 +199,39 @@ fn flood_of_200_connections_is_answered_and_others_are_served() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     healthy_from_local(&server);
 }
+
+#[test]
+fn append_with_impossible_dates_is_bad_and_internaldate_stays_a_date_time() {
+    let server = Server::start();
+    let mut c = Imap::login(&server, "alice", "secret");
+    for date in [
+        "01-Jan-10000 00:00:00 +0000",
+        "31-Feb-2024 12:00:00 +0000",
+        "01-Jan-2024 12:00:00 +9999",
+        "01-Jan-2024 12:00:00 +2400",
+        "31-Dec-9999 23:59:59 -0100",
+    ] {
+        let tag = c.tag();
+        c.send_raw(format!("{tag} APPEND INBOX \"{date}\" {{5+}}\r\nhello\r\n").as_bytes());
+        let r = c.read_until_tagged(&tag);
+        assert_eq!(r.status(), "BAD", "{date}: {r:?}");
+    }
+    let tag = c.tag();
+    c.send_raw(
+        format!("{tag} APPEND INBOX \"31-Dec-9999 23:59:59 +0000\" {{5+}}\r\nhello\r\n").as_bytes(),
+    );
+    let r = c.read_until_tagged(&tag);
+    assert_eq!(r.status(), "OK", "{r:?}");
+    c.ok("SELECT INBOX");
+    let r = c.ok("FETCH 1:* INTERNALDATE");
+    assert_eq!(
+        r.untagged.len(),
+        1,
+        "nothing but the good one stored: {r:?}"
+    );
+    assert!(
+        r.has("INTERNALDATE \"31-Dec-9999 23:59:59 +0000\""),
+        "{r:?}"
+    );
+    healthy(&server);
+}

@@ -296,3 +296,60 @@ fn smtputf8_addresses_need_the_parameter() {
             .ends_with("Subject: grüße\r\n\r\nüñí\r\n")
     );
 }
+
+#[test]
+fn helo_with_control_characters_is_501_and_never_reaches_received() {
+    let server = Server::start();
+    let mut c = server.connect();
+    c.expect(220);
+    c.send_raw(b"EHLO evil.test\rX-Injected: yes\r\n");
+    let r = c.expect(501);
+    assert_eq!(enhanced(&r), "5.5.2");
+    c.send_raw(b"EHLO a\0b\r\n");
+    let r = c.expect(501);
+    assert_eq!(enhanced(&r), "5.5.2");
+    assert!(r.lines.iter().all(|l| !l.contains('\0')), "{r:?}");
+    // The session is still healthy and delivers with a clean name.
+    c.cmd("EHLO client.example", 250);
+    c.send_mail(
+        "a@remote.test",
+        &["alice@example.test"],
+        b"Subject: x\r\n\r\nbody\r\n",
+    );
+    let inbox = server.inbox("alice@example.test");
+    let stored = String::from_utf8_lossy(inbox.last().expect("delivered"));
+    assert!(stored.contains("from client.example "), "{stored}");
+    assert!(!stored.contains("X-Injected"), "{stored}");
+}
+
+#[test]
+fn refused_recipients_are_logged_with_client_and_address() {
+    let server = Server::start();
+    let mut c = server.connect().ehlo();
+    c.cmd("MAIL FROM:<a@remote.test>", 250);
+    c.cmd("RCPT TO:<nobody@example.test>", 550);
+    c.cmd("RCPT TO:<\"odd\\\\name\"@remote.test>", 550);
+    c.cmd("QUIT", 221);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let log = loop {
+        let log = server.log();
+        if log.matches("recipient refused").count() >= 2 || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("recipient refused"))
+        .collect();
+    assert_eq!(refused.len(), 2, "{log}");
+    assert!(refused[0].contains("client=127.0.0.1"), "{log}");
+    assert!(refused[0].contains("to=nobody@example.test"), "{log}");
+    assert!(refused[0].contains("user unknown"), "{log}");
+    // The backslash the client sent is escaped, so the line reads back as sent.
+    assert!(
+        refused[1].contains(r#"to="odd\\\\name"@remote.test"#),
+        "{log}"
+    );
+    assert!(refused[1].contains("relay access denied"), "{log}");
+}

@@ -514,7 +514,7 @@ fn parse_set_command(
             } else {
                 let mut f = vec![parse_flag(c)?];
                 while c.eat(b' ') {
-                    if f.len() >= 256 {
+                    if f.len() >= crate::types::MAX_FLAGS_PARSED {
                         return Err("too many flags");
                     }
                     f.push(parse_flag(c)?);

@@ -273,9 +273,15 @@ pub fn parse_flag(c: &mut Cursor<'_>) -> LexResult<String> {
     }
 }
 
+/// Most flags one list may hold: a flag and its separator take at least two
+/// octets, so no command line of [`crate::framer::MAX_LINE`] holds more.
+/// The store's own, lower limit is a `NO [LIMIT]` (RFC 5530 3), which a
+/// parse error here could not give: a well-formed list must reach it.
+pub const MAX_FLAGS_PARSED: usize = crate::framer::MAX_LINE / 2;
+
 /// A parenthesised flag list.
 pub fn parse_flag_list(c: &mut Cursor<'_>) -> LexResult<Vec<String>> {
-    c.paren_list(true, 256, parse_flag)
+    c.paren_list(true, MAX_FLAGS_PARSED, parse_flag)
 }
 
 #[cfg(test)]

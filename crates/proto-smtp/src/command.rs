@@ -232,9 +232,19 @@ fn required(args: &str, syntax: &'static str) -> Result<String, CommandError> {
 }
 
 /// HELO/EHLO take a domain or address literal; like Postfix we accept any
-/// non-empty argument (a bare IP is common) and let the session judge it.
+/// non-empty argument (a bare IP is common) and let the session judge it,
+/// except control characters: no domain or address literal contains one
+/// (RFC 5321 4.1.2), and the name is echoed in the reply and copied into
+/// the Received field (4.4), where a lone CR or a NUL would forge a header
+/// or break the reply.
 fn hello_name(args: &str, syntax: &'static str) -> Result<String, CommandError> {
-    required(args, syntax)
+    let name = required(args, syntax)?;
+    if name.chars().any(char::is_control) {
+        return Err(CommandError::Syntax(
+            "Control characters not allowed in hostname",
+        ));
+    }
+    Ok(name)
 }
 
 /// `MAIL FROM:<reverse-path> [SP Mail-parameters]` (RFC 5321 4.1.1.2).

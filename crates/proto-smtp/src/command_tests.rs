@@ -96,6 +96,35 @@ fn helo_without_argument_is_syntax() {
 }
 
 #[test]
+fn helo_with_control_characters_is_501_552() {
+    for line in [
+        &b"EHLO evil.test\rX-Injected: yes"[..],
+        b"EHLO a\0b",
+        b"HELO a\x1bb",
+        b"HELO a\x7fb",
+        "EHLO a\u{85}b".as_bytes(),
+    ] {
+        let err = parse_command(line).expect_err("control character accepted");
+        let reply = err.reply();
+        assert_eq!(
+            (reply.code, reply.enhanced),
+            (501, Some(EnhancedCode(5, 5, 2))),
+            "{line:?}"
+        );
+    }
+}
+
+#[test]
+fn addresses_with_control_characters_keep_their_address_codes() {
+    let sender = parse_command(b"MAIL FROM:<a\0b@example.test>").expect_err("sender");
+    assert_eq!(sender.reply().enhanced, Some(EnhancedCode(5, 1, 7)));
+    let sender = parse_command(b"MAIL FROM:<\"a\rb\"@example.test>").expect_err("sender");
+    assert_eq!(sender.reply().enhanced, Some(EnhancedCode(5, 1, 7)));
+    let rcpt = parse_command(b"RCPT TO:<a@exa\rmple.test>").expect_err("recipient");
+    assert_eq!(rcpt.reply().enhanced, Some(EnhancedCode(5, 1, 3)));
+}
+
+#[test]
 fn mail_from_with_space_after_colon_is_accepted() {
     assert_eq!(parse("MAIL From: <a@b>"), Ok(mail("a", "b")));
     assert_eq!(parse("mail from:<a@b>"), Ok(mail("a", "b")));

@@ -2,6 +2,11 @@
 //! verification off the async workers, and throttling of failed logins per
 //! client address and per account.
 //!
+//! At most `Directory::max_concurrent_hashes` checks run at once: each
+//! takes its memory cost (19 MiB by default) from the directory's pool, and
+//! the logins past that wait here, on a semaphore, without holding a
+//! blocking thread (1 000 logins at once once took 19 GB).
+//!
 //! A failed login answers only after a delay: about a second for the
 //! first failures (a person who mistyped is not punished), then doubling
 //! with each further failure from the same address or for the same account
@@ -15,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use directory::Directory;
+use tokio::sync::Semaphore;
 
 /// The delay before a failure is answered, for the first failures.
 pub const BASE_DELAY: Duration = Duration::from_secs(1);
@@ -95,6 +101,8 @@ impl Table {
 /// every protocol so a guesser cannot switch protocols to escape it.
 pub struct Authenticator {
     directory: Arc<Directory>,
+    /// One permit per password check that may run (the directory's pool).
+    hashing: Semaphore,
     by_ip: Mutex<Table>,
     by_account: Mutex<Table>,
     /// Scales every delay; tests set it to zero.
@@ -104,6 +112,7 @@ pub struct Authenticator {
 impl Authenticator {
     pub fn new(directory: Arc<Directory>) -> Arc<Self> {
         Arc::new(Authenticator {
+            hashing: Semaphore::new(directory.max_concurrent_hashes()),
             directory,
             by_ip: Mutex::default(),
             by_account: Mutex::default(),
@@ -115,6 +124,7 @@ impl Authenticator {
     /// must not wait).
     pub fn with_delay_scale(directory: Arc<Directory>, scale: f64) -> Arc<Self> {
         Arc::new(Authenticator {
+            hashing: Semaphore::new(directory.max_concurrent_hashes()),
             directory,
             by_ip: Mutex::default(),
             by_account: Mutex::default(),
@@ -151,8 +161,15 @@ impl Authenticator {
         }
         let dir = Arc::clone(&self.directory);
         let (l, p) = (login.to_string(), password.to_string());
-        // argon2 is slow by design: keep it off the async workers.
+        // argon2 is slow by design: keep it off the async workers, and
+        // queue here for a permit rather than in the blocking pool.
+        let Ok(permit) = self.hashing.acquire().await else {
+            return Err(LoginFailure::Unavailable);
+        };
         let checked = tokio::task::spawn_blocking(move || dir.authenticate(&l, &p)).await;
+        // Not held through the failure delay below: that would throttle
+        // every login behind one guesser.
+        drop(permit);
         match checked {
             Ok(Ok(Some(account))) => {
                 self.lock_ip().clear(&ip_key);
@@ -163,7 +180,7 @@ impl Authenticator {
                 let n_ip = self.lock_ip().add(&ip_key, now);
                 let n_acc = self.lock_account().add(&account_key, now);
                 let n = n_ip.max(n_acc);
-                tracing::info!(client = %ip, login = %login, failures = n, "login failed");
+                tracing::info!(client = %ip, login = %proto_common::log_safe(login), failures = n, "login failed");
                 tokio::time::sleep(self.delay_for(n)).await;
                 Err(LoginFailure::Invalid)
             }
@@ -283,6 +300,7 @@ mod tests {
     fn delay_starts_gentle_then_doubles_to_the_cap() {
         let (_d, a) = auth();
         let a = Authenticator {
+            hashing: Semaphore::new(1),
             directory: a.directory.clone(),
             by_ip: Mutex::default(),
             by_account: Mutex::default(),
@@ -292,5 +310,41 @@ mod tests {
         assert_eq!(a.delay_for(GENTLE_FAILURES), BASE_DELAY);
         assert_eq!(a.delay_for(GENTLE_FAILURES + 1), BASE_DELAY * 2);
         assert_eq!(a.delay_for(100), MAX_DELAY);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failure_delay_does_not_hold_the_hashing_permit() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Directory::open(
+            &dir.path().join("d.db"),
+            DirectoryConfig {
+                domains: vec!["example.test".into()],
+                argon2_m_cost: 64,
+                argon2_t_cost: 1,
+                max_concurrent_hashes: 1,
+                ..DirectoryConfig::default()
+            },
+        )
+        .unwrap();
+        d.add_user("fred@example.test", None, "Secret").unwrap();
+        let a = Authenticator::new(Arc::new(d));
+        let guesser = {
+            let a = Arc::clone(&a);
+            tokio::spawn(async move { a.login(IP, "fred", "wrong").await })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The guesser now sleeps its one-second delay; with a single permit,
+        // a good login must still go through at once.
+        let good = tokio::time::timeout(
+            Duration::from_millis(600),
+            a.login(
+                IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2)),
+                "fred",
+                "Secret",
+            ),
+        )
+        .await;
+        assert_eq!(good.ok(), Some(Ok("fred@example.test".to_string())));
+        assert_eq!(guesser.await.unwrap(), Err(LoginFailure::Invalid));
     }
 }

@@ -30,6 +30,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use ops::MAX_FLAGS_PER_MESSAGE;
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;
 
@@ -235,6 +236,10 @@ pub enum StoreError {
     NotFound(String),
     AlreadyExists(String),
     Invalid(String),
+    /// A well-formed request over one of the store's limits (e.g. more
+    /// than `MAX_FLAGS_PER_MESSAGE` flags); nothing was written. IMAP
+    /// answers `NO [LIMIT]` (RFC 5530 3), not BAD.
+    Limit(String),
     /// The data directory was written by a newer mailroom.
     NewerSchema {
         found: u32,
@@ -269,6 +274,7 @@ impl fmt::Display for StoreError {
             StoreError::NotFound(what) => write!(f, "not found: {what}"),
             StoreError::AlreadyExists(what) => write!(f, "already exists: {what}"),
             StoreError::Invalid(why) => write!(f, "invalid: {why}"),
+            StoreError::Limit(why) => write!(f, "limit reached: {why}"),
             StoreError::NewerSchema { found, supported } => write!(
                 f,
                 "the data directory has schema version {found}, newer than the {supported} this \

@@ -133,6 +133,50 @@ pub fn map_err(err: rusqlite::Error) -> StoreError {
     }
 }
 
+/// `PRAGMA synchronous` of every store connection: FULL, so that each
+/// commit fsyncs the WAL before the writer answers (writer.rs rule 3).
+/// The test-only feature `unsafe-no-fsync` sets OFF, to show that the
+/// strace test of the acknowledgement order fails without the fsync; it
+/// must never be built into a server.
+#[cfg(not(feature = "unsafe-no-fsync"))]
+pub const SYNCHRONOUS: &str = "FULL";
+#[cfg(feature = "unsafe-no-fsync")]
+pub const SYNCHRONOUS: &str = "OFF";
+
+/// SQLite's number for [`SYNCHRONOUS`] (`PRAGMA synchronous` reads back
+/// 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA).
+const SYNCHRONOUS_LEVEL: i64 = if cfg!(feature = "unsafe-no-fsync") {
+    0
+} else {
+    2
+};
+
+/// Reads the durability settings back rather than trusting the PRAGMAs
+/// that set them: a journal mode or sync level SQLite did not take (a
+/// file system without shared memory, a build with other defaults)
+/// would make every acknowledgement a lie, so the store refuses to open.
+pub fn check_durability(conn: &Connection) -> Result<(), StoreError> {
+    let (mode, sync) = durability(conn)?;
+    if !mode.eq_ignore_ascii_case("wal") || sync != SYNCHRONOUS_LEVEL {
+        return Err(StoreError::Io(format!(
+            "store durability settings are journal_mode={mode}, synchronous={sync}; \
+             need journal_mode=wal, synchronous={SYNCHRONOUS_LEVEL} ({SYNCHRONOUS})"
+        )));
+    }
+    Ok(())
+}
+
+/// `(journal_mode, synchronous)` of a connection, as SQLite reports them.
+pub fn durability(conn: &Connection) -> Result<(String, i64), StoreError> {
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .map_err(map_err)?;
+    let sync: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .map_err(map_err)?;
+    Ok((mode, sync))
+}
+
 /// Opens one connection to `<data_dir>/store.db` with the durability
 /// settings every connection of the store uses.
 pub fn open_connection(data_dir: &Path) -> Result<Connection, StoreError> {
@@ -153,8 +197,9 @@ pub fn open_connection(data_dir: &Path) -> Result<Connection, StoreError> {
     }
     // In WAL mode FULL fsyncs the WAL at every commit: that fsync is what
     // acknowledges a message.
-    conn.pragma_update(None, "synchronous", "FULL")
+    conn.pragma_update(None, "synchronous", SYNCHRONOUS)
         .map_err(map_err)?;
+    check_durability(&conn)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(map_err)?;
     // Sorts and temporary indexes stay in memory: the store leaves no

@@ -116,6 +116,16 @@ impl SqliteStore {
         &self.data_dir
     }
 
+    /// True while the writer thread runs and takes jobs: false after
+    /// [`SqliteStore::shutdown`] or if the thread died (every write would
+    /// fail), for `/health`.
+    pub fn writer_alive(&self) -> bool {
+        lock(&self.jobs).is_some()
+            && lock(&self.threads)
+                .first()
+                .is_some_and(|writer| !writer.is_finished())
+    }
+
     /// Stops accepting writes, lets the writer finish (commit and answer)
     /// every job already queued, stops the watcher and joins both threads.
     /// Later calls return [`StoreError::Closed`]. Idempotent; also run on

@@ -743,3 +743,34 @@ fn open_works_without_a_runtime() {
         .expect("messages");
     assert_eq!(msgs.len(), 1);
 }
+
+/// The crash test keeps the page cache, so it passes without any fsync;
+/// this is the check that cannot: every store connection is WAL with
+/// synchronous=FULL (2), read back from SQLite. It fails under the
+/// test-only `unsafe-no-fsync` feature, as it must.
+#[test]
+fn every_connection_is_wal_with_synchronous_full() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let conn = crate::schema::open_connection(dir.path()).unwrap();
+    assert_eq!(
+        crate::schema::durability(&conn).unwrap(),
+        ("wal".to_string(), 2)
+    );
+    drop(store);
+}
+
+#[test]
+fn a_connection_without_full_sync_is_refused() {
+    let dir = tempdir();
+    let conn = crate::schema::open_connection(dir.path()).unwrap();
+    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    let err = crate::schema::check_durability(&conn).unwrap_err();
+    assert!(err.to_string().contains("synchronous=1"), "{err}");
+    conn.pragma_update(None, "synchronous", crate::schema::SYNCHRONOUS)
+        .unwrap();
+    let _ = conn.query_row("PRAGMA journal_mode = DELETE", [], |r| {
+        r.get::<_, String>(0)
+    });
+    assert!(crate::schema::check_durability(&conn).is_err());
+}

@@ -62,20 +62,29 @@ pub struct Extra {
     pub pop3: String,
     pub imap: String,
     pub tls: String,
+    /// Replaces the kit's cheap argon2 costs when not empty.
+    pub auth: String,
 }
+
+/// argon2 costs that keep tests fast; `Extra::auth` replaces them.
+const CHEAP_AUTH: &str = "argon2_memory_kib = 64\nargon2_iterations = 1";
 
 /// The config every test server starts from, with `extra` added.
 pub fn config_text(dir: &Path, ports: &Ports, extra: &Extra) -> String {
     let (extra_top, extra_smtp, extra_pop3) = (&extra.top, &extra.smtp, &extra.pop3);
     let (extra_imap, extra_tls) = (&extra.imap, &extra.tls);
+    let auth = if extra.auth.is_empty() {
+        CHEAP_AUTH
+    } else {
+        &extra.auth
+    };
     format!(
         r#"hostname = "mx.example.test"
 domains = ["example.test", "other.test"]
 data_dir = "{data}"
 {extra_top}
 [auth]
-argon2_memory_kib = 64
-argon2_iterations = 1
+{auth}
 
 [tls]
 {extra_tls}
@@ -177,6 +186,13 @@ impl Server {
             extra,
         };
         s.choose_ports();
+        // As an installer would: only `serve` creates a data directory by
+        // itself, and the tests run CLI commands before the server.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(s.data_dir())
+            .expect("data dir");
         s
     }
 
@@ -266,6 +282,11 @@ impl Server {
         panic!("server did not start:\n{}", self.log());
     }
 
+    /// The server's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
@@ -298,7 +319,10 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn cli");
         if let Some(input) = stdin {
             let mut si = child.stdin.take().expect("stdin");
-            si.write_all(input).expect("write stdin");
+            // A command that fails before reading its input closes it.
+            if let Err(e) = si.write_all(input) {
+                assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+            }
         }
         child.wait_with_output().expect("cli output")
     }

@@ -153,4 +153,23 @@ mod tests {
         let r = cmd(&mut a, "NOOP").await;
         assert!(r.has("* 1 FETCH (FLAGS (\\Seen"), "{r:?}");
     }
+
+    #[tokio::test]
+    async fn store_over_the_keyword_limit_is_no_limit_and_changes_nothing() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 1).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let many: Vec<String> = (0..=store::MAX_FLAGS_PER_MESSAGE)
+            .map(|i| format!("k{i}"))
+            .collect();
+        let r = cmd(&mut s, &format!("STORE 1 +FLAGS ({})", many.join(" "))).await;
+        assert_eq!(r.status(), "NO", "{r:?}");
+        assert!(r.tagged.contains("[LIMIT]"), "{r:?}");
+        // Nothing was stored, and the session goes on.
+        let r = cmd(&mut s, "FETCH 1 FLAGS").await;
+        r.assert_ok();
+        assert!(!r.has("k0"), "{r:?}");
+        let r = cmd(&mut s, "STORE 1 +FLAGS (k0)").await;
+        r.assert_ok();
+    }
 }

@@ -153,6 +153,7 @@ impl From<StoreError> for ImapError {
             StoreError::NotFound(_) => Code::NonExistent,
             StoreError::AlreadyExists(_) => Code::AlreadyExists,
             StoreError::Invalid(_) => Code::Cannot,
+            StoreError::Limit(_) => Code::Limit,
             StoreError::NewerSchema { .. } => Code::ServerBug,
         };
         if e.is_temporary() {

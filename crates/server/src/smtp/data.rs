@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use proto_common::log_safe;
 use proto_smtp::{Body, Reply};
 use store::{Delivery, Outbound, StoreError};
 
@@ -225,7 +226,7 @@ impl Session {
         });
         if local_raw.is_none() && outbound.is_none() {
             // Terminal only (SEND): nothing to store.
-            tracing::info!(id = %id, client = %self.peer, from = %tx.sender, to = ?terminal, size, "sent to terminal");
+            tracing::info!(id = %id, client = %self.peer, from = %log_safe(&tx.sender), to = ?terminal, size, "sent to terminal");
             self.count_accepted(size);
             return reply(250, 2, 0, 0, &format!("Ok: sent as {id}"));
         }
@@ -238,7 +239,7 @@ impl Session {
         match self.ctx.store.deliver(delivery).await {
             Ok(_) => {
                 tracing::info!(
-                    id = %id, client = %self.peer, from = %tx.sender,
+                    id = %id, client = %self.peer, from = %log_safe(&tx.sender),
                     to = ?tx.recipients.iter().map(|r| r.address.as_str()).collect::<Vec<_>>(),
                     local = mailbox.len(), remote = remote.len(), size, "accepted"
                 );

@@ -3,6 +3,7 @@
 //! enforces the relay rule and the recipient limit.
 
 use directory::{DirectoryError, Resolution};
+use proto_common::log_safe;
 use proto_smtp::{RcptTo, Reply};
 
 use super::session::{Recipient, Session, State, TxKind, bad_sequence, local_error, reply};
@@ -55,6 +56,7 @@ impl Session {
         let ok = match resolution {
             Resolution::NotLocal => {
                 if !self.may_relay() {
+                    self.log_refused(&address, "relay access denied");
                     return reply(550, 5, 7, 1, "Relay access denied");
                 }
                 if kind == TxKind::Send {
@@ -69,7 +71,10 @@ impl Session {
                 recipient.remote.push(remote);
                 reply(250, 2, 1, 5, "Recipient ok")
             }
-            Resolution::Unknown => return reply(550, 5, 1, 1, "User unknown"),
+            Resolution::Unknown => {
+                self.log_refused(&address, "user unknown");
+                return reply(550, 5, 1, 1, "User unknown");
+            }
             Resolution::Refuse { to } => {
                 // RFC 5321 3.4: we know the new address but do not forward.
                 return reply(551, 5, 1, 6, &format!("User not local; please try <{to}>"));
@@ -98,6 +103,18 @@ impl Session {
             tx.recipients.push(recipient);
         }
         ok
+    }
+
+    /// A refused recipient is what an administrator looks for when mail
+    /// goes missing, and what an address harvester leaves behind; the
+    /// address is the client's text, so it is escaped.
+    fn log_refused(&self, address: &str, reason: &'static str) {
+        tracing::info!(
+            client = %self.peer.ip(),
+            to = %log_safe(address),
+            reason,
+            "recipient refused"
+        );
     }
 
     /// Splits the local accounts of a SEND/SOML/SAML recipient between the

@@ -167,7 +167,7 @@ pub fn set_flags(
             continue;
         }
         if new_flags.len() > MAX_FLAGS_PER_MESSAGE {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::Limit(format!(
                 "more than {MAX_FLAGS_PER_MESSAGE} flags"
             )));
         }

@@ -133,7 +133,7 @@ pub fn normalize_flags(flags: Vec<String>) -> Result<Vec<String>, StoreError> {
         }
     }
     if out.len() > MAX_FLAGS_PER_MESSAGE {
-        return Err(StoreError::Invalid(format!(
+        return Err(StoreError::Limit(format!(
             "more than {MAX_FLAGS_PER_MESSAGE} flags"
         )));
     }
