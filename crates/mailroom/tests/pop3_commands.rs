@@ -312,7 +312,7 @@ fn capa_lists_rfc_2449_capabilities_and_stls_before_login() {
         "RESP-CODES",
         "AUTH-RESP-CODE",
         "PIPELINING",
-        "SASL PLAIN",
+        "SASL PLAIN LOGIN",
         "IMPLEMENTATION mailroom",
     ] {
         assert!(caps.iter().any(|c| c == cap), "{cap} missing from {caps:?}");
@@ -330,9 +330,9 @@ fn capa_lists_rfc_2449_capabilities_and_stls_before_login() {
 fn auth_without_argument_lists_mechanisms() {
     let server = Server::start();
     let mut p = Pop3::connect(server.pop3);
-    assert_eq!(p.listing("AUTH"), ["PLAIN"]);
+    assert_eq!(p.listing("AUTH"), ["PLAIN", "LOGIN"]);
     p.err("AUTH CRAM-MD5");
-    p.err("AUTH LOGIN");
+    p.err("AUTH DIGEST-MD5");
 }
 
 /// RFC 4648 base64, for the SASL tests.

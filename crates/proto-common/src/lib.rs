@@ -11,5 +11,5 @@ pub use escape::{LogSafe, log_safe};
 pub use line::{Line, LineSplitter};
 pub use sasl::{
     MAX_PLAIN_FIELD, PlainCredentials, SaslError, base64_decode, base64_encode, decode_plain,
-    encode_plain,
+    encode_plain, parse_plain,
 };

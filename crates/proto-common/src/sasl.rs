@@ -12,8 +12,9 @@ use base64::engine::general_purpose::STANDARD;
 /// RFC 4616 2: each of authzid, authcid and passwd is at most 255 octets.
 pub const MAX_PLAIN_FIELD: usize = 255;
 
-/// The three fields of a PLAIN message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The three fields of a PLAIN message. Its `Debug` never shows the
+/// password (STYLE.md: credentials do not print).
+#[derive(Clone, PartialEq, Eq)]
 pub struct PlainCredentials {
     /// Empty when the client acts as itself.
     pub authzid: String,
@@ -28,6 +29,16 @@ pub enum SaslError {
     BadBase64,
     /// Not `[authzid] NUL authcid NUL passwd` of UTF-8 within the limits.
     BadPlain,
+}
+
+impl fmt::Debug for PlainCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlainCredentials")
+            .field("authzid", &self.authzid)
+            .field("authcid", &self.authcid)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 impl fmt::Display for SaslError {
@@ -60,6 +71,12 @@ pub fn decode_plain(response: &str) -> Result<PlainCredentials, SaslError> {
     } else {
         base64_decode(response)?
     };
+    parse_plain(&raw)
+}
+
+/// Parses a decoded PLAIN message: `[authzid] NUL authcid NUL passwd`
+/// (RFC 4616 2).
+pub fn parse_plain(raw: &[u8]) -> Result<PlainCredentials, SaslError> {
     let mut parts = raw.split(|&b| b == 0);
     let (Some(authzid), Some(authcid), Some(password), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

@@ -105,6 +105,8 @@ pub enum Code {
         uid: u32,
     },
     AuthenticationFailed,
+    /// RFC 5530 3: authenticated, but not as the identity asked for.
+    AuthorizationFailed,
     BadCharset,
     Cannot,
     /// RFC 5530 3: the operation needs TLS first.
@@ -144,6 +146,7 @@ impl Code {
             Code::AlreadyExists => "ALREADYEXISTS".into(),
             Code::AppendUid { validity, uid } => format!("APPENDUID {validity} {uid}"),
             Code::AuthenticationFailed => "AUTHENTICATIONFAILED".into(),
+            Code::AuthorizationFailed => "AUTHORIZATIONFAILED".into(),
             Code::BadCharset => "BADCHARSET (UTF-8 US-ASCII)".into(),
             Code::Cannot => "CANNOT".into(),
             Code::PrivacyRequired => "PRIVACYREQUIRED".into(),

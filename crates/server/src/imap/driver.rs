@@ -20,6 +20,7 @@ use proto_imap::{Code, Frame, Framer, FramerLimits, Response, Status, Tag};
 use super::config::WRITE_TIMEOUT;
 use super::session::{Flow, ImapContext, ImapError, Out, Session, Sink, tagged};
 use crate::net::{self, Conn, Instant, Io, ReadChunks};
+use crate::sasl::MAX_SASL_RESPONSE;
 use crate::shutdown::Shutdown;
 
 /// Bytes asked of the socket per read: full chunks while data flows (a
@@ -221,22 +222,23 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                                 continue;
                             }
                             Flow::Sasl(tag) => {
-                                out.push(&Response::Continue(String::new()));
+                                // The session queued the challenge; each
+                                // response may bring another (LOGIN).
                                 out.flush().await?;
                                 drop(out);
-                                let line = read_line(io, cfg.idle_timeout).await?;
-                                let mut out = Out::new(io, session.encoder());
-                                match line {
-                                    Some(l) => session.sasl_response(&tag, &l, &mut out).await?,
-                                    None => tagged(
-                                        &mut out,
-                                        &tag,
-                                        Status::Bad,
-                                        None,
-                                        "Response too long",
-                                    ),
+                                let mut tag = tag;
+                                loop {
+                                    let line = read_sasl_line(io, cfg.idle_timeout).await?;
+                                    let mut out = Out::new(io, session.encoder());
+                                    let next = session
+                                        .sasl_response(&tag, line.as_deref(), &mut out)
+                                        .await?;
+                                    out.flush().await?;
+                                    match next {
+                                        Some(Flow::Sasl(t)) => tag = t,
+                                        _ => break,
+                                    }
                                 }
-                                out.flush().await?;
                                 continue;
                             }
                             Flow::StartTls => {
@@ -291,18 +293,22 @@ fn take_line(io: &mut Io) -> Option<Vec<u8>> {
     Some(line)
 }
 
-/// Reads one line (for AUTHENTICATE); None if it is too long.
-async fn read_line(io: &mut Io, limit: Duration) -> Result<Option<Vec<u8>>, End> {
+/// Reads one SASL response line; None if it is longer than the SASL
+/// limit, which is discarded as it arrives (memory stays bounded).
+async fn read_sasl_line(io: &mut Io, limit: Duration) -> Result<Option<Vec<u8>>, End> {
     let until = net::deadline(limit);
+    let mut too_long = false;
     loop {
         if let Some(line) = take_line(io) {
-            if line.len() > MAX_LINE {
+            if too_long || line.len() > MAX_SASL_RESPONSE {
                 return Ok(None);
             }
             return Ok(Some(line));
         }
-        if io.pending().len() > MAX_LINE {
-            return Err(End::Done);
+        if io.pending().len() > MAX_SASL_RESPONSE {
+            too_long = true;
+            let n = io.pending().len();
+            io.consume(n);
         }
         fill(io, until).await?;
     }

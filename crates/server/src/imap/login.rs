@@ -1,13 +1,13 @@
-//! LOGIN (RFC 9051 6.2.3) and AUTHENTICATE PLAIN (RFC 9051 6.2.2, RFC 4616)
-//! with SASL-IR (RFC 4959), through the shared [`Authenticator`] (its
-//! throttling covers every protocol).
+//! LOGIN (RFC 9051 6.2.3) and AUTHENTICATE (RFC 9051 6.2.2) with SASL-IR
+//! (RFC 4959), through the SASL exchange and the [`Authenticator`] shared
+//! by every protocol (its throttling covers them all).
 //!
 //! [`Authenticator`]: crate::auth::Authenticator
 
-use proto_imap::{Code, Status, Tag};
+use proto_imap::{Code, Response, Status, Tag};
 
 use super::session::{CmdResult, Flow, ImapError, Out, Session, State, tagged};
-use crate::auth::LoginFailure;
+use crate::sasl::{Exchange, Failure, Mechanism, Step};
 
 impl Session {
     pub(super) async fn login(
@@ -23,65 +23,42 @@ impl Session {
                 "plaintext login needs TLS first (STARTTLS)",
             ));
         }
-        self.finish_login(user, password, None, out).await
+        self.finish_login(user, password, out).await
     }
 
-    /// Checks the password (and, for SASL, that the authorization identity
-    /// is the user's own, SPEC 7) and enters the Authenticated state.
-    async fn finish_login(
-        &mut self,
-        user: &str,
-        password: &str,
-        authzid: Option<&str>,
-        out: &mut Out<'_>,
-    ) -> CmdResult {
+    /// Checks the password and enters the Authenticated state.
+    async fn finish_login(&mut self, user: &str, password: &str, out: &mut Out<'_>) -> CmdResult {
         // Flush what is queued: the failure delay must not hold it back.
         out.flush().await?;
         match self.ctx.auth.login(self.peer.ip(), user, password).await {
-            Ok(account)
-                if authzid.is_some_and(|z| !self.ctx.auth.authorizes(z, user, &account)) =>
-            {
-                Err(ImapError::No(
-                    Some(Code::AuthenticationFailed),
-                    "authorization identity differs".into(),
-                ))
-            }
-            Ok(account) => {
-                // Accounts added by the CLI have their mailboxes; make sure.
-                if self
-                    .ctx
-                    .store
-                    .mailbox(account.clone(), "INBOX".into())
-                    .await?
-                    .is_none()
-                {
-                    self.ctx.store.ensure_account(account.clone()).await?;
-                }
-                tracing::info!(%account, "imap login");
-                self.account = Some(account);
-                self.transition(State::Authenticated);
-                Ok((
-                    Some(Code::Capability(self.capabilities())),
-                    "Logged in".into(),
-                ))
-            }
-            Err(LoginFailure::Invalid) => Err(ImapError::No(
-                Some(Code::AuthenticationFailed),
-                "invalid credentials".into(),
-            )),
-            Err(LoginFailure::Throttled) => Err(ImapError::No(
-                Some(Code::Unavailable),
-                "too many failed logins, try again later".into(),
-            )),
-            Err(LoginFailure::Unavailable) => Err(ImapError::No(
-                Some(Code::Unavailable),
-                "authentication is temporarily unavailable".into(),
-            )),
+            Ok(account) => self.logged_in(account).await,
+            Err(f) => Err(login_failure(f.into())),
         }
     }
 
-    /// Starts AUTHENTICATE: answers at once with an initial response,
-    /// else asks the driver for the client's response (`Flow::Sasl`).
+    /// Enters the Authenticated state as `account`.
+    async fn logged_in(&mut self, account: String) -> CmdResult {
+        // Accounts added by the CLI have their mailboxes; make sure.
+        if self
+            .ctx
+            .store
+            .mailbox(account.clone(), "INBOX".into())
+            .await?
+            .is_none()
+        {
+            self.ctx.store.ensure_account(account.clone()).await?;
+        }
+        tracing::info!(%account, "imap login");
+        self.account = Some(account);
+        self.transition(State::Authenticated);
+        Ok((
+            Some(Code::Capability(self.capabilities())),
+            "Logged in".into(),
+        ))
+    }
+
+    /// Starts AUTHENTICATE (RFC 9051 6.2.2) with the shared SASL exchange;
+    /// an initial response (SASL-IR, RFC 4959) goes straight in.
     pub(super) async fn authenticate_start(
         &mut self,
         tag: &Tag,
@@ -89,7 +66,7 @@ impl Session {
         initial: Option<String>,
         out: &mut Out<'_>,
     ) -> Result<Option<Flow>, ImapError> {
-        if mechanism != "PLAIN" {
+        let Some(mech) = Mechanism::parse(mechanism) else {
             tagged(
                 out,
                 tag,
@@ -98,50 +75,67 @@ impl Session {
                 "Unsupported mechanism",
             );
             return Ok(None);
-        }
+        };
         if !self.plaintext_allowed() {
             tagged(
                 out,
                 tag,
                 Status::No,
                 Some(Code::PrivacyRequired),
-                "Plaintext authentication needs TLS first (STARTTLS)",
+                "Authentication needs TLS first (STARTTLS)",
             );
             return Ok(None);
         }
-        match initial {
-            None => Ok(Some(Flow::Sasl(tag.clone()))),
-            Some(ir) => {
-                self.sasl_response(tag, ir.as_bytes(), out).await?;
-                Ok(None)
-            }
-        }
+        // The failure delay must not hold back what is queued.
+        out.flush().await?;
+        let (ex, step) = Exchange::start(
+            &self.ctx.auth,
+            self.peer.ip(),
+            mech,
+            initial.as_deref().map(str::as_bytes),
+        )
+        .await;
+        self.sasl_step(tag, ex, step, out).await
     }
 
-    /// The client's PLAIN response (base64 of `authzid NUL authcid NUL
-    /// password`; "=" is an empty response, "*" cancels).
+    /// The client's response to a challenge: the line the driver read.
+    /// `None` when it was longer than the SASL limit.
     pub async fn sasl_response(
         &mut self,
         tag: &Tag,
-        line: &[u8],
+        line: Option<&[u8]>,
         out: &mut Out<'_>,
-    ) -> Result<(), ImapError> {
-        let line = line.trim_ascii();
-        if line == b"*" {
-            tagged(out, tag, Status::Bad, None, "AUTHENTICATE cancelled");
-            return Ok(());
-        }
-        // RFC 4616 via the shared SASL decoder (strict base64, RFC 4648 4).
-        let creds = match std::str::from_utf8(line).map(proto_common::decode_plain) {
-            Ok(Ok(c)) => c,
-            _ => {
-                tagged(out, tag, Status::Bad, None, "Malformed PLAIN response");
-                return Ok(());
-            }
+    ) -> Result<Option<Flow>, ImapError> {
+        let Some(ex) = self.sasl.take() else {
+            tagged(out, tag, Status::Bad, None, "No authentication in progress");
+            return Ok(None);
         };
-        let result = self
-            .finish_login(&creds.authcid, &creds.password, Some(&creds.authzid), out)
-            .await;
+        let Some(line) = line else {
+            tagged(out, tag, Status::Bad, None, "SASL response too long");
+            return Ok(None);
+        };
+        out.flush().await?;
+        let (ex, step) = ex.respond(line).await;
+        self.sasl_step(tag, ex, step, out).await
+    }
+
+    async fn sasl_step(
+        &mut self,
+        tag: &Tag,
+        ex: Option<Exchange>,
+        step: Step,
+        out: &mut Out<'_>,
+    ) -> Result<Option<Flow>, ImapError> {
+        let result = match step {
+            Step::Challenge(c) => {
+                // RFC 9051 7.5: the challenge is a continuation request.
+                out.push(&Response::Continue(proto_common::base64_encode(&c)));
+                self.sasl = ex;
+                return Ok(Some(Flow::Sasl(tag.clone())));
+            }
+            Step::Done(account) => self.logged_in(account).await,
+            Step::Failed(f) => Err(login_failure(f)),
+        };
         match result {
             Ok((code, text)) => tagged(out, tag, Status::Ok, code, &text),
             Err(ImapError::No(code, text)) => tagged(
@@ -154,6 +148,32 @@ impl Session {
             Err(ImapError::Bad(text)) => tagged(out, tag, Status::Bad, None, &text),
             Err(ImapError::Gone) => return Err(ImapError::Gone),
         }
-        Ok(())
+        Ok(None)
+    }
+}
+
+/// The reply to a failed login or exchange (RFC 5530 codes).
+fn login_failure(f: Failure) -> ImapError {
+    match f {
+        Failure::Cancelled => ImapError::Bad("AUTHENTICATE cancelled".into()),
+        Failure::BadBase64 => ImapError::Bad("Invalid base64 in SASL response".into()),
+        Failure::Malformed => ImapError::Bad("Malformed SASL response".into()),
+        Failure::TooLong => ImapError::Bad("SASL response too long".into()),
+        Failure::AuthzDenied => ImapError::No(
+            Some(Code::AuthorizationFailed),
+            "authorization identity differs".into(),
+        ),
+        Failure::Invalid => ImapError::No(
+            Some(Code::AuthenticationFailed),
+            "invalid credentials".into(),
+        ),
+        Failure::Throttled => ImapError::No(
+            Some(Code::Unavailable),
+            "too many failed logins, try again later".into(),
+        ),
+        Failure::Unavailable => ImapError::No(
+            Some(Code::Unavailable),
+            "authentication is temporarily unavailable".into(),
+        ),
     }
 }

@@ -261,6 +261,8 @@ pub struct Session {
     pub(super) selected: Option<Selected>,
     /// ENABLE IMAP4rev2 (RFC 9051 6.3.1): UTF-8 names, ESEARCH, no \Recent.
     pub(super) rev2: bool,
+    /// The AUTHENTICATE exchange waiting for the client's response.
+    pub(super) sasl: Option<crate::sasl::Exchange>,
 }
 
 impl Session {
@@ -274,6 +276,7 @@ impl Session {
             account: None,
             selected: None,
             rev2: false,
+            sasl: None,
         }
     }
 
@@ -369,6 +372,7 @@ impl Session {
             }
             if self.plaintext_allowed() {
                 caps.push("AUTH=PLAIN");
+                caps.push("AUTH=LOGIN");
             } else {
                 caps.push("LOGINDISABLED");
             }

@@ -13,12 +13,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use proto_pop3::{
-    DotStuffer, Line, LineSplitter, MAX_COMMAND_LINE, MAX_SASL_LINE, RespCode, Response,
-    parse_command, write_continuation, write_lines,
+    DotStuffer, Line, LineSplitter, MAX_COMMAND_LINE, RespCode, Response, parse_command,
+    write_continuation, write_lines,
 };
 
 use super::session::{Action, Pop3Context, Session};
 use crate::net::{self, Conn, End, Instant, Io, ReadChunks};
+use crate::sasl::MAX_SASL_RESPONSE;
 use crate::shutdown::Shutdown;
 
 /// Bytes asked of the socket per read: POP3 commands are short, and an
@@ -104,8 +105,9 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
         // Answer every complete command already buffered (RFC 2449 6.6).
         loop {
             let sasl = session.awaiting_sasl();
+            // SASL responses may be far longer than a command line.
             splitter.set_max_len(if sasl {
-                MAX_SASL_LINE
+                MAX_SASL_RESPONSE
             } else {
                 MAX_COMMAND_LINE
             });
@@ -121,11 +123,11 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                     let _ = session.sasl_response(b"*").await;
                     Action::Reply(Response::err("SASL response too long"))
                 }
+                Line::Line(l) if sasl => session.sasl_response(l).await,
                 Line::TooLong => {
                     bad_commands += 1;
                     Action::Reply(Response::err("Line too long"))
                 }
-                Line::Line(l) if sasl => Action::Reply(session.sasl_response(l).await),
                 Line::Line(l) => match parse_command(l) {
                     Ok(cmd) => session.apply(cmd).await,
                     Err(e) => {
@@ -153,7 +155,7 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                         session.retrieved(uid);
                     }
                 }
-                Action::Continue => write_continuation("", &mut io.out),
+                Action::Continue(challenge) => write_continuation(&challenge, &mut io.out),
                 Action::Close(r) => {
                     io.release_slot();
                     queue(io, &r);

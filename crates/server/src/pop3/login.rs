@@ -10,11 +10,11 @@
 
 use std::sync::Arc;
 
-use proto_pop3::{AuthStart, PlainCredentials, RespCode, Response, SaslError, decode_plain};
+use proto_pop3::{AuthStart, RespCode, Response};
 
 use super::maildrop::Maildrop;
 use super::session::{Action, Authorization, Session, State, temporary_failure};
-use crate::auth::LoginFailure;
+use crate::sasl::{Exchange, Failure, Mechanism, Step};
 
 fn auth_failed() -> Response {
     Response::err_code(RespCode::Auth, "Authentication failed.")
@@ -23,7 +23,7 @@ fn auth_failed() -> Response {
 fn plaintext_refused() -> Response {
     Response::err_code(
         RespCode::Auth,
-        "Plaintext authentication is not allowed without TLS",
+        "Plaintext authentication disallowed without TLS",
     )
 }
 
@@ -56,97 +56,74 @@ impl Session {
         let Some(user) = self.authorization().and_then(|a| a.user.take()) else {
             return Response::err("No user name given: send USER first");
         };
-        self.login(&user, &password, None).await
+        self.login(&user, &password).await
     }
 
     /// AUTH: without a mechanism lists them (RFC 5034 4 leaves that to the
-    /// server; CAPA's SASL line says the same); AUTH PLAIN takes an
-    /// initial response or asks for one with `+ `.
+    /// server; CAPA's SASL line says the same); with one, runs the shared
+    /// SASL exchange, with the initial response if given.
     pub(super) async fn auth(&mut self, start: Option<AuthStart>) -> Action {
         let Some(start) = start else {
             return Action::Lines(
                 Response::ok("Supported mechanisms follow"),
-                super::session::SASL_MECHANISMS
+                crate::sasl::mechanisms()
                     .iter()
                     .map(|m| m.to_string())
                     .collect(),
             );
         };
-        if !super::session::SASL_MECHANISMS.contains(&start.mechanism.as_str()) {
+        let Some(mech) = Mechanism::parse(&start.mechanism) else {
             return Action::Reply(Response::err("Unsupported authentication mechanism"));
-        }
+        };
         if !self.plaintext_allowed() {
             return Action::Reply(plaintext_refused());
         }
-        match start.initial_response {
-            Some(response) => Action::Reply(self.plain(&response).await),
-            None => {
-                if let Some(a) = self.authorization() {
-                    a.user = None;
-                    a.sasl = Some(start.mechanism);
-                }
-                Action::Continue
-            }
-        }
-    }
-
-    /// The client's line after `+ `: `*` cancels (RFC 5034 4), anything
-    /// else is the PLAIN response.
-    pub async fn sasl_response(&mut self, line: &[u8]) -> Response {
         if let Some(a) = self.authorization() {
-            a.sasl = None;
+            a.user = None;
         }
-        let line = line.trim_ascii();
-        if line == b"*" {
-            return Response::err("Authentication cancelled");
-        }
-        match std::str::from_utf8(line) {
-            Ok(text) => self.plain(text).await,
-            Err(_) => Response::err("Invalid base64 in the SASL response"),
-        }
+        let (ex, step) = Exchange::start(
+            &self.ctx.auth,
+            self.peer.ip(),
+            mech,
+            start.initial_response.as_deref().map(str::as_bytes),
+        )
+        .await;
+        self.sasl_step(ex, step).await
     }
 
-    /// Checks a PLAIN response (RFC 4616 2).
-    async fn plain(&mut self, response: &str) -> Response {
-        let creds = match decode_plain(response) {
-            Ok(c) => c,
-            Err(SaslError::BadBase64) => {
-                return Response::err("Invalid base64 in the SASL response");
-            }
-            Err(SaslError::BadPlain) => return auth_failed(),
+    /// The client's line after a challenge (RFC 5034 4; `*` cancels).
+    pub async fn sasl_response(&mut self, line: &[u8]) -> Action {
+        let Some(ex) = self.authorization().and_then(|a| a.sasl.take()) else {
+            return Action::Reply(Response::err("No authentication in progress"));
         };
-        let PlainCredentials {
-            authzid,
-            authcid,
-            password,
-        } = creds;
-        self.login(&authcid, &password, Some(&authzid)).await
+        let (ex, step) = ex.respond(line).await;
+        self.sasl_step(ex, step).await
     }
 
-    /// Verifies the password and opens the maildrop. With `authzid` (SASL),
-    /// the authorization identity must be empty or name the same account
-    /// (SPEC 7).
-    async fn login(&mut self, login: &str, password: &str, authzid: Option<&str>) -> Response {
+    async fn sasl_step(&mut self, ex: Option<Exchange>, step: Step) -> Action {
+        match step {
+            Step::Challenge(c) => {
+                if let Some(a) = self.authorization() {
+                    a.sasl = ex;
+                }
+                Action::Continue(proto_common::base64_encode(&c))
+            }
+            Step::Done(account) => Action::Reply(self.enter_transaction(account).await),
+            Step::Failed(f) => Action::Reply(failure(f)),
+        }
+    }
+
+    /// Verifies a USER/PASS password and opens the maildrop.
+    async fn login(&mut self, login: &str, password: &str) -> Response {
         let ip = self.peer.ip();
-        let account = match self.ctx.auth.login(ip, login, password).await {
-            Ok(account) => account,
-            Err(LoginFailure::Invalid) => return auth_failed(),
-            Err(LoginFailure::Throttled) => {
-                return Response::err_code(
-                    RespCode::Auth,
-                    "Too many failed logins, try again later",
-                );
-            }
-            Err(LoginFailure::Unavailable) => return temporary_failure(),
-        };
-        if let Some(z) = authzid
-            && !self.ctx.auth.authorizes(z, login, &account)
-        {
-            return Response::err_code(
-                RespCode::Auth,
-                "The authorization identity must be empty or your own",
-            );
+        match self.ctx.auth.login(ip, login, password).await {
+            Ok(account) => self.enter_transaction(account).await,
+            Err(f) => failure(f.into()),
         }
+    }
+
+    /// Opens `account`'s maildrop: TRANSACTION.
+    async fn enter_transaction(&mut self, account: String) -> Response {
         let store = Arc::clone(&self.ctx.store);
         match Maildrop::open(&store, &account).await {
             Ok(maildrop) => {
@@ -159,6 +136,24 @@ impl Session {
                 temporary_failure()
             }
         }
+    }
+}
+
+/// The reply to a failed login or exchange (RFC 3206 codes).
+fn failure(f: Failure) -> Response {
+    match f {
+        Failure::Cancelled => Response::err("Authentication cancelled"),
+        Failure::BadBase64 => Response::err("Invalid base64 in the SASL response"),
+        Failure::TooLong => Response::err("SASL response too long"),
+        Failure::Malformed | Failure::Invalid => auth_failed(),
+        Failure::AuthzDenied => Response::err_code(
+            RespCode::Auth,
+            "The authorization identity must be empty or your own",
+        ),
+        Failure::Throttled => {
+            Response::err_code(RespCode::SysTemp, "Too many failed logins, try again later")
+        }
+        Failure::Unavailable => temporary_failure(),
     }
 }
 
@@ -214,12 +209,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn auth_without_mechanism_lists_plain() {
+    async fn auth_without_mechanism_lists_the_mechanisms() {
         let kit = Kit::new();
         let mut s = kit.session();
         let r = cmd(&mut s, "AUTH").await;
         assert!(r.status.ok);
-        assert_eq!(r.lines, ["PLAIN"]);
+        assert_eq!(r.lines, ["PLAIN", "LOGIN"]);
+    }
+
+    #[tokio::test]
+    async fn auth_login_asks_for_username_and_password() {
+        use proto_common::base64_encode;
+        let kit = Kit::new();
+        let mut s = kit.session();
+        let r = cmd(&mut s, "AUTH LOGIN").await;
+        assert!(r.continuation);
+        let r = sasl(&mut s, &base64_encode(b"alice")).await;
+        assert_eq!(r.text, format!("continue {}", base64_encode(b"Password:")));
+        let r = sasl(&mut s, &base64_encode(b"pw")).await;
+        assert_eq!(r.text, "Logged in.");
+        assert!(s.logged_in());
     }
 
     #[tokio::test]

@@ -22,8 +22,6 @@ use crate::tls::{Tls, TlsInfo};
 
 /// The greeting of the seed dialogue (RFC 1939 4).
 pub const GREETING: &str = "mailroom POP3 server ready";
-/// The SASL mechanisms offered (RFC 5034 3, RFC 4616).
-pub const SASL_MECHANISMS: [&str; 1] = ["PLAIN"];
 
 /// What the server shares with every POP3 session.
 pub struct Pop3Context {
@@ -52,9 +50,9 @@ pub enum Action {
         len: usize,
         seen: Option<Uid>,
     },
-    /// The SASL continuation `+ ` (RFC 5034 4): the next line is the
+    /// A SASL challenge `+ base64` (RFC 5034 4): the next line is the
     /// client's response, for [`Session::sasl_response`].
-    Continue,
+    Continue(String),
     /// Send the status line and close the connection.
     Close(Response),
     /// Send the `+OK` and start TLS (RFC 2595 4); the session then goes on
@@ -67,8 +65,8 @@ pub enum Action {
 pub struct Authorization {
     /// The name given by USER, for the PASS that follows.
     pub user: Option<String>,
-    /// The SASL mechanism whose client response is awaited.
-    pub sasl: Option<String>,
+    /// The SASL exchange whose client response is awaited.
+    pub sasl: Option<crate::sasl::Exchange>,
 }
 
 /// Session states (RFC 1939 3). UPDATE lasts only as long as QUIT's
@@ -242,7 +240,7 @@ impl Session {
         ];
         if !self.logged_in() && self.plaintext_allowed() {
             caps.push("USER".to_string());
-            caps.push(format!("SASL {}", SASL_MECHANISMS.join(" ")));
+            caps.push(format!("SASL {}", crate::sasl::mechanisms().join(" ")));
         }
         // RFC 2595 4: STLS only before TLS, and only before login.
         if !self.logged_in() && !self.tls && self.ctx.tls.is_some() {
@@ -347,7 +345,7 @@ mod tests {
             "RESP-CODES",
             "AUTH-RESP-CODE",
             "PIPELINING",
-            "SASL PLAIN",
+            "SASL PLAIN LOGIN",
             "IMPLEMENTATION mailroom",
         ] {
             assert!(r.lines.iter().any(|l| l == cap), "{cap} in {:?}", r.lines);

@@ -156,7 +156,7 @@ pub(crate) async fn cmd(s: &mut Session, line: &str) -> Out {
                 s.retrieved(uid);
             }
         }
-        Action::Continue => out.continuation = true,
+        Action::Continue(_) => out.continuation = true,
         Action::StartTls(r) => out.status = r,
         Action::Close(r) => {
             out.status = r;
@@ -169,5 +169,9 @@ pub(crate) async fn cmd(s: &mut Session, line: &str) -> Out {
 /// Sends the client's line of a SASL exchange.
 pub(crate) async fn sasl(s: &mut Session, line: &str) -> Response {
     assert!(s.awaiting_sasl());
-    s.sasl_response(line.as_bytes()).await
+    match s.sasl_response(line.as_bytes()).await {
+        Action::Reply(r) => r,
+        Action::Continue(c) => Response::ok(format!("continue {c}")),
+        other => panic!("unexpected {other:?}"),
+    }
 }
