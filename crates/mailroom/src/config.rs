@@ -32,6 +32,7 @@ pub struct Config {
     pub pop3: Pop3Section,
     pub admin: AdminSection,
     pub tls: TlsSection,
+    pub submission: SubmissionSection,
     pub auth: AuthSection,
     pub store: StoreSection,
     pub log: LogSection,
@@ -62,6 +63,28 @@ pub struct SmtpSection {
     pub command_timeout: u64,
     /// Seconds; RFC 5321 4.5.3.2.6 asks for at least 600.
     pub data_timeout: u64,
+    /// Offer AUTH on the MTA listener too (submission always offers it).
+    pub mta_auth: bool,
+}
+
+/// `[submission]`: what one authenticated user may send (issue 11).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubmissionSection {
+    /// Messages a user may send per hour; past it 450 4.7.1.
+    pub max_messages_per_hour: usize,
+    /// Recipients of one message from a user; past it 450 4.7.1.
+    pub max_recipients: usize,
+}
+
+impl Default for SubmissionSection {
+    fn default() -> Self {
+        let d = smtp_defaults::SubmissionLimits::default();
+        SubmissionSection {
+            max_messages_per_hour: d.max_messages_per_hour,
+            max_recipients: d.max_recipients,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,6 +234,7 @@ impl Default for Config {
             pop3: Pop3Section::default(),
             admin: AdminSection::default(),
             tls: TlsSection::default(),
+            submission: SubmissionSection::default(),
             auth: AuthSection::default(),
             store: StoreSection::default(),
             log: LogSection::default(),
@@ -237,6 +261,7 @@ impl Default for SmtpSection {
             max_connections_per_ip: smtp_defaults::DEFAULT_MAX_CONNECTIONS_PER_IP,
             command_timeout: smtp_defaults::RFC_COMMAND_TIMEOUT.as_secs(),
             data_timeout: smtp_defaults::RFC_DATA_TIMEOUT.as_secs(),
+            mta_auth: false,
         }
     }
 }
@@ -552,6 +577,10 @@ impl Config {
             ),
             ("imap.max_literal_size", self.imap.max_literal_size as u64),
             ("tls.handshake_timeout", self.tls.handshake_timeout),
+            (
+                "submission.max_recipients",
+                self.submission.max_recipients as u64,
+            ),
             (
                 "auth.argon2_memory_kib",
                 u64::from(self.auth.argon2_memory_kib),

@@ -94,6 +94,11 @@ fn smtp_config(loaded: &Loaded) -> Result<SmtpConfig, String> {
         max_total: c.smtp.max_connections,
         max_per_ip: c.smtp.max_connections_per_ip,
     };
+    s.mta_auth = c.smtp.mta_auth;
+    s.submission = server::smtp::config::SubmissionLimits {
+        max_messages_per_hour: c.submission.max_messages_per_hour,
+        max_recipients: c.submission.max_recipients,
+    };
     Ok(s)
 }
 
@@ -150,6 +155,9 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     let tls = load_tls(&loaded)?;
     let presence = PresenceRegistry::new();
     let metrics = Arc::new(Metrics::default());
+    // One Authenticator for every protocol: its throttling follows a
+    // guesser from SMTP to IMAP to POP3.
+    let auth = Authenticator::new(Arc::clone(&directory));
     let ctx = Arc::new(SmtpContext {
         config: smtp_config(&loaded)?,
         directory: Arc::clone(&directory),
@@ -158,9 +166,10 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         memory: MemoryBudget::new(c.smtp.max_inflight_data),
         metrics: Arc::clone(&metrics),
         tls: Some(Arc::clone(&tls)),
+        auth: Arc::clone(&auth),
+        send_rate: Default::default(),
     });
 
-    let auth = Authenticator::new(Arc::clone(&directory));
     let mut smtp_listeners = bind_all("smtp.listen", &c.smtp.listen, Role::Mta).await?;
     smtp_listeners.extend(bind_all("smtp.submission", &c.smtp.submission, Role::Submission).await?);
     smtp_listeners

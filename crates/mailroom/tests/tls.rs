@@ -127,7 +127,9 @@ s.quit()
 s = smtplib.SMTP_SSL('127.0.0.1', PORTS[1], context=CTX, timeout=20)
 s.ehlo()
 assert not s.has_extn('starttls'), s.esmtp_features
-s.sendmail('bob@example.org', ['alice@example.test'], 'Subject: implicit\r\n\r\nover TLS\r\n')
+# submissions is a submission port: AUTH before MAIL (RFC 6409).
+s.login('bob', 'secret')
+s.sendmail('bob@example.test', ['alice@example.test'], 'Subject: implicit\r\n\r\nover TLS\r\n')
 s.quit()
 "#,
         &[server.smtp.port(), server.submissions.port()],
@@ -136,7 +138,10 @@ s.quit()
     assert_eq!(inbox.len(), 2);
     for m in &inbox {
         let text = String::from_utf8_lossy(m);
-        assert!(text.contains("with ESMTPS id"), "{text}");
+        assert!(
+            text.contains("with ESMTPS id") || text.contains("with ESMTPSA id"),
+            "{text}"
+        );
         assert!(text.contains("(using TLSv1.3 with cipher TLS_"), "{text}");
         assert!(text.contains("(256/256 bits)") || text.contains("(128/128 bits)"));
     }
@@ -328,14 +333,26 @@ fn openssl_s_client_verifies_our_certificate_on_every_port() {
 #[test]
 fn swaks_tls_and_tlsc_deliver() {
     let server = Server::start();
-    for (port, mode) in [
-        (server.smtp.port(), "--tls"),
-        (server.submissions.port(), "--tlsc"),
+    for (port, mode, auth) in [
+        (server.smtp.port(), "--tls", &[][..]),
+        (
+            server.submissions.port(),
+            "--tlsc",
+            &[
+                "--auth",
+                "PLAIN",
+                "--auth-user",
+                "bob",
+                "--auth-password",
+                "secret",
+            ][..],
+        ),
     ] {
         let out = run(Command::new("swaks")
             .args(["--server", "127.0.0.1", "--port"])
             .arg(port.to_string())
-            .args(["--from", "bob@example.org", "--to", ALICE, mode])
+            .args(["--from", "bob@example.test", "--to", ALICE, mode])
+            .args(auth)
             .arg("--tls-ca-path")
             .arg(server.cert())
             .arg("--tls-verify")
@@ -373,7 +390,16 @@ fn curl_over_tls_on_every_protocol() {
         &m,
     ];
     let smtps = format!("smtps://127.0.0.1:{}", server.submissions.port());
-    curl(&server, &[&[smtps.as_str()][..], &from].concat());
+    let bob = ["-u", "bob:secret", "--mail-from", "bob@example.test"];
+    curl(
+        &server,
+        &[
+            &[smtps.as_str()][..],
+            &bob,
+            &["--mail-rcpt", ALICE, "-T", &m],
+        ]
+        .concat(),
+    );
     let smtp = format!("smtp://127.0.0.1:{}", server.smtp.port());
     curl(
         &server,

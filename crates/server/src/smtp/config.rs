@@ -27,6 +27,28 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 /// Connections from one client address (SPEC 8).
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 20;
 
+/// Submission's per-user limit of messages an hour (issue 11: a stolen
+/// password must not send without bound).
+pub const DEFAULT_SUBMISSION_MESSAGES_PER_HOUR: usize = 500;
+/// Submission's per-user limit of recipients per message.
+pub const DEFAULT_SUBMISSION_RECIPIENTS: usize = 100;
+
+/// Limits on what an authenticated user sends (`[submission]`).
+#[derive(Debug, Clone, Copy)]
+pub struct SubmissionLimits {
+    pub max_messages_per_hour: usize,
+    pub max_recipients: usize,
+}
+
+impl Default for SubmissionLimits {
+    fn default() -> Self {
+        SubmissionLimits {
+            max_messages_per_hour: DEFAULT_SUBMISSION_MESSAGES_PER_HOUR,
+            max_recipients: DEFAULT_SUBMISSION_RECIPIENTS,
+        }
+    }
+}
+
 /// How VRFY answers for a known user (SPEC 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VrfyPolicy {
@@ -57,6 +79,9 @@ pub struct SmtpConfig {
     pub command_timeout: Duration,
     pub data_timeout: Duration,
     pub connections: ConnectionLimits,
+    /// AUTH on the MTA listener too (`smtp.mta_auth`; submission always).
+    pub mta_auth: bool,
+    pub submission: SubmissionLimits,
 }
 
 impl SmtpConfig {
@@ -83,6 +108,8 @@ impl SmtpConfig {
                 max_total: DEFAULT_MAX_CONNECTIONS,
                 max_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             },
+            mta_auth: false,
+            submission: SubmissionLimits::default(),
         }
     }
 }

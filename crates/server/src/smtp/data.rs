@@ -176,7 +176,12 @@ impl Session {
             id: &id,
             for_rcpt: single,
         });
-        let body = trace::strip_untrusted(&message, &config.hostname);
+        let mut body = trace::strip_untrusted(&message, &config.hostname);
+        // RFC 6409 8.2, 8.3: a submission server adds the Date and
+        // Message-ID a client left out.
+        if self.authenticated.is_some() {
+            body = trace::add_submission_headers(body, &config.hostname, &id);
+        }
 
         // One copy per account and per remote address, however it was
         // reached (SPEC 1: directly and through a list gives one copy).
@@ -244,6 +249,9 @@ impl Session {
                     local = mailbox.len(), remote = remote.len(), size, "accepted"
                 );
                 self.count_accepted(size);
+                if let Some(account) = &self.authenticated {
+                    self.ctx.send_rate.record(account);
+                }
                 reply(250, 2, 0, 0, &format!("Ok: queued as {id}"))
             }
             Err(e) => {

@@ -16,6 +16,7 @@ use proto_smtp::{
 
 use super::session::{Action, Session, SmtpContext, reply};
 use crate::net::{self, Conn, End, Instant, Io, ReadChunks};
+use crate::sasl::MAX_SASL_RESPONSE;
 use crate::shutdown::Shutdown;
 
 /// Bytes asked of the socket per read: message data streams in full
@@ -59,8 +60,23 @@ pub fn run(
     }
 }
 
+/// The longest line the splitter keeps: commands up to the configured
+/// limit, and AUTH with an initial response or a SASL response up to the
+/// SASL limit (each command's own limit is checked in [`parse_line`]).
+fn longest_line(session: &Session) -> usize {
+    session
+        .config()
+        .max_line_length
+        .max(MAX_COMMAND_LINE)
+        .max(MAX_AUTH_LINE)
+}
+
+/// `AUTH <mechanism> <initial response>`: the response may be as long as
+/// any SASL response (RFC 4954 4).
+const MAX_AUTH_LINE: usize = MAX_SASL_RESPONSE + 64;
+
 async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Result<(), End> {
-    let mut splitter = LineSplitter::new(session.config().max_line_length.max(MAX_COMMAND_LINE));
+    let mut splitter = LineSplitter::new(longest_line(session));
     let mut errors: u32 = 0;
     let (command_timeout, max_errors) = (
         session.config().command_timeout,
@@ -76,13 +92,32 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
             if line.is_some() {
                 deadline = None;
             }
+            if session.awaiting_sasl() {
+                // A SASL response, not a command (RFC 4954 4).
+                let response = match line {
+                    None => {
+                        io.consume(consumed);
+                        break;
+                    }
+                    Some(Line::TooLong) => None,
+                    Some(Line::Line(l)) => Some(l.to_vec()),
+                };
+                io.consume(consumed);
+                let r = session.sasl_response(response.as_deref()).await;
+                queue(io, &r);
+                if r.code >= 500 {
+                    errors += 1;
+                }
+                continue;
+            }
+            let max_line = session.config().max_line_length;
             let command = match line {
                 None => {
                     io.consume(consumed);
                     break;
                 }
                 Some(Line::TooLong) => Err(line_too_long()),
-                Some(Line::Line(l)) => Ok(parse_line(l)),
+                Some(Line::Line(l)) => Ok(parse_line(l, max_line)),
             };
             io.consume(consumed);
             let reply = match command {
@@ -104,9 +139,7 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                         session.tls_started(info);
                         // Whatever followed STARTTLS in the buffer is gone
                         // (Io::start_tls); the splitter starts afresh too.
-                        splitter = LineSplitter::new(
-                            session.config().max_line_length.max(MAX_COMMAND_LINE),
-                        );
+                        splitter = LineSplitter::new(longest_line(session));
                         break;
                     }
                     Action::ReadData(r354) => {
@@ -169,9 +202,21 @@ fn reply_421_errors() -> Reply {
 
 /// Parses a command line, applying the 512-octet limit of RFC 5321
 /// 4.5.3.1.4 to everything but MAIL and RCPT, whose ESMTP parameters may
-/// make them longer (RFC 5321 4.5.3.1.4, RFC 1869).
-fn parse_line(line: &[u8]) -> Result<Command, Reply> {
+/// make them longer (RFC 5321 4.5.3.1.4, RFC 1869) up to `max_line`, and
+/// AUTH, whose initial response may be a whole SASL response.
+fn parse_line(line: &[u8], max_line: usize) -> Result<Command, Reply> {
+    let wire_len = line.len() + 2;
+    if wire_len > max_line.max(MAX_COMMAND_LINE)
+        && !line
+            .get(..5)
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"AUTH "))
+    {
+        return Err(line_too_long());
+    }
     let cmd = parse_command(line).map_err(|e| e.reply())?;
+    if let Command::Auth { .. } = cmd {
+        return Ok(cmd);
+    }
     let with_params = matches!(
         cmd,
         Command::Mail(_)

@@ -30,7 +30,10 @@ impl Session {
         if params.envid.is_some() {
             return reply(555, 5, 5, 4, "Unsupported parameter ENVID");
         }
-        if params.auth.is_some() {
+        // RFC 4954 5: AUTH= is accepted wherever AUTH is advertised; from
+        // a client that has not authenticated it means AUTH=<>, and we do
+        // not act on a claimed submitter in any case.
+        if params.auth.is_some() && !self.auth_offered() && self.authenticated.is_none() {
             return reply(555, 5, 5, 4, "Unsupported parameter AUTH");
         }
         // RFC 1870 6.1: a declared size over our limit is refused at once.
@@ -64,6 +67,9 @@ impl Session {
                 }
             }
         };
+        if let Some(refusal) = self.submission_check(&sender) {
+            return refusal;
+        }
         let kind_name = match kind {
             TxKind::Mail => "Sender",
             TxKind::Send | TxKind::Soml | TxKind::Saml => "Sender (terminal)",

@@ -6,6 +6,7 @@
 //! over any async stream (so a TLS stream drops in later) and `listener`
 //! accepts connections under the limits of SPEC 8.
 
+pub mod auth;
 pub mod config;
 mod data;
 pub mod driver;

@@ -31,6 +31,11 @@ impl Session {
         if count >= self.ctx.config.max_recipients {
             return reply(452, 4, 5, 3, "Too many recipients");
         }
+        // Issue 11: an authenticated user's per-message limit (a stolen
+        // password must not reach thousands at once).
+        if self.authenticated.is_some() && count >= self.ctx.config.submission.max_recipients {
+            return reply(450, 4, 7, 1, "Too many recipients for one message");
+        }
         if !r.path.is_ascii() && !smtputf8 {
             return reply(553, 5, 6, 7, "Non-ASCII address requires SMTPUTF8");
         }

@@ -31,6 +31,10 @@ pub struct SmtpContext {
     pub metrics: Arc<Metrics>,
     /// Certificates for STARTTLS and the implicit-TLS port; None: no TLS.
     pub tls: Option<Arc<Tls>>,
+    /// Password checks and their throttling, shared with POP3 and IMAP.
+    pub auth: Arc<crate::auth::Authenticator>,
+    /// Messages each authenticated user sent in the last hour.
+    pub send_rate: super::auth::SendRate,
 }
 
 /// What the driver does after a command.
@@ -127,6 +131,8 @@ pub struct Session {
     pub(crate) authenticated: Option<String>,
     /// What TLS negotiated, once the stream is TLS (Received says ESMTPS).
     pub(crate) tls: Option<TlsInfo>,
+    /// The AUTH exchange waiting for the client's response.
+    pub(crate) sasl: Option<crate::sasl::Exchange>,
     /// This session's share of the memory budget for message data.
     reservation: Reservation,
     /// The memory budget ran out while receiving the current message.
@@ -164,6 +170,7 @@ impl Session {
             helo: None,
             authenticated: None,
             tls: None,
+            sasl: None,
             out_of_memory: false,
         }
     }
@@ -244,9 +251,10 @@ impl Session {
                 &format!("{} closing connection", self.ctx.config.hostname),
             )),
             Command::StartTls => self.starttls(),
-            // RFC 4954 arrives with the authentication issue; until then
-            // it is recognised but not implemented.
-            Command::Auth { .. } => Action::Reply(reply(502, 5, 5, 1, "Command not implemented")),
+            Command::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(&mechanism, initial_response.as_deref()).await,
         }
     }
 
@@ -305,6 +313,10 @@ impl Session {
         // RFC 3207 4.2: not offered again once TLS is up.
         if self.starttls_offered() {
             lines.push("STARTTLS".to_string());
+        }
+        // RFC 4954 3, SPEC 5: only where a password may be sent.
+        if self.auth_offered() && self.authenticated.is_none() {
+            lines.push(format!("AUTH {}", crate::sasl::mechanisms().join(" ")));
         }
         // EHLO replies carry no enhanced code on the first line in common
         // practice; RFC 2034 excludes EHLO's 250 from the requirement.

@@ -53,6 +53,7 @@ impl Kit {
             }),
             None => store.clone(),
         };
+        let auth = crate::auth::Authenticator::with_delay_scale(Arc::clone(&directory), 0.0);
         let ctx = Arc::new(SmtpContext {
             config,
             directory,
@@ -61,6 +62,8 @@ impl Kit {
             memory: crate::budget::MemoryBudget::new(memory),
             metrics: Arc::default(),
             tls: None,
+            auth,
+            send_rate: Default::default(),
         });
         Kit {
             _dir: dir,

@@ -145,6 +145,34 @@ pub fn received(info: &ReceivedInfo<'_>) -> String {
     s
 }
 
+/// Adds `Date:` and `Message-ID:` at the top of the header when the
+/// message has none (RFC 6409 8.2, 8.3); leaves it alone otherwise.
+pub fn add_submission_headers(message: Vec<u8>, hostname: &str, id: &str) -> Vec<u8> {
+    let header = message.get(..header_len(&message)).unwrap_or_default();
+    let has = |name: &[u8]| {
+        header.split(|&b| b == b'\n').any(|line| {
+            line.len() > name.len()
+                && line
+                    .get(..name.len())
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+    };
+    let mut add = String::new();
+    if !has(b"date:") {
+        add.push_str(&format!("Date: {}\r\n", rfc5322_now()));
+    }
+    if !has(b"message-id:") {
+        add.push_str(&format!("Message-ID: <{id}@{hostname}>\r\n"));
+    }
+    if add.is_empty() {
+        return message;
+    }
+    let mut out = Vec::with_capacity(add.len() + message.len());
+    out.extend_from_slice(add.as_bytes());
+    out.extend_from_slice(&message);
+    out
+}
+
 /// The current date in RFC 5322 3.3 form.
 pub fn rfc5322_now() -> String {
     OffsetDateTime::now_utc()
@@ -230,6 +258,26 @@ mod tests {
         assert!(received(&info).contains("with UTF8SMTPS id"));
         info.tls = None;
         assert!(received(&info).contains("with UTF8SMTP id"));
+    }
+
+    #[test]
+    fn submission_headers_are_added_only_when_missing() {
+        let out = add_submission_headers(b"Subject: x\r\n\r\nbody\r\n".to_vec(), "mx.test", "ID1");
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("Date: "), "{text}");
+        assert!(
+            text.contains("Message-ID: <ID1@mx.test>\r\nSubject: x\r\n"),
+            "{text}"
+        );
+        let kept = b"DATE: Mon, 1 Jan 2024 00:00:00 +0000\r\nmessage-id: <a@b>\r\n\r\nx\r\n";
+        assert_eq!(
+            add_submission_headers(kept.to_vec(), "mx.test", "ID1"),
+            kept.to_vec()
+        );
+        // A Message-ID line in the body does not count.
+        let body_only = b"Subject: y\r\n\r\nMessage-ID: <no@x>\r\n";
+        let out = add_submission_headers(body_only.to_vec(), "mx.test", "ID2");
+        assert!(String::from_utf8(out).unwrap().contains("<ID2@mx.test>"));
     }
 
     #[test]

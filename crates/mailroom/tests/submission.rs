@@ -1,0 +1,208 @@
+//! The submission service end to end (RFC 6409, RFC 8314, RFC 4954;
+//! issue 11): real clients authenticate over STARTTLS and implicit TLS and
+//! send; the rules of submission hold (AUTH before MAIL, senders the user
+//! owns, `<>`); bad SASL input gets its reply and the session goes on.
+//!
+//! Clients from scripts/test-deps: python3, swaks (with Net::SSLeay),
+//! curl, msmtp. Loopback only; every wait bounded.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{Server, Smtp, enhanced};
+
+const ALICE: &str = "alice@example.test";
+
+fn run(cmd: &mut Command, stdin: &[u8]) -> String {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    if let Some(mut si) = child.stdin.take() {
+        let _ = si.write_all(stdin);
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+fn python(server: &Server, script: &str) -> String {
+    run(
+        Command::new("timeout")
+            .arg("60")
+            .arg("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(server.cert())
+            .arg(server.submission.port().to_string())
+            .arg(server.submissions.port().to_string()),
+        b"",
+    )
+}
+
+#[test]
+fn python_smtplib_logs_in_over_starttls_and_smtp_ssl_and_sends() {
+    let server = Server::start();
+    server.cli(&["alias", "add", "info@example.test", ALICE]);
+    python(
+        &server,
+        r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+s = smtplib.SMTP('127.0.0.1', int(sys.argv[2]), timeout=20)
+s.ehlo()
+assert s.has_extn('auth'), s.esmtp_features   # local_networks: before TLS too
+s.starttls(context=ctx)
+s.ehlo()
+assert s.esmtp_features['auth'].split() == ['PLAIN', 'LOGIN'], s.esmtp_features
+s.login('alice', 'secret')
+# To a remote domain: accepted (queued) once authenticated; and locally.
+s.sendmail('alice@example.test', ['bob@example.test', 'carol@remote.example'],
+           'Subject: submitted\r\n\r\nhello\r\n')
+# An alias that delivers to alice is hers to send as; <> too.
+s.sendmail('info@example.test', ['bob@example.test'], 'Subject: as alias\r\n\r\nx\r\n')
+s.sendmail('', ['bob@example.test'], 'Subject: null sender\r\n\r\nx\r\n')
+try:
+    s.sendmail('bob@example.test', ['bob@example.test'], 'Subject: forged\r\n\r\nx\r\n')
+    raise SystemExit('forged sender accepted')
+except smtplib.SMTPSenderRefused as e:
+    assert e.smtp_code == 553 and b'5.7.1' in e.smtp_error, e
+s.quit()
+s = smtplib.SMTP_SSL('127.0.0.1', int(sys.argv[3]), context=ctx, timeout=20)
+s.login('alice@example.test', 'secret')
+s.sendmail('alice@example.test', ['bob@example.test'], 'Subject: over 465\r\n\r\nx\r\n')
+s.quit()
+"#,
+    );
+    let bob = server.inbox("bob@example.test");
+    assert_eq!(bob.len(), 4);
+    let first = String::from_utf8_lossy(&bob[0]);
+    assert!(first.contains("with ESMTPSA id"), "{first}");
+    let received = first
+        .split("Received: ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .unwrap_or_default();
+    assert!(
+        !received.contains("alice"),
+        "Received names the login: {received}"
+    );
+    // RFC 6409 8: Date and Message-ID added where the client left them out.
+    assert!(first.contains("\r\nDate: "), "{first}");
+    assert!(first.contains("\r\nMessage-ID: <"), "{first}");
+    assert_eq!(
+        server.queue(),
+        [(ALICE.to_string(), "carol@remote.example".to_string())]
+    );
+}
+
+#[test]
+fn mail_before_auth_on_submission_is_530() {
+    let server = Server::start();
+    let mut c = Smtp::connect(server.submission).ehlo();
+    let r = c.cmd("MAIL FROM:<alice@example.test>", 530);
+    assert_eq!(enhanced(&r), "5.7.0");
+    // Nothing changed: the session goes on.
+    c.cmd("NOOP", 250);
+}
+
+#[test]
+fn plaintext_auth_is_refused_without_tls_outside_local_networks() {
+    let server = Server::start_with("local_networks = []", "");
+    let mut c = Smtp::connect(server.submission);
+    c.expect(220);
+    let r = c.cmd("EHLO client.test", 250);
+    assert!(r.lines.iter().any(|l| l == "STARTTLS"), "{r:?}");
+    assert!(!r.lines.iter().any(|l| l.starts_with("AUTH")), "{r:?}");
+    let plain = proto_common::encode_plain("", "alice", "secret");
+    let r = c.cmd(&format!("AUTH PLAIN {plain}"), 530);
+    assert_eq!(r.lines[0], "Must issue a STARTTLS command first");
+    assert_eq!(enhanced(&r), "5.7.0");
+}
+
+#[test]
+fn bad_sasl_input_gets_its_reply_and_the_session_goes_on() {
+    let server = Server::start();
+    let mut c = Smtp::connect(server.submission).ehlo();
+    c.cmd("AUTH CRAM-MD5", 504);
+    assert_eq!(enhanced(&c.cmd("AUTH PLAIN !!!notbase64", 501)), "5.5.2");
+    c.cmd("AUTH PLAIN", 334);
+    assert_eq!(enhanced(&c.cmd("*", 501)), "5.7.0");
+    c.cmd("AUTH LOGIN", 334);
+    let long = "QUFB".repeat(25_000);
+    assert_eq!(enhanced(&c.cmd(&long, 500)), "5.5.6");
+    let wrong = proto_common::encode_plain("", "alice", "wrong");
+    assert_eq!(
+        enhanced(&c.cmd(&format!("AUTH PLAIN {wrong}"), 535)),
+        "5.7.8"
+    );
+    let good = proto_common::encode_plain("", "alice", "secret");
+    assert_eq!(
+        enhanced(&c.cmd(&format!("AUTH PLAIN {good}"), 235)),
+        "2.7.0"
+    );
+    assert_eq!(
+        enhanced(&c.cmd(&format!("AUTH PLAIN {good}"), 503)),
+        "5.5.1"
+    );
+    c.cmd("MAIL FROM:<alice@example.test> AUTH=<>", 250);
+    c.cmd("RCPT TO:<bob@example.test>", 250);
+}
+
+#[test]
+fn swaks_auth_plain_and_login_over_tls() {
+    let server = Server::start();
+    for (mech, port, tls) in [
+        ("PLAIN", server.submission.port(), "--tls"),
+        ("LOGIN", server.submissions.port(), "--tlsc"),
+    ] {
+        let out = run(
+            Command::new("timeout")
+                .args(["60", "swaks", "--server", "127.0.0.1", "--port"])
+                .arg(port.to_string())
+                .args([tls, "--tls-verify", "--tls-ca-path"])
+                .arg(server.cert())
+                .args(["--auth", mech, "--auth-user", "alice", "--auth-password"])
+                .args(["secret", "--from", ALICE, "--to", "bob@example.test"]),
+            b"",
+        );
+        assert!(out.contains("235 2.7.0"), "{out}");
+    }
+    assert_eq!(server.inbox("bob@example.test").len(), 2);
+}
+
+#[test]
+fn curl_and_msmtp_send_with_tls_and_auth() {
+    let server = Server::start();
+    let msg = b"Subject: from a client\r\n\r\nbody\r\n";
+    run(
+        Command::new("curl")
+            .args(["-sS", "--max-time", "30", "--ssl-reqd", "--cacert"])
+            .arg(server.cert())
+            .arg(format!("smtp://127.0.0.1:{}", server.submission.port()))
+            .args(["-u", "alice:secret", "--mail-from", ALICE])
+            .args(["--mail-rcpt", "bob@example.test", "-T", "-"]),
+        msg,
+    );
+    run(
+        Command::new("timeout")
+            .args(["60", "msmtp", "--host=127.0.0.1"])
+            .arg(format!("--port={}", server.submission.port()))
+            .args(["--tls=on", "--tls-starttls=on"])
+            .arg(format!("--tls-trust-file={}", server.cert().display()))
+            .args(["--auth=on", "--user=alice", "--passwordeval=echo secret"])
+            .arg(format!("--from={ALICE}"))
+            .arg("bob@example.test"),
+        msg,
+    );
+    assert_eq!(server.inbox("bob@example.test").len(), 2);
+}
