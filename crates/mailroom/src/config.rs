@@ -204,6 +204,13 @@ pub struct AuthSection {
     pub argon2_parallelism: u32,
     /// Password checks at once, each holding `argon2_memory_kib`.
     pub max_concurrent_hashes: usize,
+    /// Seconds: the longest delay before a failed login is answered, per
+    /// client address (after 3 failures, 2^(n-3) s).
+    pub max_delay: u64,
+    /// Failures from one address within 15 minutes after which its logins
+    /// are refused for `lockout_secs`.
+    pub lockout_failures: u32,
+    pub lockout_secs: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -283,6 +290,9 @@ impl Default for AuthSection {
             argon2_iterations: d.argon2_t_cost,
             argon2_parallelism: d.argon2_p_cost,
             max_concurrent_hashes: d.max_concurrent_hashes,
+            max_delay: server::throttle::DEFAULT_MAX_DELAY.as_secs(),
+            lockout_failures: server::throttle::DEFAULT_LOCKOUT_FAILURES,
+            lockout_secs: server::throttle::DEFAULT_LOCKOUT.as_secs(),
         }
     }
 }
@@ -577,6 +587,10 @@ impl Config {
             ),
             ("imap.max_literal_size", self.imap.max_literal_size as u64),
             ("tls.handshake_timeout", self.tls.handshake_timeout),
+            (
+                "auth.lockout_failures",
+                u64::from(self.auth.lockout_failures),
+            ),
             (
                 "submission.max_recipients",
                 self.submission.max_recipients as u64,

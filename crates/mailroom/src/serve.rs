@@ -157,7 +157,14 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     let metrics = Arc::new(Metrics::default());
     // One Authenticator for every protocol: its throttling follows a
     // guesser from SMTP to IMAP to POP3.
-    let auth = Authenticator::new(Arc::clone(&directory));
+    let auth = Authenticator::with_policy(
+        Arc::clone(&directory),
+        server::throttle::ThrottlePolicy {
+            max_delay: Duration::from_secs(c.auth.max_delay),
+            lockout_failures: c.auth.lockout_failures,
+            lockout: Duration::from_secs(c.auth.lockout_secs),
+        },
+    );
     let ctx = Arc::new(SmtpContext {
         config: smtp_config(&loaded)?,
         directory: Arc::clone(&directory),
@@ -196,6 +203,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         Arc::clone(&metrics),
         tracker.clone(),
         store.clone(),
+        Arc::clone(&auth),
     )?);
     for l in admin_listeners {
         tasks.push(tokio::spawn(admin::serve(
@@ -280,6 +288,7 @@ struct AdminStatus {
     metrics: Arc<Metrics>,
     tracker: ConnectionTracker,
     store: Arc<store::SqliteStore>,
+    auth: Arc<Authenticator>,
     min_free_disk: u64,
     /// Every address served, with its config key.
     listeners: Vec<(&'static str, std::net::SocketAddr)>,
@@ -291,14 +300,19 @@ impl AdminStatus {
         metrics: Arc<Metrics>,
         tracker: ConnectionTracker,
         store: Arc<store::SqliteStore>,
+        auth: Arc<Authenticator>,
     ) -> Result<AdminStatus, String> {
         let c = &loaded.config;
         let mut listeners = Vec::new();
         let admin = std::slice::from_ref(&c.admin.listen);
-        let served: [(&'static str, &[String]); 4] = [
+        let served: [(&'static str, &[String]); 8] = [
             ("smtp.listen", &c.smtp.listen),
+            ("smtp.submission", &c.smtp.submission),
+            ("smtp.submissions", &c.smtp.submissions),
             ("pop3.listen", &c.pop3.listen),
+            ("pop3.tls_listen", &c.pop3.tls_listen),
             ("imap.listen", &c.imap.listen),
+            ("imap.tls_listen", &c.imap.tls_listen),
             (
                 "admin.listen",
                 if c.admin.listen.is_empty() {
@@ -317,6 +331,7 @@ impl AdminStatus {
             metrics,
             tracker,
             store,
+            auth,
             min_free_disk: c.admin.min_free_disk,
             listeners,
         })
@@ -375,8 +390,36 @@ impl admin::Status for AdminStatus {
                 "counter",
                 stats.ops,
             ),
+            (
+                "mailroom_logins_ok_total",
+                "Successful logins, every protocol",
+                "counter",
+                load(&self.auth.stats.ok),
+            ),
+            (
+                "mailroom_logins_failed_total",
+                "Failed logins (wrong name or password), every protocol",
+                "counter",
+                load(&self.auth.stats.failed),
+            ),
+            (
+                "mailroom_logins_throttled_total",
+                "Logins refused because their address is locked out",
+                "counter",
+                load(&self.auth.stats.throttled),
+            ),
+            (
+                "mailroom_login_delay_milliseconds_total",
+                "Delay imposed on failed logins, in all",
+                "counter",
+                load(&self.auth.stats.delay_ms),
+            ),
         ])
     }
+}
+
+fn load(c: &std::sync::atomic::AtomicU64) -> u64 {
+    c.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Binds every address of a listener key for `role`; an address that

@@ -274,17 +274,13 @@ fn login_commands_after_login_are_err() {
 }
 
 #[test]
-fn unknown_user_gets_ok_and_the_pass_fails_with_auth_code_after_a_delay() {
+fn unknown_user_gets_ok_and_the_pass_fails_with_auth_code() {
     let server = Server::start();
     let mut p = Pop3::connect(server.pop3);
     assert_eq!(p.cmd("USER nobody"), "+OK");
-    let start = Instant::now();
+    // Fails exactly as a wrong password does (the delays of later
+    // failures are asserted where the throttle records them).
     assert_eq!(p.cmd("PASS secret"), "-ERR [AUTH] Authentication failed.");
-    assert!(
-        start.elapsed() >= Duration::from_millis(900),
-        "{:?}",
-        start.elapsed()
-    );
     p.ok("USER alice");
     assert_eq!(p.cmd("PASS secret"), "+OK Logged in.");
 }

@@ -1,12 +1,14 @@
 //! The submission service end to end (RFC 6409, RFC 8314, RFC 4954;
 //! issue 11): real clients authenticate over STARTTLS and implicit TLS and
 //! send; the rules of submission hold (AUTH before MAIL, senders the user
-//! owns, `<>`); bad SASL input gets its reply and the session goes on.
+//! owns, `<>`); bad SASL input gets its reply and the session goes on;
+//! failed logins are throttled across protocols.
 //!
 //! Clients from scripts/test-deps: python3, swaks (with Net::SSLeay),
 //! curl, msmtp. Loopback only; every wait bounded.
 
 mod common;
+mod imap_kit;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -205,4 +207,71 @@ fn curl_and_msmtp_send_with_tls_and_auth() {
         msg,
     );
     assert_eq!(server.inbox("bob@example.test").len(), 2);
+}
+
+/// A counter from the admin port's /metrics.
+fn metric(server: &Server, name: &str) -> u64 {
+    let out = run(
+        Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .arg(format!("http://{}/metrics", server.admin)),
+        b"",
+    );
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {out}"))
+}
+
+#[test]
+fn fifty_wrong_passwords_are_throttled_and_another_address_gets_in_at_once() {
+    // Short delays and an early lockout keep the test quick; the delays
+    // asserted are the ones the server records, not wall-clock time.
+    let server = common::Server::start_with_extra(common::Extra {
+        auth: "argon2_memory_kib = 64\nargon2_iterations = 1\nmax_delay = 1\nlockout_failures = 10"
+            .into(),
+        ..common::Extra::default()
+    });
+    let (mut invalid, mut refused) = (0, 0);
+    let mut c = imap_kit::Imap::connect(server.imap);
+    for i in 0..50 {
+        // Over SMTP too: one state for every protocol.
+        if i == 25 {
+            let mut smtp = Smtp::connect(server.submission).ehlo();
+            let wrong = proto_common::encode_plain("", "alice", "wrong");
+            let r = smtp.cmd(&format!("AUTH PLAIN {wrong}"), 454);
+            assert_eq!(enhanced(&r), "4.7.0");
+            // The session stays open.
+            smtp.cmd("NOOP", 250);
+            refused += 1;
+            continue;
+        }
+        let r = c.cmd("LOGIN alice wrong");
+        assert_eq!(r.status(), "NO", "{r:?}");
+        if r.tagged.contains("[AUTHENTICATIONFAILED]") {
+            invalid += 1;
+        } else if r.tagged.contains("[UNAVAILABLE]") {
+            refused += 1;
+        } else {
+            panic!("unexpected {r:?}");
+        }
+    }
+    assert_eq!((invalid, refused), (10, 40));
+    // Even the right password is refused from the locked-out address.
+    assert_eq!(c.cmd("LOGIN alice secret").status(), "NO");
+    // 3 failures answered at once, then 1 s each (max_delay = 1).
+    assert_eq!(
+        metric(&server, "mailroom_login_delay_milliseconds_total"),
+        7000
+    );
+    assert_eq!(metric(&server, "mailroom_logins_throttled_total"), 41);
+    // Another address logs in at once: no delay recorded, not refused.
+    let stream = common::socket_bound_to([127, 0, 0, 2], server.imap);
+    let mut good = imap_kit::Imap::from_stream(stream);
+    assert_eq!(good.cmd("LOGIN alice secret").status(), "OK");
+    assert_eq!(
+        metric(&server, "mailroom_login_delay_milliseconds_total"),
+        7000
+    );
+    assert!(server.log().contains("delay_ms=1000"), "{}", server.log());
 }

@@ -20,6 +20,7 @@ pub mod shutdown;
 pub mod smtp;
 #[cfg(test)]
 mod testutil;
+pub mod throttle;
 pub mod tls;
 
 pub use auth::{Authenticator, LoginFailure};
