@@ -6,7 +6,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use directory::{Directory, DirectoryConfig, DirectoryError, Resolution};
-use store::{Delivery, Outbound, SqliteStore, Store, StoreOptions};
+use store::{SqliteStore, Store, StoreOptions};
 
 use crate::cli::{Failure, exit};
 use crate::config::Loaded;
@@ -53,6 +53,8 @@ pub struct Ctx {
     store: Arc<SqliteStore>,
     rt: tokio::runtime::Runtime,
     max_message_size: usize,
+    /// Ours: Authentication-Results claiming it are removed on delivery.
+    hostname: String,
 }
 
 impl Ctx {
@@ -93,6 +95,7 @@ impl Ctx {
             store,
             rt,
             max_message_size: loaded.config.smtp.max_message_size,
+            hostname: loaded.hostname.clone(),
         })
     }
 
@@ -272,25 +275,25 @@ impl Ctx {
                 ));
             }
         };
-        let mut body = proto_smtp::canonicalize_line_endings(&raw);
-        let sender = from.unwrap_or("").to_string();
-        if let Some(from) = from {
-            let mut with = format!("Return-Path: <{from}>\r\n").into_bytes();
-            with.extend_from_slice(&server::smtp::trace::strip_untrusted(&body, ""));
-            body = with;
+        // The same local delivery as SMTP's (the delivery crate): Return-
+        // Path on local copies only, untrusted fields removed, loops
+        // refused.
+        let body = proto_smtp::canonicalize_line_endings(&raw);
+        if delivery::check_hops(&body).is_err() {
+            return Err(Failure::new(
+                exit::DATA_ERR,
+                "too many Received fields: mail loop (RFC 5321 6.3)",
+            ));
         }
-        let delivery = Delivery {
-            local_raw: (!local.is_empty()).then(|| body.clone()),
-            local_accounts: local.clone(),
-            outbound: (!remote.is_empty()).then(|| Outbound {
-                raw: body.clone(),
-                sender,
-                recipients: remote.clone(),
-            }),
-            internal_date: now(),
+        let body = delivery::clean(&body, &self.hostname, None);
+        let mut targets = delivery::Targets::default();
+        targets.add(&local, &remote);
+        let sender = from.unwrap_or("");
+        let Some(delivery) = delivery::build(&body, sender, None, &targets, now()) else {
+            return Ok(());
         };
         self.rt
-            .block_on(self.store.deliver(delivery))
+            .block_on(delivery::deliver(self.store.as_ref(), delivery))
             .map_err(|e| {
                 // Disk full, busy, I/O: the MTA keeps the message and retries.
                 let code = if e.is_temporary() {

@@ -162,6 +162,40 @@ fn config_is_found_by_flag_then_variable_then_current_folder() {
 }
 
 #[test]
+fn deliver_to_an_alias_with_a_remote_target_queues_a_copy_without_return_path() {
+    let server = Server::start();
+    server.cli(&[
+        "alias",
+        "add",
+        "fwd@example.test",
+        "alice@example.test",
+        "carol@remote.example",
+    ]);
+    let out = server.cli_output(
+        &["deliver", "fwd@example.test", "--from", "bob@example.org"],
+        Some(b"Return-Path: <forged@x.test>\nSubject: via the lda\n\nbody\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // RFC 5321 4.4: Return-Path only on the final delivery, never relayed.
+    let queued = server.queue_bodies();
+    assert_eq!(queued.len(), 1);
+    let relayed = String::from_utf8_lossy(&queued[0]);
+    assert!(!relayed.contains("Return-Path"), "{relayed}");
+    assert!(relayed.starts_with("Subject: via the lda\r\n"), "{relayed}");
+    let local = server.inbox("alice@example.test");
+    let local = String::from_utf8_lossy(&local[0]);
+    assert!(
+        local.starts_with("Return-Path: <bob@example.org>\r\nSubject: via the lda\r\n"),
+        "{local}"
+    );
+    assert!(!local.contains("forged"), "{local}");
+}
+
+#[test]
 fn deliver_exits_with_sysexits_codes() {
     let server = Server::create("", "");
     server.cli(&["user", "add", "alice@example.test", "--password", "x"]);

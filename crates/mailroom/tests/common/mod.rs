@@ -400,6 +400,18 @@ impl Server {
         })
     }
 
+    /// The outbound queue's messages as they will be relayed.
+    pub fn queue_bodies(&self) -> Vec<Vec<u8>> {
+        let entries = self.on_store(async |store| store.queue().await.expect("queue"));
+        self.on_store(async |store| {
+            let mut out = Vec::new();
+            for q in entries {
+                out.push(store.read_body(q.body).await.expect("body"));
+            }
+            out
+        })
+    }
+
     /// The outbound queue: (sender, recipient) per entry.
     pub fn queue(&self) -> Vec<(String, String)> {
         self.on_store(async |store| store.queue().await.expect("queue"))

@@ -18,7 +18,7 @@ pub const RFC_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 /// waited for at least 3 and 10 minutes; the server side uses the larger.
 pub const RFC_DATA_TIMEOUT: Duration = Duration::from_secs(600);
 /// RFC 5321 6.3: a message with this many Received fields is looping.
-pub const MAX_HOPS: usize = 100;
+pub use delivery::MAX_HOPS;
 /// Hard errors (5xx) one session may collect before it gets 421 and is
 /// closed: keeps a confused or hostile client from holding a slot forever.
 pub const DEFAULT_MAX_ERRORS: u32 = 20;

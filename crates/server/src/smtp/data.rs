@@ -5,15 +5,15 @@
 
 use std::sync::Arc;
 
+use delivery::trace::{self, ReceivedInfo};
+use delivery::{Refusal, Targets};
 use proto_common::log_safe;
 use proto_smtp::{Body, Reply};
-use store::{Delivery, Outbound, StoreError};
+use store::StoreError;
 
-use super::config::MAX_HOPS;
 use super::session::{
     Action, Chunks, Session, State, Transaction, bad_sequence, local_error, reply,
 };
-use super::trace::{self, ReceivedInfo};
 use crate::metrics::Metrics;
 use crate::presence::TerminalMessage;
 
@@ -151,8 +151,7 @@ impl Session {
     /// queues it for remote ones and hands it to terminals, all before the
     /// reply.
     async fn deliver(&mut self, tx: Transaction, message: Vec<u8>) -> Reply {
-        // RFC 5321 6.3: a message with too many Received fields is looping.
-        if trace::count_received(&message) >= MAX_HOPS {
+        if delivery::check_hops(&message) == Err(Refusal::TooManyHops) {
             return reply(554, 5, 4, 6, "Too many hops: mail loop detected");
         }
         let id = trace::new_queue_id();
@@ -165,33 +164,33 @@ impl Session {
             [only] => Some(only.address.as_str()),
             _ => None,
         };
+        let tls = self.tls.as_ref().map(|t| t.received_comment());
         let received = trace::received(&ReceivedInfo {
             helo,
             ip: self.peer.ip(),
             hostname: &config.hostname,
             extended,
-            tls: self.tls.as_ref(),
+            tls: tls.as_deref(),
             utf8: tx.params.smtputf8,
             authenticated: self.authenticated.is_some(),
             id: &id,
             for_rcpt: single,
         });
-        let mut body = trace::strip_untrusted(&message, &config.hostname);
-        // RFC 6409 8.2, 8.3: a submission server adds the Date and
-        // Message-ID a client left out.
-        if self.authenticated.is_some() {
-            body = trace::add_submission_headers(body, &config.hostname, &id);
-        }
+        // RFC 6409 8: an authenticated submission gets Date and Message-ID.
+        let submission_id = self.authenticated.is_some().then_some(id.as_str());
+        let body = delivery::clean(&message, &config.hostname, submission_id);
 
         // One copy per account and per remote address, however it was
         // reached (SPEC 1: directly and through a list gives one copy).
-        let mut mailbox: Vec<String> = Vec::new();
+        let mut targets = Targets::default();
         let mut terminal: Vec<String> = Vec::new();
-        let mut remote: Vec<String> = Vec::new();
         for r in &tx.recipients {
-            push_unique(&mut mailbox, &r.mailbox);
-            push_unique(&mut terminal, &r.terminal);
-            push_unique(&mut remote, &r.remote);
+            targets.add(&r.mailbox, &r.remote);
+            for t in &r.terminal {
+                if !terminal.contains(t) {
+                    terminal.push(t.clone());
+                }
+            }
         }
         // Terminal delivery first: a user who logged out since RCPT gets the
         // message in the mailbox rather than losing it.
@@ -203,50 +202,29 @@ impl Session {
             for account in &terminal {
                 let delivered = self.ctx.presence.deliver_terminal(account, &shown);
                 let also_mailbox = tx.kind == super::session::TxKind::Saml;
-                if !delivered && !also_mailbox && !mailbox.contains(account) {
+                if !delivered && !also_mailbox && !targets.local.contains(account) {
                     tracing::info!(id = %id, account = %account, "terminal gone; delivering to mailbox");
-                    mailbox.push(account.clone());
+                    targets.add(std::slice::from_ref(account), &[]);
                 }
             }
         }
 
         let size = body.len();
-        let local_raw = (!mailbox.is_empty()).then(|| {
-            let return_path = format!("Return-Path: <{}>\r\n", tx.sender);
-            let mut raw = Vec::with_capacity(return_path.len() + received.len() + body.len());
-            raw.extend_from_slice(return_path.as_bytes());
-            raw.extend_from_slice(received.as_bytes());
-            raw.extend_from_slice(&body);
-            raw
-        });
-        let outbound = (!remote.is_empty()).then(|| {
-            let mut raw = Vec::with_capacity(received.len() + body.len());
-            raw.extend_from_slice(received.as_bytes());
-            raw.extend_from_slice(&body);
-            Outbound {
-                raw,
-                sender: tx.sender.clone(),
-                recipients: remote.clone(),
-            }
-        });
-        if local_raw.is_none() && outbound.is_none() {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let Some(store_delivery) =
+            delivery::build(&body, &tx.sender, Some(&received), &targets, now)
+        else {
             // Terminal only (SEND): nothing to store.
             tracing::info!(id = %id, client = %self.peer, from = %log_safe(&tx.sender), to = ?terminal, size, "sent to terminal");
             self.count_accepted(size);
             return reply(250, 2, 0, 0, &format!("Ok: sent as {id}"));
-        }
-        let delivery = Delivery {
-            local_raw,
-            local_accounts: mailbox.clone(),
-            outbound,
-            internal_date: time::OffsetDateTime::now_utc().unix_timestamp(),
         };
-        match self.ctx.store.deliver(delivery).await {
-            Ok(_) => {
+        match delivery::deliver(self.ctx.store.as_ref(), store_delivery).await {
+            Ok(()) => {
                 tracing::info!(
                     id = %id, client = %self.peer, from = %log_safe(&tx.sender),
                     to = ?tx.recipients.iter().map(|r| r.address.as_str()).collect::<Vec<_>>(),
-                    local = mailbox.len(), remote = remote.len(), size, "accepted"
+                    local = targets.local.len(), remote = targets.remote.len(), size, "accepted"
                 );
                 self.count_accepted(size);
                 if let Some(account) = &self.authenticated {
@@ -287,14 +265,6 @@ pub(crate) fn store_error_reply(e: &StoreError) -> Reply {
         StoreError::DiskFull => reply(452, 4, 3, 1, "Insufficient system storage"),
         StoreError::QuotaExceeded => reply(452, 4, 2, 2, "Mailbox full"),
         _ => local_error(),
-    }
-}
-
-fn push_unique(into: &mut Vec<String>, from: &[String]) {
-    for a in from {
-        if !into.contains(a) {
-            into.push(a.clone());
-        }
     }
 }
 

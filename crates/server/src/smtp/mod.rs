@@ -1,8 +1,8 @@
 //! The SMTP server (RFC 5321, with RFC 821's SEND/SOML/SAML).
 //!
 //! `session` holds the state machine and dispatch table; one file per
-//! command group applies commands (`mail`, `rcpt`, `data`, `info`);
-//! `trace` builds the Received/Return-Path headers; `driver` runs a session
+//! command group applies commands (`mail`, `rcpt`, `data`, `info`, `auth`);
+//! the `delivery` crate builds the trace fields and stores; `driver` runs a session
 //! over any async stream (so a TLS stream drops in later) and `listener`
 //! accepts connections under the limits of SPEC 8.
 
@@ -15,7 +15,6 @@ pub mod listener;
 mod mail;
 mod rcpt;
 pub mod session;
-pub mod trace;
 
 #[cfg(test)]
 mod testkit;
