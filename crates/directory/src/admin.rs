@@ -131,6 +131,7 @@ impl Directory {
         let address = self.canonical_local(address)?;
         let full_name = check_full_name(full_name)?;
         let hash = self.hasher.hash(password)?;
+        let scram = self.new_scram_keys(password)?;
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if user_exists(&tx, &address)?
@@ -146,6 +147,7 @@ impl Directory {
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![address, full_name, hash, local_folded, name_folded],
         )?;
+        crate::scram::write_keys(&tx, &address, scram.as_ref(), false)?;
         tx.commit()?;
         tracing::info!(%address, "user added");
         Ok(address)
@@ -165,18 +167,23 @@ impl Directory {
         Ok(())
     }
 
-    /// Replaces a user's password.
+    /// Replaces a user's password, and with it the SCRAM keys (cleared
+    /// when SCRAM is off, so keys of the old password cannot outlive it).
     pub fn set_password(&self, address: &str, password: &str) -> Result<(), DirectoryError> {
         let address = self.canonical(address)?;
         let hash = self.hasher.hash(password)?;
-        let conn = self.lock();
-        let n = conn.execute(
+        let scram = self.new_scram_keys(password)?;
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
             "UPDATE users SET password_hash = ?2 WHERE address = ?1",
             params![address, hash],
         )?;
         if n == 0 {
             return Err(DirectoryError::NotFound(address));
         }
+        crate::scram::write_keys(&tx, &address, scram.as_ref(), false)?;
+        tx.commit()?;
         Ok(())
     }
 

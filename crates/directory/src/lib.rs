@@ -21,10 +21,12 @@ mod admin;
 mod password;
 mod resolve;
 mod schema;
+mod scram;
 mod vrfy;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
@@ -32,8 +34,10 @@ use rusqlite::Connection;
 
 pub use address::{DETAIL_SEPARATOR, MAX_DOMAIN_LEN, MAX_FULL_NAME_LEN, MAX_LOCAL_PART_LEN};
 pub use password::{DEFAULT_MAX_CONCURRENT_HASHES, MAX_PASSWORD_LEN};
+pub use proto_common::ScramKeys;
 pub use resolve::{MAX_EXPANSION_DEPTH, MAX_EXPANSION_TARGETS};
 pub use schema::{BUSY_TIMEOUT, SCHEMA_VERSION};
+pub use scram::{DEFAULT_SCRAM_ITERATIONS, SCRAM_SALT_LEN};
 
 /// The directory database's usual file name inside the data directory.
 pub const DB_FILE_NAME: &str = "directory.db";
@@ -62,6 +66,11 @@ pub struct DirectoryConfig {
     pub argon2_p_cost: u32,
     /// Password hashes computed at once; each holds `argon2_m_cost` KiB.
     pub max_concurrent_hashes: usize,
+    /// PBKDF2 iterations of new SCRAM-SHA-256 keys; at least
+    /// [`DEFAULT_SCRAM_ITERATIONS`] (RFC 7677 4).
+    pub scram_iterations: u32,
+    /// SCRAM-SHA-256 on: keys are written with passwords and offered.
+    pub scram: bool,
 }
 
 impl Default for DirectoryConfig {
@@ -73,6 +82,8 @@ impl Default for DirectoryConfig {
             argon2_t_cost: DEFAULT_ARGON2_T_COST,
             argon2_p_cost: DEFAULT_ARGON2_P_COST,
             max_concurrent_hashes: password::DEFAULT_MAX_CONCURRENT_HASHES,
+            scram_iterations: DEFAULT_SCRAM_ITERATIONS,
+            scram: true,
         }
     }
 }
@@ -191,6 +202,11 @@ pub struct Directory {
     hasher: password::Hasher,
     /// A hash to verify against for unknown logins, made on first use.
     dummy_hash: OnceLock<String>,
+    /// `auth.scram`.
+    scram: bool,
+    scram_iterations: NonZeroU32,
+    /// The key of the fake SCRAM salts (`scram.rs`), from the database.
+    scram_secret: ring::hmac::Key,
 }
 
 impl fmt::Debug for Directory {
@@ -198,6 +214,8 @@ impl fmt::Debug for Directory {
         f.debug_struct("Directory")
             .field("domains", &self.domains)
             .field("catch_all", &self.catch_all)
+            .field("scram", &self.scram)
+            .field("scram_iterations", &self.scram_iterations)
             .finish_non_exhaustive()
     }
 }
@@ -223,6 +241,15 @@ impl Directory {
             config.argon2_p_cost,
             config.max_concurrent_hashes,
         )?;
+        let scram_iterations = NonZeroU32::new(config.scram_iterations)
+            .filter(|n| n.get() >= DEFAULT_SCRAM_ITERATIONS)
+            .ok_or_else(|| {
+                DirectoryError::Password(format!(
+                    "scram_iterations = {} is below the {DEFAULT_SCRAM_ITERATIONS} that RFC 7677 \
+                     asks for",
+                    config.scram_iterations
+                ))
+            })?;
         let mut catch_all = BTreeMap::new();
         for (domain, target) in &config.catch_all {
             let domain = address::normalize_domain(domain)?;
@@ -240,12 +267,16 @@ impl Directory {
             })?;
         }
         let conn = schema::open(db_path)?;
+        let scram_secret = scram::load_secret(&conn)?;
         Ok(Directory {
             conn: Mutex::new(conn),
             domains,
             catch_all,
             hasher,
             dummy_hash: OnceLock::new(),
+            scram: config.scram,
+            scram_iterations,
+            scram_secret,
         })
     }
 
@@ -316,6 +347,8 @@ pub(crate) mod testutil {
             argon2_t_cost: 1,
             argon2_p_cost: 1,
             max_concurrent_hashes: 2,
+            scram_iterations: DEFAULT_SCRAM_ITERATIONS,
+            scram: true,
         }
     }
 

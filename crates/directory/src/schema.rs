@@ -11,10 +11,15 @@
 //! - `users(address PK, full_name, password_hash, local_folded,
 //!   name_folded)`: PHC argon2id strings; the local part and the full name
 //!   case-folded in Rust (SQLite's `lower()` folds ASCII only), indexed
-//!   for VRFY and bare-name logins (version 2).
+//!   for VRFY and bare-name logins (version 2); `scram_salt`,
+//!   `scram_iterations`, `scram_stored_key`, `scram_server_key`: the
+//!   SCRAM-SHA-256 keys of RFC 5802 3, all NULL for a user who has none
+//!   yet (version 3, see `scram.rs`).
 //! - `aliases(address, target)`, `lists(address, member)`: one row per
 //!   target, insertion order is rowid order.
 //! - `forwards(address PK, target, keep, refuse)`: only for users.
+//! - `meta(key PK, value)`: `schema_version`, and `scram_secret` (version
+//!   3): 32 random octets in hex, the key of the fake SCRAM salts.
 
 use std::path::Path;
 use std::time::Duration;
@@ -29,7 +34,7 @@ use crate::DirectoryError;
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One schema step: SQL, then an optional data step in Rust.
 type Migration = (
@@ -38,9 +43,13 @@ type Migration = (
 );
 
 /// `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
-const MIGRATIONS: &[Migration] = &[(V1, None), (V2, Some(fold_users))];
+const MIGRATIONS: &[Migration] = &[
+    (V1, None),
+    (V2, Some(fold_users)),
+    (V3, Some(crate::scram::create_secret)),
+];
 
-const V1: &str = "
+pub(crate) const V1: &str = "
     CREATE TABLE users (
         address       TEXT PRIMARY KEY NOT NULL,
         full_name     TEXT,
@@ -65,11 +74,21 @@ const V1: &str = "
 ";
 
 /// Version 2: VRFY by an index instead of reading every user (issue 9).
-const V2: &str = "
+pub(crate) const V2: &str = "
     ALTER TABLE users ADD COLUMN local_folded TEXT NOT NULL DEFAULT '';
     ALTER TABLE users ADD COLUMN name_folded TEXT;
     CREATE INDEX users_local_folded ON users (local_folded);
     CREATE INDEX users_name_folded ON users (name_folded);
+";
+
+/// Version 3: SCRAM-SHA-256 keys beside the argon2 hash (issue 11). Users
+/// of earlier versions get theirs at their next password login
+/// (`Directory::fill_scram_keys`): the keys need the password.
+const V3: &str = "
+    ALTER TABLE users ADD COLUMN scram_salt BLOB;
+    ALTER TABLE users ADD COLUMN scram_iterations INTEGER;
+    ALTER TABLE users ADD COLUMN scram_stored_key BLOB;
+    ALTER TABLE users ADD COLUMN scram_server_key BLOB;
 ";
 
 /// Case folding for the `*_folded` columns: Unicode lower case, as VRFY

@@ -26,6 +26,8 @@ pub fn directory_config(loaded: &Loaded) -> DirectoryConfig {
         argon2_t_cost: c.auth.argon2_iterations,
         argon2_p_cost: c.auth.argon2_parallelism,
         max_concurrent_hashes: c.auth.max_concurrent_hashes,
+        scram_iterations: c.auth.scram_iterations,
+        scram: c.auth.scram,
     }
 }
 

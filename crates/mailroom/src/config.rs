@@ -211,6 +211,11 @@ pub struct AuthSection {
     /// are refused for `lockout_secs`.
     pub lockout_failures: u32,
     pub lockout_secs: u64,
+    /// PBKDF2 iterations of new SCRAM-SHA-256 keys (RFC 7677 4: at least
+    /// 4096).
+    pub scram_iterations: u32,
+    /// Offer SCRAM-SHA-256 and write its keys with passwords.
+    pub scram: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -293,6 +298,8 @@ impl Default for AuthSection {
             max_delay: server::throttle::DEFAULT_MAX_DELAY.as_secs(),
             lockout_failures: server::throttle::DEFAULT_LOCKOUT_FAILURES,
             lockout_secs: server::throttle::DEFAULT_LOCKOUT.as_secs(),
+            scram_iterations: d.scram_iterations,
+            scram: d.scram,
         }
     }
 }
@@ -561,6 +568,13 @@ impl Config {
                 self.smtp.max_inflight_data, self.smtp.max_message_size
             ));
         }
+        if self.auth.scram_iterations < directory::DEFAULT_SCRAM_ITERATIONS {
+            return Err(format!(
+                "auth.scram_iterations: {} is below RFC 7677's minimum of {}",
+                self.auth.scram_iterations,
+                directory::DEFAULT_SCRAM_ITERATIONS
+            ));
+        }
         let positive = [
             ("smtp.max_message_size", self.smtp.max_message_size as u64),
             ("smtp.max_recipients", self.smtp.max_recipients as u64),
@@ -706,6 +720,22 @@ listen = "127.0.0.1:9025"
         assert_eq!(c.pop3.idle_timeout, d.pop3.idle_timeout);
         assert_eq!(c.imap.max_literal_size, d.imap.max_literal_size);
         assert_eq!(c.store.group_commit_max, d.store.group_commit_max);
+        assert_eq!(c.auth.scram_iterations, d.auth.scram_iterations);
+        assert_eq!(c.auth.scram, d.auth.scram);
+    }
+
+    #[test]
+    fn scram_keys_default_on_at_4096_and_refuse_fewer_iterations() {
+        let d = Config::default();
+        assert_eq!((d.auth.scram_iterations, d.auth.scram), (4096, true));
+        let c = parse("[auth]\nscram_iterations = 4095\n").unwrap();
+        let e = c.check().unwrap_err();
+        assert!(e.starts_with("auth.scram_iterations: 4095"), "{e}");
+        let c = parse("[auth]\nscram_iterations = 10000\nscram = false\n").unwrap();
+        assert_eq!(c.check(), Ok(()));
+        assert_eq!((c.auth.scram_iterations, c.auth.scram), (10000, false));
+        let e = parse("[auth]\nscram = \"no\"\n").unwrap_err();
+        assert!(e.contains("scram"), "{e}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! SASL mechanisms shared by POP3 AUTH (RFC 5034), IMAP AUTHENTICATE
-//! (RFC 9051 6.2.2) and SMTP AUTH (RFC 4954): PLAIN (RFC 4616) and the
-//! base64 of RFC 4648 4 that carries it. Sans-I/O: bytes in, credentials
-//! out. A client response of `*` cancels an exchange; each protocol checks
-//! for it before decoding.
+//! (RFC 9051 6.2.2) and SMTP AUTH (RFC 4954): the mechanism names, PLAIN
+//! (RFC 4616) and the base64 of RFC 4648 4 that carries every mechanism.
+//! LOGIN is in `login.rs`, SCRAM-SHA-256 in `scram.rs`. Sans-I/O: bytes
+//! in, credentials out. A client response of `*` cancels an exchange; each
+//! protocol checks for it before decoding.
 
 use std::fmt;
 
@@ -12,23 +13,48 @@ use base64::engine::general_purpose::STANDARD;
 /// RFC 4616 2: each of authzid, authcid and passwd is at most 255 octets.
 pub const MAX_PLAIN_FIELD: usize = 255;
 
-/// The three fields of a PLAIN message. Its `Debug` never shows the
-/// password (STYLE.md: credentials do not print).
+/// The mechanisms mailroom knows (RFC 4422 3.1 names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mechanism {
+    /// RFC 4616.
+    Plain,
+    /// draft-murchison-sasl-login-00.
+    Login,
+    /// RFC 5802 with SHA-256 (RFC 7677).
+    ScramSha256,
+}
+
+impl Mechanism {
+    /// Every mechanism, in the order servers usually advertise them
+    /// (strongest first, RFC 4422 leaves the order to the server).
+    pub const ALL: [Mechanism; 3] = [Mechanism::ScramSha256, Mechanism::Plain, Mechanism::Login];
+
+    /// The registered name, as advertised (`AUTH=SCRAM-SHA-256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::Login => "LOGIN",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+        }
+    }
+
+    /// The mechanism a client names; case-insensitive, since RFC 4954 4,
+    /// RFC 9051 6.2.2 and RFC 5034 4 compare mechanism names that way.
+    pub fn from_name(name: &str) -> Option<Mechanism> {
+        Mechanism::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// The three fields of a PLAIN message (also what LOGIN yields, with an
+/// empty `authzid`). `Debug` leaves the password out.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PlainCredentials {
     /// Empty when the client acts as itself.
     pub authzid: String,
     pub authcid: String,
     pub password: String,
-}
-
-/// Why a SASL response was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SaslError {
-    /// Not base64 (RFC 4648 4, padded, canonical).
-    BadBase64,
-    /// Not `[authzid] NUL authcid NUL passwd` of UTF-8 within the limits.
-    BadPlain,
 }
 
 impl fmt::Debug for PlainCredentials {
@@ -41,11 +67,22 @@ impl fmt::Debug for PlainCredentials {
     }
 }
 
+/// Why a SASL response was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaslError {
+    /// Not base64 (RFC 4648 4, padded, canonical).
+    BadBase64,
+    /// Not `[authzid] NUL authcid NUL passwd` of UTF-8 within the limits,
+    /// or a LOGIN user name or password that is empty, not UTF-8 or too
+    /// long: the client sent credentials that cannot be checked.
+    BadPlain,
+}
+
 impl fmt::Display for SaslError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SaslError::BadBase64 => f.write_str("invalid base64"),
-            SaslError::BadPlain => f.write_str("invalid PLAIN message"),
+            SaslError::BadPlain => f.write_str("invalid PLAIN or LOGIN credentials"),
         }
     }
 }
@@ -160,6 +197,29 @@ mod tests {
                 "{raw:?}"
             );
         }
+    }
+
+    #[test]
+    fn mechanism_names_are_case_insensitive() {
+        assert_eq!(
+            Mechanism::from_name("scram-sha-256"),
+            Some(Mechanism::ScramSha256)
+        );
+        assert_eq!(Mechanism::from_name("Login"), Some(Mechanism::Login));
+        assert_eq!(Mechanism::from_name("PLAIN"), Some(Mechanism::Plain));
+        assert_eq!(Mechanism::from_name("SCRAM-SHA-256-PLUS"), None);
+        assert_eq!(Mechanism::from_name("CRAM-MD5"), None);
+        for m in Mechanism::ALL {
+            assert_eq!(Mechanism::from_name(m.name()), Some(m));
+        }
+    }
+
+    #[test]
+    fn plain_password_never_prints() {
+        let c = decode_plain(&encode_plain("", "tim", "tanstaaf")).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("tanstaaf"), "{shown}");
+        assert!(shown.contains("tim"), "{shown}");
     }
 
     #[test]
