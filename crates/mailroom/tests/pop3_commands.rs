@@ -308,7 +308,7 @@ fn capa_lists_rfc_2449_capabilities_and_stls_before_login() {
         "RESP-CODES",
         "AUTH-RESP-CODE",
         "PIPELINING",
-        "SASL PLAIN LOGIN",
+        "SASL PLAIN LOGIN SCRAM-SHA-256",
         "IMPLEMENTATION mailroom",
     ] {
         assert!(caps.iter().any(|c| c == cap), "{cap} missing from {caps:?}");
@@ -326,7 +326,7 @@ fn capa_lists_rfc_2449_capabilities_and_stls_before_login() {
 fn auth_without_argument_lists_mechanisms() {
     let server = Server::start();
     let mut p = Pop3::connect(server.pop3);
-    assert_eq!(p.listing("AUTH"), ["PLAIN", "LOGIN"]);
+    assert_eq!(p.listing("AUTH"), ["PLAIN", "LOGIN", "SCRAM-SHA-256"]);
     p.err("AUTH CRAM-MD5");
     p.err("AUTH DIGEST-MD5");
 }

@@ -65,7 +65,7 @@ s.ehlo()
 assert s.has_extn('auth'), s.esmtp_features   # local_networks: before TLS too
 s.starttls(context=ctx)
 s.ehlo()
-assert s.esmtp_features['auth'].split() == ['PLAIN', 'LOGIN'], s.esmtp_features
+assert s.esmtp_features['auth'].split() == ['PLAIN', 'LOGIN', 'SCRAM-SHA-256'], s.esmtp_features
 s.login('alice', 'secret')
 # To a remote domain: accepted (queued) once authenticated; and locally.
 s.sendmail('alice@example.test', ['bob@example.test', 'carol@remote.example'],
@@ -274,4 +274,114 @@ fn fifty_wrong_passwords_are_throttled_and_another_address_gets_in_at_once() {
         7000
     );
     assert!(server.log().contains("delay_ms=1000"), "{}", server.log());
+}
+
+#[test]
+fn scramp_authenticates_with_scram_sha_256_in_all_three_protocols() {
+    let server = Server::start();
+    let out = run(
+        Command::new("timeout")
+            .args(["60", "python3", "-c"])
+            .arg(
+                r#"
+import base64, imaplib, poplib, smtplib, socket, ssl, sys
+from scramp import ScramClient
+ca, smtp_port, imap_port, pop3_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+ctx = ssl.create_default_context(cafile=ca)
+b64 = lambda b: base64.b64encode(b).decode()
+
+# SMTP over STARTTLS.
+s = smtplib.SMTP('127.0.0.1', smtp_port, timeout=20)
+s.starttls(context=ctx)
+s.ehlo()
+assert 'SCRAM-SHA-256' in s.esmtp_features['auth'], s.esmtp_features
+code, _ = s.docmd('AUTH', 'SCRAM-SHA-256')
+assert code == 334, code
+c = ScramClient(['SCRAM-SHA-256'], 'alice', 'secret')
+code, text = s.docmd(b64(c.get_client_first().encode()))
+assert code == 334, (code, text)
+c.set_server_first(base64.b64decode(text).decode())
+code, text = s.docmd(b64(c.get_client_final().encode()))
+assert code == 334, (code, text)
+c.set_server_final(base64.b64decode(text).decode())
+code, text = s.docmd('')
+assert code == 235, (code, text)
+s.sendmail('alice@example.test', ['bob@example.test', 'alice@example.test'], 'Subject: scram\r\n\r\nx\r\n')
+s.quit()
+
+# A wrong password fails like any other.
+s = smtplib.SMTP('127.0.0.1', smtp_port, timeout=20)
+s.starttls(context=ctx)
+s.ehlo()
+s.docmd('AUTH', 'SCRAM-SHA-256')
+c = ScramClient(['SCRAM-SHA-256'], 'alice', 'wrong')
+code, text = s.docmd(b64(c.get_client_first().encode()))
+c.set_server_first(base64.b64decode(text).decode())
+code, text = s.docmd(b64(c.get_client_final().encode()))
+assert code == 535, (code, text)
+s.quit()
+
+# IMAP over IMAPS with imaplib's authenticate().
+m = imaplib.IMAP4_SSL('127.0.0.1', imap_port, ssl_context=ctx, timeout=20)
+assert 'AUTH=SCRAM-SHA-256' in m.capabilities, m.capabilities
+c = ScramClient(['SCRAM-SHA-256'], 'alice', 'secret')
+steps = iter([lambda _: c.get_client_first().encode(),
+              lambda ch: (c.set_server_first(ch.decode()), c.get_client_final().encode())[1],
+              lambda ch: (c.set_server_final(ch.decode()), b'')[1]])
+typ, data = m.authenticate('SCRAM-SHA-256', lambda ch: next(steps)(ch))
+assert typ == 'OK', (typ, data)
+m.select('INBOX')
+m.logout()
+
+# POP3 over STLS, raw AUTH.
+p = poplib.POP3('127.0.0.1', pop3_port, timeout=20)
+p.stls(context=ctx)
+assert 'SCRAM-SHA-256' in p.capa()['SASL']
+c = ScramClient(['SCRAM-SHA-256'], 'alice', 'secret')
+def pop(line):
+    p._putcmd(line)
+    return p._getresp()
+r = pop('AUTH SCRAM-SHA-256')
+assert r.startswith(b'+'), r
+r = pop(b64(c.get_client_first().encode()))
+c.set_server_first(base64.b64decode(r[2:]).decode())
+r = pop(b64(c.get_client_final().encode()))
+c.set_server_final(base64.b64decode(r[2:]).decode())
+r = pop('')
+assert r == b'+OK Logged in.', r
+assert p.stat()[0] == 1
+p.quit()
+print('scram ok')
+"#,
+            )
+            .arg(server.cert())
+            .arg(server.submission.port().to_string())
+            .arg(server.imaps.port().to_string())
+            .arg(server.pop3.port().to_string()),
+        b"",
+    );
+    assert!(out.contains("scram ok"), "{out}");
+    // No plaintext password crossed: the server logged in by SCRAM.
+    assert_eq!(server.inbox("bob@example.test").len(), 1);
+}
+
+#[test]
+fn msmtp_authenticates_with_scram_sha_256() {
+    let server = Server::start();
+    run(
+        Command::new("timeout")
+            .args(["60", "msmtp", "--host=127.0.0.1"])
+            .arg(format!("--port={}", server.submission.port()))
+            .args(["--tls=on", "--tls-starttls=on"])
+            .arg(format!("--tls-trust-file={}", server.cert().display()))
+            .args([
+                "--auth=scram-sha-256",
+                "--user=alice",
+                "--passwordeval=echo secret",
+            ])
+            .arg(format!("--from={ALICE}"))
+            .arg("bob@example.test"),
+        b"Subject: msmtp scram\r\n\r\nbody\r\n",
+    );
+    assert_eq!(server.inbox("bob@example.test").len(), 1);
 }

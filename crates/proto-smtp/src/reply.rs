@@ -112,6 +112,10 @@ impl Reply {
                     b'\r' | b'\n' => b' ',
                     b => b,
                 }));
+            } else if last && first && self.code == 334 {
+                // RFC 4954 4: continue-req = "334" SP [base64] CRLF; an
+                // empty challenge still has its space (msmtp insists).
+                out.push(b' ');
             }
             out.extend_from_slice(b"\r\n");
         }
@@ -263,6 +267,16 @@ fn split_enhanced(code: u16, text: &[u8]) -> (Option<EnhancedCode>, &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_334_challenge_keeps_its_space() {
+        let mut out = Vec::new();
+        Reply::new(334, None, "").write_to(&mut out);
+        assert_eq!(out, b"334 \r\n");
+        let mut out = Vec::new();
+        Reply::new(250, None, "").write_to(&mut out);
+        assert_eq!(out, b"250\r\n");
+    }
 
     fn parse_complete(bytes: &[u8]) -> (Reply, usize) {
         match parse_reply(bytes) {

@@ -112,7 +112,19 @@ impl Authenticator {
         let Ok(permit) = self.hashing.acquire().await else {
             return Err(LoginFailure::Unavailable);
         };
-        let checked = tokio::task::spawn_blocking(move || dir.authenticate(&l, &p)).await;
+        let checked = tokio::task::spawn_blocking(move || {
+            let account = dir.authenticate(&l, &p)?;
+            // Users made before SCRAM keys existed get them at their next
+            // password login (issue 11).
+            if let Some(a) = &account
+                && dir.scram_enabled()
+                && let Err(e) = dir.fill_scram_keys(a, &p)
+            {
+                tracing::warn!(error = %e, "cannot write SCRAM keys");
+            }
+            Ok::<_, directory::DirectoryError>(account)
+        })
+        .await;
         // Not held through the failure delay below: that would throttle
         // every login behind one guesser.
         drop(permit);
@@ -146,6 +158,45 @@ impl Authenticator {
                 Err(LoginFailure::Unavailable)
             }
         }
+    }
+
+    /// True when logins from `ip` are refused now (counted as throttled).
+    /// For mechanisms that check the password themselves (SCRAM).
+    pub fn locked_out(&self, ip: IpAddr) -> bool {
+        let locked = self.throttle.admit(ip, Instant::now()) == Admit::LockedOut;
+        if locked {
+            self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+        locked
+    }
+
+    /// A failure of a mechanism that checked the password itself: counted
+    /// and delayed like a wrong password.
+    pub async fn failed(&self, ip: IpAddr, login: &str) {
+        let account_key = self
+            .directory
+            .find_login(login)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| login.trim().to_lowercase());
+        let delay = self.throttle.failed(ip, &account_key, Instant::now());
+        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .delay_ms
+            .fetch_add(delay.as_millis() as u64, Ordering::Relaxed);
+        tracing::info!(
+            client = %ip,
+            login = %proto_common::log_safe(login),
+            delay_ms = delay.as_millis() as u64,
+            "login failed"
+        );
+        tokio::time::sleep(self.scaled(delay)).await;
+    }
+
+    /// A success of a mechanism that checked the password itself.
+    pub fn succeeded(&self, ip: IpAddr, account: &str) {
+        self.throttle.succeeded(ip, account);
+        self.stats.ok.fetch_add(1, Ordering::Relaxed);
     }
 
     /// SPEC 7: a SASL authorization identity must be empty or name the

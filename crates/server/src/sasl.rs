@@ -5,7 +5,11 @@
 //! covers every protocol). Each protocol only frames challenges and maps
 //! [`Failure`] to its own reply.
 //!
-//! Mechanisms: PLAIN (RFC 4616) and LOGIN (draft-murchison-sasl-login).
+//! Mechanisms: PLAIN (RFC 4616), LOGIN (draft-murchison-sasl-login) and
+//! SCRAM-SHA-256 (RFC 5802, RFC 7677; its state machine is proto-common's,
+//! its keys the directory's). SCRAM's server-final message is sent as one
+//! more challenge, which the client answers with an empty response (RFC
+//! 4954 4, RFC 9051 6.2.2, RFC 5034 4).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,34 +22,24 @@ use crate::auth::{Authenticator, LoginFailure};
 /// command line).
 pub const MAX_SASL_RESPONSE: usize = 12_288;
 
-/// A mechanism we offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mechanism {
-    Plain,
-    Login,
+pub use proto_common::Mechanism;
+
+/// The order mechanisms are advertised in (RFC 4422 leaves it to us).
+const ADVERTISED: [Mechanism; 3] = [Mechanism::Plain, Mechanism::Login, Mechanism::ScramSha256];
+
+/// The mechanisms offered: SCRAM-SHA-256 only while `[auth] scram` is on.
+pub fn mechanisms(auth: &Authenticator) -> Vec<&'static str> {
+    ADVERTISED
+        .into_iter()
+        .filter(|m| *m != Mechanism::ScramSha256 || auth.directory().scram_enabled())
+        .map(Mechanism::name)
+        .collect()
 }
 
-impl Mechanism {
-    /// Mechanism names are case-insensitive (RFC 4422 3.1).
-    pub fn parse(name: &str) -> Option<Mechanism> {
-        match name.to_ascii_uppercase().as_str() {
-            "PLAIN" => Some(Mechanism::Plain),
-            "LOGIN" => Some(Mechanism::Login),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Mechanism::Plain => "PLAIN",
-            Mechanism::Login => "LOGIN",
-        }
-    }
-}
-
-/// The mechanisms offered, in the order advertised.
-pub fn mechanisms() -> Vec<&'static str> {
-    vec![Mechanism::Plain.name(), Mechanism::Login.name()]
+/// The mechanism a client names, if we offer it now.
+pub fn offered(auth: &Authenticator, name: &str) -> Option<Mechanism> {
+    Mechanism::from_name(name)
+        .filter(|m| *m != Mechanism::ScramSha256 || auth.directory().scram_enabled())
 }
 
 /// Why an exchange ended without a login.
@@ -90,11 +84,20 @@ pub enum Step {
     Failed(Failure),
 }
 
-#[derive(Debug)]
 enum State {
     Plain,
     LoginUser,
     LoginPassword(String),
+    /// Waiting for SCRAM's client-first message.
+    ScramFirst,
+    /// Server-first sent; `account` is None for an unknown name (fake
+    /// keys: it fails like a wrong password, RFC 5802 7).
+    ScramFinal {
+        sent: Box<proto_common::ScramSentFirst>,
+        account: Option<String>,
+    },
+    /// Server-final sent: the client's empty response completes it.
+    ScramDone(String),
 }
 
 /// One exchange in progress.
@@ -144,6 +147,7 @@ impl Exchange {
         let state = match mech {
             Mechanism::Plain => State::Plain,
             Mechanism::Login => State::LoginUser,
+            Mechanism::ScramSha256 => State::ScramFirst,
         };
         let ex = Exchange {
             state,
@@ -198,6 +202,80 @@ impl Exchange {
                 }
                 Err(_) => (None, Step::Failed(Failure::Malformed)),
             },
+            State::ScramFirst => self.scram_first(&data),
+            State::ScramFinal { sent, account } => self.scram_final(*sent, account, &data).await,
+            State::ScramDone(account) => {
+                // RFC 5802 5: nothing follows the server-final message.
+                if data.is_empty() {
+                    (None, Step::Done(account))
+                } else {
+                    (None, Step::Failed(Failure::Malformed))
+                }
+            }
+        }
+    }
+
+    /// Client-first: find the keys (or fake ones) and send server-first.
+    fn scram_first(mut self, data: &[u8]) -> (Option<Exchange>, Step) {
+        if self.auth.locked_out(self.ip) {
+            return (None, Step::Failed(Failure::Throttled));
+        }
+        let need = match proto_common::ScramServer::start(data) {
+            Ok(n) => n,
+            Err(_) => return (None, Step::Failed(Failure::Malformed)),
+        };
+        let dir = self.auth.directory();
+        let (account, keys) = match dir.scram_keys(need.username()) {
+            Ok(Some((account, keys))) => (Some(account), keys),
+            Ok(None) => (None, dir.fake_scram_keys(need.username())),
+            Err(e) => {
+                tracing::warn!(error = %e, "scram: directory failed");
+                return (None, Step::Failed(Failure::Unavailable));
+            }
+        };
+        let nonce = match dir.scram_server_nonce() {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "scram: no random nonce");
+                return (None, Step::Failed(Failure::Unavailable));
+            }
+        };
+        let (server_first, sent) = need.with_keys(keys, &nonce);
+        self.state = State::ScramFinal {
+            sent: Box::new(sent),
+            account,
+        };
+        (Some(self), Step::Challenge(server_first))
+    }
+
+    /// Client-final: check the proof; send server-final.
+    async fn scram_final(
+        mut self,
+        sent: proto_common::ScramSentFirst,
+        account: Option<String>,
+        data: &[u8],
+    ) -> (Option<Exchange>, Step) {
+        let username = sent.username().to_string();
+        match sent.finish(data) {
+            Ok((server_final, outcome)) => {
+                let Some(account) = account else {
+                    // Fake keys cannot produce a valid proof; stay safe.
+                    self.auth.failed(self.ip, &username).await;
+                    return (None, Step::Failed(Failure::Invalid));
+                };
+                let authzid = outcome.authzid.as_deref().unwrap_or("");
+                if !self.auth.authorizes(authzid, &username, &account) {
+                    return (None, Step::Failed(Failure::AuthzDenied));
+                }
+                self.auth.succeeded(self.ip, &account);
+                self.state = State::ScramDone(account);
+                (Some(self), Step::Challenge(server_final))
+            }
+            Err(e) if e.is_malformed() => (None, Step::Failed(Failure::Malformed)),
+            Err(_) => {
+                self.auth.failed(self.ip, &username).await;
+                (None, Step::Failed(Failure::Invalid))
+            }
         }
     }
 
@@ -298,7 +376,56 @@ mod tests {
 
     #[test]
     fn mechanism_names_are_case_insensitive() {
-        assert_eq!(Mechanism::parse("login"), Some(Mechanism::Login));
-        assert_eq!(Mechanism::parse("CRAM-MD5"), None);
+        let (_f, a) = auth();
+        assert_eq!(offered(&a, "login"), Some(Mechanism::Login));
+        assert_eq!(offered(&a, "scram-sha-256"), Some(Mechanism::ScramSha256));
+        assert_eq!(offered(&a, "CRAM-MD5"), None);
+        assert_eq!(mechanisms(&a), ["PLAIN", "LOGIN", "SCRAM-SHA-256"]);
+    }
+
+    /// Runs a SCRAM exchange with the crate's test client.
+    async fn scram(a: &Arc<Authenticator>, user: &str, password: &str) -> Step {
+        let (client, first) =
+            proto_common::ScramClient::new(user, password, None, "rOprNGfwEbeRWgbNEkqO");
+        let (ex, step) = Exchange::start(a, IP, Mechanism::ScramSha256, None).await;
+        assert_eq!(step, Step::Challenge(Vec::new()));
+        let (ex, step) = ex.unwrap().respond(base64_encode(&first).as_bytes()).await;
+        let Step::Challenge(server_first) = step else {
+            return step;
+        };
+        let (final_msg, client) = client.server_first(&server_first).unwrap();
+        let (ex, step) = ex
+            .unwrap()
+            .respond(base64_encode(&final_msg).as_bytes())
+            .await;
+        let Step::Challenge(server_final) = step else {
+            return step;
+        };
+        client.server_final(&server_final).unwrap();
+        ex.unwrap().respond(b"").await.1
+    }
+
+    #[tokio::test]
+    async fn scram_logs_in_and_the_server_proves_it_knows_the_key() {
+        let (_f, a) = auth();
+        assert_eq!(
+            scram(&a, "alice", "pw").await,
+            Step::Done("alice@example.test".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn scram_with_a_wrong_password_or_an_unknown_user_fails_alike() {
+        let (_f, a) = auth();
+        assert_eq!(
+            scram(&a, "alice", "wrong").await,
+            Step::Failed(Failure::Invalid)
+        );
+        assert_eq!(
+            scram(&a, "nobody", "pw").await,
+            Step::Failed(Failure::Invalid)
+        );
+        // Both failures were counted by the shared throttle.
+        assert_eq!(a.stats.failed.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 }

@@ -7,7 +7,7 @@
 use proto_imap::{Code, Response, Status, Tag};
 
 use super::session::{CmdResult, Flow, ImapError, Out, Session, State, tagged};
-use crate::sasl::{Exchange, Failure, Mechanism, Step};
+use crate::sasl::{Exchange, Failure, Step};
 
 impl Session {
     pub(super) async fn login(
@@ -66,7 +66,7 @@ impl Session {
         initial: Option<String>,
         out: &mut Out<'_>,
     ) -> Result<Option<Flow>, ImapError> {
-        let Some(mech) = Mechanism::parse(mechanism) else {
+        let Some(mech) = crate::sasl::offered(&self.ctx.auth, mechanism) else {
             tagged(
                 out,
                 tag,

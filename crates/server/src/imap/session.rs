@@ -373,6 +373,9 @@ impl Session {
             if self.plaintext_allowed() {
                 caps.push("AUTH=PLAIN");
                 caps.push("AUTH=LOGIN");
+                if self.ctx.auth.directory().scram_enabled() {
+                    caps.push("AUTH=SCRAM-SHA-256");
+                }
             } else {
                 caps.push("LOGINDISABLED");
             }

@@ -14,7 +14,7 @@ use proto_pop3::{AuthStart, RespCode, Response};
 
 use super::maildrop::Maildrop;
 use super::session::{Action, Authorization, Session, State, temporary_failure};
-use crate::sasl::{Exchange, Failure, Mechanism, Step};
+use crate::sasl::{Exchange, Failure, Step};
 
 fn auth_failed() -> Response {
     Response::err_code(RespCode::Auth, "Authentication failed.")
@@ -66,13 +66,13 @@ impl Session {
         let Some(start) = start else {
             return Action::Lines(
                 Response::ok("Supported mechanisms follow"),
-                crate::sasl::mechanisms()
+                crate::sasl::mechanisms(&self.ctx.auth)
                     .iter()
                     .map(|m| m.to_string())
                     .collect(),
             );
         };
-        let Some(mech) = Mechanism::parse(&start.mechanism) else {
+        let Some(mech) = crate::sasl::offered(&self.ctx.auth, &start.mechanism) else {
             return Action::Reply(Response::err("Unsupported authentication mechanism"));
         };
         if !self.plaintext_allowed() {
@@ -214,7 +214,7 @@ mod tests {
         let mut s = kit.session();
         let r = cmd(&mut s, "AUTH").await;
         assert!(r.status.ok);
-        assert_eq!(r.lines, ["PLAIN", "LOGIN"]);
+        assert_eq!(r.lines, ["PLAIN", "LOGIN", "SCRAM-SHA-256"]);
     }
 
     #[tokio::test]

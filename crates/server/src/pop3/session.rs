@@ -240,7 +240,10 @@ impl Session {
         ];
         if !self.logged_in() && self.plaintext_allowed() {
             caps.push("USER".to_string());
-            caps.push(format!("SASL {}", crate::sasl::mechanisms().join(" ")));
+            caps.push(format!(
+                "SASL {}",
+                crate::sasl::mechanisms(&self.ctx.auth).join(" ")
+            ));
         }
         // RFC 2595 4: STLS only before TLS, and only before login.
         if !self.logged_in() && !self.tls && self.ctx.tls.is_some() {
@@ -345,7 +348,7 @@ mod tests {
             "RESP-CODES",
             "AUTH-RESP-CODE",
             "PIPELINING",
-            "SASL PLAIN LOGIN",
+            "SASL PLAIN LOGIN SCRAM-SHA-256",
             "IMPLEMENTATION mailroom",
         ] {
             assert!(r.lines.iter().any(|l| l == cap), "{cap} in {:?}", r.lines);

@@ -16,7 +16,7 @@ use proto_smtp::Reply;
 
 use super::session::{Action, Session, State, bad_sequence, reply};
 use crate::net::Role;
-use crate::sasl::{Exchange, Failure, Mechanism, Step};
+use crate::sasl::{Exchange, Failure, Step};
 
 /// The window of `submission.max_messages_per_hour`.
 const RATE_WINDOW: Duration = Duration::from_secs(3600);
@@ -112,7 +112,7 @@ impl Session {
         if !self.auth_offered() {
             return Action::Reply(reply(530, 5, 7, 0, "Must issue a STARTTLS command first"));
         }
-        let Some(mech) = Mechanism::parse(mechanism) else {
+        let Some(mech) = crate::sasl::offered(&self.ctx.auth, mechanism) else {
             return Action::Reply(reply(504, 5, 5, 4, "Unrecognized authentication type"));
         };
         let (ex, step) = Exchange::start(

@@ -316,7 +316,10 @@ impl Session {
         }
         // RFC 4954 3, SPEC 5: only where a password may be sent.
         if self.auth_offered() && self.authenticated.is_none() {
-            lines.push(format!("AUTH {}", crate::sasl::mechanisms().join(" ")));
+            lines.push(format!(
+                "AUTH {}",
+                crate::sasl::mechanisms(&self.ctx.auth).join(" ")
+            ));
         }
         // EHLO replies carry no enhanced code on the first line in common
         // practice; RFC 2034 excludes EHLO's 250 from the requirement.
