@@ -9,6 +9,7 @@
 
 mod common;
 mod imap_kit;
+mod pop3_kit;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -384,4 +385,74 @@ fn msmtp_authenticates_with_scram_sha_256() {
         b"Subject: msmtp scram\r\n\r\nbody\r\n",
     );
     assert_eq!(server.inbox("bob@example.test").len(), 1);
+}
+
+#[test]
+fn imap_and_pop3_answer_bad_sasl_input_and_go_on() {
+    let server = Server::start();
+    let long = "QUFB".repeat(25_000);
+    // IMAP: a 100 KB response is BAD, garbage is BAD, * cancels (BAD).
+    let mut c = imap_kit::Imap::connect(server.imap);
+    c.send("a AUTHENTICATE PLAIN");
+    assert!(c.line().starts_with("+ "));
+    c.send(&long);
+    assert_eq!(c.line(), "a BAD SASL response too long");
+    c.send("b AUTHENTICATE PLAIN");
+    assert!(c.line().starts_with("+ "));
+    c.send("!!!");
+    assert!(c.line().starts_with("b BAD"));
+    c.send("c AUTHENTICATE LOGIN");
+    assert!(c.line().starts_with("+ "));
+    c.send("*");
+    assert_eq!(c.line(), "c BAD AUTHENTICATE cancelled");
+    assert_eq!(c.cmd("LOGIN alice secret").status(), "OK");
+    // A second AUTHENTICATE is refused by the state.
+    assert_eq!(c.cmd("AUTHENTICATE PLAIN").status(), "BAD");
+
+    // POP3: the same, with -ERR.
+    let mut p = pop3_kit::Pop3::connect(server.pop3);
+    p.send("AUTH PLAIN");
+    assert!(p.line().starts_with("+ "));
+    p.send(&long);
+    assert_eq!(p.line(), "-ERR SASL response too long");
+    p.send("AUTH PLAIN");
+    assert!(p.line().starts_with("+ "));
+    p.send("!!!");
+    assert!(p.line().starts_with("-ERR"));
+    p.send("AUTH LOGIN");
+    assert!(p.line().starts_with("+ "));
+    p.send("*");
+    assert_eq!(p.line(), "-ERR Authentication cancelled");
+    let plain = proto_common::encode_plain("", "alice", "secret");
+    p.send(&format!("AUTH PLAIN {plain}"));
+    assert_eq!(p.line(), "+OK Logged in.");
+    p.send("AUTH PLAIN");
+    assert_eq!(p.line(), "-ERR Already logged in");
+}
+
+#[test]
+fn submission_limits_per_user_are_450_471() {
+    let server = Server::start_with_extra(common::Extra {
+        top: "[submission]\nmax_messages_per_hour = 2\nmax_recipients = 2".into(),
+        ..common::Extra::default()
+    });
+    let mut c = Smtp::connect(server.submission).ehlo();
+    let good = proto_common::encode_plain("", "alice", "secret");
+    c.cmd(&format!("AUTH PLAIN {good}"), 235);
+    c.cmd("MAIL FROM:<alice@example.test>", 250);
+    c.cmd("RCPT TO:<bob@example.test>", 250);
+    c.cmd("RCPT TO:<alice@example.test>", 250);
+    assert_eq!(
+        enhanced(&c.cmd("RCPT TO:<postmaster@example.test>", 450)),
+        "4.7.1"
+    );
+    c.cmd("RSET", 250);
+    for _ in 0..2 {
+        let r = c.send_mail(ALICE, &["bob@example.test"], b"Subject: n\r\n\r\nx\r\n");
+        assert_eq!(r.code, 250, "{r:?}");
+    }
+    assert_eq!(
+        enhanced(&c.cmd("MAIL FROM:<alice@example.test>", 450)),
+        "4.7.1"
+    );
 }
