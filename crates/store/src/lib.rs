@@ -211,6 +211,8 @@ pub enum Change {
     /// A mailbox of this account was created, deleted, renamed or
     /// (un)subscribed, or the account itself was created or deleted.
     Mailboxes { account: String },
+    /// The outbound queue changed (new rows, a retry): wakes the worker.
+    Queue,
 }
 
 /// Counters for metrics and the benchmark: fsyncs per message is
@@ -389,6 +391,25 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'_, Vec<MessageMeta>>;
     /// The outbound queue, oldest first.
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>>;
+    /// Claims up to `limit` queue rows due at `now` for this process until
+    /// `lease_until` (unix seconds): no other process sends them meanwhile,
+    /// and an unfinished claim is due again once its lease ends.
+    fn claim_queue(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<QueueEntry>>;
+    /// Delivered: removes the row.
+    fn complete_queue(&self, id: i64) -> StoreFuture<'_, ()>;
+    /// A temporary failure: due again at `next_attempt`.
+    fn defer_queue(&self, id: i64, next_attempt: i64, error: String) -> StoreFuture<'_, ()>;
+    /// A permanent failure: kept, marked failed.
+    fn fail_queue(&self, id: i64, error: String) -> StoreFuture<'_, ()>;
+    /// Makes one row (or every row) due now; returns how many.
+    fn retry_queue(&self, id: Option<i64>) -> StoreFuture<'_, usize>;
+    /// Removes one row.
+    fn delete_queue(&self, id: i64) -> StoreFuture<'_, ()>;
     /// The change feed: every committed change, from this process or another.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change>;
     fn stats(&self) -> StoreStats;
@@ -398,3 +419,5 @@ pub trait Store: Send + Sync + 'static {
 mod tests;
 #[cfg(test)]
 mod tests_move;
+#[cfg(test)]
+mod tests_queue;

@@ -331,6 +331,35 @@ impl Store for SqliteStore {
         self.read(read::queue)
     }
 
+    fn claim_queue(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<QueueEntry>> {
+        self.write(move |c| ops::queue::claim(c, now, lease_until, limit))
+    }
+
+    fn complete_queue(&self, id: i64) -> StoreFuture<'_, ()> {
+        self.write(move |c| ops::queue::complete(c, id))
+    }
+
+    fn defer_queue(&self, id: i64, next_attempt: i64, error: String) -> StoreFuture<'_, ()> {
+        self.write(move |c| ops::queue::defer(c, id, next_attempt, &error))
+    }
+
+    fn fail_queue(&self, id: i64, error: String) -> StoreFuture<'_, ()> {
+        self.write(move |c| ops::queue::fail(c, id, &error))
+    }
+
+    fn retry_queue(&self, id: Option<i64>) -> StoreFuture<'_, usize> {
+        self.write(move |c| ops::queue::retry(c, id))
+    }
+
+    fn delete_queue(&self, id: i64) -> StoreFuture<'_, ()> {
+        self.write(move |c| ops::queue::delete(c, id))
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
     }

@@ -87,6 +87,6 @@ fn mailbox_of(c: &Change) -> Option<MailboxId> {
         Change::Appended { mailbox, .. }
         | Change::Flags { mailbox, .. }
         | Change::Expunged { mailbox, .. } => Some(*mailbox),
-        Change::Mailboxes { .. } => None,
+        Change::Mailboxes { .. } | Change::Queue => None,
     }
 }

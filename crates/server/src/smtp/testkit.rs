@@ -233,6 +233,24 @@ impl Store for Failing {
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>> {
         self.inner.queue()
     }
+    fn claim_queue(&self, n: i64, l: i64, m: usize) -> StoreFuture<'_, Vec<QueueEntry>> {
+        self.inner.claim_queue(n, l, m)
+    }
+    fn complete_queue(&self, id: i64) -> StoreFuture<'_, ()> {
+        self.inner.complete_queue(id)
+    }
+    fn defer_queue(&self, id: i64, n: i64, e: String) -> StoreFuture<'_, ()> {
+        self.inner.defer_queue(id, n, e)
+    }
+    fn fail_queue(&self, id: i64, e: String) -> StoreFuture<'_, ()> {
+        self.inner.fail_queue(id, e)
+    }
+    fn retry_queue(&self, id: Option<i64>) -> StoreFuture<'_, usize> {
+        self.inner.retry_queue(id)
+    }
+    fn delete_queue(&self, id: i64) -> StoreFuture<'_, ()> {
+        self.inner.delete_queue(id)
+    }
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
         self.inner.subscribe()
     }

@@ -58,6 +58,8 @@ pub fn deliver(conn: &Connection, delivery: Delivery) -> Result<Delivered, Store
                 .map_err(map_err)?;
             queue_ids.push(conn.last_insert_rowid());
         }
+        // Wakes the outbound worker (issue 12): no poll delay.
+        crate::feed::record(conn, "", None, super::queue::QUEUE_KIND, None, None, now)?;
     }
     if entries.is_empty() && queue_ids.is_empty() {
         return Err(StoreError::Invalid("delivery without recipients".into()));

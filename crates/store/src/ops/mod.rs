@@ -14,6 +14,7 @@
 
 mod mailboxes;
 mod messages;
+pub mod queue;
 
 use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};

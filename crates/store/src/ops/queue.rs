@@ -1,0 +1,132 @@
+//! The outbound queue's state changes (issue 12), on the writer thread
+//! like every write: the worker claims due rows with a lease, then
+//! completes, defers or fails each; the CLI retries and deletes.
+//!
+//! States: `queued` (new), `deferred` (a temporary failure; `next_attempt`
+//! says when to try again), `sending` (claimed; `next_attempt` is the end
+//! of the lease: a claim not finished by then, because its process died,
+//! is claimed again, so a crash may send a message twice but never loses
+//! it), `failed` (permanent; kept visible until the DSN issue turns it into
+//! a bounce). Every change is recorded as a `queue` change, which wakes
+//! the worker of every process through the feed.
+
+use rusqlite::{Connection, params};
+
+use super::now;
+use crate::feed::record;
+use crate::schema::map_err;
+use crate::{BodyId, QueueEntry, StoreError};
+
+/// The change-log kind of queue changes.
+pub const QUEUE_KIND: &str = "queue";
+/// Most rows one claim takes.
+pub const MAX_CLAIM: usize = 1000;
+
+fn changed(conn: &Connection) -> Result<(), StoreError> {
+    record(conn, "", None, QUEUE_KIND, None, None, now())
+}
+
+/// Claims up to `limit` rows due at `now` (new, deferred past their time,
+/// or sending with an expired lease) until `lease_until`; returns them.
+pub fn claim(
+    conn: &Connection,
+    now: i64,
+    lease_until: i64,
+    limit: usize,
+) -> Result<Vec<QueueEntry>, StoreError> {
+    let limit = limit.min(MAX_CLAIM) as i64;
+    let mut stmt = conn
+        .prepare_cached(
+            "UPDATE queue SET status = 'sending', next_attempt = ?2 \
+             WHERE id IN (SELECT id FROM queue \
+                          WHERE status IN ('queued', 'deferred', 'sending') AND next_attempt <= ?1 \
+                          ORDER BY next_attempt, id LIMIT ?3) \
+             RETURNING id, body_id, sender, recipient, status, attempts, next_attempt, created, \
+             last_error",
+        )
+        .map_err(map_err)?;
+    let mut rows = stmt
+        .query_map(params![now, lease_until, limit], |r| {
+            Ok(QueueEntry {
+                id: r.get(0)?,
+                body: BodyId(r.get(1)?),
+                sender: r.get(2)?,
+                recipient: r.get(3)?,
+                status: r.get(4)?,
+                attempts: r.get(5)?,
+                next_attempt: r.get(6)?,
+                created: r.get(7)?,
+                last_error: r.get(8)?,
+            })
+        })
+        .map_err(map_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(map_err)?;
+    rows.sort_by_key(|q| q.id);
+    Ok(rows)
+}
+
+/// Delivered: the row goes (its body with it when no one else holds it).
+pub fn complete(conn: &Connection, id: i64) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM queue WHERE id = ?1", [id])
+        .map_err(map_err)?;
+    changed(conn)
+}
+
+/// A temporary failure: try again at `next_attempt`.
+pub fn defer(conn: &Connection, id: i64, next_attempt: i64, error: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE queue SET status = 'deferred', attempts = attempts + 1, next_attempt = ?2, \
+         last_error = ?3 WHERE id = ?1",
+        params![id, next_attempt, error],
+    )
+    .map_err(map_err)?;
+    changed(conn)
+}
+
+/// A permanent failure (or the queue lifetime passed).
+pub fn fail(conn: &Connection, id: i64, error: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE queue SET status = 'failed', attempts = attempts + 1, last_error = ?2 \
+         WHERE id = ?1",
+        params![id, error],
+    )
+    .map_err(map_err)?;
+    changed(conn)
+}
+
+/// `queue retry`: the row (or, with None, every row not being sent) is
+/// due now. Returns how many rows.
+pub fn retry(conn: &Connection, id: Option<i64>) -> Result<usize, StoreError> {
+    let n = match id {
+        Some(id) => conn.execute(
+            "UPDATE queue SET status = 'queued', next_attempt = ?2 \
+             WHERE id = ?1 AND status != 'sending'",
+            params![id, now()],
+        ),
+        None => conn.execute(
+            "UPDATE queue SET status = 'queued', next_attempt = ?1 WHERE status != 'sending'",
+            params![now()],
+        ),
+    }
+    .map_err(map_err)?;
+    if n == 0 && id.is_some() {
+        return Err(StoreError::NotFound(format!(
+            "queue entry {} (or it is being sent)",
+            id.unwrap_or_default()
+        )));
+    }
+    changed(conn)?;
+    Ok(n)
+}
+
+/// `queue delete`: removes the row.
+pub fn delete(conn: &Connection, id: i64) -> Result<(), StoreError> {
+    let n = conn
+        .execute("DELETE FROM queue WHERE id = ?1", [id])
+        .map_err(map_err)?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("queue entry {id}")));
+    }
+    changed(conn)
+}
