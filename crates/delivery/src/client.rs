@@ -1,0 +1,416 @@
+//! The SMTP client of outbound delivery (RFC 5321 3, 4): one connection
+//! carries several messages for a destination (RSET between), STARTTLS
+//! when the server offers it (RFC 3207; opportunistic, unverified, unless
+//! the destination requires TLS), SIZE respected (RFC 1870), and per
+//! recipient outcomes, so one recipient's 550 does not touch the others.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto_smtp::{Parsed, Reply, parse_reply};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// RFC 5321 4.5.3.2.1: the initial 220 is waited for 5 minutes.
+pub const GREETING_TIMEOUT: Duration = Duration::from_secs(300);
+/// RFC 5321 4.5.3.2.2-4: MAIL and RCPT 5 minutes, DATA's 354 2 minutes.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+/// RFC 5321 4.5.3.2.6: the reply to the final dot 10 minutes.
+pub const DATA_END_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a TCP connection attempt may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest reply accepted from a server (many lines of EHLO included).
+const MAX_REPLY: usize = 64 * 1024;
+
+/// Why a connection or a command failed as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientError {
+    /// Could not connect, the connection broke, or a timeout: retry.
+    Network(String),
+    /// The server answered a session-level command (greeting, EHLO,
+    /// MAIL, DATA) with this reply.
+    Reply(u16, String),
+    /// TLS was required and could not be had.
+    Tls(String),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Network(e) => write!(f, "network: {e}"),
+            ClientError::Reply(code, text) => write!(f, "{code} {text}"),
+            ClientError::Tls(e) => write!(f, "TLS: {e}"),
+        }
+    }
+}
+
+/// What the server's EHLO offered.
+#[derive(Debug, Clone, Default)]
+pub struct Extensions {
+    pub starttls: bool,
+    pub pipelining: bool,
+    pub size: Option<u64>,
+    pub eightbitmime: bool,
+    pub smtputf8: bool,
+}
+
+impl Extensions {
+    fn of(reply: &Reply) -> Extensions {
+        let mut e = Extensions::default();
+        for line in reply.lines.iter().skip(1) {
+            let mut words = line.split_whitespace();
+            let kw = words.next().unwrap_or("").to_ascii_uppercase();
+            match kw.as_str() {
+                "STARTTLS" => e.starttls = true,
+                "PIPELINING" => e.pipelining = true,
+                "8BITMIME" => e.eightbitmime = true,
+                "SMTPUTF8" => e.smtputf8 = true,
+                "SIZE" => e.size = words.next().and_then(|n| n.parse().ok()).filter(|n| *n > 0),
+                _ => {}
+            }
+        }
+        e
+    }
+}
+
+/// One message to send: the raw message (CRLF) and its envelope.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub raw: Arc<Vec<u8>>,
+}
+
+/// The outcome for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered(String),
+    /// 4xx or a broken connection: try again later.
+    Deferred(String),
+    /// 5xx: permanent.
+    Failed(String),
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// An open SMTP session to one server.
+pub struct Connection {
+    stream: Box<dyn Io>,
+    buf: Vec<u8>,
+    pub ext: Extensions,
+    pub tls: bool,
+    pub peer: String,
+}
+
+fn reply_text(r: &Reply) -> String {
+    let enhanced = r.enhanced.map(|e| format!("{e} ")).unwrap_or_default();
+    format!("{} {enhanced}{}", r.code, r.lines.join(" "))
+}
+
+/// A certificate verifier that accepts any certificate: opportunistic
+/// STARTTLS (RFC 3207 4.1 leaves the decision to the client; most MX
+/// certificates are self-signed or mismatched, and plaintext would be the
+/// alternative). Signatures are still checked, so the session is keyed to
+/// whoever holds the certificate's key.
+#[derive(Debug)]
+struct Opportunistic(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Opportunistic {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn opportunistic_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Opportunistic(provider)))
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+impl Connection {
+    /// Connects, reads the greeting, says EHLO and starts TLS if offered.
+    pub async fn open(addr: SocketAddr, host: &str, helo: &str) -> Result<Connection, ClientError> {
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ClientError::Network(format!("connect to {addr} timed out")))?
+            .map_err(|e| ClientError::Network(format!("connect to {addr}: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        let mut c = Connection {
+            stream: Box::new(tcp),
+            buf: Vec::new(),
+            ext: Extensions::default(),
+            tls: false,
+            peer: format!("{host}[{}]", addr.ip()),
+        };
+        let greeting = c.read_reply(GREETING_TIMEOUT).await?;
+        if greeting.code != 220 {
+            return Err(ClientError::Reply(greeting.code, reply_text(&greeting)));
+        }
+        c.ehlo(helo).await?;
+        if c.ext.starttls {
+            let r = c.command("STARTTLS", COMMAND_TIMEOUT).await?;
+            if r.code == 220 {
+                c.start_tls(host).await?;
+                c.ehlo(helo).await?;
+            }
+        }
+        Ok(c)
+    }
+
+    async fn ehlo(&mut self, helo: &str) -> Result<(), ClientError> {
+        let r = self.command(&format!("EHLO {helo}"), COMMAND_TIMEOUT).await?;
+        if r.code != 250 {
+            return Err(ClientError::Reply(r.code, reply_text(&r)));
+        }
+        self.ext = Extensions::of(&r);
+        Ok(())
+    }
+
+    async fn start_tls(&mut self, host: &str) -> Result<(), ClientError> {
+        let cfg = opportunistic_config().map_err(ClientError::Tls)?;
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .unwrap_or_else(|_| rustls::pki_types::ServerName::from(std::net::Ipv4Addr::LOCALHOST));
+        // RFC 3207 4.2: nothing buffered from before the handshake counts.
+        self.buf.clear();
+        let plain = std::mem::replace(&mut self.stream, Box::new(tokio::io::duplex(1).0));
+        let tls = tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            tokio_rustls::TlsConnector::from(cfg).connect(name, plain),
+        )
+        .await
+        .map_err(|_| ClientError::Tls("handshake timed out".into()))?
+        .map_err(|e| ClientError::Tls(e.to_string()))?;
+        self.stream = Box::new(tls);
+        self.tls = true;
+        Ok(())
+    }
+
+    async fn read_reply(&mut self, limit: Duration) -> Result<Reply, ClientError> {
+        let read = async {
+            loop {
+                match parse_reply(&self.buf) {
+                    Ok(Parsed::Complete(r, n)) => {
+                        self.buf.drain(..n.min(self.buf.len()));
+                        return Ok(r);
+                    }
+                    Ok(Parsed::Incomplete) => {}
+                    Err(e) => return Err(ClientError::Network(format!("bad reply: {e:?}"))),
+                }
+                if self.buf.len() > MAX_REPLY {
+                    return Err(ClientError::Network("reply too long".into()));
+                }
+                let mut chunk = [0u8; 4096];
+                let n = self
+                    .stream
+                    .read(&mut chunk)
+                    .await
+                    .map_err(|e| ClientError::Network(e.to_string()))?;
+                if n == 0 {
+                    return Err(ClientError::Network("connection closed".into()));
+                }
+                self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            }
+        };
+        tokio::time::timeout(limit, read)
+            .await
+            .map_err(|_| ClientError::Network("timed out waiting for a reply".into()))?
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        let w = async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        };
+        tokio::time::timeout(COMMAND_TIMEOUT, w)
+            .await
+            .map_err(|_| ClientError::Network("write timed out".into()))?
+            .map_err(|e| ClientError::Network(e.to_string()))
+    }
+
+    async fn command(&mut self, line: &str, limit: Duration) -> Result<Reply, ClientError> {
+        self.write(format!("{line}\r\n").as_bytes()).await?;
+        self.read_reply(limit).await
+    }
+
+    /// Sends one message; returns an outcome per recipient. A failure of
+    /// the session itself (MAIL, DATA, the connection) applies to every
+    /// recipient and is returned as the error.
+    pub async fn send(&mut self, msg: &Outgoing) -> Result<Vec<Outcome>, ClientError> {
+        let eight_bit = msg.raw.iter().any(|b| *b >= 0x80);
+        let utf8_envelope =
+            !msg.sender.is_ascii() || msg.recipients.iter().any(|r| !r.is_ascii());
+        if utf8_envelope && !self.ext.smtputf8 {
+            // RFC 6531 3.2: never downgrade an internationalised envelope.
+            let why = "554 5.6.9 the next hop does not support SMTPUTF8".to_string();
+            return Ok(msg.recipients.iter().map(|_| Outcome::Failed(why.clone())).collect());
+        }
+        if let Some(max) = self.ext.size
+            && msg.raw.len() as u64 > max
+        {
+            let why = format!("552 5.3.4 message larger than the next hop's SIZE {max}");
+            return Ok(msg.recipients.iter().map(|_| Outcome::Failed(why.clone())).collect());
+        }
+        let mut mail = format!("MAIL FROM:<{}>", msg.sender);
+        if self.ext.size.is_some() {
+            mail.push_str(&format!(" SIZE={}", msg.raw.len()));
+        }
+        if eight_bit && self.ext.eightbitmime {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        if utf8_envelope {
+            mail.push_str(" SMTPUTF8");
+        }
+        let r = self.command(&mail, COMMAND_TIMEOUT).await?;
+        if r.code != 250 {
+            let _ = self.command("RSET", COMMAND_TIMEOUT).await;
+            return Err(ClientError::Reply(r.code, reply_text(&r)));
+        }
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(msg.recipients.len());
+        let mut accepted = 0;
+        for rcpt in &msg.recipients {
+            let r = self.command(&format!("RCPT TO:<{rcpt}>"), COMMAND_TIMEOUT).await?;
+            let text = reply_text(&r);
+            match r.code {
+                250 | 251 => {
+                    accepted += 1;
+                    outcomes.push(None);
+                }
+                // RFC 5321 4.5.3.1.10: 452 for too many recipients means
+                // "the rest in another transaction": retried, not failed.
+                400..=499 => outcomes.push(Some(Outcome::Deferred(text))),
+                _ => outcomes.push(Some(Outcome::Failed(text))),
+            }
+        }
+        if accepted == 0 {
+            let _ = self.command("RSET", COMMAND_TIMEOUT).await;
+            return Ok(outcomes.into_iter().flatten().collect());
+        }
+        let r = self.command("DATA", COMMAND_TIMEOUT).await?;
+        if r.code != 354 {
+            let _ = self.command("RSET", COMMAND_TIMEOUT).await;
+            return Err(ClientError::Reply(r.code, reply_text(&r)));
+        }
+        self.write(&dot_stuff(&msg.raw)).await?;
+        let r = self.read_reply(DATA_END_TIMEOUT).await?;
+        let text = reply_text(&r);
+        let end = match r.code {
+            200..=299 => Outcome::Delivered(text),
+            400..=499 => Outcome::Deferred(text),
+            _ => Outcome::Failed(text),
+        };
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| end.clone()))
+            .collect())
+    }
+
+    /// RSET between messages on one connection (RFC 5321 4.1.1.5).
+    pub async fn reset(&mut self) -> Result<(), ClientError> {
+        let r = self.command("RSET", COMMAND_TIMEOUT).await?;
+        if r.code == 250 {
+            Ok(())
+        } else {
+            Err(ClientError::Reply(r.code, reply_text(&r)))
+        }
+    }
+
+    pub async fn quit(mut self) {
+        let _ = self.command("QUIT", Duration::from_secs(10)).await;
+    }
+}
+
+/// The message as DATA carries it: lines starting with a dot get another
+/// (RFC 5321 4.5.2), a final CRLF if missing, then `.` CRLF.
+pub fn dot_stuff(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 64 + 5);
+    let mut at_line_start = true;
+    for &b in raw {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_stuffing_doubles_leading_dots_and_ends_with_a_dot_line() {
+        assert_eq!(dot_stuff(b"a\r\n.b\r\n..c\r\n"), b"a\r\n..b\r\n...c\r\n.\r\n");
+        assert_eq!(dot_stuff(b".x"), b"..x\r\n.\r\n");
+    }
+
+    #[test]
+    fn ehlo_keywords_are_read() {
+        let r = Reply::multi(
+            250,
+            None,
+            vec![
+                "mx.test".into(),
+                "PIPELINING".into(),
+                "SIZE 1000".into(),
+                "STARTTLS".into(),
+                "8BITMIME".into(),
+            ],
+        );
+        let e = Extensions::of(&r);
+        assert!(e.starttls && e.pipelining && e.eightbitmime && !e.smtputf8);
+        assert_eq!(e.size, Some(1000));
+    }
+}
