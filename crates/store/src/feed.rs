@@ -130,6 +130,7 @@ fn changes_after(conn: &Connection, after: i64) -> Result<Vec<ChangeRow>, StoreE
                     modseq,
                 }),
                 "mailboxes" => Some(Change::Mailboxes { account }),
+                "account_deleted" => Some(Change::AccountDeleted { account }),
                 _ => None,
             };
             Ok((seq, change))

@@ -211,6 +211,11 @@ pub enum Change {
     /// A mailbox of this account was created, deleted, renamed or
     /// (un)subscribed, or the account itself was created or deleted.
     Mailboxes { account: String },
+    /// The account was deleted (`mailroom user del`, possibly from another
+    /// process): its sessions end (IMAP `* BYE`, POP3 `-ERR`). Follows the
+    /// account's `Mailboxes` change, so a consumer of that alone still
+    /// resynchronises.
+    AccountDeleted { account: String },
 }
 
 /// Counters for metrics and the benchmark: fsyncs per message is
