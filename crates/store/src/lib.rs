@@ -308,6 +308,11 @@ pub trait Store: Send + Sync + 'static {
     fn delete_account(&self, account: String) -> StoreFuture<'_, ()>;
     /// The account's mailboxes, INBOX first then by name.
     fn mailboxes(&self, account: String) -> StoreFuture<'_, Vec<MailboxInfo>>;
+    /// How many mailboxes the account has (for `imap.max_mailboxes`),
+    /// without reading them all.
+    fn mailbox_count(&self, account: String) -> StoreFuture<'_, u64> {
+        Box::pin(async move { Ok(self.mailboxes(account).await?.len() as u64) })
+    }
     /// One mailbox by name: "INBOX" case-insensitive, others exact.
     fn mailbox(&self, account: String, name: String) -> StoreFuture<'_, Option<MailboxInfo>>;
     fn create_mailbox(
