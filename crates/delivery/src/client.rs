@@ -158,9 +158,7 @@ impl rustls::client::danger::ServerCertVerifier for Opportunistic {
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -206,7 +204,9 @@ impl Connection {
     }
 
     async fn ehlo(&mut self, helo: &str) -> Result<(), ClientError> {
-        let r = self.command(&format!("EHLO {helo}"), COMMAND_TIMEOUT).await?;
+        let r = self
+            .command(&format!("EHLO {helo}"), COMMAND_TIMEOUT)
+            .await?;
         if r.code != 250 {
             return Err(ClientError::Reply(r.code, reply_text(&r)));
         }
@@ -256,7 +256,8 @@ impl Connection {
                 if n == 0 {
                     return Err(ClientError::Network("connection closed".into()));
                 }
-                self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                self.buf
+                    .extend_from_slice(chunk.get(..n).unwrap_or_default());
             }
         };
         tokio::time::timeout(limit, read)
@@ -285,18 +286,25 @@ impl Connection {
     /// recipient and is returned as the error.
     pub async fn send(&mut self, msg: &Outgoing) -> Result<Vec<Outcome>, ClientError> {
         let eight_bit = msg.raw.iter().any(|b| *b >= 0x80);
-        let utf8_envelope =
-            !msg.sender.is_ascii() || msg.recipients.iter().any(|r| !r.is_ascii());
+        let utf8_envelope = !msg.sender.is_ascii() || msg.recipients.iter().any(|r| !r.is_ascii());
         if utf8_envelope && !self.ext.smtputf8 {
             // RFC 6531 3.2: never downgrade an internationalised envelope.
             let why = "554 5.6.9 the next hop does not support SMTPUTF8".to_string();
-            return Ok(msg.recipients.iter().map(|_| Outcome::Failed(why.clone())).collect());
+            return Ok(msg
+                .recipients
+                .iter()
+                .map(|_| Outcome::Failed(why.clone()))
+                .collect());
         }
         if let Some(max) = self.ext.size
             && msg.raw.len() as u64 > max
         {
             let why = format!("552 5.3.4 message larger than the next hop's SIZE {max}");
-            return Ok(msg.recipients.iter().map(|_| Outcome::Failed(why.clone())).collect());
+            return Ok(msg
+                .recipients
+                .iter()
+                .map(|_| Outcome::Failed(why.clone()))
+                .collect());
         }
         let mut mail = format!("MAIL FROM:<{}>", msg.sender);
         if self.ext.size.is_some() {
@@ -316,7 +324,9 @@ impl Connection {
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(msg.recipients.len());
         let mut accepted = 0;
         for rcpt in &msg.recipients {
-            let r = self.command(&format!("RCPT TO:<{rcpt}>"), COMMAND_TIMEOUT).await?;
+            let r = self
+                .command(&format!("RCPT TO:<{rcpt}>"), COMMAND_TIMEOUT)
+                .await?;
             let text = reply_text(&r);
             match r.code {
                 250 | 251 => {
@@ -392,7 +402,10 @@ mod tests {
 
     #[test]
     fn dot_stuffing_doubles_leading_dots_and_ends_with_a_dot_line() {
-        assert_eq!(dot_stuff(b"a\r\n.b\r\n..c\r\n"), b"a\r\n..b\r\n...c\r\n.\r\n");
+        assert_eq!(
+            dot_stuff(b"a\r\n.b\r\n..c\r\n"),
+            b"a\r\n..b\r\n...c\r\n.\r\n"
+        );
         assert_eq!(dot_stuff(b".x"), b"..x\r\n.\r\n");
     }
 

@@ -114,6 +114,8 @@ pub struct ImapSection {
     pub max_connections_per_ip: usize,
     /// Largest literal (APPEND message, long argument) accepted, in octets.
     pub max_literal_size: usize,
+    /// Mailboxes one user may have; CREATE past it is `NO [LIMIT]`.
+    pub max_mailboxes: u64,
 }
 
 /// RFC 1939 3: the autologout timer is at least 10 minutes.
@@ -143,6 +145,7 @@ impl Default for ImapSection {
             max_connections: smtp_defaults::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: smtp_defaults::DEFAULT_MAX_CONNECTIONS_PER_IP,
             max_literal_size: smtp_defaults::DEFAULT_MAX_MESSAGE_SIZE,
+            max_mailboxes: server::imap::config::DEFAULT_MAX_MAILBOXES,
         }
     }
 }
@@ -600,6 +603,7 @@ impl Config {
                 self.imap.max_connections_per_ip as u64,
             ),
             ("imap.max_literal_size", self.imap.max_literal_size as u64),
+            ("imap.max_mailboxes", self.imap.max_mailboxes),
             ("tls.handshake_timeout", self.tls.handshake_timeout),
             (
                 "auth.lockout_failures",
@@ -719,6 +723,7 @@ listen = "127.0.0.1:9025"
         assert_eq!(c.smtp.max_message_size, d.smtp.max_message_size);
         assert_eq!(c.pop3.idle_timeout, d.pop3.idle_timeout);
         assert_eq!(c.imap.max_literal_size, d.imap.max_literal_size);
+        assert_eq!(c.imap.max_mailboxes, d.imap.max_mailboxes);
         assert_eq!(c.store.group_commit_max, d.store.group_commit_max);
         assert_eq!(c.auth.scram_iterations, d.auth.scram_iterations);
         assert_eq!(c.auth.scram, d.auth.scram);

@@ -1,8 +1,23 @@
 //! A server-wide budget for message data held in memory (SPEC 8: no input
-//! grows without bound). Each session receiving a message reserves memory
-//! from it as the message grows; when the budget is spent, the message is
-//! refused with a temporary error (SMTP 452 4.3.1) instead of the server
-//! running out of memory under many concurrent large messages.
+//! grows without bound). When the budget is spent, a message is refused
+//! with a temporary error (SMTP 452 4.3.1) instead of the server running
+//! out of memory under many concurrent large messages.
+//!
+//! A message is admitted whole or not at all, at DATA (before the 354) or
+//! at its first BDAT chunk: the session reserves the size the client
+//! declared with SIZE (RFC 1870), else `max_message_size`. Growing the
+//! reservation as data arrived instead let six concurrent 20 MB senders
+//! against a 64 MB budget each take a share and most be refused after
+//! sending everything; admitting whole means the budget is held only by
+//! messages that can finish, and the others are told at once to retry.
+//!
+//! Reserving `max_message_size` for a message without SIZE is the price of
+//! never refusing it after 354; the alternative, reserving in chunks and
+//! waiting for budget mid-message, can deadlock senders that each hold part
+//! of it. Every mainstream MTA sends SIZE when it is advertised, so few
+//! messages pay it. A client that sends more than it declared grows its
+//! reservation as before and is the only one that may be refused at the
+//! end of the data.
 
 use std::sync::Arc;
 

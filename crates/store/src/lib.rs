@@ -213,6 +213,11 @@ pub enum Change {
     Mailboxes { account: String },
     /// The outbound queue changed (new rows, a retry): wakes the worker.
     Queue,
+    /// The account was deleted (`mailroom user del`, possibly from another
+    /// process): its sessions end (IMAP `* BYE`, POP3 `-ERR`). Follows the
+    /// account's `Mailboxes` change, so a consumer of that alone still
+    /// resynchronises.
+    AccountDeleted { account: String },
 }
 
 /// Counters for metrics and the benchmark: fsyncs per message is
@@ -305,6 +310,11 @@ pub trait Store: Send + Sync + 'static {
     fn delete_account(&self, account: String) -> StoreFuture<'_, ()>;
     /// The account's mailboxes, INBOX first then by name.
     fn mailboxes(&self, account: String) -> StoreFuture<'_, Vec<MailboxInfo>>;
+    /// How many mailboxes the account has (for `imap.max_mailboxes`),
+    /// without reading them all.
+    fn mailbox_count(&self, account: String) -> StoreFuture<'_, u64> {
+        Box::pin(async move { Ok(self.mailboxes(account).await?.len() as u64) })
+    }
     /// One mailbox by name: "INBOX" case-insensitive, others exact.
     fn mailbox(&self, account: String, name: String) -> StoreFuture<'_, Option<MailboxInfo>>;
     fn create_mailbox(

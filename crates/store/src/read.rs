@@ -4,7 +4,12 @@
 //! In WAL mode readers never block the writer nor each other; each query
 //! runs in its own implicit transaction and so sees one committed snapshot.
 //! The pool is a few connections each behind its own mutex, so concurrent
-//! sessions do not queue behind one lock.
+//! sessions do not queue behind one lock. The store admits at most one
+//! read per connection at a time (an async semaphore, see
+//! `SqliteStore::read`), so a read never waits for a connection on a
+//! blocking thread, and however many sessions ask at once (two LISTs of
+//! 100 000 mailboxes, say), only `READ_CONNECTIONS` blocking threads are
+//! busy with reads and the async workers none.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -106,6 +111,14 @@ pub fn mailboxes(conn: &Connection, account: &str) -> Result<Vec<MailboxInfo>, S
             .and_then(Iterator::collect)
     })
     .map_err(map_err)
+}
+
+pub fn mailbox_count(conn: &Connection, account: &str) -> Result<u64, StoreError> {
+    let account = canonical_account(account)?;
+    conn.prepare_cached("SELECT count(*) FROM mailboxes WHERE account = ?1")
+        .and_then(|mut s| s.query_row([account], |r| r.get::<_, i64>(0)))
+        .map(|n| u64::try_from(n).unwrap_or(0))
+        .map_err(map_err)
 }
 
 pub fn mailbox(

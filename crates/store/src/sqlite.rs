@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
-use tokio::sync::broadcast;
+use tokio::sync::{Semaphore, broadcast};
 
 use crate::feed::{self, Feed};
 use crate::read::{self, READ_CONNECTIONS, ReadPool};
@@ -33,6 +33,9 @@ pub struct SqliteStore {
     stop_watcher: Mutex<Option<Sender<()>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     reads: Arc<ReadPool>,
+    /// One permit per read connection: reads wait here, asynchronously,
+    /// rather than on a connection's mutex in a blocking thread.
+    read_permits: Arc<Semaphore>,
     feed: Arc<Feed>,
     stats: Arc<Stats>,
 }
@@ -106,6 +109,7 @@ impl SqliteStore {
             stop_watcher: Mutex::new(Some(stop_tx)),
             threads: Mutex::new(vec![writer_thread, watcher_thread]),
             reads,
+            read_permits: Arc::new(Semaphore::new(READ_CONNECTIONS)),
             feed,
             stats,
         }))
@@ -158,17 +162,30 @@ impl SqliteStore {
         })
     }
 
-    /// Runs a read on the blocking pool with a pooled connection.
+    /// Runs a read on the blocking pool with a pooled connection, never
+    /// on the async workers: a long read (a LIST of 100 000 mailboxes)
+    /// delays only reads queued behind it, not other sessions' work.
     fn read<T, F>(&self, f: F) -> StoreFuture<'_, T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = Arc::clone(&self.reads);
+        let permits = Arc::clone(&self.read_permits);
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || pool.with(f))
+            // Held until the blocking task ends, so a free connection
+            // waits for every admitted read.
+            let permit = permits
+                .acquire_owned()
                 .await
-                .map_err(|e| StoreError::Io(format!("read task failed: {e}")))?
+                .map_err(|_| StoreError::Closed)?;
+            tokio::task::spawn_blocking(move || {
+                let r = pool.with(f);
+                drop(permit);
+                r
+            })
+            .await
+            .map_err(|e| StoreError::Io(format!("read task failed: {e}")))?
         })
     }
 }
@@ -223,6 +240,10 @@ impl Store for SqliteStore {
 
     fn mailboxes(&self, account: String) -> StoreFuture<'_, Vec<MailboxInfo>> {
         self.read(move |c| read::mailboxes(c, &account))
+    }
+
+    fn mailbox_count(&self, account: String) -> StoreFuture<'_, u64> {
+        self.read(move |c| read::mailbox_count(c, &account))
     }
 
     fn mailbox(&self, account: String, name: String) -> StoreFuture<'_, Option<MailboxInfo>> {

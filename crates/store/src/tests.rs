@@ -686,6 +686,30 @@ async fn change_feed_reports_append_flags_expunge() {
 }
 
 #[tokio::test]
+async fn deleting_an_account_publishes_account_deleted_to_other_stores() {
+    let dir = tempdir();
+    let server = open(dir.path());
+    server.ensure_account("a@x".into()).await.expect("account");
+    let mut feed = server.subscribe();
+    // Another process (the CLI) opens the same directory and deletes it.
+    let cli = open(dir.path());
+    cli.delete_account("a@x".into()).await.expect("delete");
+    cli.shutdown();
+    let mut seen = Vec::new();
+    while !seen.contains(&Change::AccountDeleted {
+        account: "a@x".into(),
+    }) {
+        let c = timeout(Duration::from_secs(5), feed.recv())
+            .await
+            .expect("the watcher publishes the other store's commit in time");
+        seen.push(c.expect("recv"));
+    }
+    assert!(seen.contains(&Change::Mailboxes {
+        account: "a@x".into()
+    }));
+}
+
+#[tokio::test]
 async fn disk_full_is_temporary_and_writes_nothing() {
     let dir = tempdir();
     let store = open(dir.path());

@@ -18,6 +18,9 @@ pub const DEFAULT_MAX_ERRORS: u32 = 50;
 /// Connections in total and per client address (SPEC 8).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 20;
+/// Mailboxes per user by default (issue 9: one user with 100 000 made each
+/// LIST a denial of service); CREATE past it is `NO [LIMIT]` (RFC 5530).
+pub const DEFAULT_MAX_MAILBOXES: u64 = 10_000;
 /// How long a write to a client may block before the session is dropped.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -29,6 +32,8 @@ pub struct ImapConfig {
     /// Largest APPEND literal.
     pub max_literal_size: usize,
     pub max_errors: u32,
+    /// Mailboxes one user may have.
+    pub max_mailboxes: u64,
     pub connections: ConnectionLimits,
     /// Plaintext logins are accepted from these networks only (SPEC 5,
     /// SPEC 7 `local_networks`) until TLS arrives; elsewhere LOGIN is
@@ -43,6 +48,7 @@ impl ImapConfig {
             idle_timeout: RFC_IDLE_TIMEOUT,
             max_literal_size: DEFAULT_MAX_LITERAL_SIZE,
             max_errors: DEFAULT_MAX_ERRORS,
+            max_mailboxes: DEFAULT_MAX_MAILBOXES,
             connections: ConnectionLimits {
                 max_total: DEFAULT_MAX_CONNECTIONS,
                 max_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,

@@ -343,6 +343,11 @@ async fn idle(
             r = fill(io, until) => r?,
             _ = session.changed() => {
                 let mut out = Out::new(io, session.encoder());
+                if session.account_deleted() {
+                    out.untagged(Status::Bye, None, super::session::ACCOUNT_DELETED);
+                    out.flush().await?;
+                    return Err(End::Done);
+                }
                 session.sync(&mut out, true, false).await?;
                 out.flush().await?;
             }

@@ -6,6 +6,16 @@
 //! Hierarchy delimiter "/". `CREATE a/b/c` creates the missing parents as
 //! ordinary mailboxes, so the hierarchy never has holes; DELETE of a
 //! mailbox with children is refused with `[HASCHILDREN]`.
+//!
+//! Work per LIST is bounded: a user has at most `imap.max_mailboxes`
+//! (CREATE past it is `NO [LIMIT]`, RFC 5530 3), the mailboxes are read
+//! off the async workers (the store's blocking pool), children are found
+//! with a sorted index rather than a scan per mailbox (a 100 000-mailbox
+//! LIST was 10^10 comparisons on a worker), and the listing loop yields to
+//! the executor every [`LIST_YIELD_EVERY`] mailboxes, so one LIST never
+//! holds a worker thread while other sessions wait.
+
+use std::collections::BTreeSet;
 
 use proto_imap::command::{ListCommand, StatusItem};
 use proto_imap::{Code, Data, Mailbox};
@@ -75,9 +85,44 @@ fn parents(name: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Mailboxes listed between two yields to the executor: a few
+/// milliseconds of work at most, however many mailboxes a user has.
+pub const LIST_YIELD_EVERY: usize = 256;
+
 fn has_children(all: &[MailboxInfo], name: &str) -> bool {
     let prefix = format!("{name}{DELIMITER}");
     all.iter().any(|m| m.name.starts_with(&prefix))
+}
+
+/// Sorted mailbox names: "has a descendant" is one range lookup, so a
+/// LIST is O(n log n), not O(n^2).
+struct Names<'a>(BTreeSet<&'a str>);
+
+impl<'a> Names<'a> {
+    fn new(names: impl Iterator<Item = &'a str>) -> Self {
+        Names(names.collect())
+    }
+
+    /// True when some name lies below `name` in the hierarchy. Every such
+    /// name starts with `name/`, and sorts right after it.
+    fn has_descendant(&self, name: &str) -> bool {
+        let prefix = format!("{name}{DELIMITER}");
+        self.0
+            .range::<str, _>((
+                std::ops::Bound::Excluded(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .next()
+            .is_some_and(|n| n.starts_with(&prefix))
+    }
+}
+
+/// RFC 5530 3: LIMIT, an operation refused because a limit was reached.
+fn too_many_mailboxes(max: u64) -> ImapError {
+    ImapError::no(
+        Some(Code::Limit),
+        format!("too many mailboxes (at most {max} per user)"),
+    )
 }
 
 impl Session {
@@ -96,6 +141,33 @@ impl Session {
         Ok(())
     }
 
+    /// `imap.max_mailboxes`: creating `name` and its missing parents must
+    /// leave the account within the limit. Concurrent CREATEs of one user
+    /// may pass it by a few; the limit is against runaway growth, not exact.
+    async fn check_mailbox_limit(&self, account: &str, name: &str) -> Result<(), ImapError> {
+        let max = self.ctx.config.max_mailboxes;
+        let have = self.ctx.store.mailbox_count(account.to_string()).await?;
+        let mut new: u64 = 1;
+        if have.saturating_add(new) > max {
+            return Err(too_many_mailboxes(max));
+        }
+        for parent in parents(name) {
+            if self
+                .ctx
+                .store
+                .mailbox(account.to_string(), parent.to_string())
+                .await?
+                .is_none()
+            {
+                new += 1;
+            }
+        }
+        if have.saturating_add(new) > max {
+            return Err(too_many_mailboxes(max));
+        }
+        Ok(())
+    }
+
     pub(super) async fn create(&mut self, m: &Mailbox) -> CmdResult {
         let account = self.account()?.to_string();
         // RFC 9051 6.3.4: a trailing delimiter only declares the intent to
@@ -107,6 +179,7 @@ impl Session {
                 "mailbox already exists",
             ));
         }
+        self.check_mailbox_limit(&account, name).await?;
         self.create_parents(&account, name).await?;
         match self
             .ctx
@@ -213,28 +286,27 @@ impl Session {
             .iter()
             .map(|p| canonical_pattern(&format!("{}{}", l.reference, p)))
             .collect();
-        for m in &all {
+        let names = Names::new(all.iter().map(|m| m.name.as_str()));
+        let subscribed = Names::new(all.iter().filter(|m| m.subscribed).map(|m| m.name.as_str()));
+        for (i, m) in all.iter().enumerate() {
+            if i % LIST_YIELD_EVERY == LIST_YIELD_EVERY - 1 {
+                tokio::task::yield_now().await;
+            }
             if !patterns.iter().any(|p| pattern_matches(p, &m.name)) {
                 continue;
             }
             // RFC 5258 3: with RECURSIVEMATCH, a mailbox whose descendants
             // meet the SUBSCRIBED selection is reported with CHILDINFO, and
             // listed even when it does not meet it itself.
-            let childinfo = l.recursive_match
-                && l.select_subscribed
-                && all.iter().any(|x| {
-                    x.subscribed
-                        && x.name.strip_prefix(m.name.as_str()).is_some_and(|rest| {
-                            rest.len() > DELIMITER.len_utf8() && rest.starts_with(DELIMITER)
-                        })
-                });
+            let childinfo =
+                l.recursive_match && l.select_subscribed && subscribed.has_descendant(&m.name);
             if l.select_subscribed && !m.subscribed && !childinfo {
                 continue;
             }
             if l.select_special_use && m.special_use.is_none() {
                 continue;
             }
-            let mut attrs = vec![if has_children(&all, &m.name) {
+            let mut attrs = vec![if names.has_descendant(&m.name) {
                 "\\HasChildren".to_string()
             } else {
                 "\\HasNoChildren".to_string()
@@ -368,6 +440,18 @@ mod tests {
     }
 
     #[test]
+    fn descendants_are_found_by_range() {
+        let names = Names::new(["a", "a/b", "ab", "a-c", "b/c/d", "z"].into_iter());
+        assert!(names.has_descendant("a"));
+        assert!(!names.has_descendant("a/b"));
+        assert!(!names.has_descendant("ab"));
+        assert!(names.has_descendant("b"), "a missing parent still has one");
+        assert!(names.has_descendant("b/c"));
+        assert!(!names.has_descendant("z"));
+        assert!(!names.has_descendant("a-"));
+    }
+
+    #[test]
     fn parents_of_a_path() {
         assert_eq!(parents("a/b/c"), vec!["a", "a/b"]);
         assert!(parents("a").is_empty());
@@ -377,6 +461,7 @@ mod tests {
 #[cfg(test)]
 mod session_tests {
     use crate::imap::testkit::{ALICE, Kit, cmd};
+    use store::Store;
 
     #[tokio::test]
     async fn create_existing_is_no_alreadyexists() {
@@ -422,6 +507,29 @@ mod session_tests {
         let r = cmd(&mut s, "LIST (SUBSCRIBED) \"\" %").await;
         assert!(!r.has("Fruit"), "{r:?}");
         assert!(!r.has("CHILDINFO"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn create_past_max_mailboxes_is_no_limit() {
+        let kit = Kit::with(|c| c.max_mailboxes = 8);
+        let mut s = kit.logged_in(ALICE).await;
+        // A new user has INBOX and the special-use mailboxes.
+        let have = kit.store.mailbox_count(ALICE.into()).await.unwrap();
+        assert!(have < 7, "{have}");
+        for i in have..7 {
+            cmd(&mut s, &format!("CREATE m{i}")).await.assert_ok();
+        }
+        // One left: a name needing a new parent too does not fit.
+        let r = cmd(&mut s, "CREATE p/q").await;
+        assert_eq!(r.status(), "NO", "{r:?}");
+        assert!(r.tagged.contains("[LIMIT]"), "{r:?}");
+        assert!(kit.mailbox(ALICE, "p").await.is_none());
+        cmd(&mut s, "CREATE last").await.assert_ok();
+        let r = cmd(&mut s, "CREATE more").await;
+        assert!(r.tagged.contains("[LIMIT]"), "{r:?}");
+        // Deleting one makes room again.
+        cmd(&mut s, "DELETE last").await.assert_ok();
+        cmd(&mut s, "CREATE more").await.assert_ok();
     }
 
     #[tokio::test]

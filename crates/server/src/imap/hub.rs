@@ -6,6 +6,10 @@
 //! An idle session therefore costs no CPU and the feed is read once, not
 //! once per session. A lagging feed wakes every watcher: each resyncs
 //! from the store.
+//!
+//! Account deletions are counted per account: a session remembers the
+//! count at login and ends with `* BYE` once it grows, whichever process
+//! deleted the account (the feed carries the CLI's commits too).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,6 +20,10 @@ use tokio::sync::{broadcast, watch};
 #[derive(Default)]
 pub struct ChangeHub {
     watchers: Mutex<Watchers>,
+    /// Deletions seen per (lower-cased) account since the server started.
+    /// One entry per deleted account name: administrators' actions, not
+    /// client input, so it stays small.
+    deletions: Mutex<HashMap<String, u64>>,
 }
 
 #[derive(Default)]
@@ -36,6 +44,7 @@ impl ChangeHub {
                 let change = rx.recv().await;
                 let Some(hub) = weak.upgrade() else { return };
                 match change {
+                    Ok(Change::AccountDeleted { account }) => hub.account_deleted(account),
                     Ok(c) => {
                         if let Some(mb) = mailbox_of(&c) {
                             hub.bump(mb);
@@ -54,6 +63,30 @@ impl ChangeHub {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Watchers> {
         self.watchers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn account_deleted(&self, account: String) {
+        tracing::info!(%account, "imap: account deleted; ending its sessions");
+        {
+            let mut d = self
+                .deletions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let n = d.entry(account.to_lowercase()).or_insert(0);
+            *n = n.wrapping_add(1);
+        }
+        // Wake every watcher: sessions in IDLE notice at once.
+        self.bump_all();
+    }
+
+    /// How many times `account` was deleted since the server started.
+    pub fn deletions(&self, account: &str) -> u64 {
+        self.deletions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&account.to_lowercase())
+            .copied()
+            .unwrap_or(0)
     }
 
     fn bump(&self, mailbox: MailboxId) {
@@ -87,6 +120,6 @@ fn mailbox_of(c: &Change) -> Option<MailboxId> {
         Change::Appended { mailbox, .. }
         | Change::Flags { mailbox, .. }
         | Change::Expunged { mailbox, .. } => Some(*mailbox),
-        Change::Mailboxes { .. } | Change::Queue => None,
+        Change::Mailboxes { .. } | Change::AccountDeleted { .. } | Change::Queue => None,
     }
 }

@@ -263,6 +263,9 @@ pub struct Session {
     pub(super) rev2: bool,
     /// The AUTHENTICATE exchange waiting for the client's response.
     pub(super) sasl: Option<crate::sasl::Exchange>,
+    /// The hub's deletion count of `account` at login: a larger one means
+    /// the account was deleted under this session.
+    pub(super) deletions_at_login: u64,
 }
 
 impl Session {
@@ -277,6 +280,7 @@ impl Session {
             selected: None,
             rev2: false,
             sasl: None,
+            deletions_at_login: 0,
         }
     }
 
@@ -329,10 +333,26 @@ impl Session {
                     self.account = None;
                 }
             }
-            State::Authenticated => self.selected = None,
+            State::Authenticated => {
+                self.selected = None;
+                if self.state == State::NotAuthenticated
+                    && let Some(account) = &self.account
+                {
+                    self.deletions_at_login = self.ctx.hub.deletions(account);
+                }
+            }
             State::Selected => debug_assert!(self.selected.is_some()),
         }
         self.state = to;
+    }
+
+    /// True when the logged-in account was deleted since login.
+    pub fn account_deleted(&self) -> bool {
+        matches!(self.state, State::Authenticated | State::Selected)
+            && self
+                .account
+                .as_deref()
+                .is_some_and(|a| self.ctx.hub.deletions(a) != self.deletions_at_login)
     }
 
     pub(super) fn account(&self) -> Result<&str, ImapError> {
@@ -410,6 +430,13 @@ impl Session {
     /// Applies one command: writes its responses and the tagged reply.
     pub async fn apply(&mut self, cmd: Command, out: &mut Out<'_>) -> Result<Flow, ImapError> {
         let Command { tag, kind } = cmd;
+        // RFC 9051 7.1.5: BYE when the server closes the connection; the
+        // account is gone, so nothing this session could do would work.
+        if self.account_deleted() && !matches!(kind, CommandKind::Logout) {
+            out.untagged(Status::Bye, None, ACCOUNT_DELETED);
+            self.transition(State::Logout);
+            return Ok(Flow::Close);
+        }
         if !allowed(self.state, &kind) {
             let text = match self.state {
                 State::NotAuthenticated => "Log in first",
@@ -577,6 +604,9 @@ impl Session {
         }
     }
 }
+
+/// The BYE text when the account was deleted under a session.
+pub const ACCOUNT_DELETED: &str = "Account deleted, closing connection";
 
 /// Writes a tagged status response.
 pub fn tagged(out: &mut Out<'_>, tag: &Tag, status: Status, code: Option<Code>, text: &str) {

@@ -50,6 +50,11 @@ pub struct Maildrop {
     pending_seen: Vec<Uid>,
     /// The \Seen write in flight, if any (see [`Maildrop::store_seen`]).
     seen_write: Option<JoinHandle<Result<(), StoreError>>>,
+    /// The feed lagged or a mailbox of the account changed since the last
+    /// refresh: the entries must be re-read.
+    resync: bool,
+    /// The account was deleted (by the CLI, maybe in another process).
+    pub account_deleted: bool,
 }
 
 impl Maildrop {
@@ -89,6 +94,8 @@ impl Maildrop {
             changes,
             pending_seen: Vec::new(),
             seen_write: None,
+            resync: false,
+            account_deleted: false,
         })
     }
 
@@ -207,19 +214,8 @@ impl Maildrop {
     /// When the feed lagged, or a mailbox of the account changed (INBOX
     /// renamed), it re-reads the mailbox's entries instead.
     pub async fn refresh(&mut self, store: &Arc<dyn Store>) -> Result<(), StoreError> {
-        let mut resync = false;
-        for _ in 0..MAX_CHANGES_PER_REFRESH {
-            match self.changes.try_recv() {
-                Ok(Change::Expunged { mailbox, uid, .. }) if mailbox == self.mailbox => {
-                    self.mark_gone(uid);
-                }
-                Ok(Change::Mailboxes { account }) if account == self.account => resync = true,
-                Ok(_) => {}
-                Err(TryRecvError::Lagged(_)) => resync = true,
-                Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => break,
-            }
-        }
-        if resync {
+        self.poll_feed();
+        if std::mem::take(&mut self.resync) {
             let present = match store.messages(self.mailbox).await {
                 Ok(list) => list.into_iter().map(|m| m.uid).collect::<Vec<_>>(),
                 Err(StoreError::NotFound(_)) => Vec::new(),
@@ -232,6 +228,27 @@ impl Maildrop {
             }
         }
         Ok(())
+    }
+
+    /// Reads what the change feed has now, without touching the store:
+    /// marks expunged messages gone, and notes a needed resync or the
+    /// account's deletion. Cheap enough to run before every command.
+    pub fn poll_feed(&mut self) {
+        let account = self.account.to_lowercase();
+        for _ in 0..MAX_CHANGES_PER_REFRESH {
+            match self.changes.try_recv() {
+                Ok(Change::Expunged { mailbox, uid, .. }) if mailbox == self.mailbox => {
+                    self.mark_gone(uid);
+                }
+                Ok(Change::Mailboxes { account: a }) if a == account => self.resync = true,
+                Ok(Change::AccountDeleted { account: a }) if a == account => {
+                    self.account_deleted = true;
+                }
+                Ok(_) => {}
+                Err(TryRecvError::Lagged(_)) => self.resync = true,
+                Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => break,
+            }
+        }
     }
 
     fn mark_gone(&mut self, uid: Uid) {

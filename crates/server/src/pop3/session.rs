@@ -200,6 +200,19 @@ impl Session {
                 | (Allowed::Authorization, State::Authorization(_))
                 | (Allowed::Transaction, State::Transaction(_))
         );
+        // The account was deleted under this session: say so plainly and
+        // close (RFC 3206 4: SYS/PERM, retrying will not help). UPDATE is
+        // skipped; there is no maildrop left to update.
+        if let Some(m) = self.maildrop() {
+            m.poll_feed();
+            if m.account_deleted {
+                tracing::info!(account = %m.account, "pop3: account deleted; closing session");
+                return Action::Close(Response::err_code(
+                    RespCode::SysPerm,
+                    "Account deleted, closing connection",
+                ));
+            }
+        }
         if !state_ok {
             let text = if self.logged_in() {
                 "Already logged in"

@@ -32,6 +32,17 @@ impl Session {
         if tx.params.body == Some(Body::BinaryMime) {
             return Action::Reply(bad_sequence("BODY=BINARYMIME requires BDAT"));
         }
+        // Admit the message whole or not at all, before the 354: refusing
+        // after the client sent 20 MB wastes both sides' work and, with
+        // reservations grown as data arrives, let every concurrent sender
+        // spend the budget and none finish. The transaction stays open
+        // (RFC 5321 4.1.1.4 lists 452 for DATA): the client may retry DATA
+        // or RSET.
+        let need = self.admission_size(tx.params.size, None);
+        if !self.admit(need) {
+            self.count_outcome(&insufficient_storage());
+            return Action::Reply(insufficient_storage());
+        }
         Action::ReadData(Reply::new(354, None, "End data with <CR><LF>.<CR><LF>"))
     }
 
@@ -75,9 +86,31 @@ impl Session {
             State::Transaction(_) => None,
             _ => Some(bad_sequence("Need MAIL command first")),
         };
-        if refuse.is_none()
-            && let State::Transaction(tx) = &mut self.state
-        {
+        if refuse.is_some() {
+            return Action::ReadChunk { size, last, refuse };
+        }
+        let first = match &self.state {
+            State::Transaction(tx) if tx.chunks.is_none() => Some(tx.params.size),
+            _ => None,
+        };
+        // The first chunk admits the message whole, as DATA does; the
+        // refused chunk is still read (RFC 3030 2) and its error ends the
+        // transaction.
+        if let Some(declared) = first {
+            let need = self.admission_size(declared, last.then_some(size));
+            if !self.admit(need) {
+                self.state = State::Ready;
+                self.end_message();
+                let r = insufficient_storage();
+                self.count_outcome(&r);
+                return Action::ReadChunk {
+                    size,
+                    last,
+                    refuse: Some(r),
+                };
+            }
+        }
+        if let State::Transaction(tx) = &mut self.state {
             tx.chunks.get_or_insert_with(Chunks::default);
         }
         Action::ReadChunk { size, last, refuse }
@@ -402,40 +435,81 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn spent_memory_budget_is_452_431_then_small_mail_passes() {
-        let kit = Kit::with_memory(|_| {}, None, crate::budget::BUDGET_UNIT);
-        let mut s = kit.ready().await;
-        let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(100_000));
-        let r = transaction(
-            &mut s,
-            "MAIL",
-            "x@remote.test",
-            &["alice@example.test"],
-            big.as_bytes(),
-        )
-        .await;
-        assert_eq!(code(&r), (452, "4.3.1".into()));
-        // The budget came back: a small message fits.
-        let r = transaction(
-            &mut s,
-            "MAIL",
-            "x@remote.test",
-            &["alice@example.test"],
-            MSG,
-        )
-        .await;
-        assert_eq!(r.code, 250);
-        // BDAT too: a chunk past the budget ends the transaction with 452.
-        cmd(&mut s, "MAIL FROM:<x@remote.test>").await;
-        cmd(&mut s, "RCPT TO:<alice@example.test>").await;
-        cmd(&mut s, "BDAT 100000 LAST").await;
-        s.bdat_append(&vec![b'y'; 100_000]);
+    async fn spent_memory_budget_is_452_431_at_data_then_mail_passes_once_returned() {
+        use crate::budget::BUDGET_UNIT;
+        // Room for two messages of the maximum size.
+        let kit = Kit::with_memory(|c| c.max_message_size = BUDGET_UNIT, None, 2 * BUDGET_UNIT);
+        let mut a = kit.ready().await;
+        let mut b = kit.ready().await;
+        let mut c = kit.ready().await;
+        for s in [&mut a, &mut b, &mut c] {
+            cmd(s, "MAIL FROM:<x@remote.test>").await;
+            cmd(s, "RCPT TO:<alice@example.test>").await;
+        }
+        // Without SIZE each reserves the maximum: the third is refused
+        // before its 354, its transaction kept.
+        assert_eq!(cmd(&mut a, "DATA").await.code, 354);
+        assert_eq!(cmd(&mut b, "DATA").await.code, 354);
+        assert_eq!(code(&cmd(&mut c, "DATA").await), (452, "4.3.1".into()));
+        assert!(c.in_transaction());
+        // Admitted messages are never refused for memory after 354.
+        let full = format!("Subject: f\r\n\r\n{}\r\n", "x".repeat(BUDGET_UNIT - 100));
+        assert_eq!(data(&mut a, full.as_bytes()).await.code, 250);
+        // The budget came back: the refused sender's DATA now passes.
+        assert_eq!(cmd(&mut c, "DATA").await.code, 354);
+        assert_eq!(data(&mut c, MSG).await.code, 250);
+        assert_eq!(data(&mut b, MSG).await.code, 250);
+        assert_eq!(kit.inbox("alice@example.test").await.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn declared_size_is_what_is_reserved() {
+        use crate::budget::BUDGET_UNIT;
+        let kit = Kit::with_memory(|_| {}, None, 4 * BUDGET_UNIT);
+        let mut s: Vec<_> = Vec::new();
+        for _ in 0..5 {
+            let mut x = kit.ready().await;
+            cmd(
+                &mut x,
+                &format!("MAIL FROM:<x@remote.test> SIZE={BUDGET_UNIT}"),
+            )
+            .await;
+            cmd(&mut x, "RCPT TO:<alice@example.test>").await;
+            s.push(x);
+        }
+        let codes: Vec<u16> = {
+            let mut v = Vec::new();
+            for x in &mut s {
+                v.push(cmd(x, "DATA").await.code);
+            }
+            v
+        };
+        assert_eq!(codes, vec![354, 354, 354, 354, 452]);
+    }
+
+    #[tokio::test]
+    async fn first_bdat_past_the_budget_is_452_and_ends_the_transaction() {
+        use crate::budget::BUDGET_UNIT;
+        let kit = Kit::with_memory(|c| c.max_message_size = BUDGET_UNIT, None, BUDGET_UNIT);
+        let mut a = kit.ready().await;
+        let mut b = kit.ready().await;
+        for s in [&mut a, &mut b] {
+            cmd(s, "MAIL FROM:<x@remote.test>").await;
+            cmd(s, "RCPT TO:<alice@example.test>").await;
+        }
+        assert_eq!(cmd(&mut a, "DATA").await.code, 354);
+        // A lone BDAT LAST reserves its chunk; still too much here.
         assert_eq!(
-            code(&s.bdat_end(100_000, true).await),
+            code(&cmd(&mut b, "BDAT 100 LAST").await),
             (452, "4.3.1".into())
         );
-        assert!(!s.in_transaction());
-        assert_eq!(kit.inbox("alice@example.test").await.len(), 1);
+        assert!(!b.in_transaction());
+        assert_eq!(data(&mut a, MSG).await.code, 250);
+        cmd(&mut b, "MAIL FROM:<x@remote.test>").await;
+        cmd(&mut b, "RCPT TO:<alice@example.test>").await;
+        assert_eq!(cmd(&mut b, "BDAT 10 LAST").await.code, 0);
+        b.bdat_append(b"Subject: y");
+        assert_eq!(b.bdat_end(10, true).await.code, 250);
     }
 
     #[tokio::test]

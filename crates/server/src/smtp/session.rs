@@ -326,8 +326,42 @@ impl Session {
         Reply::multi(250, None, lines)
     }
 
+    /// What a message is admitted with (see [`crate::budget`]): the
+    /// declared SIZE (RFC 1870) or, for a lone `BDAT n LAST`, its chunk,
+    /// never more than `max_message_size` (a larger one is refused at MAIL
+    /// or stops being stored at the limit); without either,
+    /// `max_message_size` itself, so a message that ends up at the limit
+    /// still fits what was reserved and is never refused after 354.
+    pub(crate) fn admission_size(&self, declared: Option<u64>, whole: Option<u64>) -> usize {
+        let max = self.ctx.config.max_message_size;
+        match declared.or(whole) {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX).min(max),
+            None => max,
+        }
+    }
+
+    /// Reserves `bytes` of the memory budget for the message about to be
+    /// received, all at once; false (nothing held) when it does not fit.
+    pub(crate) fn admit(&mut self, bytes: usize) -> bool {
+        self.reservation.release();
+        self.out_of_memory = false;
+        if self.reservation.cover(bytes) {
+            return true;
+        }
+        self.reservation.release();
+        tracing::warn!(
+            client = %self.peer,
+            bytes,
+            "message memory budget spent: refusing the message before its data"
+        );
+        false
+    }
+
     /// Grows this session's memory reservation to `bytes` of message data;
     /// false (and the message marked) when the server-wide budget is spent.
+    /// Admission reserved the whole message already, so this only fails
+    /// for a client that sent more than the SIZE it declared (RFC 1870
+    /// makes SIZE an estimate).
     pub fn reserve(&mut self, bytes: usize) -> bool {
         if self.reservation.cover(bytes) {
             return true;

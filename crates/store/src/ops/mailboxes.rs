@@ -28,7 +28,9 @@ pub fn delete_account(conn: &Connection, account: &str) -> Result<(), StoreError
     ] {
         conn.execute(&sql, [&account]).map_err(map_err)?;
     }
-    record(conn, &account, None, "mailboxes", None, None, now())
+    let at = now();
+    record(conn, &account, None, "mailboxes", None, None, at)?;
+    record(conn, &account, None, "account_deleted", None, None, at)
 }
 
 pub fn create_mailbox(
