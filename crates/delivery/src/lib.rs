@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod trace;
+pub mod worker;
 
 use store::{Delivery, Outbound, Store, StoreError};
 

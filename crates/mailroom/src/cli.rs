@@ -45,6 +45,9 @@ pub enum Cmd {
     /// Manage RFC 821 forwarding: RCPT answers 251 (or 551 with --refuse)
     #[command(subcommand)]
     Forward(ForwardCmd),
+    /// The outbound queue: mail waiting to leave for other domains
+    #[command(subcommand)]
+    Queue(QueueCmd),
     /// Deliver a message from standard input to ADDRESS's mailbox (an LDA)
     Deliver {
         /// Recipient address (a bare local part means the primary domain)
@@ -121,6 +124,28 @@ pub enum ListCmd {
     },
     /// Show mailing lists and their members
     Show,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueCmd {
+    /// One line per queued recipient: id, status, attempts, next attempt,
+    /// sender, recipient, last error
+    List {
+        /// One JSON object per line instead
+        #[arg(long)]
+        json: bool,
+    },
+    /// One entry in full, with its message
+    Show { id: i64 },
+    /// Make an entry (or, with --all, every entry) due now
+    Retry {
+        #[arg(required_unless_present = "all")]
+        id: Option<i64>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Remove an entry: its recipient will not get the message
+    Delete { id: i64 },
 }
 
 #[derive(Subcommand, Debug)]
@@ -253,6 +278,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                     refuse,
                 } => ctx.forward_set(&address, &target, keep, refuse),
                 ForwardCmd::Del { address } => ctx.forward_del(&address),
+            }
+        }
+        Cmd::Queue(c) => {
+            let ctx = commands::Ctx::open(&loaded, missing).map_err(|f| f.message)?;
+            match c {
+                QueueCmd::List { json } => ctx.queue_list(json),
+                QueueCmd::Show { id } => ctx.queue_show(id),
+                QueueCmd::Retry { id, .. } => ctx.queue_retry(id),
+                QueueCmd::Delete { id } => ctx.queue_delete(id),
             }
         }
         Cmd::Deliver { .. } => Ok(()),

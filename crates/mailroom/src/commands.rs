@@ -222,6 +222,91 @@ impl Ctx {
             .map_err(|e| e.to_string())
     }
 
+    /// `queue list`: one line (or JSON object) per queued recipient.
+    pub fn queue_list(&self, json: bool) -> Result<(), String> {
+        let rows = self
+            .rt
+            .block_on(self.store.queue())
+            .map_err(|e| e.to_string())?;
+        for q in rows {
+            if json {
+                println!(
+                    "{{\"id\":{},\"status\":\"{}\",\"attempts\":{},\"next_attempt\":{},\"created\":{},\"sender\":\"{}\",\"recipient\":\"{}\",\"last_error\":{}}}",
+                    q.id,
+                    json_escape(&q.status),
+                    q.attempts,
+                    q.next_attempt,
+                    q.created,
+                    json_escape(&q.sender),
+                    json_escape(&q.recipient),
+                    q.last_error
+                        .as_deref()
+                        .map(|e| format!("\"{}\"", json_escape(e)))
+                        .unwrap_or_else(|| "null".into())
+                );
+            } else {
+                println!(
+                    "{}\t{}\t{}\t{}\t<{}>\t{}\t{}",
+                    q.id,
+                    q.status,
+                    q.attempts,
+                    q.next_attempt,
+                    q.sender,
+                    q.recipient,
+                    q.last_error.as_deref().unwrap_or("")
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// `queue show ID`: the entry and its message.
+    pub fn queue_show(&self, id: i64) -> Result<(), String> {
+        let rows = self
+            .rt
+            .block_on(self.store.queue())
+            .map_err(|e| e.to_string())?;
+        let q = rows
+            .into_iter()
+            .find(|q| q.id == id)
+            .ok_or_else(|| format!("no queue entry {id}"))?;
+        let body = self
+            .rt
+            .block_on(self.store.read_body(q.body))
+            .map_err(|e| e.to_string())?;
+        println!(
+            "id: {}\nstatus: {}\nattempts: {}\nnext attempt: {}\ncreated: {}\nsender: <{}>\nrecipient: {}\nlast error: {}\n",
+            q.id,
+            q.status,
+            q.attempts,
+            q.next_attempt,
+            q.created,
+            q.sender,
+            q.recipient,
+            q.last_error.as_deref().unwrap_or("-")
+        );
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(&body);
+        Ok(())
+    }
+
+    /// `queue retry ID|--all`.
+    pub fn queue_retry(&self, id: Option<i64>) -> Result<(), String> {
+        let n = self
+            .rt
+            .block_on(self.store.retry_queue(id))
+            .map_err(|e| e.to_string())?;
+        println!("{n} queue entries due now");
+        Ok(())
+    }
+
+    /// `queue delete ID`.
+    pub fn queue_delete(&self, id: i64) -> Result<(), String> {
+        self.rt
+            .block_on(self.store.delete_queue(id))
+            .map_err(|e| e.to_string())
+    }
+
     /// Local delivery from stdin, like an LDA (fetchmail's `mda`, fixtures,
     /// scripts). The message is durable when this returns Ok; each failure
     /// carries its sysexits code ([`exit`]).
@@ -321,4 +406,18 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// A string as the inside of a JSON string (RFC 8259 7).
+fn json_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }

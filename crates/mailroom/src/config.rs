@@ -33,6 +33,7 @@ pub struct Config {
     pub admin: AdminSection,
     pub tls: TlsSection,
     pub submission: SubmissionSection,
+    pub relay: RelaySection,
     pub auth: AuthSection,
     pub store: StoreSection,
     pub log: LogSection,
@@ -66,6 +67,52 @@ pub struct SmtpSection {
     /// Offer AUTH on the MTA listener too (submission always offers it).
     pub mta_auth: bool,
 }
+
+/// `[relay]`: outbound delivery (SPEC 7, issue 12).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelaySection {
+    /// "host:port": everything through one relay instead of MX routing.
+    pub smarthost: String,
+    /// "IP:PORT" of the DNS server to ask; empty: the system's.
+    pub resolver: String,
+    /// The remote SMTP port (25; tests point it elsewhere).
+    pub port: u16,
+    /// Our name in EHLO; empty: `hostname`.
+    pub helo_name: String,
+    /// Seconds before the first retry, doubling up to `retry_max`.
+    pub retry_initial: u64,
+    pub retry_max: u64,
+    /// Seconds a message may wait in the queue before it fails.
+    pub max_queue_lifetime: u64,
+    /// Deliveries in flight at once.
+    pub max_connections: usize,
+}
+
+impl Default for RelaySection {
+    fn default() -> Self {
+        RelaySection {
+            smarthost: String::new(),
+            resolver: String::new(),
+            port: DEFAULT_RELAY_PORT,
+            helo_name: String::new(),
+            retry_initial: DEFAULT_RETRY_INITIAL_SECS,
+            retry_max: DEFAULT_RETRY_MAX_SECS,
+            max_queue_lifetime: DEFAULT_MAX_QUEUE_LIFETIME_SECS,
+            max_connections: delivery::worker::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// RFC 5321 4.5.4.1: SMTP's port.
+pub const DEFAULT_RELAY_PORT: u16 = 25;
+/// RFC 5321 4.5.4.1: retry after at least 30 minutes is suggested; SPEC 7
+/// starts at 5 minutes, doubling.
+pub const DEFAULT_RETRY_INITIAL_SECS: u64 = 300;
+/// SPEC 7: the backoff stops doubling at 4 hours.
+pub const DEFAULT_RETRY_MAX_SECS: u64 = 14_400;
+/// RFC 5321 4.5.4.1: give up after 4-5 days; SPEC 7 says 5.
+pub const DEFAULT_MAX_QUEUE_LIFETIME_SECS: u64 = 432_000;
 
 /// `[submission]`: what one authenticated user may send (issue 11).
 #[derive(Debug, Deserialize)]
@@ -250,6 +297,7 @@ impl Default for Config {
             admin: AdminSection::default(),
             tls: TlsSection::default(),
             submission: SubmissionSection::default(),
+            relay: RelaySection::default(),
             auth: AuthSection::default(),
             store: StoreSection::default(),
             log: LogSection::default(),
@@ -440,6 +488,14 @@ fn machine_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// `host:port` of `[relay] smarthost`.
+pub fn smarthost(text: &str) -> Option<(String, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
 /// Parses a list of socket addresses, naming `key` on error.
 pub fn addresses(key: &str, list: &[String]) -> Result<Vec<SocketAddr>, String> {
     list.iter()
@@ -553,6 +609,15 @@ impl Config {
                 ));
             }
         }
+        if !self.relay.smarthost.is_empty() && smarthost(&self.relay.smarthost).is_none() {
+            return Err(format!(
+                "relay.smarthost: '{}' is not host:port",
+                self.relay.smarthost
+            ));
+        }
+        if !self.relay.resolver.is_empty() {
+            addresses("relay.resolver", std::slice::from_ref(&self.relay.resolver))?;
+        }
         if !matches!(self.smtp.vrfy.as_str(), "disclose" | "252") {
             return Err(format!(
                 "smtp.vrfy: '{}' must be \"disclose\" or \"252\"",
@@ -605,6 +670,11 @@ impl Config {
             ("imap.max_literal_size", self.imap.max_literal_size as u64),
             ("imap.max_mailboxes", self.imap.max_mailboxes),
             ("tls.handshake_timeout", self.tls.handshake_timeout),
+            ("relay.port", u64::from(self.relay.port)),
+            ("relay.retry_initial", self.relay.retry_initial),
+            ("relay.retry_max", self.relay.retry_max),
+            ("relay.max_queue_lifetime", self.relay.max_queue_lifetime),
+            ("relay.max_connections", self.relay.max_connections as u64),
             (
                 "auth.lockout_failures",
                 u64::from(self.auth.lockout_failures),

@@ -115,6 +115,33 @@ fn pop3_config(loaded: &Loaded) -> Result<server::pop3::Pop3Config, String> {
     })
 }
 
+/// The outbound worker of `[relay]`: a smarthost, or direct delivery to
+/// each domain's mail servers.
+fn outbound_worker(
+    loaded: &Loaded,
+    store: Arc<store::SqliteStore>,
+) -> Arc<delivery::worker::Worker> {
+    let r = &loaded.config.relay;
+    let helo = if r.helo_name.is_empty() {
+        loaded.hostname.clone()
+    } else {
+        r.helo_name.clone()
+    };
+    let cfg = delivery::worker::WorkerConfig {
+        helo,
+        retry_initial: Duration::from_secs(r.retry_initial),
+        retry_max: Duration::from_secs(r.retry_max),
+        max_queue_lifetime: Duration::from_secs(r.max_queue_lifetime),
+        max_connections: r.max_connections,
+    };
+    let routing: Arc<dyn delivery::worker::Routing> = match crate::config::smarthost(&r.smarthost) {
+        Some((host, port)) => Arc::new(delivery::worker::Smarthost { host, port }),
+        None => Arc::new(delivery::worker::Direct { port: r.port }),
+    };
+    let store: Arc<dyn Store> = store;
+    Arc::new(delivery::worker::Worker::new(store, cfg, routing))
+}
+
 /// The certificates of `[tls]`, or the quick start's self-signed one.
 fn load_tls(loaded: &Loaded) -> Result<Arc<Tls>, String> {
     let t = &loaded.config.tls;
@@ -198,12 +225,14 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             shutdown.clone(),
         )));
     }
+    let worker = outbound_worker(&loaded, store.clone());
     let status: Arc<dyn admin::Status> = Arc::new(AdminStatus::new(
         &loaded,
         Arc::clone(&metrics),
         tracker.clone(),
         store.clone(),
         Arc::clone(&auth),
+        Arc::clone(&worker.stats),
     )?);
     for l in admin_listeners {
         tasks.push(tokio::spawn(admin::serve(
@@ -254,6 +283,11 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         )));
     }
     let _ = (&auth, &presence);
+    // The outbound queue worker (issue 12): mail for other domains leaves.
+    let worker_task = {
+        let mut stop = shutdown.clone();
+        tokio::spawn(Arc::clone(&worker).run(async move { stop.wait().await }))
+    };
     tracing::info!(hostname = %loaded.hostname, data_dir = %loaded.data_dir.display(), "mailroom ready");
 
     wait_for_signal(&tls).await?;
@@ -262,6 +296,9 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     for t in tasks {
         let _ = t.await;
     }
+    // A delivery run in flight ends within the grace period; its rows'
+    // leases bring them back after a restart otherwise.
+    let _ = tokio::time::timeout(Duration::from_secs(c.shutdown_timeout), worker_task).await;
     let grace = Duration::from_secs(c.shutdown_timeout);
     if tokio::time::timeout(grace, tracker.wait_idle())
         .await
@@ -290,6 +327,7 @@ struct AdminStatus {
     tracker: ConnectionTracker,
     store: Arc<store::SqliteStore>,
     auth: Arc<Authenticator>,
+    outbound: Arc<delivery::worker::WorkerStats>,
     min_free_disk: u64,
     /// Every address served, with its config key.
     listeners: Vec<(&'static str, std::net::SocketAddr)>,
@@ -302,6 +340,7 @@ impl AdminStatus {
         tracker: ConnectionTracker,
         store: Arc<store::SqliteStore>,
         auth: Arc<Authenticator>,
+        outbound: Arc<delivery::worker::WorkerStats>,
     ) -> Result<AdminStatus, String> {
         let c = &loaded.config;
         let mut listeners = Vec::new();
@@ -333,6 +372,7 @@ impl AdminStatus {
             tracker,
             store,
             auth,
+            outbound,
             min_free_disk: c.admin.min_free_disk,
             listeners,
         })
@@ -390,6 +430,24 @@ impl admin::Status for AdminStatus {
                 "Store write operations committed",
                 "counter",
                 stats.ops,
+            ),
+            (
+                "mailroom_outbound_delivered_total",
+                "Remote recipients delivered by the queue worker",
+                "counter",
+                load(&self.outbound.delivered),
+            ),
+            (
+                "mailroom_outbound_deferred_total",
+                "Remote delivery attempts deferred (temporary failures)",
+                "counter",
+                load(&self.outbound.deferred),
+            ),
+            (
+                "mailroom_outbound_failed_total",
+                "Remote recipients failed (permanent, or past the queue lifetime)",
+                "counter",
+                load(&self.outbound.failed),
             ),
             (
                 "mailroom_logins_ok_total",

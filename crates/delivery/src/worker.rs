@@ -1,0 +1,436 @@
+//! The outbound queue worker (SPEC 1 "Outbound", issue 12): claims due
+//! queue rows with a lease, routes each destination domain (a smarthost,
+//! or the domain's mail exchangers), carries every message for it over one
+//! connection, and records each recipient's outcome: delivered rows go,
+//! temporary failures are retried with doubling backoff from
+//! `[relay] retry_initial` to `retry_max` until `max_queue_lifetime`,
+//! permanent ones are marked failed (the DSN bounce is issue 13).
+//!
+//! It wakes on the store's `Queue` change (a delivery that queues, a CLI
+//! retry, from any process) and on a timer for rows coming due. A crash
+//! between the remote 250 and our commit sends a message twice at worst:
+//! the lease ends and the row is claimed again; nothing is lost.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use store::{BodyId, Change, QueueEntry, Store};
+use tokio::sync::Semaphore;
+
+use crate::client::{ClientError, Connection, Outcome, Outgoing};
+
+/// How long a claim holds its rows: longer than any one delivery run
+/// (the client's own timeouts bound it), short enough that rows of a
+/// crashed process are sent soon after it restarts.
+pub const LEASE: Duration = Duration::from_secs(900);
+/// Rows claimed at once.
+pub const CLAIM_BATCH: usize = 500;
+/// The longest the worker sleeps without looking for due rows.
+pub const MAX_POLL: Duration = Duration::from_secs(30);
+/// Default `[relay] max_connections`: deliveries in flight at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
+
+/// The worker's settings (`[relay]`).
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Our name in EHLO (`[relay] helo_name`, default the host name).
+    pub helo: String,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub max_queue_lifetime: Duration,
+    pub max_connections: usize,
+}
+
+/// One server to try, with its addresses in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    pub host: String,
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Why a domain could not be routed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteFailure {
+    /// No such domain, or a null MX: fail the recipients (with this text).
+    Permanent(String),
+    /// DNS trouble: retry later.
+    Temporary(String),
+}
+
+pub type RouteFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<Hop>, RouteFailure>> + Send + 'a>>;
+
+/// Where mail for a domain goes (RFC 5321 5.1).
+pub trait Routing: Send + Sync {
+    fn route<'a>(&'a self, domain: &'a str) -> RouteFuture<'a>;
+}
+
+/// Everything through one relay (`[relay] smarthost`).
+pub struct Smarthost {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Routing for Smarthost {
+    fn route<'a>(&'a self, _domain: &'a str) -> RouteFuture<'a> {
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((self.host.as_str(), self.port))
+                .await
+                .map_err(|e| RouteFailure::Temporary(format!("smarthost {}: {e}", self.host)))?
+                .collect();
+            Ok(vec![Hop {
+                host: self.host.clone(),
+                addrs,
+            }])
+        })
+    }
+}
+
+/// Straight to the domain's own addresses (A/AAAA, the implicit MX of
+/// RFC 5321 5.1) on `port`: the fallback until MX routing is wired.
+pub struct Direct {
+    pub port: u16,
+}
+
+impl Routing for Direct {
+    fn route<'a>(&'a self, domain: &'a str) -> RouteFuture<'a> {
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((domain, self.port))
+                .await
+                .map_err(|e| RouteFailure::Temporary(format!("{domain}: {e}")))?
+                .collect();
+            if addrs.is_empty() {
+                return Err(RouteFailure::Permanent(format!(
+                    "550 5.1.2 no address for {domain}"
+                )));
+            }
+            Ok(vec![Hop {
+                host: domain.to_string(),
+                addrs,
+            }])
+        })
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub delivered: AtomicU64,
+    pub deferred: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The domain of an address (after the last `@`), lower-cased: RFC 5321
+/// 2.4, domains are case-insensitive.
+fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// The delay before attempt `attempts + 1`: retry_initial doubling, capped.
+pub fn backoff(cfg: &WorkerConfig, attempts: u32) -> Duration {
+    let factor = 1u32.checked_shl(attempts.min(20)).unwrap_or(u32::MAX);
+    cfg.retry_initial.saturating_mul(factor).min(cfg.retry_max)
+}
+
+/// The outbound worker.
+pub struct Worker {
+    store: Arc<dyn Store>,
+    cfg: WorkerConfig,
+    routing: Arc<dyn Routing>,
+    pub stats: Arc<WorkerStats>,
+    slots: Arc<Semaphore>,
+}
+
+impl Worker {
+    pub fn new(store: Arc<dyn Store>, cfg: WorkerConfig, routing: Arc<dyn Routing>) -> Worker {
+        let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+        Worker {
+            store,
+            cfg,
+            routing,
+            stats: Arc::default(),
+            slots,
+        }
+    }
+
+    /// Runs until `stop` resolves: finishes the deliveries in flight.
+    pub async fn run(self: Arc<Self>, stop: impl Future<Output = ()>) {
+        let mut feed = self.store.subscribe();
+        let poll = self
+            .cfg
+            .retry_initial
+            .clamp(Duration::from_secs(1), MAX_POLL);
+        tokio::pin!(stop);
+        loop {
+            let worked = self.once().await;
+            if worked {
+                continue;
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(poll) => {}
+                _ = wait_queue_change(&mut feed) => {}
+            }
+        }
+    }
+
+    /// Claims due rows and delivers them; true when there were some.
+    pub async fn once(&self) -> bool {
+        let now = unix_now();
+        let lease = now + LEASE.as_secs() as i64;
+        let rows = match self.store.claim_queue(now, lease, CLAIM_BATCH).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "queue: cannot claim rows");
+                return false;
+            }
+        };
+        if rows.is_empty() {
+            return false;
+        }
+        let mut by_domain: BTreeMap<String, Vec<QueueEntry>> = BTreeMap::new();
+        for row in rows {
+            by_domain
+                .entry(domain_of(&row.recipient))
+                .or_default()
+                .push(row);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (domain, rows) in by_domain {
+            let Ok(permit) = Arc::clone(&self.slots).acquire_owned().await else {
+                break;
+            };
+            let job = Job {
+                store: Arc::clone(&self.store),
+                cfg: self.cfg.clone(),
+                routing: Arc::clone(&self.routing),
+                stats: Arc::clone(&self.stats),
+            };
+            tasks.spawn(async move {
+                job.domain(&domain, rows).await;
+                drop(permit);
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        true
+    }
+}
+
+async fn wait_queue_change(feed: &mut tokio::sync::broadcast::Receiver<Change>) {
+    loop {
+        match feed.recv().await {
+            Ok(Change::Queue) => return,
+            Ok(_) => {}
+            // Missed some: there may be queue work among them.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// One destination's delivery run.
+struct Job {
+    store: Arc<dyn Store>,
+    cfg: WorkerConfig,
+    routing: Arc<dyn Routing>,
+    stats: Arc<WorkerStats>,
+}
+
+impl Job {
+    async fn domain(&self, domain: &str, rows: Vec<QueueEntry>) {
+        let hops = match self.routing.route(domain).await {
+            Ok(h) => h,
+            Err(RouteFailure::Permanent(why)) => {
+                for r in &rows {
+                    self.outcome(r, Outcome::Failed(why.clone()), "-").await;
+                }
+                return;
+            }
+            Err(RouteFailure::Temporary(why)) => {
+                for r in &rows {
+                    self.outcome(r, Outcome::Deferred(why.clone()), "-").await;
+                }
+                return;
+            }
+        };
+        // One message per (body, sender): its recipients go in one
+        // transaction.
+        let mut messages: HashMap<(BodyId, String), Vec<QueueEntry>> = HashMap::new();
+        for r in rows {
+            messages
+                .entry((r.body, r.sender.clone()))
+                .or_default()
+                .push(r);
+        }
+        let mut pending: Vec<(Outgoing, Vec<QueueEntry>)> = Vec::new();
+        for ((body, sender), rows) in messages {
+            match self.store.read_body(body).await {
+                Ok(raw) => pending.push((
+                    Outgoing {
+                        sender,
+                        recipients: rows.iter().map(|r| r.recipient.clone()).collect(),
+                        raw: Arc::new(raw),
+                    },
+                    rows,
+                )),
+                Err(e) => {
+                    for r in &rows {
+                        self.outcome(r, Outcome::Deferred(format!("store: {e}")), "-")
+                            .await;
+                    }
+                }
+            }
+        }
+        let mut conn = None;
+        let mut last_error = String::from("no address to connect to");
+        'hops: for hop in &hops {
+            for addr in &hop.addrs {
+                match Connection::open(*addr, &hop.host, &self.cfg.helo).await {
+                    Ok(c) => {
+                        conn = Some(c);
+                        break 'hops;
+                    }
+                    Err(e) => {
+                        tracing::info!(domain, host = %hop.host, %addr, error = %e, "outbound: connection failed");
+                        // A 5xx greeting or EHLO: try the next one too.
+                        last_error = e.to_string();
+                    }
+                }
+            }
+        }
+        let Some(mut conn) = conn else {
+            for (_, rows) in &pending {
+                for r in rows {
+                    self.outcome(r, Outcome::Deferred(last_error.clone()), "-")
+                        .await;
+                }
+            }
+            return;
+        };
+        let peer = conn.peer.clone();
+        let count = pending.len();
+        for (i, (msg, rows)) in pending.iter().enumerate() {
+            match conn.send(msg).await {
+                Ok(outcomes) => {
+                    for (r, o) in rows.iter().zip(outcomes) {
+                        self.outcome(r, o, &peer).await;
+                    }
+                }
+                Err(ClientError::Reply(code, text)) => {
+                    let o = if code >= 500 {
+                        Outcome::Failed(text)
+                    } else {
+                        Outcome::Deferred(text)
+                    };
+                    for r in rows {
+                        self.outcome(r, o.clone(), &peer).await;
+                    }
+                }
+                Err(e) => {
+                    // The connection is gone: this and the rest wait.
+                    for (_, rows) in pending.iter().skip(i) {
+                        for r in rows {
+                            self.outcome(r, Outcome::Deferred(e.to_string()), &peer)
+                                .await;
+                        }
+                    }
+                    return;
+                }
+            }
+            if i + 1 < count && conn.reset().await.is_err() {
+                for (_, rows) in pending.iter().skip(i + 1) {
+                    for r in rows {
+                        self.outcome(r, Outcome::Deferred("RSET failed".into()), &peer)
+                            .await;
+                    }
+                }
+                return;
+            }
+        }
+        conn.quit().await;
+    }
+
+    /// Records one recipient's outcome in the store.
+    async fn outcome(&self, row: &QueueEntry, outcome: Outcome, host: &str) {
+        let id = row.id;
+        let rcpt = proto_smtp_safe(&row.recipient);
+        let result = match outcome {
+            Outcome::Delivered(reply) => {
+                tracing::info!(id, to = %rcpt, host, reply = %reply, "outbound: delivered");
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                self.store.complete_queue(id).await
+            }
+            Outcome::Failed(reply) => {
+                tracing::info!(id, to = %rcpt, host, reply = %reply, "outbound: failed");
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                self.store.fail_queue(id, reply).await
+            }
+            Outcome::Deferred(reply) => {
+                let now = unix_now();
+                let age = now.saturating_sub(row.created);
+                if age >= self.cfg.max_queue_lifetime.as_secs() as i64 {
+                    tracing::info!(id, to = %rcpt, host, reply = %reply, "outbound: expired");
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    self.store
+                        .fail_queue(id, format!("expired after {age} s: {reply}"))
+                        .await
+                } else {
+                    let next = now + backoff(&self.cfg, row.attempts).as_secs() as i64;
+                    tracing::info!(id, to = %rcpt, host, reply = %reply, retry_at = next, "outbound: deferred");
+                    self.stats.deferred.fetch_add(1, Ordering::Relaxed);
+                    self.store.defer_queue(id, next, reply).await
+                }
+            }
+        };
+        if let Err(e) = result {
+            // The lease ends and the row is tried again: at worst a second
+            // copy, never a loss.
+            tracing::warn!(id, error = %e, "outbound: cannot record the outcome");
+        }
+    }
+}
+
+/// An address as it may appear in a log line (control characters
+/// escaped).
+fn proto_smtp_safe(s: &str) -> String {
+    s.escape_debug().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_initial_delay_to_the_cap() {
+        let cfg = WorkerConfig {
+            helo: "mx.test".into(),
+            retry_initial: Duration::from_secs(300),
+            retry_max: Duration::from_secs(14_400),
+            max_queue_lifetime: Duration::from_secs(432_000),
+            max_connections: 1,
+        };
+        let secs: Vec<u64> = (0..7).map(|a| backoff(&cfg, a).as_secs()).collect();
+        assert_eq!(secs, [300, 600, 1200, 2400, 4800, 9600, 14_400]);
+        assert_eq!(backoff(&cfg, 100).as_secs(), 14_400);
+    }
+
+    #[test]
+    fn the_domain_is_after_the_last_at_and_lower_case() {
+        assert_eq!(domain_of("Bob@Remote.Example"), "remote.example");
+        assert_eq!(domain_of("\"a@b\"@c.test"), "c.test");
+    }
+}

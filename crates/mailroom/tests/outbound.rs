@@ -1,0 +1,206 @@
+//! Mail forwarding end to end (issue 12): mail for other domains leaves
+//! through the outbound worker to a second mailroom instance or to a
+//! scripted SMTP server, temporary failures are retried and delivered
+//! once, permanent ones stay visible in `mailroom queue list`.
+//!
+//! Loopback only; every wait is bounded.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Extra, Server, Smtp, WAIT, free_port};
+
+const ALICE: &str = "alice@example.test";
+
+/// A second server whose only domain is remote.example, with user carol.
+fn remote_server() -> Server {
+    let b = Server::create_with(Extra::default());
+    let text = std::fs::read_to_string(&b.config).expect("config");
+    let text = text.replace(
+        "domains = [\"example.test\", \"other.test\"]",
+        "domains = [\"remote.example\"]",
+    );
+    std::fs::write(&b.config, text).expect("config");
+    b.cli(&[
+        "user",
+        "add",
+        "carol@remote.example",
+        "--password",
+        "secret",
+    ]);
+    b.run()
+}
+
+/// A server whose outbound mail goes to `port` on loopback.
+fn sender_via(port: u16) -> Server {
+    Server::start_with_extra(Extra {
+        top: format!("[relay]\nsmarthost = \"127.0.0.1:{port}\"\nretry_initial = 1\nretry_max = 2"),
+        ..Extra::default()
+    })
+}
+
+/// alice submits one message to `to` (authenticated: she may relay).
+fn submit(server: &Server, to: &str, subject: &str) {
+    let mut c = Smtp::connect(server.submission).ehlo();
+    let plain = proto_common::encode_plain("", "alice", "secret");
+    c.cmd(&format!("AUTH PLAIN {plain}"), 235);
+    let msg = format!("Subject: {subject}\r\n\r\nto a remote domain\r\n");
+    assert_eq!(c.send_mail(ALICE, &[to], msg.as_bytes()).code, 250);
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn mail_for_another_domain_leaves_and_arrives_over_starttls() {
+    let b = remote_server();
+    let a = sender_via(b.smtp.port());
+    submit(&a, "carol@remote.example", "leaving");
+    wait_until("the remote copy", || {
+        !b.inbox("carol@remote.example").is_empty()
+    });
+    let got = String::from_utf8_lossy(&b.inbox("carol@remote.example")[0]).into_owned();
+    assert!(got.contains("Subject: leaving"), "{got}");
+    // alice's submission (AUTH, from loopback without TLS), then the
+    // remote's Received, which saw STARTTLS.
+    assert!(
+        got.contains("by mx.example.test (mailroom) with ESMTPA"),
+        "{got}"
+    );
+    assert!(got.contains("with ESMTPS id"), "{got}");
+    wait_until("the queue to empty", || a.queue().is_empty());
+    assert!(a.log().contains("outbound: delivered"), "{}", a.log());
+}
+
+/// A scripted SMTP server: answers the end of DATA with the codes given,
+/// one per transaction (then 250), and RCPT with `rcpt`; prints one line
+/// per transaction and stops after `stop_after` transactions or
+/// connections, or 40 s.
+const SCRIPTED: &str = r#"
+import socket, sys
+port, rcpt, stop_after = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+codes = sys.argv[4:]
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(('127.0.0.1', port)); srv.listen(8); srv.settimeout(40)
+print('ready', flush=True)
+done = conns = 0
+while done < stop_after and conns < stop_after:
+    conn, _ = srv.accept()
+    conn.settimeout(20)
+    f = conn.makefile('rb')
+    conn.sendall(b'220 scripted ESMTP\r\n')
+    while True:
+        line = f.readline()
+        if not line:
+            break
+        cmd = line.strip().upper()
+        if cmd.startswith(b'EHLO'):
+            conn.sendall(b'250-scripted\r\n250 PIPELINING\r\n')
+        elif cmd.startswith(b'MAIL'):
+            conn.sendall(b'250 ok\r\n')
+        elif cmd.startswith(b'RCPT'):
+            conn.sendall((rcpt + '\r\n').encode())
+        elif cmd == b'DATA':
+            conn.sendall(b'354 go\r\n')
+            while f.readline() not in (b'.\r\n', b''):
+                pass
+            code = codes[done] if done < len(codes) else '250 2.0.0 ok'
+            done += 1
+            print(code.split()[0], flush=True)
+            conn.sendall((code + '\r\n').encode())
+        elif cmd == b'RSET':
+            conn.sendall(b'250 ok\r\n')
+        elif cmd == b'QUIT':
+            conn.sendall(b'221 bye\r\n')
+            break
+        else:
+            conn.sendall(b'500 what\r\n')
+    conn.close()
+    conns += 1
+"#;
+
+struct Scripted {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+    port: u16,
+}
+
+impl Scripted {
+    fn start(rcpt: &str, stop_after: usize, codes: &[&str]) -> Scripted {
+        let port = free_port();
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(SCRIPTED)
+            .arg(port.to_string())
+            .arg(rcpt)
+            .arg(stop_after.to_string())
+            .args(codes)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("ready");
+        assert_eq!(line.trim(), "ready");
+        Scripted { child, out, port }
+    }
+
+    /// The codes it answered, one per transaction, until it stopped.
+    fn codes(mut self) -> Vec<String> {
+        let mut codes = Vec::new();
+        let mut line = String::new();
+        while self.out.read_line(&mut line).unwrap_or(0) > 0 {
+            codes.push(line.trim().to_string());
+            line.clear();
+        }
+        let _ = self.child.wait();
+        codes
+    }
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[test]
+fn a_451_twice_is_retried_and_delivered_once() {
+    let remote = Scripted::start("250 ok", 3, &["451 4.3.0 try later", "451 4.3.0 again"]);
+    let a = sender_via(remote.port);
+    submit(&a, "dave@remote.example", "retried");
+    assert_eq!(remote.codes(), ["451", "451", "250"]);
+    wait_until("the queue to empty", || a.queue().is_empty());
+    let log = a.log();
+    assert_eq!(log.matches("outbound: deferred").count(), 2, "{log}");
+    assert_eq!(log.matches("outbound: delivered").count(), 1, "{log}");
+}
+
+#[test]
+fn a_permanent_failure_stays_visible_in_queue_list() {
+    let remote = Scripted::start("550 5.1.1 no such user", 1, &[]);
+    let a = sender_via(remote.port);
+    submit(&a, "nobody@remote.example", "refused");
+    wait_until("the failure", || {
+        a.cli(&["queue", "list"]).contains("\tfailed\t")
+    });
+    let list = a.cli(&["queue", "list"]);
+    assert!(list.contains("nobody@remote.example"), "{list}");
+    assert!(list.contains("550 5.1.1 no such user"), "{list}");
+    let json = a.cli(&["queue", "list", "--json"]);
+    assert!(json.contains("\"status\":\"failed\""), "{json}");
+    let id = list.split('\t').next().unwrap_or_default().to_string();
+    let shown = a.cli(&["queue", "show", &id]);
+    assert!(shown.contains("Subject: refused"), "{shown}");
+    a.cli(&["queue", "delete", &id]);
+    assert!(a.queue().is_empty());
+    drop(remote);
+}
