@@ -204,3 +204,70 @@ fn a_permanent_failure_stays_visible_in_queue_list() {
     assert!(a.queue().is_empty());
     drop(remote);
 }
+
+#[test]
+fn open_relay_tricks_are_refused_and_queue_nothing() {
+    let server = Server::start();
+    let mut c = server.connect().ehlo();
+    c.cmd("MAIL FROM:<spammer@evil.test>", 250);
+    // (address, reply, enhanced code)
+    let tricks: [(&str, u16, &str); 9] = [
+        ("<u@elsewhere.test>", 550, "5.7.1"),
+        ("<U@ELSEWHERE.TEST>", 550, "5.7.1"),
+        ("<u@ELSEWHERE.TEST.>", 501, "5.1.3"),
+        ("<@evil.test:u@elsewhere.test>", 550, "5.7.1"),
+        ("<u%elsewhere.test@example.test>", 550, "5.1.1"),
+        ("<\"u@elsewhere.test\"@example.test>", 550, "5.1.1"),
+        ("<u@[192.0.2.1]>", 550, "5.7.1"),
+        ("<u@[IPv6:2001:db8::1]>", 550, "5.7.1"),
+        ("<u@elsewhere.test@example.test>", 501, "5.1.3"),
+    ];
+    for (addr, code, status) in tricks {
+        c.send(&format!("RCPT TO:{addr}"));
+        let r = c.reply();
+        assert_eq!(
+            (r.code, common::enhanced(&r).as_str()),
+            (code, status),
+            "{addr}: {r:?}"
+        );
+    }
+    assert!(server.queue().is_empty(), "{:?}", server.queue());
+}
+
+#[test]
+fn a_forwarded_user_and_a_remote_list_member_receive_the_message() {
+    let b = remote_server();
+    let a = sender_via(b.smtp.port());
+    a.cli(&["forward", "set", "bob@example.test", "carol@remote.example"]);
+    a.cli(&[
+        "list",
+        "add",
+        "team@example.test",
+        ALICE,
+        "carol@remote.example",
+    ]);
+    let mut c = a.connect().ehlo();
+    c.cmd("MAIL FROM:<someone@elsewhere.test>", 250);
+    let r = c.cmd("RCPT TO:<bob@example.test>", 251);
+    assert!(r.lines[0].contains("carol@remote.example"), "{r:?}");
+    c.cmd("DATA", 354);
+    c.send_raw(b"Subject: forwarded\r\n\r\nfor bob\r\n.\r\n");
+    c.expect(250);
+    c.cmd("MAIL FROM:<someone@elsewhere.test>", 250);
+    c.cmd("RCPT TO:<team@example.test>", 250);
+    c.cmd("DATA", 354);
+    c.send_raw(b"Subject: to the list\r\n\r\nfor the team\r\n.\r\n");
+    c.expect(250);
+    wait_until("both copies at the remote", || {
+        b.inbox("carol@remote.example").len() == 2
+    });
+    let got: Vec<String> = b
+        .inbox("carol@remote.example")
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    assert!(got.iter().any(|m| m.contains("Subject: forwarded")));
+    assert!(got.iter().any(|m| m.contains("Subject: to the list")));
+    assert_eq!(a.inbox(ALICE).len(), 1, "the local list member's copy");
+    wait_until("the queue to empty", || a.queue().is_empty());
+}
