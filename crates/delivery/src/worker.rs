@@ -168,6 +168,12 @@ impl Worker {
     /// Runs until `stop` resolves: finishes the deliveries in flight.
     pub async fn run(self: Arc<Self>, stop: impl Future<Output = ()>) {
         let mut feed = self.store.subscribe();
+        // What a previous run had claimed when it died is due now.
+        match self.store.release_queue_claims().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "queue: released the claims of a previous run"),
+            Err(e) => tracing::warn!(error = %e, "queue: cannot release old claims"),
+        }
         let poll = self
             .cfg
             .retry_initial

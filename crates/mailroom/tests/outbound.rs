@@ -85,7 +85,7 @@ fn mail_for_another_domain_leaves_and_arrives_over_starttls() {
 /// per transaction and stops after `stop_after` transactions or
 /// connections, or 40 s.
 const SCRIPTED: &str = r#"
-import socket, sys
+import socket, sys, time
 port, rcpt, stop_after = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 codes = sys.argv[4:]
 srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -114,6 +114,11 @@ while done < stop_after and conns < stop_after:
                 pass
             code = codes[done] if done < len(codes) else '250 2.0.0 ok'
             done += 1
+            if code.startswith('sleep:'):
+                # sleep:SECONDS:REPLY, announced first so a test can act.
+                _, secs, code = code.split(':', 2)
+                print('data', flush=True)
+                time.sleep(int(secs))
             print(code.split()[0], flush=True)
             conn.sendall((code + '\r\n').encode())
         elif cmd == b'RSET':
@@ -269,5 +274,26 @@ fn a_forwarded_user_and_a_remote_list_member_receive_the_message() {
     assert!(got.iter().any(|m| m.contains("Subject: forwarded")));
     assert!(got.iter().any(|m| m.contains("Subject: to the list")));
     assert_eq!(a.inbox(ALICE).len(), 1, "the local list member's copy");
+    wait_until("the queue to empty", || a.queue().is_empty());
+}
+
+#[test]
+fn kill_9_during_a_delivery_run_loses_nothing() {
+    // The remote holds its 250 for 3 s: the sender dies meanwhile.
+    let remote = Scripted::start(
+        "250 ok",
+        2,
+        &["sleep:3:250 2.0.0 first", "250 2.0.0 second"],
+    );
+    let mut a = sender_via(remote.port);
+    submit(&a, "erin@remote.example", "survives");
+    let mut line = String::new();
+    let mut out = remote;
+    out.out.read_line(&mut line).expect("data");
+    assert_eq!(line.trim(), "data");
+    a.kill9();
+    a.spawn();
+    // The restarted server sends it again: twice at worst, never lost.
+    assert_eq!(out.codes(), ["250", "250"]);
     wait_until("the queue to empty", || a.queue().is_empty());
 }

@@ -420,6 +420,9 @@ pub trait Store: Send + Sync + 'static {
     fn retry_queue(&self, id: Option<i64>) -> StoreFuture<'_, usize>;
     /// Removes one row.
     fn delete_queue(&self, id: i64) -> StoreFuture<'_, ()>;
+    /// Makes the rows claimed by a sender that stopped due now (at the
+    /// start of the one sender of an embedded store); returns how many.
+    fn release_queue_claims(&self) -> StoreFuture<'_, usize>;
     /// The change feed: every committed change, from this process or another.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change>;
     fn stats(&self) -> StoreStats;

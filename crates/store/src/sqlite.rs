@@ -381,6 +381,10 @@ impl Store for SqliteStore {
         self.write(move |c| ops::queue::delete(c, id))
     }
 
+    fn release_queue_claims(&self) -> StoreFuture<'_, usize> {
+        self.write(ops::queue::release_claims)
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
     }

@@ -47,6 +47,31 @@ async fn a_claim_leases_rows_and_an_expired_lease_is_claimed_again() {
 }
 
 #[tokio::test]
+async fn claims_of_a_stopped_sender_are_released_at_start() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    store.deliver(outbound(&["r@y"])).await.expect("deliver");
+    let now = ops::now();
+    assert_eq!(
+        store
+            .claim_queue(now, now + 900, 10)
+            .await
+            .expect("claim")
+            .len(),
+        1
+    );
+    assert_eq!(store.release_queue_claims().await.expect("release"), 1);
+    assert_eq!(
+        store
+            .claim_queue(ops::now(), now + 900, 10)
+            .await
+            .expect("claim")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
 async fn complete_defer_fail_retry_and_delete() {
     let dir = tempdir();
     let store = open(dir.path());

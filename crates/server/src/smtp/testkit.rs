@@ -251,6 +251,9 @@ impl Store for Failing {
     fn delete_queue(&self, id: i64) -> StoreFuture<'_, ()> {
         self.inner.delete_queue(id)
     }
+    fn release_queue_claims(&self) -> StoreFuture<'_, usize> {
+        self.inner.release_queue_claims()
+    }
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
         self.inner.subscribe()
     }

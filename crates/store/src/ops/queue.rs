@@ -120,6 +120,23 @@ pub fn retry(conn: &Connection, id: Option<i64>) -> Result<usize, StoreError> {
     Ok(n)
 }
 
+/// At start: rows this server had claimed when it stopped (kill -9 or a
+/// crash) are due again at once rather than when their lease ends. Only
+/// the server sends from this store (the CLI never does), so no other
+/// sender's claims are touched. Returns how many rows.
+pub fn release_claims(conn: &Connection) -> Result<usize, StoreError> {
+    let n = conn
+        .execute(
+            "UPDATE queue SET status = 'deferred', next_attempt = ?1 WHERE status = 'sending'",
+            [now()],
+        )
+        .map_err(map_err)?;
+    if n > 0 {
+        changed(conn)?;
+    }
+    Ok(n)
+}
+
 /// `queue delete`: removes the row.
 pub fn delete(conn: &Connection, id: i64) -> Result<(), StoreError> {
     let n = conn
