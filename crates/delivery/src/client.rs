@@ -45,6 +45,60 @@ impl std::fmt::Display for ClientError {
     }
 }
 
+/// How a connection uses TLS.
+#[derive(Clone, Default)]
+pub enum TlsPolicy {
+    /// STARTTLS when offered, certificate not verified (RFC 3207 4.1).
+    #[default]
+    Opportunistic,
+    /// TLS is required and the certificate verified against `roots` for
+    /// the host name: `implicit` from the first octet (RFC 8314), else
+    /// STARTTLS, which the server must offer.
+    Verified {
+        roots: Arc<rustls::RootCertStore>,
+        implicit: bool,
+    },
+}
+
+impl std::fmt::Debug for TlsPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsPolicy::Opportunistic => f.write_str("Opportunistic"),
+            TlsPolicy::Verified { implicit, .. } => write!(f, "Verified(implicit: {implicit})"),
+        }
+    }
+}
+
+/// Trust anchors from a PEM file (a CA bundle, or one self-signed
+/// certificate in tests).
+pub fn roots_from_pem(path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    for c in certs {
+        let c = c.map_err(|e| format!("{}: {e}", path.display()))?;
+        let _ = roots.add(c);
+    }
+    if roots.is_empty() {
+        return Err(format!("{}: no certificate", path.display()));
+    }
+    Ok(roots)
+}
+
+/// A user name and password for AUTH PLAIN at a smarthost; never printed.
+#[derive(Clone)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, <redacted>)", self.user)
+    }
+}
+
 /// What the server's EHLO offered.
 #[derive(Debug, Clone, Default)]
 pub struct Extensions {
@@ -162,6 +216,23 @@ impl rustls::client::danger::ServerCertVerifier for Opportunistic {
     }
 }
 
+fn verified_config(
+    roots: &Arc<rustls::RootCertStore>,
+) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| ClientError::Tls(e.to_string()))?
+        .with_root_certificates(Arc::clone(roots))
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+/// RFC 4616: `\0user\0password`, base64.
+fn base64_plain(user: &str, password: &str) -> String {
+    proto_common::encode_plain("", user, password)
+}
+
 fn opportunistic_config() -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
@@ -176,6 +247,18 @@ fn opportunistic_config() -> Result<Arc<rustls::ClientConfig>, String> {
 impl Connection {
     /// Connects, reads the greeting, says EHLO and starts TLS if offered.
     pub async fn open(addr: SocketAddr, host: &str, helo: &str) -> Result<Connection, ClientError> {
+        Self::open_with(addr, host, helo, &TlsPolicy::Opportunistic, None).await
+    }
+
+    /// Like [`Connection::open`] with a TLS policy, then AUTH PLAIN with
+    /// `auth` (RFC 4954), which is only ever sent over verified TLS.
+    pub async fn open_with(
+        addr: SocketAddr,
+        host: &str,
+        helo: &str,
+        tls: &TlsPolicy,
+        auth: Option<&Credentials>,
+    ) -> Result<Connection, ClientError> {
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| ClientError::Network(format!("connect to {addr} timed out")))?
@@ -188,16 +271,54 @@ impl Connection {
             tls: false,
             peer: format!("{host}[{}]", addr.ip()),
         };
+        let verified = match tls {
+            TlsPolicy::Opportunistic => None,
+            TlsPolicy::Verified { roots, implicit } => Some((verified_config(roots)?, *implicit)),
+        };
+        if let Some((cfg, true)) = &verified {
+            c.start_tls(host, Arc::clone(cfg)).await?;
+        }
         let greeting = c.read_reply(GREETING_TIMEOUT).await?;
         if greeting.code != 220 {
             return Err(ClientError::Reply(greeting.code, reply_text(&greeting)));
         }
         c.ehlo(helo).await?;
-        if c.ext.starttls {
-            let r = c.command("STARTTLS", COMMAND_TIMEOUT).await?;
-            if r.code == 220 {
-                c.start_tls(host).await?;
+        match &verified {
+            Some((_, true)) => {}
+            Some((cfg, false)) => {
+                if !c.ext.starttls {
+                    return Err(ClientError::Tls(format!("{host} does not offer STARTTLS")));
+                }
+                let r = c.command("STARTTLS", COMMAND_TIMEOUT).await?;
+                if r.code != 220 {
+                    return Err(ClientError::Tls(format!(
+                        "STARTTLS refused: {}",
+                        reply_text(&r)
+                    )));
+                }
+                c.start_tls(host, Arc::clone(cfg)).await?;
                 c.ehlo(helo).await?;
+            }
+            None if c.ext.starttls => {
+                let r = c.command("STARTTLS", COMMAND_TIMEOUT).await?;
+                if r.code == 220 {
+                    let cfg = opportunistic_config().map_err(ClientError::Tls)?;
+                    c.start_tls(host, cfg).await?;
+                    c.ehlo(helo).await?;
+                }
+            }
+            None => {}
+        }
+        if let Some(creds) = auth {
+            if verified.is_none() {
+                return Err(ClientError::Tls("AUTH needs verified TLS".into()));
+            }
+            let plain = base64_plain(&creds.user, &creds.password);
+            let r = c
+                .command(&format!("AUTH PLAIN {plain}"), COMMAND_TIMEOUT)
+                .await?;
+            if r.code != 235 {
+                return Err(ClientError::Reply(r.code, reply_text(&r)));
             }
         }
         Ok(c)
@@ -214,8 +335,11 @@ impl Connection {
         Ok(())
     }
 
-    async fn start_tls(&mut self, host: &str) -> Result<(), ClientError> {
-        let cfg = opportunistic_config().map_err(ClientError::Tls)?;
+    async fn start_tls(
+        &mut self,
+        host: &str,
+        cfg: Arc<rustls::ClientConfig>,
+    ) -> Result<(), ClientError> {
         let name = rustls::pki_types::ServerName::try_from(host.to_string())
             .unwrap_or_else(|_| rustls::pki_types::ServerName::from(std::net::Ipv4Addr::LOCALHOST));
         // RFC 3207 4.2: nothing buffered from before the handshake counts.
@@ -407,6 +531,14 @@ mod tests {
             b"a\r\n..b\r\n...c\r\n.\r\n"
         );
         assert_eq!(dot_stuff(b".x"), b"..x\r\n.\r\n");
+    }
+
+    #[test]
+    fn plain_credentials_are_base64_of_nul_user_nul_password() {
+        assert_eq!(
+            base64_plain("tim", "tanstaaftanstaaf"),
+            "AHRpbQB0YW5zdGFhZnRhbnN0YWFm"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::time::Duration;
 use store::{BodyId, Change, QueueEntry, Store};
 use tokio::sync::Semaphore;
 
-use crate::client::{ClientError, Connection, Outcome, Outgoing};
+use crate::client::{ClientError, Connection, Credentials, Outcome, Outgoing, TlsPolicy};
 
 /// How long a claim holds its rows: longer than any one delivery run
 /// (the client's own timeouts bound it), short enough that rows of a
@@ -46,11 +46,14 @@ pub struct WorkerConfig {
     pub max_connections: usize,
 }
 
-/// One server to try, with its addresses in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One server to try, with its addresses in order, and how to talk to it.
+#[derive(Debug, Clone)]
 pub struct Hop {
     pub host: String,
     pub addrs: Vec<SocketAddr>,
+    pub tls: TlsPolicy,
+    /// AUTH at a smarthost (only over verified TLS).
+    pub auth: Option<Credentials>,
 }
 
 /// Why a domain could not be routed.
@@ -70,10 +73,13 @@ pub trait Routing: Send + Sync {
     fn route<'a>(&'a self, domain: &'a str) -> RouteFuture<'a>;
 }
 
-/// Everything through one relay (`[relay] smarthost`).
+/// Everything through one relay (`[relay] smarthost`), with its TLS
+/// (`smarthost_tls`) and AUTH (`smarthost_auth`).
 pub struct Smarthost {
     pub host: String,
     pub port: u16,
+    pub tls: TlsPolicy,
+    pub auth: Option<Credentials>,
 }
 
 impl Routing for Smarthost {
@@ -86,6 +92,8 @@ impl Routing for Smarthost {
             Ok(vec![Hop {
                 host: self.host.clone(),
                 addrs,
+                tls: self.tls.clone(),
+                auth: self.auth.clone(),
             }])
         })
     }
@@ -112,6 +120,8 @@ impl Routing for Direct {
             Ok(vec![Hop {
                 host: domain.to_string(),
                 addrs,
+                tls: TlsPolicy::Opportunistic,
+                auth: None,
             }])
         })
     }
@@ -305,7 +315,15 @@ impl Job {
         let mut last_error = String::from("no address to connect to");
         'hops: for hop in &hops {
             for addr in &hop.addrs {
-                match Connection::open(*addr, &hop.host, &self.cfg.helo).await {
+                match Connection::open_with(
+                    *addr,
+                    &hop.host,
+                    &self.cfg.helo,
+                    &hop.tls,
+                    hop.auth.as_ref(),
+                )
+                .await
+                {
                     Ok(c) => {
                         conn = Some(c);
                         break 'hops;

@@ -74,6 +74,14 @@ pub struct SmtpSection {
 pub struct RelaySection {
     /// "host:port": everything through one relay instead of MX routing.
     pub smarthost: String,
+    /// "" (opportunistic STARTTLS), "starttls" or "implicit": TLS to the
+    /// smarthost, required and verified unless "".
+    pub smarthost_tls: String,
+    /// "user:password" for AUTH PLAIN at the smarthost (TLS is then
+    /// required and verified); never logged.
+    pub smarthost_auth: Secret,
+    /// PEM trust anchors for verified TLS; empty: the system's bundle.
+    pub ca_file: PathBuf,
     /// "IP:PORT" of the DNS server to ask; empty: the system's.
     pub resolver: String,
     /// The remote SMTP port (25; tests point it elsewhere).
@@ -93,6 +101,9 @@ impl Default for RelaySection {
     fn default() -> Self {
         RelaySection {
             smarthost: String::new(),
+            smarthost_tls: String::new(),
+            smarthost_auth: Secret::default(),
+            ca_file: PathBuf::new(),
             resolver: String::new(),
             port: DEFAULT_RELAY_PORT,
             helo_name: String::new(),
@@ -103,6 +114,24 @@ impl Default for RelaySection {
         }
     }
 }
+
+/// A config value that must never be printed (a password).
+#[derive(Default, Deserialize, Clone, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "<redacted>"
+        })
+    }
+}
+
+/// The system's CA bundle (Debian's ca-certificates), for verified TLS.
+pub const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// RFC 5321 4.5.4.1: SMTP's port.
 pub const DEFAULT_RELAY_PORT: u16 = 25;
@@ -614,6 +643,18 @@ impl Config {
                 "relay.smarthost: '{}' is not host:port",
                 self.relay.smarthost
             ));
+        }
+        if !matches!(
+            self.relay.smarthost_tls.as_str(),
+            "" | "starttls" | "implicit"
+        ) {
+            return Err(format!(
+                "relay.smarthost_tls: '{}' must be \"\", \"starttls\" or \"implicit\"",
+                self.relay.smarthost_tls
+            ));
+        }
+        if !self.relay.smarthost_auth.0.is_empty() && !self.relay.smarthost_auth.0.contains(':') {
+            return Err("relay.smarthost_auth: must be user:password".into());
         }
         if !self.relay.resolver.is_empty() {
             addresses("relay.resolver", std::slice::from_ref(&self.relay.resolver))?;

@@ -120,7 +120,7 @@ fn pop3_config(loaded: &Loaded) -> Result<server::pop3::Pop3Config, String> {
 fn outbound_worker(
     loaded: &Loaded,
     store: Arc<store::SqliteStore>,
-) -> Arc<delivery::worker::Worker> {
+) -> Result<Arc<delivery::worker::Worker>, String> {
     let r = &loaded.config.relay;
     let helo = if r.helo_name.is_empty() {
         loaded.hostname.clone()
@@ -134,12 +134,43 @@ fn outbound_worker(
         max_queue_lifetime: Duration::from_secs(r.max_queue_lifetime),
         max_connections: r.max_connections,
     };
-    let routing: Arc<dyn delivery::worker::Routing> = match crate::config::smarthost(&r.smarthost) {
-        Some((host, port)) => Arc::new(delivery::worker::Smarthost { host, port }),
-        None => Arc::new(delivery::worker::Direct { port: r.port }),
-    };
+    let routing: Arc<dyn delivery::worker::Routing> =
+        match crate::config::smarthost(&r.smarthost) {
+            Some((host, port)) => {
+                let auth = r.smarthost_auth.0.split_once(':').map(|(u, p)| {
+                    delivery::client::Credentials {
+                        user: u.to_string(),
+                        password: p.to_string(),
+                    }
+                });
+                // AUTH only ever over verified TLS.
+                let verified = !r.smarthost_tls.is_empty() || auth.is_some();
+                let tls = if verified {
+                    let ca = if r.ca_file.as_os_str().is_empty() {
+                        std::path::PathBuf::from(crate::config::SYSTEM_CA_FILE)
+                    } else {
+                        loaded.path(&r.ca_file)
+                    };
+                    let roots = delivery::client::roots_from_pem(&ca)
+                        .map_err(|e| format!("relay.ca_file: {e}"))?;
+                    delivery::client::TlsPolicy::Verified {
+                        roots: Arc::new(roots),
+                        implicit: r.smarthost_tls == "implicit",
+                    }
+                } else {
+                    delivery::client::TlsPolicy::Opportunistic
+                };
+                Arc::new(delivery::worker::Smarthost {
+                    host,
+                    port,
+                    tls,
+                    auth,
+                })
+            }
+            None => Arc::new(delivery::worker::Direct { port: r.port }),
+        };
     let store: Arc<dyn Store> = store;
-    Arc::new(delivery::worker::Worker::new(store, cfg, routing))
+    Ok(Arc::new(delivery::worker::Worker::new(store, cfg, routing)))
 }
 
 /// The certificates of `[tls]`, or the quick start's self-signed one.
@@ -225,7 +256,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             shutdown.clone(),
         )));
     }
-    let worker = outbound_worker(&loaded, store.clone());
+    let worker = outbound_worker(&loaded, store.clone())?;
     let status: Arc<dyn admin::Status> = Arc::new(AdminStatus::new(
         &loaded,
         Arc::clone(&metrics),

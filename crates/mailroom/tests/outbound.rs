@@ -297,3 +297,109 @@ fn kill_9_during_a_delivery_run_loses_nothing() {
     assert_eq!(out.codes(), ["250", "250"]);
     wait_until("the queue to empty", || a.queue().is_empty());
 }
+
+/// A server relaying through `b`'s submission port with AUTH as carol,
+/// over verified TLS (`mode`: "starttls" on 587, "implicit" on 465).
+fn sender_via_smarthost_with_auth(b: &Server, mode: &str) -> Server {
+    let port = if mode == "implicit" {
+        b.submissions.port()
+    } else {
+        b.submission.port()
+    };
+    Server::start_with_extra(Extra {
+        top: format!(
+            "[relay]\nsmarthost = \"localhost:{port}\"\nsmarthost_tls = \"{mode}\"\n\
+             smarthost_auth = \"carol@remote.example:secret\"\nca_file = \"{ca}\"\n\
+             retry_initial = 1\nretry_max = 2",
+            ca = b.cert().display()
+        ),
+        ..Extra::default()
+    })
+}
+
+#[test]
+fn a_smarthost_with_auth_over_verified_tls_takes_the_mail() {
+    let b = remote_server();
+    for mode in ["starttls", "implicit"] {
+        let a = sender_via_smarthost_with_auth(&b, mode);
+        // <>: the smarthost checks that carol owns the sender (RFC 6409).
+        let mut c = Smtp::connect(a.submission).ehlo();
+        let plain = proto_common::encode_plain("", "alice", "secret");
+        c.cmd(&format!("AUTH PLAIN {plain}"), 235);
+        let msg = format!("Subject: via smarthost {mode}\r\n\r\nx\r\n");
+        assert_eq!(
+            c.send_mail("", &["carol@remote.example"], msg.as_bytes())
+                .code,
+            250
+        );
+        wait_until("the queue to empty", || a.queue().is_empty());
+        assert!(!a.log().contains("secret"), "the password reached the log");
+    }
+    let got: Vec<String> = b
+        .inbox("carol@remote.example")
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    assert_eq!(got.len(), 2);
+    // The smarthost saw TLS and AUTH.
+    assert!(got.iter().all(|m| m.contains("with ESMTPSA id")), "{got:?}");
+}
+
+#[test]
+fn a_smarthost_whose_certificate_does_not_verify_gets_nothing() {
+    let b = remote_server();
+    let other = Server::create_with(Extra::default());
+    // Trust some other certificate: b's does not verify.
+    let a = Server::start_with_extra(Extra {
+        top: format!(
+            "[relay]\nsmarthost = \"localhost:{}\"\nsmarthost_tls = \"starttls\"\n\
+             smarthost_auth = \"carol@remote.example:secret\"\nca_file = \"{}\"\n\
+             retry_initial = 1\nretry_max = 2",
+            b.submission.port(),
+            a_foreign_cert(&other).display()
+        ),
+        ..Extra::default()
+    });
+    let mut c = Smtp::connect(a.submission).ehlo();
+    let plain = proto_common::encode_plain("", "alice", "secret");
+    c.cmd(&format!("AUTH PLAIN {plain}"), 235);
+    assert_eq!(
+        c.send_mail("", &["carol@remote.example"], b"Subject: no\r\n\r\nx\r\n")
+            .code,
+        250
+    );
+    wait_until("a deferral", || a.log().contains("outbound: deferred"));
+    assert!(b.inbox("carol@remote.example").is_empty());
+    assert_eq!(a.queue().len(), 1, "kept for a retry, not lost");
+}
+
+/// A self-signed certificate that is not the smarthost's.
+fn a_foreign_cert(s: &Server) -> std::path::PathBuf {
+    let dir = s.dir.path().join("foreign");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = Command::new("openssl")
+        .current_dir(&dir)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=foreign",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "c.pem",
+        ])
+        .output()
+        .expect("openssl");
+    assert!(out.status.success());
+    dir.join("c.pem")
+}
