@@ -44,7 +44,12 @@ pub struct WorkerConfig {
     pub retry_max: Duration,
     pub max_queue_lifetime: Duration,
     pub max_connections: usize,
+    /// Connections to one destination at once.
+    pub max_connections_per_domain: usize,
 }
+
+/// Default `[relay] max_connections_per_domain`.
+pub const DEFAULT_MAX_CONNECTIONS_PER_DOMAIN: usize = 10;
 
 /// One server to try, with its addresses in order, and how to talk to it.
 #[derive(Debug, Clone)]
@@ -259,6 +264,7 @@ async fn wait_queue_change(feed: &mut tokio::sync::broadcast::Receiver<Change>) 
 }
 
 /// One destination's delivery run.
+#[derive(Clone)]
 struct Job {
     store: Arc<dyn Store>,
     cfg: WorkerConfig,
@@ -311,9 +317,35 @@ impl Job {
                 }
             }
         }
+        // Several connections for a busy destination, each carrying its
+        // share of the messages one after another.
+        let k = self
+            .cfg
+            .max_connections_per_domain
+            .clamp(1, pending.len().max(1));
+        let mut shares: Vec<Vec<(Outgoing, Vec<QueueEntry>)>> =
+            (0..k).map(|_| Vec::new()).collect();
+        for (i, p) in pending.into_iter().enumerate() {
+            if let Some(share) = shares.get_mut(i % k) {
+                share.push(p);
+            }
+        }
+        let hops = Arc::new(hops);
+        let mut sessions = tokio::task::JoinSet::new();
+        for share in shares.into_iter().filter(|s| !s.is_empty()) {
+            let job = self.clone();
+            let hops = Arc::clone(&hops);
+            let domain = domain.to_string();
+            sessions.spawn(async move { job.session(&domain, &hops, share).await });
+        }
+        while sessions.join_next().await.is_some() {}
+    }
+
+    /// One connection to the first reachable hop, carrying `pending`.
+    async fn session(&self, domain: &str, hops: &[Hop], pending: Vec<(Outgoing, Vec<QueueEntry>)>) {
         let mut conn = None;
         let mut last_error = String::from("no address to connect to");
-        'hops: for hop in &hops {
+        'hops: for hop in hops {
             for addr in &hop.addrs {
                 match Connection::open_with(
                     *addr,
@@ -446,6 +478,7 @@ mod tests {
             retry_max: Duration::from_secs(14_400),
             max_queue_lifetime: Duration::from_secs(432_000),
             max_connections: 1,
+            max_connections_per_domain: 1,
         };
         let secs: Vec<u64> = (0..7).map(|a| backoff(&cfg, a).as_secs()).collect();
         assert_eq!(secs, [300, 600, 1200, 2400, 4800, 9600, 14_400]);

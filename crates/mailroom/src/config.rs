@@ -93,8 +93,10 @@ pub struct RelaySection {
     pub retry_max: u64,
     /// Seconds a message may wait in the queue before it fails.
     pub max_queue_lifetime: u64,
-    /// Deliveries in flight at once.
+    /// Destinations served at once.
     pub max_connections: usize,
+    /// Connections to one destination at once.
+    pub max_connections_per_domain: usize,
 }
 
 impl Default for RelaySection {
@@ -111,6 +113,7 @@ impl Default for RelaySection {
             retry_max: DEFAULT_RETRY_MAX_SECS,
             max_queue_lifetime: DEFAULT_MAX_QUEUE_LIFETIME_SECS,
             max_connections: delivery::worker::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_domain: delivery::worker::DEFAULT_MAX_CONNECTIONS_PER_DOMAIN,
         }
     }
 }
@@ -716,6 +719,10 @@ impl Config {
             ("relay.retry_max", self.relay.retry_max),
             ("relay.max_queue_lifetime", self.relay.max_queue_lifetime),
             ("relay.max_connections", self.relay.max_connections as u64),
+            (
+                "relay.max_connections_per_domain",
+                self.relay.max_connections_per_domain as u64,
+            ),
             (
                 "auth.lockout_failures",
                 u64::from(self.auth.lockout_failures),

@@ -133,6 +133,7 @@ fn outbound_worker(
         retry_max: Duration::from_secs(r.retry_max),
         max_queue_lifetime: Duration::from_secs(r.max_queue_lifetime),
         max_connections: r.max_connections,
+        max_connections_per_domain: r.max_connections_per_domain,
     };
     let routing: Arc<dyn delivery::worker::Routing> =
         match crate::config::smarthost(&r.smarthost) {
