@@ -12,6 +12,7 @@
 //! however they were reached (SPEC 1), durably before the caller answers.
 #![forbid(unsafe_code)]
 
+pub mod route;
 pub mod trace;
 
 use store::{Delivery, Outbound, Store, StoreError};

@@ -174,10 +174,40 @@ impl Zone {
     }
 }
 
-/// Counts of what the server saw, for tests that assert DNS was (not) used.
+/// What the server saw, for tests that assert DNS was (not) used.
 #[derive(Debug, Default)]
 struct Stats {
     queries: AtomicUsize,
+    asked: Mutex<Vec<Asked>>,
+}
+
+/// Queries kept in [`DnsServer::asked`]; later ones are only counted.
+const MAX_LOGGED: usize = 10_000;
+
+/// One question the server received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    /// Lower case, without the final dot.
+    pub name: String,
+    /// "MX", "A", "AAAA", "TXT"...
+    pub rtype: String,
+    /// Over TCP (after a truncated UDP answer, RFC 1035 4.2.1).
+    pub tcp: bool,
+}
+
+impl Stats {
+    fn log(&self, msg: &Message, tcp: bool) {
+        let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+        for q in &msg.queries {
+            if asked.len() < MAX_LOGGED {
+                asked.push(Asked {
+                    name: key(&q.name().to_ascii()),
+                    rtype: q.query_type().to_string(),
+                    tcp,
+                });
+            }
+        }
+    }
 }
 
 /// A running test DNS server on `127.0.0.1:<port>`, UDP and TCP.
@@ -225,6 +255,15 @@ impl DnsServer {
     /// Queries received so far (answered or not), over UDP and TCP.
     pub fn queries(&self) -> usize {
         self.stats.queries.load(Ordering::SeqCst)
+    }
+
+    /// The questions received so far, in order.
+    pub fn asked(&self) -> Vec<Asked> {
+        self.stats
+            .asked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Changes the zone while the server runs. Resolvers cache answers
@@ -285,7 +324,7 @@ async fn serve(
             r = udp.recv_from(&mut buf) => {
                 let Ok((n, peer)) = r else { continue };
                 stats.queries.fetch_add(1, Ordering::SeqCst);
-                if let Some(out) = respond(&zone, buf.get(..n).unwrap_or_default()) {
+                if let Some(out) = respond(&zone, &stats, buf.get(..n).unwrap_or_default(), false) {
                     let out = truncate_for_udp(out);
                     let _ = udp.send_to(&out, peer).await;
                 }
@@ -327,7 +366,7 @@ async fn serve_tcp(mut stream: tokio::net::TcpStream, zone: Arc<Mutex<Zone>>, st
         }
         stats.queries.fetch_add(1, Ordering::SeqCst);
         // A silent name keeps the connection open and says nothing.
-        let Some(out) = respond(&zone, &msg) else {
+        let Some(out) = respond(&zone, &stats, &msg, true) else {
             continue;
         };
         let Ok(len) = u16::try_from(out.len()) else {
@@ -343,7 +382,7 @@ async fn serve_tcp(mut stream: tokio::net::TcpStream, zone: Arc<Mutex<Zone>>, st
 
 /// Bytes in, bytes out (or silence). A query that does not parse gets
 /// FORMERR when its ID can be read, else nothing.
-fn respond(zone: &Mutex<Zone>, bytes: &[u8]) -> Option<Vec<u8>> {
+fn respond(zone: &Mutex<Zone>, stats: &Stats, bytes: &[u8], tcp: bool) -> Option<Vec<u8>> {
     let msg = match Message::from_vec(bytes) {
         Ok(m) if m.metadata.message_type == MessageType::Query => m,
         Ok(_) => return None,
@@ -353,6 +392,7 @@ fn respond(zone: &Mutex<Zone>, bytes: &[u8]) -> Option<Vec<u8>> {
             return err.to_vec().ok();
         }
     };
+    stats.log(&msg, tcp);
     let resp = {
         let z = zone.lock().unwrap_or_else(|p| p.into_inner());
         z.answer(&msg)?
@@ -426,6 +466,11 @@ mod tests {
         t.read_exact(&mut msg).unwrap();
         assert_eq!(Message::from_vec(&msg).unwrap().answers.len(), 1);
         assert_eq!(dns.queries(), 2);
+        let asked = dns.asked();
+        assert_eq!(asked.len(), 2);
+        assert_eq!(asked[0].name, "mx.example.test");
+        assert_eq!(asked[0].rtype, "A");
+        assert!(!asked[0].tcp && asked[1].tcp);
 
         drop(dns);
         assert!(std::net::TcpStream::connect(addr).is_err());
