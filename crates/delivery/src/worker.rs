@@ -104,8 +104,39 @@ impl Routing for Smarthost {
     }
 }
 
-/// Straight to the domain's own addresses (A/AAAA, the implicit MX of
-/// RFC 5321 5.1) on `port`: the fallback until MX routing is wired.
+/// MX routing (RFC 5321 5.1) through [`crate::route::Router`]: MX by
+/// preference, the implicit MX, null MX (RFC 7505) and NXDOMAIN failing
+/// at once, DNS trouble retried. STARTTLS is opportunistic.
+impl Routing for crate::route::Router {
+    fn route<'a>(&'a self, domain: &'a str) -> RouteFuture<'a> {
+        Box::pin(async move {
+            match crate::route::Router::route(self, domain).await {
+                Ok(hops) => Ok(hops
+                    .into_iter()
+                    .map(|h| Hop {
+                        host: h.host,
+                        addrs: h.addrs,
+                        tls: TlsPolicy::Opportunistic,
+                        auth: None,
+                    })
+                    .collect()),
+                Err(e) if e.is_permanent() => Err(RouteFailure::Permanent(format!(
+                    "{} {} {domain}: {e}",
+                    e.reply_code(),
+                    e.status()
+                ))),
+                Err(e) => Err(RouteFailure::Temporary(format!(
+                    "{} {} {domain}: {e}",
+                    e.reply_code(),
+                    e.status()
+                ))),
+            }
+        })
+    }
+}
+
+/// Straight to the domain's own addresses (A/AAAA) on `port`, without
+/// MX: for tests and setups without DNS.
 pub struct Direct {
     pub port: u16,
 }

@@ -168,7 +168,23 @@ fn outbound_worker(
                     auth,
                 })
             }
-            None => Arc::new(delivery::worker::Direct { port: r.port }),
+            None => {
+                let resolver = if r.resolver.is_empty() {
+                    None
+                } else {
+                    addresses("relay.resolver", std::slice::from_ref(&r.resolver))?
+                        .into_iter()
+                        .next()
+                };
+                let router = delivery::route::Router::new(delivery::route::RouterConfig {
+                    resolver,
+                    port: r.port,
+                    smarthost: None,
+                    timeout: delivery::route::DEFAULT_TIMEOUT,
+                })
+                .map_err(|e| format!("relay.resolver: {e}"))?;
+                Arc::new(router)
+            }
         };
     let store: Arc<dyn Store> = store;
     Ok(Arc::new(delivery::worker::Worker::new(store, cfg, routing)))

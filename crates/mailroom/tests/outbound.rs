@@ -403,3 +403,60 @@ fn a_foreign_cert(s: &Server) -> std::path::PathBuf {
     assert!(out.status.success());
     dir.join("c.pem")
 }
+
+/// A server routing by MX through the test DNS server, remote SMTP on
+/// `port` (every MX host's).
+fn sender_via_dns(dns: &testdns::DnsServer, port: u16) -> Server {
+    Server::start_with_extra(Extra {
+        top: format!(
+            "[relay]\nresolver = \"{}\"\nport = {port}\nretry_initial = 1\nretry_max = 2",
+            dns.addr()
+        ),
+        ..Extra::default()
+    })
+}
+
+#[test]
+fn mx_routing_prefers_the_lower_preference_and_falls_back_to_the_next() {
+    let b = remote_server();
+    let mut zone = testdns::Zone::new();
+    zone.mx("remote.example", 10, "mx1.remote.example")
+        .mx("remote.example", 20, "mx2.remote.example")
+        // Nothing listens on 127.0.0.3: the first MX refuses.
+        .a("mx1.remote.example", "127.0.0.3".parse().expect("ip"))
+        .a("mx2.remote.example", "127.0.0.1".parse().expect("ip"));
+    let dns = testdns::DnsServer::start(zone).expect("dns");
+    let a = sender_via_dns(&dns, b.smtp.port());
+    submit(&a, "carol@remote.example", "by mx");
+    wait_until("the copy at the second MX", || {
+        !b.inbox("carol@remote.example").is_empty()
+    });
+    wait_until("the queue to empty", || a.queue().is_empty());
+    let log = a.log();
+    let refused = log.find("mx1.remote.example").expect("mx1 tried");
+    let delivered = log.find("outbound: delivered").expect("delivered");
+    assert!(refused < delivered, "{log}");
+    assert!(
+        dns.asked()
+            .iter()
+            .any(|q| q.name.starts_with("remote.example") && q.rtype == "MX")
+    );
+}
+
+#[test]
+fn null_mx_and_nxdomain_fail_at_once() {
+    let mut zone = testdns::Zone::new();
+    zone.null_mx("nomail.example");
+    let dns = testdns::DnsServer::start(zone).expect("dns");
+    let a = sender_via_dns(&dns, 25);
+    submit(&a, "x@nomail.example", "null mx");
+    submit(&a, "y@nowhere.example", "nxdomain");
+    wait_until("both failures", || {
+        a.cli(&["queue", "list"]).matches("\tfailed\t").count() == 2
+    });
+    let list = a.cli(&["queue", "list"]);
+    // RFC 7505 3: 556 5.1.10; no such domain: 550 5.1.2; one attempt each.
+    assert!(list.contains("556 5.1.10"), "{list}");
+    assert!(list.contains("550 5.1.2"), "{list}");
+    assert_eq!(list.matches("\tfailed\t1\t").count(), 2, "{list}");
+}
