@@ -69,6 +69,8 @@ impl std::fmt::Debug for TlsPolicy {
     }
 }
 
+pub use rustls::RootCertStore;
+
 /// Trust anchors from a PEM file (a CA bundle, or one self-signed
 /// certificate in tests).
 pub fn roots_from_pem(path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
@@ -414,6 +416,16 @@ impl Connection {
         if utf8_envelope && !self.ext.smtputf8 {
             // RFC 6531 3.2: never downgrade an internationalised envelope.
             let why = "554 5.6.9 the next hop does not support SMTPUTF8".to_string();
+            return Ok(msg
+                .recipients
+                .iter()
+                .map(|_| Outcome::Failed(why.clone()))
+                .collect());
+        }
+        if eight_bit && !self.ext.eightbitmime {
+            // RFC 6152 3: 8-bit data only to a server that offers
+            // 8BITMIME; we do not downgrade (RFC 3463 5.6.3).
+            let why = "554 5.6.3 the next hop does not support 8BITMIME".to_string();
             return Ok(msg
                 .recipients
                 .iter()

@@ -135,6 +135,34 @@ impl Routing for crate::route::Router {
     }
 }
 
+/// Requires verified STARTTLS for some domains (`[relay] require_tls`):
+/// their hops get a verified policy, and a failure to get it defers.
+pub struct RequireTls {
+    pub inner: Arc<dyn Routing>,
+    /// Lower-case domains.
+    pub domains: Vec<String>,
+    pub roots: Arc<rustls::RootCertStore>,
+}
+
+impl Routing for RequireTls {
+    fn route<'a>(&'a self, domain: &'a str) -> RouteFuture<'a> {
+        Box::pin(async move {
+            let mut hops = self.inner.route(domain).await?;
+            if self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+                for h in &mut hops {
+                    if matches!(h.tls, TlsPolicy::Opportunistic) {
+                        h.tls = TlsPolicy::Verified {
+                            roots: Arc::clone(&self.roots),
+                            implicit: false,
+                        };
+                    }
+                }
+            }
+            Ok(hops)
+        })
+    }
+}
+
 /// Straight to the domain's own addresses (A/AAAA) on `port`, without
 /// MX: for tests and setups without DNS.
 pub struct Direct {
@@ -169,6 +197,10 @@ pub struct WorkerStats {
     pub delivered: AtomicU64,
     pub deferred: AtomicU64,
     pub failed: AtomicU64,
+    /// Rows in the queue, and the age in seconds of the oldest, as of
+    /// the worker's last look.
+    pub queue_size: AtomicU64,
+    pub oldest_age: AtomicU64,
 }
 
 fn unix_now() -> i64 {
@@ -227,6 +259,7 @@ impl Worker {
         tokio::pin!(stop);
         loop {
             let worked = self.once().await;
+            self.refresh_stats().await;
             if worked {
                 continue;
             }
@@ -235,6 +268,15 @@ impl Worker {
                 _ = tokio::time::sleep(poll) => {}
                 _ = wait_queue_change(&mut feed) => {}
             }
+        }
+    }
+
+    /// The queue's size and oldest entry, for `/metrics`.
+    async fn refresh_stats(&self) {
+        if let Ok((size, oldest)) = self.store.queue_stats().await {
+            self.stats.queue_size.store(size, Ordering::Relaxed);
+            let age = oldest.map_or(0, |created| unix_now().saturating_sub(created).max(0));
+            self.stats.oldest_age.store(age as u64, Ordering::Relaxed);
         }
     }
 

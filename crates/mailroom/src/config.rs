@@ -82,6 +82,9 @@ pub struct RelaySection {
     pub smarthost_auth: Secret,
     /// PEM trust anchors for verified TLS; empty: the system's bundle.
     pub ca_file: PathBuf,
+    /// Domains whose mail goes only over STARTTLS with a verified
+    /// certificate; a failure defers.
+    pub require_tls: Vec<String>,
     /// "IP:PORT" of the DNS server to ask; empty: the system's.
     pub resolver: String,
     /// The remote SMTP port (25; tests point it elsewhere).
@@ -106,6 +109,7 @@ impl Default for RelaySection {
             smarthost_tls: String::new(),
             smarthost_auth: Secret::default(),
             ca_file: PathBuf::new(),
+            require_tls: Vec::new(),
             resolver: String::new(),
             port: DEFAULT_RELAY_PORT,
             helo_name: String::new(),

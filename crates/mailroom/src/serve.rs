@@ -147,13 +147,7 @@ fn outbound_worker(
                 // AUTH only ever over verified TLS.
                 let verified = !r.smarthost_tls.is_empty() || auth.is_some();
                 let tls = if verified {
-                    let ca = if r.ca_file.as_os_str().is_empty() {
-                        std::path::PathBuf::from(crate::config::SYSTEM_CA_FILE)
-                    } else {
-                        loaded.path(&r.ca_file)
-                    };
-                    let roots = delivery::client::roots_from_pem(&ca)
-                        .map_err(|e| format!("relay.ca_file: {e}"))?;
+                    let roots = relay_roots(loaded)?;
                     delivery::client::TlsPolicy::Verified {
                         roots: Arc::new(roots),
                         implicit: r.smarthost_tls == "implicit",
@@ -186,8 +180,34 @@ fn outbound_worker(
                 Arc::new(router)
             }
         };
+    // [relay] require_tls: verified STARTTLS for the domains listed.
+    let routing: Arc<dyn delivery::worker::Routing> = if r.require_tls.is_empty() {
+        routing
+    } else {
+        Arc::new(delivery::worker::RequireTls {
+            inner: routing,
+            domains: r
+                .require_tls
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+            roots: Arc::new(relay_roots(loaded)?),
+        })
+    };
     let store: Arc<dyn Store> = store;
     Ok(Arc::new(delivery::worker::Worker::new(store, cfg, routing)))
+}
+
+/// The trust anchors of verified outbound TLS: `[relay] ca_file`, or the
+/// system's bundle.
+fn relay_roots(loaded: &Loaded) -> Result<delivery::client::RootCertStore, String> {
+    let r = &loaded.config.relay;
+    let ca = if r.ca_file.as_os_str().is_empty() {
+        std::path::PathBuf::from(crate::config::SYSTEM_CA_FILE)
+    } else {
+        loaded.path(&r.ca_file)
+    };
+    delivery::client::roots_from_pem(&ca).map_err(|e| format!("relay.ca_file: {e}"))
 }
 
 /// The certificates of `[tls]`, or the quick start's self-signed one.
@@ -478,6 +498,18 @@ impl admin::Status for AdminStatus {
                 "Store write operations committed",
                 "counter",
                 stats.ops,
+            ),
+            (
+                "mailroom_queue_size",
+                "Rows (remote recipients) in the outbound queue",
+                "gauge",
+                load(&self.outbound.queue_size),
+            ),
+            (
+                "mailroom_queue_oldest_age_seconds",
+                "Age of the oldest row in the outbound queue",
+                "gauge",
+                load(&self.outbound.oldest_age),
             ),
             (
                 "mailroom_outbound_delivered_total",

@@ -460,3 +460,38 @@ fn null_mx_and_nxdomain_fail_at_once() {
     assert!(list.contains("550 5.1.2"), "{list}");
     assert_eq!(list.matches("\tfailed\t1\t").count(), 2, "{list}");
 }
+
+#[test]
+fn require_tls_sends_only_over_verified_starttls() {
+    let b = remote_server();
+    let mut zone = testdns::Zone::new();
+    // The MX's name is one b's self-signed certificate carries.
+    zone.mx("remote.example", 10, "localhost")
+        .a("localhost", "127.0.0.1".parse().expect("ip"));
+    let dns = testdns::DnsServer::start(zone).expect("dns");
+    let with_ca = |ca: &std::path::Path| {
+        Server::start_with_extra(Extra {
+            top: format!(
+                "[relay]\nresolver = \"{}\"\nport = {}\nrequire_tls = [\"remote.example\"]\n\
+                 ca_file = \"{}\"\nretry_initial = 1\nretry_max = 2",
+                dns.addr(),
+                b.smtp.port(),
+                ca.display()
+            ),
+            ..Extra::default()
+        })
+    };
+    // Trusted: delivered over verified STARTTLS.
+    let good = with_ca(&b.cert());
+    submit(&good, "carol@remote.example", "verified");
+    wait_until("the verified copy", || {
+        b.inbox("carol@remote.example").len() == 1
+    });
+    // Not trusted: never sent, kept for a retry.
+    let scratch = Server::create_with(Extra::default());
+    let bad = with_ca(&a_foreign_cert(&scratch));
+    submit(&bad, "carol@remote.example", "unverified");
+    wait_until("a deferral", || bad.log().contains("outbound: deferred"));
+    assert_eq!(bad.queue().len(), 1);
+    assert_eq!(b.inbox("carol@remote.example").len(), 1);
+}

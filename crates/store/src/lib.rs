@@ -420,6 +420,8 @@ pub trait Store: Send + Sync + 'static {
     fn retry_queue(&self, id: Option<i64>) -> StoreFuture<'_, usize>;
     /// Removes one row.
     fn delete_queue(&self, id: i64) -> StoreFuture<'_, ()>;
+    /// The queue's row count and its oldest row's creation (unix seconds).
+    fn queue_stats(&self) -> StoreFuture<'_, (u64, Option<i64>)>;
     /// Makes the rows claimed by a sender that stopped due now (at the
     /// start of the one sender of an embedded store); returns how many.
     fn release_queue_claims(&self) -> StoreFuture<'_, usize>;

@@ -187,6 +187,17 @@ pub fn read_body(conn: &Connection, body: BodyId) -> Result<Vec<u8>, StoreError>
         .ok_or_else(|| StoreError::NotFound(format!("body {}", body.0)))
 }
 
+/// The queue's row count and oldest creation time.
+pub fn queue_stats(conn: &Connection) -> Result<(u64, Option<i64>), StoreError> {
+    conn.query_row("SELECT count(*), min(created) FROM queue", [], |r| {
+        Ok((
+            r.get::<_, i64>(0)?.max(0) as u64,
+            r.get::<_, Option<i64>>(1)?,
+        ))
+    })
+    .map_err(map_err)
+}
+
 pub fn queue(conn: &Connection) -> Result<Vec<QueueEntry>, StoreError> {
     conn.prepare_cached(
         "SELECT id, body_id, sender, recipient, status, attempts, next_attempt, created, \

@@ -381,6 +381,10 @@ impl Store for SqliteStore {
         self.write(move |c| ops::queue::delete(c, id))
     }
 
+    fn queue_stats(&self) -> StoreFuture<'_, (u64, Option<i64>)> {
+        self.read(read::queue_stats)
+    }
+
     fn release_queue_claims(&self) -> StoreFuture<'_, usize> {
         self.write(ops::queue::release_claims)
     }

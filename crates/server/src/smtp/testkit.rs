@@ -251,6 +251,9 @@ impl Store for Failing {
     fn delete_queue(&self, id: i64) -> StoreFuture<'_, ()> {
         self.inner.delete_queue(id)
     }
+    fn queue_stats(&self) -> StoreFuture<'_, (u64, Option<i64>)> {
+        self.inner.queue_stats()
+    }
     fn release_queue_claims(&self) -> StoreFuture<'_, usize> {
         self.inner.release_queue_claims()
     }
