@@ -452,17 +452,40 @@ impl Connection {
         if utf8_envelope {
             mail.push_str(" SMTPUTF8");
         }
-        let r = self.command(&mail, COMMAND_TIMEOUT).await?;
+        // RFC 2920: with PIPELINING, MAIL, every RCPT and DATA go in one
+        // write and their replies are read in order.
+        let pipelined = self.ext.pipelining;
+        if pipelined {
+            let mut batch = format!("{mail}\r\n");
+            for rcpt in &msg.recipients {
+                batch.push_str(&format!("RCPT TO:<{rcpt}>\r\n"));
+            }
+            batch.push_str("DATA\r\n");
+            self.write(batch.as_bytes()).await?;
+        } else {
+            self.write(format!("{mail}\r\n").as_bytes()).await?;
+        }
+        let r = self.read_reply(COMMAND_TIMEOUT).await?;
         if r.code != 250 {
+            if pipelined {
+                // The RCPTs' and DATA's replies follow; DATA cannot have
+                // been accepted without a sender.
+                for _ in 0..=msg.recipients.len() {
+                    let _ = self.read_reply(COMMAND_TIMEOUT).await?;
+                }
+            }
             let _ = self.command("RSET", COMMAND_TIMEOUT).await;
             return Err(ClientError::Reply(r.code, reply_text(&r)));
         }
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(msg.recipients.len());
         let mut accepted = 0;
         for rcpt in &msg.recipients {
-            let r = self
-                .command(&format!("RCPT TO:<{rcpt}>"), COMMAND_TIMEOUT)
-                .await?;
+            let r = if pipelined {
+                self.read_reply(COMMAND_TIMEOUT).await?
+            } else {
+                self.command(&format!("RCPT TO:<{rcpt}>"), COMMAND_TIMEOUT)
+                    .await?
+            };
             let text = reply_text(&r);
             match r.code {
                 250 | 251 => {
@@ -475,11 +498,25 @@ impl Connection {
                 _ => outcomes.push(Some(Outcome::Failed(text))),
             }
         }
+        let data_reply = if pipelined {
+            Some(self.read_reply(COMMAND_TIMEOUT).await?)
+        } else {
+            None
+        };
         if accepted == 0 {
+            // RFC 2920 3.1: a DATA the server took anyway gets an empty
+            // message, never the real one.
+            if data_reply.as_ref().is_some_and(|r| r.code == 354) {
+                self.write(b".\r\n").await?;
+                let _ = self.read_reply(DATA_END_TIMEOUT).await?;
+            }
             let _ = self.command("RSET", COMMAND_TIMEOUT).await;
             return Ok(outcomes.into_iter().flatten().collect());
         }
-        let r = self.command("DATA", COMMAND_TIMEOUT).await?;
+        let r = match data_reply {
+            Some(r) => r,
+            None => self.command("DATA", COMMAND_TIMEOUT).await?,
+        };
         if r.code != 354 {
             let _ = self.command("RSET", COMMAND_TIMEOUT).await;
             return Err(ClientError::Reply(r.code, reply_text(&r)));
