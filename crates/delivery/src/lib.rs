@@ -113,7 +113,11 @@ pub fn build(
     });
     Some(Delivery {
         local_raw,
-        local_accounts: targets.local.clone(),
+        local: targets
+            .local
+            .iter()
+            .map(|a| store::LocalTarget::inbox(a.clone()))
+            .collect(),
         outbound,
         internal_date,
     })

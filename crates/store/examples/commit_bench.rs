@@ -99,7 +99,7 @@ async fn deliveries(
                 store
                     .deliver(Delivery {
                         local_raw: Some(raw),
-                        local_accounts: vec!["bench@example.org".into()],
+                        local: vec![store::LocalTarget::inbox("bench@example.org")],
                         outbound: None,
                         internal_date: 0,
                     })

@@ -99,15 +99,37 @@ pub struct Delivery {
     /// Return-Path already prepended by the caller). None when there is no
     /// local recipient.
     pub local_raw: Option<Vec<u8>>,
-    /// Accounts (canonical addresses) whose INBOX gets an entry; one body
-    /// shared by all. The account is created (with its six mailboxes) if
-    /// missing.
-    pub local_accounts: Vec<String>,
+    /// Where each local copy goes: an account's mailbox with its flags;
+    /// one body shared by all. The account is created (with its six
+    /// mailboxes) if missing; a mailbox that does not exist means INBOX
+    /// (the implicit keep of RFC 5228 2.10.2), so a filter naming a gone
+    /// folder never loses mail.
+    pub local: Vec<LocalTarget>,
     /// Remote recipients: queued durably for the outbound delivery, in the
     /// same transaction.
     pub outbound: Option<Outbound>,
     /// INTERNALDATE of the local entries, unix seconds.
     pub internal_date: i64,
+}
+
+/// One local copy of a delivery (issue 12: named per recipient, so
+/// filtering such as Sieve `fileinto` plugs in without a store change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalTarget {
+    pub account: String,
+    pub mailbox: String,
+    pub flags: Vec<String>,
+}
+
+impl LocalTarget {
+    /// The account's INBOX, no flags: plain delivery.
+    pub fn inbox(account: impl Into<String>) -> LocalTarget {
+        LocalTarget {
+            account: account.into(),
+            mailbox: "INBOX".to_string(),
+            flags: Vec::new(),
+        }
+    }
 }
 
 /// The remote part of a delivery: one queue row per recipient, one body.
@@ -436,3 +458,5 @@ mod tests;
 mod tests_move;
 #[cfg(test)]
 mod tests_queue;
+#[cfg(test)]
+mod tests_targets;

@@ -25,7 +25,7 @@ pub(crate) fn tempdir() -> tempfile::TempDir {
 pub(crate) fn local(accounts: &[&str], raw: &[u8]) -> Delivery {
     Delivery {
         local_raw: Some(raw.to_vec()),
-        local_accounts: accounts.iter().map(|a| a.to_string()).collect(),
+        local: accounts.iter().map(|a| LocalTarget::inbox(*a)).collect(),
         outbound: None,
         internal_date: 1_700_000_000,
     }
@@ -395,7 +395,7 @@ async fn outbound_is_queued_in_same_transaction() {
     let d = store
         .deliver(Delivery {
             local_raw: Some(raw.clone()),
-            local_accounts: vec!["a@x".into()],
+            local: vec![LocalTarget::inbox("a@x")],
             outbound: Some(Outbound {
                 raw: raw.clone(),
                 sender: "a@x".into(),
@@ -425,7 +425,7 @@ async fn outbound_is_queued_in_same_transaction() {
     let bounce = store
         .deliver(Delivery {
             local_raw: None,
-            local_accounts: vec![],
+            local: vec![],
             outbound: Some(Outbound {
                 raw: b"bounce".to_vec(),
                 sender: String::new(),
@@ -440,7 +440,7 @@ async fn outbound_is_queued_in_same_transaction() {
     let bad = store
         .deliver(Delivery {
             local_raw: None,
-            local_accounts: vec!["c@x".into()],
+            local: vec![LocalTarget::inbox("c@x")],
             outbound: Some(Outbound {
                 raw: b"x".to_vec(),
                 sender: String::new(),

@@ -8,7 +8,7 @@ use crate::*;
 fn outbound(to: &[&str]) -> Delivery {
     Delivery {
         local_raw: None,
-        local_accounts: vec![],
+        local: vec![],
         outbound: Some(Outbound {
             raw: b"Subject: out\r\n\r\nx\r\n".to_vec(),
             sender: "a@x".into(),

@@ -128,7 +128,7 @@ impl Kit {
         self.store
             .deliver(Delivery {
                 local_raw: Some(raw.as_bytes().to_vec()),
-                local_accounts: vec![account.to_string()],
+                local: vec![store::LocalTarget::inbox(account.to_string())],
                 outbound: None,
                 internal_date: 1_700_000_000,
             })

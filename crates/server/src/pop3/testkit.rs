@@ -79,7 +79,7 @@ impl Kit {
         self.store
             .deliver(Delivery {
                 local_raw: Some(raw.to_vec()),
-                local_accounts: vec![account.to_string()],
+                local: vec![store::LocalTarget::inbox(account.to_string())],
                 outbound: None,
                 internal_date: 0,
             })

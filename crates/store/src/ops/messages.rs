@@ -8,37 +8,55 @@ use crate::{Delivered, Delivery, FlagOp, MessageMeta};
 
 pub fn deliver(conn: &Connection, delivery: Delivery) -> Result<Delivered, StoreError> {
     let now = now();
-    let mut accounts: Vec<String> = Vec::with_capacity(delivery.local_accounts.len());
-    for account in &delivery.local_accounts {
-        let account = canonical_account(account)?;
-        if !accounts.contains(&account) {
-            accounts.push(account);
+    // One entry per (account, mailbox): a target reached twice gets one.
+    let mut targets: Vec<(String, String, String)> = Vec::with_capacity(delivery.local.len());
+    for t in &delivery.local {
+        let account = canonical_account(&t.account)?;
+        let mailbox = normalize_mailbox_name(&t.mailbox);
+        let flags = flags_to_text(&normalize_flags(t.flags.clone())?);
+        if !targets
+            .iter()
+            .any(|(a, m, _)| *a == account && *m == mailbox)
+        {
+            targets.push((account, mailbox, flags));
         }
     }
-    let mut entries = Vec::with_capacity(accounts.len());
+    let mut entries = Vec::with_capacity(targets.len());
     let mut local_body = None;
-    if !accounts.is_empty() {
+    if !targets.is_empty() {
         let raw = delivery
             .local_raw
             .as_deref()
             .ok_or_else(|| StoreError::Invalid("local recipients but no local message".into()))?;
         let body = insert_body(conn, raw)?;
         local_body = Some((body, raw));
-        for account in accounts {
+        for (account, mailbox, flags) in targets {
             create_account_if_missing(conn, &account)?;
-            let inbox = require_mailbox(conn, &account, "INBOX")?;
-            let (_, uid, modseq) = alloc_uid(conn, inbox)?;
-            insert_entry(conn, inbox, uid, body, "", delivery.internal_date, modseq)?;
+            // RFC 5228 2.10.2: a folder that is not there means INBOX.
+            let target = match mailbox_id_by_name(conn, &account, &mailbox)? {
+                Some(id) => id,
+                None => require_mailbox(conn, &account, "INBOX")?,
+            };
+            let (_, uid, modseq) = alloc_uid(conn, target)?;
+            insert_entry(
+                conn,
+                target,
+                uid,
+                body,
+                &flags,
+                delivery.internal_date,
+                modseq,
+            )?;
             record(
                 conn,
                 &account,
-                Some(inbox),
+                Some(target),
                 "append",
                 Some(uid),
                 Some(modseq),
                 now,
             )?;
-            entries.push((account, inbox, uid));
+            entries.push((account, target, uid));
         }
     }
     let mut queue_ids = Vec::new();
