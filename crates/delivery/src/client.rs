@@ -249,7 +249,7 @@ fn opportunistic_config() -> Result<Arc<rustls::ClientConfig>, String> {
 impl Connection {
     /// Connects, reads the greeting, says EHLO and starts TLS if offered.
     pub async fn open(addr: SocketAddr, host: &str, helo: &str) -> Result<Connection, ClientError> {
-        Self::open_with(addr, host, helo, &TlsPolicy::Opportunistic, None).await
+        Self::open_with(addr, host, helo, &TlsPolicy::Opportunistic, None, None).await
     }
 
     /// Like [`Connection::open`] with a TLS policy, then AUTH PLAIN with
@@ -260,8 +260,9 @@ impl Connection {
         helo: &str,
         tls: &TlsPolicy,
         auth: Option<&Credentials>,
+        source: Option<std::net::IpAddr>,
     ) -> Result<Connection, ClientError> {
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, connect(addr, source))
             .await
             .map_err(|_| ClientError::Network(format!("connect to {addr} timed out")))?
             .map_err(|e| ClientError::Network(format!("connect to {addr}: {e}")))?;
@@ -548,6 +549,21 @@ impl Connection {
     pub async fn quit(mut self) {
         let _ = self.command("QUIT", Duration::from_secs(10)).await;
     }
+}
+
+/// Connects from `source` (`[relay] source_address`) when given and of
+/// the same family as `addr`.
+async fn connect(addr: SocketAddr, source: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(ip) = source.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(ip, 0))?;
+    socket.connect(addr).await
 }
 
 /// The message as DATA carries it: lines starting with a dot get another

@@ -46,6 +46,9 @@ pub struct WorkerConfig {
     pub max_connections: usize,
     /// Connections to one destination at once.
     pub max_connections_per_domain: usize,
+    /// The local address outbound connections come from (`[relay]
+    /// source_address`); None: the system's choice.
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 /// Default `[relay] max_connections_per_domain`.
@@ -426,6 +429,7 @@ impl Job {
                     &self.cfg.helo,
                     &hop.tls,
                     hop.auth.as_ref(),
+                    self.cfg.source_address,
                 )
                 .await
                 {
@@ -552,6 +556,7 @@ mod tests {
             max_queue_lifetime: Duration::from_secs(432_000),
             max_connections: 1,
             max_connections_per_domain: 1,
+            source_address: None,
         };
         let secs: Vec<u64> = (0..7).map(|a| backoff(&cfg, a).as_secs()).collect();
         assert_eq!(secs, [300, 600, 1200, 2400, 4800, 9600, 14_400]);

@@ -91,6 +91,8 @@ pub struct RelaySection {
     pub port: u16,
     /// Our name in EHLO; empty: `hostname`.
     pub helo_name: String,
+    /// The local IP outbound connections come from; empty: any.
+    pub source_address: String,
     /// Seconds before the first retry, doubling up to `retry_max`.
     pub retry_initial: u64,
     pub retry_max: u64,
@@ -113,6 +115,7 @@ impl Default for RelaySection {
             resolver: String::new(),
             port: DEFAULT_RELAY_PORT,
             helo_name: String::new(),
+            source_address: String::new(),
             retry_initial: DEFAULT_RETRY_INITIAL_SECS,
             retry_max: DEFAULT_RETRY_MAX_SECS,
             max_queue_lifetime: DEFAULT_MAX_QUEUE_LIFETIME_SECS,
@@ -662,6 +665,18 @@ impl Config {
         }
         if !self.relay.smarthost_auth.0.is_empty() && !self.relay.smarthost_auth.0.contains(':') {
             return Err("relay.smarthost_auth: must be user:password".into());
+        }
+        if !self.relay.source_address.is_empty()
+            && self
+                .relay
+                .source_address
+                .parse::<std::net::IpAddr>()
+                .is_err()
+        {
+            return Err(format!(
+                "relay.source_address: '{}' is not an IP address",
+                self.relay.source_address
+            ));
         }
         if !self.relay.resolver.is_empty() {
             addresses("relay.resolver", std::slice::from_ref(&self.relay.resolver))?;

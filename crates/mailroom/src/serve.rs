@@ -134,6 +134,7 @@ fn outbound_worker(
         max_queue_lifetime: Duration::from_secs(r.max_queue_lifetime),
         max_connections: r.max_connections,
         max_connections_per_domain: r.max_connections_per_domain,
+        source_address: r.source_address.parse().ok(),
     };
     let routing: Arc<dyn delivery::worker::Routing> =
         match crate::config::smarthost(&r.smarthost) {

@@ -93,7 +93,8 @@ srv.bind(('127.0.0.1', port)); srv.listen(8); srv.settimeout(40)
 print('ready', flush=True)
 done = conns = 0
 while done < stop_after and conns < stop_after:
-    conn, _ = srv.accept()
+    conn, peer = srv.accept()
+    print('peer', peer[0], flush=True)
     conn.settimeout(20)
     f = conn.makefile('rb')
     conn.sendall(b'220 scripted ESMTP\r\n')
@@ -140,7 +141,10 @@ struct Scripted {
 
 impl Scripted {
     fn start(rcpt: &str, stop_after: usize, codes: &[&str]) -> Scripted {
-        let port = free_port();
+        Scripted::start_on(free_port(), rcpt, stop_after, codes)
+    }
+
+    fn start_on(port: u16, rcpt: &str, stop_after: usize, codes: &[&str]) -> Scripted {
         let mut child = Command::new("python3")
             .arg("-c")
             .arg(SCRIPTED)
@@ -159,15 +163,23 @@ impl Scripted {
     }
 
     /// The codes it answered, one per transaction, until it stopped.
-    fn codes(mut self) -> Vec<String> {
-        let mut codes = Vec::new();
+    fn codes(self) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+            .collect()
+    }
+
+    /// Everything it printed after "ready", until it stopped.
+    fn lines(mut self) -> Vec<String> {
+        let mut lines = Vec::new();
         let mut line = String::new();
         while self.out.read_line(&mut line).unwrap_or(0) > 0 {
-            codes.push(line.trim().to_string());
+            lines.push(line.trim().to_string());
             line.clear();
         }
         let _ = self.child.wait();
-        codes
+        lines
     }
 }
 
@@ -289,8 +301,10 @@ fn kill_9_during_a_delivery_run_loses_nothing() {
     submit(&a, "erin@remote.example", "survives");
     let mut line = String::new();
     let mut out = remote;
-    out.out.read_line(&mut line).expect("data");
-    assert_eq!(line.trim(), "data");
+    while line.trim() != "data" {
+        line.clear();
+        assert!(out.out.read_line(&mut line).expect("data") > 0, "no data");
+    }
     a.kill9();
     a.spawn();
     // The restarted server sends it again: twice at worst, never lost.
@@ -494,4 +508,25 @@ fn require_tls_sends_only_over_verified_starttls() {
     wait_until("a deferral", || bad.log().contains("outbound: deferred"));
     assert_eq!(bad.queue().len(), 1);
     assert_eq!(b.inbox("carol@remote.example").len(), 1);
+}
+
+#[test]
+fn a_remote_that_is_down_is_retried_and_connections_come_from_source_address() {
+    let port = free_port();
+    let a = Server::start_with_extra(Extra {
+        top: format!(
+            "[relay]\nsmarthost = \"127.0.0.1:{port}\"\nsource_address = \"127.0.0.2\"\n\
+             retry_initial = 1\nretry_max = 2"
+        ),
+        ..Extra::default()
+    });
+    submit(&a, "frank@remote.example", "after the outage");
+    // Nothing listens yet: the attempt is deferred, the message kept.
+    wait_until("a deferral", || a.log().contains("outbound: deferred"));
+    assert_eq!(a.queue().len(), 1);
+    let remote = Scripted::start_on(port, "250 ok", 1, &[]);
+    let lines = remote.lines();
+    assert!(lines.contains(&"peer 127.0.0.2".to_string()), "{lines:?}");
+    assert!(lines.contains(&"250".to_string()), "{lines:?}");
+    wait_until("the queue to empty", || a.queue().is_empty());
 }
