@@ -232,6 +232,7 @@ pub struct Worker {
     routing: Arc<dyn Routing>,
     pub stats: Arc<WorkerStats>,
     slots: Arc<Semaphore>,
+    down: Arc<Down>,
 }
 
 impl Worker {
@@ -243,6 +244,7 @@ impl Worker {
             routing,
             stats: Arc::default(),
             slots,
+            down: Arc::default(),
         }
     }
 
@@ -314,6 +316,7 @@ impl Worker {
                 cfg: self.cfg.clone(),
                 routing: Arc::clone(&self.routing),
                 stats: Arc::clone(&self.stats),
+                down: Arc::clone(&self.down),
             };
             tasks.spawn(async move {
                 job.domain(&domain, rows).await;
@@ -346,10 +349,56 @@ struct Job {
     cfg: WorkerConfig,
     routing: Arc<dyn Routing>,
     stats: Arc<WorkerStats>,
+    down: Arc<Down>,
 }
+
+/// Destinations that keep failing, backed off as a whole: their rows
+/// wait without a connection attempt until the destination's time.
+#[derive(Default)]
+pub struct Down {
+    /// domain -> (consecutive failed runs, unix second it may be tried).
+    map: std::sync::Mutex<HashMap<String, (u32, i64)>>,
+}
+
+impl Down {
+    /// When the destination may be tried again, if it is backed off now.
+    fn until(&self, domain: &str, now: i64) -> Option<i64> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(domain).map(|(_, t)| *t).filter(|t| *t > now)
+    }
+
+    fn failed(&self, domain: &str, cfg: &WorkerConfig, now: i64) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_DOWN && !map.contains_key(domain) {
+            map.retain(|_, (_, t)| *t > now);
+        }
+        let e = map.entry(domain.to_string()).or_insert((0, now));
+        e.0 = e.0.saturating_add(1);
+        e.1 = now + backoff(cfg, e.0.saturating_sub(1)).as_secs() as i64;
+    }
+
+    fn up(&self, domain: &str) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(domain);
+    }
+}
+
+/// Destinations remembered as down at most (bounded memory).
+const MAX_DOWN: usize = 10_000;
 
 impl Job {
     async fn domain(&self, domain: &str, rows: Vec<QueueEntry>) {
+        // A destination that keeps failing waits as a whole: its new rows
+        // too, without a connection attempt each.
+        if let Some(until) = self.down.until(domain, unix_now()) {
+            for r in &rows {
+                let why = format!("destination {domain} is down; next try at {until}");
+                if let Err(e) = self.store.defer_queue(r.id, until, why).await {
+                    tracing::warn!(id = r.id, error = %e, "outbound: cannot record the outcome");
+                }
+            }
+            return;
+        }
         let hops = match self.routing.route(domain).await {
             Ok(h) => h,
             Err(RouteFailure::Permanent(why)) => {
@@ -446,6 +495,7 @@ impl Job {
             }
         }
         let Some(mut conn) = conn else {
+            self.down.failed(domain, &self.cfg, unix_now());
             for (_, rows) in &pending {
                 for r in rows {
                     self.outcome(r, Outcome::Deferred(last_error.clone()), "-")
@@ -454,6 +504,7 @@ impl Job {
             }
             return;
         };
+        self.down.up(domain);
         let peer = conn.peer.clone();
         let count = pending.len();
         for (i, (msg, rows)) in pending.iter().enumerate() {
@@ -561,6 +612,29 @@ mod tests {
         let secs: Vec<u64> = (0..7).map(|a| backoff(&cfg, a).as_secs()).collect();
         assert_eq!(secs, [300, 600, 1200, 2400, 4800, 9600, 14_400]);
         assert_eq!(backoff(&cfg, 100).as_secs(), 14_400);
+    }
+
+    #[test]
+    fn a_destination_that_keeps_failing_is_backed_off_as_a_whole() {
+        let cfg = WorkerConfig {
+            helo: "mx.test".into(),
+            retry_initial: Duration::from_secs(10),
+            retry_max: Duration::from_secs(100),
+            max_queue_lifetime: Duration::from_secs(1000),
+            max_connections: 1,
+            max_connections_per_domain: 1,
+            source_address: None,
+        };
+        let down = Down::default();
+        assert_eq!(down.until("d.test", 0), None);
+        down.failed("d.test", &cfg, 0);
+        assert_eq!(down.until("d.test", 0), Some(10));
+        down.failed("d.test", &cfg, 10);
+        assert_eq!(down.until("d.test", 10), Some(30));
+        assert_eq!(down.until("d.test", 30), None, "due again");
+        assert_eq!(down.until("other.test", 10), None);
+        down.up("d.test");
+        assert_eq!(down.until("d.test", 10), None);
     }
 
     #[test]
