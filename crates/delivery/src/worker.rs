@@ -248,7 +248,9 @@ impl Worker {
         }
     }
 
-    /// Runs until `stop` resolves: finishes the deliveries in flight.
+    /// Runs until `stop` resolves. Deliveries in flight go on in their
+    /// own tasks until the process exits; what they had not finished is
+    /// released at the next start.
     pub async fn run(self: Arc<Self>, stop: impl Future<Output = ()>) {
         let mut feed = self.store.subscribe();
         // What a previous run had claimed when it died is due now.
@@ -306,7 +308,9 @@ impl Worker {
                 .or_default()
                 .push(row);
         }
-        let mut tasks = tokio::task::JoinSet::new();
+        // Each destination runs on its own: a slow one (its timeouts run
+        // to minutes) does not hold back the next claim for the others.
+        // Its rows stay leased meanwhile, so no claim takes them twice.
         for (domain, rows) in by_domain {
             let Ok(permit) = Arc::clone(&self.slots).acquire_owned().await else {
                 break;
@@ -318,12 +322,11 @@ impl Worker {
                 stats: Arc::clone(&self.stats),
                 down: Arc::clone(&self.down),
             };
-            tasks.spawn(async move {
+            tokio::spawn(async move {
                 job.domain(&domain, rows).await;
                 drop(permit);
             });
         }
-        while tasks.join_next().await.is_some() {}
         true
     }
 }
