@@ -555,39 +555,54 @@ impl Job {
     async fn outcome(&self, row: &QueueEntry, outcome: Outcome, host: &str) {
         let id = row.id;
         let rcpt = proto_smtp_safe(&row.recipient);
-        let result = match outcome {
+        enum Write {
+            Complete,
+            Fail(String),
+            Defer(i64, String),
+        }
+        let write = match outcome {
             Outcome::Delivered(reply) => {
                 tracing::info!(id, to = %rcpt, host, reply = %reply, "outbound: delivered");
-                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                self.store.complete_queue(id).await
+                Write::Complete
             }
             Outcome::Failed(reply) => {
                 tracing::info!(id, to = %rcpt, host, reply = %reply, "outbound: failed");
-                self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                self.store.fail_queue(id, reply).await
+                Write::Fail(reply)
             }
             Outcome::Deferred(reply) => {
                 let now = unix_now();
                 let age = now.saturating_sub(row.created);
                 if age >= self.cfg.max_queue_lifetime.as_secs() as i64 {
                     tracing::info!(id, to = %rcpt, host, reply = %reply, "outbound: expired");
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    self.store
-                        .fail_queue(id, format!("expired after {age} s: {reply}"))
-                        .await
+                    Write::Fail(format!("expired after {age} s: {reply}"))
                 } else {
                     let next = now + backoff(&self.cfg, row.attempts).as_secs() as i64;
                     tracing::info!(id, to = %rcpt, host, reply = %reply, retry_at = next, "outbound: deferred");
-                    self.stats.deferred.fetch_add(1, Ordering::Relaxed);
-                    self.store.defer_queue(id, next, reply).await
+                    Write::Defer(next, reply)
                 }
             }
         };
-        if let Err(e) = result {
-            // The lease ends and the row is tried again: at worst a second
-            // copy, never a loss.
-            tracing::warn!(id, error = %e, "outbound: cannot record the outcome");
-        }
+        let store = Arc::clone(&self.store);
+        let stats = Arc::clone(&self.stats);
+        // The write is not waited for: the connection goes on to the next
+        // message while the store groups these commits. A crash before it
+        // lands leaves the row leased, released at the next start: a
+        // second copy at worst, never a loss.
+        tokio::spawn(async move {
+            let (result, counter) = match write {
+                Write::Complete => (store.complete_queue(id).await, &stats.delivered),
+                Write::Fail(why) => (store.fail_queue(id, why).await, &stats.failed),
+                Write::Defer(next, why) => {
+                    (store.defer_queue(id, next, why).await, &stats.deferred)
+                }
+            };
+            match result {
+                Ok(()) => {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => tracing::warn!(id, error = %e, "outbound: cannot record the outcome"),
+            }
+        });
     }
 }
 
