@@ -69,15 +69,6 @@ command -v smtp-source >/dev/null || { echo "smtp-source missing (smtp-sink-star
 inject() {   # inject PORT: smtp-source, many messages per connection (-d)
   timeout "$TIMEOUT" smtp-source -d -l "$BYTES" -m "$MSGS" -s "$SESS" -f "$FROM" -t "$TO" "127.0.0.1:$1"
 }
-# smtp-sink -c counts sessions and messages ("sess=N quit=N mesg=N\r"):
-# the connections a run opened show how much each one carried.
-sink_count() { tr '\r' '\n' < "${PEER_ROOT:-/opt/peers}/sink/sink.log" | sed -n "s/.*$1=\([0-9]*\).*/\1/p" | tail -1; }
-sink_mark() { s0=$(sink_count sess); m0=$(sink_count mesg); }
-sink_report() {
-  sleep 0.2
-  awk -v s="$(( $(sink_count sess) - ${s0:-0} ))" -v m="$(( $(sink_count mesg) - ${m0:-0} ))" \
-    'BEGIN{printf "smtp-sink: %d messages over %d connections = %.0f per connection\n", m, s, s ? m/s : 0}'
-}
 report() {   # report NAME T0 T1 T2: injection and end-to-end rates
   awk -v name="$1" -v a="$2" -v b="$3" -v c="$4" -v n="$MSGS" -v s="$SESS" -v l="$BYTES" 'BEGIN{
     printf "%s: %d msgs x %d B, %d sessions: accepted in %.2f s (%.0f msg/s), relayed in %.2f s = %.0f msg/s end to end\n",
@@ -123,7 +114,7 @@ mr_done() {
 
 echo "== mailroom (127.0.0.1:$PORT -> smarthost smtp-sink 127.0.0.1:$SINK_PORT, max_connections_per_domain = $PER_DOMAIN)"
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }   # clock ticks
-sink_mark; c0=$(cpu)
+c0=$(cpu)
 t0=$(now); inject "$PORT"; t1=$(now)
 wait_for mr_done || { echo "mailroom: not all delivered within $TIMEOUT s" >&2; exit 1; }
 t2=$(now); c1=$(cpu)
@@ -131,7 +122,6 @@ mr=$(report mailroom "$t0" "$t1" "$t2")
 echo "$mr"
 awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n="$MSGS" \
   'BEGIN{printf "server CPU: %.2f s = %.0f us per message (in and out)\n", t/hz, t/hz*1e6/n}'
-sink_report
 deferred=$(metric mailroom_outbound_deferred_total)
 left=$("$BIN" --config "$work/mailroom.toml" queue list 2>/dev/null | wc -l || echo "?")
 echo "queue: $left rows left, ${deferred:-0} deferrals"
@@ -154,13 +144,11 @@ sleep 1   # let the reloaded qmgr and smtpd take over
 pf_ours() { postqueue -c "$PF_CONF" -j 2>/dev/null | grep -c "@${TO#*@}" || true; }
 pf_done() { [ "$(pf_ours)" = 0 ]; }
 wait_for pf_done || { echo "postfix: a previous run's messages are still queued" >&2; exit 1; }
-sink_mark
 t0=$(now); inject "$PF_PORT"; t1=$(now)
 wait_for pf_done || { echo "postfix: not all relayed within $TIMEOUT s" >&2; exit 1; }
 t2=$(now)
 pf=$(report postfix "$t0" "$t1" "$t2")
 echo "$pf"
-sink_report
 
 rate() { sed -n 's/.* = \([0-9]*\) msg\/s end to end/\1/p' <<<"$1"; }
 awk -v m="$(rate "$mr")" -v p="$(rate "$pf")" -v c="$cpm" -v n="$MSGS" -v s="$SESS" -v l="$BYTES" \
