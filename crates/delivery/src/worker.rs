@@ -376,6 +376,11 @@ impl Down {
             map.retain(|_, (_, t)| *t > now);
         }
         let e = map.entry(domain.to_string()).or_insert((0, now));
+        if e.1 > now {
+            // Another connection of this run already found it down: one
+            // failed run counts once.
+            return;
+        }
         e.0 = e.0.saturating_add(1);
         e.1 = now + backoff(cfg, e.0.saturating_sub(1)).as_secs() as i64;
     }
@@ -645,6 +650,9 @@ mod tests {
         };
         let down = Down::default();
         assert_eq!(down.until("d.test", 0), None);
+        down.failed("d.test", &cfg, 0);
+        assert_eq!(down.until("d.test", 0), Some(10));
+        // Another share of the same run: counted once.
         down.failed("d.test", &cfg, 0);
         assert_eq!(down.until("d.test", 0), Some(10));
         down.failed("d.test", &cfg, 10);
