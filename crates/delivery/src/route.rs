@@ -89,6 +89,9 @@ pub struct RouterConfig {
     pub smarthost: Option<(String, u16)>,
     /// Bound on one `Router::route` call.
     pub timeout: Duration,
+    /// Our own host names, lower case: an MX list that names one of them
+    /// is cut there (RFC 5321 5.1).
+    pub ours: Vec<String>,
 }
 
 impl Default for RouterConfig {
@@ -98,6 +101,7 @@ impl Default for RouterConfig {
             port: DEFAULT_PORT,
             smarthost: None,
             timeout: DEFAULT_TIMEOUT,
+            ours: Vec::new(),
         }
     }
 }
@@ -123,6 +127,9 @@ pub enum RouteError {
     NullMx,
     /// Timeout, SERVFAIL, REFUSED, network error: retry later, 4.4.3.
     Temporary(String),
+    /// We are the best MX for the domain yet it is not ours: the mail
+    /// would loop (RFC 5321 5.1); permanent, 5.4.6.
+    LoopsToUs,
 }
 
 impl RouteError {
@@ -139,6 +146,8 @@ impl RouteError {
             RouteError::NullMx => "5.1.10",
             // RFC 3463 3.5: X.4.3 directory server failure.
             RouteError::Temporary(_) => "4.4.3",
+            // RFC 3463 3.5: X.4.6 routing loop detected.
+            RouteError::LoopsToUs => "5.4.6",
         }
     }
 
@@ -149,6 +158,7 @@ impl RouteError {
             RouteError::NoSuchDomain => 550,
             RouteError::NullMx => 556,
             RouteError::Temporary(_) => 451,
+            RouteError::LoopsToUs => 554,
         }
     }
 }
@@ -161,6 +171,9 @@ impl fmt::Display for RouteError {
             }
             RouteError::NullMx => f.write_str("the domain accepts no mail (null MX, RFC 7505)"),
             RouteError::Temporary(why) => write!(f, "DNS failure, will retry: {why}"),
+            RouteError::LoopsToUs => {
+                f.write_str("mail for the domain loops back to us (we are its best MX)")
+            }
         }
     }
 }
@@ -276,6 +289,7 @@ impl Router {
         if exchanges.iter().all(|(_, x)| x.is_root()) {
             return Err(RouteError::NullMx);
         }
+        let exchanges = drop_ours(exchanges, &self.config.ours)?;
         let order = order_exchanges(exchanges, &mut rand::rng());
         self.resolve_exchanges(domain, order).await
     }
@@ -420,6 +434,26 @@ fn classify(e: NetError) -> Lookup {
         },
         NetError::Timeout => Lookup::Temporary("timed out".to_string()),
         other => Lookup::Temporary(other.to_string()),
+    }
+}
+
+/// RFC 5321 5.1: when we are among a domain's MX hosts, the MX records of
+/// our preference and above are dropped (the others are the better way);
+/// none left means the mail would loop back to us.
+fn drop_ours(mx: Vec<(u16, Name)>, ours: &[String]) -> Result<Vec<(u16, Name)>, RouteError> {
+    let own = mx
+        .iter()
+        .filter(|(_, x)| ours.iter().any(|o| host_name(x).eq_ignore_ascii_case(o)))
+        .map(|(p, _)| *p)
+        .min();
+    let Some(own) = own else {
+        return Ok(mx);
+    };
+    let better: Vec<(u16, Name)> = mx.into_iter().filter(|(p, _)| *p < own).collect();
+    if better.is_empty() {
+        Err(RouteError::LoopsToUs)
+    } else {
+        Ok(better)
     }
 }
 
@@ -571,5 +605,22 @@ mod tests {
             Duration::from_secs(5)
         );
         assert_eq!(query_timeout(Duration::from_millis(1)), MIN_QUERY_TIMEOUT);
+    }
+
+    #[test]
+    fn our_own_mx_and_the_worse_ones_are_dropped() {
+        let n = |s: &str| Name::from_utf8(s).expect("name");
+        let mx = vec![
+            (10, n("mx1.other.test.")),
+            (20, n("mail.us.test.")),
+            (30, n("mx3.other.test.")),
+        ];
+        let ours = vec!["mail.us.test".to_string()];
+        let kept = drop_ours(mx.clone(), &ours).expect("better ones");
+        assert_eq!(kept, vec![(10, n("mx1.other.test."))]);
+        assert_eq!(drop_ours(mx.clone(), &[]).expect("all"), mx);
+        // We are the best: the mail would come back to us.
+        let best = vec![(5, n("MAIL.us.test.")), (10, n("mx1.other.test."))];
+        assert_eq!(drop_ours(best, &ours), Err(RouteError::LoopsToUs));
     }
 }

@@ -66,6 +66,7 @@ fn router(dns: &DnsServer, smarthost: Option<(&str, u16)>) -> Router {
         port: PORT,
         smarthost: smarthost.map(|(h, p)| (h.to_string(), p)),
         timeout: TIMEOUT,
+        ours: vec!["mail.us.test".to_string()],
     })
     .unwrap()
 }
@@ -314,4 +315,24 @@ async fn a_server_that_is_gone_is_temporary() {
     drop(dns);
     let e = r.route("pref.test").await.unwrap_err();
     assert!(matches!(e, RouteError::Temporary(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn an_mx_list_naming_us_is_cut_there_and_us_first_is_a_loop() {
+    let mut z = Zone::new();
+    z.mx("backup.test", 10, "mx1.backup.test")
+        .mx("backup.test", 20, "mail.us.test")
+        .mx("backup.test", 30, "mx3.backup.test")
+        .a("mx1.backup.test", "127.0.0.41".parse().unwrap())
+        .a("mx3.backup.test", "127.0.0.43".parse().unwrap())
+        .a("mail.us.test", "127.0.0.42".parse().unwrap())
+        .mx("usfirst.test", 5, "mail.us.test")
+        .mx("usfirst.test", 10, "mx1.backup.test");
+    let dns = DnsServer::start(z).unwrap();
+    let r = router(&dns, None);
+    // RFC 5321 5.1: ours (20) and worse (30) are dropped.
+    let hops = r.route("backup.test").await.unwrap();
+    assert_eq!(hosts(&hops), ["mx1.backup.test"]);
+    let e = r.route("usfirst.test").await.unwrap_err();
+    assert_eq!((e.is_permanent(), e.status()), (true, "5.4.6"));
 }

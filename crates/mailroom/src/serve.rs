@@ -176,6 +176,7 @@ fn outbound_worker(
                     port: r.port,
                     smarthost: None,
                     timeout: delivery::route::DEFAULT_TIMEOUT,
+                    ours: vec![loaded.hostname.to_ascii_lowercase()],
                 })
                 .map_err(|e| format!("relay.resolver: {e}"))?;
                 Arc::new(router)
