@@ -247,13 +247,9 @@ fn opportunistic_config() -> Result<Arc<rustls::ClientConfig>, String> {
 }
 
 impl Connection {
-    /// Connects, reads the greeting, says EHLO and starts TLS if offered.
-    pub async fn open(addr: SocketAddr, host: &str, helo: &str) -> Result<Connection, ClientError> {
-        Self::open_with(addr, host, helo, &TlsPolicy::Opportunistic, None, None).await
-    }
-
-    /// Like [`Connection::open`] with a TLS policy, then AUTH PLAIN with
-    /// `auth` (RFC 4954), which is only ever sent over verified TLS.
+    /// Connects, reads the greeting, says EHLO and starts TLS as `tls`
+    /// says (when offered, for the opportunistic policy). AUTH PLAIN with `auth` (RFC 4954) follows, only ever over
+    /// verified TLS.
     pub async fn open_with(
         addr: SocketAddr,
         host: &str,

@@ -166,34 +166,6 @@ impl Routing for RequireTls {
     }
 }
 
-/// Straight to the domain's own addresses (A/AAAA) on `port`, without
-/// MX: for tests and setups without DNS.
-pub struct Direct {
-    pub port: u16,
-}
-
-impl Routing for Direct {
-    fn route<'a>(&'a self, domain: &'a str) -> RouteFuture<'a> {
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((domain, self.port))
-                .await
-                .map_err(|e| RouteFailure::Temporary(format!("{domain}: {e}")))?
-                .collect();
-            if addrs.is_empty() {
-                return Err(RouteFailure::Permanent(format!(
-                    "550 5.1.2 no address for {domain}"
-                )));
-            }
-            Ok(vec![Hop {
-                host: domain.to_string(),
-                addrs,
-                tls: TlsPolicy::Opportunistic,
-                auth: None,
-            }])
-        })
-    }
-}
-
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct WorkerStats {
@@ -204,7 +176,12 @@ pub struct WorkerStats {
     /// the worker's last look.
     pub queue_size: AtomicU64,
     pub oldest_age: AtomicU64,
+    /// Unix second of the last refresh of the two above.
+    refreshed: AtomicU64,
 }
+
+/// How often the queue's size and age are read for `/metrics`.
+pub const STATS_EVERY: Duration = Duration::from_secs(1);
 
 fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -278,8 +255,18 @@ impl Worker {
         }
     }
 
-    /// The queue's size and oldest entry, for `/metrics`.
+    /// The queue's size and oldest entry, for `/metrics`: at most once per
+    /// `STATS_EVERY`, not on every claim of a busy queue.
     async fn refresh_stats(&self) {
+        let now = unix_now();
+        if now.saturating_sub(self.stats.refreshed.load(Ordering::Relaxed) as i64)
+            < STATS_EVERY.as_secs() as i64
+        {
+            return;
+        }
+        self.stats
+            .refreshed
+            .store(now.max(0) as u64, Ordering::Relaxed);
         if let Ok((size, oldest)) = self.store.queue_stats().await {
             self.stats.queue_size.store(size, Ordering::Relaxed);
             let age = oldest.map_or(0, |created| unix_now().saturating_sub(created).max(0));
@@ -559,7 +546,7 @@ impl Job {
     /// Records one recipient's outcome in the store.
     async fn outcome(&self, row: &QueueEntry, outcome: Outcome, host: &str) {
         let id = row.id;
-        let rcpt = proto_smtp_safe(&row.recipient);
+        let rcpt = proto_common::log_safe(&row.recipient);
         enum Write {
             Complete,
             Fail(String),
@@ -609,12 +596,6 @@ impl Job {
             }
         });
     }
-}
-
-/// An address as it may appear in a log line (control characters
-/// escaped).
-fn proto_smtp_safe(s: &str) -> String {
-    s.escape_debug().to_string()
 }
 
 #[cfg(test)]

@@ -97,14 +97,7 @@ impl Authenticator {
             tracing::info!(client = %ip, login = %proto_common::log_safe(login), "login refused: too many failures from this address");
             return Err(LoginFailure::Throttled);
         }
-        // Throttle by the account a login names, however it is spelled
-        // ("fred", "Fred@example.test"); unknown names by their spelling.
-        let account_key = self
-            .directory
-            .find_login(login)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| login.trim().to_lowercase());
+        let account_key = self.account_key(login);
         let dir = Arc::clone(&self.directory);
         let (l, p) = (login.to_string(), password.to_string());
         // argon2 is slow by design: keep it off the async workers, and
@@ -135,18 +128,7 @@ impl Authenticator {
                 Ok(account)
             }
             Ok(Ok(None)) => {
-                let delay = self.throttle.failed(ip, &account_key, now);
-                self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .delay_ms
-                    .fetch_add(delay.as_millis() as u64, Ordering::Relaxed);
-                tracing::info!(
-                    client = %ip,
-                    login = %proto_common::log_safe(login),
-                    delay_ms = delay.as_millis() as u64,
-                    "login failed"
-                );
-                tokio::time::sleep(self.scaled(delay)).await;
+                self.record_failure(ip, login, &account_key, now).await;
                 Err(LoginFailure::Invalid)
             }
             Ok(Err(e)) => {
@@ -173,13 +155,24 @@ impl Authenticator {
     /// A failure of a mechanism that checked the password itself: counted
     /// and delayed like a wrong password.
     pub async fn failed(&self, ip: IpAddr, login: &str) {
-        let account_key = self
-            .directory
+        let account_key = self.account_key(login);
+        self.record_failure(ip, login, &account_key, Instant::now())
+            .await;
+    }
+
+    /// Throttle by the account a login names, however it is spelled
+    /// ("fred", "Fred@example.test"); unknown names by their spelling.
+    fn account_key(&self, login: &str) -> String {
+        self.directory
             .find_login(login)
             .ok()
             .flatten()
-            .unwrap_or_else(|| login.trim().to_lowercase());
-        let delay = self.throttle.failed(ip, &account_key, Instant::now());
+            .unwrap_or_else(|| login.trim().to_lowercase())
+    }
+
+    /// Counts a failure, logs it and waits its delay before answering.
+    async fn record_failure(&self, ip: IpAddr, login: &str, account_key: &str, now: Instant) {
+        let delay = self.throttle.failed(ip, account_key, now);
         self.stats.failed.fetch_add(1, Ordering::Relaxed);
         self.stats
             .delay_ms

@@ -227,11 +227,6 @@ impl Io {
         self.slot = None;
     }
 
-    /// True once the stream is TLS.
-    pub fn is_tls(&self) -> bool {
-        matches!(self.stream, Stream::Tls(_))
-    }
-
     /// The bytes received and not yet consumed.
     pub fn pending(&self) -> &[u8] {
         self.buf.get(self.pos..).unwrap_or_default()

@@ -5,7 +5,8 @@
 //! covers every protocol). Each protocol only frames challenges and maps
 //! [`Failure`] to its own reply.
 //!
-//! Mechanisms: PLAIN (RFC 4616), LOGIN (draft-murchison-sasl-login) and
+//! Mechanisms: PLAIN (RFC 4616), LOGIN (draft-murchison-sasl-login; its
+//! state machine is proto-common's) and
 //! SCRAM-SHA-256 (RFC 5802, RFC 7677; its state machine is proto-common's,
 //! its keys the directory's). SCRAM's server-final message is sent as one
 //! more challenge, which the client answers with an empty response (RFC
@@ -86,8 +87,8 @@ pub enum Step {
 
 enum State {
     Plain,
-    LoginUser,
-    LoginPassword(String),
+    /// LOGIN through proto-common's state machine; None until it starts.
+    Login(Option<proto_common::LoginServer>),
     /// Waiting for SCRAM's client-first message.
     ScramFirst,
     /// Server-first sent; `account` is None for an unknown name (fake
@@ -112,10 +113,6 @@ impl std::fmt::Debug for Exchange {
         f.debug_struct("Exchange").finish_non_exhaustive()
     }
 }
-
-/// LOGIN's challenges (draft-murchison-sasl-login 2.1).
-const LOGIN_USER: &[u8] = b"Username:";
-const LOGIN_PASSWORD: &[u8] = b"Password:";
 
 /// Decodes a client response line: `*` cancels; with `initial`, `=` is the
 /// empty initial response (RFC 4959 3, RFC 4954 4, RFC 5034 4).
@@ -146,7 +143,7 @@ impl Exchange {
     ) -> (Option<Exchange>, Step) {
         let state = match mech {
             Mechanism::Plain => State::Plain,
-            Mechanism::Login => State::LoginUser,
+            Mechanism::Login => State::Login(None),
             Mechanism::ScramSha256 => State::ScramFirst,
         };
         let ex = Exchange {
@@ -159,13 +156,10 @@ impl Exchange {
                 Ok(data) => ex.advance(data).await,
                 Err(f) => (None, Step::Failed(f)),
             },
-            None => {
-                let challenge = match ex.state {
-                    State::LoginUser => LOGIN_USER.to_vec(),
-                    _ => Vec::new(),
-                };
-                (Some(ex), Step::Challenge(challenge))
+            None if matches!(ex.state, State::Login(None)) => {
+                ex.login_step(proto_common::LoginServer::start(None)).await
             }
+            None => (Some(ex), Step::Challenge(Vec::new())),
         }
     }
 
@@ -188,20 +182,12 @@ impl Exchange {
                     .await;
                 (None, step)
             }
-            State::LoginUser => match String::from_utf8(data) {
-                Ok(user) if !user.is_empty() => {
-                    self.state = State::LoginPassword(user);
-                    (Some(self), Step::Challenge(LOGIN_PASSWORD.to_vec()))
-                }
-                _ => (None, Step::Failed(Failure::Malformed)),
-            },
-            State::LoginPassword(user) => match String::from_utf8(data) {
-                Ok(password) => {
-                    let step = self.login(&user, &password, "").await;
-                    (None, step)
-                }
-                Err(_) => (None, Step::Failed(Failure::Malformed)),
-            },
+            // draft-murchison-sasl-login: an initial response is the name.
+            State::Login(None) => {
+                self.login_step(proto_common::LoginServer::start(Some(&data)))
+                    .await
+            }
+            State::Login(Some(server)) => self.login_step(server.step(&data)).await,
             State::ScramFirst => self.scram_first(&data),
             State::ScramFinal { sent, account } => self.scram_final(*sent, account, &data).await,
             State::ScramDone(account) => {
@@ -212,6 +198,23 @@ impl Exchange {
                     (None, Step::Failed(Failure::Malformed))
                 }
             }
+        }
+    }
+
+    async fn login_step(
+        mut self,
+        step: Result<proto_common::LoginStep, proto_common::SaslError>,
+    ) -> (Option<Exchange>, Step) {
+        match step {
+            Ok(proto_common::LoginStep::Challenge { state, challenge }) => {
+                self.state = State::Login(Some(state));
+                (Some(self), Step::Challenge(challenge.to_vec()))
+            }
+            Ok(proto_common::LoginStep::Done(creds)) => {
+                let step = self.login(&creds.authcid, &creds.password, "").await;
+                (None, step)
+            }
+            Err(_) => (None, Step::Failed(Failure::Malformed)),
         }
     }
 

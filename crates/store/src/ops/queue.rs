@@ -7,8 +7,11 @@
 //! of the lease: a claim not finished by then, because its process died,
 //! is claimed again, so a crash may send a message twice but never loses
 //! it), `failed` (permanent; kept visible until the DSN issue turns it into
-//! a bounce). Every change is recorded as a `queue` change, which wakes
-//! the worker of every process through the feed.
+//! a bounce). The changes that make rows due now (a retry, released
+//! claims, and a delivery that queues) are recorded as a `queue` change,
+//! which wakes the worker of every process through the feed; completing,
+//! deferring, failing or deleting a row makes nothing due, so it records
+//! none: per delivered message, no change row and no wake-up claim.
 
 use rusqlite::{Connection, params};
 
@@ -70,7 +73,7 @@ pub fn claim(
 pub fn complete(conn: &Connection, id: i64) -> Result<(), StoreError> {
     conn.execute("DELETE FROM queue WHERE id = ?1", [id])
         .map_err(map_err)?;
-    changed(conn)
+    Ok(())
 }
 
 /// A temporary failure: try again at `next_attempt`.
@@ -81,7 +84,7 @@ pub fn defer(conn: &Connection, id: i64, next_attempt: i64, error: &str) -> Resu
         params![id, next_attempt, error],
     )
     .map_err(map_err)?;
-    changed(conn)
+    Ok(())
 }
 
 /// A permanent failure (or the queue lifetime passed).
@@ -92,7 +95,7 @@ pub fn fail(conn: &Connection, id: i64, error: &str) -> Result<(), StoreError> {
         params![id, error],
     )
     .map_err(map_err)?;
-    changed(conn)
+    Ok(())
 }
 
 /// `queue retry`: the row (or, with None, every row not being sent) is
@@ -145,5 +148,5 @@ pub fn delete(conn: &Connection, id: i64) -> Result<(), StoreError> {
     if n == 0 {
         return Err(StoreError::NotFound(format!("queue entry {id}")));
     }
-    changed(conn)
+    Ok(())
 }
