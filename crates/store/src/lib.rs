@@ -233,8 +233,12 @@ pub enum Change {
     /// A mailbox of this account was created, deleted, renamed or
     /// (un)subscribed, or the account itself was created or deleted.
     Mailboxes { account: String },
-    /// The outbound queue changed (new rows, a retry): wakes the worker.
+    /// The outbound queue changed (new rows): wakes the worker.
     Queue,
+    /// An operator asked for a retry (`mailroom queue retry`): wakes the
+    /// worker, which also forgets which destinations it found down, so the
+    /// retry really tries (as Postfix's `postqueue -f` does).
+    QueueRetry,
     /// The account was deleted (`mailroom user del`, possibly from another
     /// process): its sessions end (IMAP `* BYE`, POP3 `-ERR`). Follows the
     /// account's `Mailboxes` change, so a consumer of that alone still

@@ -138,4 +138,17 @@ async fn queue_changes_reach_the_feed() {
             break;
         }
     }
+    // An operator's retry is its own kind: the worker forgets down
+    // destinations on it, not on every new message.
+    store.retry_queue(None).await.expect("retry");
+    loop {
+        let c = tokio::time::timeout(deadline, feed.recv())
+            .await
+            .expect("a change in time")
+            .expect("feed");
+        assert_ne!(c, Change::Queue, "retry published as a plain queue change");
+        if c == Change::QueueRetry {
+            break;
+        }
+    }
 }
