@@ -222,6 +222,69 @@ impl Ctx {
             .map_err(|e| e.to_string())
     }
 
+    /// The account an address (or bare local part) names.
+    fn account_of(&self, address: &str) -> Result<String, String> {
+        self.dir
+            .find_login(&self.qualify(address))
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no such user: {address}"))
+    }
+
+    /// `mailroom import ADDRESS PATH`.
+    pub fn import(
+        &self,
+        address: &str,
+        path: &std::path::Path,
+        format: Option<&str>,
+        folder: Option<&str>,
+    ) -> Result<(), String> {
+        let account = self.account_of(address)?;
+        let format = format
+            .map(crate::transfer::run::Format::parse)
+            .transpose()?;
+        self.rt
+            .block_on(self.store.ensure_account(account.clone()))
+            .map_err(|e| e.to_string())?;
+        let r = self.rt.block_on(crate::transfer::run::import(
+            &*self.store,
+            &account,
+            path,
+            format,
+            folder,
+        ))?;
+        println!(
+            "imported {} messages into {} folders of {account}; {} already there, {} skipped",
+            r.imported, r.folders, r.duplicates, r.skipped
+        );
+        Ok(())
+    }
+
+    /// `mailroom export ADDRESS DIR`.
+    pub fn export(&self, address: &str, dir: &std::path::Path, format: &str) -> Result<(), String> {
+        let account = self.account_of(address)?;
+        let format = crate::transfer::run::Format::parse(format)?;
+        let r = self.rt.block_on(crate::transfer::run::export(
+            &*self.store,
+            &account,
+            dir,
+            format,
+        ))?;
+        println!(
+            "exported {} messages in {} folders of {account} to {}",
+            r.messages,
+            r.folders,
+            dir.display()
+        );
+        if r.dropped_keywords > 0 {
+            eprintln!(
+                "mailroom: {} keywords not written (a Maildir folder holds at most {})",
+                r.dropped_keywords,
+                crate::transfer::maildir::MAX_KEYWORDS
+            );
+        }
+        Ok(())
+    }
+
     /// `queue list`: one line (or JSON object) per queued recipient.
     pub fn queue_list(&self, json: bool) -> Result<(), String> {
         let rows = self

@@ -254,6 +254,22 @@ pub struct StoreStats {
     pub commits: u64,
     /// Write operations answered Ok by those commits.
     pub ops: u64,
+    /// Commits by how many operations they carried (group commit's batch
+    /// size): bucket `i` counts batches of at most `2^i` operations, the
+    /// last one every larger batch.
+    pub batches: [u64; BATCH_BUCKETS],
+}
+
+/// Buckets of [`StoreStats::batches`]: 1, 2, 4, ... 256, and more.
+pub const BATCH_BUCKETS: usize = 10;
+
+/// The bucket of a commit of `ops` operations.
+pub fn batch_bucket(ops: u64) -> usize {
+    let mut i = 0;
+    while i + 1 < BATCH_BUCKETS && ops > (1u64 << i) {
+        i += 1;
+    }
+    i
 }
 
 /// Errors of the store. [`StoreError::is_temporary`] tells the session
@@ -388,6 +404,17 @@ pub trait Store: Send + Sync + 'static {
         flags: Vec<String>,
         internal_date: i64,
     ) -> StoreFuture<'_, Uid>;
+    /// `mailroom import`: APPEND unless a message with `digest` (its
+    /// SHA-256) was imported into `mailbox` before, atomically with the
+    /// record of it; None when it had been.
+    fn import(
+        &self,
+        mailbox: MailboxId,
+        raw: Vec<u8>,
+        flags: Vec<String>,
+        internal_date: i64,
+        digest: [u8; 32],
+    ) -> StoreFuture<'_, Option<Uid>>;
     /// Returns the entries whose flags actually changed.
     fn set_flags(
         &self,
@@ -458,6 +485,8 @@ pub trait Store: Send + Sync + 'static {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_import;
 #[cfg(test)]
 mod tests_move;
 #[cfg(test)]

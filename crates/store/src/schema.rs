@@ -35,7 +35,18 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V_IMPORTS];
+
+/// `mailroom import` (issue 20): a SHA-256 of each imported message per
+/// target mailbox, written in the transaction that appends it, so an
+/// interrupted import reruns without duplicates.
+const V_IMPORTS: &str = "
+CREATE TABLE imports (
+    mailbox INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    digest  BLOB NOT NULL,
+    PRIMARY KEY (mailbox, digest)
+) WITHOUT ROWID;
+";
 
 /// Version 0 -> 1: the initial schema.
 ///

@@ -307,6 +307,17 @@ impl Store for SqliteStore {
         self.write(move |c| ops::append(c, mailbox, &raw, flags, internal_date))
     }
 
+    fn import(
+        &self,
+        mailbox: MailboxId,
+        raw: Vec<u8>,
+        flags: Vec<String>,
+        internal_date: i64,
+        digest: [u8; 32],
+    ) -> StoreFuture<'_, Option<Uid>> {
+        self.write(move |c| ops::import(c, mailbox, &raw, flags, internal_date, &digest))
+    }
+
     fn set_flags(
         &self,
         mailbox: MailboxId,

@@ -233,6 +233,16 @@ impl Store for Failing {
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>> {
         self.inner.queue()
     }
+    fn import(
+        &self,
+        m: MailboxId,
+        r: Vec<u8>,
+        f: Vec<String>,
+        d: i64,
+        h: [u8; 32],
+    ) -> StoreFuture<'_, Option<Uid>> {
+        self.inner.import(m, r, f, d, h)
+    }
     fn claim_queue(&self, n: i64, l: i64, m: usize) -> StoreFuture<'_, Vec<QueueEntry>> {
         self.inner.claim_queue(n, l, m)
     }
