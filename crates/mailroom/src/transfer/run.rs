@@ -226,16 +226,14 @@ pub async fn import(
                     path.display()
                 ));
             }
-            let mut listed = Vec::new();
-            let mut total = 0u64;
+            // Counted first for the progress bar; each folder's listing is
+            // then read (and sorted into arrival order) only while it is
+            // imported.
+            let total: u64 = folders.iter().map(|f| maildir::count(&f.path)).sum();
+            let mut progress = Progress::new("importing", Some(total));
             for f in folders {
                 let entries = maildir::entries(&f.path)
                     .map_err(|e| format!("cannot read {}: {e}", f.path.display()))?;
-                total += entries.len() as u64;
-                listed.push((f, entries));
-            }
-            let mut progress = Progress::new("importing", Some(total));
-            for (f, entries) in listed {
                 let name = under(folder, &f.name);
                 let mailbox = target(store, account, &name).await?;
                 report.folders += 1;
@@ -378,6 +376,11 @@ pub async fn export(
         }
     }
     report.dropped_keywords = writer.dropped_keywords;
+    if format == Format::Maildir {
+        writer
+            .sync()
+            .map_err(|e| format!("syncing {}: {e}", dir.display()))?;
+    }
     progress.finish();
     let _ = std::io::stderr().flush();
     Ok(report)
