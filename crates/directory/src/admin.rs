@@ -9,7 +9,7 @@
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::address::MAX_FULL_NAME_LEN;
-use crate::{Directory, DirectoryError, Forward, User};
+use crate::{DirectoryDb, DirectoryError, Forward, User};
 
 /// The two kinds of multi-target entries; they share their code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +120,7 @@ fn check_full_name(name: Option<&str>) -> Result<Option<&str>, DirectoryError> {
     Ok(Some(name))
 }
 
-impl Directory {
+impl DirectoryDb {
     /// Adds a user in one of our domains; returns the canonical address.
     pub fn add_user(
         &self,
@@ -243,7 +243,7 @@ impl Directory {
     }
 
     /// Creates a mailing list, or adds members to an existing one.
-    /// Like [`Directory::add_alias`], for a list.
+    /// Like [`DirectoryDb::add_alias`], for a list.
     pub fn add_list(
         &self,
         address: &str,

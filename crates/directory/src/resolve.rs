@@ -23,7 +23,7 @@ use rusqlite::Connection;
 
 use crate::address;
 use crate::admin::{self, Group};
-use crate::{Directory, DirectoryError, Resolution};
+use crate::{DirectoryDb, DirectoryError, Resolution};
 
 /// How deep aliases and lists may nest. Sendmail's alias expansion and
 /// Postfix's `virtual_alias_recursion_limit` use a similar small bound;
@@ -116,7 +116,7 @@ fn entry(conn: &Connection, address: &str) -> Result<Option<Located>, DirectoryE
     Ok(None)
 }
 
-impl Directory {
+impl DirectoryDb {
     /// RCPT resolution of a fully qualified address.
     pub fn resolve(&self, address: &str) -> Result<Resolution, DirectoryError> {
         let address = self.canonical(address)?;

@@ -116,7 +116,14 @@ fn fold_users(conn: &Connection) -> Result<(), DirectoryError> {
 
 /// Opens the database, sets WAL and full sync, and migrates it.
 pub(crate) fn open(path: &Path) -> Result<Connection, DirectoryError> {
-    let mut conn = Connection::open(path)
+    let mut conn = connect(path)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// One more connection to a database: WAL and full sync, no migration.
+pub(crate) fn connect(path: &Path) -> Result<Connection, DirectoryError> {
+    let conn = Connection::open(path)
         .map_err(|e| DirectoryError::Db(format!("cannot open {}: {e}", path.display())))?;
     // The busy timeout first: switching to WAL needs a lock that another
     // process may hold.
@@ -129,7 +136,6 @@ pub(crate) fn open(path: &Path) -> Result<Connection, DirectoryError> {
         )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
-    migrate(&mut conn)?;
     Ok(conn)
 }
 
@@ -215,7 +221,8 @@ mod tests {
             )
             .unwrap();
         }
-        let dir = crate::Directory::open(&path, crate::testutil::config(&["example.org"])).unwrap();
+        let dir =
+            crate::DirectoryDb::open(&path, crate::testutil::config(&["example.org"])).unwrap();
         let found = dir.vrfy("émile zola").unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(dir.vrfy("ÉMILE").unwrap(), found);
@@ -233,7 +240,7 @@ mod tests {
         .unwrap();
         drop(conn);
         let err =
-            crate::Directory::open(&path, crate::testutil::config(&["example.org"])).unwrap_err();
+            crate::DirectoryDb::open(&path, crate::testutil::config(&["example.org"])).unwrap_err();
         assert!(matches!(
             err,
             DirectoryError::NewerSchema { found, supported }

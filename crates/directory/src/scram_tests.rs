@@ -5,10 +5,10 @@ use proto_common::{ScramClient, ScramError, ScramKeys, ScramServer};
 use rusqlite::Connection;
 
 use crate::testutil::*;
-use crate::{DB_FILE_NAME, Directory, DirectoryError};
+use crate::{DB_FILE_NAME, DirectoryDb, DirectoryError};
 
 /// A whole SCRAM-SHA-256 exchange of `password` against `keys`.
-fn scram_login(dir: &Directory, keys: ScramKeys, password: &str) -> Result<(), ScramError> {
+fn scram_login(dir: &DirectoryDb, keys: ScramKeys, password: &str) -> Result<(), ScramError> {
     let (client, first) = ScramClient::new("someone", password, None, "clientnonce");
     let need = ScramServer::start(&first)?;
     let (server_first, state) = need.with_keys(keys, &dir.scram_server_nonce().unwrap());
@@ -17,7 +17,7 @@ fn scram_login(dir: &Directory, keys: ScramKeys, password: &str) -> Result<(), S
     verifier.server_final(&server_final)
 }
 
-fn keys_of(dir: &Directory, login: &str) -> Option<(String, ScramKeys)> {
+fn keys_of(dir: &DirectoryDb, login: &str) -> Option<(String, ScramKeys)> {
     dir.scram_keys(login).unwrap()
 }
 
@@ -53,7 +53,7 @@ fn scram_iterations_come_from_the_config_and_have_a_floor() {
     let mut c = config(&["example.org"]);
     c.scram_iterations = 4095;
     let tmp = tempfile::tempdir().unwrap();
-    let err = Directory::open(&tmp.path().join(DB_FILE_NAME), c).unwrap_err();
+    let err = DirectoryDb::open(&tmp.path().join(DB_FILE_NAME), c).unwrap_err();
     assert!(matches!(err, DirectoryError::Password(_)), "{err}");
     assert!(err.to_string().contains("scram_iterations = 4095"), "{err}");
 }
@@ -121,7 +121,7 @@ fn unknown_names_get_stable_fake_keys_that_no_password_matches() {
     // The secret lives in the database: the same salt after reopening,
     // another in another database.
     let path = t.tmp.path().join(DB_FILE_NAME);
-    let again = Directory::open(&path, config(&["example.org"])).unwrap();
+    let again = DirectoryDb::open(&path, config(&["example.org"])).unwrap();
     assert_eq!(again.fake_scram_keys("zed"), a);
     let other = open(&["example.org"]);
     assert_ne!(other.dir.fake_scram_keys("zed").salt, a.salt);
@@ -134,7 +134,7 @@ fn scram_off_writes_no_keys_and_clears_them_on_passwd() {
     let path = t.tmp.path().join(DB_FILE_NAME);
     let mut c = config(&["example.org"]);
     c.scram = false;
-    let off = Directory::open(&path, c).unwrap();
+    let off = DirectoryDb::open(&path, c).unwrap();
     assert!(!off.scram_enabled() && t.dir.scram_enabled());
     off.add_user("new@example.org", None, "pw").unwrap();
     assert_eq!(off.scram_keys("kept").unwrap(), None);
@@ -186,7 +186,7 @@ fn version_2_users_get_keys_at_their_next_password_login() {
         )
         .unwrap();
     }
-    let dir = Directory::open(&path, config(&["example.org"])).unwrap();
+    let dir = DirectoryDb::open(&path, config(&["example.org"])).unwrap();
     let version: String = dir
         .lock()
         .query_row(
@@ -216,7 +216,7 @@ fn version_2_users_get_keys_at_their_next_password_login() {
     assert!(!dir.fill_scram_keys(&account, "old-pw").unwrap());
     assert_eq!(keys_of(&dir, "ann").unwrap().1, keys);
     // The migration made the fake-salt secret.
-    let reopened = Directory::open(&path, config(&["example.org"])).unwrap();
+    let reopened = DirectoryDb::open(&path, config(&["example.org"])).unwrap();
     assert_eq!(reopened.fake_scram_keys("x"), dir.fake_scram_keys("x"));
 }
 

@@ -8,7 +8,7 @@
 use rusqlite::Connection;
 
 use crate::admin::{self, Group};
-use crate::{Directory, DirectoryError, Member, User};
+use crate::{DirectoryDb, DirectoryError, Member, User};
 
 /// VRFY's lookup: the exact address (when the query is one), the local
 /// part, or the full name, each on an indexed column; folded in Rust
@@ -33,7 +33,7 @@ fn vrfy_rows(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-impl Directory {
+impl DirectoryDb {
     /// VRFY (SPEC 4): matches the exact address, the local part in any of
     /// our domains, or the full name, case-insensitively; returns every
     /// matching user, sorted by address (several = ambiguous, 553). The query
@@ -123,18 +123,36 @@ impl Directory {
     }
 
     /// Some(canonical account) when `login` resolves and the password
-    /// matches.
+    /// matches (the tests' synchronous form of the trait's).
+    #[cfg(test)]
     pub fn authenticate(
         &self,
         login: &str,
         password: &str,
     ) -> Result<Option<String>, DirectoryError> {
-        let account = self.find_login(login)?;
-        let stored = match &account {
-            Some(a) => admin::password_hash(&self.lock(), a)?,
-            None => None,
+        let found = self.login_hash(login)?;
+        self.check_password(found, password)
+    }
+
+    /// The account a login names and its stored hash: the database half
+    /// of [`DirectoryDb::authenticate`].
+    pub(crate) fn login_hash(
+        &self,
+        login: &str,
+    ) -> Result<Option<(String, String)>, DirectoryError> {
+        let Some(account) = self.find_login(login)? else {
+            return Ok(None);
         };
-        let Some(stored) = stored else {
+        Ok(admin::password_hash(&self.lock(), &account)?.map(|hash| (account, hash)))
+    }
+
+    /// The argon2 half of [`DirectoryDb::authenticate`]: no database.
+    pub(crate) fn check_password(
+        &self,
+        found: Option<(String, String)>,
+        password: &str,
+    ) -> Result<Option<String>, DirectoryError> {
+        let Some((account, stored)) = found else {
             // Same work as a real check, so timing does not reveal whether
             // the name exists.
             let dummy = self.dummy_hash()?;
@@ -142,7 +160,7 @@ impl Directory {
             return Ok(None);
         };
         if self.hasher.verify(&stored, password)? {
-            Ok(account)
+            Ok(Some(account))
         } else {
             Ok(None)
         }

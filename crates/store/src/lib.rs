@@ -450,6 +450,12 @@ pub trait Store: Send + Sync + 'static {
     /// The change feed: every committed change, from this process or another.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change>;
     fn stats(&self) -> StoreStats;
+    /// For `/health`: `(problem, check)`, the problem (None when the
+    /// store can take writes) and one line for the body, e.g. whether the
+    /// SQLite writer thread runs.
+    fn health(&self) -> (Option<String>, String) {
+        (None, "store: ok".to_string())
+    }
 }
 
 #[cfg(test)]
