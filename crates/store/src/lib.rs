@@ -12,7 +12,9 @@
 //! - `ops`: the SQL of each write operation, run by the writer;
 //! - `read`: the read connection pool and the read queries;
 //! - `feed`: the change feed and the watcher thread for other processes;
-//! - `sqlite`: [`SqliteStore`], which ties them together.
+//! - `sqlite`: [`SqliteStore`], which ties them together;
+//! - `conformance` (tests, or the `conformance` feature): the behaviour
+//!   tests every backend passes.
 //!
 //! UIDs and UIDVALIDITY follow RFC 9051 2.3.1.1; mod-sequences follow
 //! RFC 7162 (CONDSTORE) so that QRESYNC can be added later.
@@ -458,11 +460,11 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_move;
 #[cfg(test)]
 mod tests_queue;
-#[cfg(test)]
-mod tests_targets;
