@@ -27,6 +27,8 @@
 
 mod address;
 mod admin;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod password;
 mod resolve;
 mod schema;
@@ -546,7 +548,6 @@ pub(crate) mod testutil {
 
 #[cfg(test)]
 mod tests {
-    use super::testutil::*;
     use super::*;
 
     #[test]
@@ -554,49 +555,5 @@ mod tests {
         fn check<T: Send + Sync>() {}
         check::<DirectoryDb>();
         check::<SqliteDirectory>();
-    }
-
-    #[test]
-    fn domains_are_lowercased_and_first_is_primary() {
-        let t = open(&["Example.ORG", "other.test"]);
-        assert_eq!(t.dir.domains(), &["example.org", "other.test"]);
-        assert_eq!(t.dir.primary_domain(), "example.org");
-        assert!(t.dir.is_local_domain("EXAMPLE.org"));
-        assert!(!t.dir.is_local_domain("example.net"));
-    }
-
-    #[test]
-    fn empty_domain_list_is_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let err = DirectoryDb::open(&tmp.path().join(DB_FILE_NAME), config(&[])).unwrap_err();
-        assert_eq!(err.to_string(), "no domains are configured");
-    }
-
-    #[test]
-    fn catch_all_in_foreign_domain_is_refused() {
-        let mut c = config(&["example.org"]);
-        c.catch_all
-            .insert("other.test".to_string(), "a@example.org".to_string());
-        let tmp = tempfile::tempdir().unwrap();
-        let err = DirectoryDb::open(&tmp.path().join(DB_FILE_NAME), c).unwrap_err();
-        assert!(matches!(err, DirectoryError::UnknownDomain(d) if d == "other.test"));
-    }
-
-    #[test]
-    fn second_connection_sees_changes() {
-        let t = open(&["example.org"]);
-        let path = t.tmp.path().join(DB_FILE_NAME);
-        let other = DirectoryDb::open(&path, config(&["example.org"])).unwrap();
-        assert_eq!(
-            other.resolve("bob@example.org").unwrap(),
-            Resolution::Unknown
-        );
-        t.dir.add_user("bob@example.org", None, "pw").unwrap();
-        assert_eq!(
-            other.resolve("bob@example.org").unwrap(),
-            deliver(&["bob@example.org"], &[])
-        );
-        other.delete_user("bob@example.org").unwrap();
-        assert_eq!(t.dir.user("bob@example.org").unwrap(), None);
     }
 }

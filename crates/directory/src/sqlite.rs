@@ -268,3 +268,25 @@ impl Directory for SqliteDirectory {
         self.query(move |db| db.forward(&address))
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! The conformance suite on SQLite: a fresh `directory.db` per test.
+
+    use super::*;
+
+    pub(crate) struct Sqlite(tempfile::TempDir);
+
+    impl crate::conformance::Backend for Sqlite {
+        fn open(&self, config: DirectoryConfig) -> Result<Arc<dyn Directory>, DirectoryError> {
+            let path = self.0.path().join(crate::DB_FILE_NAME);
+            Ok(Arc::new(SqliteDirectory::open(&path, config)?))
+        }
+    }
+
+    pub(crate) fn sqlite() -> Sqlite {
+        Sqlite(tempfile::tempdir().expect("tempdir"))
+    }
+
+    crate::directory_conformance!(crate::sqlite::tests::sqlite());
+}
