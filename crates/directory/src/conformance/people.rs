@@ -21,6 +21,17 @@ pub async fn vrfy_folds_unicode_case_in_names_and_local_parts(backend: &dyn Back
     assert_eq!(t.dir.vrfy("ÖLAF").await.unwrap().len(), 1);
     assert_eq!(t.dir.vrfy("<ölaf@EXAMPLE.org>").await.unwrap().len(), 1);
     assert!(t.dir.vrfy("olaf").await.unwrap().is_empty());
+    // Case folding, not lower case alone: ß and SS, σ and final ς.
+    t.dir
+        .add_user("hg@example.org", Some("Hans Groß"), "pw")
+        .await
+        .unwrap();
+    t.dir
+        .add_user("odos@example.org", Some("Οδός"), "pw")
+        .await
+        .unwrap();
+    assert_eq!(t.dir.vrfy("HANS GROSS").await.unwrap().len(), 1);
+    assert_eq!(t.dir.vrfy("οδόσ").await.unwrap().len(), 1);
 }
 
 pub async fn vrfy_by_full_name_and_local_part(backend: &dyn Backend) {
