@@ -12,7 +12,9 @@
 //! - `ops`: the SQL of each write operation, run by the writer;
 //! - `read`: the read connection pool and the read queries;
 //! - `feed`: the change feed and the watcher thread for other processes;
-//! - `sqlite`: [`SqliteStore`], which ties them together.
+//! - `sqlite`: [`SqliteStore`], which ties them together;
+//! - `conformance` (tests, or the `conformance` feature): the behaviour
+//!   tests every backend passes.
 //!
 //! UIDs and UIDVALIDITY follow RFC 9051 2.3.1.1; mod-sequences follow
 //! RFC 7162 (CONDSTORE) so that QRESYNC can be added later.
@@ -481,15 +483,19 @@ pub trait Store: Send + Sync + 'static {
     /// The change feed: every committed change, from this process or another.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change>;
     fn stats(&self) -> StoreStats;
+    /// For `/health`: `(problem, check)`, the problem (None when the
+    /// store can take writes) and one line for the body, e.g. whether the
+    /// SQLite writer thread runs.
+    fn health(&self) -> (Option<String>, String) {
+        (None, "store: ok".to_string())
+    }
 }
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_import;
 #[cfg(test)]
 mod tests_move;
 #[cfg(test)]
 mod tests_queue;
-#[cfg(test)]
-mod tests_targets;

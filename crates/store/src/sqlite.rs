@@ -404,6 +404,17 @@ impl Store for SqliteStore {
         self.feed.subscribe()
     }
 
+    fn health(&self) -> (Option<String>, String) {
+        if self.writer_alive() {
+            (None, "store writer: running".to_string())
+        } else {
+            (
+                Some("store writer stopped".to_string()),
+                "store writer: stopped".to_string(),
+            )
+        }
+    }
+
     fn stats(&self) -> StoreStats {
         self.stats.snapshot()
     }

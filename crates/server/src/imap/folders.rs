@@ -461,7 +461,6 @@ mod tests {
 #[cfg(test)]
 mod session_tests {
     use crate::imap::testkit::{ALICE, Kit, cmd};
-    use store::Store;
 
     #[tokio::test]
     async fn create_existing_is_no_alreadyexists() {

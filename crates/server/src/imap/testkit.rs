@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use proto_imap::command::parse_command;
 use proto_imap::{Status, Tag};
-use store::{Delivery, MailboxInfo, SqliteStore, Store};
+use store::{Delivery, MailboxInfo, Store};
 
 use super::config::ImapConfig;
 use super::session::{Flow, ImapContext, Out, Session, Sink, tagged};
@@ -20,7 +20,7 @@ pub(crate) use crate::testutil::{ALICE, BOB};
 
 pub(crate) struct Kit {
     _dir: tempfile::TempDir,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub ctx: Arc<ImapContext>,
 }
 

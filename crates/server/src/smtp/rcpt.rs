@@ -44,8 +44,7 @@ impl Session {
             Some(d) => format!("{}@{}", r.path.local, d),
             None => format!("{}@{}", r.path.local, self.ctx.directory.primary_domain()),
         };
-        let lookup = address.clone();
-        let resolution = match self.directory(move |d| d.resolve(&lookup)) {
+        let resolution = match self.directory(self.ctx.directory.resolve(&address)).await {
             Ok(r) => r,
             Err(DirectoryError::InvalidAddress(_)) => {
                 return reply(501, 5, 1, 3, "Bad recipient address syntax");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use proto_smtp::{DataReceiver, DataStatus, Reply, parse_command};
 use store::{
     BodyId, Change, Delivered, Delivery, FlagOp, MailboxId, MailboxInfo, MessageMeta, QueueEntry,
-    SqliteStore, Store, StoreError, StoreFuture, StoreStats, Uid,
+    Store, StoreError, StoreFuture, StoreStats, Uid,
 };
 
 use super::config::SmtpConfig;
@@ -17,7 +17,7 @@ use crate::presence::PresenceRegistry;
 
 pub(crate) struct Kit {
     _dir: tempfile::TempDir,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub presence: Arc<PresenceRegistry>,
     pub ctx: Arc<SmtpContext>,
 }
@@ -157,7 +157,7 @@ pub(crate) async fn transaction(
 /// A store whose deliveries fail with a given error (disk full, quota,
 /// I/O); everything else goes to the real store.
 struct Failing {
-    inner: Arc<SqliteStore>,
+    inner: Arc<dyn Store>,
     error: StoreError,
 }
 

@@ -1,12 +1,9 @@
 //! `Store::import` (issue 20): an import reruns without duplicates.
 
-use crate::tests::{open, tempdir};
-use crate::*;
+use super::Backend;
 
-#[tokio::test]
-async fn an_import_with_a_known_digest_appends_nothing() {
-    let dir = tempdir();
-    let store = open(dir.path());
+pub async fn an_import_with_a_known_digest_appends_nothing(backend: &dyn Backend) {
+    let store = backend.open();
     store.ensure_account("a@x".into()).await.expect("account");
     let inbox = store
         .mailbox("a@x".into(), "INBOX".into())
