@@ -10,6 +10,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backup;
+
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;

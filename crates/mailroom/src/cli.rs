@@ -61,6 +61,12 @@ pub enum Cmd {
         #[arg(long, value_name = "NAME")]
         folder: Option<String>,
     },
+    /// Copy the data directory of a running (or stopped) server into DIR,
+    /// consistently: the databases as snapshots, keys and certificates
+    Backup { dir: PathBuf },
+    /// Restore a backup from DIR into the configured data directory, which
+    /// must be missing or empty (so no server runs on it)
+    Restore { dir: PathBuf },
     /// Export ADDRESS's mailboxes into DIR (Maildir++, or one mbox file
     /// per folder)
     Export {
@@ -328,6 +334,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let ctx = commands::Ctx::open(&loaded, missing).map_err(|f| f.message)?;
             ctx.export(&address, &dir, &format)
         }
+        Cmd::Backup { dir } => commands::backup(&loaded, &dir),
+        Cmd::Restore { dir } => commands::restore(&loaded, &dir),
         Cmd::Deliver { .. } => Ok(()),
     };
     Ok(result?)

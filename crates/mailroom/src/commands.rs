@@ -60,6 +60,31 @@ pub fn open_store(loaded: &Loaded) -> Result<Arc<dyn Store>, OpenError> {
     backends::open_store(&config)
 }
 
+/// `mailroom backup DIR`.
+pub fn backup(loaded: &Loaded, dir: &std::path::Path) -> Result<(), String> {
+    let config = backend_config(loaded)?;
+    let files = backends::backup::backup(&config, dir)?;
+    println!(
+        "backed up {} files of {} to {}",
+        files.len(),
+        loaded.data_dir.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+/// `mailroom restore DIR`: needs no data directory (it makes one).
+pub fn restore(loaded: &Loaded, dir: &std::path::Path) -> Result<(), String> {
+    let config = backend_config(loaded)?;
+    let files = backends::backup::restore(&config, dir)?;
+    println!(
+        "restored {} files into {}",
+        files.len(),
+        loaded.data_dir.display()
+    );
+    Ok(())
+}
+
 pub struct Ctx {
     dir: Arc<dyn Directory>,
     store: Arc<dyn Store>,

@@ -306,3 +306,72 @@ fn an_import_killed_midway_reruns_without_duplicates() {
     );
     eprintln!("killed after {partial} of {N}");
 }
+
+#[test]
+fn a_backup_taken_while_smtp_delivers_restores_every_acknowledged_message() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let server = Server::start();
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (acked, stop, addr) = (Arc::clone(&acked), Arc::clone(&stop), server.smtp);
+        std::thread::spawn(move || {
+            let mut c = common::Smtp::connect(addr).ehlo();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) && i < 100_000 {
+                let subject = format!("during backup {i}");
+                let msg = format!("Subject: {subject}\r\n\r\nx\r\n");
+                let r = c.send_mail("bob@remote.test", &["alice@example.test"], msg.as_bytes());
+                assert_eq!(r.code, 250);
+                acked.lock().expect("lock").push(subject);
+                i += 1;
+            }
+        })
+    };
+    let deadline = Instant::now() + WAIT;
+    while acked.lock().expect("lock").len() < 50 {
+        assert!(Instant::now() < deadline, "no deliveries");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Everything acknowledged before the backup starts must be in it.
+    let before: Vec<String> = acked.lock().expect("lock").clone();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let backup = tmp.path().join("backup");
+    let out = server.cli(&["backup", backup.to_str().expect("path")]);
+    assert!(out.contains("backed up"), "{out}");
+    stop.store(true, Ordering::Relaxed);
+    sender.join().expect("sender");
+
+    let fresh = Server::create_with(common::Extra::default());
+    let out = fresh.cli(&["restore", backup.to_str().expect("path")]);
+    assert!(out.contains("restored"), "{out}");
+    let fresh = fresh.run();
+    let subjects: BTreeSet<String> = fresh
+        .inbox("alice@example.test")
+        .iter()
+        .filter_map(|m| {
+            String::from_utf8_lossy(m)
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+        })
+        .collect();
+    for s in &before {
+        assert!(
+            subjects.contains(s),
+            "{s} acknowledged before the backup, missing after restore"
+        );
+    }
+    // And restore never writes over a data directory in use.
+    let again = fresh.cli_output(&["restore", backup.to_str().expect("path")], None);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("missing or empty"),
+        "{again:?}"
+    );
+    eprintln!(
+        "{} acknowledged before the backup; {} restored",
+        before.len(),
+        subjects.len()
+    );
+}
