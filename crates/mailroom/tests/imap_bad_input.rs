@@ -52,7 +52,7 @@ fn oversized_non_synchronising_literal_is_bad_and_closes() {
 fn long_line_nul_and_invalid_utf8_are_bad_and_session_continues() {
     let server = Server::start();
     let mut c = Imap::connect(server.imap);
-    let long = format!("a1 NOOP {}", "x".repeat(10_000));
+    let long = format!("a1 NOOP {}", "x".repeat(70_000));
     c.send(&long);
     let l = c.line();
     assert!(l.starts_with("a1 BAD") && l.contains("too long"), "{l}");

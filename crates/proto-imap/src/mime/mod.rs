@@ -22,7 +22,7 @@ mod text;
 pub use address::{Address, parse_address_list};
 pub use section::{BinaryError, binary, decode_base64, decode_qp, resolve, section};
 pub use structure::{BodyStructure, Envelope, body_structure, envelope};
-pub use text::{SearchText, search_text};
+pub use text::{SearchText, search_text, search_text_of};
 
 /// Deepest nesting of multiparts and message/rfc822 parts we descend.
 pub const MAX_DEPTH: usize = 20;
