@@ -35,7 +35,7 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V_SUBSCRIPTIONS];
 
 /// Version 0 -> 1: the initial schema.
 ///
@@ -117,6 +117,23 @@ CREATE TRIGGER queue_ref_drop AFTER DELETE ON queue BEGIN
     UPDATE bodies SET refs = refs - 1 WHERE id = OLD.body_id;
     DELETE FROM bodies WHERE id = OLD.body_id AND refs <= 0;
 END;
+";
+
+/// Subscriptions apart from mailboxes (RFC 9051 6.3.7, 6.3.8): a name is
+/// subscribed whether or not a mailbox of that name exists, CREATE does not
+/// subscribe, and DELETE leaves the subscription (the server "SHOULD NOT
+/// unilaterally remove an existing mailbox name from the subscription
+/// list even if a mailbox by that name no longer exists"). The names
+/// subscribed under the old `mailboxes.subscribed` column carry over; the
+/// column stays, unused (SQLite cannot drop it everywhere we run).
+const V_SUBSCRIPTIONS: &str = "
+CREATE TABLE subscriptions (
+    account TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    PRIMARY KEY (account, name)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO subscriptions (account, name)
+    SELECT account, name FROM mailboxes WHERE subscribed = 1;
 ";
 
 /// Maps a SQLite error to the store's error: SQLITE_FULL is a temporary

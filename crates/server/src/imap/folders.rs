@@ -26,45 +26,64 @@ use super::session::{CmdResult, ImapError, Out, Session, done};
 /// The hierarchy delimiter (RFC 9051 5.1.1).
 pub const DELIMITER: char = '/';
 
-/// Matches a LIST pattern: `*` matches anything, `%` anything but the
-/// delimiter. Iterative with backtracking over the last `*`/`%`, so a
-/// pattern of many wildcards cannot explode.
+/// Matches a LIST pattern (RFC 9051 6.3.9): `*` matches anything, `%`
+/// anything but the delimiter. A simulation of the pattern as an automaton
+/// (the set of pattern positions reachable so far), so mixed wildcards such
+/// as `*/%` are matched exactly, and the work is O(pattern x name) whatever
+/// the wildcards: no backtracking to explode.
 pub fn pattern_matches(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    let (mut pi, mut ni) = (0usize, 0usize);
-    let mut star: Option<(usize, usize, bool)> = None;
-    while ni < n.len() {
-        match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ni, true));
-                pi += 1;
-            }
-            Some('%') => {
-                star = Some((pi, ni, false));
-                pi += 1;
-            }
-            Some(&c) if n.get(ni) == Some(&c) => {
-                pi += 1;
-                ni += 1;
-            }
-            _ => match star {
-                Some((sp, sn, any)) => {
-                    if !any && n.get(sn) == Some(&DELIMITER) {
-                        return false;
-                    }
-                    pi = sp + 1;
-                    ni = sn + 1;
-                    star = Some((sp, sn + 1, any));
+    // Runs of wildcards collapse: `*` anywhere in a run makes it `*`.
+    let mut p: Vec<char> = Vec::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        match (p.last_mut(), c) {
+            (Some(last @ ('*' | '%')), '*' | '%') => {
+                if c == '*' {
+                    *last = '*';
                 }
-                None => return false,
-            },
+            }
+            _ => p.push(c),
         }
     }
-    p.get(pi..)
-        .unwrap_or_default()
-        .iter()
-        .all(|&c| c == '*' || c == '%')
+    let mut states = vec![false; p.len() + 1];
+    let mut next = vec![false; p.len() + 1];
+    // A wildcard may match nothing: reaching it reaches the next position.
+    let close = |s: &mut Vec<bool>| {
+        for i in 0..p.len() {
+            if s.get(i) == Some(&true)
+                && matches!(p.get(i), Some('*' | '%'))
+                && let Some(n) = s.get_mut(i + 1)
+            {
+                *n = true;
+            }
+        }
+    };
+    if let Some(first) = states.first_mut() {
+        *first = true;
+    }
+    close(&mut states);
+    for c in name.chars() {
+        next.iter_mut().for_each(|x| *x = false);
+        for (i, &on) in states.iter().enumerate() {
+            if !on {
+                continue;
+            }
+            let target = match p.get(i) {
+                Some('*') => Some(i),
+                Some('%') if c != DELIMITER => Some(i),
+                Some(&l) if l == c => Some(i + 1),
+                _ => None,
+            };
+            if let Some(n) = target.and_then(|t| next.get_mut(t)) {
+                *n = true;
+            }
+        }
+        close(&mut next);
+        std::mem::swap(&mut states, &mut next);
+        if !states.iter().any(|&x| x) {
+            return false;
+        }
+    }
+    states.last() == Some(&true)
 }
 
 /// The pattern with a leading "INBOX" (any case) canonicalised, so INBOX
@@ -106,14 +125,23 @@ impl<'a> Names<'a> {
     /// True when some name lies below `name` in the hierarchy. Every such
     /// name starts with `name/`, and sorts right after it.
     fn has_descendant(&self, name: &str) -> bool {
+        self.descendants(name).next().is_some()
+    }
+
+    /// The names below `name`, in order: one range of the sorted set.
+    fn descendants<'s>(&'s self, name: &str) -> impl Iterator<Item = &'a str> + 's {
         let prefix = format!("{name}{DELIMITER}");
         self.0
             .range::<str, _>((
                 std::ops::Bound::Excluded(prefix.as_str()),
                 std::ops::Bound::Unbounded,
             ))
-            .next()
-            .is_some_and(|n| n.starts_with(&prefix))
+            .copied()
+            .take_while(move |n| n.starts_with(&prefix))
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.0.contains(name)
     }
 }
 
@@ -248,12 +276,17 @@ impl Session {
         }
     }
 
+    /// SUBSCRIBE and UNSUBSCRIBE (RFC 9051 6.3.7, 6.3.8): the subscription
+    /// list is apart from the mailboxes, so a name that has no mailbox (yet,
+    /// or any more) may be subscribed, and unsubscribing one that is not
+    /// subscribed changes nothing.
     pub(super) async fn subscribe(&mut self, m: &Mailbox, on: bool) -> CmdResult {
         let account = self.account()?.to_string();
+        let name = m.as_str().trim_end_matches(DELIMITER);
         match self
             .ctx
             .store
-            .set_subscribed(account, m.as_str().to_string(), on)
+            .set_subscribed(account, name.to_string(), on)
             .await
         {
             Ok(()) => done(if on {
@@ -261,9 +294,7 @@ impl Session {
             } else {
                 "UNSUBSCRIBE completed"
             }),
-            Err(StoreError::NotFound(_)) => {
-                Err(ImapError::no(Some(Code::NonExistent), "no such mailbox"))
-            }
+            Err(StoreError::Invalid(why)) => Err(ImapError::no(Some(Code::Cannot), why)),
             Err(e) => Err(e.into()),
         }
     }
@@ -281,49 +312,78 @@ impl Session {
             return done("LIST completed");
         }
         let all = self.ctx.store.mailboxes(account.clone()).await?;
+        let subs = self.ctx.store.subscriptions(account).await?;
         let patterns: Vec<String> = l
             .patterns
             .iter()
             .map(|p| canonical_pattern(&format!("{}{}", l.reference, p)))
             .collect();
+        let matches = |name: &str| patterns.iter().any(|p| pattern_matches(p, name));
         let names = Names::new(all.iter().map(|m| m.name.as_str()));
-        let subscribed = Names::new(all.iter().filter(|m| m.subscribed).map(|m| m.name.as_str()));
-        for (i, m) in all.iter().enumerate() {
+        let subscribed = Names::new(subs.iter().map(String::as_str));
+        // What may be listed: every mailbox; with the SUBSCRIBED selection
+        // also subscribed names that have no mailbox (RFC 5258 3: listed
+        // with \NonExistent), and with RECURSIVEMATCH their missing
+        // parents, which may carry CHILDINFO.
+        let mut candidates: Vec<(&str, Option<&MailboxInfo>)> =
+            all.iter().map(|m| (m.name.as_str(), Some(m))).collect();
+        let mut missing: BTreeSet<&str> = BTreeSet::new();
+        if l.select_subscribed {
+            for s in &subs {
+                if !names.contains(s) {
+                    missing.insert(s);
+                }
+                if l.recursive_match {
+                    missing.extend(parents(s).into_iter().filter(|p| !names.contains(p)));
+                }
+            }
+        }
+        candidates.extend(missing.into_iter().map(|n| (n, None)));
+        for (i, (name, info)) in candidates.into_iter().enumerate() {
             if i % LIST_YIELD_EVERY == LIST_YIELD_EVERY - 1 {
                 tokio::task::yield_now().await;
             }
-            if !patterns.iter().any(|p| pattern_matches(p, &m.name)) {
+            if !matches(name) {
                 continue;
             }
-            // RFC 5258 3: with RECURSIVEMATCH, a mailbox whose descendants
-            // meet the SUBSCRIBED selection is reported with CHILDINFO, and
-            // listed even when it does not meet it itself.
-            let childinfo =
-                l.recursive_match && l.select_subscribed && subscribed.has_descendant(&m.name);
-            if l.select_subscribed && !m.subscribed && !childinfo {
+            let is_sub = subscribed.contains(name);
+            // RFC 5258 3.5: with RECURSIVEMATCH, a name that matches the
+            // patterns gets CHILDINFO when a descendant meets the
+            // SUBSCRIBED selection but is not itself listed (the patterns
+            // do not reach it); such a name is listed even when it does
+            // not meet the selection itself.
+            let childinfo = l.recursive_match
+                && l.select_subscribed
+                && subscribed.descendants(name).any(|d| !matches(d));
+            if l.select_subscribed && !is_sub && !childinfo {
                 continue;
             }
-            if l.select_special_use && m.special_use.is_none() {
+            if l.select_special_use && info.and_then(|m| m.special_use.as_ref()).is_none() {
                 continue;
             }
-            let mut attrs = vec![if names.has_descendant(&m.name) {
+            let mut attrs = Vec::new();
+            if info.is_none() {
+                // RFC 5258 3.4: \NonExistent (which implies \Noselect).
+                attrs.push("\\NonExistent".to_string());
+            }
+            attrs.push(if names.has_descendant(name) {
                 "\\HasChildren".to_string()
             } else {
                 "\\HasNoChildren".to_string()
-            }];
-            if m.subscribed && (l.select_subscribed || l.return_subscribed) {
+            });
+            if is_sub && (l.select_subscribed || l.return_subscribed) {
                 attrs.push("\\Subscribed".into());
             }
-            if let Some(su) = &m.special_use {
+            if let Some(su) = info.and_then(|m| m.special_use.as_ref()) {
                 attrs.push(su.clone());
             }
             out.data(Data::List {
                 lsub: false,
                 attributes: attrs,
-                name: m.name.clone(),
+                name: name.to_string(),
                 childinfo_subscribed: childinfo,
             });
-            if let Some(items) = &l.return_status {
+            if let (Some(items), Some(m)) = (&l.return_status, info) {
                 self.status_data(m, items, out).await?;
             }
             out.flush_if_big().await?;
@@ -331,6 +391,11 @@ impl Session {
         done("LIST completed")
     }
 
+    /// LSUB (RFC 3501 6.3.9): the subscribed names that match, whether a
+    /// mailbox of that name exists or not (one that does not is
+    /// `\Noselect`); and where `%` stops above a subscribed name, the
+    /// level it stops at, as `\Noselect` unless that name is subscribed
+    /// itself.
     pub(super) async fn lsub(
         &mut self,
         reference: &str,
@@ -338,17 +403,35 @@ impl Session {
         out: &mut Out<'_>,
     ) -> CmdResult {
         let account = self.account()?.to_string();
-        let all = self.ctx.store.mailboxes(account).await?;
+        let all = self.ctx.store.mailboxes(account.clone()).await?;
+        let subs = self.ctx.store.subscriptions(account).await?;
+        let names = Names::new(all.iter().map(|m| m.name.as_str()));
+        let subscribed = Names::new(subs.iter().map(String::as_str));
         let pattern = canonical_pattern(&format!("{reference}{pattern}"));
-        for m in all.iter().filter(|m| m.subscribed) {
-            if pattern_matches(&pattern, &m.name) {
-                out.data(Data::List {
-                    lsub: true,
-                    attributes: Vec::new(),
-                    name: m.name.clone(),
-                    childinfo_subscribed: false,
-                });
+        let mut listed: BTreeSet<&str> = BTreeSet::new();
+        for s in &subs {
+            if pattern_matches(&pattern, s) {
+                listed.insert(s);
+            } else {
+                listed.extend(
+                    parents(s)
+                        .into_iter()
+                        .filter(|p| pattern_matches(&pattern, p)),
+                );
             }
+        }
+        for name in listed {
+            let selectable = subscribed.contains(name) && names.contains(name);
+            out.data(Data::List {
+                lsub: true,
+                attributes: if selectable {
+                    Vec::new()
+                } else {
+                    vec!["\\Noselect".into()]
+                },
+                name: name.to_string(),
+                childinfo_subscribed: false,
+            });
         }
         done("LSUB completed")
     }
@@ -440,6 +523,24 @@ mod tests {
     }
 
     #[test]
+    fn mixed_wildcards_match_exactly() {
+        // `*/%`: anything, a delimiter, then one level (RFC 9051 6.3.9).
+        assert!(pattern_matches("*/%", "a/b/c"));
+        assert!(pattern_matches("*/%", "a/b"));
+        assert!(!pattern_matches("*/%", "a"));
+        assert!(pattern_matches("%/*", "a/b/c"));
+        assert!(!pattern_matches("%/%", "a/b/c"));
+        assert!(pattern_matches("%/%/%", "a/b/c"));
+        assert!(pattern_matches("a*c", "a/b/c"));
+        assert!(!pattern_matches("a%c", "a/b/c"));
+        assert!(pattern_matches("%b%", "abc"));
+        assert!(!pattern_matches("%b%", "a/bc"));
+        assert!(pattern_matches("*b%", "a/bc"));
+        assert!(pattern_matches("%*%", "a/b"));
+        assert!(pattern_matches("*%", "a/b"));
+    }
+
+    #[test]
     fn descendants_are_found_by_range() {
         let names = Names::new(["a", "a/b", "ab", "a-c", "b/c/d", "z"].into_iter());
         assert!(names.has_descendant("a"));
@@ -507,6 +608,102 @@ mod session_tests {
         let r = cmd(&mut s, "LIST (SUBSCRIBED) \"\" %").await;
         assert!(!r.has("Fruit"), "{r:?}");
         assert!(!r.has("CHILDINFO"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn create_does_not_subscribe_and_delete_keeps_the_subscription() {
+        let kit = Kit::new();
+        let mut s = kit.logged_in(ALICE).await;
+        cmd(&mut s, "CREATE Work").await.assert_ok();
+        // RFC 9051 6.3.4 / 6.3.7: creating is not subscribing.
+        let r = cmd(&mut s, "LSUB \"\" Work").await;
+        assert!(!r.has("Work"), "{r:?}");
+        cmd(&mut s, "SUBSCRIBE Work").await.assert_ok();
+        cmd(&mut s, "DELETE Work").await.assert_ok();
+        // 6.3.9 / RFC 5258 3.4: the name stays subscribed, \NonExistent.
+        let r = cmd(&mut s, "LIST (SUBSCRIBED) \"\" Work").await;
+        assert!(
+            r.has("* LIST (\\NonExistent \\HasNoChildren \\Subscribed) \"/\" Work"),
+            "{r:?}"
+        );
+        let r = cmd(&mut s, "LSUB \"\" Work").await;
+        assert!(r.has("* LSUB (\\Noselect) \"/\" Work"), "{r:?}");
+        // A plain LIST does not show it; re-creating it is subscribed at once.
+        let r = cmd(&mut s, "LIST \"\" Work").await;
+        assert!(!r.has("Work"), "{r:?}");
+        cmd(&mut s, "CREATE Work").await.assert_ok();
+        let r = cmd(&mut s, "LSUB \"\" Work").await;
+        assert!(r.has("* LSUB () \"/\" Work"), "{r:?}");
+        // A name may be subscribed before it exists; UNSUBSCRIBE twice is OK.
+        cmd(&mut s, "SUBSCRIBE Later").await.assert_ok();
+        cmd(&mut s, "UNSUBSCRIBE Later").await.assert_ok();
+        cmd(&mut s, "UNSUBSCRIBE Later").await.assert_ok();
+    }
+
+    #[tokio::test]
+    async fn lsub_percent_shows_noselect_parents_of_deeper_subscriptions() {
+        let kit = Kit::new();
+        let mut s = kit.logged_in(ALICE).await;
+        for name in ["m/t", "m/t2/t", "m/t3/t3"] {
+            cmd(&mut s, &format!("CREATE {name}")).await.assert_ok();
+            cmd(&mut s, &format!("SUBSCRIBE {name}")).await.assert_ok();
+        }
+        // RFC 3501 6.3.9: `%` stops at m/t2 and m/t3, which are listed
+        // \Noselect since they are not subscribed themselves.
+        let r = cmd(&mut s, "LSUB \"\" m/%").await;
+        assert_eq!(
+            r.lines_with("LSUB"),
+            [
+                "* LSUB () \"/\" m/t",
+                "* LSUB (\\Noselect) \"/\" m/t2",
+                "* LSUB (\\Noselect) \"/\" m/t3",
+            ],
+            "{r:?}"
+        );
+        let r = cmd(&mut s, "LSUB \"\" m*t").await;
+        assert_eq!(
+            r.lines_with("LSUB"),
+            ["* LSUB () \"/\" m/t", "* LSUB () \"/\" m/t2/t"]
+        );
+    }
+
+    #[tokio::test]
+    async fn childinfo_only_for_subscribed_descendants_the_patterns_miss() {
+        let kit = Kit::new();
+        let mut s = kit.logged_in(ALICE).await;
+        cmd(&mut s, "CREATE p/c").await.assert_ok();
+        cmd(&mut s, "SUBSCRIBE p/c").await.assert_ok();
+        // RFC 5258 3.5: p/c is listed itself, so p gets no CHILDINFO.
+        let r = cmd(&mut s, "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (p p/c)").await;
+        assert!(!r.has("CHILDINFO"), "{r:?}");
+        assert!(r.has("p/c"), "{r:?}");
+        let r = cmd(&mut s, "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" p").await;
+        assert!(r.has("\"/\" p (\"CHILDINFO\" (\"SUBSCRIBED\"))"), "{r:?}");
+        // A subscription whose parent does not exist: the parent is
+        // \NonExistent with CHILDINFO.
+        cmd(&mut s, "SUBSCRIBE ghost/child").await.assert_ok();
+        let r = cmd(&mut s, "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %").await;
+        assert!(
+            r.has("* LIST (\\NonExistent \\HasNoChildren) \"/\" ghost (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn name_not_modified_utf7_is_no_not_bad() {
+        let kit = Kit::new();
+        let mut s = kit.logged_in(ALICE).await;
+        for c in [
+            "SELECT \"&Jjo!\"",
+            "EXAMINE a&",
+            "STATUS \"b&AOQ\" (MESSAGES)",
+            "CREATE \"c&-&\"",
+        ] {
+            let r = cmd(&mut s, c).await;
+            assert_eq!(r.status(), "NO", "{c}: {r:?}");
+        }
+        // A pattern is not a name: LIST answers OK with what matches.
+        cmd(&mut s, "LIST \"\" \"!#$&'+,-.%\"").await.assert_ok();
     }
 
     #[tokio::test]
