@@ -276,13 +276,24 @@ impl Session {
         }
     }
 
-    /// SUBSCRIBE and UNSUBSCRIBE (RFC 9051 6.3.7, 6.3.8): the subscription
-    /// list is apart from the mailboxes, so a name that has no mailbox (yet,
-    /// or any more) may be subscribed, and unsubscribing one that is not
-    /// subscribed changes nothing.
+    /// SUBSCRIBE and UNSUBSCRIBE (RFC 9051 6.3.7, 6.3.8). The subscription
+    /// list is apart from the mailboxes: a subscription outlives DELETE,
+    /// and any subscribed name can be unsubscribed (unsubscribing one that
+    /// is not subscribed changes nothing). SUBSCRIBE checks that the
+    /// mailbox exists, which 6.3.7 allows, so a typo is not silently kept.
     pub(super) async fn subscribe(&mut self, m: &Mailbox, on: bool) -> CmdResult {
         let account = self.account()?.to_string();
         let name = m.as_str().trim_end_matches(DELIMITER);
+        if on
+            && self
+                .ctx
+                .store
+                .mailbox(account.clone(), name.to_string())
+                .await?
+                .is_none()
+        {
+            return Err(ImapError::no(Some(Code::NonExistent), "no such mailbox"));
+        }
         match self
             .ctx
             .store
@@ -634,10 +645,15 @@ mod session_tests {
         cmd(&mut s, "CREATE Work").await.assert_ok();
         let r = cmd(&mut s, "LSUB \"\" Work").await;
         assert!(r.has("* LSUB () \"/\" Work"), "{r:?}");
-        // A name may be subscribed before it exists; UNSUBSCRIBE twice is OK.
-        cmd(&mut s, "SUBSCRIBE Later").await.assert_ok();
-        cmd(&mut s, "UNSUBSCRIBE Later").await.assert_ok();
-        cmd(&mut s, "UNSUBSCRIBE Later").await.assert_ok();
+        // SUBSCRIBE checks existence (6.3.7 allows it); UNSUBSCRIBE of a
+        // name without a mailbox works, twice too.
+        let r = cmd(&mut s, "SUBSCRIBE Later").await;
+        assert!(r.tagged.contains("NO [NONEXISTENT]"), "{r:?}");
+        cmd(&mut s, "DELETE Work").await.assert_ok();
+        cmd(&mut s, "UNSUBSCRIBE Work").await.assert_ok();
+        cmd(&mut s, "UNSUBSCRIBE Work").await.assert_ok();
+        let r = cmd(&mut s, "LSUB \"\" Work").await;
+        assert!(!r.has("Work"), "{r:?}");
     }
 
     #[tokio::test]
@@ -681,7 +697,10 @@ mod session_tests {
         assert!(r.has("\"/\" p (\"CHILDINFO\" (\"SUBSCRIBED\"))"), "{r:?}");
         // A subscription whose parent does not exist: the parent is
         // \NonExistent with CHILDINFO.
+        cmd(&mut s, "CREATE ghost/child").await.assert_ok();
         cmd(&mut s, "SUBSCRIBE ghost/child").await.assert_ok();
+        cmd(&mut s, "DELETE ghost/child").await.assert_ok();
+        cmd(&mut s, "DELETE ghost").await.assert_ok();
         let r = cmd(&mut s, "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %").await;
         assert!(
             r.has("* LIST (\\NonExistent \\HasNoChildren) \"/\" ghost (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
