@@ -349,7 +349,12 @@ impl Session {
                 }
             }
         }
-        candidates.extend(missing.into_iter().map(|n| (n, None)));
+        if !missing.is_empty() {
+            candidates.extend(missing.into_iter().map(|n| (n, None)));
+            // In the store's order (INBOX first, then by name), so a name
+            // without a mailbox sits where a client expects it.
+            candidates.sort_by(|a, b| (a.0 != "INBOX", a.0).cmp(&(b.0 != "INBOX", b.0)));
+        }
         for (i, (name, info)) in candidates.into_iter().enumerate() {
             if i % LIST_YIELD_EVERY == LIST_YIELD_EVERY - 1 {
                 tokio::task::yield_now().await;
@@ -394,7 +399,12 @@ impl Session {
                 name: name.to_string(),
                 childinfo_subscribed: childinfo,
             });
-            if let (Some(items), Some(m)) = (&l.return_status, info) {
+            // RFC 5819 3: no STATUS for a name listed only for CHILDINFO
+            // (it does not meet the selection), nor for one without a
+            // mailbox.
+            if let (Some(items), Some(m)) = (&l.return_status, info)
+                && (is_sub || !l.select_subscribed)
+            {
                 self.status_data(m, items, out).await?;
             }
             out.flush_if_big().await?;
@@ -706,6 +716,64 @@ mod session_tests {
             r.has("* LIST (\\NonExistent \\HasNoChildren) \"/\" ghost (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
             "{r:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn rfc5258_example_8_subscribed_and_recursivematch() {
+        let kit = Kit::new();
+        let mut s = kit.logged_in(ALICE).await;
+        for name in [
+            "Fruit/Apple",
+            "Fruit/Banana",
+            "Fruit/Peach",
+            "Tofu",
+            "Vegetable/Broccoli",
+            "Vegetable/Corn",
+        ] {
+            cmd(&mut s, &format!("CREATE {name}")).await.assert_ok();
+        }
+        for name in [
+            "Fruit/Banana",
+            "Fruit/Peach",
+            "Vegetable",
+            "Vegetable/Broccoli",
+        ] {
+            cmd(&mut s, &format!("SUBSCRIBE {name}")).await.assert_ok();
+        }
+        cmd(&mut s, "DELETE Fruit/Peach").await.assert_ok();
+        let r = cmd(&mut s, "LIST (SUBSCRIBED) \"\" *").await;
+        let names: Vec<&str> = r
+            .lines_with("LIST")
+            .into_iter()
+            .filter(|l| l.contains("Fruit") || l.contains("Vegetable") || l.contains("Tofu"))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "* LIST (\\HasNoChildren \\Subscribed) \"/\" Fruit/Banana",
+                "* LIST (\\NonExistent \\HasNoChildren \\Subscribed) \"/\" Fruit/Peach",
+                "* LIST (\\HasChildren \\Subscribed) \"/\" Vegetable",
+                "* LIST (\\HasNoChildren \\Subscribed) \"/\" Vegetable/Broccoli",
+            ],
+            "{r:?}"
+        );
+        let r = cmd(
+            &mut s,
+            "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" % RETURN (STATUS (MESSAGES))",
+        )
+        .await;
+        assert!(
+            r.has("* LIST (\\HasChildren) \"/\" Fruit (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
+            "{r:?}"
+        );
+        assert!(
+            r.has("* LIST (\\HasChildren \\Subscribed) \"/\" Vegetable (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
+            "{r:?}"
+        );
+        assert!(!r.has("Tofu"), "{r:?}");
+        // RFC 5819 3: STATUS only for names that meet the selection.
+        assert!(!r.has("* STATUS Fruit "), "{r:?}");
+        assert!(r.has("* STATUS Vegetable (MESSAGES 0)"), "{r:?}");
     }
 
     #[tokio::test]
