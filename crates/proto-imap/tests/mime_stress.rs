@@ -183,6 +183,11 @@ fn exercise(raw: &[u8]) {
     mime::body_structure(&root).write(&enc, &mut out, true);
     mime::body_structure(&root).write(&enc, &mut out, false);
     let _ = mime::search_text(raw, true);
+    // Re-encoding parts that hold NUL must keep a message that parses.
+    if let Some(enc) = mime::encode_binary_parts(raw) {
+        let again = Part::parse(&enc);
+        let _ = mime::body_structure(&again);
+    }
 
     let mut paths = vec![Vec::new()];
     // RFC 9051 6.4.5: a top level that is not a multipart is part 1 itself
