@@ -26,64 +26,83 @@ use super::session::{CmdResult, ImapError, Out, Session, done};
 /// The hierarchy delimiter (RFC 9051 5.1.1).
 pub const DELIMITER: char = '/';
 
-/// Matches a LIST pattern (RFC 9051 6.3.9): `*` matches anything, `%`
-/// anything but the delimiter. A simulation of the pattern as an automaton
-/// (the set of pattern positions reachable so far), so mixed wildcards such
-/// as `*/%` are matched exactly, and the work is O(pattern x name) whatever
-/// the wildcards: no backtracking to explode.
-pub fn pattern_matches(pattern: &str, name: &str) -> bool {
-    // Runs of wildcards collapse: `*` anywhere in a run makes it `*`.
-    let mut p: Vec<char> = Vec::with_capacity(pattern.len());
-    for c in pattern.chars() {
-        match (p.last_mut(), c) {
-            (Some(last @ ('*' | '%')), '*' | '%') => {
-                if c == '*' {
-                    *last = '*';
+/// A LIST pattern (RFC 9051 6.3.9): `*` matches anything, `%` anything but
+/// the delimiter. Compiled once per command, then matched by simulating it
+/// as an automaton (the set of pattern positions reachable so far), so
+/// mixed wildcards such as `*/%` match exactly and the work is
+/// O(pattern x name) whatever the wildcards: no backtracking to explode.
+pub struct ListPattern {
+    /// Runs of wildcards collapsed: a `*` anywhere in a run makes it `*`.
+    p: Vec<char>,
+    /// Characters that must each consume one character of a name.
+    literals: usize,
+}
+
+impl ListPattern {
+    pub fn new(pattern: &str) -> ListPattern {
+        let mut p: Vec<char> = Vec::with_capacity(pattern.len());
+        for c in pattern.chars() {
+            match (p.last_mut(), c) {
+                (Some(last @ ('*' | '%')), '*' | '%') => {
+                    if c == '*' {
+                        *last = '*';
+                    }
                 }
+                _ => p.push(c),
             }
-            _ => p.push(c),
         }
+        let literals = p.iter().filter(|c| !matches!(c, '*' | '%')).count();
+        ListPattern { p, literals }
     }
-    let mut states = vec![false; p.len() + 1];
-    let mut next = vec![false; p.len() + 1];
-    // A wildcard may match nothing: reaching it reaches the next position.
-    let close = |s: &mut Vec<bool>| {
-        for i in 0..p.len() {
-            if s.get(i) == Some(&true)
-                && matches!(p.get(i), Some('*' | '%'))
-                && let Some(n) = s.get_mut(i + 1)
-            {
-                *n = true;
-            }
-        }
-    };
-    if let Some(first) = states.first_mut() {
-        *first = true;
-    }
-    close(&mut states);
-    for c in name.chars() {
-        next.iter_mut().for_each(|x| *x = false);
-        for (i, &on) in states.iter().enumerate() {
-            if !on {
-                continue;
-            }
-            let target = match p.get(i) {
-                Some('*') => Some(i),
-                Some('%') if c != DELIMITER => Some(i),
-                Some(&l) if l == c => Some(i + 1),
-                _ => None,
-            };
-            if let Some(n) = target.and_then(|t| next.get_mut(t)) {
-                *n = true;
-            }
-        }
-        close(&mut next);
-        std::mem::swap(&mut states, &mut next);
-        if !states.iter().any(|&x| x) {
+
+    pub fn matches(&self, name: &str) -> bool {
+        let p = &self.p;
+        // Each literal takes one character: a longer pattern cannot match,
+        // which also bounds the automaton by the name's length.
+        if self.literals > name.chars().count() {
             return false;
         }
+        let mut states = vec![false; p.len() + 1];
+        let mut next = vec![false; p.len() + 1];
+        // A wildcard may match nothing: reaching it reaches the next position.
+        let close = |s: &mut Vec<bool>| {
+            for i in 0..p.len() {
+                if s.get(i) == Some(&true)
+                    && matches!(p.get(i), Some('*' | '%'))
+                    && let Some(n) = s.get_mut(i + 1)
+                {
+                    *n = true;
+                }
+            }
+        };
+        if let Some(first) = states.first_mut() {
+            *first = true;
+        }
+        close(&mut states);
+        for c in name.chars() {
+            next.iter_mut().for_each(|x| *x = false);
+            for (i, &on) in states.iter().enumerate() {
+                if !on {
+                    continue;
+                }
+                let target = match p.get(i) {
+                    Some('*') => Some(i),
+                    Some('%') if c != DELIMITER => Some(i),
+                    Some(&l) if l == c => Some(i + 1),
+                    _ => None,
+                };
+                if let Some(n) = target.and_then(|t| next.get_mut(t)) {
+                    *n = true;
+                }
+            }
+            close(&mut next);
+            std::mem::swap(&mut states, &mut next);
+            if !states.iter().any(|&x| x) {
+                return false;
+            }
+        }
+        states.last() == Some(&true)
     }
-    states.last() == Some(&true)
 }
 
 /// The pattern with a leading "INBOX" (any case) canonicalised, so INBOX
@@ -324,12 +343,12 @@ impl Session {
         }
         let all = self.ctx.store.mailboxes(account.clone()).await?;
         let subs = self.ctx.store.subscriptions(account).await?;
-        let patterns: Vec<String> = l
+        let patterns: Vec<ListPattern> = l
             .patterns
             .iter()
-            .map(|p| canonical_pattern(&format!("{}{}", l.reference, p)))
+            .map(|p| ListPattern::new(&canonical_pattern(&format!("{}{}", l.reference, p))))
             .collect();
-        let matches = |name: &str| patterns.iter().any(|p| pattern_matches(p, name));
+        let matches = |name: &str| patterns.iter().any(|p| p.matches(name));
         let names = Names::new(all.iter().map(|m| m.name.as_str()));
         let subscribed = Names::new(subs.iter().map(String::as_str));
         // What may be listed: every mailbox; with the SUBSCRIBED selection
@@ -428,17 +447,13 @@ impl Session {
         let subs = self.ctx.store.subscriptions(account).await?;
         let names = Names::new(all.iter().map(|m| m.name.as_str()));
         let subscribed = Names::new(subs.iter().map(String::as_str));
-        let pattern = canonical_pattern(&format!("{reference}{pattern}"));
+        let pattern = ListPattern::new(&canonical_pattern(&format!("{reference}{pattern}")));
         let mut listed: BTreeSet<&str> = BTreeSet::new();
         for s in &subs {
-            if pattern_matches(&pattern, s) {
+            if pattern.matches(s) {
                 listed.insert(s);
             } else {
-                listed.extend(
-                    parents(s)
-                        .into_iter()
-                        .filter(|p| pattern_matches(&pattern, p)),
-                );
+                listed.extend(parents(s).into_iter().filter(|p| pattern.matches(p)));
             }
         }
         for name in listed {
@@ -527,6 +542,17 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pattern_matches(pattern: &str, name: &str) -> bool {
+        ListPattern::new(pattern).matches(name)
+    }
+
+    #[test]
+    fn a_pattern_longer_than_the_name_is_refused_at_once() {
+        let long = "a%".repeat(30_000);
+        assert!(!pattern_matches(&long, "aaaa"));
+        assert!(pattern_matches("a%a%", "aa"));
+    }
 
     #[test]
     fn wildcards() {
