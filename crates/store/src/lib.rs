@@ -480,4 +480,6 @@ mod tests_move;
 #[cfg(test)]
 mod tests_queue;
 #[cfg(test)]
+mod tests_subscriptions;
+#[cfg(test)]
 mod tests_targets;
