@@ -125,7 +125,7 @@ END;
 /// unilaterally remove an existing mailbox name from the subscription
 /// list even if a mailbox by that name no longer exists"). The names
 /// subscribed under the old `mailboxes.subscribed` column carry over; the
-/// column stays, unused (SQLite cannot drop it everywhere we run).
+/// column stays, unused: dropping it would rewrite the table for nothing.
 const V_SUBSCRIPTIONS: &str = "
 CREATE TABLE subscriptions (
     account TEXT NOT NULL,

@@ -186,9 +186,9 @@ fn rename_inbox(
     Ok(())
 }
 
-/// RFC 9051 6.3.7: a name may be subscribed whether or not a mailbox of
-/// that name exists (the server MAY check; we do not, so a subscription
-/// made before CREATE, or kept after DELETE, behaves the same). The name
+/// RFC 9051 6.3.7: the store keeps a name subscribed whether or not a
+/// mailbox of that name exists (kept after DELETE; whether SUBSCRIBE may
+/// name a missing mailbox is the protocol's choice: IMAP checks). The name
 /// must still be one a mailbox could have. Unsubscribing a name that is not
 /// subscribed is a no-op.
 pub fn set_subscribed(
