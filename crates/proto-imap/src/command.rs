@@ -253,10 +253,11 @@ fn mailbox(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<Mailbox> {
 
 /// A reference or pattern in internal form.
 ///
-/// A reference or pattern that is not valid modified UTF-7 is taken as it
-/// is (as Latin-1 octets would be unreadable anyway): it names no mailbox,
-/// so it matches only what it spells, and LIST answers OK with what
-/// matches (RFC 9051 6.3.9 defines no error for a pattern).
+/// A reference or pattern that is not valid modified UTF-7 (imaptest's
+/// `atoms` sends `&'` in one) is taken as its octets, read as UTF-8: no
+/// mailbox name decodes to it, so it matches only what it spells, and
+/// LIST answers OK with what matches (RFC 9051 6.3.9 defines no error for
+/// a pattern).
 fn wire_text(raw: Vec<u8>, opts: ParseOptions) -> LexResult<String> {
     if opts.utf8 {
         String::from_utf8(raw).map_err(|_| "mailbox name is not UTF-8")
