@@ -163,6 +163,8 @@ pub struct MailboxInfo {
     pub uidnext: u32,
     pub highestmodseq: u64,
     pub special_use: Option<String>,
+    /// The name is on the account's subscription list (which also holds
+    /// names without a mailbox: [`Store::subscriptions`]).
     pub subscribed: bool,
     pub messages: u32,
     pub unseen: u32,
@@ -373,12 +375,31 @@ pub trait Store: Send + Sync + 'static {
     /// moves its messages to the new name and leaves INBOX empty
     /// (RFC 9051 6.3.6).
     fn rename_mailbox(&self, account: String, from: String, to: String) -> StoreFuture<'_, ()>;
+    /// Subscribes or unsubscribes a name (RFC 9051 6.3.7, 6.3.8), whether
+    /// or not a mailbox of that name exists; idempotent.
     fn set_subscribed(
         &self,
         account: String,
         name: String,
         subscribed: bool,
     ) -> StoreFuture<'_, ()>;
+    /// The account's subscribed names, sorted; some may name no mailbox
+    /// (subscribed before CREATE or kept after DELETE). The default lists
+    /// the subscribed mailboxes that exist, for a backend without a table
+    /// of its own.
+    fn subscriptions(&self, account: String) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let mut names: Vec<String> = self
+                .mailboxes(account)
+                .await?
+                .into_iter()
+                .filter(|m| m.subscribed)
+                .map(|m| m.name)
+                .collect();
+            names.sort();
+            Ok(names)
+        })
+    }
     /// The mailbox's entries, ascending UID.
     fn messages(&self, mailbox: MailboxId) -> StoreFuture<'_, Vec<MessageMeta>>;
     fn read_body(&self, body: BodyId) -> StoreFuture<'_, Vec<u8>>;
@@ -499,3 +520,5 @@ mod tests;
 mod tests_move;
 #[cfg(test)]
 mod tests_queue;
+#[cfg(test)]
+mod tests_subscriptions;

@@ -71,7 +71,8 @@ impl ReadPool {
 }
 
 const MAILBOX_COLUMNS: &str = "m.id, m.account, m.name, m.uidvalidity, m.uidnext, \
-     m.highestmodseq, m.special_use, m.subscribed, \
+     m.highestmodseq, m.special_use, \
+     EXISTS (SELECT 1 FROM subscriptions s WHERE s.account = m.account AND s.name = m.name), \
      (SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id), \
      (SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id \
         AND (' ' || e.flags || ' ') NOT LIKE '% \\Seen %')";
@@ -111,6 +112,18 @@ pub fn mailboxes(conn: &Connection, account: &str) -> Result<Vec<MailboxInfo>, S
             .and_then(Iterator::collect)
     })
     .map_err(map_err)
+}
+
+/// The account's subscribed names (RFC 9051 6.3.7), by name; a name may
+/// have no mailbox.
+pub fn subscriptions(conn: &Connection, account: &str) -> Result<Vec<String>, StoreError> {
+    let account = canonical_account(account)?;
+    conn.prepare_cached("SELECT name FROM subscriptions WHERE account = ?1 ORDER BY name")
+        .and_then(|mut s| {
+            s.query_map([account], |r| r.get(0))
+                .and_then(Iterator::collect)
+        })
+        .map_err(map_err)
 }
 
 pub fn mailbox_count(conn: &Connection, account: &str) -> Result<u64, StoreError> {

@@ -35,7 +35,7 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1, V_IMPORTS];
+pub const MIGRATIONS: &[&str] = &[V1, V_SUBSCRIPTIONS, V_IMPORTS];
 
 /// `mailroom import` (issue 20): a SHA-256 of each imported message per
 /// target mailbox, written in the transaction that appends it, so an
@@ -128,6 +128,23 @@ CREATE TRIGGER queue_ref_drop AFTER DELETE ON queue BEGIN
     UPDATE bodies SET refs = refs - 1 WHERE id = OLD.body_id;
     DELETE FROM bodies WHERE id = OLD.body_id AND refs <= 0;
 END;
+";
+
+/// Subscriptions apart from mailboxes (RFC 9051 6.3.7, 6.3.8): a name is
+/// subscribed whether or not a mailbox of that name exists, CREATE does not
+/// subscribe, and DELETE leaves the subscription (the server "SHOULD NOT
+/// unilaterally remove an existing mailbox name from the subscription
+/// list even if a mailbox by that name no longer exists"). The names
+/// subscribed under the old `mailboxes.subscribed` column carry over; the
+/// column stays, unused: dropping it would rewrite the table for nothing.
+const V_SUBSCRIPTIONS: &str = "
+CREATE TABLE subscriptions (
+    account TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    PRIMARY KEY (account, name)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO subscriptions (account, name)
+    SELECT account, name FROM mailboxes WHERE subscribed = 1;
 ";
 
 /// Maps a SQLite error to the store's error: SQLITE_FULL is a temporary

@@ -242,6 +242,10 @@ impl Store for SqliteStore {
         self.read(move |c| read::mailboxes(c, &account))
     }
 
+    fn subscriptions(&self, account: String) -> StoreFuture<'_, Vec<String>> {
+        self.read(move |c| read::subscriptions(c, &account))
+    }
+
     fn mailbox_count(&self, account: String) -> StoreFuture<'_, u64> {
         self.read(move |c| read::mailbox_count(c, &account))
     }

@@ -103,6 +103,9 @@ impl Session {
         if message.is_empty() {
             return Err(ImapError::no(Some(Code::Cannot), "empty message"));
         }
+        // RFC 3516 4.3: parts holding NUL (a literal8 APPEND) are stored in
+        // base64, so no non-BINARY FETCH has to send NUL in a literal.
+        let message = proto_imap::mime::encode_binary_parts(&message).unwrap_or(message);
         let date = date.unwrap_or_else(now);
         let uid = match self.ctx.store.append(dest.id, message, flags, date).await {
             Ok(u) => u,

@@ -198,6 +198,12 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                 Frame::Complete(_) => {
                     match parsed {
                         None => {}
+                        // A mailbox that cannot exist: NO, as for any
+                        // missing one (proto-imap ParseError::bad_name).
+                        Some(Err(e)) if e.bad_name => match &e.tag {
+                            Some(t) => tagged(&mut out, t, Status::No, None, e.message),
+                            None => bad(&mut out, None, None, e.message),
+                        },
                         Some(Err(e)) => {
                             errors += 1;
                             let text = format!("Syntax error: {}", e.message);

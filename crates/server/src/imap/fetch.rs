@@ -118,7 +118,11 @@ impl Session {
                 for (k, (i, msg, meta)) in batch.iter().enumerate() {
                     let raw = if needs_body {
                         match raws.get(k).cloned().flatten() {
-                            Some(r) => Some(r),
+                            // Mail stored with NUL in a part (BINARYMIME
+                            // delivery) is shown as APPEND stores it: that
+                            // part in base64 (RFC 3516 4.3), never NUL in a
+                            // literal.
+                            Some(r) => Some(mime::encode_binary_parts(&r).unwrap_or(r)),
                             None => {
                                 expunge_issued = true;
                                 continue;
@@ -359,6 +363,31 @@ mod tests {
         assert!(line.contains("BODY[5] {0}\r\n"), "{line}");
         assert!(line.contains("BODY[1.2.3] {0}\r\n"), "{line}");
         assert!(line.contains("BODY[1] {7}\r\nhello\r\n"), "{line}");
+    }
+
+    #[tokio::test]
+    async fn binary_content_is_never_a_plain_literal_with_nul() {
+        let kit = Kit::new();
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        // RFC 3516 4.4: APPEND with literal8, a part in CTE binary with NUL.
+        let mut msg = b"Content-Type: application/octet-stream\r\n\
+            Content-Transfer-Encoding: binary\r\n\r\n"
+            .to_vec();
+        msg.extend_from_slice(b"\x00 -\xff\r\n\r\n\r\n");
+        let mut append = format!("t APPEND INBOX ~{{{}+}}\r\n", msg.len()).into_bytes();
+        append.extend_from_slice(&msg);
+        crate::imap::testkit::raw(&mut s, &append).await.assert_ok();
+        cmd(&mut s, "NOOP").await.assert_ok();
+        let r = cmd(&mut s, "FETCH 1 (BODY.PEEK[1] BODYSTRUCTURE)").await;
+        r.assert_ok();
+        let line = r.lines_with("FETCH")[0];
+        assert!(!line.contains('\0'), "{line:?}");
+        assert!(line.contains("\"BASE64\""), "{line}");
+        // BINARY gives the octets back, in a literal8.
+        let r = cmd(&mut s, "FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])").await;
+        let line = r.lines_with("FETCH")[0];
+        assert!(line.contains("BINARY.SIZE[1] 10"), "{line}");
+        assert!(line.contains("BINARY[1] ~{10}\r\n\0 -"), "{line:?}");
     }
 
     #[tokio::test]

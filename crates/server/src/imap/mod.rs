@@ -2,7 +2,7 @@
 //!
 //! `session` holds the state machine, the table of commands each state
 //! allows and the capability list; one file per command group applies
-//! commands (`login`, `misc`, `folders`, `select`, `fetch`, `flags`,
+//! commands (`login`, `misc`, `folders`, `list`, `select`, `fetch`, `flags`,
 //! `copy`, `search`); `view` is a selected mailbox's sequence-number view
 //! and its synchronisation with the store; `hub` routes the store's change
 //! feed to the sessions that watch a mailbox (so an idle session costs no
@@ -16,6 +16,7 @@ mod fetch;
 mod flags;
 mod folders;
 pub mod hub;
+mod list;
 pub mod listener;
 mod login;
 mod misc;

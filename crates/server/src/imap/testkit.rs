@@ -181,8 +181,12 @@ pub(crate) async fn raw(s: &mut Session, bytes: &[u8]) -> Reply {
             // As the driver answers a syntax error.
             Err(e) => {
                 let tag = e.tag.unwrap_or_else(|| Tag::new("t").expect("tag"));
-                let text = format!("Syntax error: {}", e.message);
-                tagged(&mut out, &tag, Status::Bad, None, &text);
+                if e.bad_name {
+                    tagged(&mut out, &tag, Status::No, None, e.message);
+                } else {
+                    let text = format!("Syntax error: {}", e.message);
+                    tagged(&mut out, &tag, Status::Bad, None, &text);
+                }
                 Flow::Continue
             }
         };

@@ -175,6 +175,9 @@ impl Store for Failing {
     fn mailboxes(&self, a: String) -> StoreFuture<'_, Vec<MailboxInfo>> {
         self.inner.mailboxes(a)
     }
+    fn subscriptions(&self, a: String) -> StoreFuture<'_, Vec<String>> {
+        self.inner.subscriptions(a)
+    }
     fn mailbox(&self, a: String, n: String) -> StoreFuture<'_, Option<MailboxInfo>> {
         self.inner.mailbox(a, n)
     }
