@@ -35,7 +35,17 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2_CHANGES_BY_MODSEQ];
+
+/// Indexes for [`crate::Store::changes_since`]: a selected IMAP session
+/// reads the entries and tombstones of one mailbox above its last
+/// mod-sequence, and without these each such read scans the whole mailbox
+/// (its entries or its tombstones), so N idle sessions would cost
+/// O(mailbox) each per delivery instead of O(change).
+const V2_CHANGES_BY_MODSEQ: &str = "
+CREATE INDEX entries_modseq ON entries(mailbox_id, modseq);
+CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
+";
 
 /// Version 0 -> 1: the initial schema.
 ///
