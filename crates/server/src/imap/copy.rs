@@ -26,7 +26,7 @@ impl Session {
         let account = self.account()?.to_string();
         let ctx = self.ctx.clone();
         let verb = if is_move { "MOVE" } else { "COPY" };
-        let sel = self.selected.as_mut().ok_or_else(no_mailbox)?;
+        let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         if is_move && sel.read_only {
             return Err(ImapError::no(Some(Code::Cannot), "mailbox is read-only"));
         }
@@ -41,7 +41,7 @@ impl Session {
         let mut expunge_issued = false;
         let uids: Vec<Uid> = indices
             .iter()
-            .filter_map(|&i| sel.get(i))
+            .filter_map(|&i| sel.view.get(i))
             .filter(|m| {
                 expunge_issued |= m.expunged();
                 !m.expunged()
@@ -79,8 +79,7 @@ impl Session {
         // pairs are ascending by source UID, as mark_expunged expects.
         out.untagged(Status::Ok, Some(code), "Moved");
         let moved: Vec<Uid> = pairs.iter().map(|(a, _)| *a).collect();
-        sel.mark_expunged(&moved);
-        sel.report_expunged(out);
+        sel.expunged_here(&moved, out);
         done("MOVE completed")
     }
 

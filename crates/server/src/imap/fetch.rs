@@ -12,8 +12,9 @@ use proto_imap::{Code, Data, FetchAtt, FetchValue, SeqSet};
 use store::{FlagOp, MessageMeta, Uid};
 
 use super::select::no_mailbox;
+use super::selected::{find_meta, meta_chunks};
 use super::session::{CmdResult, ImapError, Out, Session, done};
-use super::view::{Msg, find_meta, meta_chunks};
+use super::view::Msg;
 
 fn partial_name(base: String, partial: Option<(u32, u32)>) -> String {
     match partial {
@@ -43,7 +44,7 @@ impl Session {
     ) -> CmdResult {
         let rev2 = self.rev2;
         let ctx = self.ctx.clone();
-        let sel = self.selected.as_mut().ok_or_else(no_mailbox)?;
+        let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         let indices = sel.resolve(set, uid_cmd)?;
         let mut atts: Vec<FetchAtt> = atts.to_vec();
         if uid_cmd && !atts.contains(&FetchAtt::Uid) {
@@ -64,10 +65,8 @@ impl Session {
                     .store
                     .set_flags(sel.id(), unseen, FlagOp::Add, vec!["\\Seen".into()])
                     .await?;
-                for c in changed {
-                    sel.set_flags(c.uid, &c.flags);
-                    seen_now.push(c.uid);
-                }
+                sel.record_flags(&changed, out);
+                seen_now.extend(changed.iter().map(|c| c.uid));
                 seen_now.sort_unstable();
             }
         }

@@ -1,6 +1,12 @@
 //! STORE and UID STORE (RFC 9051 6.4.6, 6.4.9): FLAGS, +FLAGS, -FLAGS and
 //! .SILENT, durable before the OK. Without .SILENT every message of the
-//! set gets an untagged FETCH with its flags.
+//! set gets an untagged FETCH with its flags, after a `FLAGS` update if
+//! the STORE brought a new keyword into use (RFC 9051 7.3.5).
+//!
+//! Messages another session expunged, still in this session's view,
+//! follow RFC 2180 4.2: their flags are not set; with .SILENT the STORE is
+//! OK (4.2.1), otherwise the others get their FETCH and the command ends
+//! `NO [EXPUNGEISSUED]` (4.2.2, RFC 5530), as Dovecot does.
 
 use proto_imap::{Code, Data, FetchValue, SeqSet, StoreOp};
 use store::{FlagOp, StoreError, Uid};
@@ -20,7 +26,7 @@ impl Session {
     ) -> CmdResult {
         let rev2 = self.rev2;
         let ctx = self.ctx.clone();
-        let sel = self.selected.as_mut().ok_or_else(no_mailbox)?;
+        let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         if sel.read_only {
             return Err(ImapError::no(Some(Code::Cannot), "mailbox is read-only"));
         }
@@ -28,7 +34,7 @@ impl Session {
         // \Recent cannot be stored (RFC 3501 2.3.2); the store drops it.
         let uids: Vec<Uid> = indices
             .iter()
-            .filter_map(|&i| sel.get(i))
+            .filter_map(|&i| sel.view.get(i))
             .filter(|m| !m.expunged())
             .map(|m| m.uid())
             .collect();
@@ -43,13 +49,11 @@ impl Session {
                 Err(StoreError::Invalid(why)) => return Err(ImapError::Bad(why)),
                 Err(e) => return Err(e.into()),
             };
-            for c in changed {
-                sel.set_flags(c.uid, &c.flags);
-            }
+            sel.record_flags(&changed, out);
         }
         let mut expunge_issued = false;
         for i in indices {
-            let Some(m) = sel.get(i) else { continue };
+            let Some(m) = sel.view.get(i) else { continue };
             if m.expunged() {
                 expunge_issued = true;
                 continue;
@@ -59,14 +63,14 @@ impl Session {
                 if uid_cmd {
                     items.push(FetchValue::Uid(m.uid().0));
                 }
-                items.push(FetchValue::Flags(sel.flags(m, rev2)));
+                items.push(FetchValue::Flags(sel.view.flags(m, rev2)));
                 out.data(Data::Fetch {
                     seq: i as u32 + 1,
                     items,
                 });
             }
         }
-        if expunge_issued && !uid_cmd {
+        if expunge_issued && !uid_cmd && !silent {
             return Err(ImapError::no(
                 Some(Code::ExpungeIssued),
                 "some messages were expunged by another session",
