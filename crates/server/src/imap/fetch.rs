@@ -5,7 +5,10 @@
 //! Fetching a section without PEEK sets \Seen first (durably) and the
 //! response then carries the new FLAGS. Responses stream out as they are
 //! made. A message expunged by another session but not yet reported gets
-//! no data, and the command ends `NO [EXPUNGEISSUED]` (RFC 2180 4.1.2).
+//! no data; the others get theirs and the command ends `OK
+//! [EXPUNGEISSUED]` (RFC 5530 3, RFC 2180 4.1.3), as Dovecot does: the
+//! data that was sent is good, and the code tells the client why some
+//! is missing.
 
 use proto_imap::mime::{self, BinaryError, Part};
 use proto_imap::{Code, Data, FetchAtt, FetchValue, SeqSet};
@@ -152,10 +155,10 @@ impl Session {
                 }
             }
         }
-        if expunge_issued && !uid_cmd {
-            return Err(ImapError::no(
+        if expunge_issued {
+            return Ok((
                 Some(Code::ExpungeIssued),
-                "some messages were expunged by another session",
+                "FETCH completed; some messages were expunged by another session".into(),
             ));
         }
         done("FETCH completed")
@@ -390,7 +393,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fetch_of_expunged_elsewhere_is_no_expungeissued() {
+    async fn fetch_of_expunged_elsewhere_is_ok_expungeissued_with_the_rest() {
         let kit = Kit::new();
         kit.deliver_n(ALICE, 2).await;
         let mut a = kit.selected(ALICE, "INBOX").await;
@@ -399,11 +402,12 @@ mod tests {
             .await
             .assert_ok();
         cmd(&mut b, "EXPUNGE").await.assert_ok();
-        // RFC 2180 4.1.2: no data for the expunged message, NO at the end,
-        // and no EXPUNGE during a FETCH by sequence number (RFC 9051 7.4.1).
+        // No data for the expunged message, OK [EXPUNGEISSUED] at the end
+        // (RFC 5530), and no EXPUNGE during a FETCH by sequence number
+        // (RFC 9051 7.4.1).
         let r = cmd(&mut a, "FETCH 1:2 (FLAGS RFC822.SIZE)").await;
-        assert_eq!(r.status(), "NO", "{r:?}");
-        assert!(r.tagged.contains("[EXPUNGEISSUED]"), "{r:?}");
+        assert_eq!(r.status(), "OK", "{r:?}");
+        assert!(r.tagged.contains("OK [EXPUNGEISSUED]"), "{r:?}");
         assert!(!r.has("* 1 FETCH"), "{r:?}");
         assert!(r.has("* 2 FETCH"), "{r:?}");
         assert!(!r.has("EXPUNGE"), "{r:?}");

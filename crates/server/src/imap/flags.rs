@@ -13,6 +13,7 @@ use store::{FlagOp, StoreError, Uid};
 
 use super::select::no_mailbox;
 use super::session::{CmdResult, ImapError, Out, Session, done};
+use super::view::Report;
 
 impl Session {
     pub(super) async fn store_flags(
@@ -50,6 +51,14 @@ impl Session {
                 Err(e) => return Err(e.into()),
             };
             sel.record_flags(&changed, out);
+            // What another session expunged meanwhile is marked now, so
+            // no FETCH below shows flags of a message that is gone.
+            let report = Report {
+                expunge_ok: false,
+                with_uid: uid_cmd,
+                rev2,
+            };
+            sel.sync(&ctx, out, report).await?;
         }
         let mut expunge_issued = false;
         for i in indices {
@@ -175,5 +184,67 @@ mod tests {
         assert!(!r.has("k0"), "{r:?}");
         let r = cmd(&mut s, "STORE 1 +FLAGS (k0)").await;
         r.assert_ok();
+    }
+
+    /// RFC 2180 4.2: a STORE over a message another session expunged.
+    #[tokio::test]
+    async fn store_over_expunged_elsewhere_follows_rfc_2180() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 3).await;
+        let mut a = kit.selected(ALICE, "INBOX").await;
+        let mut b = kit.selected(ALICE, "INBOX").await;
+        cmd(&mut b, "STORE 1 +FLAGS.SILENT (\\Deleted)")
+            .await
+            .assert_ok();
+        cmd(&mut b, "EXPUNGE").await.assert_ok();
+        // 4.2.2: FETCH for the others, then NO [EXPUNGEISSUED].
+        let r = cmd(&mut a, "STORE 1:2 +FLAGS (\\Flagged)").await;
+        assert_eq!(r.status(), "NO", "{r:?}");
+        assert!(r.tagged.contains("[EXPUNGEISSUED]"), "{r:?}");
+        assert_eq!(
+            r.lines_with("FETCH"),
+            ["* 2 FETCH (FLAGS (\\Flagged \\Recent))"]
+        );
+        assert!(!r.has("EXPUNGE "), "{r:?}");
+        // 4.2.1: with .SILENT, OK; the others' flags are set.
+        let r = cmd(&mut a, "STORE 1:3 +FLAGS.SILENT (\\Seen)").await;
+        r.assert_ok();
+        assert!(!r.has("FETCH"), "{r:?}");
+        let r = cmd(&mut b, "FETCH 1:2 FLAGS").await;
+        assert!(r.has("* 1 FETCH (FLAGS (\\Flagged \\Seen))"), "{r:?}");
+        assert!(r.has("* 2 FETCH (FLAGS (\\Seen))"), "{r:?}");
+    }
+
+    /// RFC 9051 7.3.5: FLAGS names a new keyword before a FETCH shows it.
+    #[tokio::test]
+    async fn a_new_keyword_is_announced_before_its_fetch_in_every_session() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 1).await;
+        let mut a = kit.selected(ALICE, "INBOX").await;
+        let mut b = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut a, "STORE 1 +FLAGS (Project-X)").await;
+        r.assert_ok();
+        let order: Vec<&str> = r.untagged.iter().map(String::as_str).collect();
+        assert!(
+            order[0].starts_with("* FLAGS (") && order[0].contains("Project-X"),
+            "{r:?}"
+        );
+        assert!(
+            order[1].starts_with("* OK [PERMANENTFLAGS (") && order[1].contains("Project-X \\*)]"),
+            "{r:?}"
+        );
+        assert_eq!(order[2], "* 1 FETCH (FLAGS (Project-X \\Recent))");
+        // The other session learns of it before the FETCH that shows it.
+        let r = cmd(&mut b, "NOOP").await;
+        let order: Vec<&str> = r.untagged.iter().map(String::as_str).collect();
+        assert!(
+            order[0].starts_with("* FLAGS (") && order[0].contains("Project-X"),
+            "{r:?}"
+        );
+        assert!(order[1].starts_with("* OK [PERMANENTFLAGS ("), "{r:?}");
+        assert_eq!(order[2], "* 1 FETCH (FLAGS (Project-X))");
+        // Once known, not again.
+        let r = cmd(&mut a, "STORE 1 -FLAGS (Project-X)").await;
+        assert!(!r.has("* FLAGS"), "{r:?}");
     }
 }

@@ -366,6 +366,21 @@ impl Session {
                 | CommandKind::Append { .. }
                 | CommandKind::Copy { .. }
         );
+        // Commands that name messages of the view see it current first:
+        // what others expunged is marked (not yet reported: the client's
+        // sequence numbers predate it), so FETCH and STORE can answer for
+        // it per RFC 2180 4.1 and 4.2.
+        let uses_view = matches!(
+            kind,
+            CommandKind::Fetch { .. }
+                | CommandKind::Store { .. }
+                | CommandKind::Copy { .. }
+                | CommandKind::Move { .. }
+                | CommandKind::Search { .. }
+        );
+        if uses_view && self.selected().is_some_and(Selected::is_dirty) {
+            self.sync(out, false, false).await?;
+        }
         let result = match kind {
             CommandKind::Logout => {
                 out.untagged(Status::Bye, None, "mailroom IMAP server quitting");
@@ -403,10 +418,9 @@ impl Session {
         };
         match result {
             Ok((code, text)) => {
-                if self
-                    .selected()
-                    .is_some_and(|sel| sel.is_dirty() || always_sync)
-                {
+                if self.selected().is_some_and(|sel| {
+                    sel.is_dirty() || always_sync || (expunge_ok && sel.view.pending_expunges() > 0)
+                }) {
                     self.sync(out, expunge_ok, false).await?;
                 }
                 tagged(out, &tag, Status::Ok, code, &text);

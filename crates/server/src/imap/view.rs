@@ -254,6 +254,11 @@ impl View {
         added
     }
 
+    /// Messages expunged elsewhere that the client has not been told of.
+    pub fn pending_expunges(&self) -> usize {
+        self.pending_expunges
+    }
+
     /// The FLAGS list of SELECT.
     pub fn announced(&self) -> &[String] {
         &self.announced
