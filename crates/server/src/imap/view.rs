@@ -345,7 +345,13 @@ impl View {
             self.report_expunged(&mut out);
         }
         if !new.is_empty() {
-            self.msgs.reserve_exact(new.len());
+            // Grow by an eighth at least: amortised O(1) per message (an
+            // exact reserve would copy the whole view at every delivery)
+            // for at most 12.5% slack in every session's view.
+            if self.msgs.capacity() - self.msgs.len() < new.len() {
+                self.msgs
+                    .reserve_exact(new.len().max(self.msgs.len() / 8).max(16));
+            }
             for meta in new {
                 self.push(meta, delta.recent);
             }
