@@ -152,6 +152,20 @@ mod tests {
         assert!(r.has("\\Flagged"), "{r:?}");
     }
 
+    /// The copy lands in the selected mailbox: its EXISTS comes with the
+    /// MOVE's reply, not whenever the change feed gets round to it.
+    #[tokio::test]
+    async fn move_into_the_selected_mailbox_reports_expunge_then_exists() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 2).await;
+        let mut s = kit.selected_rev2(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "MOVE 1 INBOX").await;
+        r.assert_ok();
+        assert!(r.untagged[0].contains("[COPYUID "), "{r:?}");
+        assert_eq!(r.untagged[1..], ["* 1 EXPUNGE", "* 2 EXISTS"]);
+        assert_eq!(kit.uids(ALICE, "INBOX").await, [2, 3]);
+    }
+
     #[tokio::test]
     async fn uid_move_of_missing_uids_is_ok_and_moves_the_rest() {
         let kit = Kit::new();

@@ -358,13 +358,16 @@ impl Session {
                 | CommandKind::Search { uid: false, .. }
         );
         // These report at once (NOOP, CHECK: RFC 9051 6.1.2) or may have
-        // added to the selected mailbox (APPEND, COPY: EXISTS follows).
+        // added to the selected mailbox (APPEND, COPY, MOVE: EXISTS
+        // follows, without waiting for the hub's wake-up, which may come
+        // after the tagged reply). Cheap: a sync reads only what changed.
         let always_sync = matches!(
             kind,
             CommandKind::Noop
                 | CommandKind::Check
                 | CommandKind::Append { .. }
                 | CommandKind::Copy { .. }
+                | CommandKind::Move { .. }
         );
         // Commands that name messages of the view see it current first:
         // what others expunged is marked (not yet reported: the client's
