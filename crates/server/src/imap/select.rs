@@ -30,7 +30,7 @@ impl Session {
         };
         let sel = Selected::open(&self.ctx, info, read_only).await?;
         let view = &sel.view;
-        out.data(Data::Flags(view.announced().to_vec()));
+        out.data(Data::Flags(view.announced()));
         out.data(Data::Exists(view.exists()));
         if !self.rev2 {
             out.data(Data::Recent(view.recent_count()));

@@ -187,8 +187,10 @@ pub struct View {
     msgs: Vec<Msg>,
     flag_sets: FlagSets,
     /// The flags of the last FLAGS response (and, with `\*`, of
-    /// PERMANENTFLAGS), in the order sent.
-    announced: Vec<String>,
+    /// PERMANENTFLAGS) beyond [`SYSTEM_FLAGS`] and [`KNOWN_KEYWORDS`],
+    /// which every FLAGS lists: most mailboxes have none, so most
+    /// sessions keep nothing here.
+    keywords: Vec<String>,
     /// PERMANENTFLAGS is empty (EXAMINE).
     read_only: bool,
     /// Messages marked [`EXPUNGED`], not yet reported.
@@ -204,11 +206,7 @@ impl View {
         let mut view = View {
             msgs: Vec::with_capacity(metas.len()),
             flag_sets: FlagSets::new(),
-            announced: SYSTEM_FLAGS
-                .iter()
-                .chain(KNOWN_KEYWORDS.iter())
-                .map(|s| s.to_string())
-                .collect(),
+            keywords: Vec::new(),
             read_only,
             pending_expunges: 0,
             recent: 0,
@@ -239,15 +237,21 @@ impl View {
     }
 
     /// Adds to [`View::announced`] the flags it lacks (up to
-    /// [`MAX_FLAGS_LISTED`]); true if any was added.
+    /// [`MAX_FLAGS_LISTED`] in all); true if any was added.
     fn note_new_flags<'a>(&mut self, flags: impl Iterator<Item = &'a String>) -> bool {
+        let fixed = SYSTEM_FLAGS.len() + KNOWN_KEYWORDS.len();
         let mut added = false;
         for f in flags {
-            if self.announced.len() >= MAX_FLAGS_LISTED {
+            if fixed + self.keywords.len() >= MAX_FLAGS_LISTED {
                 break;
             }
-            if !self.announced.iter().any(|a| a.eq_ignore_ascii_case(f)) {
-                self.announced.push(f.clone());
+            let known = SYSTEM_FLAGS
+                .iter()
+                .chain(KNOWN_KEYWORDS.iter())
+                .any(|a| a.eq_ignore_ascii_case(f))
+                || self.keywords.iter().any(|a| a.eq_ignore_ascii_case(f));
+            if !known {
+                self.keywords.push(f.clone());
                 added = true;
             }
         }
@@ -259,9 +263,15 @@ impl View {
         self.pending_expunges
     }
 
-    /// The FLAGS list of SELECT.
-    pub fn announced(&self) -> &[String] {
-        &self.announced
+    /// The FLAGS list: the system flags, the usual keywords, and every
+    /// other keyword announced so far, in the order announced.
+    pub fn announced(&self) -> Vec<String> {
+        SYSTEM_FLAGS
+            .iter()
+            .chain(KNOWN_KEYWORDS.iter())
+            .map(|s| s.to_string())
+            .chain(self.keywords.iter().cloned())
+            .collect()
     }
 
     /// The PERMANENTFLAGS list: the announced flags and `\*`, or none in
@@ -270,7 +280,7 @@ impl View {
         if self.read_only {
             return Vec::new();
         }
-        let mut p = self.announced.clone();
+        let mut p = self.announced();
         p.push("\\*".into());
         p
     }
@@ -284,7 +294,7 @@ impl View {
         out: &mut Vec<Response>,
     ) {
         if self.note_new_flags(flags) {
-            out.push(Response::Data(Data::Flags(self.announced.clone())));
+            out.push(Response::Data(Data::Flags(self.announced())));
             out.push(Response::Untagged {
                 status: Status::Ok,
                 code: Some(Code::PermanentFlags(self.permanent_flags())),
