@@ -108,7 +108,8 @@ impl FlagSets {
             index: HashMap::from([(empty.clone(), 0)]),
             sets: vec![empty],
             refs: vec![0],
-            dead: 0,
+            // The empty set, held by no message yet.
+            dead: 1,
         }
     }
 
@@ -715,5 +716,9 @@ mod tests {
         assert_eq!(sets.intern(&seen), a);
         assert_eq!(sets.sets.len(), 2);
         assert_eq!(sets.get(a as usize), seen.as_slice());
+        // Counted: both sets are held, none is dead; then one is released.
+        assert_eq!(sets.dead, 0);
+        sets.release(0);
+        assert_eq!(sets.dead, 1);
     }
 }
