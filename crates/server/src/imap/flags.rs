@@ -49,11 +49,20 @@ impl Session {
             StoreOp::Replace => FlagOp::Replace,
         };
         if !uids.is_empty() {
+            // A keyword a STORE names is defined from then on, whether or
+            // not a message changed (-FLAGS, or already set): FLAGS names
+            // it, as Dovecot does (imaptest checks that it does).
+            let keywords: Vec<String> = flags
+                .iter()
+                .filter(|f| !f.starts_with('\\'))
+                .cloned()
+                .collect();
             let changed = match ctx.store.set_flags(sel.id(), uids, op, flags).await {
                 Ok(c) => c,
                 Err(StoreError::Invalid(why)) => return Err(ImapError::Bad(why)),
                 Err(e) => return Err(e.into()),
             };
+            sel.announce(&keywords, out);
             sel.record_flags(&changed, out);
             // What another session expunged meanwhile is marked now, so
             // no FETCH below shows flags of a message that is gone.
@@ -256,5 +265,11 @@ mod tests {
         // Once known, not again.
         let r = cmd(&mut a, "STORE 1 -FLAGS (Project-X)").await;
         assert!(!r.has("* FLAGS"), "{r:?}");
+        // Removing a keyword no message has defines it too (as Dovecot).
+        let r = cmd(&mut a, "STORE 1 -FLAGS (Unused)").await;
+        assert!(
+            r.untagged[0].starts_with("* FLAGS (") && r.untagged[0].contains("Unused"),
+            "{r:?}"
+        );
     }
 }

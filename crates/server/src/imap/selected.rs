@@ -188,6 +188,15 @@ impl Selected {
         }
     }
 
+    /// FLAGS and PERMANENTFLAGS if `flags` holds a keyword not announced.
+    pub fn announce(&mut self, flags: &[String], out: &mut Out<'_>) {
+        let mut news = Vec::new();
+        self.view.announce(flags.iter(), &mut news);
+        for r in &news {
+            out.push(r);
+        }
+    }
+
     /// Records flags this session wrote, announcing new keywords first
     /// (RFC 9051 7.3.5) so that the FETCH which follows may show them.
     pub fn record_flags(&mut self, changed: &[MessageMeta], out: &mut Out<'_>) {
