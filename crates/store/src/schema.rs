@@ -37,16 +37,6 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 /// `v + 1`. Append only; never edit a released step.
 pub const MIGRATIONS: &[&str] = &[V1, V2_CHANGES_BY_MODSEQ];
 
-/// Indexes for [`crate::Store::changes_since`]: a selected IMAP session
-/// reads the entries and tombstones of one mailbox above its last
-/// mod-sequence, and without these each such read scans the whole mailbox
-/// (its entries or its tombstones), so N idle sessions would cost
-/// O(mailbox) each per delivery instead of O(change).
-const V2_CHANGES_BY_MODSEQ: &str = "
-CREATE INDEX entries_modseq ON entries(mailbox_id, modseq);
-CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
-";
-
 /// Version 0 -> 1: the initial schema.
 ///
 /// Body reference counts are kept by triggers so that no code path (and no
@@ -127,6 +117,16 @@ CREATE TRIGGER queue_ref_drop AFTER DELETE ON queue BEGIN
     UPDATE bodies SET refs = refs - 1 WHERE id = OLD.body_id;
     DELETE FROM bodies WHERE id = OLD.body_id AND refs <= 0;
 END;
+";
+
+/// Indexes for [`crate::Store::changes_since`]: a selected IMAP session
+/// reads the entries and tombstones of one mailbox above its last
+/// mod-sequence, and without these each such read scans the whole mailbox
+/// (its entries or its tombstones), so N idle sessions would cost
+/// O(mailbox) each per delivery instead of O(change).
+const V2_CHANGES_BY_MODSEQ: &str = "
+CREATE INDEX entries_modseq ON entries(mailbox_id, modseq);
+CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
 ";
 
 /// Maps a SQLite error to the store's error: SQLITE_FULL is a temporary

@@ -185,3 +185,39 @@ async fn the_reads_use_the_modseq_indexes() {
         "{tombs}"
     );
 }
+
+/// A store written by the previous schema gains the indexes on open.
+#[tokio::test]
+async fn a_version_1_store_gains_the_modseq_indexes() {
+    let dir = tempdir();
+    {
+        let db = raw_db(dir.path());
+        db.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO meta (key, value) VALUES ('schema_version', '1');",
+        )
+        .expect("meta");
+        db.execute_batch(crate::schema::MIGRATIONS[0])
+            .expect("version 1");
+    }
+    let store = open(dir.path());
+    deliver(&store, 1).await;
+    let db = raw_db(dir.path());
+    let names: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert!(names.contains(&"entries_modseq".to_string()), "{names:?}");
+    assert!(names.contains(&"expunged_modseq".to_string()), "{names:?}");
+    let version: String = db
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("version");
+    assert_eq!(version, SCHEMA_VERSION.to_string());
+}
