@@ -63,10 +63,7 @@ tls_listen = []
 [admin]
 listen = ""
 TOML
-# Only `serve` creates a missing data directory (SPEC 7); make it as an
-# installer would, so the CLI can add the user first.
-mkdir -p -m 700 "$work/data"
-"$BIN" --config "$work/mailroom.toml" user add alice@example.test --password secret >/dev/null
+"$BIN" --config "$work/mailroom.toml" --create-data-dir user add alice@example.test --password secret >/dev/null
 "$BIN" --config "$work/mailroom.toml" serve 2>"$work/server.log" &
 pid=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done

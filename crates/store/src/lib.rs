@@ -185,6 +185,21 @@ pub struct MessageMeta {
     pub modseq: u64,
 }
 
+/// What changed in a mailbox after a mod-sequence
+/// ([`Store::changes_since`]). Every append, flag change and expunge takes
+/// a new mod-sequence of its mailbox (RFC 7162 3.1), so these lists are
+/// the whole difference between the mailbox at `since` and now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxChanges {
+    /// The mailbox's HIGHESTMODSEQ in the snapshot the lists come from:
+    /// where the next call starts.
+    pub highestmodseq: u64,
+    /// Entries appended or whose flags changed, ascending UID.
+    pub changed: Vec<MessageMeta>,
+    /// UIDs expunged, ascending (some may never have been seen).
+    pub vanished: Vec<Uid>,
+}
+
 /// How [`Store::set_flags`] combines the given flags with the current ones
 /// (STORE +FLAGS / -FLAGS / FLAGS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -475,6 +490,12 @@ pub trait Store: Send + Sync + 'static {
         first: Uid,
         last: Uid,
     ) -> StoreFuture<'_, Vec<MessageMeta>>;
+    /// What changed in the mailbox after mod-sequence `since`, in one
+    /// snapshot: what a selected session reads when the change feed wakes
+    /// it, costing the size of the change rather than of the mailbox.
+    /// `since == 0` lists every entry (and no tombstones). NotFound when
+    /// the mailbox is gone.
+    fn changes_since(&self, mailbox: MailboxId, since: u64) -> StoreFuture<'_, MailboxChanges>;
     /// The outbound queue, oldest first.
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>>;
     /// Claims up to `limit` queue rows due at `now` for this process until
@@ -516,6 +537,8 @@ pub trait Store: Send + Sync + 'static {
 pub mod conformance;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_changes;
 #[cfg(test)]
 mod tests_move;
 #[cfg(test)]

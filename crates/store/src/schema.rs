@@ -35,7 +35,7 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1, V_SUBSCRIPTIONS, V_IMPORTS];
+pub const MIGRATIONS: &[&str] = &[V1, V_SUBSCRIPTIONS, V_IMPORTS, V_CHANGES_BY_MODSEQ];
 
 /// `mailroom import` (issue 20): a SHA-256 of each imported message per
 /// target mailbox, written in the transaction that appends it, so an
@@ -145,6 +145,16 @@ CREATE TABLE subscriptions (
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO subscriptions (account, name)
     SELECT account, name FROM mailboxes WHERE subscribed = 1;
+";
+
+/// Indexes for [`crate::Store::changes_since`]: a selected IMAP session
+/// reads the entries and tombstones of one mailbox above its last
+/// mod-sequence, and without these each such read scans the whole mailbox
+/// (its entries or its tombstones), so N idle sessions would cost
+/// O(mailbox) each per delivery instead of O(change).
+const V_CHANGES_BY_MODSEQ: &str = "
+CREATE INDEX entries_modseq ON entries(mailbox_id, modseq);
+CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
 ";
 
 /// Maps a SQLite error to the store's error: SQLITE_FULL is a temporary

@@ -17,8 +17,8 @@ use crate::read::{self, READ_CONNECTIONS, ReadPool};
 use crate::schema::{self, map_err, open_connection};
 use crate::writer::{FnJob, Job, Stats, Writer};
 use crate::{
-    BodyId, Change, Delivered, Delivery, FlagOp, MailboxId, MailboxInfo, MessageMeta, QueueEntry,
-    Store, StoreError, StoreFuture, StoreOptions, StoreStats, Uid, ops,
+    BodyId, Change, Delivered, Delivery, FlagOp, MailboxChanges, MailboxId, MailboxInfo,
+    MessageMeta, QueueEntry, Store, StoreError, StoreFuture, StoreOptions, StoreStats, Uid, ops,
 };
 
 /// The SQLite store of one data directory. Several may be open on the same
@@ -361,6 +361,10 @@ impl Store for SqliteStore {
         last: Uid,
     ) -> StoreFuture<'_, Vec<MessageMeta>> {
         self.read(move |c| read::messages_range(c, mailbox, first, last))
+    }
+
+    fn changes_since(&self, mailbox: MailboxId, since: u64) -> StoreFuture<'_, MailboxChanges> {
+        self.read(move |c| read::changes_since(c, mailbox, since))
     }
 
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>> {

@@ -95,7 +95,8 @@ async fn version_one_subscriptions_survive_the_migration() {
     {
         let conn = Connection::open(dir.path().join(DB_FILE)).expect("db");
         conn.execute_batch(
-            "DROP TABLE imports; DROP TABLE subscriptions; UPDATE mailboxes SET subscribed = 0 WHERE name = 'Junk'; \
+            "DROP INDEX entries_modseq; DROP INDEX expunged_modseq; DROP TABLE imports; \
+             DROP TABLE subscriptions; UPDATE mailboxes SET subscribed = 0 WHERE name = 'Junk'; \
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .expect("downgrade");

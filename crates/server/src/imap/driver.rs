@@ -18,7 +18,10 @@ use proto_imap::framer::MAX_LINE;
 use proto_imap::{Code, Frame, Framer, FramerLimits, Response, Status, Tag};
 
 use super::config::WRITE_TIMEOUT;
-use super::session::{Flow, ImapContext, ImapError, Out, Session, Sink, tagged};
+use super::context::ImapContext;
+use super::error::ImapError;
+use super::out::{Out, Sink, tagged};
+use super::session::{Flow, Session};
 use crate::net::{self, Conn, Instant, Io, ReadChunks};
 use crate::sasl::MAX_SASL_RESPONSE;
 use crate::shutdown::Shutdown;

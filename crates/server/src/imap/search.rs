@@ -13,8 +13,9 @@ use proto_imap::{Code, Data, SeqSet, Tag};
 use store::{MessageMeta, StoreError, Uid};
 
 use super::select::no_mailbox;
+use super::selected::{find_meta, meta_chunks};
 use super::session::{CmdResult, ImapError, Out, Session, done};
-use super::view::{Msg, find_meta, meta_chunks};
+use super::view::Msg;
 
 /// What evaluating a key needs beyond the metadata.
 #[derive(Default, Clone, Copy)]
@@ -135,7 +136,7 @@ impl Session {
         }
         let rev2 = self.rev2;
         let ctx = self.ctx.clone();
-        let sel = self.selected.as_mut().ok_or_else(no_mailbox)?;
+        let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         let mut n = Needs::default();
         needs(&cmd.key, &mut n);
         let max_seq = sel.exists();

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use proto_smtp::{DataReceiver, DataStatus, Reply, parse_command};
 use store::{
-    BodyId, Change, Delivered, Delivery, FlagOp, MailboxId, MailboxInfo, MessageMeta, QueueEntry,
-    Store, StoreError, StoreFuture, StoreStats, Uid,
+    BodyId, Change, Delivered, Delivery, FlagOp, MailboxChanges, MailboxId, MailboxInfo,
+    MessageMeta, QueueEntry, Store, StoreError, StoreFuture, StoreStats, Uid,
 };
 
 use super::config::SmtpConfig;
@@ -232,6 +232,9 @@ impl Store for Failing {
     }
     fn messages_range(&self, m: MailboxId, a: Uid, b: Uid) -> StoreFuture<'_, Vec<MessageMeta>> {
         self.inner.messages_range(m, a, b)
+    }
+    fn changes_since(&self, m: MailboxId, since: u64) -> StoreFuture<'_, MailboxChanges> {
+        self.inner.changes_since(m, since)
     }
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>> {
         self.inner.queue()
