@@ -145,6 +145,16 @@ pub enum CommandKind {
         uid: bool,
         search: SearchCommand,
     },
+    /// RFC 5256 SORT (with RFC 5267 ESORT returns).
+    Sort {
+        uid: bool,
+        sort: crate::sort::SortCommand,
+    },
+    /// RFC 5256 THREAD.
+    Thread {
+        uid: bool,
+        thread: crate::sort::ThreadCommand,
+    },
     Fetch {
         uid: bool,
         set: SeqSet,
@@ -204,6 +214,8 @@ impl CommandKind {
             CommandKind::Expunge => "EXPUNGE",
             CommandKind::UidExpunge(_) => "UID EXPUNGE",
             CommandKind::Search { .. } => "SEARCH",
+            CommandKind::Sort { .. } => "SORT",
+            CommandKind::Thread { .. } => "THREAD",
             CommandKind::Fetch { .. } => "FETCH",
             CommandKind::Store { .. } => "STORE",
             CommandKind::Copy { .. } => "COPY",
@@ -423,6 +435,14 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
             uid: false,
             search: parse_search(c)?,
         },
+        "SORT" => CommandKind::Sort {
+            uid: false,
+            sort: crate::sort::parse_sort(c)?,
+        },
+        "THREAD" => CommandKind::Thread {
+            uid: false,
+            thread: crate::sort::parse_thread(c)?,
+        },
         "FETCH" | "STORE" | "COPY" | "MOVE" => parse_set_command(c, &word, false, opts)?,
         "UID" => {
             let sub = c.atom()?.to_ascii_uppercase();
@@ -432,6 +452,14 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
                 "SEARCH" => CommandKind::Search {
                     uid: true,
                     search: parse_search(c)?,
+                },
+                "SORT" => CommandKind::Sort {
+                    uid: true,
+                    sort: crate::sort::parse_sort(c)?,
+                },
+                "THREAD" => CommandKind::Thread {
+                    uid: true,
+                    thread: crate::sort::parse_thread(c)?,
                 },
                 "EXPUNGE" => CommandKind::UidExpunge(SeqSet::parse(c)?),
                 _ => return Err("unknown UID command"),

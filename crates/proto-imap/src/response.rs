@@ -230,6 +230,10 @@ pub enum Data {
         items: Vec<(StatusItem, u64)>,
     },
     Search(Vec<u32>),
+    /// RFC 5256 4: `SORT n...`.
+    Sort(Vec<u32>),
+    /// RFC 5256 4: `THREAD` and the thread list, already formatted.
+    Thread(String),
     ESearch {
         tag: Tag,
         uid: bool,
@@ -372,6 +376,19 @@ impl Data {
                 out.extend_from_slice(b"SEARCH");
                 for n in nums {
                     out.extend_from_slice(format!(" {n}").as_bytes());
+                }
+            }
+            Data::Sort(nums) => {
+                out.extend_from_slice(b"SORT");
+                for n in nums {
+                    out.extend_from_slice(format!(" {n}").as_bytes());
+                }
+            }
+            Data::Thread(list) => {
+                out.extend_from_slice(b"THREAD");
+                if !list.is_empty() {
+                    out.push(b' ');
+                    out.extend_from_slice(list.as_bytes());
                 }
             }
             Data::ESearch {

@@ -226,6 +226,49 @@ impl Writer {
                 self.raw(if *uid { "UID SEARCH " } else { "SEARCH " });
                 self.search(search);
             }
+            CommandKind::Sort { uid, sort } => {
+                use crate::sort::SortKey as K;
+                self.raw(if *uid { "UID SORT " } else { "SORT " });
+                if let Some(returns) = &sort.returns {
+                    self.raw("RETURN ");
+                    self.list(returns, |w, r| {
+                        w.raw(match r {
+                            SearchReturn::Min => "MIN",
+                            SearchReturn::Max => "MAX",
+                            SearchReturn::All => "ALL",
+                            SearchReturn::Count => "COUNT",
+                            SearchReturn::Save => "SAVE",
+                        })
+                    });
+                    self.raw(" ");
+                }
+                self.list(&sort.criteria, |w, c| {
+                    if c.reverse {
+                        w.raw("REVERSE ");
+                    }
+                    w.raw(match c.key {
+                        K::Arrival => "ARRIVAL",
+                        K::Cc => "CC",
+                        K::Date => "DATE",
+                        K::From => "FROM",
+                        K::Size => "SIZE",
+                        K::Subject => "SUBJECT",
+                        K::To => "TO",
+                        K::DisplayFrom => "DISPLAYFROM",
+                        K::DisplayTo => "DISPLAYTO",
+                    })
+                });
+                self.raw(" ");
+                self.charset_and_keys(&sort.search);
+            }
+            CommandKind::Thread { uid, thread } => {
+                self.raw(if *uid { "UID THREAD " } else { "THREAD " });
+                self.raw(match thread.algorithm {
+                    crate::sort::ThreadAlgorithm::OrderedSubject => "ORDEREDSUBJECT ",
+                    crate::sort::ThreadAlgorithm::References => "REFERENCES ",
+                });
+                self.charset_and_keys(&thread.search);
+            }
             CommandKind::Fetch { uid, set, atts } => {
                 self.raw(if *uid { "UID FETCH " } else { "FETCH " });
                 self.set(set);
@@ -317,6 +360,17 @@ impl Writer {
             self.raw(" RETURN ");
             self.list(&ret, |w, s| w.raw(s));
         }
+    }
+
+    /// SORT and THREAD: the charset bare, then the keys.
+    fn charset_and_keys(&mut self, s: &SearchCommand) {
+        self.astring(s.charset.as_deref().unwrap_or("UTF-8").as_bytes());
+        self.raw(" ");
+        self.search(&SearchCommand {
+            returns: None,
+            charset: None,
+            key: s.key.clone(),
+        });
     }
 
     fn search(&mut self, s: &SearchCommand) {

@@ -114,6 +114,23 @@ fn headers_of(p: &Part<'_>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// An unstructured field's text (RFC 2047 words decoded, unfolded): what
+/// SORT and THREAD compare (RFC 5256 2.1 step 1).
+pub fn unstructured_text(v: &[u8]) -> String {
+    unstructured(v)
+}
+
+/// A Date field's value as UTC seconds (RFC 5256 2.2: SORT DATE compares
+/// instants); None when it does not parse.
+pub fn date_utc(v: &[u8]) -> Option<i64> {
+    let mut buf = unfold(v);
+    buf.extend_from_slice(b"\r\n");
+    match MessageStream::new(&buf).parse_date() {
+        HeaderValue::DateTime(d) => Some(d.to_timestamp()),
+        _ => None,
+    }
+}
+
 /// The Date field as days since the epoch, in the field's own zone.
 fn date_days(p: &Part<'_>) -> Option<i64> {
     let mut buf = unfold(p.field("Date")?);

@@ -121,24 +121,13 @@ fn eval(k: &SearchKey, c: &Ctx<'_>) -> bool {
 }
 
 impl Session {
-    pub(super) async fn search(
-        &mut self,
-        tag: &Tag,
-        uid_cmd: bool,
-        cmd: SearchCommand,
-        out: &mut Out<'_>,
-    ) -> CmdResult {
-        if let Some(cs) = &cmd.charset
-            && !cs.eq_ignore_ascii_case("UTF-8")
-            && !cs.eq_ignore_ascii_case("US-ASCII")
-        {
-            return Err(ImapError::no(Some(Code::BadCharset), "unsupported charset"));
-        }
-        let rev2 = self.rev2;
+    /// The messages `key` matches, in sequence order: (sequence number,
+    /// UID). SORT and THREAD search with it too.
+    pub(super) async fn hits(&mut self, key: &SearchKey) -> Result<Vec<(u32, Uid)>, ImapError> {
         let ctx = self.ctx.clone();
         let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         let mut n = Needs::default();
-        needs(&cmd.key, &mut n);
+        needs(key, &mut n);
         let max_seq = sel.exists();
         let max_uid = sel.max_uid();
         let mut hits: Vec<(u32, Uid)> = Vec::new();
@@ -178,11 +167,30 @@ impl Session {
                     text: text.as_ref(),
                     saved: &sel.saved,
                 };
-                if eval(&cmd.key, &c) {
+                if eval(key, &c) {
                     hits.push((i as u32 + 1, msg.uid()));
                 }
             }
         }
+        Ok(hits)
+    }
+
+    pub(super) async fn search(
+        &mut self,
+        tag: &Tag,
+        uid_cmd: bool,
+        cmd: SearchCommand,
+        out: &mut Out<'_>,
+    ) -> CmdResult {
+        if let Some(cs) = &cmd.charset
+            && !cs.eq_ignore_ascii_case("UTF-8")
+            && !cs.eq_ignore_ascii_case("US-ASCII")
+        {
+            return Err(ImapError::no(Some(Code::BadCharset), "unsupported charset"));
+        }
+        let rev2 = self.rev2;
+        let hits = self.hits(&cmd.key).await?;
+        let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         let nums: Vec<u32> = hits
             .iter()
             .map(|&(s, u)| if uid_cmd { u.0 } else { s })
