@@ -120,6 +120,8 @@ pub enum Code {
     },
     ExpungeIssued,
     HasChildren,
+    /// RFC 6154 3: a special-use attribute CREATE cannot give.
+    UseAttr,
     InUse,
     Limit,
     NonExistent,
@@ -155,6 +157,7 @@ impl Code {
             Code::CopyUid { validity, from, to } => format!("COPYUID {validity} {from} {to}"),
             Code::ExpungeIssued => "EXPUNGEISSUED".into(),
             Code::HasChildren => "HASCHILDREN".into(),
+            Code::UseAttr => "USEATTR".into(),
             Code::InUse => "INUSE".into(),
             Code::Limit => "LIMIT".into(),
             Code::NonExistent => "NONEXISTENT".into(),

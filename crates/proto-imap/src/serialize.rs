@@ -171,10 +171,19 @@ impl Writer {
                 self.raw(" ");
                 self.mailbox(mailbox);
             }
-            CommandKind::Create(m)
-            | CommandKind::Delete(m)
-            | CommandKind::Subscribe(m)
-            | CommandKind::Unsubscribe(m) => {
+            CommandKind::Create {
+                mailbox,
+                special_use,
+            } => {
+                self.raw("CREATE ");
+                self.mailbox(mailbox);
+                if !special_use.is_empty() {
+                    self.raw(" (USE ");
+                    self.list(special_use, |w, f| w.raw(f));
+                    self.raw(")");
+                }
+            }
+            CommandKind::Delete(m) | CommandKind::Subscribe(m) | CommandKind::Unsubscribe(m) => {
                 self.raw(k.name());
                 self.raw(" ");
                 self.mailbox(m);
@@ -453,6 +462,8 @@ impl Writer {
             SearchKey::SentOn(d) => self.raw(&format!("SENTON {}", format_date(*d))),
             SearchKey::SentSince(d) => self.raw(&format!("SENTSINCE {}", format_date(*d))),
             SearchKey::Larger(n) => self.raw(&format!("LARGER {n}")),
+            SearchKey::Younger(n) => self.raw(&format!("YOUNGER {n}")),
+            SearchKey::Older(n) => self.raw(&format!("OLDER {n}")),
             SearchKey::Smaller(n) => self.raw(&format!("SMALLER {n}")),
             SearchKey::ModSeq(n) => self.raw(&format!("MODSEQ {n}")),
             SearchKey::Header(name, value) => {

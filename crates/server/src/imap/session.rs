@@ -76,7 +76,7 @@ pub fn allowed(state: StateKind, cmd: &CommandKind) -> bool {
         C::Login { .. } | C::Authenticate { .. } | C::StartTls => state == State::NotAuthenticated,
         C::Enable(_) => state == State::Authenticated,
         C::Select { .. }
-        | C::Create(_)
+        | C::Create { .. }
         | C::Delete(_)
         | C::Rename(..)
         | C::Subscribe(_)
@@ -314,6 +314,8 @@ impl Session {
                 "ESORT",
                 "THREAD=ORDEREDSUBJECT",
                 "THREAD=REFERENCES",
+                "WITHIN",
+                "CREATE-SPECIAL-USE",
                 "BINARY",
                 "STATUS=SIZE",
             ]);
@@ -469,7 +471,10 @@ impl Session {
                 done("NAMESPACE completed")
             }
             C::Select { mailbox, read_only } => self.select(&mailbox, read_only, out).await,
-            C::Create(m) => self.create(&m).await,
+            C::Create {
+                mailbox,
+                special_use,
+            } => self.create(&mailbox, &special_use).await,
             C::Delete(m) => self.delete(&m).await,
             C::Rename(from, to) => self.rename(&from, &to).await,
             C::Subscribe(m) => self.subscribe(&m, true).await,
