@@ -209,6 +209,8 @@ pub enum FetchValue {
         name: String,
         size: u64,
     },
+    /// RFC 8970: the preview text, None (NIL) when there is none.
+    Preview(Option<String>),
 }
 
 /// Untagged data responses (RFC 9051 7.2-7.5).
@@ -466,6 +468,10 @@ impl FetchValue {
             }
             FetchValue::Uid(n) => out.extend_from_slice(format!("UID {n}").as_bytes()),
             FetchValue::ModSeq(n) => out.extend_from_slice(format!("MODSEQ ({n})").as_bytes()),
+            FetchValue::Preview(p) => {
+                out.extend_from_slice(b"PREVIEW ");
+                enc.nstring(out, p.as_deref().map(str::as_bytes));
+            }
             FetchValue::Envelope(e) => {
                 out.extend_from_slice(b"ENVELOPE ");
                 e.write(enc, out);

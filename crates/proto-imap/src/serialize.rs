@@ -503,6 +503,9 @@ impl Writer {
             FetchAtt::BodyStructure => self.raw("BODYSTRUCTURE"),
             FetchAtt::Uid => self.raw("UID"),
             FetchAtt::ModSeq => self.raw("MODSEQ"),
+            FetchAtt::Preview { lazy } => {
+                self.raw(if *lazy { "PREVIEW (LAZY)" } else { "PREVIEW" })
+            }
             FetchAtt::Section {
                 peek,
                 section,

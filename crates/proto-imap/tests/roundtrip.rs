@@ -94,6 +94,9 @@ const RFC_TRACES: &[&str] = &[
     // RFC 6154 5.3.
     "t1 CREATE \"Important Messages\" (USE (\\Important))\r\n",
     "t2 CREATE Archive (USE (\\Archive))\r\n",
+    // RFC 8970 4.
+    "t1 FETCH 1 (PREVIEW)\r\n",
+    "t2 UID FETCH 1:* (UID PREVIEW (LAZY))\r\n",
     // RFC 5032 4.
     "a1 SEARCH UNSEEN YOUNGER 259200\r\n",
     "a2 UID SEARCH OLDER 3600 NOT YOUNGER 60\r\n",

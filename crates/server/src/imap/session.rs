@@ -316,6 +316,7 @@ impl Session {
                 "THREAD=REFERENCES",
                 "WITHIN",
                 "CREATE-SPECIAL-USE",
+                "PREVIEW",
                 "BINARY",
                 "STATUS=SIZE",
             ]);
