@@ -164,12 +164,18 @@ fn decoded(v: &[u8]) -> String {
     crate::mime::unstructured_text(v)
 }
 
-/// (local part lower-cased, display text) of a field's first address.
+/// (local part, display text) of a field's first address, case-folded
+/// like the base subject. A group's first element is its name, as in
+/// ENVELOPE (RFC 5256 3 sorts on the first addr-mailbox there).
 fn first_address(v: Option<&[u8]>) -> (String, String) {
     let Some(v) = v else {
         return (String::new(), String::new());
     };
-    for a in parse_address_list(&unfold(v)) {
+    if let Some(a) = parse_address_list(&unfold(v)).into_iter().next() {
+        if let Address::GroupStart(name) = &a {
+            let n = decoded(name).to_uppercase();
+            return (n.clone(), n);
+        }
         if let Address::Mailbox {
             name,
             mailbox,
@@ -177,7 +183,7 @@ fn first_address(v: Option<&[u8]>) -> (String, String) {
             ..
         } = a
         {
-            let local = String::from_utf8_lossy(&mailbox.unwrap_or_default()).to_lowercase();
+            let local = String::from_utf8_lossy(&mailbox.unwrap_or_default()).to_uppercase();
             let display = match name {
                 Some(n) if !n.is_empty() => decoded(&n),
                 _ => {
@@ -188,7 +194,7 @@ fn first_address(v: Option<&[u8]>) -> (String, String) {
                     }
                 }
             };
-            return (local, display.to_lowercase());
+            return (local, display.to_uppercase());
         }
     }
     (String::new(), String::new())
@@ -256,8 +262,10 @@ pub fn sort_info(raw: &[u8]) -> SortInfo {
     }
 }
 
-/// RFC 5256 2.1: the base subject, case-folded ("i;unicode-casemap"
-/// compares it), and whether a reply/forward marker was removed.
+/// RFC 5256 2.1: the base subject, case-folded as "i;unicode-casemap"
+/// compares it (to upper case: `[` and `_` sort after the letters, as
+/// Dovecot and imaptest's sort scripts have it), and whether a reply or
+/// forward marker was removed.
 pub fn base_subject(subject: &str) -> (String, bool) {
     // (1) whitespace runs become one space.
     let mut s: String = subject.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -309,7 +317,7 @@ pub fn base_subject(subject: &str) -> (String, bool) {
         }
         break;
     }
-    (s.to_lowercase(), marked)
+    (s.to_uppercase(), marked)
 }
 
 /// `subj-blob = "[" *BLOBCHAR "]" *WSP`; the rest after it.
@@ -762,7 +770,7 @@ mod tests {
             ("Re:", "", true),
             ("Fw: [x] Re: [y] z", "z", true),
         ] {
-            assert_eq!(base_subject(s), (base.to_string(), reply), "{s:?}");
+            assert_eq!(base_subject(s), (base.to_uppercase(), reply), "{s:?}");
         }
     }
 
@@ -864,15 +872,21 @@ mod tests {
     }
 
     #[test]
+    fn a_group_sorts_by_its_name_as_envelope_shows_it() {
+        let i = sort_info(b"Cc: user2: blah@domain1.org;\r\nTo: empty:;\r\n\r\n");
+        assert_eq!((i.cc.as_str(), i.display_to.as_str()), ("USER2", "EMPTY"));
+    }
+
+    #[test]
     fn sort_info_reads_addresses_dates_and_ids() {
         let raw = b"From: \"Zed Ant\" <Zed@Example.test>\r\nTo: bob@x.test\r\nCc: Carol <carol@x.test>\r\nSubject: =?UTF-8?Q?Re=3A_caf=C3=A9?=\r\nDate: Mon, 02 Jan 2006 15:04:05 -0700\r\nMessage-ID: <m1@x>\r\nIn-Reply-To: <p@x> <q@x>\r\n\r\nbody\r\n";
         let i = sort_info(raw);
-        assert_eq!(i.from, "zed");
-        assert_eq!(i.display_from, "zed ant");
-        assert_eq!(i.to, "bob");
-        assert_eq!(i.display_to, "bob@x.test");
-        assert_eq!(i.cc, "carol");
-        assert_eq!(i.base_subject, "café");
+        assert_eq!(i.from, "ZED");
+        assert_eq!(i.display_from, "ZED ANT");
+        assert_eq!(i.to, "BOB");
+        assert_eq!(i.display_to, "BOB@X.TEST");
+        assert_eq!(i.cc, "CAROL");
+        assert_eq!(i.base_subject, "CAFÉ");
         assert!(i.is_reply);
         assert_eq!(i.date, Some(1_136_239_445));
         assert_eq!(i.message_id.as_deref(), Some("m1@x"));

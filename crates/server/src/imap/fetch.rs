@@ -360,7 +360,10 @@ mod tests {
         let mut s = kit.selected(ALICE, "INBOX").await;
         let r = cmd(&mut s, "FETCH 1:2 (PREVIEW (LAZY) FLAGS)").await;
         r.assert_ok();
-        assert!(r.has("* 1 FETCH (PREVIEW \"first\" FLAGS (\\Recent))"), "{r:?}");
+        assert!(
+            r.has("* 1 FETCH (PREVIEW \"first\" FLAGS (\\Recent))"),
+            "{r:?}"
+        );
         assert!(r.has("* 2 FETCH (PREVIEW NIL FLAGS (\\Recent))"), "{r:?}");
         assert_eq!(
             cmd(&mut s, "FETCH 1 (PREVIEW (EAGER))").await.status(),
