@@ -202,6 +202,8 @@ pub struct ImapSection {
     pub max_literal_size: usize,
     /// Mailboxes one user may have; CREATE past it is `NO [LIMIT]`.
     pub max_mailboxes: u64,
+    /// Seconds between `* OK Still here` lines during IDLE; 0: none.
+    pub idle_keepalive: u64,
 }
 
 /// RFC 1939 3: the autologout timer is at least 10 minutes.
@@ -232,6 +234,7 @@ impl Default for ImapSection {
             max_connections_per_ip: smtp_defaults::DEFAULT_MAX_CONNECTIONS_PER_IP,
             max_literal_size: smtp_defaults::DEFAULT_MAX_MESSAGE_SIZE,
             max_mailboxes: server::imap::config::DEFAULT_MAX_MAILBOXES,
+            idle_keepalive: server::imap::config::DEFAULT_IDLE_KEEPALIVE.as_secs(),
         }
     }
 }

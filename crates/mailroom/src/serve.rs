@@ -329,6 +329,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     }
     let mut imap_config = server::imap::ImapConfig::new(loaded.hostname.clone());
     imap_config.idle_timeout = Duration::from_secs(c.imap.idle_timeout);
+    imap_config.idle_keepalive = Duration::from_secs(c.imap.idle_keepalive);
     imap_config.max_literal_size = c.imap.max_literal_size;
     imap_config.max_mailboxes = c.imap.max_mailboxes;
     imap_config.connections = ConnectionLimits {

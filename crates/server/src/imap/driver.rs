@@ -347,6 +347,8 @@ async fn idle(
     // RFC 9051 5.4: an IDLE lasts at most the autologout timer; clients
     // renew it well before (RFC 2177: every 29 minutes).
     let until = net::deadline(session.config().idle_timeout);
+    let keepalive = session.config().idle_keepalive;
+    let mut next_keepalive = net::deadline(keepalive);
     loop {
         if let Some(line) = take_line(io) {
             let mut out = Out::new(io, session.encoder());
@@ -373,6 +375,14 @@ async fn idle(
                 session.sync(&mut out, true, false).await?;
                 out.flush().await?;
             }
+            // A line now and then keeps NAT state alive; it is not
+            // activity, so the autologout timer above still runs.
+            _ = tokio::time::sleep_until(next_keepalive), if !keepalive.is_zero() => {
+                let mut out = Out::new(io, session.encoder());
+                out.untagged(Status::Ok, None, "Still here");
+                out.flush().await?;
+                next_keepalive = net::deadline(keepalive);
+            }
             _ = shutdown.wait() => return Err(End::Shutdown),
         }
     }
@@ -382,6 +392,25 @@ async fn idle(
 mod tests {
     use super::super::testkit::Kit;
     use super::*;
+
+    #[tokio::test]
+    async fn idle_hears_a_keepalive_and_still_ends_at_done() {
+        let kit = Kit::with(|c| c.idle_keepalive = Duration::from_millis(200));
+        let ctx = Arc::clone(&kit.ctx);
+        let (_trigger, shutdown) = Shutdown::new();
+        // DONE arrives slowly (an octet every 100 ms): keepalives come
+        // meanwhile, and the IDLE still ends normally.
+        let (out, _) = crate::testutil::drip(
+            b"a LOGIN alice pw\r\nb SELECT INBOX\r\nc IDLE\r\n",
+            b"DONE\r\nd LOGOUT\r\n",
+            Duration::from_millis(100),
+            |conn| run(conn, ctx, shutdown),
+        )
+        .await;
+        assert!(out.contains("* OK Still here\r\n"), "{out}");
+        assert!(out.contains("c OK IDLE terminated"), "{out}");
+        assert!(out.contains("d OK LOGOUT"), "{out}");
+    }
 
     #[tokio::test]
     async fn a_command_dripped_past_the_idle_timeout_gets_bye() {
