@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto_imap::command::parse_command;
-use proto_imap::framer::MAX_LINE;
+use proto_imap::framer::{MAX_LINE, PRE_AUTH_LITERAL_MAX};
 use proto_imap::{Code, Frame, Framer, FramerLimits, Response, Status, Tag};
 
 use super::config::WRITE_TIMEOUT;
@@ -140,6 +140,9 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
     loop {
         // Answer every whole command already buffered (pipelining).
         loop {
+            // The session may have logged in with the last command.
+            let logged_in = session.state() != super::session::StateKind::NotAuthenticated;
+            framer.set_limits(framer_limits(&cfg, logged_in));
             let frame = framer.next(io.pending());
             // A command ends complete, or refused whole.
             if matches!(
@@ -300,11 +303,25 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
 }
 
 fn new_framer(cfg: &super::config::ImapConfig) -> Framer {
-    Framer::new(FramerLimits {
-        max_line: MAX_LINE,
-        max_append_literal: cfg.max_literal_size,
-        ..FramerLimits::default()
-    })
+    Framer::new(framer_limits(cfg, false))
+}
+
+/// The literal limits: before login every literal is small
+/// (`PRE_AUTH_LITERAL_MAX`); after it, APPEND may send `max_literal_size`.
+fn framer_limits(cfg: &super::config::ImapConfig, logged_in: bool) -> FramerLimits {
+    if logged_in {
+        FramerLimits {
+            max_line: MAX_LINE,
+            max_append_literal: cfg.max_literal_size,
+            ..FramerLimits::default()
+        }
+    } else {
+        FramerLimits {
+            max_line: MAX_LINE,
+            max_literal: PRE_AUTH_LITERAL_MAX,
+            max_append_literal: PRE_AUTH_LITERAL_MAX,
+        }
+    }
 }
 
 /// Takes one whole line from the buffer, if there is one.
@@ -392,6 +409,38 @@ async fn idle(
 mod tests {
     use super::super::testkit::Kit;
     use super::*;
+
+    #[tokio::test]
+    async fn before_login_a_literal_is_at_most_8_kib_after_it_append_may_be_large() {
+        let kit = Kit::new();
+        let ctx = Arc::clone(&kit.ctx);
+        let (_trigger, shutdown) = Shutdown::new();
+        let mut input =
+            b"a LOGIN {9000}\r\nb APPEND INBOX {9000}\r\nc LOGIN alice pw\r\nd APPEND INBOX {9000}\r\n"
+                .to_vec();
+        let mut message = b"Subject: big\r\n\r\n".to_vec();
+        message.resize(9000, b'x');
+        input.extend_from_slice(&message);
+        input.extend_from_slice(b"\r\ne LOGOUT\r\n");
+        let (out, _) = crate::testutil::drip(&input, b"", Duration::from_millis(10), |conn| {
+            run(conn, ctx, shutdown)
+        })
+        .await;
+        // Refused without a continuation (no octet of them is read), the
+        // connection still serves the next command.
+        assert!(
+            out.contains("a NO [TOOBIG]") || out.contains("a BAD [TOOBIG]"),
+            "{out}"
+        );
+        assert!(
+            out.contains("b NO [TOOBIG]") || out.contains("b BAD [TOOBIG]"),
+            "{out}"
+        );
+        assert!(out.contains("c OK"), "{out}");
+        // Logged in: the same APPEND is read and stored.
+        assert!(out.contains("d OK [APPENDUID"), "{out}");
+        assert!(out.contains("e OK LOGOUT"), "{out}");
+    }
 
     #[tokio::test]
     async fn idle_hears_a_keepalive_and_still_ends_at_done() {
