@@ -109,6 +109,7 @@ pub fn build(
             raw,
             sender: sender.to_string(),
             recipients: targets.remote.clone(),
+            ..Outbound::default()
         }
     });
     Some(Delivery {

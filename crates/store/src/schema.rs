@@ -35,7 +35,7 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2_DSN];
 
 /// Version 0 -> 1: the initial schema.
 ///
@@ -117,6 +117,23 @@ CREATE TRIGGER queue_ref_drop AFTER DELETE ON queue BEGIN
     UPDATE bodies SET refs = refs - 1 WHERE id = OLD.body_id;
     DELETE FROM bodies WHERE id = OLD.body_id AND refs <= 0;
 END;
+";
+
+/// Version -> +1 (issue 13): the RFC 3461 parameters of each queued
+/// recipient (ENVID and RET of its message, NOTIFY and ORCPT of its own),
+/// whether the message was sent with SMTPUTF8 (its DSN is then
+/// message/global-delivery-status, RFC 6533), whether its delay warning
+/// went out, and whether it is a notice to postmaster about an
+/// undeliverable DSN (which makes nothing further when it fails).
+/// Self-contained, so that it can be reordered against other branches'.
+const V2_DSN: &str = "
+ALTER TABLE queue ADD COLUMN envid TEXT;
+ALTER TABLE queue ADD COLUMN ret TEXT;
+ALTER TABLE queue ADD COLUMN notify TEXT;
+ALTER TABLE queue ADD COLUMN orcpt TEXT;
+ALTER TABLE queue ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue ADD COLUMN notice INTEGER NOT NULL DEFAULT 0;
 ";
 
 /// Maps a SQLite error to the store's error: SQLITE_FULL is a temporary

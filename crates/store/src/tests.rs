@@ -400,6 +400,7 @@ async fn outbound_is_queued_in_same_transaction() {
                 raw: raw.clone(),
                 sender: "a@x".into(),
                 recipients: vec!["r1@remote".into(), "r2@remote".into()],
+                ..Default::default()
             }),
             internal_date: 5,
         })
@@ -430,6 +431,7 @@ async fn outbound_is_queued_in_same_transaction() {
                 raw: b"bounce".to_vec(),
                 sender: String::new(),
                 recipients: vec!["r3@remote".into()],
+                ..Default::default()
             }),
             internal_date: 5,
         })
@@ -445,6 +447,7 @@ async fn outbound_is_queued_in_same_transaction() {
                 raw: b"x".to_vec(),
                 sender: String::new(),
                 recipients: vec!["r4@remote".into()],
+                ..Default::default()
             }),
             internal_date: 5,
         })

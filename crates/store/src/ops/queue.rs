@@ -18,7 +18,7 @@ use rusqlite::{Connection, params};
 use super::now;
 use crate::feed::record;
 use crate::schema::map_err;
-use crate::{BodyId, QueueEntry, StoreError};
+use crate::{BodyId, Delivered, QueueEntry, Settle, StoreError};
 
 /// The change-log kind of queue changes.
 pub const QUEUE_KIND: &str = "queue";
@@ -45,28 +45,59 @@ pub fn claim(
                           WHERE status IN ('queued', 'deferred', 'sending') AND next_attempt <= ?1 \
                           ORDER BY next_attempt, id LIMIT ?3) \
              RETURNING id, body_id, sender, recipient, status, attempts, next_attempt, created, \
-             last_error",
+             last_error, envid, ret, notify, orcpt, smtputf8, warned, notice",
         )
         .map_err(map_err)?;
     let mut rows = stmt
-        .query_map(params![now, lease_until, limit], |r| {
-            Ok(QueueEntry {
-                id: r.get(0)?,
-                body: BodyId(r.get(1)?),
-                sender: r.get(2)?,
-                recipient: r.get(3)?,
-                status: r.get(4)?,
-                attempts: r.get(5)?,
-                next_attempt: r.get(6)?,
-                created: r.get(7)?,
-                last_error: r.get(8)?,
-            })
-        })
+        .query_map(params![now, lease_until, limit], entry_row)
         .map_err(map_err)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(map_err)?;
     rows.sort_by_key(|q| q.id);
     Ok(rows)
+}
+
+/// One queue row from the columns `id, body_id, sender, recipient,
+/// status, attempts, next_attempt, created, last_error, envid, ret,
+/// notify, orcpt, smtputf8, warned, notice`, in that order.
+pub fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueEntry> {
+    Ok(QueueEntry {
+        id: r.get(0)?,
+        body: BodyId(r.get(1)?),
+        sender: r.get(2)?,
+        recipient: r.get(3)?,
+        status: r.get(4)?,
+        attempts: r.get(5)?,
+        next_attempt: r.get(6)?,
+        created: r.get(7)?,
+        last_error: r.get(8)?,
+        envid: r.get(9)?,
+        ret: r.get(10)?,
+        notify: r.get(11)?,
+        orcpt: r.get(12)?,
+        smtputf8: r.get::<_, i64>(13)? != 0,
+        warned: r.get::<_, i64>(14)? != 0,
+        notice: r.get::<_, i64>(15)? != 0,
+    })
+}
+
+/// One delivery run's outcome for some rows (see [`crate::Settle`]).
+pub fn settle(conn: &Connection, settle: Settle) -> Result<Vec<Delivered>, StoreError> {
+    let mut done = Vec::with_capacity(settle.dsns.len());
+    for d in settle.dsns {
+        done.push(super::messages::deliver(conn, d)?);
+    }
+    for id in settle.remove {
+        complete(conn, id)?;
+    }
+    for (id, next, why) in &settle.defer {
+        defer(conn, *id, *next, why)?;
+    }
+    for id in settle.warned {
+        conn.execute("UPDATE queue SET warned = 1 WHERE id = ?1", [id])
+            .map_err(map_err)?;
+    }
+    Ok(done)
 }
 
 /// Delivered: the row goes (its body with it when no one else holds it).
