@@ -4,7 +4,8 @@
 //! connection, and records each recipient's outcome: delivered rows go,
 //! temporary failures are retried with doubling backoff from
 //! `[relay] retry_initial` to `retry_max` until `max_queue_lifetime`,
-//! permanent ones are marked failed (the DSN bounce is issue 13).
+//! permanent ones (and those past the lifetime) go, replaced by a DSN to
+//! the sender (RFC 3464, issue 13) in the same transaction.
 //!
 //! It wakes on the store's `Queue` change (a delivery that queues, a CLI
 //! retry, from any process) and on a timer for rows coming due. A crash
@@ -19,10 +20,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use store::{BodyId, Change, QueueEntry, Store};
+use proto_smtp::Notify;
+use store::{BodyId, Change, QueueEntry, Settle, Store};
 use tokio::sync::Semaphore;
 
 use crate::client::{ClientError, Connection, Credentials, Outcome, Outgoing, TlsPolicy};
+use crate::dsn::{Action, RecipientReport, Report};
 
 /// How long a claim holds its rows: longer than any one delivery run
 /// (the client's own timeouts bound it), short enough that rows of a
@@ -49,6 +52,25 @@ pub struct WorkerConfig {
     /// The local address outbound connections come from (`[relay]
     /// source_address`); None: the system's choice.
     pub source_address: Option<std::net::IpAddr>,
+    /// How long a message waits before a recipient that asked for it
+    /// (RFC 3461 NOTIFY=DELAY) gets a delay warning (`[relay]
+    /// delay_warning`).
+    pub delay_warning: Duration,
+}
+
+/// Default `[relay] delay_warning`: 4 hours, as Postfix's
+/// `delay_warning_time` suggests.
+pub const DEFAULT_DELAY_WARNING: Duration = Duration::from_secs(14_400);
+
+pub type BounceFuture<'a> = Pin<Box<dyn Future<Output = crate::Targets> + Send + 'a>>;
+
+/// Where a DSN goes (issue 13): the targets of the original sender's
+/// address, with our own SRS addresses decoded; empty when there is
+/// nowhere (the DSN then goes to postmaster).
+pub trait BounceRoute: Send + Sync {
+    fn resolve<'a>(&'a self, address: &'a str) -> BounceFuture<'a>;
+    /// `postmaster@` our primary domain (RFC 5321 4.5.1).
+    fn postmaster(&self) -> String;
 }
 
 /// Default `[relay] max_connections_per_domain`.
@@ -210,10 +232,16 @@ pub struct Worker {
     pub stats: Arc<WorkerStats>,
     slots: Arc<Semaphore>,
     down: Arc<Down>,
+    bounces: Arc<dyn BounceRoute>,
 }
 
 impl Worker {
-    pub fn new(store: Arc<dyn Store>, cfg: WorkerConfig, routing: Arc<dyn Routing>) -> Worker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        cfg: WorkerConfig,
+        routing: Arc<dyn Routing>,
+        bounces: Arc<dyn BounceRoute>,
+    ) -> Worker {
         let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
         Worker {
             store,
@@ -222,6 +250,7 @@ impl Worker {
             stats: Arc::default(),
             slots,
             down: Arc::default(),
+            bounces,
         }
     }
 
@@ -308,6 +337,7 @@ impl Worker {
                 routing: Arc::clone(&self.routing),
                 stats: Arc::clone(&self.stats),
                 down: Arc::clone(&self.down),
+                bounces: Arc::clone(&self.bounces),
             };
             tokio::spawn(async move {
                 job.domain(&domain, rows).await;
@@ -340,6 +370,7 @@ struct Job {
     routing: Arc<dyn Routing>,
     stats: Arc<WorkerStats>,
     down: Arc<Down>,
+    bounces: Arc<dyn BounceRoute>,
 }
 
 /// Destinations that keep failing, backed off as a whole: their rows
@@ -397,15 +428,19 @@ impl Job {
         let hops = match self.routing.route(domain).await {
             Ok(h) => h,
             Err(RouteFailure::Permanent(why)) => {
-                for r in &rows {
-                    self.outcome(r, Outcome::Failed(why.clone()), "-").await;
-                }
+                let results = rows
+                    .into_iter()
+                    .map(|r| (r, Outcome::Failed(why.clone())))
+                    .collect();
+                self.settle(results, "-", false, None).await;
                 return;
             }
             Err(RouteFailure::Temporary(why)) => {
-                for r in &rows {
-                    self.outcome(r, Outcome::Deferred(why.clone()), "-").await;
-                }
+                let results = rows
+                    .into_iter()
+                    .map(|r| (r, Outcome::Deferred(why.clone())))
+                    .collect();
+                self.settle(results, "-", false, None).await;
                 return;
             }
         };
@@ -426,14 +461,22 @@ impl Job {
                         sender,
                         recipients: rows.iter().map(|r| r.recipient.clone()).collect(),
                         raw: Arc::new(raw),
+                        envid: rows.first().and_then(|r| r.envid.clone()),
+                        ret: rows.first().and_then(|r| r.ret.clone()),
+                        rcpt_dsn: rows
+                            .iter()
+                            .map(|r| (r.notify.clone(), r.orcpt.clone()))
+                            .collect(),
                     },
                     rows,
                 )),
                 Err(e) => {
-                    for r in &rows {
-                        self.outcome(r, Outcome::Deferred(format!("store: {e}")), "-")
-                            .await;
-                    }
+                    let why = format!("store: {e}");
+                    let results = rows
+                        .into_iter()
+                        .map(|r| (r, Outcome::Deferred(why.clone())))
+                        .collect();
+                    self.settle(results, "-", false, None).await;
                 }
             }
         }
@@ -459,6 +502,24 @@ impl Job {
             sessions.spawn(async move { job.session(&domain, &hops, share).await });
         }
         while sessions.join_next().await.is_some() {}
+    }
+
+    /// Every row of `pending` from `from` on gets the same temporary
+    /// outcome (the connection is gone).
+    async fn defer_rest(
+        &self,
+        pending: Vec<(Outgoing, Vec<QueueEntry>)>,
+        from: usize,
+        why: &str,
+        host: &str,
+    ) {
+        for (msg, rows) in pending.into_iter().skip(from) {
+            let results = rows
+                .into_iter()
+                .map(|r| (r, Outcome::Deferred(why.to_string())))
+                .collect();
+            self.settle(results, host, false, Some(msg.raw)).await;
+        }
     }
 
     /// One connection to the first reachable hop, carrying `pending`.
@@ -491,110 +552,233 @@ impl Job {
         }
         let Some(mut conn) = conn else {
             self.down.failed(domain, &self.cfg, unix_now());
-            for (_, rows) in &pending {
-                for r in rows {
-                    self.outcome(r, Outcome::Deferred(last_error.clone()), "-")
-                        .await;
-                }
-            }
+            self.defer_rest(pending, 0, &last_error, "-").await;
             return;
         };
         self.down.up(domain);
         let peer = conn.peer.clone();
         let count = pending.len();
-        for (i, (msg, rows)) in pending.iter().enumerate() {
-            match conn.send(msg).await {
-                Ok(outcomes) => {
-                    for (r, o) in rows.iter().zip(outcomes) {
-                        self.outcome(r, o, &peer).await;
-                    }
-                }
+        for i in 0..count {
+            let Some((msg, rows)) = pending.get(i) else {
+                break;
+            };
+            let results: Vec<(QueueEntry, Outcome)> = match conn.send(msg).await {
+                Ok(outcomes) => rows.iter().cloned().zip(outcomes).collect(),
                 Err(ClientError::Reply(code, text)) => {
                     let o = if code >= 500 {
                         Outcome::Failed(text)
                     } else {
                         Outcome::Deferred(text)
                     };
-                    for r in rows {
-                        self.outcome(r, o.clone(), &peer).await;
-                    }
+                    rows.iter().map(|r| (r.clone(), o.clone())).collect()
                 }
                 Err(e) => {
                     // The connection is gone: this and the rest wait.
-                    for (_, rows) in pending.iter().skip(i) {
-                        for r in rows {
-                            self.outcome(r, Outcome::Deferred(e.to_string()), &peer)
-                                .await;
-                        }
-                    }
+                    self.defer_rest(pending, i, &e.to_string(), &peer).await;
                     return;
                 }
-            }
+            };
+            let hop_dsn = conn.ext.dsn;
+            self.settle(results, &peer, hop_dsn, Some(Arc::clone(&msg.raw)))
+                .await;
             if i + 1 < count && conn.reset().await.is_err() {
-                for (_, rows) in pending.iter().skip(i + 1) {
-                    for r in rows {
-                        self.outcome(r, Outcome::Deferred("RSET failed".into()), &peer)
-                            .await;
-                    }
-                }
+                self.defer_rest(pending, i + 1, "RSET failed", &peer).await;
                 return;
             }
         }
         conn.quit().await;
     }
 
-    /// Records one recipient's outcome in the store.
-    async fn outcome(&self, row: &QueueEntry, outcome: Outcome, host: &str) {
-        let id = row.id;
-        let rcpt = proto_common::log_safe(&row.recipient);
-        enum Write {
-            Complete,
-            Fail(String),
-            Defer(i64, String),
-        }
-        let write = match outcome {
-            Outcome::Delivered(reply) => {
-                tracing::info!(id, to = %rcpt, host, reply = %reply, "outbound: delivered");
-                Write::Complete
-            }
-            Outcome::Failed(reply) => {
-                tracing::info!(id, to = %rcpt, host, reply = %reply, "outbound: failed");
-                Write::Fail(reply)
-            }
-            Outcome::Deferred(reply) => {
-                let now = unix_now();
-                let age = now.saturating_sub(row.created);
-                if age >= self.cfg.max_queue_lifetime.as_secs() as i64 {
-                    tracing::info!(id, to = %rcpt, host, reply = %reply, "outbound: expired");
-                    Write::Fail(format!("expired after {age} s: {reply}"))
-                } else {
-                    let next = now + backoff(&self.cfg, row.attempts).as_secs() as i64;
-                    tracing::info!(id, to = %rcpt, host, reply = %reply, retry_at = next, "outbound: deferred");
-                    Write::Defer(next, reply)
+    /// Records the outcomes of one delivery attempt in the store: the
+    /// rows that are done go, the others are deferred, and the DSNs they
+    /// call for (RFC 3461 NOTIFY, 5321 4.5.5: never about a `<>` message
+    /// except once to postmaster) are made, one per message, all in one
+    /// transaction (`raw`: the message, when already read).
+    async fn settle(
+        &self,
+        results: Vec<(QueueEntry, Outcome)>,
+        host: &str,
+        hop_dsn: bool,
+        raw: Option<Arc<Vec<u8>>>,
+    ) {
+        let now = unix_now();
+        let lifetime = self.cfg.max_queue_lifetime.as_secs() as i64;
+        let mut settle = Settle::default();
+        let (mut delivered, mut deferred, mut failed) = (0u64, 0u64, 0u64);
+        // Per message: its reports and one of its rows.
+        let mut reports: BTreeMap<(BodyId, String), (QueueEntry, Vec<RecipientReport>)> =
+            BTreeMap::new();
+        for (row, outcome) in results {
+            let id = row.id;
+            let rcpt = proto_common::log_safe(&row.recipient);
+            let notify = Notify::of(row.notify.as_deref());
+            let report = match outcome {
+                Outcome::Delivered(reply) => {
+                    tracing::info!(id, to = %rcpt, host, reply = %reply, "outbound: delivered");
+                    settle.remove.push(id);
+                    delivered += 1;
+                    // RFC 3461 5.2.2.1: a next hop without DSN ends our
+                    // duty to report: "relayed".
+                    (notify.success && !hop_dsn).then(|| {
+                        RecipientReport::from_reply(
+                            &row.recipient,
+                            row.orcpt.as_deref(),
+                            Action::Relayed,
+                            &reply,
+                            "2.0.0",
+                            Some(host),
+                        )
+                    })
                 }
+                Outcome::Failed(reply) => {
+                    tracing::info!(id, to = %rcpt, host, reply = %reply, "outbound: failed");
+                    settle.remove.push(id);
+                    failed += 1;
+                    notify.failure.then(|| {
+                        RecipientReport::from_reply(
+                            &row.recipient,
+                            row.orcpt.as_deref(),
+                            Action::Failed,
+                            &reply,
+                            "5.0.0",
+                            Some(host),
+                        )
+                    })
+                }
+                Outcome::Deferred(reply) => {
+                    let age = now.saturating_sub(row.created);
+                    if age >= lifetime {
+                        tracing::info!(id, to = %rcpt, host, reply = %reply, "outbound: expired");
+                        settle.remove.push(id);
+                        failed += 1;
+                        notify.failure.then(|| {
+                            let mut r = RecipientReport::from_reply(
+                                &row.recipient,
+                                row.orcpt.as_deref(),
+                                Action::Failed,
+                                &reply,
+                                "4.4.7",
+                                Some(host),
+                            );
+                            // RFC 3463 4.4.7: delivery time expired.
+                            r.status = "4.4.7".to_string();
+                            r
+                        })
+                    } else {
+                        let next = now + backoff(&self.cfg, row.attempts).as_secs() as i64;
+                        tracing::info!(id, to = %rcpt, host, reply = %reply, retry_at = next, "outbound: deferred");
+                        deferred += 1;
+                        // RFC 3461 4.1 DELAY: one warning once the message
+                        // has waited `[relay] delay_warning`.
+                        let warn = notify.delay
+                            && !row.warned
+                            && age >= self.cfg.delay_warning.as_secs() as i64;
+                        settle.defer.push((id, next, reply.clone()));
+                        warn.then(|| {
+                            settle.warned.push(id);
+                            let mut r = RecipientReport::from_reply(
+                                &row.recipient,
+                                row.orcpt.as_deref(),
+                                Action::Delayed,
+                                &reply,
+                                "4.0.0",
+                                Some(host),
+                            );
+                            r.retry_until = Some(row.created.saturating_add(lifetime));
+                            r
+                        })
+                    }
+                }
+            };
+            let Some(report) = report else { continue };
+            // RFC 5321 4.5.5: nothing reports about a `<>` message but one
+            // notice to postmaster about its failure, and nothing about
+            // that notice.
+            if row.sender.is_empty() && (report.action != Action::Failed || row.notice) {
+                continue;
             }
-        };
+            reports
+                .entry((row.body, row.sender.clone()))
+                .or_insert_with(|| (row.clone(), Vec::new()))
+                .1
+                .push(report);
+        }
+        for ((body, _), (row, recipients)) in reports {
+            let original = match &raw {
+                Some(r) if row.body == body => Arc::clone(r),
+                _ => match self.store.read_body(body).await {
+                    Ok(r) => Arc::new(r),
+                    Err(e) => {
+                        // The rows stay leased, and come back after the
+                        // lease: the report is late, not lost.
+                        tracing::warn!(error = %e, "outbound: cannot read a message to report on");
+                        return;
+                    }
+                },
+            };
+            if let Some(d) = self.dsn(&row, recipients, &original).await {
+                settle.dsns.push(d);
+            }
+        }
         let store = Arc::clone(&self.store);
         let stats = Arc::clone(&self.stats);
         // The write is not waited for: the connection goes on to the next
         // message while the store groups these commits. A crash before it
-        // lands leaves the row leased, released at the next start: a
+        // lands leaves the rows leased, released at the next start: a
         // second copy at worst, never a loss.
         tokio::spawn(async move {
-            let (result, counter) = match write {
-                Write::Complete => (store.complete_queue(id).await, &stats.delivered),
-                Write::Fail(why) => (store.fail_queue(id, why).await, &stats.failed),
-                Write::Defer(next, why) => {
-                    (store.defer_queue(id, next, why).await, &stats.deferred)
+            match store.settle_queue(settle).await {
+                Ok(_) => {
+                    stats.delivered.fetch_add(delivered, Ordering::Relaxed);
+                    stats.deferred.fetch_add(deferred, Ordering::Relaxed);
+                    stats.failed.fetch_add(failed, Ordering::Relaxed);
                 }
-            };
-            match result {
-                Ok(()) => {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => tracing::warn!(id, error = %e, "outbound: cannot record the outcome"),
+                Err(e) => tracing::warn!(error = %e, "outbound: cannot record the outcome"),
             }
         });
+    }
+
+    /// The DSN about `row`'s message for `recipients`, as a delivery to
+    /// its sender (or, for a `<>` message or a sender we cannot reach,
+    /// once to postmaster).
+    async fn dsn(
+        &self,
+        row: &QueueEntry,
+        recipients: Vec<RecipientReport>,
+        original: &[u8],
+    ) -> Option<store::Delivery> {
+        let mut to = row.sender.clone();
+        let mut notice = to.is_empty();
+        let mut targets = if notice {
+            crate::Targets::default()
+        } else {
+            self.bounces.resolve(&to).await
+        };
+        if targets.is_empty() && !row.notice {
+            tracing::info!(id = row.id, to = %proto_common::log_safe(&to), "outbound: DSN goes to postmaster");
+            to = self.bounces.postmaster();
+            notice = true;
+            targets = self.bounces.resolve(&to).await;
+        }
+        if targets.is_empty() {
+            tracing::warn!(id = row.id, "outbound: nowhere to send a DSN; dropped");
+            return None;
+        }
+        let utf8 = row.smtputf8
+            || !row.sender.is_ascii()
+            || recipients.iter().any(|r| !r.recipient.is_ascii());
+        let report = Report {
+            reporting_mta: &self.cfg.helo,
+            to: &to,
+            envid: row.envid.as_deref(),
+            arrival: Some(row.created),
+            recipients,
+            original,
+            full: row.ret.as_deref() == Some("FULL"),
+            utf8,
+        };
+        let message = crate::dsn::build(&report);
+        crate::dsn::delivery(&message, &targets, utf8, notice)
     }
 }
 
@@ -612,6 +796,7 @@ mod tests {
             max_connections: 1,
             max_connections_per_domain: 1,
             source_address: None,
+            delay_warning: DEFAULT_DELAY_WARNING,
         };
         let secs: Vec<u64> = (0..7).map(|a| backoff(&cfg, a).as_secs()).collect();
         assert_eq!(secs, [300, 600, 1200, 2400, 4800, 9600, 14_400]);
@@ -628,6 +813,7 @@ mod tests {
             max_connections: 1,
             max_connections_per_domain: 1,
             source_address: None,
+            delay_warning: DEFAULT_DELAY_WARNING,
         };
         let down = Down::default();
         assert_eq!(down.until("d.test", 0), None);

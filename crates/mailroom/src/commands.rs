@@ -376,7 +376,14 @@ impl Ctx {
         let mut targets = delivery::Targets::default();
         targets.add(&local, &remote);
         let sender = from.unwrap_or("");
-        let Some(delivery) = delivery::build(&body, sender, None, &targets, now()) else {
+        let Some(delivery) = delivery::build(
+            &body,
+            sender,
+            None,
+            &targets,
+            now(),
+            &delivery::Envelope::default(),
+        ) else {
             return Ok(());
         };
         self.rt

@@ -120,6 +120,7 @@ fn pop3_config(loaded: &Loaded) -> Result<server::pop3::Pop3Config, String> {
 fn outbound_worker(
     loaded: &Loaded,
     store: Arc<store::SqliteStore>,
+    bounces: Arc<dyn delivery::worker::BounceRoute>,
 ) -> Result<Arc<delivery::worker::Worker>, String> {
     let r = &loaded.config.relay;
     let helo = if r.helo_name.is_empty() {
@@ -135,6 +136,7 @@ fn outbound_worker(
         max_connections: r.max_connections,
         max_connections_per_domain: r.max_connections_per_domain,
         source_address: r.source_address.parse().ok(),
+        delay_warning: Duration::from_secs(r.delay_warning),
     };
     let routing: Arc<dyn delivery::worker::Routing> =
         match crate::config::smarthost(&r.smarthost) {
@@ -197,7 +199,44 @@ fn outbound_worker(
         })
     };
     let store: Arc<dyn Store> = store;
-    Ok(Arc::new(delivery::worker::Worker::new(store, cfg, routing)))
+    Ok(Arc::new(delivery::worker::Worker::new(
+        store, cfg, routing, bounces,
+    )))
+}
+
+/// The file in the data directory holding the generated SRS secret.
+const SRS_SECRET_FILE: &str = "srs.key";
+
+/// SRS for forwarded mail (issue 13): `[relay] srs_secret`, or the one in
+/// the data directory, made (0600) on first start.
+fn load_srs(loaded: &Loaded, primary: &str) -> Result<delivery::srs::Srs, String> {
+    let configured = &loaded.config.relay.srs_secret.0;
+    if !configured.is_empty() {
+        return Ok(delivery::srs::Srs::new(configured.as_bytes(), primary));
+    }
+    let path = loaded.data_dir.join(SRS_SECRET_FILE);
+    let secret = match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
+        Ok(_) => return Err(format!("{}: empty", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let secret = delivery::srs::generate_secret()?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(crate::datadir::FILE_MODE)
+                .open(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            f.write_all(secret.as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            tracing::info!(path = %path.display(), "made a new SRS key");
+            secret
+        }
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    Ok(delivery::srs::Srs::new(secret.as_bytes(), primary))
 }
 
 /// The trust anchors of verified outbound TLS: `[relay] ca_file`, or the
@@ -262,6 +301,11 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             lockout: Duration::from_secs(c.auth.lockout_secs),
         },
     );
+    let srs = Arc::new(load_srs(&loaded, directory.primary_domain())?);
+    let bounces = Arc::new(server::bounce::DirectoryBounces {
+        directory: Arc::clone(&directory),
+        srs: Some(Arc::clone(&srs)),
+    });
     let ctx = Arc::new(SmtpContext {
         config: smtp_config(&loaded)?,
         directory: Arc::clone(&directory),
@@ -272,6 +316,8 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         tls: Some(Arc::clone(&tls)),
         auth: Arc::clone(&auth),
         send_rate: Default::default(),
+        srs: Some(srs),
+        bounces: Some(bounces.clone()),
     });
 
     let mut smtp_listeners = bind_all("smtp.listen", &c.smtp.listen, Role::Mta).await?;
@@ -295,7 +341,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             shutdown.clone(),
         )));
     }
-    let worker = outbound_worker(&loaded, store.clone())?;
+    let worker = outbound_worker(&loaded, store.clone(), bounces)?;
     let status: Arc<dyn admin::Status> = Arc::new(AdminStatus::new(
         &loaded,
         Arc::clone(&metrics),

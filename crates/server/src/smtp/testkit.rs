@@ -64,6 +64,8 @@ impl Kit {
             tls: None,
             auth,
             send_rate: Default::default(),
+            srs: None,
+            bounces: None,
         });
         Kit {
             _dir: dir,
