@@ -144,6 +144,9 @@ pub struct Outgoing {
     pub ret: Option<String>,
     /// Per recipient, aligned with `recipients`: NOTIFY and ORCPT.
     pub rcpt_dsn: Vec<(Option<String>, Option<String>)>,
+    /// It came with SMTPUTF8 (UTF-8 header fields, RFC 6532): passed on
+    /// to a server that offers it.
+    pub smtputf8: bool,
 }
 
 impl Outgoing {
@@ -471,7 +474,7 @@ impl Connection {
         if eight_bit && self.ext.eightbitmime {
             mail.push_str(" BODY=8BITMIME");
         }
-        if utf8_envelope {
+        if utf8_envelope || (msg.smtputf8 && self.ext.smtputf8) {
             mail.push_str(" SMTPUTF8");
         }
         // RFC 3461 5.2.1: a DSN server gets the parameters as we got them;
@@ -641,6 +644,7 @@ mod tests {
             envid: Some("QQ314159".into()),
             ret: Some("HDRS".into()),
             rcpt_dsn: vec![(Some("SUCCESS,DELAY".into()), Some("rfc822;b+40y".into()))],
+            smtputf8: false,
         };
         assert_eq!(
             m.rcpt_line(0, "b@y", true),

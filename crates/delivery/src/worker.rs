@@ -467,6 +467,7 @@ impl Job {
                             .iter()
                             .map(|r| (r.notify.clone(), r.orcpt.clone()))
                             .collect(),
+                        smtputf8: rows.iter().any(|r| r.smtputf8),
                     },
                     rows,
                 )),

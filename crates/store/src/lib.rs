@@ -485,7 +485,9 @@ pub trait Store: Send + Sync + 'static {
     fn complete_queue(&self, id: i64) -> StoreFuture<'_, ()>;
     /// A temporary failure: due again at `next_attempt`.
     fn defer_queue(&self, id: i64, next_attempt: i64, error: String) -> StoreFuture<'_, ()>;
-    /// A permanent failure: kept, marked failed.
+    /// A permanent failure: kept, marked failed. (The outbound worker
+    /// settles failures with [`Store::settle_queue`] instead: the row goes
+    /// and its DSN comes in one transaction.)
     fn fail_queue(&self, id: i64, error: String) -> StoreFuture<'_, ()>;
     /// Removes the rows of `settle.remove`, marks those of
     /// `settle.warned` and delivers `settle.dsns`, all in one transaction.

@@ -6,8 +6,9 @@
 //! says when to try again), `sending` (claimed; `next_attempt` is the end
 //! of the lease: a claim not finished by then, because its process died,
 //! is claimed again, so a crash may send a message twice but never loses
-//! it), `failed` (permanent; kept visible until the DSN issue turns it into
-//! a bounce). The changes that make rows due now (a retry, released
+//! it), `failed` (permanent, by [`fail`]; the worker no longer keeps
+//! failures: [`settle`] removes the row and delivers its DSN in one
+//! transaction, issue 13). The changes that make rows due now (a retry, released
 //! claims, and a delivery that queues) are recorded as a `queue` change,
 //! which wakes the worker of every process through the feed; completing,
 //! deferring, failing or deleting a row makes nothing due, so it records
