@@ -444,6 +444,46 @@ mod tests {
     }
 
     #[test]
+    fn rfc_3464_appendix_simple_dsn_fields() {
+        // RFC 3464 appendix "Simple DSN": louisl@larry.slip.umd.edu timed
+        // out with 426 and no enhanced code, reported by cs.utk.edu as
+        // Status 4.0.0 (the reply's class).
+        let x = RecipientReport::from_reply(
+            "louisl@larry.slip.umd.edu",
+            Some("rfc822;louisl@larry.slip.umd.edu"),
+            Action::Failed,
+            "426 connection timed out",
+            "5.0.0",
+            None,
+        );
+        let r = Report {
+            reporting_mta: "cs.utk.edu",
+            to: "owner@cs.utk.edu",
+            envid: None,
+            arrival: None,
+            recipients: vec![x],
+            original: ORIGINAL,
+            full: false,
+            utf8: false,
+        };
+        let m = String::from_utf8(build(&r)).unwrap();
+        let status = &parts(&m)[1];
+        for field in [
+            "Reporting-MTA: dns; cs.utk.edu\r\n\r\n",
+            "Original-Recipient: rfc822; louisl@larry.slip.umd.edu\r\n",
+            "Final-Recipient: rfc822; louisl@larry.slip.umd.edu\r\n",
+            "Action: failed\r\n",
+            "Status: 4.0.0\r\n",
+            "Diagnostic-Code: smtp; 426 connection timed out\r\n",
+            "Last-Attempt-Date: ",
+        ] {
+            assert!(status.contains(field), "{field} in {status}");
+        }
+        assert!(!status.contains("Original-Envelope-Id"));
+        assert!(!status.contains("Remote-MTA"));
+    }
+
+    #[test]
     fn ret_full_returns_the_whole_message() {
         let m = report(vec![failed("b@r.example", "550 5.1.1 no")], true, false);
         let p = parts(&m);

@@ -121,7 +121,11 @@ impl Session {
     /// else is an unknown user. Without the hash check the decoded
     /// address would be an open relay.
     fn srs_rcpt(&mut self, r: &RcptTo, address: String) -> Reply {
-        let sender_is_null = matches!(&self.state, State::Transaction(tx) if tx.sender.is_empty());
+        // A bounce is plain MAIL: SEND and friends have no business here.
+        let sender_is_null = matches!(
+            &self.state,
+            State::Transaction(tx) if tx.sender.is_empty() && tx.kind == TxKind::Mail
+        );
         let decoded = match (&self.ctx.srs, sender_is_null) {
             (Some(srs), true) => self.srs_decode(srs, &r.path.local),
             _ => None,
@@ -278,6 +282,25 @@ mod tests {
         assert_eq!(code(&r), (555, "5.5.4".into()));
         let r = cmd(&mut s, "RCPT TO:<alice@example.test> ORCPT=nosemicolon").await;
         assert_eq!(code(&r), (555, "5.5.4".into()));
+    }
+
+    #[tokio::test]
+    async fn an_srs_recipient_without_srs_or_a_bounce_is_550_511() {
+        // The kit has no SRS key: no SRS address can verify.
+        let kit = Kit::new();
+        let mut s = kit.ready().await;
+        cmd(&mut s, "MAIL FROM:<>").await;
+        let r = cmd(
+            &mut s,
+            "RCPT TO:<SRS0=AAAA=AA=remote.test=bob@example.test>",
+        )
+        .await;
+        assert_eq!(code(&r), (550, "5.1.1".into()));
+        let r = cmd(&mut s, "RCPT TO:<srs1=AAAA=remote.test==x@example.test>").await;
+        assert_eq!(code(&r), (550, "5.1.1".into()));
+        // Another domain's SRS address is just a remote address (relay rules).
+        let r = cmd(&mut s, "RCPT TO:<SRS0=AAAA=AA=x.test=bob@remote.test>").await;
+        assert_eq!(code(&r), (550, "5.7.1".into()));
     }
 
     #[tokio::test]
