@@ -194,6 +194,8 @@ pub struct WorkerStats {
     pub delivered: AtomicU64,
     pub deferred: AtomicU64,
     pub failed: AtomicU64,
+    /// DSNs made (RFC 3464): failures, delay warnings, "relayed".
+    pub dsns: AtomicU64,
     /// Rows in the queue, and the age in seconds of the oldest, as of
     /// the worker's last look.
     pub queue_size: AtomicU64,
@@ -723,6 +725,7 @@ impl Job {
         }
         let store = Arc::clone(&self.store);
         let stats = Arc::clone(&self.stats);
+        let made = settle.dsns.len() as u64;
         // The write is not waited for: the connection goes on to the next
         // message while the store groups these commits. A crash before it
         // lands leaves the rows leased, released at the next start: a
@@ -730,6 +733,7 @@ impl Job {
         tokio::spawn(async move {
             match store.settle_queue(settle).await {
                 Ok(_) => {
+                    stats.dsns.fetch_add(made, Ordering::Relaxed);
                     stats.delivered.fetch_add(delivered, Ordering::Relaxed);
                     stats.deferred.fetch_add(deferred, Ordering::Relaxed);
                     stats.failed.fetch_add(failed, Ordering::Relaxed);

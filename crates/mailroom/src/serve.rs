@@ -578,6 +578,12 @@ impl admin::Status for AdminStatus {
                 load(&self.outbound.failed),
             ),
             (
+                "mailroom_outbound_dsns_total",
+                "DSNs made by the queue worker (failures, delays, relayed)",
+                "counter",
+                load(&self.outbound.dsns),
+            ),
+            (
                 "mailroom_logins_ok_total",
                 "Successful logins, every protocol",
                 "counter",

@@ -108,6 +108,16 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The server's /metrics, read with curl.
+fn metrics(server: &Server) -> String {
+    let out = Command::new("curl")
+        .arg("-sS")
+        .arg(format!("http://{}/metrics", server.admin))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The DSNs in `account`'s INBOX: the messages from MAILER-DAEMON.
 fn dsns(server: &Server, account: &str) -> Vec<Vec<u8>> {
     server
@@ -272,6 +282,9 @@ fn a_550_at_the_remote_bounces_to_the_sender_with_one_delivery_status_part() {
         MESSAGE,
     );
     let dsn = alice_dsns(&a, 1).remove(0);
+    wait_until("the DSN counted in /metrics", WAIT, || {
+        metrics(&a).contains("\nmailroom_outbound_dsns_total 1\n")
+    });
     assert!(dsn.has("type", "multipart/report"), "{dsn:?}");
     assert!(dsn.has("report_type", "delivery-status"), "{dsn:?}");
     assert!(dsn.has("auto_submitted", "auto-replied"), "{dsn:?}");
