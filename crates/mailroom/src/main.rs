@@ -8,6 +8,7 @@ mod config;
 mod datadir;
 mod health;
 mod serve;
+mod srskey;
 
 use std::io::Write;
 use std::process::ExitCode;

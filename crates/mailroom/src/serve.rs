@@ -204,41 +204,6 @@ fn outbound_worker(
     )))
 }
 
-/// The file in the data directory holding the generated SRS secret.
-const SRS_SECRET_FILE: &str = "srs.key";
-
-/// SRS for forwarded mail (issue 13): `[relay] srs_secret`, or the one in
-/// the data directory, made (0600) on first start.
-fn load_srs(loaded: &Loaded, primary: &str) -> Result<delivery::srs::Srs, String> {
-    let configured = &loaded.config.relay.srs_secret.0;
-    if !configured.is_empty() {
-        return Ok(delivery::srs::Srs::new(configured.as_bytes(), primary));
-    }
-    let path = loaded.data_dir.join(SRS_SECRET_FILE);
-    let secret = match std::fs::read_to_string(&path) {
-        Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
-        Ok(_) => return Err(format!("{}: empty", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let secret = delivery::srs::generate_secret()?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(crate::datadir::FILE_MODE)
-                .open(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            f.write_all(secret.as_bytes())
-                .and_then(|()| f.sync_all())
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            tracing::info!(path = %path.display(), "made a new SRS key");
-            secret
-        }
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    Ok(delivery::srs::Srs::new(secret.as_bytes(), primary))
-}
-
 /// The trust anchors of verified outbound TLS: `[relay] ca_file`, or the
 /// system's bundle.
 fn relay_roots(loaded: &Loaded) -> Result<delivery::client::RootCertStore, String> {
@@ -301,7 +266,11 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             lockout: Duration::from_secs(c.auth.lockout_secs),
         },
     );
-    let srs = Arc::new(load_srs(&loaded, directory.primary_domain())?);
+    let srs = Arc::new(crate::srskey::load(
+        &loaded.data_dir,
+        &c.relay.srs_secret.0,
+        directory.primary_domain(),
+    )?);
     let bounces = Arc::new(server::bounce::DirectoryBounces {
         directory: Arc::clone(&directory),
         srs: Some(Arc::clone(&srs)),
