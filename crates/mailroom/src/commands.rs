@@ -296,7 +296,7 @@ impl Ctx {
             .block_on(self.store.read_body(q.body))
             .map_err(|e| e.to_string())?;
         println!(
-            "id: {}\nstatus: {}\nattempts: {}\nnext attempt: {}\ncreated: {}\nsender: <{}>\nrecipient: {}\nlast error: {}\n",
+            "id: {}\nstatus: {}\nattempts: {}\nnext attempt: {}\ncreated: {}\nsender: <{}>\nrecipient: {}\nlast error: {}",
             q.id,
             q.status,
             q.attempts,
@@ -305,6 +305,16 @@ impl Ctx {
             q.sender,
             q.recipient,
             q.last_error.as_deref().unwrap_or("-")
+        );
+        // RFC 3461: what the sender asked to hear about this recipient.
+        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+        println!(
+            "notify: {}\norcpt: {}\nenvid: {}\nret: {}\ndelay warned: {}\n",
+            dash(&q.notify),
+            dash(&q.orcpt),
+            dash(&q.envid),
+            dash(&q.ret),
+            if q.warned { "yes" } else { "no" }
         );
         use std::io::Write;
         let _ = std::io::stdout().write_all(&body);

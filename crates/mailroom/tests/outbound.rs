@@ -241,6 +241,7 @@ fn queue_list_show_and_delete_work_on_a_waiting_row() {
     let id = list.split('\t').next().unwrap_or_default().to_string();
     let shown = a.cli(&["queue", "show", &id]);
     assert!(shown.contains("Subject: waiting"), "{shown}");
+    assert!(shown.contains("\nnotify: -\n"), "{shown}");
     a.cli(&["queue", "delete", &id]);
     assert!(a.queue().is_empty());
     drop(remote);
