@@ -63,7 +63,7 @@ tls_listen = []
 [admin]
 listen = ""
 TOML
-"$BIN" --config "$work/mailroom.toml" user add alice@example.test --password secret >/dev/null
+"$BIN" --config "$work/mailroom.toml" --create-data-dir user add alice@example.test --password secret >/dev/null
 "$BIN" --config "$work/mailroom.toml" serve 2>"$work/server.log" &
 pid=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done

@@ -45,6 +45,9 @@ max_connections_per_ip = 2000
 [admin]
 listen = ""
 TOML
+# Only `serve` creates a missing data directory (SPEC 7); make it as an
+# installer would, so the CLI can add the user first.
+mkdir -p -m 700 "$work/data"
 "$BIN" --config "$work/mailroom.toml" user add alice@example.test --password secret >/dev/null
 "$BIN" --config "$work/mailroom.toml" serve 2>"$work/server.log" &
 pid=$!

@@ -29,4 +29,7 @@ fuzz_target!(|raw: &[u8]| {
         let _ = mime::binary(&root, raw, &path);
     }
     let _ = mime::search_text(raw, true);
+    if let Some(enc) = mime::encode_binary_parts(raw) {
+        let _ = mime::body_structure(&Part::parse(&enc));
+    }
 });

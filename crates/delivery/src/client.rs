@@ -111,6 +111,10 @@ pub struct Extensions {
     pub smtputf8: bool,
     /// RFC 3461: the server takes RET, ENVID, NOTIFY and ORCPT.
     pub dsn: bool,
+    /// RFC 3030 2: BDAT.
+    pub chunking: bool,
+    /// RFC 3030 3: BODY=BINARYMIME (only meaningful with CHUNKING).
+    pub binarymime: bool,
 }
 
 impl Extensions {
@@ -125,6 +129,8 @@ impl Extensions {
                 "8BITMIME" => e.eightbitmime = true,
                 "SMTPUTF8" => e.smtputf8 = true,
                 "DSN" => e.dsn = true,
+                "CHUNKING" => e.chunking = true,
+                "BINARYMIME" => e.binarymime = true,
                 "SIZE" => e.size = words.next().and_then(|n| n.parse().ok()).filter(|n| *n > 0),
                 _ => {}
             }
@@ -437,6 +443,7 @@ impl Connection {
     /// recipient and is returned as the error.
     pub async fn send(&mut self, msg: &Outgoing) -> Result<Vec<Outcome>, ClientError> {
         let eight_bit = msg.raw.iter().any(|b| *b >= 0x80);
+        let binary = needs_binarymime(&msg.raw);
         let utf8_envelope = !msg.sender.is_ascii() || msg.recipients.iter().any(|r| !r.is_ascii());
         if utf8_envelope && !self.ext.smtputf8 {
             // RFC 6531 3.2: never downgrade an internationalised envelope.
@@ -457,6 +464,18 @@ impl Connection {
                 .map(|_| Outcome::Failed(why.clone()))
                 .collect());
         }
+        if binary && !(self.ext.binarymime && self.ext.chunking) {
+            // RFC 3030 3: binary content (NULs, bare CR or LF, lines
+            // beyond RFC 5321 4.5.3.1.6's 1000 octets) survives only BDAT
+            // with BODY=BINARYMIME; DATA would corrupt it and we do not
+            // re-encode signed content (RFC 3463 5.6.3).
+            let why = "554 5.6.3 the next hop does not support BINARYMIME".to_string();
+            return Ok(msg
+                .recipients
+                .iter()
+                .map(|_| Outcome::Failed(why.clone()))
+                .collect());
+        }
         if let Some(max) = self.ext.size
             && msg.raw.len() as u64 > max
         {
@@ -471,7 +490,9 @@ impl Connection {
         if self.ext.size.is_some() {
             mail.push_str(&format!(" SIZE={}", msg.raw.len()));
         }
-        if eight_bit && self.ext.eightbitmime {
+        if binary {
+            mail.push_str(" BODY=BINARYMIME");
+        } else if eight_bit && self.ext.eightbitmime {
             mail.push_str(" BODY=8BITMIME");
         }
         if utf8_envelope || (msg.smtputf8 && self.ext.smtputf8) {
@@ -498,7 +519,9 @@ impl Connection {
                 batch.push_str(&msg.rcpt_line(i, rcpt, dsn));
                 batch.push_str("\r\n");
             }
-            batch.push_str("DATA\r\n");
+            if !binary {
+                batch.push_str("DATA\r\n");
+            }
             self.write(batch.as_bytes()).await?;
         } else {
             self.write(format!("{mail}\r\n").as_bytes()).await?;
@@ -536,7 +559,7 @@ impl Connection {
                 _ => outcomes.push(Some(Outcome::Failed(text))),
             }
         }
-        let data_reply = if pipelined {
+        let data_reply = if pipelined && !binary {
             Some(self.read_reply(COMMAND_TIMEOUT).await?)
         } else {
             None
@@ -551,16 +574,24 @@ impl Connection {
             let _ = self.command("RSET", COMMAND_TIMEOUT).await;
             return Ok(outcomes.into_iter().flatten().collect());
         }
-        let r = match data_reply {
-            Some(r) => r,
-            None => self.command("DATA", COMMAND_TIMEOUT).await?,
+        let r = if binary {
+            // One chunk: the body is already whole in memory.
+            let mut chunk = format!("BDAT {} LAST\r\n", msg.raw.len()).into_bytes();
+            chunk.extend_from_slice(&msg.raw);
+            self.write(&chunk).await?;
+            self.read_reply(DATA_END_TIMEOUT).await?
+        } else {
+            let r = match data_reply {
+                Some(r) => r,
+                None => self.command("DATA", COMMAND_TIMEOUT).await?,
+            };
+            if r.code != 354 {
+                let _ = self.command("RSET", COMMAND_TIMEOUT).await;
+                return Err(ClientError::Reply(r.code, reply_text(&r)));
+            }
+            self.write(&dot_stuff(&msg.raw)).await?;
+            self.read_reply(DATA_END_TIMEOUT).await?
         };
-        if r.code != 354 {
-            let _ = self.command("RSET", COMMAND_TIMEOUT).await;
-            return Err(ClientError::Reply(r.code, reply_text(&r)));
-        }
-        self.write(&dot_stuff(&msg.raw)).await?;
-        let r = self.read_reply(DATA_END_TIMEOUT).await?;
         let text = reply_text(&r);
         let end = match r.code {
             200..=299 => Outcome::Delivered(text),
@@ -601,6 +632,42 @@ async fn connect(addr: SocketAddr, source: Option<std::net::IpAddr>) -> std::io:
     };
     socket.bind(SocketAddr::new(ip, 0))?;
     socket.connect(addr).await
+}
+
+/// RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF.
+const MAX_TEXT_LINE: usize = 1000;
+
+/// Whether `raw` can only travel as BODY=BINARYMIME (RFC 3030 3): it holds
+/// a NUL, a CR or LF that is not part of a CRLF pair, or a line longer
+/// than SMTP's text limit. 8-bit text is not binary (RFC 6152).
+pub fn needs_binarymime(raw: &[u8]) -> bool {
+    let mut line = 0usize;
+    let mut prev = 0u8;
+    for (i, &b) in raw.iter().enumerate() {
+        match b {
+            0 => return true,
+            b'\r' => {
+                if raw.get(i + 1) != Some(&b'\n') {
+                    return true;
+                }
+            }
+            b'\n' => {
+                if prev != b'\r' {
+                    return true;
+                }
+                line = 0;
+            }
+            _ => {
+                line += 1;
+                // The line's octets plus its CRLF.
+                if line + 2 > MAX_TEXT_LINE {
+                    return true;
+                }
+            }
+        }
+        prev = b;
+    }
+    false
 }
 
 /// The message as DATA carries it: lines starting with a dot get another
@@ -660,6 +727,21 @@ mod tests {
             base64_plain("tim", "tanstaaftanstaaf"),
             "AHRpbQB0YW5zdGFhZnRhbnN0YWFm"
         );
+    }
+
+    #[test]
+    fn binary_content_is_nul_bare_cr_or_lf_or_an_overlong_line() {
+        assert!(!needs_binarymime(b"Subject: x\r\n\r\n8-bit \xc3\xa9\r\n"));
+        assert!(needs_binarymime(b"a\r\n\0b\r\n"));
+        assert!(needs_binarymime(b"a\nb\r\n"));
+        assert!(needs_binarymime(b"a\rb\r\n"));
+        // 998 octets plus CRLF is the longest text line; 999 is binary.
+        let mut ok = vec![b'x'; 998];
+        ok.extend_from_slice(b"\r\n");
+        assert!(!needs_binarymime(&ok));
+        let mut long = vec![b'x'; 999];
+        long.extend_from_slice(b"\r\n");
+        assert!(needs_binarymime(&long));
     }
 
     #[test]

@@ -273,6 +273,14 @@ impl Worker {
             .clamp(Duration::from_secs(1), MAX_POLL);
         tokio::pin!(stop);
         loop {
+            // A retry that came while the last run was busy must clear the
+            // down list before the next claim, or its rows would be
+            // deferred again at once.
+            while let Ok(change) = feed.try_recv() {
+                if change == Change::QueueRetry {
+                    self.down.clear();
+                }
+            }
             let worked = self.once().await;
             self.refresh_stats().await;
             if worked {
@@ -281,7 +289,7 @@ impl Worker {
             tokio::select! {
                 _ = &mut stop => return,
                 _ = tokio::time::sleep(poll) => {}
-                _ = wait_queue_change(&mut feed) => {}
+                _ = wait_queue_change(&mut feed, &self.down) => {}
             }
         }
     }
@@ -350,10 +358,14 @@ impl Worker {
     }
 }
 
-async fn wait_queue_change(feed: &mut tokio::sync::broadcast::Receiver<Change>) {
+async fn wait_queue_change(feed: &mut tokio::sync::broadcast::Receiver<Change>, down: &Down) {
     loop {
         match feed.recv().await {
             Ok(Change::Queue) => return,
+            Ok(Change::QueueRetry) => {
+                down.clear();
+                return;
+            }
             Ok(_) => {}
             // Missed some: there may be queue work among them.
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
@@ -405,6 +417,12 @@ impl Down {
         }
         e.0 = e.0.saturating_add(1);
         e.1 = now + backoff(cfg, e.0.saturating_sub(1)).as_secs() as i64;
+    }
+
+    /// Forgets every down destination (an operator's retry).
+    fn clear(&self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.clear();
     }
 
     fn up(&self, domain: &str) {
@@ -563,6 +581,7 @@ impl Job {
         self.down.up(domain);
         let peer = conn.peer.clone();
         let count = pending.len();
+        tracing::info!(domain, host = %peer, tls = conn.tls, messages = count, "outbound: connected");
         for i in 0..count {
             let Some((msg, rows)) = pending.get(i) else {
                 break;
@@ -641,6 +660,11 @@ mod tests {
         assert_eq!(down.until("other.test", 10), None);
         down.up("d.test");
         assert_eq!(down.until("d.test", 10), None);
+        down.failed("d.test", &cfg, 10);
+        down.failed("o.test", &cfg, 10);
+        down.clear();
+        assert_eq!(down.until("d.test", 10), None);
+        assert_eq!(down.until("o.test", 10), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::address::MAX_FULL_NAME_LEN;
-use crate::{Directory, DirectoryError, Forward, User};
+use crate::{DirectoryDb, DirectoryError, Forward, User};
 
 /// The two kinds of multi-target entries; they share their code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +120,7 @@ fn check_full_name(name: Option<&str>) -> Result<Option<&str>, DirectoryError> {
     Ok(Some(name))
 }
 
-impl Directory {
+impl DirectoryDb {
     /// Adds a user in one of our domains; returns the canonical address.
     pub fn add_user(
         &self,
@@ -243,7 +243,7 @@ impl Directory {
     }
 
     /// Creates a mailing list, or adds members to an existing one.
-    /// Like [`Directory::add_alias`], for a list.
+    /// Like [`DirectoryDb::add_alias`], for a list.
     pub fn add_list(
         &self,
         address: &str,
@@ -422,264 +422,5 @@ impl Directory {
     pub fn forward(&self, address: &str) -> Result<Option<Forward>, DirectoryError> {
         let address = self.canonical(address)?;
         load_forward(&self.lock(), &address)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::testutil::*;
-    use crate::{DirectoryError, Forward, User};
-
-    #[test]
-    fn add_user_in_unknown_domain_fails() {
-        let t = open(&["example.org"]);
-        let err = t.dir.add_user("bob@example.net", None, "pw").unwrap_err();
-        assert!(matches!(&err, DirectoryError::UnknownDomain(d) if d == "example.net"));
-        assert_eq!(
-            err.to_string(),
-            "domain example.net is not one of the configured domains"
-        );
-    }
-
-    #[test]
-    fn add_user_returns_canonical_and_refuses_duplicates() {
-        let t = open(&["example.org"]);
-        let a = t
-            .dir
-            .add_user("Bob@Example.ORG", Some("Bob Smith"), "pw")
-            .unwrap();
-        assert_eq!(a, "bob@example.org");
-        assert!(matches!(
-            t.dir.add_user("BOB@example.org", None, "pw"),
-            Err(DirectoryError::AlreadyExists(_))
-        ));
-        assert_eq!(
-            t.dir.list_users().unwrap(),
-            vec![User {
-                address: "bob@example.org".into(),
-                full_name: Some("Bob Smith".into())
-            }]
-        );
-    }
-
-    #[test]
-    fn user_lookup_is_case_insensitive() {
-        let t = open(&["example.org"]);
-        t.dir.add_user("alice@example.org", None, "pw").unwrap();
-        let u = t.dir.user("ALICE@Example.Org").unwrap().unwrap();
-        assert_eq!(u.address, "alice@example.org");
-        assert_eq!(
-            t.dir.resolve("Alice@EXAMPLE.org").unwrap(),
-            deliver(&["alice@example.org"], &[])
-        );
-    }
-
-    #[test]
-    fn user_alias_and_list_exclude_each_other() {
-        let t = open(&["example.org"]);
-        t.dir.add_user("u@example.org", None, "pw").unwrap();
-        t.dir
-            .add_alias("a@example.org", &s(&["u@example.org"]))
-            .unwrap();
-        t.dir
-            .add_list("l@example.org", &s(&["u@example.org"]))
-            .unwrap();
-        let exists = |r| matches!(r, Err(DirectoryError::AlreadyExists(_)));
-        assert!(exists(
-            t.dir.add_user("a@example.org", None, "pw").map(|_| ())
-        ));
-        assert!(exists(
-            t.dir.add_user("l@example.org", None, "pw").map(|_| ())
-        ));
-        assert!(exists(
-            t.dir
-                .add_alias("u@example.org", &s(&["x@y.test"]))
-                .map(|_| ())
-        ));
-        assert!(exists(
-            t.dir
-                .add_alias("l@example.org", &s(&["x@y.test"]))
-                .map(|_| ())
-        ));
-        assert!(exists(
-            t.dir
-                .add_list("a@example.org", &s(&["x@y.test"]))
-                .map(|_| ())
-        ));
-    }
-
-    #[test]
-    fn alias_add_on_existing_adds_targets() {
-        let t = open(&["example.org"]);
-        t.dir
-            .add_alias("team@example.org", &s(&["a@example.org", "b@remote.test"]))
-            .unwrap();
-        t.dir
-            .add_alias(
-                "team@example.org",
-                &s(&["B@Remote.test", "A@example.org", "c@example.org"]),
-            )
-            .unwrap();
-        assert_eq!(
-            t.dir.aliases().unwrap(),
-            vec![(
-                "team@example.org".to_string(),
-                s(&[
-                    "a@example.org",
-                    "b@remote.test",
-                    "B@remote.test",
-                    "c@example.org"
-                ])
-            )]
-        );
-    }
-
-    #[test]
-    fn del_alias_removes_targets_then_whole() {
-        let t = open(&["example.org"]);
-        t.dir
-            .add_alias("team@example.org", &s(&["a@example.org", "b@example.org"]))
-            .unwrap();
-        t.dir
-            .del_alias("team@example.org", &s(&["A@example.org"]))
-            .unwrap();
-        assert_eq!(
-            t.dir.aliases().unwrap(),
-            vec![("team@example.org".to_string(), s(&["b@example.org"]))]
-        );
-        assert!(matches!(
-            t.dir.del_alias("team@example.org", &s(&["zz@example.org"])),
-            Err(DirectoryError::NotFound(_))
-        ));
-        t.dir.del_alias("team@example.org", &[]).unwrap();
-        assert!(t.dir.aliases().unwrap().is_empty());
-        assert!(matches!(
-            t.dir.del_alias("team@example.org", &[]),
-            Err(DirectoryError::NotFound(_))
-        ));
-    }
-
-    #[test]
-    fn list_members_in_insertion_order() {
-        let t = open(&["example.org"]);
-        t.dir
-            .add_list("l@example.org", &s(&["zed@example.org", "amy@example.org"]))
-            .unwrap();
-        t.dir
-            .add_list("l@example.org", &s(&["mid@remote.test"]))
-            .unwrap();
-        assert_eq!(
-            t.dir.lists().unwrap(),
-            vec![(
-                "l@example.org".to_string(),
-                s(&["zed@example.org", "amy@example.org", "mid@remote.test"])
-            )]
-        );
-        let members: Vec<String> = t
-            .dir
-            .expn("l@example.org")
-            .unwrap()
-            .unwrap()
-            .into_iter()
-            .map(|m| m.address)
-            .collect();
-        assert_eq!(
-            members,
-            s(&["zed@example.org", "amy@example.org", "mid@remote.test"])
-        );
-    }
-
-    #[test]
-    fn forward_needs_an_existing_user_and_goes_with_it() {
-        let t = open(&["example.org"]);
-        assert!(matches!(
-            t.dir
-                .set_forward("nobody@example.org", "x@remote.test", false, false),
-            Err(DirectoryError::NotFound(_))
-        ));
-        t.dir.add_user("u@example.org", None, "pw").unwrap();
-        t.dir
-            .set_forward("u@example.org", "X@Remote.test", true, false)
-            .unwrap();
-        assert_eq!(
-            t.dir.forward("U@example.org").unwrap(),
-            Some(Forward {
-                target: "X@remote.test".into(),
-                keep: true,
-                refuse: false
-            })
-        );
-        t.dir.delete_user("u@example.org").unwrap();
-        t.dir.add_user("u@example.org", None, "pw").unwrap();
-        assert_eq!(t.dir.forward("u@example.org").unwrap(), None);
-        assert!(matches!(
-            t.dir.del_forward("u@example.org"),
-            Err(DirectoryError::NotFound(_))
-        ));
-    }
-
-    #[test]
-    fn full_name_with_line_break_is_refused() {
-        let t = open(&["example.org"]);
-        assert!(
-            t.dir
-                .add_user("u@example.org", Some("Evil\r\n250 ok"), "pw")
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn alias_cycle_is_refused_at_add_and_nothing_is_stored() {
-        let t = open(&["example.org"]);
-        t.dir.add_user("u@example.org", None, "pw").unwrap();
-        t.dir
-            .add_alias("a1@example.org", &s(&["a2@example.org"]))
-            .unwrap();
-        let err = t
-            .dir
-            .add_alias("a2@example.org", &s(&["u@example.org", "a1@example.org"]))
-            .unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.contains("a2@example.org -> a1@example.org -> a2@example.org"),
-            "{text}"
-        );
-        assert_eq!(
-            t.dir.aliases().unwrap().len(),
-            1,
-            "the refused alias is not stored"
-        );
-        // Through a list and a +detail address too; and onto itself.
-        t.dir
-            .add_list("l@example.org", &s(&["a1@example.org"]))
-            .unwrap();
-        assert!(
-            t.dir
-                .add_alias("a2@example.org", &s(&["l+x@example.org"]))
-                .is_err()
-        );
-        assert!(
-            t.dir
-                .add_alias("self@example.org", &s(&["self@example.org"]))
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn dangling_local_target_is_a_warning_not_an_error() {
-        let t = open(&["example.org"]);
-        t.dir.add_user("u@example.org", None, "pw").unwrap();
-        let w = t
-            .dir
-            .add_alias(
-                "a@example.org",
-                &s(&["u@example.org", "ghost@example.org", "x@remote.test"]),
-            )
-            .unwrap();
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(
-            w[0].starts_with("ghost@example.org does not exist"),
-            "{w:?}"
-        );
     }
 }

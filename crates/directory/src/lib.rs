@@ -8,26 +8,41 @@
 //! forwarding), 3.5 (VRFY/EXPN), 4.5.1 (postmaster); RFC 5233 style
 //! `+detail` sub-addressing.
 //!
-//! Locking: one `Mutex<Connection>` per `Directory`; every method takes it
-//! for the duration of its SQL only (password hashing happens outside it).
-//! Between processes SQLite's WAL and busy timeout do the work; writes that
-//! check then insert run in `BEGIN IMMEDIATE` transactions, so two writers
-//! cannot both pass the check.
+//! Sessions and the CLI use the [`Directory`] trait (async, object-safe,
+//! `Arc<dyn Directory>`); [`SqliteDirectory`] is the embedded backend.
+//! Backends are chosen by config (the `backends` crate's factories), and
+//! one conformance suite (`conformance`, behind the feature of that name)
+//! runs on each.
+//!
+//! Locking in the SQLite backend: a few connections
+//! ([`DIRECTORY_CONNECTIONS`]), each behind its own mutex, used from
+//! tokio's blocking pool and never on the async workers; an async
+//! semaphore admits one query per connection, so a query never waits for
+//! a connection on a blocking thread (see `sqlite.rs`). Password hashing
+//! happens outside any connection. Between processes SQLite's WAL and busy
+//! timeout do the work; writes that check then insert run in `BEGIN
+//! IMMEDIATE` transactions, so two writers cannot both pass the check.
 
 #![forbid(unsafe_code)]
 
 mod address;
 mod admin;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod password;
 mod resolve;
 mod schema;
 mod scram;
+mod sqlite;
 mod vrfy;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::num::NonZeroU32;
 use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use rusqlite::Connection;
@@ -35,9 +50,11 @@ use rusqlite::Connection;
 pub use address::{DETAIL_SEPARATOR, MAX_DOMAIN_LEN, MAX_FULL_NAME_LEN, MAX_LOCAL_PART_LEN};
 pub use password::{DEFAULT_MAX_CONCURRENT_HASHES, MAX_PASSWORD_LEN};
 pub use proto_common::ScramKeys;
+pub use proto_common::ServerNonce;
 pub use resolve::{MAX_EXPANSION_DEPTH, MAX_EXPANSION_TARGETS};
 pub use schema::{BUSY_TIMEOUT, SCHEMA_VERSION};
 pub use scram::{DEFAULT_SCRAM_ITERATIONS, SCRAM_SALT_LEN};
+pub use sqlite::{DIRECTORY_CONNECTIONS, SqliteDirectory};
 
 /// The directory database's usual file name inside the data directory.
 pub const DB_FILE_NAME: &str = "directory.db";
@@ -192,10 +209,147 @@ impl From<rusqlite::Error> for DirectoryError {
     }
 }
 
-/// The directory: shared in an `Arc` by the server's sessions, opened again
-/// by each CLI command.
-pub struct Directory {
-    conn: Mutex<Connection>,
+/// The future every async directory method returns: boxed so that
+/// [`Directory`] stays object-safe (`Arc<dyn Directory>`), as the store's.
+pub type DirectoryFuture<'a, T> =
+    Pin<Box<dyn Future<Output = Result<T, DirectoryError>> + Send + 'a>>;
+
+/// What sessions (RCPT, VRFY, EXPN, logins, SCRAM) and the CLI's admin
+/// commands need from a directory.
+///
+/// The synchronous methods answer from the configuration alone (domains,
+/// address syntax, SCRAM settings) and never touch the database. Every
+/// other method is async: a backend does its I/O (and the slow password
+/// hashing) off the async workers. Every write is durable when its future
+/// resolves Ok, and is atomic: on error nothing of it was written. A write
+/// is seen by every later lookup, from this process or another (the CLI
+/// changes a running server's directory without a restart).
+pub trait Directory: Send + Sync + 'static {
+    /// Our domains, lowercased; the first is the primary.
+    fn domains(&self) -> &[String];
+    /// The first configured domain.
+    fn primary_domain(&self) -> &str {
+        self.domains().first().map(String::as_str).unwrap_or("")
+    }
+    /// Whether `domain` is one of ours (case-insensitive).
+    fn is_local_domain(&self, domain: &str) -> bool {
+        address::is_local(self.domains(), domain)
+    }
+    /// Splits and canonicalises "local@domain" (domain lowercased; local
+    /// lowercased only when the domain is local). Bare "local" ->
+    /// InvalidAddress (callers qualify first).
+    fn canonical(&self, address: &str) -> Result<String, DirectoryError> {
+        address::canonical(self.domains(), address)
+    }
+    /// How many password checks may run at once: callers bound their own
+    /// queue to this (a check past it waits for working memory).
+    fn max_concurrent_hashes(&self) -> usize;
+    /// Whether SCRAM-SHA-256 is on (`auth.scram`): when off, no keys are
+    /// written, [`Directory::scram_keys`] finds none, and the protocols do
+    /// not advertise the mechanism.
+    fn scram_enabled(&self) -> bool;
+    /// Keys for a SCRAM name that has none, stable per name, so that
+    /// SCRAM does not tell which users exist (RFC 5802 9, RFC 7677 5).
+    fn fake_scram_keys(&self, login: &str) -> ScramKeys;
+    /// A fresh server nonce for a SCRAM exchange (RFC 5802 5.1).
+    fn scram_server_nonce(&self) -> Result<ServerNonce, DirectoryError>;
+
+    /// RCPT resolution of a fully qualified address (RFC 5321 3.3, 3.4):
+    /// aliases, lists, forwards, `+detail`, postmaster and catch-all.
+    fn resolve<'a>(&'a self, address: &'a str) -> DirectoryFuture<'a, Resolution>;
+    /// VRFY (RFC 5321 3.5, SPEC 4): the exact address, the local part in
+    /// any of our domains, or the full name, case-insensitively (Unicode);
+    /// every matching user, sorted by address (several = ambiguous, 553).
+    fn vrfy<'a>(&'a self, query: &'a str) -> DirectoryFuture<'a, Vec<User>>;
+    /// EXPN: Some(members) when the address is a mailing list, in
+    /// insertion order, with full names for local users.
+    fn expn<'a>(&'a self, address: &'a str) -> DirectoryFuture<'a, Option<Vec<Member>>>;
+    /// Login name resolution (SPEC 7): a full address; or a bare local
+    /// part = that user in the primary domain, else the ONE user with that
+    /// local part in any domain, else None. Aliases and lists cannot log in.
+    fn find_login<'a>(&'a self, login: &'a str) -> DirectoryFuture<'a, Option<String>>;
+    /// Some(canonical account) when `login` resolves and the password
+    /// matches. An unknown name costs a password check too, so the time a
+    /// failed login takes does not tell which names exist.
+    fn authenticate<'a>(
+        &'a self,
+        login: &'a str,
+        password: &'a str,
+    ) -> DirectoryFuture<'a, Option<String>>;
+    /// The account and stored SCRAM keys for a SCRAM user name, resolved
+    /// like a login. None when the name matches nobody, the user has no
+    /// keys yet, or SCRAM is off: then use [`Directory::fake_scram_keys`].
+    fn scram_keys<'a>(&'a self, login: &'a str)
+    -> DirectoryFuture<'a, Option<(String, ScramKeys)>>;
+    /// Writes keys for a user who has none (stored before SCRAM keys
+    /// existed), right after [`Directory::authenticate`] accepted
+    /// `password` for `account`. True when keys were written.
+    fn fill_scram_keys<'a>(
+        &'a self,
+        account: &'a str,
+        password: &'a str,
+    ) -> DirectoryFuture<'a, bool>;
+
+    /// Adds a user in one of our domains; returns the canonical address.
+    fn add_user<'a>(
+        &'a self,
+        address: &'a str,
+        full_name: Option<&'a str>,
+        password: &'a str,
+    ) -> DirectoryFuture<'a, String>;
+    /// Removes a user and its forward. The mailbox is the store's business.
+    fn delete_user<'a>(&'a self, address: &'a str) -> DirectoryFuture<'a, ()>;
+    /// Replaces a user's password, and with it the SCRAM keys.
+    fn set_password<'a>(&'a self, address: &'a str, password: &'a str) -> DirectoryFuture<'a, ()>;
+    /// Every user, sorted by address.
+    fn list_users(&self) -> DirectoryFuture<'_, Vec<User>>;
+    /// The user at `address`, if there is one.
+    fn user<'a>(&'a self, address: &'a str) -> DirectoryFuture<'a, Option<User>>;
+    /// Creates an alias, or adds targets to an existing one. Refused when
+    /// the alias would reach itself; the warnings name targets in our
+    /// domains that do not exist (yet).
+    fn add_alias<'a>(
+        &'a self,
+        address: &'a str,
+        targets: &'a [String],
+    ) -> DirectoryFuture<'a, Vec<String>>;
+    /// Removes targets from an alias; no targets removes the whole alias.
+    fn del_alias<'a>(&'a self, address: &'a str, targets: &'a [String]) -> DirectoryFuture<'a, ()>;
+    /// Every alias with its targets, sorted by address, targets in
+    /// insertion order.
+    fn aliases(&self) -> DirectoryFuture<'_, Vec<(String, Vec<String>)>>;
+    /// Creates a mailing list, or adds members; like [`Directory::add_alias`].
+    fn add_list<'a>(
+        &'a self,
+        address: &'a str,
+        members: &'a [String],
+    ) -> DirectoryFuture<'a, Vec<String>>;
+    /// Removes members from a list; no members removes the whole list.
+    fn del_list<'a>(&'a self, address: &'a str, members: &'a [String]) -> DirectoryFuture<'a, ()>;
+    /// Every list with its members, sorted by address.
+    fn lists(&self) -> DirectoryFuture<'_, Vec<(String, Vec<String>)>>;
+    /// Forwards an existing user's mail (RFC 5321 3.4). `keep` also
+    /// delivers to the user's mailbox; `refuse` answers 551 instead.
+    fn set_forward<'a>(
+        &'a self,
+        address: &'a str,
+        target: &'a str,
+        keep: bool,
+        refuse: bool,
+    ) -> DirectoryFuture<'a, ()>;
+    /// Removes a user's forward.
+    fn del_forward<'a>(&'a self, address: &'a str) -> DirectoryFuture<'a, ()>;
+    /// A user's forward, if set.
+    fn forward<'a>(&'a self, address: &'a str) -> DirectoryFuture<'a, Option<Forward>>;
+}
+
+/// The synchronous SQLite directory that [`SqliteDirectory`] runs on the
+/// blocking pool. Crate-private: everything outside uses the trait.
+pub(crate) struct DirectoryDb {
+    /// The connection that migrated the schema, and the others.
+    first: Mutex<Connection>,
+    others: Vec<Mutex<Connection>>,
+    next_conn: AtomicUsize,
     domains: Vec<String>,
     /// Domain -> canonical target.
     catch_all: BTreeMap<String, String>,
@@ -209,9 +363,9 @@ pub struct Directory {
     scram_secret: ring::hmac::Key,
 }
 
-impl fmt::Debug for Directory {
+impl fmt::Debug for DirectoryDb {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Directory")
+        f.debug_struct("DirectoryDb")
             .field("domains", &self.domains)
             .field("catch_all", &self.catch_all)
             .field("scram", &self.scram)
@@ -220,11 +374,11 @@ impl fmt::Debug for Directory {
     }
 }
 
-impl Directory {
+impl DirectoryDb {
     /// Opens (creating and migrating as needed) the database at `db_path`.
     /// Refuses a database from a newer mailroom with
     /// [`DirectoryError::NewerSchema`].
-    pub fn open(db_path: &Path, config: DirectoryConfig) -> Result<Directory, DirectoryError> {
+    pub fn open(db_path: &Path, config: DirectoryConfig) -> Result<DirectoryDb, DirectoryError> {
         let mut domains: Vec<String> = Vec::with_capacity(config.domains.len());
         for d in &config.domains {
             let d = address::normalize_domain(d)?;
@@ -268,8 +422,14 @@ impl Directory {
         }
         let conn = schema::open(db_path)?;
         let scram_secret = scram::load_secret(&conn)?;
-        Ok(Directory {
-            conn: Mutex::new(conn),
+        let mut others = Vec::new();
+        for _ in 1..DIRECTORY_CONNECTIONS {
+            others.push(Mutex::new(schema::connect(db_path)?));
+        }
+        Ok(DirectoryDb {
+            first: Mutex::new(conn),
+            others,
+            next_conn: AtomicUsize::new(0),
             domains,
             catch_all,
             hasher,
@@ -319,11 +479,23 @@ impl Directory {
         Ok(canonical)
     }
 
-    /// The connection; a panic in another thread while it held the lock
-    /// leaves SQLite consistent (transactions roll back on drop), so a
-    /// poisoned lock is used as is.
+    /// A free connection, else the next one in turn (waiting for it). A
+    /// panic in another thread while it held the lock leaves SQLite
+    /// consistent (transactions roll back on drop), so a poisoned lock is
+    /// used as is.
     fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+        let n = self.others.len() + 1;
+        let slot = |i: usize| match i.checked_sub(1) {
+            None => &self.first,
+            Some(i) => self.others.get(i).unwrap_or(&self.first),
+        };
+        let start = self.next_conn.fetch_add(1, Ordering::Relaxed) % n;
+        for i in 0..n {
+            if let Ok(conn) = slot((start + i) % n).try_lock() {
+                return conn;
+            }
+        }
+        slot(start).lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -335,7 +507,7 @@ pub(crate) mod testutil {
     use super::*;
 
     pub struct TestDir {
-        pub dir: Directory,
+        pub dir: DirectoryDb,
         pub tmp: tempfile::TempDir,
     }
 
@@ -354,7 +526,7 @@ pub(crate) mod testutil {
 
     pub fn open_with(config: DirectoryConfig) -> TestDir {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = Directory::open(&tmp.path().join(DB_FILE_NAME), config).unwrap();
+        let dir = DirectoryDb::open(&tmp.path().join(DB_FILE_NAME), config).unwrap();
         TestDir { dir, tmp }
     }
 
@@ -376,56 +548,12 @@ pub(crate) mod testutil {
 
 #[cfg(test)]
 mod tests {
-    use super::testutil::*;
     use super::*;
 
     #[test]
     fn directory_is_send_and_sync() {
         fn check<T: Send + Sync>() {}
-        check::<Directory>();
-    }
-
-    #[test]
-    fn domains_are_lowercased_and_first_is_primary() {
-        let t = open(&["Example.ORG", "other.test"]);
-        assert_eq!(t.dir.domains(), &["example.org", "other.test"]);
-        assert_eq!(t.dir.primary_domain(), "example.org");
-        assert!(t.dir.is_local_domain("EXAMPLE.org"));
-        assert!(!t.dir.is_local_domain("example.net"));
-    }
-
-    #[test]
-    fn empty_domain_list_is_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let err = Directory::open(&tmp.path().join(DB_FILE_NAME), config(&[])).unwrap_err();
-        assert_eq!(err.to_string(), "no domains are configured");
-    }
-
-    #[test]
-    fn catch_all_in_foreign_domain_is_refused() {
-        let mut c = config(&["example.org"]);
-        c.catch_all
-            .insert("other.test".to_string(), "a@example.org".to_string());
-        let tmp = tempfile::tempdir().unwrap();
-        let err = Directory::open(&tmp.path().join(DB_FILE_NAME), c).unwrap_err();
-        assert!(matches!(err, DirectoryError::UnknownDomain(d) if d == "other.test"));
-    }
-
-    #[test]
-    fn second_connection_sees_changes() {
-        let t = open(&["example.org"]);
-        let path = t.tmp.path().join(DB_FILE_NAME);
-        let other = Directory::open(&path, config(&["example.org"])).unwrap();
-        assert_eq!(
-            other.resolve("bob@example.org").unwrap(),
-            Resolution::Unknown
-        );
-        t.dir.add_user("bob@example.org", None, "pw").unwrap();
-        assert_eq!(
-            other.resolve("bob@example.org").unwrap(),
-            deliver(&["bob@example.org"], &[])
-        );
-        other.delete_user("bob@example.org").unwrap();
-        assert_eq!(t.dir.user("bob@example.org").unwrap(), None);
+        check::<DirectoryDb>();
+        check::<SqliteDirectory>();
     }
 }

@@ -11,7 +11,8 @@
 //! - `users(address PK, full_name, password_hash, local_folded,
 //!   name_folded)`: PHC argon2id strings; the local part and the full name
 //!   case-folded in Rust (SQLite's `lower()` folds ASCII only), indexed
-//!   for VRFY and bare-name logins (version 2); `scram_salt`,
+//!   for VRFY and bare-name logins (version 2; Unicode case folding rather
+//!   than lower case since version 4, see [`fold`]); `scram_salt`,
 //!   `scram_iterations`, `scram_stored_key`, `scram_server_key`: the
 //!   SCRAM-SHA-256 keys of RFC 5802 3, all NULL for a user who has none
 //!   yet (version 3, see `scram.rs`).
@@ -34,7 +35,7 @@ use crate::DirectoryError;
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// One schema step: SQL, then an optional data step in Rust.
 type Migration = (
@@ -47,6 +48,7 @@ const MIGRATIONS: &[Migration] = &[
     (V1, None),
     (V2, Some(fold_users)),
     (V3, Some(crate::scram::create_secret)),
+    (V4, Some(fold_users)),
 ];
 
 pub(crate) const V1: &str = "
@@ -91,14 +93,23 @@ const V3: &str = "
     ALTER TABLE users ADD COLUMN scram_server_key BLOB;
 ";
 
-/// Case folding for the `*_folded` columns: Unicode lower case, as VRFY
-/// compares (RFC 5321 3.5.1 leaves the matching to the server; SPEC 4 says
-/// case-insensitive).
+/// Version 4: the folded columns again, folded as [`fold`] now does (upper
+/// then lower case) rather than by lower case alone (issue 10). No schema
+/// change: the data step rewrites every user's folded columns.
+const V4: &str = "";
+
+/// Case folding for the `*_folded` columns, as VRFY compares (RFC 5321
+/// 3.5.1 leaves the matching to the server; SPEC 4 says case-insensitive).
+/// Lower case alone keeps apart what Unicode's case folding (Unicode 16.0,
+/// 3.13, toCasefold) joins: `ß` and `SS`, final `ς` and `σ`, `ﬁ` and `fi`.
+/// Upper case first maps each of those to one spelling, whose lower case
+/// is then the same for every variant. Computed in Rust because SQLite's
+/// `lower()` folds ASCII only.
 pub(crate) fn fold(text: &str) -> String {
-    text.to_lowercase()
+    text.to_uppercase().to_lowercase()
 }
 
-/// Fills the folded columns of the users that version 1 stored.
+/// Fills (version 2) or rewrites (version 4) every user's folded columns.
 fn fold_users(conn: &Connection) -> Result<(), DirectoryError> {
     let users: Vec<(String, Option<String>)> = {
         let mut stmt = conn.prepare("SELECT address, full_name FROM users")?;
@@ -116,7 +127,14 @@ fn fold_users(conn: &Connection) -> Result<(), DirectoryError> {
 
 /// Opens the database, sets WAL and full sync, and migrates it.
 pub(crate) fn open(path: &Path) -> Result<Connection, DirectoryError> {
-    let mut conn = Connection::open(path)
+    let mut conn = connect(path)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// One more connection to a database: WAL and full sync, no migration.
+pub(crate) fn connect(path: &Path) -> Result<Connection, DirectoryError> {
+    let conn = Connection::open(path)
         .map_err(|e| DirectoryError::Db(format!("cannot open {}: {e}", path.display())))?;
     // The busy timeout first: switching to WAL needs a lock that another
     // process may hold.
@@ -129,7 +147,6 @@ pub(crate) fn open(path: &Path) -> Result<Connection, DirectoryError> {
         )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
-    migrate(&mut conn)?;
     Ok(conn)
 }
 
@@ -215,10 +232,45 @@ mod tests {
             )
             .unwrap();
         }
-        let dir = crate::Directory::open(&path, crate::testutil::config(&["example.org"])).unwrap();
+        let dir =
+            crate::DirectoryDb::open(&path, crate::testutil::config(&["example.org"])).unwrap();
         let found = dir.vrfy("émile zola").unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(dir.vrfy("ÉMILE").unwrap(), found);
+    }
+
+    #[test]
+    fn fold_joins_what_unicode_case_folding_joins() {
+        assert_eq!(fold("STRASSE"), fold("Straße"));
+        assert_eq!(fold("ΟΔΟΣ"), fold("οδοσ"));
+        assert_eq!(fold("οδος"), fold("οδοσ"));
+        assert_eq!(fold("ﬁle"), fold("FILE"));
+        assert_eq!(fold("Émile"), "émile");
+        assert_ne!(fold("olaf"), fold("ölaf"));
+    }
+
+    #[test]
+    fn version_3_users_are_folded_again_by_the_migration() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("d.db");
+        {
+            // A directory as version 3 left it: folded by lower case.
+            let conn = Connection::open(&path).unwrap();
+            for sql in [V1, V2, V3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+                 INSERT INTO meta VALUES ('schema_version', '3');
+                 INSERT INTO users (address, full_name, password_hash, local_folded, name_folded)
+                 VALUES ('gross@example.org', 'Hans Groß', 'x', 'gross', 'hans groß');",
+            )
+            .unwrap();
+        }
+        let dir =
+            crate::DirectoryDb::open(&path, crate::testutil::config(&["example.org"])).unwrap();
+        assert_eq!(dir.vrfy("HANS GROSS").unwrap().len(), 1);
+        assert_eq!(dir.vrfy("hans groß").unwrap().len(), 1);
     }
 
     #[test]
@@ -233,7 +285,7 @@ mod tests {
         .unwrap();
         drop(conn);
         let err =
-            crate::Directory::open(&path, crate::testutil::config(&["example.org"])).unwrap_err();
+            crate::DirectoryDb::open(&path, crate::testutil::config(&["example.org"])).unwrap_err();
         assert!(matches!(
             err,
             DirectoryError::NewerSchema { found, supported }

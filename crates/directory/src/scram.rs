@@ -11,7 +11,7 @@
 //!
 //! Users stored before schema version 3 have no keys: the SCRAM lookup
 //! treats them as unknown until a PLAIN or LOGIN success hands their
-//! password to [`Directory::fill_scram_keys`].
+//! password to [`DirectoryDb::fill_scram_keys`].
 
 use std::num::NonZeroU32;
 
@@ -20,7 +20,7 @@ use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{Directory, DirectoryError};
+use crate::{DirectoryDb, DirectoryError};
 
 /// Octets of a SCRAM salt: issue 11 asks for 16 (RFC 5802 sets no length;
 /// NIST SP 800-132 5.1 asks for at least 128 bits).
@@ -159,17 +159,12 @@ pub(crate) fn write_keys(
     )?)
 }
 
-impl Directory {
+impl DirectoryDb {
     /// Whether SCRAM-SHA-256 is on (`auth.scram`): when off, no keys are
-    /// written, [`Directory::scram_keys`] finds none, and the protocols do
+    /// written, [`DirectoryDb::scram_keys`] finds none, and the protocols do
     /// not advertise the mechanism.
     pub fn scram_enabled(&self) -> bool {
         self.scram
-    }
-
-    /// The iteration count new keys get (`auth.scram_iterations`).
-    pub fn scram_iterations(&self) -> NonZeroU32 {
-        self.scram_iterations
     }
 
     /// Keys for `password` with a fresh random salt, or None when SCRAM
@@ -186,10 +181,10 @@ impl Directory {
     }
 
     /// The account and stored keys for a SCRAM user name, resolved as
-    /// [`Directory::authenticate`] resolves logins (a full address, or a
+    /// [`DirectoryDb::authenticate`] resolves logins (a full address, or a
     /// bare local part in the primary domain, else the one user with that
     /// local part). None when the name matches nobody, the user has no
-    /// keys yet, or SCRAM is off: then use [`Directory::fake_scram_keys`].
+    /// keys yet, or SCRAM is off: then use [`DirectoryDb::fake_scram_keys`].
     pub fn scram_keys(&self, login: &str) -> Result<Option<(String, ScramKeys)>, DirectoryError> {
         if !self.scram_enabled() {
             return Ok(None);
@@ -241,7 +236,7 @@ impl Directory {
     }
 
     /// Writes keys for a user who has none (stored before schema version
-    /// 3): call it with the password right after [`Directory::authenticate`]
+    /// 3): call it with the password right after [`DirectoryDb::authenticate`]
     /// accepted it for `account` (PLAIN, LOGIN, USER/PASS). True when keys
     /// were written; false when the user already has keys, does not exist,
     /// or SCRAM is off. Costs one PBKDF2, only the first time.

@@ -48,6 +48,34 @@ pub enum Cmd {
     /// The outbound queue: mail waiting to leave for other domains
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// Import an mbox file or a Maildir++ tree into ADDRESS's mailboxes
+    /// (a rerun skips what an earlier run imported)
+    Import {
+        address: String,
+        path: PathBuf,
+        /// mbox or maildir (default: maildir for a directory, else mbox)
+        #[arg(long)]
+        format: Option<String>,
+        /// The mailbox to import into (mbox; default INBOX), or under
+        /// which to put the Maildir's folders
+        #[arg(long, value_name = "NAME")]
+        folder: Option<String>,
+    },
+    /// Copy the data directory of a running (or stopped) server into DIR,
+    /// consistently: the databases as snapshots, keys and certificates
+    Backup { dir: PathBuf },
+    /// Restore a backup from DIR into the configured data directory, which
+    /// must be missing or empty (so no server runs on it)
+    Restore { dir: PathBuf },
+    /// Export ADDRESS's mailboxes into DIR (Maildir++, or one mbox file
+    /// per folder)
+    Export {
+        address: String,
+        dir: PathBuf,
+        /// maildir (default) or mbox
+        #[arg(long, default_value = "maildir")]
+        format: String,
+    },
     /// Deliver a message from standard input to ADDRESS's mailbox (an LDA)
     Deliver {
         /// Recipient address (a bare local part means the primary domain)
@@ -289,6 +317,25 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 QueueCmd::Delete { id } => ctx.queue_delete(id),
             }
         }
+        Cmd::Import {
+            address,
+            path,
+            format,
+            folder,
+        } => {
+            let ctx = commands::Ctx::open(&loaded, missing).map_err(|f| f.message)?;
+            ctx.import(&address, &path, format.as_deref(), folder.as_deref())
+        }
+        Cmd::Export {
+            address,
+            dir,
+            format,
+        } => {
+            let ctx = commands::Ctx::open(&loaded, missing).map_err(|f| f.message)?;
+            ctx.export(&address, &dir, &format)
+        }
+        Cmd::Backup { dir } => commands::backup(&loaded, &dir),
+        Cmd::Restore { dir } => commands::restore(&loaded, &dir),
         Cmd::Deliver { .. } => Ok(()),
     };
     Ok(result?)

@@ -1,12 +1,14 @@
 //! The administration subcommands (SPEC 7). They open the same store and
-//! directory as the running server (SQLite allows a second process), so
-//! their changes take effect at once, without a restart.
+//! directory as the running server, through the same factories (the
+//! backend of `[store] backend`; SQLite allows a second process), so their
+//! changes take effect at once, without a restart.
 
 use std::io::Read;
 use std::sync::Arc;
 
+use backends::{BackendConfig, OpenError};
 use directory::{Directory, DirectoryConfig, DirectoryError, Resolution};
-use store::{SqliteStore, Store, StoreOptions};
+use store::{Store, StoreError, StoreOptions};
 
 use crate::cli::{Failure, exit};
 use crate::config::Loaded;
@@ -14,8 +16,6 @@ use crate::datadir::Missing;
 
 /// A password on stdin longer than this is refused rather than read on.
 pub const MAX_PASSWORD_INPUT: u64 = 4096;
-/// The directory's file in the data directory.
-pub const DIRECTORY_FILE: &str = "directory.db";
 
 pub fn directory_config(loaded: &Loaded) -> DirectoryConfig {
     let c = &loaded.config;
@@ -31,28 +31,63 @@ pub fn directory_config(loaded: &Loaded) -> DirectoryConfig {
     }
 }
 
-/// Opens the directory; the data directory must have been prepared
-/// ([`crate::datadir::prepare`]).
-pub fn open_directory(loaded: &Loaded) -> Result<Arc<Directory>, String> {
-    Directory::open(
-        &loaded.data_dir.join(DIRECTORY_FILE),
-        directory_config(loaded),
-    )
-    .map(Arc::new)
-    .map_err(|e| e.to_string())
+/// What the factories need: the backend of `[store]`, the data directory,
+/// the store's tunables and the directory's settings.
+pub fn backend_config(loaded: &Loaded) -> Result<BackendConfig, String> {
+    let s = &loaded.config.store;
+    Ok(BackendConfig {
+        backend: s.backend.parse()?,
+        url: s.url.0.clone(),
+        data_dir: loaded.data_dir.clone(),
+        store: StoreOptions {
+            group_commit_max: s.group_commit_max,
+            ..StoreOptions::default()
+        },
+        directory: directory_config(loaded),
+    })
 }
 
-pub fn open_store(loaded: &Loaded) -> Result<Arc<SqliteStore>, store::StoreError> {
-    let opts = StoreOptions {
-        group_commit_max: loaded.config.store.group_commit_max,
-        ..StoreOptions::default()
-    };
-    SqliteStore::open(&loaded.data_dir, opts)
+/// Opens the configured directory; the data directory must have been
+/// prepared ([`crate::datadir::prepare`]).
+pub fn open_directory(loaded: &Loaded) -> Result<Arc<dyn Directory>, OpenError> {
+    let config = backend_config(loaded).map_err(|e| OpenError::Store(StoreError::Invalid(e)))?;
+    backends::open_directory(&config)
+}
+
+/// Opens the configured store.
+pub fn open_store(loaded: &Loaded) -> Result<Arc<dyn Store>, OpenError> {
+    let config = backend_config(loaded).map_err(|e| OpenError::Store(StoreError::Invalid(e)))?;
+    backends::open_store(&config)
+}
+
+/// `mailroom backup DIR`.
+pub fn backup(loaded: &Loaded, dir: &std::path::Path) -> Result<(), String> {
+    let config = backend_config(loaded)?;
+    let files = backends::backup::backup(&config, dir)?;
+    println!(
+        "backed up {} files of {} to {}",
+        files.len(),
+        loaded.data_dir.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+/// `mailroom restore DIR`: needs no data directory (it makes one).
+pub fn restore(loaded: &Loaded, dir: &std::path::Path) -> Result<(), String> {
+    let config = backend_config(loaded)?;
+    let files = backends::backup::restore(&config, dir)?;
+    println!(
+        "restored {} files into {}",
+        files.len(),
+        loaded.data_dir.display()
+    );
+    Ok(())
 }
 
 pub struct Ctx {
-    dir: Arc<Directory>,
-    store: Arc<SqliteStore>,
+    dir: Arc<dyn Directory>,
+    store: Arc<dyn Store>,
     rt: tokio::runtime::Runtime,
     max_message_size: usize,
     /// Ours: Authentication-Results claiming it are removed on delivery.
@@ -78,27 +113,18 @@ impl Ctx {
             .enable_all()
             .build()
             .map_err(|e| Failure::new(exit::TEMP_FAIL, format!("cannot start the runtime: {e}")))?;
-        let dir = Directory::open(
-            &loaded.data_dir.join(DIRECTORY_FILE),
-            directory_config(loaded),
-        )
-        .map_err(|e| {
-            let code = match e {
-                DirectoryError::Db(_) => exit::TEMP_FAIL,
-                _ => exit::CONFIG,
-            };
-            Failure::new(code, e.to_string())
-        })?;
-        let store = open_store(loaded).map_err(|e| {
+        let failure = |e: OpenError| {
             let code = if e.is_temporary() {
                 exit::TEMP_FAIL
             } else {
                 exit::CONFIG
             };
             Failure::new(code, e.to_string())
-        })?;
+        };
+        let dir = open_directory(loaded).map_err(failure)?;
+        let store = open_store(loaded).map_err(failure)?;
         Ok(Ctx {
-            dir: Arc::new(dir),
+            dir,
             store,
             rt,
             max_message_size: loaded.config.smtp.max_message_size,
@@ -138,8 +164,8 @@ impl Ctx {
         password: &str,
     ) -> Result<(), String> {
         let canonical = self
-            .dir
-            .add_user(&self.qualify(address), name, password)
+            .rt
+            .block_on(self.dir.add_user(&self.qualify(address), name, password))
             .map_err(|e| e.to_string())?;
         self.rt
             .block_on(self.store.ensure_account(canonical.clone()))
@@ -148,27 +174,77 @@ impl Ctx {
         Ok(())
     }
 
+    /// `user del`: the directory entry first, so no new mail is accepted
+    /// for the address, then the mailboxes. A crash between the two (or a
+    /// store error) leaves an account that no directory entry reaches;
+    /// running the command again finds it and finishes the job, where it
+    /// once answered "does not exist" and left the mail behind.
     pub fn user_del(&self, address: &str) -> Result<(), String> {
         let address = self.qualify(address);
         let canonical = self.dir.canonical(&address).map_err(|e| e.to_string())?;
-        self.dir.delete_user(&address).map_err(|e| e.to_string())?;
-        self.rt
+        let in_directory = match self.rt.block_on(self.dir.delete_user(&canonical)) {
+            Ok(()) => true,
+            Err(DirectoryError::NotFound(_)) => false,
+            Err(e) => return Err(e.to_string()),
+        };
+        // Not a user: only an account that nothing delivers to (left by an
+        // interrupted `user del`) is removed; the implicit postmaster's,
+        // say, is live and stays.
+        if !in_directory && self.delivered_to(&canonical)? {
+            return Err(DirectoryError::NotFound(canonical).to_string());
+        }
+        let in_store = match self
+            .rt
             .block_on(self.store.delete_account(canonical.clone()))
-            .map_err(|e| e.to_string())?;
+        {
+            Ok(()) => true,
+            Err(StoreError::NotFound(_)) => false,
+            Err(e) => {
+                return Err(format!(
+                    "{canonical} is out of the directory but its mailboxes remain ({e}): \
+                     run `mailroom user del {canonical}` again"
+                ));
+            }
+        };
+        if !in_directory && !in_store {
+            return Err(DirectoryError::NotFound(canonical).to_string());
+        }
+        if !in_directory {
+            eprintln!(
+                "mailroom: {canonical} was already out of the directory; its mailboxes are deleted now"
+            );
+        }
         println!("deleted {canonical}");
         Ok(())
     }
 
+    /// Whether mail to `account` (canonical) is delivered to its own
+    /// mailboxes now.
+    fn delivered_to(&self, account: &str) -> Result<bool, String> {
+        let local = match self.rt.block_on(self.dir.resolve(account)) {
+            Ok(Resolution::Deliver { local, .. } | Resolution::Forward { local, .. }) => local,
+            Ok(_) | Err(DirectoryError::InvalidAddress(_) | DirectoryError::UnknownDomain(_)) => {
+                Vec::new()
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        Ok(local.iter().any(|a| a == account))
+    }
+
     pub fn user_passwd(&self, address: &str, password: &str) -> Result<(), String> {
-        self.dir
-            .set_password(&self.qualify(address), password)
+        self.rt
+            .block_on(self.dir.set_password(&self.qualify(address), password))
             .map_err(|e| e.to_string())?;
         println!("password changed");
         Ok(())
     }
 
     pub fn user_list(&self) -> Result<(), String> {
-        for u in self.dir.list_users().map_err(|e| e.to_string())? {
+        for u in self
+            .rt
+            .block_on(self.dir.list_users())
+            .map_err(|e| e.to_string())?
+        {
             match u.full_name {
                 Some(n) => println!("{}\t{}", u.address, n),
                 None => println!("{}", u.address),
@@ -180,8 +256,8 @@ impl Ctx {
     pub fn alias_add(&self, address: &str, targets: &[String]) -> Result<(), String> {
         let targets: Vec<String> = targets.iter().map(|t| self.qualify(t)).collect();
         let warnings = self
-            .dir
-            .add_alias(&self.qualify(address), &targets)
+            .rt
+            .block_on(self.dir.add_alias(&self.qualify(address), &targets))
             .map_err(|e| e.to_string())?;
         warn(&warnings);
         Ok(())
@@ -189,13 +265,17 @@ impl Ctx {
 
     pub fn alias_del(&self, address: &str, targets: &[String]) -> Result<(), String> {
         let targets: Vec<String> = targets.iter().map(|t| self.qualify(t)).collect();
-        self.dir
-            .del_alias(&self.qualify(address), &targets)
+        self.rt
+            .block_on(self.dir.del_alias(&self.qualify(address), &targets))
             .map_err(|e| e.to_string())
     }
 
     pub fn alias_list(&self) -> Result<(), String> {
-        for (a, targets) in self.dir.aliases().map_err(|e| e.to_string())? {
+        for (a, targets) in self
+            .rt
+            .block_on(self.dir.aliases())
+            .map_err(|e| e.to_string())?
+        {
             println!("{a}\t{}", targets.join(" "));
         }
         Ok(())
@@ -204,8 +284,8 @@ impl Ctx {
     pub fn list_add(&self, address: &str, members: &[String]) -> Result<(), String> {
         let members: Vec<String> = members.iter().map(|t| self.qualify(t)).collect();
         let warnings = self
-            .dir
-            .add_list(&self.qualify(address), &members)
+            .rt
+            .block_on(self.dir.add_list(&self.qualify(address), &members))
             .map_err(|e| e.to_string())?;
         warn(&warnings);
         Ok(())
@@ -213,13 +293,17 @@ impl Ctx {
 
     pub fn list_del(&self, address: &str, members: &[String]) -> Result<(), String> {
         let members: Vec<String> = members.iter().map(|t| self.qualify(t)).collect();
-        self.dir
-            .del_list(&self.qualify(address), &members)
+        self.rt
+            .block_on(self.dir.del_list(&self.qualify(address), &members))
             .map_err(|e| e.to_string())
     }
 
     pub fn list_show(&self) -> Result<(), String> {
-        for (a, members) in self.dir.lists().map_err(|e| e.to_string())? {
+        for (a, members) in self
+            .rt
+            .block_on(self.dir.lists())
+            .map_err(|e| e.to_string())?
+        {
             println!("{a}\t{}", members.join(" "));
         }
         Ok(())
@@ -232,15 +316,79 @@ impl Ctx {
         keep: bool,
         refuse: bool,
     ) -> Result<(), String> {
-        self.dir
-            .set_forward(&self.qualify(address), &self.qualify(target), keep, refuse)
+        let (address, target) = (self.qualify(address), self.qualify(target));
+        self.rt
+            .block_on(self.dir.set_forward(&address, &target, keep, refuse))
             .map_err(|e| e.to_string())
     }
 
     pub fn forward_del(&self, address: &str) -> Result<(), String> {
-        self.dir
-            .del_forward(&self.qualify(address))
+        self.rt
+            .block_on(self.dir.del_forward(&self.qualify(address)))
             .map_err(|e| e.to_string())
+    }
+
+    /// The account an address (or bare local part) names.
+    fn account_of(&self, address: &str) -> Result<String, String> {
+        self.rt
+            .block_on(self.dir.find_login(&self.qualify(address)))
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no such user: {address}"))
+    }
+
+    /// `mailroom import ADDRESS PATH`.
+    pub fn import(
+        &self,
+        address: &str,
+        path: &std::path::Path,
+        format: Option<&str>,
+        folder: Option<&str>,
+    ) -> Result<(), String> {
+        let account = self.account_of(address)?;
+        let format = format
+            .map(crate::transfer::run::Format::parse)
+            .transpose()?;
+        self.rt
+            .block_on(self.store.ensure_account(account.clone()))
+            .map_err(|e| e.to_string())?;
+        let r = self.rt.block_on(crate::transfer::run::import(
+            &*self.store,
+            &account,
+            path,
+            format,
+            folder,
+        ))?;
+        println!(
+            "imported {} messages into {} folders of {account}; {} already there, {} skipped",
+            r.imported, r.folders, r.duplicates, r.skipped
+        );
+        Ok(())
+    }
+
+    /// `mailroom export ADDRESS DIR`.
+    pub fn export(&self, address: &str, dir: &std::path::Path, format: &str) -> Result<(), String> {
+        let account = self.account_of(address)?;
+        let format = crate::transfer::run::Format::parse(format)?;
+        let r = self.rt.block_on(crate::transfer::run::export(
+            &*self.store,
+            &account,
+            dir,
+            format,
+        ))?;
+        println!(
+            "exported {} messages in {} folders of {account} to {}",
+            r.messages,
+            r.folders,
+            dir.display()
+        );
+        if r.dropped_keywords > 0 {
+            eprintln!(
+                "mailroom: {} keywords not written (a Maildir folder holds at most {})",
+                r.dropped_keywords,
+                crate::transfer::maildir::MAX_KEYWORDS
+            );
+        }
+        Ok(())
     }
 
     /// `queue list`: one line (or JSON object) per queued recipient.
@@ -363,7 +511,7 @@ impl Ctx {
             ));
         }
         let address = self.qualify(address);
-        let resolution = match self.dir.resolve(&address) {
+        let resolution = match self.rt.block_on(self.dir.resolve(&address)) {
             Ok(r) => r,
             Err(e @ (DirectoryError::InvalidAddress(_) | DirectoryError::UnknownDomain(_))) => {
                 return Err(Failure::new(exit::USAGE, e.to_string()));

@@ -318,6 +318,11 @@ pub struct AuthSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
+    /// Which backend holds the store and the directory: "sqlite" (files
+    /// in the data directory) or "postgres" (not built yet, issue 21).
+    pub backend: String,
+    /// The PostgreSQL database (`postgres://user:password@host:port/db`).
+    pub url: Secret,
     /// Most deliveries one commit (one fsync) may carry.
     pub group_commit_max: usize,
 }
@@ -405,6 +410,8 @@ impl Default for AuthSection {
 impl Default for StoreSection {
     fn default() -> Self {
         StoreSection {
+            backend: backends::Backend::default().name().to_string(),
+            url: Secret::default(),
             group_commit_max: store::StoreOptions::default().group_commit_max,
         }
     }
@@ -707,6 +714,7 @@ impl Config {
                 self.smtp.max_inflight_data, self.smtp.max_message_size
             ));
         }
+        self.store.backend.parse::<backends::Backend>()?;
         if self.auth.scram_iterations < directory::DEFAULT_SCRAM_ITERATIONS {
             return Err(format!(
                 "auth.scram_iterations: {} is below RFC 7677's minimum of {}",

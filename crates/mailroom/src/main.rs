@@ -9,6 +9,7 @@ mod datadir;
 mod health;
 mod serve;
 mod srskey;
+mod transfer;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -119,7 +119,7 @@ fn pop3_config(loaded: &Loaded) -> Result<server::pop3::Pop3Config, String> {
 /// each domain's mail servers.
 fn outbound_worker(
     loaded: &Loaded,
-    store: Arc<store::SqliteStore>,
+    store: Arc<dyn Store>,
     bounces: Arc<dyn delivery::worker::BounceRoute>,
 ) -> Result<Arc<delivery::worker::Worker>, String> {
     let r = &loaded.config.relay;
@@ -198,7 +198,6 @@ fn outbound_worker(
             roots: Arc::new(relay_roots(loaded)?),
         })
     };
-    let store: Arc<dyn Store> = store;
     Ok(Arc::new(delivery::worker::Worker::new(
         store, cfg, routing, bounces,
     )))
@@ -251,7 +250,7 @@ fn load_tls(loaded: &Loaded) -> Result<Arc<Tls>, String> {
 
 async fn serve(loaded: Loaded) -> Result<(), String> {
     let c = &loaded.config;
-    let directory = open_directory(&loaded)?;
+    let directory = open_directory(&loaded).map_err(|e| e.to_string())?;
     let store = open_store(&loaded).map_err(|e| e.to_string())?;
     let tls = load_tls(&loaded)?;
     let presence = PresenceRegistry::new();
@@ -410,9 +409,10 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
 struct AdminStatus {
     metrics: Arc<Metrics>,
     tracker: ConnectionTracker,
-    store: Arc<store::SqliteStore>,
+    store: Arc<dyn Store>,
     auth: Arc<Authenticator>,
     outbound: Arc<delivery::worker::WorkerStats>,
+    data_dir: std::path::PathBuf,
     min_free_disk: u64,
     /// Every address served, with its config key.
     listeners: Vec<(&'static str, std::net::SocketAddr)>,
@@ -423,7 +423,7 @@ impl AdminStatus {
         loaded: &Loaded,
         metrics: Arc<Metrics>,
         tracker: ConnectionTracker,
-        store: Arc<store::SqliteStore>,
+        store: Arc<dyn Store>,
         auth: Arc<Authenticator>,
         outbound: Arc<delivery::worker::WorkerStats>,
     ) -> Result<AdminStatus, String> {
@@ -458,6 +458,7 @@ impl AdminStatus {
             store,
             auth,
             outbound,
+            data_dir: loaded.data_dir.clone(),
             min_free_disk: c.admin.min_free_disk,
             listeners,
         })
@@ -467,13 +468,10 @@ impl AdminStatus {
 impl admin::Status for AdminStatus {
     fn health(&self) -> admin::Health {
         let mut h = admin::Health::default();
-        if self.store.writer_alive() {
-            h.checks.push("store writer: running".to_string());
-        } else {
-            h.problems.push("store writer stopped".to_string());
-            h.checks.push("store writer: stopped".to_string());
-        }
-        let (problem, check) = crate::health::disk(self.store.data_dir(), self.min_free_disk);
+        let (problem, check) = self.store.health();
+        h.problems.extend(problem);
+        h.checks.push(check);
+        let (problem, check) = crate::health::disk(&self.data_dir, self.min_free_disk);
         h.problems.extend(problem);
         h.checks.push(check);
         match crate::health::listening() {

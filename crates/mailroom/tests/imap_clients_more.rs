@@ -468,7 +468,7 @@ fn python_imaplib_idle_sees_new_mail_and_times_out_quietly() {
 fn a_long_line_arriving_in_two_writes_is_bad_and_the_session_continues() {
     let server = Server::start();
     let mut c = Imap::login(&server, "alice", "secret");
-    c.send_raw(format!("a1 NOOP {}", "x".repeat(9000)).as_bytes());
+    c.send_raw(format!("a1 NOOP {}", "x".repeat(70_000)).as_bytes());
     std::thread::sleep(Duration::from_millis(300));
     c.send_raw(b"yyy\r\n");
     let l = c.line();

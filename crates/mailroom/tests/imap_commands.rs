@@ -145,7 +145,10 @@ fn list_special_use_namespace_lsub_and_utf7_names() {
     let r = c.ok("NAMESPACE");
     assert!(r.has("* NAMESPACE ((\"\" \"/\")) NIL NIL"));
     c.ok("CREATE Entw&APw-rfe");
-    c.bad("CREATE &Jjo!");
+    // CREATE does not subscribe (RFC 9051 6.3.4).
+    c.ok("SUBSCRIBE Entw&APw-rfe");
+    // Not modified UTF-7: no mailbox can have that name.
+    c.no("CREATE &Jjo!");
     c.ok("UNSUBSCRIBE Junk");
     let r = c.ok("LSUB \"\" *");
     assert!(!r.has("Junk"));

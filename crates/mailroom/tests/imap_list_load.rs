@@ -11,7 +11,6 @@ use std::sync::mpsc;
 
 use common::{Extra, Server, Smtp, WAIT};
 use imap_kit::Imap;
-use store::Store;
 
 /// As in the report. The old quadratic \HasChildren scan made each LIST
 /// 10^10 comparisons on a worker thread: far past every wait here.
@@ -53,7 +52,8 @@ fn populate(server: &Server) {
                 .await;
         }
     });
-    store.shutdown();
+    // The last handle: dropping it commits and stops the writer.
+    drop(store);
 }
 
 #[test]

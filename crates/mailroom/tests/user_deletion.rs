@@ -93,3 +93,79 @@ fn deleted_users_pop3_session_gets_a_clear_err_and_closes() {
     bob.ok("STAT");
     bob.ok("QUIT");
 }
+
+/// `user del` removes the directory entry, then the mailboxes. A crash
+/// between the two leaves alice out of the directory with her mail still
+/// stored: exactly the state made here by removing her directory entry
+/// alone (what the first half of `user del` does). Running `user del`
+/// again must finish the job rather than answer "does not exist".
+#[test]
+fn user_del_rerun_after_a_crash_between_the_databases_finishes_the_job() {
+    let server = Server::start();
+    deliver(&server, "alice@example.test", &simple_message("hi", "one"));
+    assert_eq!(server.inbox("alice@example.test").len(), 1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let directory = server.directory();
+    rt.block_on(directory.delete_user("alice@example.test"))
+        .expect("directory half");
+    // The crash window: no user, but the account and its mail remain.
+    let store = server.store();
+    let mailboxes = rt
+        .block_on(store.mailboxes("alice@example.test".into()))
+        .expect("mailboxes");
+    assert_eq!(mailboxes.len(), 6);
+
+    let out = server.cli_output(&["user", "del", "alice@example.test"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "deleted alice@example.test\n"
+    );
+    let mailboxes = rt
+        .block_on(store.mailboxes("alice@example.test".into()))
+        .expect("mailboxes");
+    assert!(mailboxes.is_empty(), "{mailboxes:?}");
+    assert!(server.inbox("alice@example.test").is_empty());
+
+    // A third run has nothing left to do: the usual error.
+    let out = server.cli_output(&["user", "del", "alice@example.test"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("alice@example.test does not exist"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Bob is untouched.
+    assert!(
+        rt.block_on(directory.user("bob@example.test"))
+            .expect("bob")
+            .is_some()
+    );
+}
+
+/// An account that is not a user but still receives mail (the implicit
+/// postmaster) is not an interrupted deletion: `user del` leaves it.
+#[test]
+fn user_del_of_a_live_account_that_is_not_a_user_is_refused() {
+    let server = Server::start();
+    deliver(
+        &server,
+        "postmaster@example.test",
+        &simple_message("hi", "one"),
+    );
+    let out = server.cli_output(&["user", "del", "postmaster@example.test"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.inbox("postmaster@example.test").len(), 1);
+}

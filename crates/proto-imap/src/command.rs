@@ -27,7 +27,16 @@ pub struct ParseError {
     /// The tag, when the command started with a valid one.
     pub tag: Option<Tag>,
     pub message: &'static str,
+    /// The command is well formed but names a mailbox that cannot exist:
+    /// a name that is not valid modified UTF-7 (RFC 3501 5.1.3) in a
+    /// session not in UTF-8 mode. Such a name is a mailbox the server does
+    /// not have, so the answer is `NO` (as for any missing mailbox), not
+    /// `BAD`.
+    pub bad_name: bool,
 }
+
+/// The parse error of a mailbox argument that is not modified UTF-7.
+pub const NOT_MUTF7: &str = "mailbox name is not valid modified UTF-7";
 
 /// STATUS data items (RFC 9051 6.3.11; RECENT from RFC 3501; SIZE from
 /// RFC 8438; HIGHESTMODSEQ from RFC 7162).
@@ -210,13 +219,25 @@ pub struct Command {
     pub kind: CommandKind,
 }
 
+/// RFC 2971 3.3: field strings are at most 30 octets.
+pub const MAX_ID_FIELD: usize = 30;
+/// RFC 2971 3.3: value strings are at most 1024 octets.
+pub const MAX_ID_VALUE: usize = 1024;
+/// RFC 2971 3.3: at most 30 field-value pairs.
+pub const MAX_ID_PAIRS: usize = 30;
+
 /// Parses one whole command (CRLF included).
 pub fn parse_command(buf: &[u8], opts: ParseOptions) -> Result<Command, ParseError> {
     let mut c = Cursor::new(buf);
-    let tag = Tag::parse(&mut c).map_err(|message| ParseError { tag: None, message })?;
+    let tag = Tag::parse(&mut c).map_err(|message| ParseError {
+        tag: None,
+        message,
+        bad_name: false,
+    })?;
     let fail = |message| ParseError {
         tag: Some(tag.clone()),
         message,
+        bad_name: message == NOT_MUTF7,
     };
     c.sp()
         .map_err(|_| fail("expected a command after the tag"))?;
@@ -231,11 +252,17 @@ fn mailbox(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<Mailbox> {
 }
 
 /// A reference or pattern in internal form.
+///
+/// A reference or pattern that is not valid modified UTF-7 (imaptest's
+/// `atoms` sends `&'` in one) is taken as its octets, read as UTF-8: no
+/// mailbox name decodes to it, so it matches only what it spells, and
+/// LIST answers OK with what matches (RFC 9051 6.3.9 defines no error for
+/// a pattern).
 fn wire_text(raw: Vec<u8>, opts: ParseOptions) -> LexResult<String> {
     if opts.utf8 {
         String::from_utf8(raw).map_err(|_| "mailbox name is not UTF-8")
     } else {
-        utf7::decode(&raw).ok_or("mailbox name is not valid modified UTF-7")
+        Ok(utf7::decode(&raw).unwrap_or_else(|| String::from_utf8_lossy(&raw).into_owned()))
     }
 }
 
@@ -299,17 +326,23 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
                 let mut items = Vec::new();
                 c.expect(b'(', "expected '(' or NIL")?;
                 while !c.eat(b')') {
-                    if items.len() >= 30 {
+                    if items.len() >= MAX_ID_PAIRS {
                         return Err("too many ID fields");
                     }
                     if !items.is_empty() {
                         c.sp()?;
                     }
-                    let k = String::from_utf8_lossy(&c.string()?).into_owned();
+                    let k = c.string()?;
+                    if k.len() > MAX_ID_FIELD {
+                        return Err("ID field name too long");
+                    }
+                    let k = String::from_utf8_lossy(&k).into_owned();
                     c.sp()?;
-                    let v = c
-                        .nstring()?
-                        .map(|v| String::from_utf8_lossy(&v).into_owned());
+                    let v = c.nstring()?;
+                    if v.as_ref().is_some_and(|v| v.len() > MAX_ID_VALUE) {
+                        return Err("ID field value too long");
+                    }
+                    let v = v.map(|v| String::from_utf8_lossy(&v).into_owned());
                     items.push((k, v));
                 }
                 CommandKind::Id(items)

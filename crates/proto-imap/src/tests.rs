@@ -112,3 +112,30 @@ fn mailbox_names_follow_the_session_mode() {
     assert!(parse_command(b"a SELECT caf\xc3\xa9\r\n", ParseOptions { utf8: false }).is_err());
     assert!(parse_command(b"a SELECT caf\xff\r\n", ParseOptions { utf8: true }).is_err());
 }
+
+#[test]
+fn id_accepts_rfc2971_maximums_and_refuses_beyond() {
+    // RFC 2971 3.3: fields up to 30 octets, values up to 1024, 30 pairs.
+    let pair = |i: usize, flen: usize, vlen: usize| {
+        let f = format!("{i:02}{}", "f".repeat(flen - 2));
+        format!("\"{f}\" \"{}\"", "v".repeat(vlen))
+    };
+    let line = |pairs: Vec<String>| format!("a ID ({})\r\n", pairs.join(" "));
+    let max: Vec<String> = (0..30).map(|i| pair(i, 30, 1024)).collect();
+    match parse(&line(max)) {
+        CommandKind::Id(items) => assert_eq!(items.len(), 30),
+        other => panic!("{other:?}"),
+    }
+    for bad in [
+        (0..31).map(|i| pair(i, 5, 5)).collect::<Vec<_>>(),
+        vec![pair(0, 31, 5)],
+        vec![pair(0, 5, 1025)],
+    ] {
+        let l = line(bad);
+        assert!(
+            parse_command(l.as_bytes(), ParseOptions::default()).is_err(),
+            "{}",
+            l.len()
+        );
+    }
+}

@@ -74,7 +74,7 @@ impl Mailbox {
         let name = if utf8 {
             String::from_utf8(bytes.to_vec()).map_err(|_| "mailbox name is not UTF-8")?
         } else {
-            utf7::decode(bytes).ok_or("mailbox name is not valid modified UTF-7")?
+            utf7::decode(bytes).ok_or(crate::command::NOT_MUTF7)?
         };
         Mailbox::new(&name).ok_or("invalid mailbox name")
     }

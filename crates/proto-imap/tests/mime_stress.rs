@@ -183,9 +183,21 @@ fn exercise(raw: &[u8]) {
     mime::body_structure(&root).write(&enc, &mut out, true);
     mime::body_structure(&root).write(&enc, &mut out, false);
     let _ = mime::search_text(raw, true);
+    // Re-encoding parts that hold NUL must keep a message that parses.
+    if let Some(enc) = mime::encode_binary_parts(raw) {
+        let again = Part::parse(&enc);
+        let _ = mime::body_structure(&again);
+    }
 
     let mut paths = vec![Vec::new()];
-    part_paths(&root, &mut Vec::new(), &mut paths);
+    // RFC 9051 6.4.5: a top level that is not a multipart is part 1 itself
+    // (for a message/rfc822, 1.n are the encapsulated message's parts).
+    if matches!(root.kind, PartKind::Multipart(_)) {
+        part_paths(&root, &mut Vec::new(), &mut paths);
+    } else {
+        paths.push(vec![1]);
+        part_paths(&root, &mut vec![1], &mut paths);
+    }
     for path in paths {
         let node = mime::resolve(&root, &path).expect("a listed path resolves");
         let body = mime::section(

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use directory::Directory;
+
 use tokio::sync::Semaphore;
 
 use crate::throttle::{Admit, LoginThrottle, MemoryThrottle, ThrottlePolicy};
@@ -42,7 +43,7 @@ pub struct LoginStats {
 /// Checks passwords and throttles failures. One per server, shared by
 /// every protocol so a guesser cannot switch protocols to escape it.
 pub struct Authenticator {
-    directory: Arc<Directory>,
+    directory: Arc<dyn Directory>,
     /// One permit per password check that may run (the directory's pool).
     hashing: Semaphore,
     throttle: Box<dyn LoginThrottle>,
@@ -52,12 +53,12 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(directory: Arc<Directory>) -> Arc<Self> {
+    pub fn new(directory: Arc<dyn Directory>) -> Arc<Self> {
         Self::with_policy(directory, ThrottlePolicy::default())
     }
 
     /// An authenticator with the throttling of `[auth]`.
-    pub fn with_policy(directory: Arc<Directory>, policy: ThrottlePolicy) -> Arc<Self> {
+    pub fn with_policy(directory: Arc<dyn Directory>, policy: ThrottlePolicy) -> Arc<Self> {
         Arc::new(Authenticator {
             hashing: Semaphore::new(directory.max_concurrent_hashes()),
             directory,
@@ -69,7 +70,7 @@ impl Authenticator {
 
     /// Like `new` with delays multiplied by `scale` (0.0 for tests that
     /// must not wait).
-    pub fn with_delay_scale(directory: Arc<Directory>, scale: f64) -> Arc<Self> {
+    pub fn with_delay_scale(directory: Arc<dyn Directory>, scale: f64) -> Arc<Self> {
         Arc::new(Authenticator {
             hashing: Semaphore::new(directory.max_concurrent_hashes()),
             directory,
@@ -79,7 +80,7 @@ impl Authenticator {
         })
     }
 
-    pub fn directory(&self) -> &Arc<Directory> {
+    pub fn directory(&self) -> &Arc<dyn Directory> {
         &self.directory
     }
 
@@ -97,46 +98,42 @@ impl Authenticator {
             tracing::info!(client = %ip, login = %proto_common::log_safe(login), "login refused: too many failures from this address");
             return Err(LoginFailure::Throttled);
         }
-        let account_key = self.account_key(login);
-        let dir = Arc::clone(&self.directory);
-        let (l, p) = (login.to_string(), password.to_string());
-        // argon2 is slow by design: keep it off the async workers, and
-        // queue here for a permit rather than in the blocking pool.
+        let account_key = self.account_key(login).await;
+        let dir = &self.directory;
+        // argon2 is slow by design: the directory runs it off the async
+        // workers, and logins queue here for a permit rather than in the
+        // blocking pool.
         let Ok(permit) = self.hashing.acquire().await else {
             return Err(LoginFailure::Unavailable);
         };
-        let checked = tokio::task::spawn_blocking(move || {
-            let account = dir.authenticate(&l, &p)?;
+        let checked = async {
+            let account = dir.authenticate(login, password).await?;
             // Users made before SCRAM keys existed get them at their next
             // password login (issue 11).
             if let Some(a) = &account
                 && dir.scram_enabled()
-                && let Err(e) = dir.fill_scram_keys(a, &p)
+                && let Err(e) = dir.fill_scram_keys(a, password).await
             {
                 tracing::warn!(error = %e, "cannot write SCRAM keys");
             }
             Ok::<_, directory::DirectoryError>(account)
-        })
+        }
         .await;
         // Not held through the failure delay below: that would throttle
         // every login behind one guesser.
         drop(permit);
         match checked {
-            Ok(Ok(Some(account))) => {
+            Ok(Some(account)) => {
                 self.throttle.succeeded(ip, &account_key);
                 self.stats.ok.fetch_add(1, Ordering::Relaxed);
                 Ok(account)
             }
-            Ok(Ok(None)) => {
+            Ok(None) => {
                 self.record_failure(ip, login, &account_key, now).await;
                 Err(LoginFailure::Invalid)
             }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "login: directory failed");
-                Err(LoginFailure::Unavailable)
-            }
             Err(e) => {
-                tracing::error!(error = %e, "login task failed");
+                tracing::warn!(error = %e, "login: directory failed");
                 Err(LoginFailure::Unavailable)
             }
         }
@@ -155,16 +152,17 @@ impl Authenticator {
     /// A failure of a mechanism that checked the password itself: counted
     /// and delayed like a wrong password.
     pub async fn failed(&self, ip: IpAddr, login: &str) {
-        let account_key = self.account_key(login);
+        let account_key = self.account_key(login).await;
         self.record_failure(ip, login, &account_key, Instant::now())
             .await;
     }
 
     /// Throttle by the account a login names, however it is spelled
     /// ("fred", "Fred@example.test"); unknown names by their spelling.
-    fn account_key(&self, login: &str) -> String {
+    async fn account_key(&self, login: &str) -> String {
         self.directory
             .find_login(login)
+            .await
             .ok()
             .flatten()
             .unwrap_or_else(|| login.trim().to_lowercase())
@@ -195,11 +193,18 @@ impl Authenticator {
     /// SPEC 7: a SASL authorization identity must be empty or name the
     /// account that authenticated, however it is spelled (the login as
     /// given, the address, or a bare local part that resolves to it).
-    pub fn authorizes(&self, authzid: &str, login: &str, account: &str) -> bool {
+    pub async fn authorizes(&self, authzid: &str, login: &str, account: &str) -> bool {
         authzid.is_empty()
             || authzid.eq_ignore_ascii_case(login)
             || authzid.eq_ignore_ascii_case(account)
-            || self.directory.find_login(authzid).ok().flatten().as_deref() == Some(account)
+            || self
+                .directory
+                .find_login(authzid)
+                .await
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some(account)
     }
 
     fn scaled(&self, d: Duration) -> Duration {
@@ -210,22 +215,14 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use directory::DirectoryConfig;
+    use crate::testutil::{backends, block_on, directory_config};
 
     fn auth() -> (tempfile::TempDir, Arc<Authenticator>) {
         let dir = tempfile::tempdir().unwrap();
-        let d = Directory::open(
-            &dir.path().join("d.db"),
-            DirectoryConfig {
-                domains: vec!["example.test".into()],
-                argon2_m_cost: 64,
-                argon2_t_cost: 1,
-                ..DirectoryConfig::default()
-            },
-        )
-        .unwrap();
-        d.add_user("fred@example.test", None, "Secret").unwrap();
-        (dir, Authenticator::with_delay_scale(Arc::new(d), 0.0))
+        let (_, d) = backends(dir.path(), directory_config());
+        let fred = Arc::clone(&d);
+        block_on(async move { fred.add_user("fred@example.test", None, "Secret").await }).unwrap();
+        (dir, Authenticator::with_delay_scale(d, 0.0))
     }
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -272,34 +269,30 @@ mod tests {
         assert_eq!(a.stats.throttled.load(Ordering::Relaxed), 1);
     }
 
-    #[test]
-    fn authzid_must_be_empty_or_name_the_same_account() {
+    #[tokio::test]
+    async fn authzid_must_be_empty_or_name_the_same_account() {
         let (_d, a) = auth();
         let acct = "fred@example.test";
-        assert!(a.authorizes("", "fred", acct));
-        assert!(a.authorizes("FRED", "fred", acct));
-        assert!(a.authorizes("fred", "Fred@example.test", acct));
-        assert!(a.authorizes("Fred@Example.Test", "fred", acct));
-        assert!(!a.authorizes("bob@example.test", "fred", acct));
-        assert!(!a.authorizes("nobody", "fred", acct));
+        assert!(a.authorizes("", "fred", acct).await);
+        assert!(a.authorizes("FRED", "fred", acct).await);
+        assert!(a.authorizes("fred", "Fred@example.test", acct).await);
+        assert!(a.authorizes("Fred@Example.Test", "fred", acct).await);
+        assert!(!a.authorizes("bob@example.test", "fred", acct).await);
+        assert!(!a.authorizes("nobody", "fred", acct).await);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn failure_delay_does_not_hold_the_hashing_permit() {
         let dir = tempfile::tempdir().unwrap();
-        let d = Directory::open(
-            &dir.path().join("d.db"),
-            DirectoryConfig {
-                domains: vec!["example.test".into()],
-                argon2_m_cost: 64,
-                argon2_t_cost: 1,
-                max_concurrent_hashes: 1,
-                ..DirectoryConfig::default()
-            },
-        )
-        .unwrap();
-        d.add_user("fred@example.test", None, "Secret").unwrap();
-        let a = Authenticator::new(Arc::new(d));
+        let config = directory::DirectoryConfig {
+            max_concurrent_hashes: 1,
+            ..directory_config()
+        };
+        let (_, d) = backends(dir.path(), config);
+        d.add_user("fred@example.test", None, "Secret")
+            .await
+            .unwrap();
+        let a = Authenticator::new(d);
         // The first failures are answered at once; the fourth waits 2 s.
         for _ in 0..crate::throttle::GENTLE_FAILURES {
             let _ = a.login(IP, "fred", "wrong").await;

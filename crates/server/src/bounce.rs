@@ -15,14 +15,14 @@ const MAX_SRS_STEPS: usize = 2;
 
 /// DSN routing through the directory.
 pub struct DirectoryBounces {
-    pub directory: Arc<Directory>,
+    pub directory: Arc<dyn Directory>,
     pub srs: Option<Arc<Srs>>,
 }
 
 impl DirectoryBounces {
     /// The targets of `address`; empty when there are none (unknown, or
     /// an SRS address of ours that does not verify).
-    pub fn targets(&self, address: &str) -> Targets {
+    pub async fn targets(&self, address: &str) -> Targets {
         let mut address = address.to_string();
         // SRS1 decodes to the first forwarder's SRS0 address (ours again
         // when we were the first forwarder), SRS0 to the original sender.
@@ -45,7 +45,7 @@ impl DirectoryBounces {
             }
         }
         let mut t = Targets::default();
-        match self.directory.resolve(&address) {
+        match self.directory.resolve(&address).await {
             Ok(Resolution::NotLocal) => t.add_remote(RemoteTarget::direct(address)),
             Ok(
                 Resolution::Deliver { local, remote } | Resolution::Forward { local, remote, .. },
@@ -59,7 +59,7 @@ impl DirectoryBounces {
 
 impl BounceRoute for DirectoryBounces {
     fn resolve<'a>(&'a self, address: &'a str) -> BounceFuture<'a> {
-        Box::pin(async move { self.targets(address) })
+        Box::pin(self.targets(address))
     }
 
     fn postmaster(&self) -> String {

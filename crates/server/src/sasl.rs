@@ -188,7 +188,7 @@ impl Exchange {
                     .await
             }
             State::Login(Some(server)) => self.login_step(server.step(&data)).await,
-            State::ScramFirst => self.scram_first(&data),
+            State::ScramFirst => self.scram_first(&data).await,
             State::ScramFinal { sent, account } => self.scram_final(*sent, account, &data).await,
             State::ScramDone(account) => {
                 // RFC 5802 5: nothing follows the server-final message.
@@ -219,7 +219,7 @@ impl Exchange {
     }
 
     /// Client-first: find the keys (or fake ones) and send server-first.
-    fn scram_first(mut self, data: &[u8]) -> (Option<Exchange>, Step) {
+    async fn scram_first(mut self, data: &[u8]) -> (Option<Exchange>, Step) {
         if self.auth.locked_out(self.ip) {
             return (None, Step::Failed(Failure::Throttled));
         }
@@ -228,7 +228,7 @@ impl Exchange {
             Err(_) => return (None, Step::Failed(Failure::Malformed)),
         };
         let dir = self.auth.directory();
-        let (account, keys) = match dir.scram_keys(need.username()) {
+        let (account, keys) = match dir.scram_keys(need.username()).await {
             Ok(Some((account, keys))) => (Some(account), keys),
             Ok(None) => (None, dir.fake_scram_keys(need.username())),
             Err(e) => {
@@ -267,7 +267,7 @@ impl Exchange {
                     return (None, Step::Failed(Failure::Invalid));
                 };
                 let authzid = outcome.authzid.as_deref().unwrap_or("");
-                if !self.auth.authorizes(authzid, &username, &account) {
+                if !self.auth.authorizes(authzid, &username, &account).await {
                     return (None, Step::Failed(Failure::AuthzDenied));
                 }
                 self.auth.succeeded(self.ip, &account);
@@ -284,7 +284,7 @@ impl Exchange {
 
     async fn login(&self, user: &str, password: &str, authzid: &str) -> Step {
         match self.auth.login(self.ip, user, password).await {
-            Ok(account) if !self.auth.authorizes(authzid, user, &account) => {
+            Ok(account) if !self.auth.authorizes(authzid, user, &account).await => {
                 Step::Failed(Failure::AuthzDenied)
             }
             Ok(account) => Step::Done(account),

@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use backends::BackendConfig;
 use directory::{Directory, DirectoryConfig};
-use store::{SqliteStore, StoreOptions};
+use store::Store;
 
 pub(crate) const ALICE: &str = "alice@example.test";
 pub(crate) const BOB: &str = "bob@example.test";
@@ -14,30 +15,61 @@ pub(crate) const BOB: &str = "bob@example.test";
 pub(crate) struct Fixture {
     /// Keeps the files alive as long as the fixture.
     pub dir: tempfile::TempDir,
-    pub directory: Arc<Directory>,
-    pub store: Arc<SqliteStore>,
+    pub directory: Arc<dyn Directory>,
+    pub store: Arc<dyn Store>,
+}
+
+/// The cheapest argon2 costs, domain example.test.
+pub(crate) fn directory_config() -> DirectoryConfig {
+    DirectoryConfig {
+        domains: vec!["example.test".into()],
+        argon2_m_cost: 64,
+        argon2_t_cost: 1,
+        ..DirectoryConfig::default()
+    }
+}
+
+/// The configured backend's store and directory in `dir`, through the
+/// factories that `mailroom serve` uses.
+pub(crate) fn backends(
+    dir: &std::path::Path,
+    config: DirectoryConfig,
+) -> (Arc<dyn Store>, Arc<dyn Directory>) {
+    let config = BackendConfig::sqlite(dir, config);
+    let store = backends::open_store(&config).expect("store");
+    let directory = backends::open_directory(&config).expect("directory");
+    (store, directory)
+}
+
+/// Runs a future to its end on a runtime of its own, on a thread of its
+/// own: for fixtures built in sync code that a test's runtime calls.
+pub(crate) fn block_on<T: Send + 'static>(
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    })
+    .join()
+    .expect("fixture thread")
 }
 
 pub(crate) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let directory = Directory::open(
-        &dir.path().join("directory.db"),
-        DirectoryConfig {
-            domains: vec!["example.test".into()],
-            argon2_m_cost: 64,
-            argon2_t_cost: 1,
-            ..DirectoryConfig::default()
-        },
-    )
-    .expect("directory");
-    directory
-        .add_user(ALICE, Some("Alice Liddell"), "pw")
-        .expect("alice");
-    directory.add_user(BOB, None, "pw").expect("bob");
-    let store = SqliteStore::open(dir.path(), StoreOptions::default()).expect("store");
+    let (store, directory) = backends(dir.path(), directory_config());
+    let d = Arc::clone(&directory);
+    block_on(async move {
+        d.add_user(ALICE, Some("Alice Liddell"), "pw")
+            .await
+            .expect("alice");
+        d.add_user(BOB, None, "pw").await.expect("bob");
+    });
     Fixture {
         dir,
-        directory: Arc::new(directory),
+        directory,
         store,
     }
 }

@@ -131,6 +131,7 @@ fn changes_after(conn: &Connection, after: i64) -> Result<Vec<ChangeRow>, StoreE
                 }),
                 "mailboxes" => Some(Change::Mailboxes { account }),
                 crate::ops::queue::QUEUE_KIND => Some(Change::Queue),
+                crate::ops::queue::QUEUE_RETRY_KIND => Some(Change::QueueRetry),
                 "account_deleted" => Some(Change::AccountDeleted { account }),
                 _ => None,
             };

@@ -12,7 +12,9 @@
 //! - `ops`: the SQL of each write operation, run by the writer;
 //! - `read`: the read connection pool and the read queries;
 //! - `feed`: the change feed and the watcher thread for other processes;
-//! - `sqlite`: [`SqliteStore`], which ties them together.
+//! - `sqlite`: [`SqliteStore`], which ties them together;
+//! - `conformance` (tests, or the `conformance` feature): the behaviour
+//!   tests every backend passes.
 //!
 //! UIDs and UIDVALIDITY follow RFC 9051 2.3.1.1; mod-sequences follow
 //! RFC 7162 (CONDSTORE) so that QRESYNC can be added later.
@@ -200,6 +202,8 @@ pub struct MailboxInfo {
     pub uidnext: u32,
     pub highestmodseq: u64,
     pub special_use: Option<String>,
+    /// The name is on the account's subscription list (which also holds
+    /// names without a mailbox: [`Store::subscriptions`]).
     pub subscribed: bool,
     pub messages: u32,
     pub unseen: u32,
@@ -218,6 +222,21 @@ pub struct MessageMeta {
     pub flags: Vec<String>,
     /// The mod-sequence of this entry's last change (RFC 7162).
     pub modseq: u64,
+}
+
+/// What changed in a mailbox after a mod-sequence
+/// ([`Store::changes_since`]). Every append, flag change and expunge takes
+/// a new mod-sequence of its mailbox (RFC 7162 3.1), so these lists are
+/// the whole difference between the mailbox at `since` and now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxChanges {
+    /// The mailbox's HIGHESTMODSEQ in the snapshot the lists come from:
+    /// where the next call starts.
+    pub highestmodseq: u64,
+    /// Entries appended or whose flags changed, ascending UID.
+    pub changed: Vec<MessageMeta>,
+    /// UIDs expunged, ascending (some may never have been seen).
+    pub vanished: Vec<Uid>,
 }
 
 /// How [`Store::set_flags`] combines the given flags with the current ones
@@ -282,8 +301,12 @@ pub enum Change {
     /// A mailbox of this account was created, deleted, renamed or
     /// (un)subscribed, or the account itself was created or deleted.
     Mailboxes { account: String },
-    /// The outbound queue changed (new rows, a retry): wakes the worker.
+    /// The outbound queue changed (new rows): wakes the worker.
     Queue,
+    /// An operator asked for a retry (`mailroom queue retry`): wakes the
+    /// worker, which also forgets which destinations it found down, so the
+    /// retry really tries (as Postfix's `postqueue -f` does).
+    QueueRetry,
     /// The account was deleted (`mailroom user del`, possibly from another
     /// process): its sessions end (IMAP `* BYE`, POP3 `-ERR`). Follows the
     /// account's `Mailboxes` change, so a consumer of that alone still
@@ -299,6 +322,22 @@ pub struct StoreStats {
     pub commits: u64,
     /// Write operations answered Ok by those commits.
     pub ops: u64,
+    /// Commits by how many operations they carried (group commit's batch
+    /// size): bucket `i` counts batches of at most `2^i` operations, the
+    /// last one every larger batch.
+    pub batches: [u64; BATCH_BUCKETS],
+}
+
+/// Buckets of [`StoreStats::batches`]: 1, 2, 4, ... 256, and more.
+pub const BATCH_BUCKETS: usize = 10;
+
+/// The bucket of a commit of `ops` operations.
+pub fn batch_bucket(ops: u64) -> usize {
+    let mut i = 0;
+    while i + 1 < BATCH_BUCKETS && ops > (1u64 << i) {
+        i += 1;
+    }
+    i
 }
 
 /// Errors of the store. [`StoreError::is_temporary`] tells the session
@@ -400,12 +439,31 @@ pub trait Store: Send + Sync + 'static {
     /// moves its messages to the new name and leaves INBOX empty
     /// (RFC 9051 6.3.6).
     fn rename_mailbox(&self, account: String, from: String, to: String) -> StoreFuture<'_, ()>;
+    /// Subscribes or unsubscribes a name (RFC 9051 6.3.7, 6.3.8), whether
+    /// or not a mailbox of that name exists; idempotent.
     fn set_subscribed(
         &self,
         account: String,
         name: String,
         subscribed: bool,
     ) -> StoreFuture<'_, ()>;
+    /// The account's subscribed names, sorted; some may name no mailbox
+    /// (subscribed before CREATE or kept after DELETE). The default lists
+    /// the subscribed mailboxes that exist, for a backend without a table
+    /// of its own.
+    fn subscriptions(&self, account: String) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let mut names: Vec<String> = self
+                .mailboxes(account)
+                .await?
+                .into_iter()
+                .filter(|m| m.subscribed)
+                .map(|m| m.name)
+                .collect();
+            names.sort();
+            Ok(names)
+        })
+    }
     /// The mailbox's entries, ascending UID.
     fn messages(&self, mailbox: MailboxId) -> StoreFuture<'_, Vec<MessageMeta>>;
     fn read_body(&self, body: BodyId) -> StoreFuture<'_, Vec<u8>>;
@@ -433,6 +491,17 @@ pub trait Store: Send + Sync + 'static {
         flags: Vec<String>,
         internal_date: i64,
     ) -> StoreFuture<'_, Uid>;
+    /// `mailroom import`: APPEND unless a message with `digest` (its
+    /// SHA-256) was imported into `mailbox` before, atomically with the
+    /// record of it; None when it had been.
+    fn import(
+        &self,
+        mailbox: MailboxId,
+        raw: Vec<u8>,
+        flags: Vec<String>,
+        internal_date: i64,
+        digest: [u8; 32],
+    ) -> StoreFuture<'_, Option<Uid>>;
     /// Returns the entries whose flags actually changed.
     fn set_flags(
         &self,
@@ -470,6 +539,12 @@ pub trait Store: Send + Sync + 'static {
         first: Uid,
         last: Uid,
     ) -> StoreFuture<'_, Vec<MessageMeta>>;
+    /// What changed in the mailbox after mod-sequence `since`, in one
+    /// snapshot: what a selected session reads when the change feed wakes
+    /// it, costing the size of the change rather than of the mailbox.
+    /// `since == 0` lists every entry (and no tombstones). NotFound when
+    /// the mailbox is gone.
+    fn changes_since(&self, mailbox: MailboxId, since: u64) -> StoreFuture<'_, MailboxChanges>;
     /// The outbound queue, oldest first.
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>>;
     /// Claims up to `limit` queue rows due at `now` for this process until
@@ -512,10 +587,20 @@ pub trait Store: Send + Sync + 'static {
     /// The change feed: every committed change, from this process or another.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change>;
     fn stats(&self) -> StoreStats;
+    /// For `/health`: `(problem, check)`, the problem (None when the
+    /// store can take writes) and one line for the body, e.g. whether the
+    /// SQLite writer thread runs.
+    fn health(&self) -> (Option<String>, String) {
+        (None, "store: ok".to_string())
+    }
 }
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_changes;
 #[cfg(test)]
 mod tests_dsn;
 #[cfg(test)]
@@ -523,4 +608,4 @@ mod tests_move;
 #[cfg(test)]
 mod tests_queue;
 #[cfg(test)]
-mod tests_targets;
+mod tests_subscriptions;

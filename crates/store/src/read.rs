@@ -19,7 +19,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::ops::{canonical_account, flags_from_text, normalize_mailbox_name};
 use crate::schema::{map_err, open_connection};
-use crate::{BodyId, MailboxId, MailboxInfo, MessageMeta, QueueEntry, StoreError, Uid};
+use crate::{
+    BodyId, MailboxChanges, MailboxId, MailboxInfo, MessageMeta, QueueEntry, StoreError, Uid,
+};
 
 /// Read connections per store. Reads are short (metadata, or one body), so
 /// a few cover many sessions; each extra connection costs a file handle
@@ -71,7 +73,8 @@ impl ReadPool {
 }
 
 const MAILBOX_COLUMNS: &str = "m.id, m.account, m.name, m.uidvalidity, m.uidnext, \
-     m.highestmodseq, m.special_use, m.subscribed, \
+     m.highestmodseq, m.special_use, \
+     EXISTS (SELECT 1 FROM subscriptions s WHERE s.account = m.account AND s.name = m.name), \
      (SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id), \
      (SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id \
         AND (' ' || e.flags || ' ') NOT LIKE '% \\Seen %')";
@@ -111,6 +114,18 @@ pub fn mailboxes(conn: &Connection, account: &str) -> Result<Vec<MailboxInfo>, S
             .and_then(Iterator::collect)
     })
     .map_err(map_err)
+}
+
+/// The account's subscribed names (RFC 9051 6.3.7), by name; a name may
+/// have no mailbox.
+pub fn subscriptions(conn: &Connection, account: &str) -> Result<Vec<String>, StoreError> {
+    let account = canonical_account(account)?;
+    conn.prepare_cached("SELECT name FROM subscriptions WHERE account = ?1 ORDER BY name")
+        .and_then(|mut s| {
+            s.query_map([account], |r| r.get(0))
+                .and_then(Iterator::collect)
+        })
+        .map_err(map_err)
 }
 
 pub fn mailbox_count(conn: &Connection, account: &str) -> Result<u64, StoreError> {
@@ -159,25 +174,89 @@ pub fn messages_range(
     if !exists {
         return Err(StoreError::NotFound(format!("mailbox id {}", mailbox.0)));
     }
-    conn.prepare_cached(
-        "SELECT e.uid, e.body_id, b.size, e.internal_date, e.flags, e.modseq \
-         FROM entries e JOIN bodies b ON b.id = e.body_id \
-         WHERE e.mailbox_id = ?1 AND e.uid BETWEEN ?2 AND ?3 ORDER BY e.uid",
-    )
+    conn.prepare_cached(&format!(
+        "{META_SELECT} WHERE e.mailbox_id = ?1 AND e.uid BETWEEN ?2 AND ?3 ORDER BY e.uid"
+    ))
     .and_then(|mut s| {
-        s.query_map(params![mailbox.0, first.0, last.0], |r| {
-            Ok(MessageMeta {
-                uid: Uid(r.get(0)?),
-                body: BodyId(r.get(1)?),
-                size: r.get::<_, i64>(2)? as u64,
-                internal_date: r.get(3)?,
-                flags: flags_from_text(&r.get::<_, String>(4)?),
-                modseq: r.get::<_, i64>(5)? as u64,
-            })
-        })
-        .and_then(Iterator::collect)
+        s.query_map(params![mailbox.0, first.0, last.0], meta_from_row)
+            .and_then(Iterator::collect)
     })
     .map_err(map_err)
+}
+
+/// The columns and join of a [`MessageMeta`] row, entries aliased `e`.
+const META_SELECT: &str = "SELECT e.uid, e.body_id, b.size, e.internal_date, e.flags, e.modseq \
+     FROM entries e JOIN bodies b ON b.id = e.body_id";
+
+fn meta_from_row(r: &Row<'_>) -> rusqlite::Result<MessageMeta> {
+    Ok(MessageMeta {
+        uid: Uid(r.get(0)?),
+        body: BodyId(r.get(1)?),
+        size: r.get::<_, i64>(2)? as u64,
+        internal_date: r.get(3)?,
+        flags: flags_from_text(&r.get::<_, String>(4)?),
+        modseq: r.get::<_, i64>(5)? as u64,
+    })
+}
+
+/// What changed in a mailbox after mod-sequence `since`, read in one
+/// snapshot (one read transaction), so the returned HIGHESTMODSEQ covers
+/// exactly the rows returned: a caller that asks again from it misses
+/// nothing and sees nothing twice. Index range scans of (mailbox_id,
+/// modseq) on entries and tombstones: the cost is the size of the change,
+/// not of the mailbox. `since == 0` lists every entry and no tombstones
+/// (nothing was shown before). NotFound when the mailbox is gone.
+pub fn changes_since(
+    conn: &Connection,
+    mailbox: MailboxId,
+    since: u64,
+) -> Result<MailboxChanges, StoreError> {
+    // A deferred read transaction: its snapshot starts at the first SELECT.
+    let tx = conn.unchecked_transaction().map_err(map_err)?;
+    let highestmodseq = tx
+        .prepare_cached("SELECT highestmodseq FROM mailboxes WHERE id = ?1")
+        .and_then(|mut s| s.query_row([mailbox.0], |r| r.get::<_, i64>(0)).optional())
+        .map_err(map_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox id {}", mailbox.0)))?;
+    let since_sql = i64::try_from(since).unwrap_or(i64::MAX);
+    let mut changed: Vec<MessageMeta> = if since == 0 {
+        // Everything: the primary key's order, no sort.
+        tx.prepare_cached(&format!(
+            "{META_SELECT} WHERE e.mailbox_id = ?1 ORDER BY e.uid"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![mailbox.0], meta_from_row)
+                .and_then(Iterator::collect)
+        })
+        .map_err(map_err)?
+    } else {
+        tx.prepare_cached(&format!(
+            "{META_SELECT} WHERE e.mailbox_id = ?1 AND e.modseq > ?2"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![mailbox.0, since_sql], meta_from_row)
+                .and_then(Iterator::collect)
+        })
+        .map_err(map_err)?
+    };
+    changed.sort_unstable_by_key(|m| m.uid);
+    let mut vanished: Vec<Uid> = if since == 0 {
+        Vec::new()
+    } else {
+        tx.prepare_cached("SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2")
+            .and_then(|mut s| {
+                s.query_map(params![mailbox.0, since_sql], |r| Ok(Uid(r.get(0)?)))
+                    .and_then(Iterator::collect)
+            })
+            .map_err(map_err)?
+    };
+    vanished.sort_unstable();
+    tx.finish().map_err(map_err)?;
+    Ok(MailboxChanges {
+        highestmodseq: highestmodseq.max(0) as u64,
+        changed,
+        vanished,
+    })
 }
 
 pub fn read_body(conn: &Connection, body: BodyId) -> Result<Vec<u8>, StoreError> {

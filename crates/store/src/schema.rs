@@ -35,7 +35,18 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1, V2_DSN];
+pub const MIGRATIONS: &[&str] = &[V1, V_SUBSCRIPTIONS, V_IMPORTS, V_CHANGES_BY_MODSEQ, V_DSN];
+
+/// `mailroom import` (issue 20): a SHA-256 of each imported message per
+/// target mailbox, written in the transaction that appends it, so an
+/// interrupted import reruns without duplicates.
+const V_IMPORTS: &str = "
+CREATE TABLE imports (
+    mailbox INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    digest  BLOB NOT NULL,
+    PRIMARY KEY (mailbox, digest)
+) WITHOUT ROWID;
+";
 
 /// Version 0 -> 1: the initial schema.
 ///
@@ -119,14 +130,41 @@ CREATE TRIGGER queue_ref_drop AFTER DELETE ON queue BEGIN
 END;
 ";
 
-/// Version -> +1 (issue 13): the RFC 3461 parameters of each queued
+/// Subscriptions apart from mailboxes (RFC 9051 6.3.7, 6.3.8): a name is
+/// subscribed whether or not a mailbox of that name exists, CREATE does not
+/// subscribe, and DELETE leaves the subscription (the server "SHOULD NOT
+/// unilaterally remove an existing mailbox name from the subscription
+/// list even if a mailbox by that name no longer exists"). The names
+/// subscribed under the old `mailboxes.subscribed` column carry over; the
+/// column stays, unused: dropping it would rewrite the table for nothing.
+const V_SUBSCRIPTIONS: &str = "
+CREATE TABLE subscriptions (
+    account TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    PRIMARY KEY (account, name)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO subscriptions (account, name)
+    SELECT account, name FROM mailboxes WHERE subscribed = 1;
+";
+
+/// Indexes for [`crate::Store::changes_since`]: a selected IMAP session
+/// reads the entries and tombstones of one mailbox above its last
+/// mod-sequence, and without these each such read scans the whole mailbox
+/// (its entries or its tombstones), so N idle sessions would cost
+/// O(mailbox) each per delivery instead of O(change).
+const V_CHANGES_BY_MODSEQ: &str = "
+CREATE INDEX entries_modseq ON entries(mailbox_id, modseq);
+CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
+";
+
+/// Issue 13: the RFC 3461 parameters of each queued
 /// recipient (ENVID and RET of its message, NOTIFY and ORCPT of its own),
 /// whether the message was sent with SMTPUTF8 (its DSN is then
 /// message/global-delivery-status, RFC 6533), whether its delay warning
 /// went out, and whether it is a notice to postmaster about an
 /// undeliverable DSN (which makes nothing further when it fails).
 /// Self-contained, so that it can be reordered against other branches'.
-const V2_DSN: &str = "
+const V_DSN: &str = "
 ALTER TABLE queue ADD COLUMN envid TEXT;
 ALTER TABLE queue ADD COLUMN ret TEXT;
 ALTER TABLE queue ADD COLUMN notify TEXT;

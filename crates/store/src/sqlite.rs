@@ -17,8 +17,9 @@ use crate::read::{self, READ_CONNECTIONS, ReadPool};
 use crate::schema::{self, map_err, open_connection};
 use crate::writer::{FnJob, Job, Stats, Writer};
 use crate::{
-    BodyId, Change, Delivered, Delivery, FlagOp, MailboxId, MailboxInfo, MessageMeta, QueueEntry,
-    Settle, Store, StoreError, StoreFuture, StoreOptions, StoreStats, Uid, ops,
+    BodyId, Change, Delivered, Delivery, FlagOp, MailboxChanges, MailboxId, MailboxInfo,
+    MessageMeta, QueueEntry, Settle, Store, StoreError, StoreFuture, StoreOptions, StoreStats, Uid,
+    ops,
 };
 
 /// The SQLite store of one data directory. Several may be open on the same
@@ -242,6 +243,10 @@ impl Store for SqliteStore {
         self.read(move |c| read::mailboxes(c, &account))
     }
 
+    fn subscriptions(&self, account: String) -> StoreFuture<'_, Vec<String>> {
+        self.read(move |c| read::subscriptions(c, &account))
+    }
+
     fn mailbox_count(&self, account: String) -> StoreFuture<'_, u64> {
         self.read(move |c| read::mailbox_count(c, &account))
     }
@@ -307,6 +312,17 @@ impl Store for SqliteStore {
         self.write(move |c| ops::append(c, mailbox, &raw, flags, internal_date))
     }
 
+    fn import(
+        &self,
+        mailbox: MailboxId,
+        raw: Vec<u8>,
+        flags: Vec<String>,
+        internal_date: i64,
+        digest: [u8; 32],
+    ) -> StoreFuture<'_, Option<Uid>> {
+        self.write(move |c| ops::import(c, mailbox, &raw, flags, internal_date, &digest))
+    }
+
     fn set_flags(
         &self,
         mailbox: MailboxId,
@@ -346,6 +362,10 @@ impl Store for SqliteStore {
         last: Uid,
     ) -> StoreFuture<'_, Vec<MessageMeta>> {
         self.read(move |c| read::messages_range(c, mailbox, first, last))
+    }
+
+    fn changes_since(&self, mailbox: MailboxId, since: u64) -> StoreFuture<'_, MailboxChanges> {
+        self.read(move |c| read::changes_since(c, mailbox, since))
     }
 
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>> {
@@ -395,6 +415,17 @@ impl Store for SqliteStore {
 
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
+    }
+
+    fn health(&self) -> (Option<String>, String) {
+        if self.writer_alive() {
+            (None, "store writer: running".to_string())
+        } else {
+            (
+                Some("store writer stopped".to_string()),
+                "store writer: stopped".to_string(),
+            )
+        }
     }
 
     fn stats(&self) -> StoreStats {

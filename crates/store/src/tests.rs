@@ -1,15 +1,30 @@
-//! Tests of the SQLite store through the [`Store`] trait (plus a few hooks
-//! into the writer to force batching and failures).
+//! SQLite-specific tests of the store (body rows, the writer's batches
+//! and failures, a second OS process, schema and durability settings), and
+//! the conformance suite run on SQLite.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::Connection;
-use tokio::sync::broadcast::error::TryRecvError;
 use tokio::time::timeout;
 
 use crate::schema::{DB_FILE, map_err};
 use crate::*;
+
+/// A fresh SQLite store directory for the conformance suite.
+pub(crate) struct Sqlite(tempfile::TempDir);
+
+impl crate::conformance::Backend for Sqlite {
+    fn open(&self) -> Arc<dyn Store> {
+        open(self.0.path())
+    }
+}
+
+pub(crate) fn sqlite() -> Sqlite {
+    Sqlite(tempdir())
+}
+
+crate::store_conformance!(crate::tests::sqlite());
 
 pub(crate) fn open(dir: &std::path::Path) -> Arc<SqliteStore> {
     match SqliteStore::open(dir, StoreOptions::default()) {
@@ -78,88 +93,6 @@ async fn deliver_to_three_accounts_stores_one_body() {
     let db = raw_db(dir.path());
     assert_eq!(count(&db, "SELECT count(*) FROM bodies"), 1);
     assert_eq!(count(&db, "SELECT refs FROM bodies"), 3);
-}
-
-#[tokio::test]
-async fn uids_strictly_ascending_never_reused() {
-    let dir = tempdir();
-    let store = open(dir.path());
-    let mut uids = Vec::new();
-    for i in 0..3 {
-        let d = store
-            .deliver(local(&["a@x"], format!("m{i}").as_bytes()))
-            .await;
-        uids.push(d.expect("deliver").entries[0].2);
-    }
-    assert_eq!(uids, vec![Uid(1), Uid(2), Uid(3)]);
-    let mbox = inbox(&store, "a@x").await.id;
-    let gone = store
-        .expunge(mbox, vec![Uid(3), Uid(2), Uid(9)])
-        .await
-        .expect("expunge");
-    assert_eq!(gone, vec![Uid(2), Uid(3)]);
-    let next = store
-        .deliver(local(&["a@x"], b"m3"))
-        .await
-        .expect("deliver");
-    assert_eq!(next.entries[0].2, Uid(4));
-    drop(store);
-    let store = open(dir.path());
-    let next = store
-        .deliver(local(&["a@x"], b"m4"))
-        .await
-        .expect("deliver");
-    assert_eq!(next.entries[0].2, Uid(5));
-    let uids: Vec<Uid> = store
-        .messages(mbox)
-        .await
-        .expect("msgs")
-        .iter()
-        .map(|m| m.uid)
-        .collect();
-    assert_eq!(uids, vec![Uid(1), Uid(4), Uid(5)]);
-    assert_eq!(inbox(&store, "a@x").await.uidnext, 6);
-}
-
-#[tokio::test]
-async fn recreated_mailbox_gets_new_uidvalidity() {
-    let dir = tempdir();
-    let store = open(dir.path());
-    store.ensure_account("a@x".into()).await.expect("account");
-    let work = store
-        .create_mailbox("a@x".into(), "Work".into(), None)
-        .await
-        .expect("create");
-    store
-        .append(work.id, b"x".to_vec(), vec![], 0)
-        .await
-        .expect("append");
-    let dup = store
-        .create_mailbox("a@x".into(), "Work".into(), None)
-        .await;
-    assert!(matches!(dup, Err(StoreError::AlreadyExists(_))));
-    store
-        .delete_mailbox("a@x".into(), "Work".into())
-        .await
-        .expect("delete");
-    let again = store
-        .create_mailbox("a@x".into(), "Work".into(), None)
-        .await
-        .expect("recreate");
-    assert!(again.uidvalidity > work.uidvalidity);
-    assert_ne!(again.id, work.id);
-    assert_eq!(again.messages, 0);
-    let all: Vec<u32> = store
-        .mailboxes("a@x".into())
-        .await
-        .expect("list")
-        .iter()
-        .map(|m| m.uidvalidity)
-        .collect();
-    let unique: std::collections::HashSet<_> = all.iter().collect();
-    assert_eq!(unique.len(), all.len(), "uidvalidity unique per mailbox");
-    let inbox_del = store.delete_mailbox("a@x".into(), "INBOX".into()).await;
-    assert!(matches!(inbox_del, Err(StoreError::Invalid(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -387,76 +320,6 @@ async fn newer_schema_is_refused() {
 }
 
 #[tokio::test]
-async fn outbound_is_queued_in_same_transaction() {
-    let dir = tempdir();
-    let store = open(dir.path());
-    let before = store.stats();
-    let raw = b"Subject: both\r\n\r\nhello\r\n".to_vec();
-    let d = store
-        .deliver(Delivery {
-            local_raw: Some(raw.clone()),
-            local: vec![LocalTarget::inbox("a@x")],
-            outbound: Some(Outbound {
-                raw: raw.clone(),
-                sender: "a@x".into(),
-                recipients: vec!["r1@remote".into(), "r2@remote".into()],
-                ..Default::default()
-            }),
-            internal_date: 5,
-        })
-        .await
-        .expect("deliver");
-    assert_eq!(store.stats().commits - before.commits, 1);
-    assert_eq!(d.entries.len(), 1);
-    assert_eq!(d.queue_ids.len(), 2);
-    let q = store.queue().await.expect("queue");
-    assert_eq!(q.len(), 2);
-    assert_eq!(q[0].recipient, "r1@remote");
-    assert_eq!(q[0].status, "queued");
-    assert_eq!(q[0].attempts, 0);
-    assert_eq!(q[0].sender, "a@x");
-    assert_eq!(store.read_body(q[1].body).await.expect("body"), raw);
-    // The local entry and the queue share the identical body.
-    assert_eq!(
-        store.messages(d.entries[0].1).await.expect("msgs")[0].body,
-        q[0].body
-    );
-
-    // Remote only, null reverse-path.
-    let bounce = store
-        .deliver(Delivery {
-            local_raw: None,
-            local: vec![],
-            outbound: Some(Outbound {
-                raw: b"bounce".to_vec(),
-                sender: String::new(),
-                recipients: vec!["r3@remote".into()],
-                ..Default::default()
-            }),
-            internal_date: 5,
-        })
-        .await
-        .expect("deliver");
-    assert!(bounce.entries.is_empty());
-    // A delivery that fails leaves nothing behind, neither part.
-    let bad = store
-        .deliver(Delivery {
-            local_raw: None,
-            local: vec![LocalTarget::inbox("c@x")],
-            outbound: Some(Outbound {
-                raw: b"x".to_vec(),
-                sender: String::new(),
-                recipients: vec!["r4@remote".into()],
-                ..Default::default()
-            }),
-            internal_date: 5,
-        })
-        .await;
-    assert!(matches!(bad, Err(StoreError::Invalid(_))));
-    assert_eq!(store.queue().await.expect("queue").len(), 3);
-}
-
-#[tokio::test]
 async fn expunge_gcs_unreferenced_body() {
     let dir = tempdir();
     let store = open(dir.path());
@@ -508,208 +371,6 @@ async fn expunge_gcs_unreferenced_body() {
             .expect("list")
             .is_empty()
     );
-}
-
-#[tokio::test]
-async fn rename_inbox_moves_messages() {
-    let dir = tempdir();
-    let store = open(dir.path());
-    for body in [&b"one"[..], b"two"] {
-        store.deliver(local(&["a@x"], body)).await.expect("deliver");
-    }
-    let before = inbox(&store, "a@x").await;
-    store
-        .rename_mailbox("a@x".into(), "inbox".into(), "Old".into())
-        .await
-        .expect("rename");
-    let after = inbox(&store, "a@x").await;
-    assert_eq!(after.id, before.id, "INBOX stays");
-    assert_eq!(after.messages, 0);
-    let old = store
-        .mailbox("a@x".into(), "Old".into())
-        .await
-        .expect("q")
-        .expect("Old");
-    assert_eq!(old.messages, 2);
-    assert_ne!(old.uidvalidity, before.uidvalidity);
-    let next = store
-        .deliver(local(&["a@x"], b"three"))
-        .await
-        .expect("deliver");
-    assert_eq!(next.entries[0].2, Uid(3), "INBOX UIDs are not reused");
-
-    // An ordinary rename takes the inferiors along.
-    store
-        .create_mailbox("a@x".into(), "P".into(), None)
-        .await
-        .expect("create");
-    store
-        .create_mailbox("a@x".into(), "P/c".into(), None)
-        .await
-        .expect("create");
-    store
-        .rename_mailbox("a@x".into(), "P".into(), "Q".into())
-        .await
-        .expect("rename");
-    assert!(
-        store
-            .mailbox("a@x".into(), "Q/c".into())
-            .await
-            .expect("q")
-            .is_some()
-    );
-    assert!(
-        store
-            .mailbox("a@x".into(), "P".into())
-            .await
-            .expect("q")
-            .is_none()
-    );
-    let clash = store
-        .rename_mailbox("a@x".into(), "Q".into(), "Sent".into())
-        .await;
-    assert!(matches!(clash, Err(StoreError::AlreadyExists(_))));
-}
-
-#[tokio::test]
-async fn flags_roundtrip_and_modseq_increases() {
-    let dir = tempdir();
-    let store = open(dir.path());
-    store.ensure_account("a@x".into()).await.expect("account");
-    store
-        .ensure_account("a@x".into())
-        .await
-        .expect("idempotent");
-    let mbox = inbox(&store, "a@x").await.id;
-    let uid = store
-        .append(
-            mbox,
-            b"m".to_vec(),
-            vec!["\\seen".into(), "\\Recent".into()],
-            42,
-        )
-        .await
-        .expect("append");
-    let m0 = store.messages(mbox).await.expect("msgs").remove(0);
-    assert_eq!(m0.flags, vec!["\\Seen".to_string()]);
-    assert_eq!(m0.internal_date, 42);
-    assert_eq!(inbox(&store, "a@x").await.unseen, 0);
-
-    let add = vec!["\\Flagged".to_string(), "$Label1".to_string()];
-    let changed = store
-        .set_flags(mbox, vec![uid], FlagOp::Add, add)
-        .await
-        .expect("add");
-    assert_eq!(changed.len(), 1);
-    assert_eq!(changed[0].flags, vec!["\\Seen", "\\Flagged", "$Label1"]);
-    assert!(changed[0].modseq > m0.modseq);
-
-    let same = vec!["\\flagged".to_string()];
-    let none = store
-        .set_flags(mbox, vec![uid], FlagOp::Add, same)
-        .await
-        .expect("noop");
-    assert!(none.is_empty(), "no change, no new modseq");
-
-    let rm = vec!["\\Seen".to_string()];
-    let changed2 = store
-        .set_flags(mbox, vec![uid], FlagOp::Remove, rm)
-        .await
-        .expect("rm");
-    assert!(changed2[0].modseq > changed[0].modseq);
-    assert_eq!(inbox(&store, "a@x").await.unseen, 1);
-
-    let changed3 = store
-        .set_flags(
-            mbox,
-            vec![uid, Uid(77)],
-            FlagOp::Replace,
-            vec!["\\Deleted".into()],
-        )
-        .await
-        .expect("replace");
-    assert_eq!(changed3.len(), 1);
-    let stored = store.messages(mbox).await.expect("msgs").remove(0);
-    assert_eq!(stored.flags, vec!["\\Deleted".to_string()]);
-    assert_eq!(stored.modseq, changed3[0].modseq);
-    assert_eq!(inbox(&store, "a@x").await.highestmodseq, stored.modseq);
-
-    let bad = store
-        .set_flags(mbox, vec![uid], FlagOp::Add, vec!["\\Bogus".into()])
-        .await;
-    assert!(matches!(bad, Err(StoreError::Invalid(_))));
-    let bad = store
-        .set_flags(mbox, vec![uid], FlagOp::Add, vec!["two words".into()])
-        .await;
-    assert!(matches!(bad, Err(StoreError::Invalid(_))));
-}
-
-#[tokio::test]
-async fn change_feed_reports_append_flags_expunge() {
-    let dir = tempdir();
-    let store = open(dir.path());
-    store.ensure_account("a@x".into()).await.expect("account");
-    let mbox = inbox(&store, "a@x").await.id;
-    let mut feed = store.subscribe();
-    let uid = store
-        .append(mbox, b"m".to_vec(), vec![], 0)
-        .await
-        .expect("append");
-    store
-        .set_flags(mbox, vec![uid], FlagOp::Add, vec!["\\Seen".into()])
-        .await
-        .expect("flags");
-    store.expunge(mbox, vec![uid]).await.expect("expunge");
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        let c = timeout(Duration::from_secs(1), feed.recv())
-            .await
-            .expect("in time");
-        got.push(c.expect("recv"));
-    }
-    let account = "a@x".to_string();
-    assert!(
-        matches!(&got[0], Change::Appended { account: a, mailbox, uid: u, .. }
-        if *a == account && *mailbox == mbox && *u == uid)
-    );
-    assert!(matches!(&got[1], Change::Flags { uid: u, .. } if *u == uid));
-    assert!(matches!(&got[2], Change::Expunged { uid: u, .. } if *u == uid));
-    // The watcher polls too; it must not publish the same rows again.
-    tokio::time::sleep(FEED_POLL_INTERVAL * 3).await;
-    assert_eq!(feed.try_recv(), Err(TryRecvError::Empty));
-
-    store
-        .create_mailbox("a@x".into(), "New".into(), None)
-        .await
-        .expect("create");
-    let c = timeout(Duration::from_secs(1), feed.recv())
-        .await
-        .expect("in time");
-    assert_eq!(c.expect("recv"), Change::Mailboxes { account });
-}
-
-#[tokio::test]
-async fn deleting_an_account_publishes_account_deleted_to_other_stores() {
-    let dir = tempdir();
-    let server = open(dir.path());
-    server.ensure_account("a@x".into()).await.expect("account");
-    let mut feed = server.subscribe();
-    // Another process (the CLI) opens the same directory and deletes it.
-    let cli = open(dir.path());
-    cli.delete_account("a@x".into()).await.expect("delete");
-    cli.shutdown();
-    let mut seen = Vec::new();
-    while !seen.contains(&Change::AccountDeleted {
-        account: "a@x".into(),
-    }) {
-        let c = timeout(Duration::from_secs(5), feed.recv())
-            .await
-            .expect("the watcher publishes the other store's commit in time");
-        seen.push(c.expect("recv"));
-    }
-    assert!(seen.contains(&Change::Mailboxes {
-        account: "a@x".into()
-    }));
 }
 
 #[tokio::test]

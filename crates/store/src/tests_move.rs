@@ -1,37 +1,17 @@
-//! Tests of [`Store::move_messages`] (RFC 6851 MOVE as one transaction)
-//! and [`Store::messages_range`].
+//! SQLite-specific tests of [`Store::move_messages`] (RFC 6851 MOVE as
+//! one transaction): body rows, reference counts and tombstone rows, and
+//! a failure inside the writer's transaction. The behaviour is in
+//! `conformance/moves.rs`.
 
-use std::time::Duration;
-
-use tokio::time::timeout;
-
-use crate::tests::{count, inbox, local, open, raw_db, tempdir};
+use crate::conformance::moves::setup;
+use crate::tests::{count, open, raw_db, tempdir};
 use crate::*;
-
-/// An account with `n` messages in INBOX and its Archive mailbox.
-async fn setup(store: &SqliteStore, n: usize) -> (MailboxId, MailboxId) {
-    for i in 0..n {
-        store
-            .deliver(local(
-                &["a@x"],
-                format!("Subject: {i}\r\n\r\nm{i}\r\n").as_bytes(),
-            ))
-            .await
-            .expect("deliver");
-    }
-    let archive = store
-        .mailbox("a@x".into(), "Archive".into())
-        .await
-        .expect("query")
-        .expect("Archive exists");
-    (inbox(store, "a@x").await.id, archive.id)
-}
 
 #[tokio::test]
 async fn move_shares_bodies_and_leaves_tombstones() {
     let dir = tempdir();
     let store = open(dir.path());
-    let (inbox_id, archive) = setup(&store, 3).await;
+    let (inbox_id, archive) = setup(&*store, 3).await;
     store
         .set_flags(inbox_id, vec![Uid(2)], FlagOp::Add, vec!["\\Seen".into()])
         .await
@@ -78,37 +58,10 @@ async fn move_shares_bodies_and_leaves_tombstones() {
 }
 
 #[tokio::test]
-async fn move_reports_append_and_expunge_on_the_feed() {
-    let dir = tempdir();
-    let store = open(dir.path());
-    let (inbox_id, archive) = setup(&store, 1).await;
-    let mut feed = store.subscribe();
-    let before = store.stats();
-    store
-        .move_messages(inbox_id, vec![Uid(1)], archive)
-        .await
-        .expect("move");
-    assert_eq!(store.stats().commits - before.commits, 1, "one transaction");
-    let mut got = Vec::new();
-    for _ in 0..2 {
-        let c = timeout(Duration::from_secs(1), feed.recv())
-            .await
-            .expect("in time");
-        got.push(c.expect("recv"));
-    }
-    assert!(
-        matches!(&got[0], Change::Appended { mailbox, uid: Uid(1), .. } if *mailbox == archive)
-    );
-    assert!(
-        matches!(&got[1], Change::Expunged { mailbox, uid: Uid(1), .. } if *mailbox == inbox_id)
-    );
-}
-
-#[tokio::test]
 async fn failed_move_moves_nothing() {
     let dir = tempdir();
     let store = open(dir.path());
-    let (inbox_id, archive) = setup(&store, 2).await;
+    let (inbox_id, archive) = setup(&*store, 2).await;
     // The destination has room for one more UID only: the second message
     // fails part-way, after the first was already moved inside the job.
     let last = i64::from(u32::MAX) - 1;
@@ -134,84 +87,4 @@ async fn failed_move_moves_nothing() {
     let db = raw_db(dir.path());
     assert_eq!(count(&db, "SELECT count(*) FROM expunged"), 0);
     assert_eq!(count(&db, "SELECT sum(refs) FROM bodies"), 2);
-}
-
-#[tokio::test]
-async fn move_survives_reopen() {
-    let dir = tempdir();
-    let (inbox_id, archive) = {
-        let store = open(dir.path());
-        let ids = setup(&store, 2).await;
-        store
-            .move_messages(ids.0, vec![Uid(1), Uid(2)], ids.1)
-            .await
-            .expect("move");
-        store.shutdown();
-        ids
-    };
-    let store = open(dir.path());
-    assert!(store.messages(inbox_id).await.expect("msgs").is_empty());
-    assert_eq!(store.messages(archive).await.expect("msgs").len(), 2);
-}
-
-#[tokio::test]
-async fn move_to_a_missing_mailbox_is_not_found() {
-    let dir = tempdir();
-    let store = open(dir.path());
-    let (inbox_id, _) = setup(&store, 1).await;
-    let err = store
-        .move_messages(inbox_id, vec![Uid(1)], MailboxId(999_999))
-        .await
-        .expect_err("no such mailbox");
-    assert!(matches!(err, StoreError::NotFound(_)));
-    assert_eq!(store.messages(inbox_id).await.expect("msgs").len(), 1);
-}
-
-#[tokio::test]
-async fn messages_range_reads_only_the_range() {
-    let dir = tempdir();
-    let store = open(dir.path());
-    let (inbox_id, _) = setup(&store, 5).await;
-    store
-        .expunge(inbox_id, vec![Uid(3)])
-        .await
-        .expect("expunge");
-    let got = store
-        .messages_range(inbox_id, Uid(2), Uid(4))
-        .await
-        .expect("range");
-    assert_eq!(
-        got.iter().map(|m| m.uid).collect::<Vec<_>>(),
-        [Uid(2), Uid(4)]
-    );
-    assert!(matches!(
-        store
-            .messages_range(MailboxId(999_999), Uid(1), Uid(2))
-            .await,
-        Err(StoreError::NotFound(_))
-    ));
-}
-
-#[tokio::test]
-async fn read_bodies_reads_many_at_once_and_marks_missing_ones() {
-    let dir = tempdir();
-    let store = open(dir.path());
-    let mut ids = Vec::new();
-    for raw in [&b"one"[..], b"two", b"three"] {
-        let d = store.deliver(local(&["a@x"], raw)).await.expect("deliver");
-        let (_, inbox, uid) = d.entries[0].clone();
-        let metas = store.messages(inbox).await.expect("msgs");
-        ids.push(metas.iter().find(|m| m.uid == uid).expect("meta").body);
-    }
-    ids.insert(1, BodyId(999_999));
-    let got = store.read_bodies(ids).await.expect("read");
-    assert_eq!(
-        got,
-        vec![
-            Some(b"one".to_vec()),
-            None,
-            Some(b"two".to_vec()),
-            Some(b"three".to_vec())
-        ]
-    );
 }

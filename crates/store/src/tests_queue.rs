@@ -1,76 +1,9 @@
-//! Tests of the outbound queue's operations (issue 12): claims with a
-//! lease, deferral, completion, failure, retry and delete, and the feed's
-//! `Queue` change that wakes the worker.
+//! SQLite-specific test of the outbound queue: the body rows left after
+//! completion and deletion. The behaviour is in `conformance/queue.rs`.
 
+use crate::conformance::queue::outbound;
 use crate::tests::{count, open, raw_db, tempdir};
 use crate::*;
-
-fn outbound(to: &[&str]) -> Delivery {
-    Delivery {
-        local_raw: None,
-        local: vec![],
-        outbound: Some(Outbound {
-            raw: b"Subject: out\r\n\r\nx\r\n".to_vec(),
-            sender: "a@x".into(),
-            recipients: to.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        }),
-        internal_date: 0,
-    }
-}
-
-#[tokio::test]
-async fn a_claim_leases_rows_and_an_expired_lease_is_claimed_again() {
-    let dir = tempdir();
-    let store = open(dir.path());
-    store
-        .deliver(outbound(&["r1@y", "r2@y"]))
-        .await
-        .expect("deliver");
-    let now = ops::now();
-    let claimed = store.claim_queue(now, now + 60, 10).await.expect("claim");
-    assert_eq!(claimed.len(), 2);
-    assert!(claimed.iter().all(|q| q.status == "sending"));
-    // Leased: another claim (another process) gets nothing meanwhile.
-    assert!(
-        store
-            .claim_queue(now, now + 60, 10)
-            .await
-            .expect("claim")
-            .is_empty()
-    );
-    // The claimer died: after the lease, the rows are due again.
-    let again = store
-        .claim_queue(now + 61, now + 120, 10)
-        .await
-        .expect("claim");
-    assert_eq!(again.len(), 2);
-}
-
-#[tokio::test]
-async fn claims_of_a_stopped_sender_are_released_at_start() {
-    let dir = tempdir();
-    let store = open(dir.path());
-    store.deliver(outbound(&["r@y"])).await.expect("deliver");
-    let now = ops::now();
-    assert_eq!(
-        store
-            .claim_queue(now, now + 900, 10)
-            .await
-            .expect("claim")
-            .len(),
-        1
-    );
-    assert_eq!(store.release_queue_claims().await.expect("release"), 1);
-    assert_eq!(
-        store
-            .claim_queue(ops::now(), now + 900, 10)
-            .await
-            .expect("claim")
-            .len(),
-        1
-    );
-}
 
 #[tokio::test]
 async fn complete_defer_fail_retry_and_delete() {
@@ -121,22 +54,4 @@ async fn complete_defer_fail_retry_and_delete() {
     ));
     // The completed and deleted rows' body is still held by the others.
     assert_eq!(count(&raw_db(dir.path()), "SELECT count(*) FROM bodies"), 1);
-}
-
-#[tokio::test]
-async fn queue_changes_reach_the_feed() {
-    let dir = tempdir();
-    let store = open(dir.path());
-    let mut feed = store.subscribe();
-    store.deliver(outbound(&["r@y"])).await.expect("deliver");
-    let deadline = std::time::Duration::from_secs(10);
-    loop {
-        let c = tokio::time::timeout(deadline, feed.recv())
-            .await
-            .expect("a change in time")
-            .expect("feed");
-        if matches!(c, Change::Queue) {
-            break;
-        }
-    }
 }

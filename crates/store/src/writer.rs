@@ -113,6 +113,7 @@ where
 pub struct Stats {
     commits: AtomicU64,
     ops: AtomicU64,
+    batches: [AtomicU64; crate::BATCH_BUCKETS],
 }
 
 impl Stats {
@@ -120,6 +121,17 @@ impl Stats {
         StoreStats {
             commits: self.commits.load(Ordering::Relaxed),
             ops: self.ops.load(Ordering::Relaxed),
+            batches: std::array::from_fn(|i| {
+                self.batches.get(i).map_or(0, |b| b.load(Ordering::Relaxed))
+            }),
+        }
+    }
+
+    /// Counts one commit of `ops` operations in its power-of-two bucket.
+    fn batch(&self, ops: u64) {
+        let i = crate::batch_bucket(ops);
+        if let Some(b) = self.batches.get(i) {
+            b.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -156,6 +168,7 @@ impl Writer {
             Ok(ok_ops) => {
                 let commits = self.stats.commits.fetch_add(1, Ordering::Relaxed) + 1;
                 self.stats.ops.fetch_add(ok_ops, Ordering::Relaxed);
+                self.stats.batch(ok_ops);
                 if let Err(e) = self.feed.catch_up(&self.conn) {
                     // The watcher will retry on its next poll.
                     tracing::warn!(error = %e, "store writer: publishing changes failed");
@@ -224,5 +237,28 @@ impl Writer {
             Ok(n) => tracing::debug!(rows = n, "trimmed change log"),
             Err(e) => tracing::warn!(error = %e, "trimming change log failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[test]
+    fn commits_are_counted_by_power_of_two_batch_size() {
+        assert_eq!(crate::batch_bucket(0), 0);
+        assert_eq!(crate::batch_bucket(1), 0);
+        assert_eq!(crate::batch_bucket(2), 1);
+        assert_eq!(crate::batch_bucket(3), 2);
+        assert_eq!(crate::batch_bucket(256), 8);
+        assert_eq!(crate::batch_bucket(257), 9);
+        assert_eq!(crate::batch_bucket(u64::MAX), crate::BATCH_BUCKETS - 1);
+        let s = Stats::default();
+        s.batch(1);
+        s.batch(5);
+        s.batch(5);
+        let snap = s.snapshot();
+        assert_eq!(snap.batches[0], 1);
+        assert_eq!(snap.batches[3], 2);
     }
 }

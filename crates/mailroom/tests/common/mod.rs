@@ -11,8 +11,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backends::BackendConfig;
+use directory::{Directory, DirectoryConfig};
 use proto_smtp::{Parsed, Reply, parse_reply};
-use store::{SqliteStore, Store, StoreOptions};
+use store::Store;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mailroom");
 /// Upper bound for any single wait in these tests.
@@ -359,19 +361,35 @@ impl Server {
 
     /// Opens the store as a second process would, to look at what the
     /// server stored.
-    pub fn store(&self) -> Arc<SqliteStore> {
-        SqliteStore::open(&self.data_dir(), StoreOptions::default()).expect("open store")
+    pub fn store(&self) -> Arc<dyn Store> {
+        backends::open_store(&self.backend_config()).expect("open store")
+    }
+
+    /// Opens the directory as a second process would (the CLI).
+    pub fn directory(&self) -> Arc<dyn Directory> {
+        backends::open_directory(&self.backend_config()).expect("open directory")
+    }
+
+    /// The server's backend, through the factories the binary uses.
+    fn backend_config(&self) -> BackendConfig {
+        BackendConfig::sqlite(
+            self.data_dir(),
+            DirectoryConfig {
+                domains: vec!["example.test".into(), "other.test".into()],
+                ..DirectoryConfig::default()
+            },
+        )
     }
 
     /// Runs `f` on the store, opened as a second process would, in a
     /// runtime of its own.
-    fn on_store<T>(&self, f: impl AsyncFnOnce(&SqliteStore) -> T) -> T {
+    fn on_store<T>(&self, f: impl AsyncFnOnce(&dyn Store) -> T) -> T {
         let store = self.store();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        rt.block_on(f(&store))
+        rt.block_on(f(store.as_ref()))
     }
 
     /// The entries of `account`'s INBOX, in UID order.

@@ -59,7 +59,11 @@ fn addr_spec(spec: &[u8], name: Option<Vec<u8>>) -> Option<Address> {
         ),
         _ => (None, spec),
     };
-    if spec.is_empty() && name.is_none() {
+    // No address (an empty group `g:;`, or a group holding only a comment
+    // `g: (foo) ;`): nothing to report, rather than a made-up mailbox
+    // (RFC 5322 3.4: a group may have no members; comments are not
+    // addresses).
+    if spec.is_empty() {
         return None;
     }
     let (mailbox, host) = match spec.iter().rposition(|&b| b == b'@') {
@@ -148,7 +152,10 @@ pub fn parse_address_list(v: &[u8]) -> Vec<Address> {
                     .get(i..)
                     .and_then(|r| r.iter().position(|&x| x == b'>'))
                     .map_or(v.len(), |p| i + p);
-                angle = Some(v.get(i..end).unwrap_or_default().to_vec());
+                // RFC 5322 3.2.2: comments may sit between the tokens of
+                // an addr-spec (`<user (c)@ (c) host>`); they are not part
+                // of it.
+                angle = Some(super::strip_comments(v.get(i..end).unwrap_or_default()));
                 i = end + 1;
             }
             b':' if !in_group && angle.is_none() => {
@@ -215,6 +222,24 @@ mod tests {
         let g = parse_address_list(b"Team: a@b.c, D <d@e.f>;, z@y.x");
         assert_eq!(g.len(), 5);
         assert_eq!(g[4], mb(None, "z", "y.x"));
+    }
+
+    #[test]
+    fn empty_groups_and_groups_of_comments_have_no_members() {
+        // imaptest fetch-envelope: `Cc: group:;, group2: (foo) ;`.
+        assert_eq!(
+            parse_address_list(b"group:;, group2: (foo) ;"),
+            vec![
+                Address::GroupStart(b"group".to_vec()),
+                Address::GroupEnd,
+                Address::GroupStart(b"group2".to_vec()),
+                Address::GroupEnd,
+            ]
+        );
+        assert_eq!(
+            parse_address_list(b"group: g1@d1.org, g2@d2.org;, group2: g3@d3.org;").len(),
+            7
+        );
     }
 
     #[test]

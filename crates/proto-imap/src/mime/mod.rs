@@ -11,18 +11,21 @@
 //! - `structure`: ENVELOPE and BODYSTRUCTURE values and their syntax;
 //! - `address`: RFC 5322 address lists for ENVELOPE;
 //! - `section`: BODY[section] and BINARY[part] extraction;
+//! - `encode`: parts holding NUL re-encoded in base64 (RFC 3516 4.3);
 //! - `text`: decoded text (RFC 2047 headers, transfer encodings,
 //!   charsets) for SEARCH, with mail-parser.
 
 mod address;
+mod encode;
 mod section;
 mod structure;
 mod text;
 
 pub use address::{Address, parse_address_list};
+pub use encode::{encode_base64_lines, encode_binary_parts};
 pub use section::{BinaryError, binary, decode_base64, decode_qp, resolve, section};
 pub use structure::{BodyStructure, Envelope, body_structure, envelope};
-pub use text::{SearchText, search_text};
+pub use text::{SearchText, search_text, search_text_of};
 
 /// Deepest nesting of multiparts and message/rfc822 parts we descend.
 pub const MAX_DEPTH: usize = 20;

@@ -8,9 +8,24 @@ use crate::fetch::{Section, SectionText};
 /// multipart are numbered from 1; a message/rfc822 part's numbers refer to
 /// the encapsulated message's parts; a non-multipart message has part 1,
 /// its body.
+///
+/// The top level is a message, not a message/rfc822 part: when it is not
+/// a multipart its part 1 is its own body, whatever its type. So for a
+/// top-level message/rfc822, `1` is the whole encapsulated message,
+/// `1.HEADER` / `1.TEXT` its header and body, `1.MIME` the outer header,
+/// and `1.1` the encapsulated message's first part.
 pub fn resolve<'p, 'a>(root: &'p Part<'a>, path: &[u32]) -> Option<&'p Part<'a>> {
     let mut node = root;
-    for &n in path {
+    let mut rest = path;
+    if let Some((&first, tail)) = path.split_first()
+        && !matches!(root.kind, PartKind::Multipart(_))
+    {
+        if first != 1 {
+            return None;
+        }
+        rest = tail;
+    }
+    for &n in rest {
         node = child(node, n)?;
     }
     Some(node)
@@ -129,30 +144,49 @@ pub fn decode_base64(s: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Quoted-printable (RFC 2045 6.7): soft line breaks removed, `=XX`
-/// decoded, malformed escapes kept as they are.
+/// Quoted-printable (RFC 2045 6.7): `=XX` decoded; whitespace at the end
+/// of a line is transport padding and deleted (rule 3); a line ending in
+/// `=` (after that padding is gone, so `= ` and `=\t` too) is a soft line
+/// break and joins the next line (rule 5); malformed escapes are kept as
+/// they are (the robustness note after rule 5). Line breaks stay as sent.
 pub fn decode_qp(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
     let hex = |b: u8| (b as char).to_digit(16);
-    while let Some(&c) = s.get(i) {
-        if c != b'=' {
-            out.push(c);
-            i += 1;
-            continue;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let (line, brk, next) = match rest.iter().position(|&b| b == b'\n') {
+            Some(nl) => {
+                let line = rest.get(..nl).unwrap_or_default();
+                let (line, brk): (&[u8], &[u8]) = match line.strip_suffix(b"\r") {
+                    Some(l) => (l, b"\r\n"),
+                    None => (line, b"\n"),
+                };
+                (line, brk, rest.get(nl + 1..).unwrap_or_default())
+            }
+            None => (rest, &b""[..], &b""[..]),
+        };
+        rest = next;
+        let line = line.trim_ascii_end();
+        let (line, soft) = match line.strip_suffix(b"=") {
+            Some(l) => (l, true),
+            None => (line, false),
+        };
+        let mut i = 0;
+        while let Some(&c) = line.get(i) {
+            match (c, line.get(i + 1), line.get(i + 2)) {
+                (b'=', Some(&a), Some(&b)) if hex(a).is_some() && hex(b).is_some() => {
+                    let v = hex(a).unwrap_or(0) * 16 + hex(b).unwrap_or(0);
+                    out.push(v as u8);
+                    i += 3;
+                }
+                _ => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
         }
-        match (s.get(i + 1), s.get(i + 2)) {
-            (Some(b'\r'), Some(b'\n')) => i += 3,
-            (Some(b'\n'), _) => i += 2,
-            (Some(&a), Some(&b)) if hex(a).is_some() && hex(b).is_some() => {
-                let v = hex(a).unwrap_or(0) * 16 + hex(b).unwrap_or(0);
-                out.push(v as u8);
-                i += 3;
-            }
-            _ => {
-                out.push(c);
-                i += 1;
-            }
+        if !soft {
+            out.extend_from_slice(brk);
         }
     }
     out
@@ -162,6 +196,51 @@ pub fn decode_qp(s: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    const RFC822: &[u8] = b"From: outer@x\r\nContent-Type: message/rfc822\r\n\r\n\
+        From: inner@y\r\nSubject: sub\r\n\r\nHello\r\n";
+
+    fn sec(raw: &[u8], s: &str) -> Option<Vec<u8>> {
+        let c = format!("a FETCH 1 BODY[{s}]\r\n");
+        let cmd = crate::command::parse_command(c.as_bytes(), Default::default()).ok()?;
+        let crate::CommandKind::Fetch { atts, .. } = cmd.kind else {
+            return None;
+        };
+        let Some(crate::FetchAtt::Section { section, .. }) = atts.first() else {
+            return None;
+        };
+        section_of(raw, section)
+    }
+
+    fn section_of(raw: &[u8], s: &Section) -> Option<Vec<u8>> {
+        section(&Part::parse(raw), raw, s)
+    }
+
+    #[test]
+    fn top_level_message_rfc822_sections_are_one_level_up() {
+        let inner = &b"From: inner@y\r\nSubject: sub\r\n\r\nHello\r\n"[..];
+        assert_eq!(sec(RFC822, "1").as_deref(), Some(inner));
+        assert_eq!(
+            sec(RFC822, "1.HEADER").as_deref(),
+            Some(&b"From: inner@y\r\nSubject: sub\r\n\r\n"[..])
+        );
+        assert_eq!(sec(RFC822, "1.TEXT").as_deref(), Some(&b"Hello\r\n"[..]));
+        assert_eq!(
+            sec(RFC822, "1.MIME").as_deref(),
+            Some(&b"From: outer@x\r\nContent-Type: message/rfc822\r\n\r\n"[..])
+        );
+        assert_eq!(sec(RFC822, "1.1").as_deref(), Some(&b"Hello\r\n"[..]));
+        assert_eq!(
+            sec(RFC822, "1.HEADER.FIELDS (SUBJECT)").as_deref(),
+            Some(&b"Subject: sub\r\n\r\n"[..])
+        );
+        assert_eq!(sec(RFC822, "2"), None);
+        // A plain one-part message is unchanged: 1 is its body.
+        assert_eq!(
+            sec(b"Subject: s\r\n\r\nbody\r\n", "1").as_deref(),
+            Some(&b"body\r\n"[..])
+        );
+    }
+
     #[test]
     fn decoders() {
         assert_eq!(decode_base64(b"aGVs\r\nbG8=\r\n"), b"hello");
@@ -169,5 +248,16 @@ mod tests {
             decode_qp(b"caf=C3=A9=\r\n ok =ZZ"),
             "caf\u{e9} ok =ZZ".as_bytes()
         );
+    }
+
+    #[test]
+    fn qp_drops_trailing_blanks_and_joins_soft_breaks_followed_by_blanks() {
+        // imaptest fetch-binary-mime-qp: RFC 2045 6.7 rules 3 and 5.
+        let enc = b"hello  \r\nbar=\r\n\r\nfoo\t=\r\nbar\r\nfoo\t \t= \r\n=62\r\n\
+            foo = \t\r\nbar\r\nfoo =\r\n=62\r\nfoo  \r\nbar=\r\n\r\nfoo_bar\r\n";
+        let dec = b"hello\r\nbar\r\nfoo\tbar\r\nfoo\t \tb\r\nfoo bar\r\nfoo b\r\n\
+            foo\r\nbar\r\nfoo_bar\r\n";
+        assert_eq!(decode_qp(enc), dec.to_vec());
+        assert_eq!(dec.len(), 65);
     }
 }

@@ -1,109 +1,244 @@
 //! Decoded text for SEARCH (RFC 9051 6.4.4: matching is on decoded content,
-//! case-insensitive): headers with RFC 2047 words decoded, bodies with
-//! their transfer encoding and charset undone. mail-parser does the
-//! decoding.
+//! case-insensitive).
+//!
+//! One MIME model serves FETCH and SEARCH: the parts are the ones
+//! [`Part::parse`] finds (the same ones BODY[section] numbers), and
+//! mail-parser only decodes the text located there: RFC 2047 encoded words
+//! in header fields (its unstructured-field decoder), charsets of text
+//! bodies, and the Date field. Transfer encodings are undone by the same
+//! decoders BINARY uses. So a part SEARCH looks into is always a part FETCH
+//! can return.
+//!
+//! Header fields keep their angle brackets and other punctuation, so
+//! `HEADER Message-ID "<id@host>"` matches; address fields are searched in
+//! the form `name <mailbox@host>` with group names (`group:`) and without
+//! comments inside addresses, so `TO groupname` and `FROM user@host`
+//! (however the address was written) match.
 
-use mail_parser::{Address, HeaderValue, MessageParser, PartType};
+use mail_parser::HeaderValue;
+use mail_parser::decoders::charsets::map::charset_decoder;
+use mail_parser::parsers::MessageStream;
+
+use super::address::{Address, parse_address_list};
+use super::section::{decode_base64, decode_qp};
+use super::{MAX_DEPTH, Part, PartKind, unfold};
 
 /// A message's searchable text.
 #[derive(Debug, Clone, Default)]
 pub struct SearchText {
     /// (lowercased field name, decoded value) of the top-level header.
     pub headers: Vec<(String, String)>,
-    /// Decoded text of every text part (and nested message).
+    /// Decoded text of every text part, and the header fields of nested
+    /// messages.
     pub bodies: Vec<String>,
     /// The Date: field as days since 1970-01-01 (SENTBEFORE etc. ignore
     /// the time and zone, RFC 9051 6.4.4).
     pub date: Option<i64>,
 }
 
-fn address_text(a: &Address<'_>) -> String {
-    let mut out = Vec::new();
-    for addr in a.iter() {
-        let mut s = String::new();
-        if let Some(n) = &addr.name {
-            s.push_str(n);
-            s.push(' ');
-        }
-        if let Some(e) = &addr.address {
-            s.push('<');
-            s.push_str(e);
-            s.push('>');
-        }
-        out.push(s);
-    }
-    out.join(", ")
-}
+/// Fields holding RFC 5322 3.4 address lists.
+const ADDRESS_FIELDS: &[&str] = &[
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "bcc",
+    "resent-from",
+    "resent-sender",
+    "resent-to",
+    "resent-cc",
+    "resent-bcc",
+];
 
-fn value_text(v: &HeaderValue<'_>) -> String {
-    match v {
-        HeaderValue::Text(t) => t.to_string(),
-        HeaderValue::TextList(l) => l.join(" "),
-        HeaderValue::Address(a) => address_text(a),
-        HeaderValue::DateTime(d) => d.to_rfc822(),
-        HeaderValue::ContentType(c) => match &c.c_subtype {
-            Some(s) => format!("{}/{}", c.c_type, s),
-            None => c.c_type.to_string(),
-        },
+/// An unstructured field value with its RFC 2047 encoded words decoded
+/// and its folding undone.
+fn unstructured(v: &[u8]) -> String {
+    let mut buf = unfold(v);
+    buf.extend_from_slice(b"\r\n");
+    match MessageStream::new(&buf).parse_unstructured() {
+        HeaderValue::Text(t) => t.into_owned(),
         _ => String::new(),
     }
 }
 
-/// Extracts the searchable text of a raw message.
-pub fn search_text(raw: &[u8], with_bodies: bool) -> SearchText {
-    let parser = MessageParser::new()
-        .with_mime_headers()
-        .with_address_headers()
-        .with_date_headers()
-        .with_message_ids()
-        .default_header_text();
-    // mail-parser 0.11 trips a `debug_assert!` ("Invalid part ID, could
-    // not find multipart") on some broken nestings of message/rfc822 in a
-    // multipart (tests/mime_stress.rs finds them); release builds skip the
-    // check and parse on. Contained here so a debug build answers SEARCH
-    // too: the message is then searched as raw text, like one mail-parser
-    // cannot parse.
-    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse(raw)));
-    let Some(msg) = parsed.ok().flatten().filter(|m| !m.parts.is_empty()) else {
-        return SearchText {
-            headers: Vec::new(),
-            bodies: vec![String::from_utf8_lossy(raw).into_owned()],
-            date: None,
-        };
-    };
-    let headers = msg
-        .headers()
-        .iter()
-        .map(|h| (h.name().to_ascii_lowercase(), value_text(h.value())))
-        .collect();
-    let mut bodies = Vec::new();
-    if with_bodies {
-        collect_bodies(&msg, &mut bodies, 0);
+/// An address list as `name <mailbox@host>, group: ...`: the addresses as
+/// ENVELOPE reports them, display names decoded.
+fn address_text(v: &[u8]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for a in parse_address_list(&unfold(v)) {
+        match a {
+            Address::Mailbox {
+                name,
+                mailbox,
+                host,
+                ..
+            } => {
+                let mut s = String::new();
+                if let Some(n) = name {
+                    s.push_str(&unstructured(&n));
+                    s.push(' ');
+                }
+                s.push('<');
+                s.push_str(&String::from_utf8_lossy(&mailbox.unwrap_or_default()));
+                if let Some(h) = host {
+                    s.push('@');
+                    s.push_str(&String::from_utf8_lossy(&h));
+                }
+                s.push('>');
+                out.push(s);
+            }
+            Address::GroupStart(name) => out.push(format!("{}:", unstructured(&name))),
+            Address::GroupEnd => {}
+        }
     }
-    let date = msg.date().map(|d| {
-        crate::date::days_from_civil(i64::from(d.year), u32::from(d.month), u32::from(d.day))
-    });
-    SearchText {
-        headers,
-        bodies,
-        date,
+    out.join(", ")
+}
+
+fn field_text(name: &str, value: &[u8]) -> String {
+    if ADDRESS_FIELDS.contains(&name) {
+        address_text(value)
+    } else {
+        unstructured(value)
     }
 }
 
-fn collect_bodies(msg: &mail_parser::Message<'_>, out: &mut Vec<String>, depth: usize) {
-    for part in &msg.parts {
-        match &part.body {
-            PartType::Text(t) | PartType::Html(t) => out.push(t.to_string()),
-            // `Message::headers` indexes the first part: an encapsulated
-            // message mail-parser could not make sense of may have none.
-            PartType::Message(m) if depth < super::MAX_DEPTH && !m.parts.is_empty() => {
-                for h in m.headers() {
-                    out.push(value_text(h.value()));
-                }
-                collect_bodies(m, out, depth + 1);
+fn headers_of(p: &Part<'_>) -> Vec<(String, String)> {
+    p.fields
+        .iter()
+        .map(|f| {
+            let name = String::from_utf8_lossy(f.name).to_ascii_lowercase();
+            let value = field_text(&name, f.value);
+            (name, value)
+        })
+        .collect()
+}
+
+/// The Date field as days since the epoch, in the field's own zone.
+fn date_days(p: &Part<'_>) -> Option<i64> {
+    let mut buf = unfold(p.field("Date")?);
+    buf.extend_from_slice(b"\r\n");
+    match MessageStream::new(&buf).parse_date() {
+        HeaderValue::DateTime(d) => Some(crate::date::days_from_civil(
+            i64::from(d.year),
+            u32::from(d.month),
+            u32::from(d.day),
+        )),
+        _ => None,
+    }
+}
+
+/// A leaf's content: transfer encoding undone (RFC 2045 6), then its
+/// charset (RFC 2046 4.1.2; UTF-8 when unknown or absent).
+fn decoded_text(p: &Part<'_>) -> String {
+    let bytes = match p.encoding().as_str() {
+        "base64" => decode_base64(p.body),
+        "quoted-printable" => decode_qp(p.body),
+        _ => p.body.to_vec(),
+    };
+    let charset = p.content_type.param("charset").unwrap_or("utf-8");
+    let native = ["utf-8", "utf8", "us-ascii", "ascii"]
+        .iter()
+        .any(|c| charset.eq_ignore_ascii_case(c));
+    match charset_decoder(charset.as_bytes()).filter(|_| !native) {
+        Some(decode) => decode(&bytes),
+        None => String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+fn collect_bodies(p: &Part<'_>, out: &mut Vec<String>, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match &p.kind {
+        PartKind::Multipart(children) => {
+            for c in children {
+                collect_bodies(c, out, depth + 1);
             }
-            // Binary parts and multipart containers have no text.
-            _ => {}
         }
+        PartKind::Message(m) => {
+            out.extend(headers_of(m).into_iter().map(|(_, v)| v));
+            collect_bodies(m, out, depth + 1);
+        }
+        // Binary parts have no text.
+        PartKind::Leaf if p.content_type.mtype.eq_ignore_ascii_case("text") => {
+            out.push(decoded_text(p));
+        }
+        PartKind::Leaf => {}
+    }
+}
+
+/// The searchable text of a parsed message.
+pub fn search_text_of(root: &Part<'_>, with_bodies: bool) -> SearchText {
+    let mut bodies = Vec::new();
+    if with_bodies {
+        collect_bodies(root, &mut bodies, 0);
+    }
+    SearchText {
+        headers: headers_of(root),
+        bodies,
+        date: date_days(root),
+    }
+}
+
+/// The searchable text of a raw message.
+pub fn search_text(raw: &[u8], with_bodies: bool) -> SearchText {
+    search_text_of(&Part::parse(raw), with_bodies)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header<'t>(t: &'t SearchText, name: &str) -> Vec<&'t str> {
+        t.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn message_ids_keep_their_angle_brackets() {
+        let t = search_text(
+            b"Message-ID: <id@host>\r\nReferences: <a@b>\r\n <c@d>\r\nIn-Reply-To: <a@b>\r\n\r\nx",
+            false,
+        );
+        assert_eq!(header(&t, "message-id"), ["<id@host>"]);
+        assert_eq!(header(&t, "references"), ["<a@b> <c@d>"]);
+        assert_eq!(header(&t, "in-reply-to"), ["<a@b>"]);
+    }
+
+    #[test]
+    fn addresses_show_group_names_and_drop_comments() {
+        let t = search_text(
+            b"To: groupname: u1@d.org, u2@d.org;,\r\n  g2: u3@d.org;\r\n\
+              From: <user-from (comment)@ (comment) domain.org>\r\n\
+              Cc: =?utf-8?q?J=C3=B6rg?= <j@x.y>, e@f.g (Real)\r\n\r\n",
+            false,
+        );
+        assert_eq!(
+            header(&t, "to"),
+            ["groupname:, <u1@d.org>, <u2@d.org>, g2:, <u3@d.org>"]
+        );
+        assert_eq!(header(&t, "from"), ["<user-from@domain.org>"]);
+        assert_eq!(header(&t, "cc"), ["J\u{f6}rg <j@x.y>, Real <e@f.g>"]);
+    }
+
+    #[test]
+    fn bodies_are_the_parts_fetch_numbers_decoded() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+            Content-Type: text/plain; charset=iso-8859-1\r\n\
+            Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9\r\n--b\r\n\
+            Content-Type: application/octet-stream\r\n\r\nbinary\r\n--b\r\n\
+            Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n--b--\r\n";
+        let t = search_text(raw, true);
+        assert_eq!(t.bodies, ["caf\u{e9}", "inner", "inner body"]);
+    }
+
+    #[test]
+    fn date_is_the_day_in_its_own_zone() {
+        let t = search_text(b"Date: Thu, 15 Feb 2007 01:02:03 +0200\r\n\r\n", false);
+        assert_eq!(t.date, Some(crate::date::days_from_civil(2007, 2, 15)));
     }
 }

@@ -26,7 +26,7 @@ impl Session {
         let account = self.account()?.to_string();
         let ctx = self.ctx.clone();
         let verb = if is_move { "MOVE" } else { "COPY" };
-        let sel = self.selected.as_mut().ok_or_else(no_mailbox)?;
+        let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         if is_move && sel.read_only {
             return Err(ImapError::no(Some(Code::Cannot), "mailbox is read-only"));
         }
@@ -41,7 +41,7 @@ impl Session {
         let mut expunge_issued = false;
         let uids: Vec<Uid> = indices
             .iter()
-            .filter_map(|&i| sel.get(i))
+            .filter_map(|&i| sel.view.get(i))
             .filter(|m| {
                 expunge_issued |= m.expunged();
                 !m.expunged()
@@ -79,8 +79,7 @@ impl Session {
         // pairs are ascending by source UID, as mark_expunged expects.
         out.untagged(Status::Ok, Some(code), "Moved");
         let moved: Vec<Uid> = pairs.iter().map(|(a, _)| *a).collect();
-        sel.mark_expunged(&moved);
-        sel.report_expunged(out);
+        sel.expunged_here(&moved, out);
         done("MOVE completed")
     }
 
@@ -103,6 +102,9 @@ impl Session {
         if message.is_empty() {
             return Err(ImapError::no(Some(Code::Cannot), "empty message"));
         }
+        // RFC 3516 4.3: parts holding NUL (a literal8 APPEND) are stored in
+        // base64, so no non-BINARY FETCH has to send NUL in a literal.
+        let message = proto_imap::mime::encode_binary_parts(&message).unwrap_or(message);
         let date = date.unwrap_or_else(now);
         let uid = match self.ctx.store.append(dest.id, message, flags, date).await {
             Ok(u) => u,
@@ -151,6 +153,20 @@ mod tests {
         let mut t = kit.selected(ALICE, "Archive").await;
         let r = cmd(&mut t, "FETCH 2 FLAGS").await;
         assert!(r.has("\\Flagged"), "{r:?}");
+    }
+
+    /// The copy lands in the selected mailbox: its EXISTS comes with the
+    /// MOVE's reply, not whenever the change feed gets round to it.
+    #[tokio::test]
+    async fn move_into_the_selected_mailbox_reports_expunge_then_exists() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 2).await;
+        let mut s = kit.selected_rev2(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "MOVE 1 INBOX").await;
+        r.assert_ok();
+        assert!(r.untagged[0].contains("[COPYUID "), "{r:?}");
+        assert_eq!(r.untagged[1..], ["* 1 EXPUNGE", "* 2 EXISTS"]);
+        assert_eq!(kit.uids(ALICE, "INBOX").await, [2, 3]);
     }
 
     #[tokio::test]

@@ -18,7 +18,10 @@ use proto_imap::framer::MAX_LINE;
 use proto_imap::{Code, Frame, Framer, FramerLimits, Response, Status, Tag};
 
 use super::config::WRITE_TIMEOUT;
-use super::session::{Flow, ImapContext, ImapError, Out, Session, Sink, tagged};
+use super::context::ImapContext;
+use super::error::ImapError;
+use super::out::{Out, Sink, tagged};
+use super::session::{Flow, Session};
 use crate::net::{self, Conn, Instant, Io, ReadChunks};
 use crate::sasl::MAX_SASL_RESPONSE;
 use crate::shutdown::Shutdown;
@@ -198,6 +201,12 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                 Frame::Complete(_) => {
                     match parsed {
                         None => {}
+                        // A mailbox that cannot exist: NO, as for any
+                        // missing one (proto-imap ParseError::bad_name).
+                        Some(Err(e)) if e.bad_name => match &e.tag {
+                            Some(t) => tagged(&mut out, t, Status::No, None, e.message),
+                            None => bad(&mut out, None, None, e.message),
+                        },
                         Some(Err(e)) => {
                             errors += 1;
                             let text = format!("Syntax error: {}", e.message);

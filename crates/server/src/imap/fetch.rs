@@ -5,15 +5,19 @@
 //! Fetching a section without PEEK sets \Seen first (durably) and the
 //! response then carries the new FLAGS. Responses stream out as they are
 //! made. A message expunged by another session but not yet reported gets
-//! no data, and the command ends `NO [EXPUNGEISSUED]` (RFC 2180 4.1.2).
+//! no data; the others get theirs and the command ends `OK
+//! [EXPUNGEISSUED]` (RFC 5530 3, RFC 2180 4.1.3), as Dovecot does: the
+//! data that was sent is good, and the code tells the client why some
+//! is missing.
 
 use proto_imap::mime::{self, BinaryError, Part};
 use proto_imap::{Code, Data, FetchAtt, FetchValue, SeqSet};
 use store::{FlagOp, MessageMeta, Uid};
 
 use super::select::no_mailbox;
+use super::selected::{find_meta, meta_chunks};
 use super::session::{CmdResult, ImapError, Out, Session, done};
-use super::view::{Msg, find_meta, meta_chunks};
+use super::view::Msg;
 
 fn partial_name(base: String, partial: Option<(u32, u32)>) -> String {
     match partial {
@@ -43,7 +47,7 @@ impl Session {
     ) -> CmdResult {
         let rev2 = self.rev2;
         let ctx = self.ctx.clone();
-        let sel = self.selected.as_mut().ok_or_else(no_mailbox)?;
+        let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         let indices = sel.resolve(set, uid_cmd)?;
         let mut atts: Vec<FetchAtt> = atts.to_vec();
         if uid_cmd && !atts.contains(&FetchAtt::Uid) {
@@ -64,10 +68,8 @@ impl Session {
                     .store
                     .set_flags(sel.id(), unseen, FlagOp::Add, vec!["\\Seen".into()])
                     .await?;
-                for c in changed {
-                    sel.set_flags(c.uid, &c.flags);
-                    seen_now.push(c.uid);
-                }
+                sel.record_flags(&changed, out);
+                seen_now.extend(changed.iter().map(|c| c.uid));
                 seen_now.sort_unstable();
             }
         }
@@ -118,7 +120,11 @@ impl Session {
                 for (k, (i, msg, meta)) in batch.iter().enumerate() {
                     let raw = if needs_body {
                         match raws.get(k).cloned().flatten() {
-                            Some(r) => Some(r),
+                            // Mail stored with NUL in a part (BINARYMIME
+                            // delivery) is shown as APPEND stores it: that
+                            // part in base64 (RFC 3516 4.3), never NUL in a
+                            // literal.
+                            Some(r) => Some(mime::encode_binary_parts(&r).unwrap_or(r)),
                             None => {
                                 expunge_issued = true;
                                 continue;
@@ -153,10 +159,10 @@ impl Session {
                 }
             }
         }
-        if expunge_issued && !uid_cmd {
-            return Err(ImapError::no(
+        if expunge_issued {
+            return Ok((
                 Some(Code::ExpungeIssued),
-                "some messages were expunged by another session",
+                "FETCH completed; some messages were expunged by another session".into(),
             ));
         }
         done("FETCH completed")
@@ -362,6 +368,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn binary_content_is_never_a_plain_literal_with_nul() {
+        let kit = Kit::new();
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        // RFC 3516 4.4: APPEND with literal8, a part in CTE binary with NUL.
+        let mut msg = b"Content-Type: application/octet-stream\r\n\
+            Content-Transfer-Encoding: binary\r\n\r\n"
+            .to_vec();
+        msg.extend_from_slice(b"\x00 -\xff\r\n\r\n\r\n");
+        let mut append = format!("t APPEND INBOX ~{{{}+}}\r\n", msg.len()).into_bytes();
+        append.extend_from_slice(&msg);
+        crate::imap::testkit::raw(&mut s, &append).await.assert_ok();
+        cmd(&mut s, "NOOP").await.assert_ok();
+        let r = cmd(&mut s, "FETCH 1 (BODY.PEEK[1] BODYSTRUCTURE)").await;
+        r.assert_ok();
+        let line = r.lines_with("FETCH")[0];
+        assert!(!line.contains('\0'), "{line:?}");
+        assert!(line.contains("\"BASE64\""), "{line}");
+        // BINARY gives the octets back, in a literal8.
+        let r = cmd(&mut s, "FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])").await;
+        let line = r.lines_with("FETCH")[0];
+        assert!(line.contains("BINARY.SIZE[1] 10"), "{line}");
+        assert!(line.contains("BINARY[1] ~{10}\r\n\0 -"), "{line:?}");
+    }
+
+    #[tokio::test]
     async fn fetch_part_two_returns_only_part_two() {
         let kit = Kit::new();
         kit.deliver(ALICE, MULTIPART).await;
@@ -391,7 +422,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fetch_of_expunged_elsewhere_is_no_expungeissued() {
+    async fn fetch_of_expunged_elsewhere_is_ok_expungeissued_with_the_rest() {
         let kit = Kit::new();
         kit.deliver_n(ALICE, 2).await;
         let mut a = kit.selected(ALICE, "INBOX").await;
@@ -400,11 +431,12 @@ mod tests {
             .await
             .assert_ok();
         cmd(&mut b, "EXPUNGE").await.assert_ok();
-        // RFC 2180 4.1.2: no data for the expunged message, NO at the end,
-        // and no EXPUNGE during a FETCH by sequence number (RFC 9051 7.4.1).
+        // No data for the expunged message, OK [EXPUNGEISSUED] at the end
+        // (RFC 5530), and no EXPUNGE during a FETCH by sequence number
+        // (RFC 9051 7.4.1).
         let r = cmd(&mut a, "FETCH 1:2 (FLAGS RFC822.SIZE)").await;
-        assert_eq!(r.status(), "NO", "{r:?}");
-        assert!(r.tagged.contains("[EXPUNGEISSUED]"), "{r:?}");
+        assert_eq!(r.status(), "OK", "{r:?}");
+        assert!(r.tagged.contains("OK [EXPUNGEISSUED]"), "{r:?}");
         assert!(!r.has("* 1 FETCH"), "{r:?}");
         assert!(r.has("* 2 FETCH"), "{r:?}");
         assert!(!r.has("EXPUNGE"), "{r:?}");

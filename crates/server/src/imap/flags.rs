@@ -1,12 +1,23 @@
 //! STORE and UID STORE (RFC 9051 6.4.6, 6.4.9): FLAGS, +FLAGS, -FLAGS and
 //! .SILENT, durable before the OK. Without .SILENT every message of the
-//! set gets an untagged FETCH with its flags.
+//! set gets an untagged FETCH with its flags, after a `FLAGS` update if
+//! the STORE brought a new keyword into use (RFC 9051 7.3.5).
+//!
+//! Messages another session expunged, still in this session's view
+//! (RFC 2180 4.2): their flags are not set and they get no FETCH; the
+//! others are stored (and, without .SILENT, get their FETCH), and the
+//! command ends `OK [EXPUNGEISSUED]` (RFC 5530). RFC 2180 4.2.2 allows NO
+//! there, and 4.2.3 prefers NO when every message named is gone, but
+//! clients (and imaptest's checks) take a NO to STORE as a failure of
+//! the whole command, while Dovecot answers OK; the response code tells
+//! the client why some FETCHes are missing.
 
 use proto_imap::{Code, Data, FetchValue, SeqSet, StoreOp};
 use store::{FlagOp, StoreError, Uid};
 
 use super::select::no_mailbox;
 use super::session::{CmdResult, ImapError, Out, Session, done};
+use super::view::Report;
 
 impl Session {
     pub(super) async fn store_flags(
@@ -20,7 +31,7 @@ impl Session {
     ) -> CmdResult {
         let rev2 = self.rev2;
         let ctx = self.ctx.clone();
-        let sel = self.selected.as_mut().ok_or_else(no_mailbox)?;
+        let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         if sel.read_only {
             return Err(ImapError::no(Some(Code::Cannot), "mailbox is read-only"));
         }
@@ -28,7 +39,7 @@ impl Session {
         // \Recent cannot be stored (RFC 3501 2.3.2); the store drops it.
         let uids: Vec<Uid> = indices
             .iter()
-            .filter_map(|&i| sel.get(i))
+            .filter_map(|&i| sel.view.get(i))
             .filter(|m| !m.expunged())
             .map(|m| m.uid())
             .collect();
@@ -38,20 +49,35 @@ impl Session {
             StoreOp::Replace => FlagOp::Replace,
         };
         if !uids.is_empty() {
+            // A keyword a STORE names is defined from then on, whether or
+            // not a message changed (-FLAGS, or already set): FLAGS names
+            // it, as Dovecot does (imaptest checks that it does).
+            let keywords: Vec<String> = flags
+                .iter()
+                .filter(|f| !f.starts_with('\\'))
+                .cloned()
+                .collect();
             let changed = match ctx.store.set_flags(sel.id(), uids, op, flags).await {
                 Ok(c) => c,
                 Err(StoreError::Invalid(why)) => return Err(ImapError::Bad(why)),
                 Err(e) => return Err(e.into()),
             };
-            for c in changed {
-                sel.set_flags(c.uid, &c.flags);
-            }
+            sel.announce(&keywords, out);
+            sel.record_flags(&changed, out);
+            // What another session expunged meanwhile is marked now, so
+            // no FETCH below shows flags of a message that is gone.
+            let report = Report {
+                expunge_ok: false,
+                with_uid: uid_cmd,
+                rev2,
+            };
+            sel.sync(&ctx, out, report).await?;
         }
-        let mut expunge_issued = false;
+        let mut gone = false;
         for i in indices {
-            let Some(m) = sel.get(i) else { continue };
+            let Some(m) = sel.view.get(i) else { continue };
             if m.expunged() {
-                expunge_issued = true;
+                gone = true;
                 continue;
             }
             if !silent {
@@ -59,17 +85,17 @@ impl Session {
                 if uid_cmd {
                     items.push(FetchValue::Uid(m.uid().0));
                 }
-                items.push(FetchValue::Flags(sel.flags(m, rev2)));
+                items.push(FetchValue::Flags(sel.view.flags(m, rev2)));
                 out.data(Data::Fetch {
                     seq: i as u32 + 1,
                     items,
                 });
             }
         }
-        if expunge_issued && !uid_cmd {
-            return Err(ImapError::no(
+        if gone {
+            return Ok((
                 Some(Code::ExpungeIssued),
-                "some messages were expunged by another session",
+                "STORE completed; some messages were expunged by another session".into(),
             ));
         }
         done("STORE completed")
@@ -171,5 +197,79 @@ mod tests {
         assert!(!r.has("k0"), "{r:?}");
         let r = cmd(&mut s, "STORE 1 +FLAGS (k0)").await;
         r.assert_ok();
+    }
+
+    /// RFC 2180 4.2: a STORE over a message another session expunged.
+    #[tokio::test]
+    async fn store_over_expunged_elsewhere_is_ok_expungeissued_and_stores_the_rest() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 3).await;
+        let mut a = kit.selected(ALICE, "INBOX").await;
+        let mut b = kit.selected(ALICE, "INBOX").await;
+        cmd(&mut b, "STORE 1 +FLAGS.SILENT (\\Deleted)")
+            .await
+            .assert_ok();
+        cmd(&mut b, "EXPUNGE").await.assert_ok();
+        // FETCH for the others only, OK [EXPUNGEISSUED], no EXPUNGE yet
+        // (RFC 9051 7.4.1: the client's numbers predate it).
+        let r = cmd(&mut a, "STORE 1:2 +FLAGS (\\Flagged)").await;
+        assert!(r.tagged.contains("OK [EXPUNGEISSUED]"), "{r:?}");
+        assert_eq!(
+            r.lines_with("FETCH"),
+            ["* 2 FETCH (FLAGS (\\Flagged \\Recent))"]
+        );
+        assert!(!r.has("EXPUNGE "), "{r:?}");
+        // Only gone messages: the same, with nothing to FETCH.
+        let r = cmd(&mut a, "STORE 1 +FLAGS (\\Flagged)").await;
+        assert!(r.tagged.contains("OK [EXPUNGEISSUED]"), "{r:?}");
+        assert!(!r.has("FETCH"), "{r:?}");
+        // With .SILENT (4.2.1): OK; the others' flags are set.
+        let r = cmd(&mut a, "STORE 1:3 +FLAGS.SILENT (\\Seen)").await;
+        r.assert_ok();
+        assert!(!r.has("FETCH"), "{r:?}");
+        let r = cmd(&mut b, "FETCH 1:2 FLAGS").await;
+        assert!(r.has("* 1 FETCH (FLAGS (\\Flagged \\Seen))"), "{r:?}");
+        assert!(r.has("* 2 FETCH (FLAGS (\\Seen))"), "{r:?}");
+        // The next command that may report the EXPUNGE does.
+        assert!(cmd(&mut a, "NOOP").await.has("* 1 EXPUNGE"));
+    }
+
+    /// RFC 9051 7.3.5: FLAGS names a new keyword before a FETCH shows it.
+    #[tokio::test]
+    async fn a_new_keyword_is_announced_before_its_fetch_in_every_session() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 1).await;
+        let mut a = kit.selected(ALICE, "INBOX").await;
+        let mut b = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut a, "STORE 1 +FLAGS (Project-X)").await;
+        r.assert_ok();
+        let order: Vec<&str> = r.untagged.iter().map(String::as_str).collect();
+        assert!(
+            order[0].starts_with("* FLAGS (") && order[0].contains("Project-X"),
+            "{r:?}"
+        );
+        assert!(
+            order[1].starts_with("* OK [PERMANENTFLAGS (") && order[1].contains("Project-X \\*)]"),
+            "{r:?}"
+        );
+        assert_eq!(order[2], "* 1 FETCH (FLAGS (Project-X \\Recent))");
+        // The other session learns of it before the FETCH that shows it.
+        let r = cmd(&mut b, "NOOP").await;
+        let order: Vec<&str> = r.untagged.iter().map(String::as_str).collect();
+        assert!(
+            order[0].starts_with("* FLAGS (") && order[0].contains("Project-X"),
+            "{r:?}"
+        );
+        assert!(order[1].starts_with("* OK [PERMANENTFLAGS ("), "{r:?}");
+        assert_eq!(order[2], "* 1 FETCH (FLAGS (Project-X))");
+        // Once known, not again.
+        let r = cmd(&mut a, "STORE 1 -FLAGS (Project-X)").await;
+        assert!(!r.has("* FLAGS"), "{r:?}");
+        // Removing a keyword no message has defines it too (as Dovecot).
+        let r = cmd(&mut a, "STORE 1 -FLAGS (Unused)").await;
+        assert!(
+            r.untagged[0].starts_with("* FLAGS (") && r.untagged[0].contains("Unused"),
+            "{r:?}"
+        );
     }
 }

@@ -120,6 +120,9 @@ fn mailbox_of(c: &Change) -> Option<MailboxId> {
         Change::Appended { mailbox, .. }
         | Change::Flags { mailbox, .. }
         | Change::Expunged { mailbox, .. } => Some(*mailbox),
-        Change::Mailboxes { .. } | Change::AccountDeleted { .. } | Change::Queue => None,
+        Change::Mailboxes { .. }
+        | Change::AccountDeleted { .. }
+        | Change::Queue
+        | Change::QueueRetry => None,
     }
 }

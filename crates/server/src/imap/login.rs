@@ -6,7 +6,7 @@
 
 use proto_imap::{Code, Response, Status, Tag};
 
-use super::session::{CmdResult, Flow, ImapError, Out, Session, State, tagged};
+use super::session::{CmdResult, Flow, ImapError, Out, Session, tagged};
 use crate::sasl::{Exchange, Failure, Step};
 
 impl Session {
@@ -49,8 +49,7 @@ impl Session {
             self.ctx.store.ensure_account(account.clone()).await?;
         }
         tracing::info!(%account, "imap login");
-        self.account = Some(account);
-        self.transition(State::Authenticated);
+        self.enter_authenticated(account);
         Ok((
             Some(Code::Capability(self.capabilities())),
             "Logged in".into(),

@@ -1,26 +1,34 @@
 //! The IMAP server (RFC 9051 IMAP4rev2, RFC 3501 IMAP4rev1).
 //!
-//! `session` holds the state machine, the table of commands each state
-//! allows and the capability list; one file per command group applies
-//! commands (`login`, `misc`, `folders`, `select`, `fetch`, `flags`,
-//! `copy`, `search`); `view` is a selected mailbox's sequence-number view
-//! and its synchronisation with the store; `hub` routes the store's change
+//! `session` holds the state machine (each state with its data), the
+//! table of commands each state allows and the capability list; one file
+//! per command group applies commands (`login`, `misc`, `folders`,
+//! `list`, `select`, `fetch`, `flags`, `copy`, `search`); `view` is a selected
+//! mailbox's sequence-number view and its pure diff, `selected` the
+//! selected state's data, which feeds the view what changed in the store;
+//! the leaves `context`, `error` and `out` hold what every session shares,
+//! the error type and the response buffer; `hub` routes the store's change
 //! feed to the sessions that watch a mailbox (so an idle session costs no
 //! CPU); `driver` runs a session over any async stream and `listener`
 //! accepts connections under the limits of SPEC 8.
 
 pub mod config;
+pub mod context;
 mod copy;
 pub mod driver;
+pub mod error;
 mod fetch;
 mod flags;
 mod folders;
 pub mod hub;
+mod list;
 pub mod listener;
 mod login;
 mod misc;
+pub mod out;
 mod search;
 mod select;
+mod selected;
 pub mod session;
 #[cfg(test)]
 mod testkit;

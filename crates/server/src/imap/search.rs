@@ -13,8 +13,9 @@ use proto_imap::{Code, Data, SeqSet, Tag};
 use store::{MessageMeta, StoreError, Uid};
 
 use super::select::no_mailbox;
+use super::selected::{find_meta, meta_chunks};
 use super::session::{CmdResult, ImapError, Out, Session, done};
-use super::view::{Msg, find_meta, meta_chunks};
+use super::view::Msg;
 
 /// What evaluating a key needs beyond the metadata.
 #[derive(Default, Clone, Copy)]
@@ -135,7 +136,7 @@ impl Session {
         }
         let rev2 = self.rev2;
         let ctx = self.ctx.clone();
-        let sel = self.selected.as_mut().ok_or_else(no_mailbox)?;
+        let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         let mut n = Needs::default();
         needs(&cmd.key, &mut n);
         let max_seq = sel.exists();
@@ -278,6 +279,48 @@ mod tests {
         assert_eq!(r.lines_with("SEARCH"), ["* SEARCH 1 3"]);
         let r = cmd(&mut s, "SEARCH CHARSET KOI8-R BODY x").await;
         assert!(r.tagged.contains("[BADCHARSET "), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn search_header_message_id_and_text_match_angle_brackets() {
+        let kit = Kit::new();
+        kit.deliver(
+            ALICE,
+            "Message-ID: <id@host>\r\nReferences: <r1@h> <r2@h>\r\n\
+             In-Reply-To: <r2@h>\r\nSubject: s\r\n\r\nbody\r\n",
+        )
+        .await;
+        kit.deliver(ALICE, "Message-ID: <other@host>\r\n\r\nbody\r\n")
+            .await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        for q in [
+            "HEADER Message-ID \"<id@host>\"",
+            "HEADER References \"<r2@h>\"",
+            "HEADER In-Reply-To \"<r2@h>\"",
+            "TEXT \"<id@host>\"",
+        ] {
+            let r = cmd(&mut s, &format!("SEARCH {q}")).await;
+            assert_eq!(r.lines_with("SEARCH"), ["* SEARCH 1"], "{q}");
+        }
+    }
+
+    #[tokio::test]
+    async fn search_to_matches_group_names_and_comment_free_addresses() {
+        let kit = Kit::new();
+        kit.deliver(
+            ALICE,
+            "To: groupname: u1@d.org, u2@d.org;\r\n\
+             From: <user-from (comment)@ (comment) domain.org>\r\n\r\nx\r\n",
+        )
+        .await;
+        kit.deliver(ALICE, "To: empty:;\r\n\r\nx\r\n").await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "SEARCH TO groupname").await;
+        assert_eq!(r.lines_with("SEARCH"), ["* SEARCH 1"]);
+        let r = cmd(&mut s, "SEARCH TO empty").await;
+        assert_eq!(r.lines_with("SEARCH"), ["* SEARCH 2"]);
+        let r = cmd(&mut s, "SEARCH FROM user-from@domain.org").await;
+        assert_eq!(r.lines_with("SEARCH"), ["* SEARCH 1"]);
     }
 
     #[tokio::test]

@@ -4,27 +4,9 @@
 use proto_imap::{Code, Data, Mailbox, SeqSet, Status};
 use store::Uid;
 
-use super::session::{CmdResult, ImapError, Out, Session, State, done};
-use super::view::Selected;
-
-/// System flags (RFC 9051 2.3.2).
-pub const SYSTEM_FLAGS: [&str; 5] = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
-
-/// Keywords announced in FLAGS for every mailbox (RFC 5788 registry: the
-/// ones clients commonly set).
-pub const KNOWN_KEYWORDS: [&str; 6] = [
-    "$MeetingNotice",
-    "$Forwarded",
-    "$MDNSent",
-    "$Junk",
-    "$NotJunk",
-    "$Phishing",
-];
-
-/// Most flags listed in the FLAGS and PERMANENTFLAGS responses of SELECT:
-/// a mailbox with thousands of distinct keywords must not make every
-/// SELECT answer huge (RFC 9051 sets no limit; clients take what is listed).
-pub const MAX_FLAGS_LISTED: usize = 256;
+use super::selected::Selected;
+use super::session::{CmdResult, ImapError, Out, Session, done};
+use super::view::Report;
 
 impl Session {
     pub(super) async fn select(
@@ -33,10 +15,8 @@ impl Session {
         read_only: bool,
         out: &mut Out<'_>,
     ) -> CmdResult {
-        let was_selected = self.selected.is_some();
         // RFC 9051 6.3.2: a failed SELECT leaves no mailbox selected.
-        self.transition(State::Authenticated);
-        if was_selected {
+        if self.deselect().is_some() {
             out.untagged(Status::Ok, Some(Code::Closed), "Previous mailbox closed");
         }
         let account = self.account()?.to_string();
@@ -49,18 +29,12 @@ impl Session {
             return Err(ImapError::no(Some(Code::NonExistent), "no such mailbox"));
         };
         let sel = Selected::open(&self.ctx, info, read_only).await?;
-        let mut flags: Vec<String> = SYSTEM_FLAGS.iter().map(|s| s.to_string()).collect();
-        flags.extend(KNOWN_KEYWORDS.iter().map(|s| s.to_string()));
-        for f in sel.distinct_flags() {
-            if !flags.iter().any(|x| x.eq_ignore_ascii_case(f)) && flags.len() < MAX_FLAGS_LISTED {
-                flags.push(f.clone());
-            }
-        }
-        out.data(Data::Flags(flags.clone()));
-        out.data(Data::Exists(sel.exists()));
+        let view = &sel.view;
+        out.data(Data::Flags(view.announced()));
+        out.data(Data::Exists(view.exists()));
         if !self.rev2 {
-            out.data(Data::Recent(sel.recent_count()));
-            if let Some(i) = sel.msgs().iter().position(|m| !sel.has_flag(m, "\\Seen")) {
+            out.data(Data::Recent(view.recent_count()));
+            if let Some(i) = view.msgs().iter().position(|m| !view.has_flag(m, "\\Seen")) {
                 out.untagged(Status::Ok, Some(Code::Unseen(i as u32 + 1)), "First unseen");
             }
         }
@@ -71,19 +45,12 @@ impl Session {
         );
         out.untagged(
             Status::Ok,
-            Some(Code::UidNext(sel.info.uidnext.max(sel.max_uid() + 1))),
+            Some(Code::UidNext(sel.info.uidnext.max(view.max_uid() + 1))),
             "Predicted next UID",
         );
-        let permanent = if read_only {
-            Vec::new()
-        } else {
-            let mut p = flags;
-            p.push("\\*".into());
-            p
-        };
         out.untagged(
             Status::Ok,
-            Some(Code::PermanentFlags(permanent)),
+            Some(Code::PermanentFlags(view.permanent_flags())),
             if read_only {
                 "No permanent flags permitted"
             } else {
@@ -98,8 +65,9 @@ impl Session {
                 childinfo_subscribed: false,
             });
         }
-        self.selected = Some(sel);
-        self.transition(State::Selected);
+        if !self.enter_selected(sel) {
+            return Err(ImapError::Bad("not authenticated".into()));
+        }
         let (code, verb) = if read_only {
             (Code::ReadOnly, "EXAMINE")
         } else {
@@ -110,7 +78,7 @@ impl Session {
 
     /// CLOSE (`expunge`: removes \Deleted messages silently) or UNSELECT.
     pub(super) async fn close(&mut self, expunge: bool) -> CmdResult {
-        if let Some(sel) = self.selected.as_ref()
+        if let Some(sel) = self.selected()
             && expunge
             && !sel.read_only
         {
@@ -124,7 +92,7 @@ impl Session {
                 self.ctx.store.expunge(sel.id(), deleted).await?;
             }
         }
-        self.transition(State::Authenticated);
+        self.deselect();
         done(if expunge {
             "CLOSE completed"
         } else {
@@ -134,32 +102,36 @@ impl Session {
 
     /// EXPUNGE, or UID EXPUNGE limited to `set`.
     pub(super) async fn expunge(&mut self, set: Option<SeqSet>, out: &mut Out<'_>) -> CmdResult {
-        let rev2 = self.rev2;
+        let report = Report {
+            expunge_ok: true,
+            with_uid: set.is_some(),
+            rev2: self.rev2,
+        };
         let ctx = self.ctx.clone();
-        let sel = self.selected.as_mut().ok_or_else(no_mailbox)?;
+        let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         if sel.read_only {
             return Err(ImapError::no(Some(Code::Cannot), "mailbox is read-only"));
         }
         // Report what others did first, so the \Deleted set is current.
-        sel.sync(&ctx, out, true, set.is_some(), rev2).await?;
+        sel.sync(&ctx, out, report).await?;
         let within = match &set {
             Some(s) => Some(sel.resolve(s, true)?),
             None => None,
         };
-        let deleted: Vec<Uid> = sel
+        let view = &sel.view;
+        let deleted: Vec<Uid> = view
             .msgs()
             .iter()
             .enumerate()
             .filter(|(i, m)| {
-                sel.has_flag(m, "\\Deleted")
+                view.has_flag(m, "\\Deleted")
                     && within.as_ref().is_none_or(|w| w.binary_search(i).is_ok())
             })
             .map(|(_, m)| m.uid())
             .collect();
         if !deleted.is_empty() {
             let removed = ctx.store.expunge(sel.id(), deleted).await?;
-            sel.mark_expunged(&removed);
-            sel.report_expunged(out);
+            sel.expunged_here(&removed, out);
         }
         done("EXPUNGE completed")
     }

@@ -8,95 +8,69 @@
 //! 7.4.1 allows (never an EXPUNGE after FETCH, STORE or SEARCH by
 //! sequence number).
 
-use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use proto_imap::command::ParseOptions;
 use proto_imap::{Code, Command, CommandKind, Data, Encoder, Response, Status, Tag};
-use store::{MailboxId, Store, StoreError, Uid};
 
 use super::config::ImapConfig;
-use super::hub::ChangeHub;
-use super::view::Selected;
-use crate::auth::Authenticator;
+pub use super::context::{ImapContext, RecentTracker};
+pub use super::error::{CmdResult, Done, ImapError, done};
+pub use super::out::{OUT_FLUSH_AT, Out, Sink, tagged};
+use super::selected::Selected;
+use super::view::Report;
 use crate::net::Role;
 use crate::tls::{Tls, TlsInfo};
 
-/// What the server shares with every IMAP session.
-pub struct ImapContext {
-    pub config: ImapConfig,
-    pub store: Arc<dyn Store>,
-    pub auth: Arc<Authenticator>,
-    pub hub: Arc<ChangeHub>,
-    pub recent: RecentTracker,
-    /// Certificates for STARTTLS and the IMAPS port; None: no TLS.
-    pub tls: Option<Arc<Tls>>,
+/// The logged-in user of the authenticated and selected states.
+pub struct Account {
+    pub name: String,
+    /// The hub's deletion count of the account at login: a larger one
+    /// means the account was deleted under this session.
+    pub deletions_at_login: u64,
 }
 
-impl ImapContext {
-    /// Needs a tokio runtime (starts the change hub).
-    pub fn new(
-        config: ImapConfig,
-        store: Arc<dyn Store>,
-        auth: Arc<Authenticator>,
-        tls: Option<Arc<Tls>>,
-    ) -> Arc<Self> {
-        let hub = ChangeHub::start(&store);
-        Arc::new(ImapContext {
-            config,
-            store,
-            auth,
-            hub,
-            recent: RecentTracker::default(),
-            tls,
-        })
-    }
-}
-
-/// \Recent (RFC 3501 2.3.2): the first session to see a new message owns
-/// it. Kept per process: the highest UID of each mailbox some session has
-/// already been shown.
-#[derive(Default)]
-pub struct RecentTracker {
-    seen: Mutex<HashMap<MailboxId, u32>>,
-}
-
-impl RecentTracker {
-    /// The UIDs (ascending) that are recent for a session seeing them now;
-    /// with `claim`, they stop being recent for every other session.
-    pub fn claim(&self, mailbox: MailboxId, uids: &[Uid], claim: bool) -> Vec<Uid> {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        let last = seen.get(&mailbox).copied().unwrap_or(0);
-        let recent: Vec<Uid> = uids.iter().copied().filter(|u| u.0 > last).collect();
-        if claim && let Some(max) = recent.last() {
-            seen.insert(mailbox, max.0);
-        }
-        recent
-    }
-
-    /// How many of these UIDs nobody has seen yet (STATUS RECENT).
-    pub fn count_unclaimed(&self, mailbox: MailboxId, uids: &[Uid]) -> u32 {
-        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        let last = seen.get(&mailbox).copied().unwrap_or(0);
-        uids.iter().filter(|u| u.0 > last).count() as u32
-    }
-}
-
-/// The states of RFC 9051 3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The states of RFC 9051 3, each with its data: a selected state holds
+/// its mailbox's view, so no state can be without what it needs.
 pub enum State {
+    NotAuthenticated,
+    Authenticated(Account),
+    Selected(Account, Box<Selected>),
+    Logout,
+}
+
+/// Which state a [`State`] is, for the command table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateKind {
     NotAuthenticated,
     Authenticated,
     Selected,
     Logout,
 }
 
+impl State {
+    pub fn kind(&self) -> StateKind {
+        match self {
+            State::NotAuthenticated => StateKind::NotAuthenticated,
+            State::Authenticated(_) => StateKind::Authenticated,
+            State::Selected(..) => StateKind::Selected,
+            State::Logout => StateKind::Logout,
+        }
+    }
+
+    fn account(&self) -> Option<&Account> {
+        match self {
+            State::Authenticated(a) | State::Selected(a, _) => Some(a),
+            State::NotAuthenticated | State::Logout => None,
+        }
+    }
+}
+
 /// Which commands each state allows (RFC 9051 6.1-6.4).
-pub fn allowed(state: State, cmd: &CommandKind) -> bool {
+pub fn allowed(state: StateKind, cmd: &CommandKind) -> bool {
     use CommandKind as C;
+    use StateKind as State;
     match cmd {
         C::Capability | C::Noop | C::Logout | C::Id(_) => state != State::Logout,
         C::Login { .. } | C::Authenticate { .. } | C::StartTls => state == State::NotAuthenticated,
@@ -126,112 +100,6 @@ pub fn allowed(state: State, cmd: &CommandKind) -> bool {
     }
 }
 
-/// Errors of a command, mapped to the wire by [`Session::apply`].
-#[derive(Debug)]
-pub enum ImapError {
-    /// Tagged `NO`.
-    No(Option<Code>, String),
-    /// Tagged `BAD`.
-    Bad(String),
-    /// The client is gone (a write failed): stop.
-    Gone,
-}
-
-impl ImapError {
-    pub fn no(code: Option<Code>, text: impl Into<String>) -> Self {
-        ImapError::No(code, text.into())
-    }
-}
-
-impl From<StoreError> for ImapError {
-    fn from(e: StoreError) -> Self {
-        let code = match &e {
-            StoreError::DiskFull | StoreError::Busy | StoreError::Io(_) | StoreError::Closed => {
-                Code::Unavailable
-            }
-            StoreError::QuotaExceeded => Code::OverQuota,
-            StoreError::NotFound(_) => Code::NonExistent,
-            StoreError::AlreadyExists(_) => Code::AlreadyExists,
-            StoreError::Invalid(_) => Code::Cannot,
-            StoreError::Limit(_) => Code::Limit,
-            StoreError::NewerSchema { .. } => Code::ServerBug,
-        };
-        if e.is_temporary() {
-            tracing::warn!(error = %e, "imap: store error");
-        }
-        ImapError::No(Some(code), e.to_string())
-    }
-}
-
-/// The tagged OK of a successful command: a code and the text.
-pub type Done = (Option<Code>, String);
-pub type CmdResult = Result<Done, ImapError>;
-
-pub fn done(text: impl Into<String>) -> CmdResult {
-    Ok((None, text.into()))
-}
-
-/// Where responses go: the driver's socket.
-pub trait Sink: Send {
-    /// Writes and flushes; false when the client is gone.
-    fn send<'a>(&'a mut self, bytes: &'a [u8]) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
-}
-
-/// Bytes buffered before a long response is flushed mid-command.
-pub const OUT_FLUSH_AT: usize = 256 * 1024;
-
-/// Buffered responses of one command.
-pub struct Out<'s> {
-    pub buf: Vec<u8>,
-    pub enc: Encoder,
-    sink: &'s mut dyn Sink,
-}
-
-impl<'s> Out<'s> {
-    pub fn new(sink: &'s mut dyn Sink, enc: Encoder) -> Self {
-        Out {
-            buf: Vec::new(),
-            enc,
-            sink,
-        }
-    }
-
-    pub fn push(&mut self, r: &Response) {
-        r.write(&self.enc, &mut self.buf);
-    }
-
-    pub fn data(&mut self, d: Data) {
-        self.push(&Response::Data(d));
-    }
-
-    pub fn untagged(&mut self, status: Status, code: Option<Code>, text: &str) {
-        self.push(&Response::Untagged {
-            status,
-            code,
-            text: text.into(),
-        });
-    }
-
-    /// Sends what is buffered.
-    pub async fn flush(&mut self) -> Result<(), ImapError> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let ok = self.sink.send(&self.buf).await;
-        self.buf.clear();
-        if ok { Ok(()) } else { Err(ImapError::Gone) }
-    }
-
-    /// Sends when enough is buffered (long FETCH responses stream out).
-    pub async fn flush_if_big(&mut self) -> Result<(), ImapError> {
-        if self.buf.len() >= OUT_FLUSH_AT {
-            self.flush().await
-        } else {
-            Ok(())
-        }
-    }
-}
-
 /// What the driver does after a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Flow {
@@ -257,15 +125,10 @@ pub struct Session {
     /// True once the stream is TLS (STARTTLS or the IMAPS port).
     pub(super) tls: bool,
     pub(super) state: State,
-    pub(super) account: Option<String>,
-    pub(super) selected: Option<Selected>,
     /// ENABLE IMAP4rev2 (RFC 9051 6.3.1): UTF-8 names, ESEARCH, no \Recent.
     pub(super) rev2: bool,
     /// The AUTHENTICATE exchange waiting for the client's response.
     pub(super) sasl: Option<crate::sasl::Exchange>,
-    /// The hub's deletion count of `account` at login: a larger one means
-    /// the account was deleted under this session.
-    pub(super) deletions_at_login: u64,
 }
 
 impl Session {
@@ -276,11 +139,8 @@ impl Session {
             role: Role::Imap,
             tls: false,
             state: State::NotAuthenticated,
-            account: None,
-            selected: None,
             rev2: false,
             sasl: None,
-            deletions_at_login: 0,
         }
     }
 
@@ -311,8 +171,8 @@ impl Session {
         self.transition(State::NotAuthenticated);
     }
 
-    pub fn state(&self) -> State {
-        self.state
+    pub fn state(&self) -> StateKind {
+        self.state.kind()
     }
 
     pub fn parse_options(&self) -> ParseOptions {
@@ -323,41 +183,77 @@ impl Session {
         Encoder { utf8: self.rev2 }
     }
 
-    /// The one transition function: moves to `to`, keeping the session's
-    /// data consistent with it.
+    /// The one transition function: every state change goes through it.
     pub(super) fn transition(&mut self, to: State) {
-        match to {
-            State::NotAuthenticated | State::Logout => {
-                self.selected = None;
-                if to == State::NotAuthenticated {
-                    self.account = None;
-                }
-            }
-            State::Authenticated => {
-                self.selected = None;
-                if self.state == State::NotAuthenticated
-                    && let Some(account) = &self.account
-                {
-                    self.deletions_at_login = self.ctx.hub.deletions(account);
-                }
-            }
-            State::Selected => debug_assert!(self.selected.is_some()),
-        }
         self.state = to;
+    }
+
+    /// Logs in as `account`: the authenticated state, remembering the
+    /// account's deletion count now.
+    pub(super) fn enter_authenticated(&mut self, account: String) {
+        let deletions_at_login = self.ctx.hub.deletions(&account);
+        self.transition(State::Authenticated(Account {
+            name: account,
+            deletions_at_login,
+        }));
+    }
+
+    /// Leaves the selected state (CLOSE, UNSELECT, a failed SELECT) for
+    /// the authenticated one; returns the mailbox that was selected.
+    pub(super) fn deselect(&mut self) -> Option<Box<Selected>> {
+        match std::mem::replace(&mut self.state, State::Logout) {
+            State::Selected(account, sel) => {
+                self.state = State::Authenticated(account);
+                Some(sel)
+            }
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
+    /// Enters the selected state with `sel` (from authenticated or
+    /// selected); false, and no change, in any other state.
+    pub(super) fn enter_selected(&mut self, sel: Selected) -> bool {
+        match std::mem::replace(&mut self.state, State::Logout) {
+            State::Authenticated(account) | State::Selected(account, _) => {
+                self.transition(State::Selected(account, Box::new(sel)));
+                true
+            }
+            other => {
+                self.state = other;
+                false
+            }
+        }
+    }
+
+    /// The selected mailbox, in the selected state.
+    pub fn selected(&self) -> Option<&Selected> {
+        match &self.state {
+            State::Selected(_, sel) => Some(sel),
+            _ => None,
+        }
+    }
+
+    pub fn selected_mut(&mut self) -> Option<&mut Selected> {
+        match &mut self.state {
+            State::Selected(_, sel) => Some(sel),
+            _ => None,
+        }
     }
 
     /// True when the logged-in account was deleted since login.
     pub fn account_deleted(&self) -> bool {
-        matches!(self.state, State::Authenticated | State::Selected)
-            && self
-                .account
-                .as_deref()
-                .is_some_and(|a| self.ctx.hub.deletions(a) != self.deletions_at_login)
+        self.state
+            .account()
+            .is_some_and(|a| self.ctx.hub.deletions(&a.name) != a.deletions_at_login)
     }
 
     pub(super) fn account(&self) -> Result<&str, ImapError> {
-        self.account
-            .as_deref()
+        self.state
+            .account()
+            .map(|a| a.name.as_str())
             .ok_or_else(|| ImapError::Bad("not authenticated".into()))
     }
 
@@ -385,7 +281,7 @@ impl Session {
             "ENABLE",
             "IDLE",
         ];
-        if self.state == State::NotAuthenticated {
+        if self.state() == StateKind::NotAuthenticated {
             // RFC 9051 6.2.1: offered only before TLS.
             if !self.tls && self.ctx.tls.is_some() {
                 caps.push("STARTTLS");
@@ -437,10 +333,10 @@ impl Session {
             self.transition(State::Logout);
             return Ok(Flow::Close);
         }
-        if !allowed(self.state, &kind) {
-            let text = match self.state {
-                State::NotAuthenticated => "Log in first",
-                State::Authenticated => "Select a mailbox first",
+        if !allowed(self.state(), &kind) {
+            let text = match self.state() {
+                StateKind::NotAuthenticated => "Log in first",
+                StateKind::Authenticated => "Select a mailbox first",
                 _ => "Command not allowed in this state",
             };
             tagged(
@@ -462,14 +358,32 @@ impl Session {
                 | CommandKind::Search { uid: false, .. }
         );
         // These report at once (NOOP, CHECK: RFC 9051 6.1.2) or may have
-        // added to the selected mailbox (APPEND, COPY: EXISTS follows).
+        // added to the selected mailbox (APPEND, COPY, MOVE: EXISTS
+        // follows, without waiting for the hub's wake-up, which may come
+        // after the tagged reply). Cheap: a sync reads only what changed.
         let always_sync = matches!(
             kind,
             CommandKind::Noop
                 | CommandKind::Check
                 | CommandKind::Append { .. }
                 | CommandKind::Copy { .. }
+                | CommandKind::Move { .. }
         );
+        // Commands that name messages of the view see it current first:
+        // what others expunged is marked (not yet reported: the client's
+        // sequence numbers predate it), so FETCH and STORE can answer for
+        // it per RFC 2180 4.1 and 4.2.
+        let uses_view = matches!(
+            kind,
+            CommandKind::Fetch { .. }
+                | CommandKind::Store { .. }
+                | CommandKind::Copy { .. }
+                | CommandKind::Move { .. }
+                | CommandKind::Search { .. }
+        );
+        if uses_view && self.selected().is_some_and(Selected::is_dirty) {
+            self.sync(out, false, false).await?;
+        }
         let result = match kind {
             CommandKind::Logout => {
                 out.untagged(Status::Bye, None, "mailroom IMAP server quitting");
@@ -507,11 +421,10 @@ impl Session {
         };
         match result {
             Ok((code, text)) => {
-                if self.state == State::Selected {
-                    let dirty = self.selected.as_ref().is_some_and(Selected::is_dirty);
-                    if dirty || always_sync {
-                        self.sync(out, expunge_ok, false).await?;
-                    }
+                if self.selected().is_some_and(|sel| {
+                    sel.is_dirty() || always_sync || (expunge_ok && sel.view.pending_expunges() > 0)
+                }) {
+                    self.sync(out, expunge_ok, false).await?;
                 }
                 tagged(out, &tag, Status::Ok, code, &text);
             }
@@ -587,10 +500,14 @@ impl Session {
         expunge_ok: bool,
         with_uid: bool,
     ) -> Result<(), ImapError> {
-        let rev2 = self.rev2;
+        let report = Report {
+            expunge_ok,
+            with_uid,
+            rev2: self.rev2,
+        };
         let ctx = Arc::clone(&self.ctx);
-        if let Some(sel) = self.selected.as_mut() {
-            sel.sync(&ctx, out, expunge_ok, with_uid, rev2).await?;
+        if let Some(sel) = self.selected_mut() {
+            sel.sync(&ctx, out, report).await?;
         }
         Ok(())
     }
@@ -598,7 +515,7 @@ impl Session {
     /// Waits until the selected mailbox changes (IDLE, and the driver's
     /// wait for input); never resolves without a selected mailbox.
     pub async fn changed(&mut self) {
-        match self.selected.as_mut() {
+        match self.selected_mut() {
             Some(sel) => sel.changed().await,
             None => std::future::pending().await,
         }
@@ -607,16 +524,6 @@ impl Session {
 
 /// The BYE text when the account was deleted under a session.
 pub const ACCOUNT_DELETED: &str = "Account deleted, closing connection";
-
-/// Writes a tagged status response.
-pub fn tagged(out: &mut Out<'_>, tag: &Tag, status: Status, code: Option<Code>, text: &str) {
-    out.push(&Response::Tagged {
-        tag: tag.clone(),
-        status,
-        code,
-        text: text.into(),
-    });
-}
 
 #[cfg(test)]
 mod tests {
@@ -629,27 +536,19 @@ mod tests {
             set: proto_imap::SeqSet::Saved,
             atts: vec![],
         };
-        assert!(!allowed(State::NotAuthenticated, &fetch));
-        assert!(!allowed(State::Authenticated, &fetch));
-        assert!(allowed(State::Selected, &fetch));
+        assert!(!allowed(StateKind::NotAuthenticated, &fetch));
+        assert!(!allowed(StateKind::Authenticated, &fetch));
+        assert!(allowed(StateKind::Selected, &fetch));
         let login = CommandKind::Login {
             user: "a".into(),
             password: "b".into(),
         };
-        assert!(allowed(State::NotAuthenticated, &login));
-        assert!(!allowed(State::Selected, &login));
-        assert!(allowed(State::NotAuthenticated, &CommandKind::Capability));
-        assert!(!allowed(State::Selected, &CommandKind::Enable(vec![])));
-    }
-
-    #[test]
-    fn recent_belongs_to_the_first_session_that_sees_it() {
-        let t = RecentTracker::default();
-        let mb = MailboxId(1);
-        let uids = [Uid(1), Uid(2)];
-        assert_eq!(t.claim(mb, &uids, false), uids.to_vec());
-        assert_eq!(t.claim(mb, &uids, true), uids.to_vec());
-        assert!(t.claim(mb, &uids, true).is_empty());
-        assert_eq!(t.count_unclaimed(mb, &[Uid(2), Uid(3)]), 1);
+        assert!(allowed(StateKind::NotAuthenticated, &login));
+        assert!(!allowed(StateKind::Selected, &login));
+        assert!(allowed(
+            StateKind::NotAuthenticated,
+            &CommandKind::Capability
+        ));
+        assert!(!allowed(StateKind::Selected, &CommandKind::Enable(vec![])));
     }
 }

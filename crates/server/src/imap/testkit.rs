@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use proto_imap::command::parse_command;
 use proto_imap::{Status, Tag};
-use store::{Delivery, MailboxInfo, SqliteStore, Store};
+use store::{Delivery, MailboxInfo, Store};
 
 use super::config::ImapConfig;
 use super::session::{Flow, ImapContext, Out, Session, Sink, tagged};
@@ -20,7 +20,7 @@ pub(crate) use crate::testutil::{ALICE, BOB};
 
 pub(crate) struct Kit {
     _dir: tempfile::TempDir,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub ctx: Arc<ImapContext>,
 }
 
@@ -181,8 +181,12 @@ pub(crate) async fn raw(s: &mut Session, bytes: &[u8]) -> Reply {
             // As the driver answers a syntax error.
             Err(e) => {
                 let tag = e.tag.unwrap_or_else(|| Tag::new("t").expect("tag"));
-                let text = format!("Syntax error: {}", e.message);
-                tagged(&mut out, &tag, Status::Bad, None, &text);
+                if e.bad_name {
+                    tagged(&mut out, &tag, Status::No, None, e.message);
+                } else {
+                    let text = format!("Syntax error: {}", e.message);
+                    tagged(&mut out, &tag, Status::Bad, None, &text);
+                }
                 Flow::Continue
             }
         };

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use proto_pop3::{Response, parse_command};
-use store::{Delivery, SqliteStore, Store};
+use store::{Delivery, Store};
 
 use super::config::Pop3Config;
 use super::session::{Action, Pop3Context, Session};
@@ -14,7 +14,7 @@ use crate::auth::Authenticator;
 
 pub(crate) struct Kit {
     _dir: tempfile::TempDir,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub ctx: Arc<Pop3Context>,
 }
 

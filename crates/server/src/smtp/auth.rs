@@ -157,7 +157,7 @@ impl Session {
     /// Submission's checks at MAIL (RFC 6409 4.3, 6.1): authenticated,
     /// within the hourly limit, and sending as themselves. `sender` is the
     /// qualified reverse-path, empty for `<>`.
-    pub(crate) fn submission_check(&self, sender: &str) -> Option<Reply> {
+    pub(crate) async fn submission_check(&self, sender: &str) -> Option<Reply> {
         let Some(account) = self.authenticated.as_deref() else {
             if self.is_submission() {
                 return Some(reply(530, 5, 7, 0, "Authentication required"));
@@ -175,7 +175,7 @@ impl Session {
                 "Too many messages sent in the last hour, try later",
             ));
         }
-        if !sender.is_empty() && !self.owns(account, sender) {
+        if !sender.is_empty() && !self.owns(account, sender).await {
             tracing::info!(
                 %account,
                 sender = %proto_common::log_safe(sender),
@@ -194,11 +194,11 @@ impl Session {
 
     /// The sender is the user's own address, or one that delivers to them
     /// (an alias, a list they are on).
-    fn owns(&self, account: &str, sender: &str) -> bool {
+    async fn owns(&self, account: &str, sender: &str) -> bool {
         if sender.eq_ignore_ascii_case(account) {
             return true;
         }
-        match self.ctx.directory.resolve(sender) {
+        match self.ctx.directory.resolve(sender).await {
             Ok(directory::Resolution::Deliver { local, .. }) => {
                 local.iter().any(|a| a.eq_ignore_ascii_case(account))
             }

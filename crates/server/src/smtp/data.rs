@@ -275,7 +275,7 @@ impl Session {
             return reply(250, 2, 0, 0, &format!("Ok: sent as {id}"));
         };
         let mut writes = vec![store_delivery];
-        writes.extend(self.delivered_report(&tx, &body));
+        writes.extend(self.delivered_report(&tx, &body).await);
         match self.ctx.store.deliver_all(writes).await {
             Ok(_) => {
                 tracing::info!(
@@ -300,7 +300,7 @@ impl Session {
 impl Session {
     /// RFC 3461 NOTIFY=SUCCESS for recipients delivered here: the
     /// "delivered" DSN, stored in the same transaction as the message.
-    fn delivered_report(&self, tx: &Transaction, body: &[u8]) -> Option<store::Delivery> {
+    async fn delivered_report(&self, tx: &Transaction, body: &[u8]) -> Option<store::Delivery> {
         let bounces = self.ctx.bounces.as_ref()?;
         if tx.sender.is_empty() {
             return None;
@@ -322,7 +322,7 @@ impl Session {
         if recipients.is_empty() {
             return None;
         }
-        let targets = bounces.targets(&tx.sender);
+        let targets = bounces.targets(&tx.sender).await;
         let utf8 = tx.params.smtputf8;
         let report = Report {
             reporting_mta: &self.ctx.config.hostname,

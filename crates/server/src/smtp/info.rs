@@ -90,7 +90,7 @@ impl Session {
         } else {
             format!("{q}@{}", self.ctx.directory.primary_domain())
         };
-        let users = match self.directory(move |d| d.vrfy(&q)) {
+        let users = match self.directory(self.ctx.directory.vrfy(&q)).await {
             Ok(u) => u,
             Err(DirectoryError::InvalidAddress(_)) => Vec::new(),
             Err(_) => return local_error(),
@@ -98,7 +98,7 @@ impl Session {
         match users.as_slice() {
             // Not a user, but mail to it is accepted (an alias, a list, a
             // catch-all): RFC 5321 3.5.3 allows 252 for that.
-            [] if self.accepts(address) => cannot_vrfy(),
+            [] if self.accepts(&address).await => cannot_vrfy(),
             [] => reply(550, 5, 1, 1, "User unknown"),
             [one] => reply(
                 250,
@@ -120,9 +120,9 @@ impl Session {
     }
 
     /// True when RCPT would accept `address`.
-    fn accepts(&self, address: String) -> bool {
+    async fn accepts(&self, address: &str) -> bool {
         matches!(
-            self.directory(move |d| d.resolve(&address)),
+            self.directory(self.ctx.directory.resolve(address)).await,
             Ok(directory::Resolution::Deliver { .. } | directory::Resolution::Forward { .. })
         )
     }
@@ -141,7 +141,7 @@ impl Session {
         } else {
             format!("{q}@{}", self.ctx.directory.primary_domain())
         };
-        let members = match self.directory(move |d| d.expn(&address)) {
+        let members = match self.directory(self.ctx.directory.expn(&address)).await {
             Ok(m) => m,
             Err(DirectoryError::InvalidAddress(_)) => None,
             Err(_) => return local_error(),
@@ -213,6 +213,7 @@ mod tests {
         kit.ctx
             .directory
             .add_alias("info@example.test", &["alice@example.test".to_string()])
+            .await
             .unwrap();
         let mut s = kit.session();
         assert_eq!(cmd(&mut s, "VRFY info").await.code, 252);

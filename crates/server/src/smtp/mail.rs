@@ -7,15 +7,15 @@ use proto_smtp::{MailFrom, Reply, ReversePath};
 use super::session::{Session, State, Transaction, TxKind, bad_sequence, reply};
 
 impl Session {
-    pub(crate) fn legacy(&mut self, kind: TxKind, m: MailFrom) -> Reply {
+    pub(crate) async fn legacy(&mut self, kind: TxKind, m: MailFrom) -> Reply {
         if !self.ctx.config.legacy_send {
             // SPEC 1: switched off in config → 502 and not advertised.
             return reply(502, 5, 5, 1, "Command not implemented");
         }
-        self.mail(kind, m)
+        self.mail(kind, m).await
     }
 
-    pub(crate) fn mail(&mut self, kind: TxKind, m: MailFrom) -> Reply {
+    pub(crate) async fn mail(&mut self, kind: TxKind, m: MailFrom) -> Reply {
         match self.state {
             State::Greeted => return bad_sequence("Send HELO/EHLO first"),
             State::Transaction(_) => return bad_sequence("Sender already specified"),
@@ -62,7 +62,7 @@ impl Session {
                 }
             }
         };
-        if let Some(refusal) = self.submission_check(&sender) {
+        if let Some(refusal) = self.submission_check(&sender).await {
             return refusal;
         }
         let kind_name = match kind {

@@ -42,10 +42,9 @@ impl Session {
             && delivery::srs::is_srs(&r.path.local)
             && self.ctx.directory.is_local_domain(domain)
         {
-            return self.srs_rcpt(&r, address);
+            return self.srs_rcpt(&r, address).await;
         }
-        let lookup = address.clone();
-        let resolution = match self.directory(move |d| d.resolve(&lookup)) {
+        let resolution = match self.directory(self.ctx.directory.resolve(&address)).await {
             Ok(r) => r,
             Err(DirectoryError::InvalidAddress(_)) => {
                 return reply(501, 5, 1, 3, "Bad recipient address syntax");
@@ -120,7 +119,7 @@ impl Session {
     /// hash we made is passed on, to the address it decodes to; anything
     /// else is an unknown user. Without the hash check the decoded
     /// address would be an open relay.
-    fn srs_rcpt(&mut self, r: &RcptTo, address: String) -> Reply {
+    async fn srs_rcpt(&mut self, r: &RcptTo, address: String) -> Reply {
         // A bounce is plain MAIL: SEND and friends have no business here.
         let sender_is_null = matches!(
             &self.state,
@@ -143,8 +142,7 @@ impl Session {
             notify: r.params.notify.clone(),
             orcpt: r.params.orcpt.clone(),
         };
-        let lookup = to.clone();
-        match self.directory(move |d| d.resolve(&lookup)) {
+        match self.directory(self.ctx.directory.resolve(&to)).await {
             Ok(Resolution::NotLocal) => recipient.remote.push(to),
             Ok(
                 Resolution::Deliver { local, remote } | Resolution::Forward { local, remote, .. },

@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use directory::Directory;
+use directory::{Directory, DirectoryError, DirectoryFuture};
 use proto_smtp::{Command, EnhancedCode, MailParams, Reply};
 use store::Store;
 
@@ -23,7 +23,7 @@ use crate::tls::{Tls, TlsInfo};
 /// What the server shares with every SMTP session.
 pub struct SmtpContext {
     pub config: SmtpConfig,
-    pub directory: Arc<Directory>,
+    pub directory: Arc<dyn Directory>,
     pub store: Arc<dyn Store>,
     pub presence: Arc<dyn Presence>,
     /// Memory for message data in flight, shared by every session.
@@ -236,10 +236,10 @@ impl Session {
         match cmd {
             Command::Helo(name) => Action::Reply(self.helo(name, false)),
             Command::Ehlo(name) => Action::Reply(self.helo(name, true)),
-            Command::Mail(m) => Action::Reply(self.mail(TxKind::Mail, m)),
-            Command::Send(m) => Action::Reply(self.legacy(TxKind::Send, m)),
-            Command::Soml(m) => Action::Reply(self.legacy(TxKind::Soml, m)),
-            Command::Saml(m) => Action::Reply(self.legacy(TxKind::Saml, m)),
+            Command::Mail(m) => Action::Reply(self.mail(TxKind::Mail, m).await),
+            Command::Send(m) => Action::Reply(self.legacy(TxKind::Send, m).await),
+            Command::Soml(m) => Action::Reply(self.legacy(TxKind::Soml, m).await),
+            Command::Saml(m) => Action::Reply(self.legacy(TxKind::Saml, m).await),
             Command::Rcpt(r) => Action::Reply(self.rcpt(r).await),
             Command::Data => self.data_start(),
             Command::Bdat { size, last } => self.bdat_start(size, last),
@@ -416,19 +416,16 @@ impl Session {
                 .any(|n| n.contains(&ip))
     }
 
-    /// Runs a directory lookup. Lookups are short indexed reads of an
-    /// SQLite database in WAL mode, where readers never wait for writers
-    /// (a CLI change in progress does not block them), so they run inline:
-    /// handing each one to the blocking pool cost more in thread switches
-    /// than the query itself (measured with perf under bench/smtp.sh).
-    /// Password checks (argon2, slow by design) must not come through here.
-    pub(crate) fn directory<T, F>(&self, f: F) -> Result<T, directory::DirectoryError>
-    where
-        F: FnOnce(&Directory) -> Result<T, directory::DirectoryError>,
-    {
-        let result = f(&self.ctx.directory);
+    /// Awaits a directory lookup (the backend runs it off the async
+    /// workers) and logs a failure of our own; a bad address is the
+    /// client's and is answered, not logged.
+    pub(crate) async fn directory<T>(
+        &self,
+        lookup: DirectoryFuture<'_, T>,
+    ) -> Result<T, DirectoryError> {
+        let result = lookup.await;
         if let Err(e) = &result
-            && !matches!(e, directory::DirectoryError::InvalidAddress(_))
+            && !matches!(e, DirectoryError::InvalidAddress(_))
         {
             tracing::warn!(error = %e, "directory lookup failed");
         }

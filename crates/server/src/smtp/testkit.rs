@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use proto_smtp::{DataReceiver, DataStatus, Reply, parse_command};
 use store::{
-    BodyId, Change, Delivered, Delivery, FlagOp, MailboxId, MailboxInfo, MessageMeta, QueueEntry,
-    SqliteStore, Store, StoreError, StoreFuture, StoreStats, Uid,
+    BodyId, Change, Delivered, Delivery, FlagOp, MailboxChanges, MailboxId, MailboxInfo,
+    MessageMeta, QueueEntry, Store, StoreError, StoreFuture, StoreStats, Uid,
 };
 
 use super::config::SmtpConfig;
@@ -17,7 +17,7 @@ use crate::presence::PresenceRegistry;
 
 pub(crate) struct Kit {
     _dir: tempfile::TempDir,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub presence: Arc<PresenceRegistry>,
     pub ctx: Arc<SmtpContext>,
 }
@@ -159,7 +159,7 @@ pub(crate) async fn transaction(
 /// A store whose deliveries fail with a given error (disk full, quota,
 /// I/O); everything else goes to the real store.
 struct Failing {
-    inner: Arc<SqliteStore>,
+    inner: Arc<dyn Store>,
     error: StoreError,
 }
 
@@ -176,6 +176,9 @@ impl Store for Failing {
     }
     fn mailboxes(&self, a: String) -> StoreFuture<'_, Vec<MailboxInfo>> {
         self.inner.mailboxes(a)
+    }
+    fn subscriptions(&self, a: String) -> StoreFuture<'_, Vec<String>> {
+        self.inner.subscriptions(a)
     }
     fn mailbox(&self, a: String, n: String) -> StoreFuture<'_, Option<MailboxInfo>> {
         self.inner.mailbox(a, n)
@@ -232,8 +235,21 @@ impl Store for Failing {
     fn messages_range(&self, m: MailboxId, a: Uid, b: Uid) -> StoreFuture<'_, Vec<MessageMeta>> {
         self.inner.messages_range(m, a, b)
     }
+    fn changes_since(&self, m: MailboxId, since: u64) -> StoreFuture<'_, MailboxChanges> {
+        self.inner.changes_since(m, since)
+    }
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>> {
         self.inner.queue()
+    }
+    fn import(
+        &self,
+        m: MailboxId,
+        r: Vec<u8>,
+        f: Vec<String>,
+        d: i64,
+        h: [u8; 32],
+    ) -> StoreFuture<'_, Option<Uid>> {
+        self.inner.import(m, r, f, d, h)
     }
     fn claim_queue(&self, n: i64, l: i64, m: usize) -> StoreFuture<'_, Vec<QueueEntry>> {
         self.inner.claim_queue(n, l, m)

@@ -24,6 +24,7 @@ pub fn delete_account(conn: &Connection, account: &str) -> Result<(), StoreError
         format!("DELETE FROM entries WHERE mailbox_id IN {in_account}"),
         format!("DELETE FROM expunged WHERE mailbox_id IN {in_account}"),
         "DELETE FROM mailboxes WHERE account = ?1".to_string(),
+        "DELETE FROM subscriptions WHERE account = ?1".to_string(),
         "DELETE FROM accounts WHERE name = ?1".to_string(),
     ] {
         conn.execute(&sql, [&account]).map_err(map_err)?;
@@ -128,6 +129,14 @@ pub fn rename_mailbox(
             )
             .map_err(map_err)?;
         }
+        // A subscription follows its mailbox (and inferiors) to the new
+        // name, as a client renaming a folder it reads expects.
+        conn.execute(
+            "UPDATE OR REPLACE subscriptions SET name = ?3 || substr(name, length(?2) + 1) \
+             WHERE account = ?1 AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')",
+            params![account, from, to],
+        )
+        .map_err(map_err)?;
     }
     record(conn, &account, None, "mailboxes", None, None, now)
 }
@@ -177,6 +186,11 @@ fn rename_inbox(
     Ok(())
 }
 
+/// RFC 9051 6.3.7: the store keeps a name subscribed whether or not a
+/// mailbox of that name exists (kept after DELETE; whether SUBSCRIBE may
+/// name a missing mailbox is the protocol's choice: IMAP checks). The name
+/// must still be one a mailbox could have. Unsubscribing a name that is not
+/// subscribed is a no-op.
 pub fn set_subscribed(
     conn: &Connection,
     account: &str,
@@ -184,11 +198,14 @@ pub fn set_subscribed(
     subscribed: bool,
 ) -> Result<(), StoreError> {
     let account = canonical_account(account)?;
-    let id = require_mailbox(conn, &account, name)?;
-    conn.execute(
-        "UPDATE mailboxes SET subscribed = ?2 WHERE id = ?1",
-        params![id.0, subscribed],
-    )
-    .map_err(map_err)?;
+    if !account_exists(conn, &account)? {
+        return Err(StoreError::NotFound(format!("account {account}")));
+    }
+    let name = if subscribed {
+        check_new_mailbox_name(name)?
+    } else {
+        normalize_mailbox_name(name)
+    };
+    subscribe(conn, &account, &name, subscribed)?;
     record(conn, &account, None, "mailboxes", None, None, now())
 }

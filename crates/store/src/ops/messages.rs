@@ -131,6 +131,26 @@ pub fn append(
     Ok(uid)
 }
 
+/// `mailroom import`: appends unless a message with this `digest` was
+/// imported into `mailbox` before; both in the caller's one transaction.
+pub fn import(
+    conn: &Connection,
+    mailbox: MailboxId,
+    raw: &[u8],
+    flags: Vec<String>,
+    internal_date: i64,
+    digest: &[u8],
+) -> Result<Option<Uid>, StoreError> {
+    let inserted = conn
+        .prepare_cached("INSERT OR IGNORE INTO imports (mailbox, digest) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![mailbox.0, digest]))
+        .map_err(map_err)?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    append(conn, mailbox, raw, flags, internal_date).map(Some)
+}
+
 /// One entry's stored fields.
 struct EntryRow {
     body: BodyId,

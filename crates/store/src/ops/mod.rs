@@ -28,7 +28,7 @@ use crate::{BodyId, MailboxId, SPECIAL_MAILBOXES, StoreError, Uid};
 pub use mailboxes::{
     create_mailbox, delete_account, delete_mailbox, ensure_account, rename_mailbox, set_subscribed,
 };
-pub use messages::{append, copy, deliver, expunge, move_messages, set_flags};
+pub use messages::{append, copy, deliver, expunge, import, move_messages, set_flags};
 
 /// Largest message body the store accepts. SQLite's default
 /// SQLITE_MAX_LENGTH is 1,000,000,000 bytes per BLOB; stay well below. The
@@ -181,6 +181,24 @@ pub(super) fn next_uidvalidity(conn: &Connection) -> Result<u32, StoreError> {
     Ok(next)
 }
 
+/// Adds or removes one subscription; idempotent.
+pub(super) fn subscribe(
+    conn: &Connection,
+    account: &str,
+    name: &str,
+    on: bool,
+) -> Result<(), StoreError> {
+    let sql = if on {
+        "INSERT OR IGNORE INTO subscriptions (account, name) VALUES (?1, ?2)"
+    } else {
+        "DELETE FROM subscriptions WHERE account = ?1 AND name = ?2"
+    };
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute(params![account, name]))
+        .map_err(map_err)?;
+    Ok(())
+}
+
 pub(super) fn insert_mailbox(
     conn: &Connection,
     account: &str,
@@ -213,6 +231,7 @@ pub(super) fn create_account_if_missing(
     }
     for (name, special_use) in SPECIAL_MAILBOXES {
         insert_mailbox(conn, account, name, special_use)?;
+        subscribe(conn, account, name, true)?;
     }
     record(conn, account, None, "mailboxes", None, None, now)?;
     Ok(true)

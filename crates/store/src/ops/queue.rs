@@ -23,6 +23,8 @@ use crate::{BodyId, Delivered, QueueEntry, Settle, StoreError};
 
 /// The change-log kind of queue changes.
 pub const QUEUE_KIND: &str = "queue";
+/// The change-log kind of an operator's `queue retry`.
+pub const QUEUE_RETRY_KIND: &str = "queue_retry";
 /// Most rows one claim takes.
 pub const MAX_CLAIM: usize = 1000;
 
@@ -151,7 +153,7 @@ pub fn retry(conn: &Connection, id: Option<i64>) -> Result<usize, StoreError> {
             id.unwrap_or_default()
         )));
     }
-    changed(conn)?;
+    record(conn, "", None, QUEUE_RETRY_KIND, None, None, now())?;
     Ok(n)
 }
 

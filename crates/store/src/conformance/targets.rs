@@ -1,8 +1,8 @@
-//! Tests of per-recipient delivery targets (issue 12): a mailbox and
+//! Conformance: per-recipient delivery targets (issue 12): a mailbox and
 //! flags per local copy, INBOX when the mailbox is gone, one entry per
 //! target however often it is named.
 
-use crate::tests::{inbox, open, tempdir};
+use crate::conformance::{Backend, inbox};
 use crate::*;
 
 fn to(targets: Vec<LocalTarget>) -> Delivery {
@@ -14,10 +14,8 @@ fn to(targets: Vec<LocalTarget>) -> Delivery {
     }
 }
 
-#[tokio::test]
-async fn a_target_names_its_mailbox_and_flags() {
-    let dir = tempdir();
-    let store = open(dir.path());
+pub async fn a_target_names_its_mailbox_and_flags(backend: &dyn Backend) {
+    let store = backend.open();
     let archive = LocalTarget {
         account: "a@x".into(),
         mailbox: "Archive".into(),
@@ -41,7 +39,7 @@ async fn a_target_names_its_mailbox_and_flags() {
     assert_eq!(msgs[0].flags, ["\\Seen", "$Filtered"]);
     assert_eq!(
         store
-            .messages(inbox(&store, "a@x").await.id)
+            .messages(inbox(&*store, "a@x").await.id)
             .await
             .expect("inbox")
             .len(),
@@ -49,10 +47,8 @@ async fn a_target_names_its_mailbox_and_flags() {
     );
 }
 
-#[tokio::test]
-async fn a_missing_mailbox_means_inbox() {
-    let dir = tempdir();
-    let store = open(dir.path());
+pub async fn a_missing_mailbox_means_inbox(backend: &dyn Backend) {
+    let store = backend.open();
     let gone = LocalTarget {
         account: "a@x".into(),
         mailbox: "No/Such/Folder".into(),
@@ -61,7 +57,7 @@ async fn a_missing_mailbox_means_inbox() {
     store.deliver(to(vec![gone])).await.expect("deliver");
     assert_eq!(
         store
-            .messages(inbox(&store, "a@x").await.id)
+            .messages(inbox(&*store, "a@x").await.id)
             .await
             .expect("inbox")
             .len(),

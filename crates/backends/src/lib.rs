@@ -1,0 +1,203 @@
+//! The factories that build the store and the directory from config
+//! (`[store] backend`, SPEC 7): everything outside the backend crates
+//! holds `Arc<dyn Store>` and `Arc<dyn Directory>` and never names a
+//! backend type.
+//!
+//! `backend = "sqlite"` (the default) is the embedded store and directory
+//! in the data directory (`store.db`, `directory.db`). `"postgres"` selects
+//! both on one PostgreSQL database (SPEC 6, several nodes); it is not built
+//! yet (issue 21), so opening it is a configuration error that says so.
+
+#![forbid(unsafe_code)]
+
+pub mod backup;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use directory::{Directory, DirectoryConfig, DirectoryError, SqliteDirectory};
+use store::{SqliteStore, Store, StoreError, StoreOptions};
+
+/// The directory's file in the data directory (SQLite backend).
+pub const DIRECTORY_FILE: &str = directory::DB_FILE_NAME;
+
+/// Which backend serves the store and the directory (`store.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// SQLite files in the data directory.
+    #[default]
+    Sqlite,
+    /// One PostgreSQL database shared by several nodes (`store.url`).
+    Postgres,
+}
+
+impl Backend {
+    /// The config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl FromStr for Backend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Backend, String> {
+        match s {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" => Ok(Backend::Postgres),
+            other => Err(format!(
+                "store.backend: '{other}' must be \"sqlite\" or \"postgres\""
+            )),
+        }
+    }
+}
+
+/// What the factories need from the configuration.
+#[derive(Clone)]
+pub struct BackendConfig {
+    pub backend: Backend,
+    /// `store.url` (PostgreSQL); unused by SQLite.
+    pub url: String,
+    /// The data directory (SQLite's files live there).
+    pub data_dir: PathBuf,
+    pub store: StoreOptions,
+    pub directory: DirectoryConfig,
+}
+
+impl fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("BackendConfig")
+            .field("backend", &self.backend)
+            .field("data_dir", &self.data_dir)
+            .field("store", &self.store)
+            .field("directory", &self.directory)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BackendConfig {
+    /// SQLite in `data_dir` with default tunables: the test kits' backend.
+    pub fn sqlite(data_dir: impl Into<PathBuf>, directory: DirectoryConfig) -> BackendConfig {
+        BackendConfig {
+            backend: Backend::Sqlite,
+            url: String::new(),
+            data_dir: data_dir.into(),
+            store: StoreOptions::default(),
+            directory,
+        }
+    }
+}
+
+/// Why a backend could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The configured backend is not part of this build.
+    NotBuilt(Backend),
+    Store(StoreError),
+    Directory(DirectoryError),
+}
+
+impl OpenError {
+    /// True when trying again later may work (busy, I/O); false for
+    /// configuration problems (a newer schema, a backend not built).
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            OpenError::NotBuilt(_) => false,
+            OpenError::Store(e) => e.is_temporary(),
+            OpenError::Directory(e) => matches!(e, DirectoryError::Db(_)),
+        }
+    }
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::NotBuilt(b) => write!(
+                f,
+                "store.backend = \"{}\": that backend is not built yet (issue 21); use \"sqlite\"",
+                b.name()
+            ),
+            OpenError::Store(e) => e.fmt(f),
+            OpenError::Directory(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// The message store of `config`'s backend, opened (and migrated).
+pub fn open_store(config: &BackendConfig) -> Result<Arc<dyn Store>, OpenError> {
+    match config.backend {
+        Backend::Sqlite => {
+            let store = SqliteStore::open(&config.data_dir, config.store.clone())
+                .map_err(OpenError::Store)?;
+            Ok(store)
+        }
+        Backend::Postgres => Err(OpenError::NotBuilt(Backend::Postgres)),
+    }
+}
+
+/// The directory of `config`'s backend, opened (and migrated).
+pub fn open_directory(config: &BackendConfig) -> Result<Arc<dyn Directory>, OpenError> {
+    match config.backend {
+        Backend::Sqlite => {
+            let dir = SqliteDirectory::open(
+                &config.data_dir.join(DIRECTORY_FILE),
+                config.directory.clone(),
+            )
+            .map_err(OpenError::Directory)?;
+            Ok(Arc::new(dir))
+        }
+        Backend::Postgres => Err(OpenError::NotBuilt(Backend::Postgres)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_names_parse_and_others_are_refused() {
+        assert_eq!("sqlite".parse::<Backend>(), Ok(Backend::Sqlite));
+        assert_eq!("postgres".parse::<Backend>(), Ok(Backend::Postgres));
+        let err = "mysql".parse::<Backend>().unwrap_err();
+        assert!(err.starts_with("store.backend: 'mysql'"), "{err}");
+        assert_eq!(Backend::default(), Backend::Sqlite);
+    }
+
+    #[test]
+    fn postgres_is_a_clear_configuration_error_until_it_is_built() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = BackendConfig::sqlite(tmp.path(), DirectoryConfig::default());
+        config.backend = Backend::Postgres;
+        let err = open_store(&config).err().unwrap();
+        assert!(!err.is_temporary());
+        assert!(err.to_string().contains("not built yet"), "{err}");
+        let err = open_directory(&config).err().unwrap();
+        assert!(
+            err.to_string().contains("store.backend = \"postgres\""),
+            "{err}"
+        );
+        // Nothing was created for it.
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn sqlite_opens_both_in_the_data_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = BackendConfig::sqlite(tmp.path(), DirectoryConfig::default());
+        let store = open_store(&config).unwrap();
+        let dir = open_directory(&config).unwrap();
+        let account = dir.add_user("u@localhost", None, "pw").await.unwrap();
+        store.ensure_account(account.clone()).await.unwrap();
+        assert_eq!(store.mailboxes(account).await.unwrap().len(), 6);
+        assert!(tmp.path().join("store.db").exists());
+        assert!(tmp.path().join(DIRECTORY_FILE).exists());
+    }
+}

@@ -1,0 +1,387 @@
+//! `mailroom import` and `mailroom export`: moving an account's mail
+//! between the store and mbox / Maildir files, through the [`Store`] trait
+//! only, with one message in memory at a time (plus a bounded window of
+//! appends in flight, so group commit batches their fsyncs).
+
+use std::collections::VecDeque;
+use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use store::{MailboxId, Store, StoreFuture, Uid};
+
+use super::maildir;
+use super::mbox::{self, Item, MAX_IMPORT_MESSAGE, MboxReader};
+
+/// Appends in flight at once: enough for group commit to share fsyncs.
+pub const IMPORT_WINDOW: usize = 64;
+/// Octets of messages in flight at once, whatever their number.
+pub const IMPORT_INFLIGHT_BYTES: usize = 32 * 1024 * 1024;
+/// Plain progress lines (not on a terminal) every this many messages.
+const PROGRESS_EVERY: u64 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Mbox,
+    Maildir,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Result<Format, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "mbox" => Ok(Format::Mbox),
+            "maildir" => Ok(Format::Maildir),
+            other => Err(format!("unknown format {other:?} (mbox or maildir)")),
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub imported: u64,
+    /// Already imported into that mailbox by an earlier run.
+    pub duplicates: u64,
+    /// Over [`MAX_IMPORT_MESSAGE`], or unreadable.
+    pub skipped: u64,
+    pub folders: u64,
+}
+
+/// Progress on stderr: a bar on a terminal, plain lines otherwise.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    done: u64,
+    verb: &'static str,
+}
+
+impl Progress {
+    pub fn new(verb: &'static str, total: Option<u64>) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = match total {
+                Some(n) => indicatif::ProgressBar::new(n),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            let style = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_message(verb);
+            bar
+        });
+        Progress { bar, done: 0, verb }
+    }
+
+    fn tick(&mut self, folder: &str) {
+        self.done += 1;
+        match &self.bar {
+            Some(bar) => bar.inc(1),
+            None if self.done.is_multiple_of(PROGRESS_EVERY) => {
+                eprintln!("mailroom: {} {} messages ({folder})", self.verb, self.done);
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Appends in flight, awaited in order.
+struct Window<'a> {
+    pending: VecDeque<(usize, StoreFuture<'a, Option<Uid>>)>,
+    bytes: usize,
+}
+
+impl<'a> Window<'a> {
+    fn new() -> Window<'a> {
+        Window {
+            pending: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
+    async fn push(
+        &mut self,
+        size: usize,
+        f: StoreFuture<'a, Option<Uid>>,
+        report: &mut ImportReport,
+    ) -> Result<(), String> {
+        self.pending.push_back((size, f));
+        self.bytes += size;
+        while self.pending.len() >= IMPORT_WINDOW || self.bytes > IMPORT_INFLIGHT_BYTES {
+            self.pop(report).await?;
+        }
+        Ok(())
+    }
+
+    async fn pop(&mut self, report: &mut ImportReport) -> Result<(), String> {
+        if let Some((size, f)) = self.pending.pop_front() {
+            self.bytes -= size;
+            match f.await.map_err(|e| e.to_string())? {
+                Some(_) => report.imported += 1,
+                None => report.duplicates += 1,
+            }
+        }
+        Ok(())
+    }
+
+    async fn drain(&mut self, report: &mut ImportReport) -> Result<(), String> {
+        while !self.pending.is_empty() {
+            self.pop(report).await?;
+        }
+        Ok(())
+    }
+}
+
+fn digest(raw: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, raw);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// The mailbox `name` of `account`, created when missing.
+async fn target(store: &dyn Store, account: &str, name: &str) -> Result<MailboxId, String> {
+    if let Some(m) = store
+        .mailbox(account.to_string(), name.to_string())
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Ok(m.id);
+    }
+    store
+        .create_mailbox(account.to_string(), name.to_string(), None)
+        .await
+        .map(|m| m.id)
+        .map_err(|e| format!("cannot create {name}: {e}"))
+}
+
+/// Where a Maildir folder goes: under `prefix` when one is given.
+fn under(prefix: Option<&str>, name: &str) -> String {
+    match prefix {
+        None => name.to_string(),
+        Some(p) if name.eq_ignore_ascii_case("INBOX") => p.to_string(),
+        Some(p) => format!("{p}/{name}"),
+    }
+}
+
+/// Imports `path` (an mbox file, or a Maildir++ root) into `account`.
+pub async fn import(
+    store: &dyn Store,
+    account: &str,
+    path: &Path,
+    format: Option<Format>,
+    folder: Option<&str>,
+) -> Result<ImportReport, String> {
+    let format = format.unwrap_or(if path.is_dir() {
+        Format::Maildir
+    } else {
+        Format::Mbox
+    });
+    let mut report = ImportReport::default();
+    match format {
+        Format::Mbox => {
+            let file = std::fs::File::open(path)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            let name = folder.unwrap_or("INBOX");
+            let mailbox = target(store, account, name).await?;
+            report.folders = 1;
+            let mut progress = Progress::new("importing", None);
+            let mut reader = MboxReader::new(BufReader::new(file));
+            let mut window = Window::new();
+            let now = unix_now();
+            loop {
+                let item = reader
+                    .next_item()
+                    .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                match item {
+                    None => break,
+                    Some(Item::TooLarge(from)) => {
+                        eprintln!(
+                            "mailroom: skipped a message over {MAX_IMPORT_MESSAGE} octets ({from})"
+                        );
+                        report.skipped += 1;
+                    }
+                    Some(Item::Message(m)) => {
+                        let d = digest(&m.raw);
+                        let size = m.raw.len();
+                        let f = store.import(mailbox, m.raw, m.flags, m.date.unwrap_or(now), d);
+                        window.push(size, f, &mut report).await?;
+                        progress.tick(name);
+                    }
+                }
+            }
+            window.drain(&mut report).await?;
+            progress.finish();
+        }
+        Format::Maildir => {
+            let folders = maildir::folders(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            if folders.is_empty() {
+                return Err(format!(
+                    "{} holds no Maildir (no cur/ or new/)",
+                    path.display()
+                ));
+            }
+            // Counted first for the progress bar; each folder's listing is
+            // then read (and sorted into arrival order) only while it is
+            // imported.
+            let total: u64 = folders.iter().map(|f| maildir::count(&f.path)).sum();
+            let mut progress = Progress::new("importing", Some(total));
+            for f in folders {
+                let entries = maildir::entries(&f.path)
+                    .map_err(|e| format!("cannot read {}: {e}", f.path.display()))?;
+                let name = under(folder, &f.name);
+                let mailbox = target(store, account, &name).await?;
+                report.folders += 1;
+                let mut window = Window::new();
+                for e in entries {
+                    progress.tick(&name);
+                    let Some(raw) = read_bounded(&e.path) else {
+                        report.skipped += 1;
+                        continue;
+                    };
+                    let raw = proto_smtp::canonicalize_line_endings(&raw);
+                    let d = digest(&raw);
+                    let size = raw.len();
+                    let fut = store.import(mailbox, raw, e.flags, e.internal_date, d);
+                    window.push(size, fut, &mut report).await?;
+                }
+                window.drain(&mut report).await?;
+            }
+            progress.finish();
+        }
+    }
+    Ok(report)
+}
+
+/// A message file, unless it is over the import bound or unreadable
+/// (reported on stderr).
+fn read_bounded(path: &Path) -> Option<Vec<u8>> {
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
+    if len > MAX_IMPORT_MESSAGE as u64 {
+        eprintln!(
+            "mailroom: skipped {} (over {MAX_IMPORT_MESSAGE} octets)",
+            path.display()
+        );
+        return None;
+    }
+    match std::fs::read(path) {
+        Ok(raw) => Some(raw),
+        Err(e) => {
+            eprintln!("mailroom: skipped {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// What an export wrote.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExportReport {
+    pub messages: u64,
+    pub folders: u64,
+    /// Keywords a Maildir folder could not carry (over 26).
+    pub dropped_keywords: usize,
+}
+
+/// The mbox file of folder `name` under `dir`: `Archive/2024` ->
+/// `dir/Archive/2024.mbox` (a folder and its children never collide).
+fn mbox_path(dir: &Path, name: &str) -> PathBuf {
+    let mut p = dir.to_path_buf();
+    let parts: Vec<&str> = name.split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        // Names come from the store; no component may climb out.
+        let safe = match *part {
+            "" | "." | ".." => "_",
+            other => other,
+        };
+        if i + 1 == parts.len() {
+            p.push(format!("{safe}.mbox"));
+        } else {
+            p.push(safe);
+        }
+    }
+    p
+}
+
+/// Exports every mailbox of `account` into `dir`.
+pub async fn export(
+    store: &dyn Store,
+    account: &str,
+    dir: &Path,
+    format: Format,
+) -> Result<ExportReport, String> {
+    let mailboxes = store
+        .mailboxes(account.to_string())
+        .await
+        .map_err(|e| e.to_string())?;
+    let total: u64 = mailboxes.iter().map(|m| u64::from(m.messages)).sum();
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut report = ExportReport::default();
+    let mut progress = Progress::new("exporting", Some(total));
+    let mut writer = maildir::Writer::new(dir);
+    for mb in mailboxes {
+        let metas = store.messages(mb.id).await.map_err(|e| e.to_string())?;
+        report.folders += 1;
+        let io = |e: std::io::Error| format!("writing {}: {e}", mb.name);
+        match format {
+            Format::Maildir => {
+                writer.folder(&mb.name).map_err(io)?;
+                for m in metas {
+                    let raw = match store.read_body(m.body).await {
+                        Ok(raw) => raw,
+                        // Expunged meanwhile by a running server.
+                        Err(store::StoreError::NotFound(_)) => continue,
+                        Err(e) => return Err(e.to_string()),
+                    };
+                    writer
+                        .message(&raw, &m.flags, m.internal_date)
+                        .map_err(io)?;
+                    report.messages += 1;
+                    progress.tick(&mb.name);
+                }
+                writer.finish_folder().map_err(io)?;
+            }
+            Format::Mbox => {
+                let path = mbox_path(dir, &mb.name);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(io)?;
+                }
+                let file = std::fs::File::create(&path).map_err(io)?;
+                let mut out = BufWriter::new(file);
+                for m in metas {
+                    let raw = match store.read_body(m.body).await {
+                        Ok(raw) => raw,
+                        Err(store::StoreError::NotFound(_)) => continue,
+                        Err(e) => return Err(e.to_string()),
+                    };
+                    let sender = mbox::return_path(&raw);
+                    mbox::write_message(&mut out, &sender, m.internal_date, &raw).map_err(io)?;
+                    report.messages += 1;
+                    progress.tick(&mb.name);
+                }
+                let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+                file.sync_all().map_err(io)?;
+            }
+        }
+    }
+    report.dropped_keywords = writer.dropped_keywords;
+    if format == Format::Maildir {
+        writer
+            .sync()
+            .map_err(|e| format!("syncing {}: {e}", dir.display()))?;
+    }
+    progress.finish();
+    let _ = std::io::stderr().flush();
+    Ok(report)
+}

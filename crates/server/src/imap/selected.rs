@@ -1,0 +1,286 @@
+//! The data of the selected state: a mailbox's [`View`], the mod-sequence
+//! it is current to, and the hub's wake-up for changes to it.
+//!
+//! The store's change feed (through the hub) marks the mailbox dirty; at
+//! the moments RFC 9051 7.4.1 allows, [`Selected::sync`] reads only what
+//! changed since the view's mark ([`store::Store::changes_since`]: the
+//! entries changed and the UIDs expunged after it, one snapshot) and
+//! hands it to the view's pure diff. So N idle sessions on one mailbox
+//! cost O(change) each per delivery, not O(mailbox). Everything the view
+//! does not keep (body, size, INTERNALDATE, mod-sequence) is re-read by
+//! the commands that need it, a bounded range of UIDs at a time
+//! ([`Selected::load_meta`]).
+
+use std::sync::Arc;
+
+use store::{MailboxInfo, MessageMeta, StoreError, Uid};
+use tokio::sync::watch;
+
+use super::context::ImapContext;
+use super::error::ImapError;
+use super::out::Out;
+use super::view::{Delta, Msg, Report, View};
+
+/// Most view positions one metadata re-read spans: bounds the rows (and
+/// memory) of one [`Selected::load_meta`] whatever the size of the set.
+pub const META_CHUNK: usize = 512;
+
+pub struct Selected {
+    pub info: MailboxInfo,
+    pub read_only: bool,
+    pub view: View,
+    /// The mailbox's mod-sequence the view is current to (RFC 7162 3.1):
+    /// the next sync reads what changed after it.
+    modseq: u64,
+    watch: watch::Receiver<u64>,
+    /// SEARCHRES (RFC 5182): the UIDs of the last `RETURN (SAVE)`.
+    pub saved: Vec<Uid>,
+    /// A change arrived while the driver was waiting (IDLE).
+    pending: bool,
+}
+
+impl Selected {
+    /// Opens a mailbox: loads its messages and claims \Recent. The watch
+    /// is taken before the read, so a change committed in between wakes
+    /// the session (and the next sync reads it from the mark).
+    pub async fn open(
+        ctx: &Arc<ImapContext>,
+        info: MailboxInfo,
+        read_only: bool,
+    ) -> Result<Selected, ImapError> {
+        let watch = ctx.hub.watch(info.id);
+        let all = ctx.store.changes_since(info.id, 0).await?;
+        let uids: Vec<Uid> = all.changed.iter().map(|m| m.uid).collect();
+        let recent = ctx.recent.claim(info.id, &uids, !read_only);
+        let view = View::new(&all.changed, &recent, read_only);
+        Ok(Selected {
+            info,
+            read_only,
+            view,
+            modseq: all.highestmodseq,
+            watch,
+            saved: Vec::new(),
+            pending: false,
+        })
+    }
+
+    pub fn id(&self) -> store::MailboxId {
+        self.info.id
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.pending || self.watch.has_changed().unwrap_or(false)
+    }
+
+    /// Resolves when the mailbox changes (then [`Selected::is_dirty`]).
+    pub async fn changed(&mut self) {
+        if self.watch.changed().await.is_err() {
+            // The hub is gone (shutdown): nothing will change any more.
+            std::future::pending::<()>().await;
+        }
+        self.pending = true;
+    }
+
+    /// Reads what changed since the view's mark and reports it.
+    pub async fn sync(
+        &mut self,
+        ctx: &ImapContext,
+        out: &mut Out<'_>,
+        report: Report,
+    ) -> Result<(), ImapError> {
+        self.watch.mark_unchanged();
+        self.pending = false;
+        let delta = match ctx.store.changes_since(self.id(), self.modseq).await {
+            Ok(d) => d,
+            // Deleted under us: every message is gone.
+            Err(StoreError::NotFound(_)) => store::MailboxChanges {
+                highestmodseq: self.modseq,
+                changed: Vec::new(),
+                vanished: self.view.msgs().iter().map(|m| m.uid()).collect(),
+            },
+            Err(e) => return Err(e.into()),
+        };
+        let max_uid = self.view.max_uid();
+        let new: Vec<Uid> = delta
+            .changed
+            .iter()
+            .map(|m| m.uid)
+            .filter(|u| u.0 > max_uid)
+            .collect();
+        let recent = if new.is_empty() {
+            Vec::new()
+        } else {
+            ctx.recent.claim(self.id(), &new, !self.read_only)
+        };
+        let responses = self.view.apply(
+            Delta {
+                changed: &delta.changed,
+                vanished: &delta.vanished,
+                recent: &recent,
+            },
+            report,
+        );
+        self.modseq = self.modseq.max(delta.highestmodseq);
+        for r in &responses {
+            out.push(r);
+        }
+        Ok(())
+    }
+
+    // The view's reads, for the commands that use the selected mailbox.
+
+    pub fn get(&self, i: usize) -> Option<&Msg> {
+        self.view.get(i)
+    }
+
+    pub fn msgs(&self) -> &[Msg] {
+        self.view.msgs()
+    }
+
+    pub fn exists(&self) -> u32 {
+        self.view.exists()
+    }
+
+    pub fn max_uid(&self) -> u32 {
+        self.view.max_uid()
+    }
+
+    pub fn flags_of(&self, m: &Msg) -> &[String] {
+        self.view.flags_of(m)
+    }
+
+    pub fn has_flag(&self, m: &Msg, flag: &str) -> bool {
+        self.view.has_flag(m, flag)
+    }
+
+    pub fn flags(&self, m: &Msg, rev2: bool) -> Vec<String> {
+        self.view.flags(m, rev2)
+    }
+
+    /// The view indices a set names (see [`View::resolve`]).
+    pub fn resolve(&self, set: &proto_imap::SeqSet, uid: bool) -> Result<Vec<usize>, ImapError> {
+        self.view
+            .resolve(set, uid, &self.saved)
+            .map_err(ImapError::Bad)
+    }
+
+    /// Re-reads from the store the metadata of the messages at view
+    /// `indices` (ascending, spanning fewer than [`META_CHUNK`] positions;
+    /// see [`meta_chunks`]): ascending UID, without the ones expunged since.
+    pub async fn load_meta(
+        &self,
+        ctx: &ImapContext,
+        indices: &[usize],
+    ) -> Result<Vec<MessageMeta>, ImapError> {
+        let mut uids = indices
+            .iter()
+            .filter_map(|&i| self.view.get(i))
+            .map(|m| m.uid());
+        let Some(first) = uids.next() else {
+            return Ok(Vec::new());
+        };
+        let last = uids.next_back().unwrap_or(first);
+        match ctx.store.messages_range(self.id(), first, last).await {
+            Ok(m) => Ok(m),
+            // Deleted under us: every message is gone.
+            Err(StoreError::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// FLAGS and PERMANENTFLAGS if `flags` holds a keyword not announced.
+    pub fn announce(&mut self, flags: &[String], out: &mut Out<'_>) {
+        let mut news = Vec::new();
+        self.view.announce(flags.iter(), &mut news);
+        for r in &news {
+            out.push(r);
+        }
+    }
+
+    /// Records flags this session wrote, announcing new keywords first
+    /// (RFC 9051 7.3.5) so that the FETCH which follows may show them.
+    pub fn record_flags(&mut self, changed: &[MessageMeta], out: &mut Out<'_>) {
+        let mut news = Vec::new();
+        self.view
+            .announce(changed.iter().flat_map(|m| m.flags.iter()), &mut news);
+        for r in &news {
+            out.push(r);
+        }
+        for c in changed {
+            self.view.set_flags(c.uid, &c.flags);
+        }
+    }
+
+    /// Sends EXPUNGE for `uids` (ascending), which this session removed,
+    /// and for any other expunge waiting to be reported.
+    pub fn expunged_here(&mut self, uids: &[Uid], out: &mut Out<'_>) {
+        self.view.mark_expunged(uids);
+        let mut rs = Vec::new();
+        self.view.report_expunged(&mut rs);
+        for r in &rs {
+            out.push(r);
+        }
+    }
+}
+
+/// Splits ascending view indices into runs that each span fewer than
+/// [`META_CHUNK`] positions, so that one [`Selected::load_meta`] per run
+/// reads a bounded number of rows however sparse the set is.
+pub fn meta_chunks(indices: &[usize]) -> impl Iterator<Item = &[usize]> {
+    let mut rest = indices;
+    std::iter::from_fn(move || {
+        let first = *rest.first()?;
+        let n = rest.partition_point(|&i| i < first.saturating_add(META_CHUNK));
+        let (chunk, tail) = rest.split_at(n.max(1));
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+/// The metadata of `uid` in a [`Selected::load_meta`] result.
+pub fn find_meta(metas: &[MessageMeta], uid: Uid) -> Option<&MessageMeta> {
+    metas
+        .binary_search_by_key(&uid, |m| m.uid)
+        .ok()
+        .and_then(|i| metas.get(i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::session::Flow;
+    use crate::imap::testkit::{ALICE, Kit, cmd, idle_sync};
+
+    #[test]
+    fn meta_chunks_bound_the_span_of_each_read() {
+        let all: Vec<usize> = (0..1300).collect();
+        let spans: Vec<(usize, usize)> =
+            meta_chunks(&all).map(|c| (c[0], c[c.len() - 1])).collect();
+        assert_eq!(spans, [(0, 511), (512, 1023), (1024, 1299)]);
+        let sparse = [0, 5, 100_000, 100_001];
+        let chunks: Vec<&[usize]> = meta_chunks(&sparse).collect();
+        assert_eq!(chunks, [&[0usize, 5][..], &[100_000, 100_001][..]]);
+        assert_eq!(meta_chunks(&[]).count(), 0);
+    }
+
+    #[tokio::test]
+    async fn sync_reports_new_mail_and_keeps_the_mark() {
+        let kit = Kit::new();
+        kit.deliver_n(ALICE, 2).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        cmd(&mut s, "STORE 1 FLAGS ($c)").await.assert_ok();
+        let r = cmd(&mut s, "IDLE").await;
+        assert!(matches!(r.flow, Flow::Idle(_)), "{r:?}");
+        kit.deliver_n(ALICE, 1).await;
+        // What the driver does while idling once the hub wakes it.
+        let lines = idle_sync(&mut s).await;
+        // rev1: RECENT counts every message recent for this session.
+        assert_eq!(lines, ["* 3 EXISTS", "* 3 RECENT"]);
+        let sel = s.selected().expect("selected");
+        let inbox = kit.mailbox(ALICE, "INBOX").await.expect("inbox");
+        assert_eq!(sel.modseq, inbox.highestmodseq);
+        assert_eq!(sel.view.flags_of(&sel.view.msgs()[0]), ["$c".to_string()]);
+        // Nothing since: nothing to say.
+        assert!(idle_sync(&mut s).await.is_empty());
+    }
+}

@@ -1,0 +1,121 @@
+//! The store's conformance suite: every behaviour of the [`Store`] trait
+//! that is not about one backend's storage, written once against
+//! `Arc<dyn Store>` and run on every backend (STYLE.md, "Store").
+//!
+//! A backend's crate instantiates it in its tests with
+//! [`store_conformance!`](crate::store_conformance), given an expression
+//! that makes a fresh, empty [`Backend`]; with the `conformance` feature
+//! the module is public for crates other than this one (a PostgreSQL
+//! backend). The SQLite instantiation is in `tests.rs`; what only SQLite
+//! has (body rows and reference counts, the writer's batches, a second OS
+//! process, schema and durability pragmas) is tested there and in the
+//! other `tests_*.rs` files.
+//!
+//! Adding a test: write `pub async fn name(backend: &dyn Backend)` in the
+//! file of its area (one file per area: `delivery`, `mailboxes`, `feed`,
+//! `imports`, `moves`, `queue`, `targets`, or a new one declared below) and add its
+//! name to that area's list in [`store_conformance!`].
+
+pub mod delivery;
+pub mod feed;
+pub mod imports;
+pub mod mailboxes;
+pub mod moves;
+pub mod queue;
+pub mod targets;
+
+use std::sync::Arc;
+
+use crate::{Delivery, LocalTarget, MailboxInfo, Store};
+
+/// One place where a store's data lives (a data directory, a database),
+/// empty when the test starts.
+pub trait Backend: Send + Sync {
+    /// A handle on the store. Every call opens another handle on the same
+    /// data, as another process or node would: writes of one are read by
+    /// the others, and their changes reach the others' feeds. Dropping the
+    /// last handle closes it (everything acknowledged stays).
+    fn open(&self) -> Arc<dyn Store>;
+}
+
+/// A delivery of `raw` to the INBOX of each account.
+pub fn local(accounts: &[&str], raw: &[u8]) -> Delivery {
+    Delivery {
+        local_raw: Some(raw.to_vec()),
+        local: accounts.iter().map(|a| LocalTarget::inbox(*a)).collect(),
+        outbound: None,
+        internal_date: 1_700_000_000,
+    }
+}
+
+/// The account's INBOX, which must exist.
+pub async fn inbox(store: &dyn Store, account: &str) -> MailboxInfo {
+    store
+        .mailbox(account.into(), "inbox".into())
+        .await
+        .expect("mailbox")
+        .expect("INBOX exists")
+}
+
+/// Instantiates every conformance test as a `#[tokio::test]` (on a
+/// two-worker runtime) for the backend that `$backend` makes; it is
+/// evaluated once per test inside a module per area, so name things in it
+/// by absolute path (`crate::tests::sqlite()`). The caller needs tokio.
+#[macro_export]
+macro_rules! store_conformance {
+    ($backend:expr) => {
+        $crate::store_conformance!(@areas $backend;
+            delivery {
+                deliver_to_three_accounts_stores_one_body,
+                uids_strictly_ascending_never_reused,
+                reopen_keeps_everything,
+                outbound_is_queued_in_same_transaction,
+                expunge_gcs_unreferenced_body,
+            }
+            mailboxes {
+                recreated_mailbox_gets_new_uidvalidity,
+                rename_inbox_moves_messages,
+                flags_roundtrip_and_modseq_increases,
+            }
+            feed {
+                change_feed_reports_append_flags_expunge,
+                deleting_an_account_publishes_account_deleted_to_other_stores,
+                a_second_handle_sees_writes_and_their_changes,
+            }
+            moves {
+                move_shares_bodies_and_leaves_tombstones,
+                move_reports_append_and_expunge_on_the_feed,
+                move_survives_reopen,
+                move_to_a_missing_mailbox_is_not_found,
+                messages_range_reads_only_the_range,
+                read_bodies_reads_many_at_once_and_marks_missing_ones,
+            }
+            queue {
+                a_claim_leases_rows_and_an_expired_lease_is_claimed_again,
+                claims_of_a_stopped_sender_are_released_at_start,
+                complete_defer_fail_retry_and_delete,
+                queue_changes_reach_the_feed,
+            }
+            targets {
+                a_target_names_its_mailbox_and_flags,
+                a_missing_mailbox_means_inbox,
+            }
+            imports {
+                an_import_with_a_known_digest_appends_nothing,
+            }
+        );
+    };
+    (@areas $backend:expr; $($area:ident { $($name:ident),* $(,)? })*) => {
+        $(
+            mod $area {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let backend = $backend;
+                        $crate::conformance::$area::$name(&backend).await;
+                    }
+                )*
+            }
+        )*
+    };
+}
