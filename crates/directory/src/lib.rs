@@ -14,12 +14,10 @@
 //! one conformance suite (`conformance`, behind the feature of that name)
 //! runs on each.
 //!
-//! Locking in the SQLite backend: a few connections
-//! ([`DIRECTORY_CONNECTIONS`]), each behind its own mutex, used from
-//! tokio's blocking pool and never on the async workers; an async
-//! semaphore admits one query per connection, so a query never waits for
-//! a connection on a blocking thread (see `sqlite.rs`). Password hashing
-//! happens outside any connection. Between processes SQLite's WAL and busy
+//! Locking in the SQLite backend: [`DIRECTORY_CONNECTIONS`] connections,
+//! each behind its own mutex, used by the directory's query thread and by
+//! password changes on tokio's blocking pool, never on the async workers
+//! (see `sqlite.rs`). Password hashing happens outside any connection. Between processes SQLite's WAL and busy
 //! timeout do the work; writes that check then insert run in `BEGIN
 //! IMMEDIATE` transactions, so two writers cannot both pass the check.
 
@@ -54,7 +52,7 @@ pub use proto_common::ServerNonce;
 pub use resolve::{MAX_EXPANSION_DEPTH, MAX_EXPANSION_TARGETS};
 pub use schema::{BUSY_TIMEOUT, SCHEMA_VERSION};
 pub use scram::{DEFAULT_SCRAM_ITERATIONS, SCRAM_SALT_LEN};
-pub use sqlite::{DIRECTORY_CONNECTIONS, SqliteDirectory};
+pub use sqlite::{DIRECTORY_CONNECTIONS, DIRECTORY_QUERY_THREADS, SqliteDirectory};
 
 /// The directory database's usual file name inside the data directory.
 pub const DB_FILE_NAME: &str = "directory.db";

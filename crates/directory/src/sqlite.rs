@@ -1,33 +1,49 @@
-//! [`SqliteDirectory`]: the embedded directory backend. Every query runs
-//! on tokio's blocking pool, never on the async workers, with bounded
-//! concurrency: an async semaphore of [`DIRECTORY_CONNECTIONS`] permits
-//! admits one query per connection, so however many sessions look up at
-//! once, at most that many blocking threads are busy with directory SQL,
-//! and a waiting lookup waits asynchronously rather than on a mutex.
+//! [`SqliteDirectory`]: the embedded directory backend. No query runs on
+//! the async workers: each is a job for the directory's own query thread
+//! ([`DIRECTORY_QUERY_THREADS`]), answered through a oneshot channel, so
+//! however many sessions look up at once, one thread does directory SQL
+//! and a waiting lookup waits asynchronously. One thread rather than
+//! tokio's blocking pool because of what a lookup costs: a few
+//! microseconds of indexed SQL, against a thread wake-up per
+//! `spawn_blocking` to one of the pool's idle threads; a busy query thread
+//! takes the next queued lookup without a wake-up. Measured on the 2-core
+//! VM (20 concurrent RCPT lookups): 9-10 us of CPU per lookup, against
+//! 19-23 us through `spawn_blocking`.
 //!
 //! Password hashing (argon2 in `user add`, `user passwd` and logins,
-//! PBKDF2 for SCRAM keys) runs on the blocking pool too but without a
-//! connection permit: a slow hash must not hold up RCPT lookups. Its memory
-//! is bounded by the hasher's pool (`password.rs`), its queue by the
-//! caller (the server's `Authenticator` waits for one of
-//! [`Directory::max_concurrent_hashes`] permits before calling).
+//! PBKDF2 for SCRAM keys) runs on tokio's blocking pool instead: a slow
+//! hash must not hold up RCPT lookups. Its memory is bounded by the
+//! hasher's pool (`password.rs`), its queue by the caller (the server's
+//! `Authenticator` waits for one of [`Directory::max_concurrent_hashes`]
+//! permits before calling).
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 
 use proto_common::{ScramKeys, ServerNonce};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use crate::{
     Directory, DirectoryConfig, DirectoryDb, DirectoryError, DirectoryFuture, Forward, Member,
     Resolution, User,
 };
 
-/// Connections (and concurrent queries) per open directory. Lookups are
-/// short indexed reads, so a few serve many sessions; each one costs a
-/// file handle and a page cache. The same figure as the store's
-/// `READ_CONNECTIONS`.
-pub const DIRECTORY_CONNECTIONS: usize = 4;
+/// Connections per open directory: one for the query thread and one for
+/// the SQL of a password change or SCRAM key fill-in running beside it
+/// (each connection costs a file handle and a page cache).
+pub const DIRECTORY_CONNECTIONS: usize = 2;
+
+/// Threads that run the directory's queries. One: a lookup is a few
+/// microseconds of SQL, far less than waking a thread, and a busy thread
+/// takes the next queued lookup without being woken, so under load one
+/// wake serves many lookups. Admin listings run there too; hashing never.
+pub const DIRECTORY_QUERY_THREADS: usize = 1;
+
+/// A query for the query threads; it answers through its own channel.
+type Job = Box<dyn FnOnce(&DirectoryDb) + Send>;
 
 /// The SQLite directory of one data directory (`directory.db`). Several
 /// may be open on the same file, in this process or others (the CLI):
@@ -35,7 +51,10 @@ pub const DIRECTORY_CONNECTIONS: usize = 4;
 /// effect at once.
 pub struct SqliteDirectory {
     db: Arc<DirectoryDb>,
-    permits: Arc<Semaphore>,
+    /// The query threads' queue; None once closed. Unbounded: each caller
+    /// awaits its answer, so it holds at most one job per waiting session.
+    jobs: Option<mpsc::Sender<Job>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for SqliteDirectory {
@@ -50,48 +69,83 @@ fn task_failed(e: tokio::task::JoinError) -> DirectoryError {
     DirectoryError::Db(format!("directory task failed: {e}"))
 }
 
+fn closed() -> DirectoryError {
+    DirectoryError::Db("the directory is closed".into())
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One query thread: takes the next job, runs it, until the queue closes.
+/// A job that panics is answered by its dropped channel (an error for its
+/// caller) and the thread goes on.
+fn serve(db: &DirectoryDb, jobs: &Mutex<mpsc::Receiver<Job>>) {
+    loop {
+        let job = {
+            let queue = lock(jobs);
+            match queue.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        if std::panic::catch_unwind(AssertUnwindSafe(|| job(db))).is_err() {
+            tracing::error!("a directory query panicked");
+        }
+    }
+}
+
 impl SqliteDirectory {
-    /// Opens (creating and migrating as needed) the database at `db_path`.
-    /// Refuses a database from a newer mailroom with
-    /// [`DirectoryError::NewerSchema`]. Works without a tokio runtime; the
-    /// async methods need one when awaited.
+    /// Opens (creating and migrating as needed) the database at `db_path`
+    /// and starts its query threads. Refuses a database from a newer
+    /// mailroom with [`DirectoryError::NewerSchema`]. Works without a
+    /// tokio runtime; the async methods need one when awaited.
     pub fn open(
         db_path: &Path,
         config: DirectoryConfig,
     ) -> Result<SqliteDirectory, DirectoryError> {
-        Ok(SqliteDirectory {
-            db: Arc::new(DirectoryDb::open(db_path, config)?),
-            permits: Arc::new(Semaphore::new(DIRECTORY_CONNECTIONS)),
-        })
+        let db = Arc::new(DirectoryDb::open(db_path, config)?);
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut dir = SqliteDirectory {
+            db,
+            jobs: Some(tx),
+            threads: Vec::new(),
+        };
+        for i in 0..DIRECTORY_QUERY_THREADS {
+            let (db, rx) = (Arc::clone(&dir.db), Arc::clone(&rx));
+            let thread = std::thread::Builder::new()
+                .name(format!("directory-{i}"))
+                .spawn(move || serve(&db, &rx))
+                .map_err(|e| DirectoryError::Db(format!("cannot start a directory thread: {e}")))?;
+            dir.threads.push(thread);
+        }
+        Ok(dir)
     }
 
-    /// Runs `f` on the blocking pool once a connection permit is free.
+    /// Runs `f` on a query thread; resolves with its answer.
     fn query<T, F>(&self, f: F) -> DirectoryFuture<'_, T>
     where
         T: Send + 'static,
         F: FnOnce(&DirectoryDb) -> Result<T, DirectoryError> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
-        let permits = Arc::clone(&self.permits);
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |db| {
+            let _ = tx.send(f(db));
+        });
+        let sent = match &self.jobs {
+            Some(jobs) => jobs.send(job).map_err(|_| closed()),
+            None => Err(closed()),
+        };
         Box::pin(async move {
-            // Held until the blocking task ends, so a free connection
-            // waits for every admitted query.
-            let permit = permits
-                .acquire_owned()
-                .await
-                .map_err(|_| DirectoryError::Db("the directory is closed".into()))?;
-            tokio::task::spawn_blocking(move || {
-                let r = f(&db);
-                drop(permit);
-                r
-            })
-            .await
-            .map_err(task_failed)?
+            sent?;
+            rx.await
+                .map_err(|_| DirectoryError::Db("a directory query failed".into()))?
         })
     }
 
-    /// Runs `f` (a password hash, and its own short SQL) on the blocking
-    /// pool without a connection permit.
+    /// Runs `f` (a password hash, and its own short SQL) on tokio's
+    /// blocking pool, not on a query thread: a hash takes milliseconds.
     fn hashing<T, F>(&self, f: F) -> DirectoryFuture<'_, T>
     where
         T: Send + 'static,
@@ -103,6 +157,18 @@ impl SqliteDirectory {
                 .await
                 .map_err(task_failed)?
         })
+    }
+}
+
+impl Drop for SqliteDirectory {
+    /// Closes the queue; the threads answer what is queued, then exit.
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                tracing::error!("a directory thread panicked");
+            }
+        }
     }
 }
 

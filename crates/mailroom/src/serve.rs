@@ -330,6 +330,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         store: store.clone(),
         auth: Arc::clone(&auth),
         tls: Some(Arc::clone(&tls)),
+        metrics: Arc::clone(&metrics),
     });
     let mut pop3_listeners = bind_all("pop3.listen", &c.pop3.listen, Role::Pop3).await?;
     pop3_listeners.extend(bind_all("pop3.tls_listen", &c.pop3.tls_listen, Role::Pop3s).await?);
@@ -355,6 +356,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         store.clone(),
         Arc::clone(&auth),
         Some(Arc::clone(&tls)),
+        Arc::clone(&metrics),
     );
     let mut imap_listeners = bind_all("imap.listen", &c.imap.listen, Role::Imap).await?;
     imap_listeners.extend(bind_all("imap.tls_listen", &c.imap.tls_listen, Role::Imaps).await?);
@@ -494,92 +496,70 @@ impl admin::Status for AdminStatus {
     }
 
     fn metrics(&self) -> String {
+        use server::metrics::{Live, Sample, load};
         let stats = self.store.stats();
-        self.metrics.render(&[
-            (
-                "mailroom_connections",
-                "Live connections",
-                "gauge",
-                self.tracker.active() as u64,
-            ),
-            (
-                "mailroom_store_commits_total",
-                "Store commits (one fsync each)",
-                "counter",
-                stats.commits,
-            ),
-            (
-                "mailroom_store_writes_total",
-                "Store write operations committed",
-                "counter",
-                stats.ops,
-            ),
-            (
-                "mailroom_queue_size",
-                "Rows (remote recipients) in the outbound queue",
-                "gauge",
-                load(&self.outbound.queue_size),
-            ),
-            (
-                "mailroom_queue_oldest_age_seconds",
-                "Age of the oldest row in the outbound queue",
-                "gauge",
-                load(&self.outbound.oldest_age),
-            ),
-            (
-                "mailroom_outbound_delivered_total",
-                "Remote recipients delivered by the queue worker",
-                "counter",
-                load(&self.outbound.delivered),
-            ),
-            (
-                "mailroom_outbound_deferred_total",
-                "Remote delivery attempts deferred (temporary failures)",
-                "counter",
-                load(&self.outbound.deferred),
-            ),
-            (
-                "mailroom_outbound_failed_total",
-                "Remote recipients failed (permanent, or past the queue lifetime)",
-                "counter",
-                load(&self.outbound.failed),
-            ),
-            (
-                "mailroom_outbound_dsns_total",
-                "DSNs made by the queue worker (failures, delays, relayed)",
-                "counter",
-                load(&self.outbound.dsns),
-            ),
-            (
-                "mailroom_logins_ok_total",
-                "Successful logins, every protocol",
-                "counter",
-                load(&self.auth.stats.ok),
-            ),
-            (
-                "mailroom_logins_failed_total",
-                "Failed logins (wrong name or password), every protocol",
-                "counter",
-                load(&self.auth.stats.failed),
-            ),
-            (
-                "mailroom_logins_throttled_total",
-                "Logins refused because their address is locked out",
-                "counter",
-                load(&self.auth.stats.throttled),
-            ),
-            (
-                "mailroom_login_delay_milliseconds_total",
-                "Delay imposed on failed logins, in all",
-                "counter",
-                load(&self.auth.stats.delay_ms),
-            ),
-        ])
+        let live = Live {
+            samples: vec![
+                Sample::Gauge(
+                    "mailroom_connections",
+                    "Live connections",
+                    self.tracker.active() as u64,
+                ),
+                Sample::Counter(
+                    "mailroom_store_commits",
+                    "Store commits (one fsync each)",
+                    stats.commits,
+                ),
+                Sample::Counter(
+                    "mailroom_store_writes",
+                    "Store write operations committed",
+                    stats.ops,
+                ),
+                Sample::Gauge(
+                    "mailroom_queue_size",
+                    "Rows (remote recipients) in the outbound queue",
+                    load(&self.outbound.queue_size),
+                ),
+                Sample::Gauge(
+                    "mailroom_queue_oldest_age_seconds",
+                    "Age of the oldest row in the outbound queue",
+                    load(&self.outbound.oldest_age),
+                ),
+                Sample::Counter(
+                    "mailroom_outbound_delivered",
+                    "Remote recipients delivered by the queue worker",
+                    load(&self.outbound.delivered),
+                ),
+                Sample::Counter(
+                    "mailroom_outbound_deferred",
+                    "Remote delivery attempts deferred (temporary failures)",
+                    load(&self.outbound.deferred),
+                ),
+                Sample::Counter(
+                    "mailroom_outbound_failed",
+                    "Remote recipients failed (permanent, or past the queue lifetime)",
+                    load(&self.outbound.failed),
+                ),
+                Sample::Counter(
+                    "mailroom_outbound_dsns",
+                    "DSNs made by the queue worker (failures, delays, relayed)",
+                    load(&self.outbound.dsns),
+                ),
+                Sample::Counter(
+                    "mailroom_logins_throttled",
+                    "Logins refused because their address is locked out, every protocol",
+                    load(&self.auth.stats.throttled),
+                ),
+                Sample::Counter(
+                    "mailroom_login_delay_milliseconds",
+                    "Delay imposed on failed logins, in all",
+                    load(&self.auth.stats.delay_ms),
+                ),
+            ],
+            batches: stats.batches,
+        };
+        self.metrics.render(live)
     }
-}
-
-fn load(c: &std::sync::atomic::AtomicU64) -> u64 {
-    c.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Binds every address of a listener key for `role`; an address that

@@ -32,17 +32,57 @@ fn admin_port_serves_health_and_metrics() {
     assert_eq!(r.code, 250);
     c.cmd("MAIL FROM:<x@remote.test> SIZE=999999999999", 552);
 
+    // A login per protocol (curl uses SASL PLAIN): IMAP right, POP3 wrong.
+    let imap = Command::new("curl")
+        .args(["-sS", "-u", "alice:secret"])
+        .arg(format!("imap://{}/", server.imap))
+        .output()
+        .expect("curl imap");
+    assert!(imap.status.success(), "{imap:?}");
+    let pop3 = Command::new("curl")
+        .args(["-sS", "-u", "alice:wrong"])
+        .arg(format!("pop3://{}/", server.pop3))
+        .output()
+        .expect("curl pop3");
+    assert!(!pop3.status.success());
+
     let (code, metrics) = curl(&format!("{base}/metrics"));
     assert_eq!(code, "200");
+    for line in [
+        "\nmailroom_logins_total{protocol=\"imap\",result=\"ok\"} 1\n",
+        "\nmailroom_logins_total{protocol=\"pop3\",result=\"failed\"} 1\n",
+        "\nmailroom_sessions_total{protocol=\"imap\"} 1\n",
+        "mailroom_command_duration_seconds_count{protocol=\"imap\",command=\"AUTHENTICATE\"} 1\n",
+        "mailroom_command_duration_seconds_count{protocol=\"pop3\",command=\"AUTH\"} 1\n",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in {metrics}");
+    }
     assert!(
         metrics.contains("\nmailroom_smtp_messages_accepted_total 1\n"),
         "{metrics}"
     );
     assert!(metrics.contains("\nmailroom_connections "), "{metrics}");
+    // OpenMetrics names a counter without its _total suffix.
     assert!(
-        metrics.contains("# TYPE mailroom_store_commits_total counter"),
+        metrics.contains("# TYPE mailroom_store_commits counter"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("\nmailroom_sessions_total{protocol=\"smtp\"} 1\n"),
+        "{metrics}"
+    );
+    // The SIZE refusal is counted with its command and status code.
+    assert!(
+        metrics.contains("\nmailroom_smtp_rejections_total{command=\"MAIL\",status=\"5.3.4\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "mailroom_command_duration_seconds_count{protocol=\"smtp\",command=\"DATA\"} 1\n"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
     assert_eq!(curl(&format!("{base}/nothing-here")).0, "404");
 }
 

@@ -74,6 +74,28 @@ pub enum Command {
     Auth(Option<AuthStart>),
 }
 
+impl Command {
+    /// The keyword, upper-case, for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::User(_) => "USER",
+            Command::Pass(_) => "PASS",
+            Command::Stat => "STAT",
+            Command::List(_) => "LIST",
+            Command::Retr(_) => "RETR",
+            Command::Dele(_) => "DELE",
+            Command::Noop => "NOOP",
+            Command::Rset => "RSET",
+            Command::Top { .. } => "TOP",
+            Command::Quit => "QUIT",
+            Command::Uidl(_) => "UIDL",
+            Command::Capa => "CAPA",
+            Command::Stls => "STLS",
+            Command::Auth(_) => "AUTH",
+        }
+    }
+}
+
 /// Why a command line was refused. Each maps to one `-ERR` response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandError {

@@ -134,8 +134,15 @@ async fn answer(
         Head::Complete(bytes) => respond(&bytes, status).await,
         Head::TooLarge => (431, "Request Header Fields Too Large", String::new(), false),
     };
+    // The metrics are OpenMetrics text (prometheus-client); everything
+    // else is plain text.
+    let content_type = if body.ends_with("# EOF\n") {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; charset=utf-8"
+    };
     let mut response = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     if !head_only {

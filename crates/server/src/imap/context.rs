@@ -21,6 +21,7 @@ pub struct ImapContext {
     pub recent: RecentTracker,
     /// Certificates for STARTTLS and the IMAPS port; None: no TLS.
     pub tls: Option<Arc<Tls>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl ImapContext {
@@ -30,6 +31,7 @@ impl ImapContext {
         store: Arc<dyn Store>,
         auth: Arc<Authenticator>,
         tls: Option<Arc<Tls>>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Arc<Self> {
         let hub = ChangeHub::start(&store);
         Arc::new(ImapContext {
@@ -39,6 +41,7 @@ impl ImapContext {
             hub,
             recent: RecentTracker::default(),
             tls,
+            metrics,
         })
     }
 }

@@ -66,6 +66,19 @@ impl Sink for Io {
     }
 }
 
+/// Applies one command and records its server time in the metrics (IDLE
+/// and AUTHENTICATE until their first turn).
+async fn timed_apply(
+    session: &mut Session,
+    cmd: proto_imap::command::Command,
+    out: &mut Out<'_>,
+) -> Result<Flow, ImapError> {
+    let (name, started) = (cmd.kind.name(), std::time::Instant::now());
+    let flow = session.apply(cmd, out).await;
+    session.ctx.metrics.command("imap", name, started.elapsed());
+    flow
+}
+
 async fn fill(io: &mut Io, until: Instant) -> Result<(), End> {
     Ok(io.fill(until).await?)
 }
@@ -212,7 +225,7 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                             let text = format!("Syntax error: {}", e.message);
                             bad(&mut out, e.tag.as_ref().map(Tag::as_str), None, &text);
                         }
-                        Some(Ok(cmd)) => match session.apply(cmd, &mut out).await? {
+                        Some(Ok(cmd)) => match timed_apply(session, cmd, &mut out).await? {
                             Flow::Continue => {}
                             Flow::Close => {
                                 // The slot goes back before the BYE and

@@ -23,14 +23,21 @@ pub async fn serve(
 ) {
     let limits = ctx.config.connections;
     let exempt = ctx.config.plaintext_networks.clone();
+    let metrics = Arc::clone(&ctx.metrics);
     accept_loop(
         listener,
         limits,
         &exempt,
         tracker,
         shutdown,
-        refusal,
-        |conn, shutdown| super::driver::run(conn, Arc::clone(&ctx), shutdown),
+        |why| {
+            metrics.refused("imap");
+            refusal(why)
+        },
+        |conn, shutdown| {
+            metrics.session("imap");
+            super::driver::run(conn, Arc::clone(&ctx), shutdown)
+        },
     )
     .await;
 }

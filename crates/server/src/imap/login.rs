@@ -31,8 +31,18 @@ impl Session {
         // Flush what is queued: the failure delay must not hold it back.
         out.flush().await?;
         match self.ctx.auth.login(self.peer.ip(), user, password).await {
-            Ok(account) => self.logged_in(account).await,
-            Err(f) => Err(login_failure(f.into())),
+            Ok(account) => {
+                self.ctx
+                    .metrics
+                    .login("imap", crate::metrics::LoginResult::Ok);
+                self.logged_in(account).await
+            }
+            Err(f) => {
+                self.ctx
+                    .metrics
+                    .login("imap", crate::metrics::LoginResult::from(&f));
+                Err(login_failure(f.into()))
+            }
         }
     }
 
@@ -132,8 +142,18 @@ impl Session {
                 self.sasl = ex;
                 return Ok(Some(Flow::Sasl(tag.clone())));
             }
-            Step::Done(account) => self.logged_in(account).await,
-            Step::Failed(f) => Err(login_failure(f)),
+            Step::Done(account) => {
+                self.ctx
+                    .metrics
+                    .login("imap", crate::metrics::LoginResult::Ok);
+                self.logged_in(account).await
+            }
+            Step::Failed(f) => {
+                self.ctx
+                    .metrics
+                    .login("imap", crate::metrics::LoginResult::from(&f));
+                Err(login_failure(f))
+            }
         };
         match result {
             Ok((code, text)) => tagged(out, tag, Status::Ok, code, &text),

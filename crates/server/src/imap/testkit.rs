@@ -89,6 +89,7 @@ impl Kit {
             store.clone(),
             Authenticator::with_delay_scale(directory, 0.0),
             None,
+            Arc::new(crate::metrics::Metrics::default()),
         );
         Kit {
             _dir: dir,

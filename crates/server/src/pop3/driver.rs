@@ -129,7 +129,14 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                     Action::Reply(Response::err("Line too long"))
                 }
                 Line::Line(l) => match parse_command(l) {
-                    Ok(cmd) => session.apply(cmd).await,
+                    Ok(cmd) => {
+                        let (name, started) = (cmd.name(), std::time::Instant::now());
+                        let action = session.apply(cmd).await;
+                        // RETR/TOP: the time to read the message and
+                        // queue the response, not the client's reading.
+                        session.ctx.metrics.command("pop3", name, started.elapsed());
+                        action
+                    }
                     Err(e) => {
                         bad_commands += 1;
                         Action::Reply(e.response())

@@ -24,14 +24,21 @@ pub async fn serve(
 ) {
     let limits = ctx.config.connections;
     let exempt = ctx.config.plaintext_networks.clone();
+    let metrics = Arc::clone(&ctx.metrics);
     accept_loop(
         listener,
         limits,
         &exempt,
         tracker,
         shutdown,
-        refusal,
-        |conn, shutdown| super::driver::run(conn, Arc::clone(&ctx), shutdown),
+        |why| {
+            metrics.refused("pop3");
+            refusal(why)
+        },
+        |conn, shutdown| {
+            metrics.session("pop3");
+            super::driver::run(conn, Arc::clone(&ctx), shutdown)
+        },
     )
     .await;
 }

@@ -108,8 +108,18 @@ impl Session {
                 }
                 Action::Continue(proto_common::base64_encode(&c))
             }
-            Step::Done(account) => Action::Reply(self.enter_transaction(account).await),
-            Step::Failed(f) => Action::Reply(failure(f)),
+            Step::Done(account) => {
+                self.ctx
+                    .metrics
+                    .login("pop3", crate::metrics::LoginResult::Ok);
+                Action::Reply(self.enter_transaction(account).await)
+            }
+            Step::Failed(f) => {
+                self.ctx
+                    .metrics
+                    .login("pop3", crate::metrics::LoginResult::from(&f));
+                Action::Reply(failure(f))
+            }
         }
     }
 
@@ -117,8 +127,18 @@ impl Session {
     async fn login(&mut self, login: &str, password: &str) -> Response {
         let ip = self.peer.ip();
         match self.ctx.auth.login(ip, login, password).await {
-            Ok(account) => self.enter_transaction(account).await,
-            Err(f) => failure(f.into()),
+            Ok(account) => {
+                self.ctx
+                    .metrics
+                    .login("pop3", crate::metrics::LoginResult::Ok);
+                self.enter_transaction(account).await
+            }
+            Err(f) => {
+                self.ctx
+                    .metrics
+                    .login("pop3", crate::metrics::LoginResult::from(&f));
+                failure(f.into())
+            }
         }
     }
 

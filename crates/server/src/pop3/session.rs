@@ -31,6 +31,7 @@ pub struct Pop3Context {
     pub auth: Arc<Authenticator>,
     /// Certificates for STLS and the POP3S port; None: no TLS.
     pub tls: Option<Arc<Tls>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What the driver does after a command.

@@ -50,6 +50,7 @@ impl Kit {
             store: store.clone(),
             auth: Authenticator::with_delay_scale(directory, 0.0),
             tls: None,
+            metrics: Arc::new(crate::metrics::Metrics::default()),
         });
         Kit {
             _dir: dir,

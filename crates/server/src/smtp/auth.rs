@@ -146,11 +146,19 @@ impl Session {
                 Reply::new(334, None, proto_common::base64_encode(&c))
             }
             Step::Done(account) => {
+                self.ctx
+                    .metrics
+                    .login("smtp", crate::metrics::LoginResult::Ok);
                 tracing::info!(%account, "smtp login");
                 self.authenticated = Some(account);
                 reply(235, 2, 7, 0, "Authentication successful")
             }
-            Step::Failed(f) => sasl_failure(f),
+            Step::Failed(f) => {
+                self.ctx
+                    .metrics
+                    .login("smtp", crate::metrics::LoginResult::from(&f));
+                sasl_failure(f)
+            }
         }
     }
 

@@ -15,7 +15,6 @@ use store::StoreError;
 use super::session::{
     Action, Chunks, Session, State, Transaction, bad_sequence, local_error, reply,
 };
-use crate::metrics::Metrics;
 use crate::presence::TerminalMessage;
 
 impl Session {
@@ -41,7 +40,6 @@ impl Session {
         // or RSET.
         let need = self.admission_size(tx.params.size, None);
         if !self.admit(need) {
-            self.count_outcome(&insufficient_storage());
             return Action::Reply(insufficient_storage());
         }
         Action::ReadData(Reply::new(354, None, "End data with <CR><LF>.<CR><LF>"))
@@ -61,22 +59,11 @@ impl Session {
             self.deliver(tx, message).await
         };
         self.end_message();
-        self.count_outcome(&r);
         r
     }
 
     fn count_accepted(&self, size: usize) {
-        let m = &self.ctx.metrics;
-        Metrics::inc(&m.smtp_messages_accepted);
-        Metrics::add(&m.smtp_bytes_accepted, size as u64);
-    }
-
-    /// Metrics for the end of a message: accepted or refused.
-    fn count_outcome(&self, r: &Reply) {
-        let m = &self.ctx.metrics;
-        if r.code >= 400 {
-            Metrics::inc(&m.smtp_messages_rejected);
-        }
+        self.ctx.metrics.smtp_accepted(size as u64);
     }
 
     pub(crate) fn bdat_start(&mut self, size: u64, last: bool) -> Action {
@@ -103,7 +90,6 @@ impl Session {
                 self.state = State::Ready;
                 self.end_message();
                 let r = insufficient_storage();
-                self.count_outcome(&r);
                 return Action::ReadChunk {
                     size,
                     last,
@@ -162,7 +148,6 @@ impl Session {
                 too_big()
             };
             self.end_message();
-            self.count_outcome(&r);
             return r;
         }
         if !last {
@@ -177,7 +162,6 @@ impl Session {
         drop(data);
         let r = self.deliver(tx, message).await;
         self.end_message();
-        self.count_outcome(&r);
         r
     }
 

@@ -117,45 +117,73 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                     break;
                 }
                 Some(Line::TooLong) => Err(line_too_long()),
-                Some(Line::Line(l)) => Ok(parse_line(l, max_line)),
+                Some(Line::Line(l)) => Ok(parse_line(l, max_line).map_err(|r| (verb_of(l), r))),
             };
             io.consume(consumed);
+            let started = Instant::now();
+            // The verb for the metrics; `timed` is false when the command
+            // recorded its own time (DATA: from the end of the data on).
+            let mut verb = "other";
+            let mut timed = true;
             let reply = match command {
-                Err(r) | Ok(Err(r)) => r,
-                Ok(Ok(cmd)) => match session.apply(cmd).await {
-                    Action::Reply(r) => r,
-                    Action::Close(r) => {
-                        io.release_slot();
-                        queue(io, &r);
-                        return io.flush().await;
-                    }
-                    Action::StartTls(r220) => {
-                        queue(io, &r220);
-                        io.flush().await?;
-                        let Some(tls) = session.ctx.tls.clone() else {
-                            return Err(End::Gone);
-                        };
-                        let info = Box::pin(io.start_tls(&tls, session.role)).await?;
-                        session.tls_started(info);
-                        // Whatever followed STARTTLS in the buffer is gone
-                        // (Io::start_tls); the splitter starts afresh too.
-                        splitter = LineSplitter::new(longest_line(session));
-                        break;
-                    }
-                    Action::ReadData(r354) => {
-                        queue(io, &r354);
-                        io.flush().await?;
-                        read_data(io, session).await?
-                    }
-                    Action::ReadChunk { size, last, refuse } => {
-                        read_chunk(io, session, size, refuse.is_none()).await?;
-                        match refuse {
-                            Some(r) => r,
-                            None => session.bdat_end(size, last).await,
+                Err(r) => r,
+                Ok(Err((v, r))) => {
+                    verb = v;
+                    r
+                }
+                Ok(Ok(cmd)) => {
+                    verb = cmd.verb();
+                    match session.apply(cmd).await {
+                        Action::Reply(r) => r,
+                        Action::Close(r) => {
+                            io.release_slot();
+                            queue(io, &r);
+                            return io.flush().await;
+                        }
+                        Action::StartTls(r220) => {
+                            queue(io, &r220);
+                            io.flush().await?;
+                            let Some(tls) = session.ctx.tls.clone() else {
+                                return Err(End::Gone);
+                            };
+                            let info = Box::pin(io.start_tls(&tls, session.role)).await?;
+                            session.tls_started(info);
+                            // Whatever followed STARTTLS in the buffer is gone
+                            // (Io::start_tls); the splitter starts afresh too.
+                            splitter = LineSplitter::new(longest_line(session));
+                            break;
+                        }
+                        Action::ReadData(r354) => {
+                            queue(io, &r354);
+                            io.flush().await?;
+                            timed = false;
+                            read_data(io, session).await?
+                        }
+                        Action::ReadChunk { size, last, refuse } => {
+                            read_chunk(io, session, size, refuse.is_none()).await?;
+                            // The chunk's own time: what the server did after
+                            // its last octet came (for LAST: the commit).
+                            let ended = Instant::now();
+                            let r = match refuse {
+                                Some(r) => r,
+                                None => session.bdat_end(size, last).await,
+                            };
+                            session.ctx.metrics.command("smtp", verb, ended.elapsed());
+                            timed = false;
+                            r
                         }
                     }
-                },
+                }
             };
+            if timed {
+                session.ctx.metrics.command("smtp", verb, started.elapsed());
+            }
+            if reply.code >= 400 {
+                let status = reply
+                    .enhanced
+                    .map_or_else(|| reply.code.to_string(), |e| e.to_string());
+                session.ctx.metrics.smtp_rejected(verb, status);
+            }
             queue(io, &reply);
             if reply.code >= 500 {
                 errors += 1;
@@ -251,7 +279,28 @@ async fn read_data(io: &mut Io, session: &mut Session) -> Result<Reply, End> {
         io.fill_data(until).await?;
     }
     let too_large = rx.too_large();
-    Ok(session.finish_data(rx.into_message(), too_large).await)
+    // DATA's time is the server's, from the final dot to the reply (the
+    // commit), not the client's transfer.
+    let ended = Instant::now();
+    let r = session.finish_data(rx.into_message(), too_large).await;
+    session.ctx.metrics.command("smtp", "DATA", ended.elapsed());
+    Ok(r)
+}
+
+/// The verbs the parser knows, for metrics labels of lines that did not
+/// parse (a bounded set: anything else is "other").
+const VERBS: &[&str] = &[
+    "HELO", "EHLO", "MAIL", "SEND", "SOML", "SAML", "RCPT", "DATA", "BDAT", "RSET", "VRFY", "EXPN",
+    "HELP", "NOOP", "QUIT", "STARTTLS", "AUTH",
+];
+
+fn verb_of(line: &[u8]) -> &'static str {
+    let word = line.split(|b| *b == b' ').next().unwrap_or_default();
+    VERBS
+        .iter()
+        .find(|v| v.as_bytes().eq_ignore_ascii_case(word))
+        .copied()
+        .unwrap_or("other")
 }
 
 /// Reads exactly `size` octets of a BDAT chunk; keeps them only when

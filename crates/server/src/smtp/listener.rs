@@ -12,7 +12,7 @@ use crate::shutdown::Shutdown;
 /// 421 4.7.0 at connect (RFC 5321 3.8: the server may refuse a connection
 /// with 421).
 fn refusal(why: Refusal, metrics: &Metrics) -> Vec<u8> {
-    Metrics::inc(&metrics.smtp_connections_refused);
+    metrics.refused("smtp");
     reply(421, 4, 7, 0, refusal_text(why)).to_bytes()
 }
 
@@ -36,7 +36,7 @@ pub async fn serve(
         shutdown,
         refuse,
         |conn, shutdown| {
-            Metrics::inc(&metrics.smtp_connections);
+            metrics.session("smtp");
             super::driver::run(conn, Arc::clone(&ctx), shutdown)
         },
     )
