@@ -14,6 +14,7 @@ pub fn outbound(to: &[&str]) -> Delivery {
             raw: b"Subject: out\r\n\r\nx\r\n".to_vec(),
             sender: "a@x".into(),
             recipients: to.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         }),
         internal_date: 0,
     }
