@@ -210,6 +210,8 @@ pub struct Worker {
     pub stats: Arc<WorkerStats>,
     slots: Arc<Semaphore>,
     down: Arc<Down>,
+    /// DKIM keys that sign what leaves (RFC 6376); None: nothing is signed.
+    dkim: Option<Arc<crate::dkim::Signer>>,
 }
 
 impl Worker {
@@ -222,7 +224,14 @@ impl Worker {
             stats: Arc::default(),
             slots,
             down: Arc::default(),
+            dkim: None,
         }
+    }
+
+    /// Signs each message at send time with the keys of its From domain.
+    pub fn with_dkim(mut self, signer: Arc<crate::dkim::Signer>) -> Worker {
+        self.dkim = Some(signer);
+        self
     }
 
     /// Runs until `stop` resolves. Deliveries in flight go on in their
@@ -316,6 +325,7 @@ impl Worker {
                 routing: Arc::clone(&self.routing),
                 stats: Arc::clone(&self.stats),
                 down: Arc::clone(&self.down),
+                dkim: self.dkim.clone(),
             };
             tokio::spawn(async move {
                 job.domain(&domain, rows).await;
@@ -352,6 +362,7 @@ struct Job {
     routing: Arc<dyn Routing>,
     stats: Arc<WorkerStats>,
     down: Arc<Down>,
+    dkim: Option<Arc<crate::dkim::Signer>>,
 }
 
 /// Destinations that keep failing, backed off as a whole: their rows
@@ -443,7 +454,10 @@ impl Job {
                     Outgoing {
                         sender,
                         recipients: rows.iter().map(|r| r.recipient.clone()).collect(),
-                        raw: Arc::new(raw),
+                        raw: Arc::new(match &self.dkim {
+                            Some(signer) => signer.sign(raw),
+                            None => raw,
+                        }),
                     },
                     rows,
                 )),

@@ -196,7 +196,10 @@ fn outbound_worker(
             roots: Arc::new(relay_roots(loaded)?),
         })
     };
-    Ok(Arc::new(delivery::worker::Worker::new(store, cfg, routing)))
+    let signer = Arc::new(delivery::dkim::Signer::new(&loaded.data_dir));
+    Ok(Arc::new(
+        delivery::worker::Worker::new(store, cfg, routing).with_dkim(signer),
+    ))
 }
 
 /// The trust anchors of verified outbound TLS: `[relay] ca_file`, or the
