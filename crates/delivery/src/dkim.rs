@@ -7,6 +7,9 @@
 //! with an RSA and an Ed25519 key gets both signatures (RFC 8463 4: a
 //! receiver that does not know Ed25519 still has the RSA one).
 //!
+//! The same keys (RSA only, RFC 8617 4.1.3) seal the ARC sets that
+//! forwarded mail gets at the end of DATA ([`Signer::arc_seal`]).
+//!
 //! Signing happens at send time, not at queue time, so bounces made by the
 //! worker and messages queued before a key existed are signed too, and a
 //! key rotated while mail waits signs its next attempt.
@@ -19,10 +22,12 @@ use std::time::SystemTime;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use mail_auth::arc::ArcSealer;
 use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::generate::DkimKeyPair;
 use mail_auth::dkim::{Canonicalization, DkimSigner};
+use mail_auth::{ArcOutput, AuthenticatedMessage, AuthenticationResults};
 
 /// The folder under the data directory that holds the keys.
 pub const KEY_DIR: &str = "dkim";
@@ -371,7 +376,46 @@ fn load(key: &KeyInfo) -> Option<Loaded> {
 /// message, with one stat per message).
 struct Cache {
     modified: Option<SystemTime>,
-    signers: Arc<Vec<(String, Loaded)>>,
+    signers: Signers,
+    /// The newest RSA key per domain as an ARC sealer: RFC 8617 4.1.3
+    /// allows rsa-sha256 only.
+    sealers: Sealers,
+}
+
+type Sealer = ArcSealer<RsaKey<Sha256>, mail_auth::dkim::Done>;
+/// Per domain: its signing keys, its ARC sealer.
+type Signers = Arc<Vec<(String, Loaded)>>;
+type Sealers = Arc<Vec<(String, Sealer)>>;
+
+/// RFC 8617 4.1.2: the ARC-Message-Signature covers what a DKIM signature
+/// would (RFC 6376 5.4.1), and the DKIM signatures themselves, so the
+/// next hop sees what we saw.
+const ARC_HEADERS: &[&str] = &[
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Reply-To",
+    "In-Reply-To",
+    "References",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "List-Id",
+    "DKIM-Signature",
+];
+
+fn load_sealer(key: &KeyInfo) -> Option<Sealer> {
+    let der = rustls::pki_types::PrivatePkcs1KeyDer::from(key.private.as_slice());
+    let k = RsaKey::<Sha256>::from_key_der(der.into()).ok()?;
+    Some(
+        ArcSealer::from_key(k)
+            .domain(key.domain.clone())
+            .selector(key.selector.clone())
+            .headers(ARC_HEADERS.iter().copied()),
+    )
 }
 
 /// Signs outbound messages with the keys under a data directory.
@@ -387,16 +431,21 @@ impl Signer {
             cache: Mutex::new(Cache {
                 modified: None,
                 signers: Arc::new(Vec::new()),
+                sealers: Arc::new(Vec::new()),
             }),
         }
     }
 
-    fn signers(&self) -> Arc<Vec<(String, Loaded)>> {
+    fn signers(&self) -> Signers {
+        self.loaded().0
+    }
+
+    fn loaded(&self) -> (Signers, Sealers) {
         let modified = std::fs::metadata(self.data_dir.join(KEY_DIR))
             .and_then(|m| m.modified())
             .ok();
         let Ok(mut cache) = self.cache.lock() else {
-            return Arc::new(Vec::new());
+            return (Arc::new(Vec::new()), Arc::new(Vec::new()));
         };
         if cache.modified != modified || modified.is_none() {
             let keys = list(&self.data_dir).unwrap_or_else(|e| {
@@ -404,19 +453,51 @@ impl Signer {
                 Vec::new()
             });
             let mut signers = Vec::new();
-            for k in &keys {
-                if signs(&keys, k)
-                    && let Some(l) = load(k)
-                {
+            let mut sealers = Vec::new();
+            for k in keys.iter().filter(|k| signs(&keys, k)) {
+                if let Some(l) = load(k) {
                     signers.push((k.domain.clone(), l));
+                }
+                if k.algorithm == Algorithm::Rsa
+                    && let Some(s) = load_sealer(k)
+                {
+                    sealers.push((k.domain.clone(), s));
                 }
             }
             *cache = Cache {
                 modified,
                 signers: Arc::new(signers),
+                sealers: Arc::new(sealers),
             };
         }
-        Arc::clone(&cache.signers)
+        (Arc::clone(&cache.signers), Arc::clone(&cache.sealers))
+    }
+
+    /// An ARC set (RFC 8617 4.1: ARC-Seal, ARC-Message-Signature,
+    /// ARC-Authentication-Results) for a message we forward, sealed by
+    /// `domain`'s newest RSA key; None without one, or when the chain
+    /// already failed (5.1.2: a chain with cv=fail is not sealed on).
+    pub fn arc_seal(
+        &self,
+        domain: &str,
+        message: &AuthenticatedMessage<'_>,
+        results: &AuthenticationResults<'_>,
+        arc: &ArcOutput<'_>,
+    ) -> Option<String> {
+        if !arc.can_be_sealed() {
+            return None;
+        }
+        let (_, sealers) = self.loaded();
+        let (_, sealer) = sealers
+            .iter()
+            .find(|(d, _)| d.eq_ignore_ascii_case(domain))?;
+        match sealer.seal(message, results, arc) {
+            Ok(set) => Some(set.to_header()),
+            Err(e) => {
+                tracing::warn!(domain = %domain, error = %e, "arc: sealing failed");
+                None
+            }
+        }
     }
 
     /// The message with DKIM-Signature fields prepended when its From

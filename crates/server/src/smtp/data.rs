@@ -11,6 +11,7 @@ use proto_common::log_safe;
 use proto_smtp::{Body, Reply};
 use store::StoreError;
 
+use super::checks::{self, Verdict};
 use super::session::{
     Action, Chunks, Session, State, Transaction, bad_sequence, local_error, reply,
 };
@@ -212,6 +213,13 @@ impl Session {
         // RFC 6409 8: an authenticated submission gets Date and Message-ID.
         let submission_id = self.authenticated.is_some().then_some(id.as_str());
         let body = delivery::clean(&message, &config.hostname, submission_id);
+        // SPF, DKIM, DMARC, ARC (issue 16): refused here, or recorded.
+        let relaying = tx.recipients.iter().any(|r| !r.remote.is_empty());
+        let (results, junk, arc) = match self.auth_checks(&tx.sender, &body, relaying).await {
+            Some(Verdict::Reject(r)) => return r,
+            Some(Verdict::Accept { header, junk, arc }) => (Some(header), junk, arc),
+            None => (None, false, None),
+        };
 
         // One copy per account and per remote address, however it was
         // reached (SPEC 1: directly and through a list gives one copy).
@@ -244,7 +252,7 @@ impl Session {
 
         let size = body.len();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let Some(store_delivery) =
+        let Some(mut store_delivery) =
             delivery::build(&body, &tx.sender, Some(&received), &targets, now)
         else {
             // Terminal only (SEND): nothing to store.
@@ -252,6 +260,15 @@ impl Session {
             self.count_accepted(size);
             return reply(250, 2, 0, 0, &format!("Ok: sent as {id}"));
         };
+        if let Some(h) = &results {
+            checks::insert_results(&mut store_delivery, h);
+        }
+        if junk {
+            checks::into_junk(&mut store_delivery);
+        }
+        if let Some(set) = &arc {
+            checks::seal_relayed(&mut store_delivery, set);
+        }
         match delivery::deliver(self.ctx.store.as_ref(), store_delivery).await {
             Ok(()) => {
                 tracing::info!(

@@ -35,6 +35,8 @@ pub struct SmtpContext {
     pub auth: Arc<crate::auth::Authenticator>,
     /// Messages each authenticated user sent in the last hour.
     pub send_rate: super::auth::SendRate,
+    /// SPF/DKIM/DMARC/ARC on inbound mail; None: no Authentication-Results.
+    pub checks: Option<Arc<super::checks::Checks>>,
 }
 
 /// What the driver does after a command.

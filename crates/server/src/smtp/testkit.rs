@@ -64,6 +64,7 @@ impl Kit {
             tls: None,
             auth,
             send_rate: Default::default(),
+            checks: None,
         });
         Kit {
             _dir: dir,
