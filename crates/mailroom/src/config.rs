@@ -159,6 +159,9 @@ pub const DEFAULT_MAX_QUEUE_LIFETIME_SECS: u64 = 432_000;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChecksSection {
+    /// false: no checks and no Authentication-Results (a filter in front
+    /// of mailroom does them).
+    pub enabled: bool,
     pub spf_reject: bool,
     pub dmarc_reject: bool,
     pub dmarc_quarantine: bool,
@@ -173,6 +176,7 @@ pub struct ChecksSection {
 impl Default for ChecksSection {
     fn default() -> Self {
         ChecksSection {
+            enabled: true,
             spf_reject: false,
             dmarc_reject: false,
             dmarc_quarantine: false,

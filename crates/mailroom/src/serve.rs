@@ -307,7 +307,11 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         tls: Some(Arc::clone(&tls)),
         auth: Arc::clone(&auth),
         send_rate: Default::default(),
-        checks: Some(Arc::new(checks(&loaded)?)),
+        checks: if c.checks.enabled {
+            Some(Arc::new(checks(&loaded)?))
+        } else {
+            None
+        },
     });
 
     let mut smtp_listeners = bind_all("smtp.listen", &c.smtp.listen, Role::Mta).await?;

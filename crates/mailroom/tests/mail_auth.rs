@@ -442,6 +442,26 @@ Authentication-Results: other.example; spf=pass\r\n{}",
 }
 
 #[test]
+fn checks_switched_off_add_no_field() {
+    let dns = DnsServer::start(zone(&[])).expect("dns");
+    let s = server(&dns, "enabled = false\nspf_reject = true");
+    let r = send(
+        &s,
+        "client.example",
+        "bob@fail.example",
+        &message("bob@fail.example", "f"),
+    );
+    assert_eq!(r.code, 250);
+    let inbox = s.inbox(ALICE);
+    let f = fields(&inbox[0]);
+    assert!(
+        f[0].starts_with("Return-Path:") && f[1].starts_with("Received:"),
+        "{f:#?}"
+    );
+    assert_eq!(dns.queries(), 0);
+}
+
+#[test]
 fn a_dns_server_that_never_answers_is_bounded_by_the_checks_timeout() {
     let mut z = zone(&[]);
     z.silent("slow.example");
