@@ -212,6 +212,15 @@ fn spf_reject_refuses_a_failing_sender_and_tempfail_a_dns_error() {
         &message("bob@nullmx.example", "n"),
     );
     assert_eq!((r.code, enhanced(&r).as_str()), (550, "5.7.27"), "{r:?}");
+    // A HELO that fails SPF is refused too (RFC 7208 2.3), even with a
+    // MAIL FROM that passes.
+    let r = send(
+        &s,
+        "fail.example",
+        "bob@pass.example",
+        &message("bob@pass.example", "h"),
+    );
+    assert_eq!((r.code, enhanced(&r).as_str()), (550, "5.7.23"), "{r:?}");
     // Softfail is not fail: accepted and recorded.
     let r = send(
         &s,

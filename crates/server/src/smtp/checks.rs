@@ -49,7 +49,7 @@ pub const MAX_CACHE_ENTRIES: usize = 10_000;
 /// `[checks]`.
 #[derive(Debug, Clone)]
 pub struct ChecksConfig {
-    /// SPF fail on MAIL FROM (or HELO): 550 5.7.23.
+    /// SPF fail on MAIL FROM or on HELO (RFC 7208 2.3): 550 5.7.23.
     pub spf_reject: bool,
     /// DMARC fail with p=reject: 550 5.7.26.
     pub dmarc_reject: bool,
@@ -156,6 +156,15 @@ impl Caches {
             .with_ipv6_cache(&self.ipv6)
             .with_ptr_cache(&self.ptr)
     }
+}
+
+/// What the SPF results mean for the policy.
+#[derive(Debug, Clone, Copy)]
+struct Spf {
+    /// MAIL FROM or HELO failed.
+    fail: bool,
+    /// MAIL FROM could not be checked (DNS).
+    temp: bool,
 }
 
 /// What the session knows about the message.
@@ -306,6 +315,14 @@ impl Checks {
             )
         };
         let spf_mail = spf_mail.unwrap_or_else(|| SpfOutput::new(String::new()));
+        // RFC 7208 2.3: a HELO that fails may be refused like a MAIL FROM.
+        let spf = Spf {
+            fail: spf_mail.result() == SpfResult::Fail
+                || spf_helo
+                    .as_ref()
+                    .is_some_and(|h| h.result() == SpfResult::Fail),
+            temp: spf_mail.result() == SpfResult::TempError,
+        };
 
         let Some(message) = AuthenticatedMessage::parse(input.message) else {
             // Nothing to verify a signature or a From domain in.
@@ -314,7 +331,7 @@ impl Checks {
                 ar = ar.with_spf_ehlo_result(h, input.ip, helo_name);
             }
             ar = ar.with_spf_mailfrom_result(&spf_mail, input.ip, input.sender, helo_name);
-            return self.decide(fold(&ar.to_header()), &spf_mail, None, false);
+            return self.decide(fold(&ar.to_header()), spf, None, false);
         };
         let dkim = body_hash_is_fail(&message, self.auth.verify_dkim(c.params(&message)).await);
         let arc = self.auth.verify_arc(c.params(&message)).await;
@@ -380,7 +397,7 @@ impl Checks {
         } else {
             None
         };
-        let mut verdict = self.decide(fold(&ar.to_header()), &spf_mail, policy, dmarc_temp);
+        let mut verdict = self.decide(fold(&ar.to_header()), spf, policy, dmarc_temp);
         if let Verdict::Accept { arc, .. } = &mut verdict {
             *arc = arc_set;
         }
@@ -392,15 +409,15 @@ impl Checks {
     fn decide(
         &self,
         header: String,
-        spf: &SpfOutput,
+        spf: Spf,
         dmarc_policy: Option<Policy>,
         dmarc_temp: bool,
     ) -> Verdict {
         let cfg = &self.cfg;
-        if cfg.spf_reject && spf.result() == SpfResult::Fail {
+        if cfg.spf_reject && spf.fail {
             return Verdict::Reject(reply(550, 5, 7, 23, "SPF validation failed"));
         }
-        if cfg.tempfail_on_dns_error && (spf.result() == SpfResult::TempError || dmarc_temp) {
+        if cfg.tempfail_on_dns_error && (spf.temp || dmarc_temp) {
             return Verdict::Reject(dns_error());
         }
         if cfg.dmarc_reject && dmarc_policy == Some(Policy::Reject) {
@@ -425,29 +442,63 @@ impl Checks {
 impl super::session::Session {
     /// The checks for one message, or None without `[checks]` (unit
     /// tests): authenticated sessions get `auth=pass`, others every check.
+    /// The message is handed back unchanged.
+    ///
+    /// The checks run in a task of their own: the parsers and verifiers
+    /// of mail-auth see raw network input, and should one of them panic,
+    /// the message is still accepted or refused by the rules (recorded as
+    /// temperror) rather than the session dying with it.
     pub(crate) async fn auth_checks(
         &self,
         sender: &str,
-        message: &[u8],
+        message: Vec<u8>,
         relaying: bool,
-    ) -> Option<Verdict> {
-        let checks = self.ctx.checks.as_ref()?;
+    ) -> (Vec<u8>, Option<Verdict>) {
+        let Some(checks) = self.ctx.checks.as_ref() else {
+            return (message, None);
+        };
         if let Some(user) = &self.authenticated {
-            return Some(Verdict::Accept {
-                header: Checks::submission_header(&checks.hostname, user),
+            let header = Checks::submission_header(&checks.hostname, user);
+            let v = Verdict::Accept {
+                header,
                 junk: false,
                 arc: None,
-            });
+            };
+            return (message, Some(v));
         }
-        let helo = self.helo.as_ref().map_or("", |h| h.name.as_str());
-        let input = Input {
-            ip: self.peer.ip(),
-            helo,
-            sender,
-            message,
-            relaying,
+        let checks = Arc::clone(checks);
+        let message = Arc::new(message);
+        let (ip, shared) = (self.peer.ip(), Arc::clone(&message));
+        let helo = self.helo.as_ref().map_or(String::new(), |h| h.name.clone());
+        let sender = sender.to_string();
+        let task = tokio::spawn(async move {
+            let input = Input {
+                ip,
+                helo: &helo,
+                sender: &sender,
+                message: &shared,
+                relaying,
+            };
+            checks.check(&input).await
+        });
+        let verdict = match task.await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(ip = %ip, error = %e, "checks: failed; recorded as temperror");
+                let checks = self.ctx.checks.as_ref();
+                let host = checks.map_or("", |c| c.hostname.as_str());
+                Verdict::Accept {
+                    header: format!(
+                        "Authentication-Results: {host};\r\n\tspf=temperror;\r\n\tdkim=temperror\r\n"
+                    ),
+                    junk: false,
+                    arc: None,
+                }
+            }
         };
-        Some(checks.check(&input).await)
+        // The task has ended, so this is the only reference left.
+        let message = Arc::try_unwrap(message).unwrap_or_else(|m| m.as_ref().clone());
+        (message, Some(verdict))
     }
 }
 

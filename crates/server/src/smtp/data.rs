@@ -215,7 +215,8 @@ impl Session {
         let body = delivery::clean(&message, &config.hostname, submission_id);
         // SPF, DKIM, DMARC, ARC (issue 16): refused here, or recorded.
         let relaying = tx.recipients.iter().any(|r| !r.remote.is_empty());
-        let (results, junk, arc) = match self.auth_checks(&tx.sender, &body, relaying).await {
+        let (body, verdict) = self.auth_checks(&tx.sender, body, relaying).await;
+        let (results, junk, arc) = match verdict {
             Some(Verdict::Reject(r)) => return r,
             Some(Verdict::Accept { header, junk, arc }) => (Some(header), junk, arc),
             None => (None, false, None),
