@@ -78,7 +78,8 @@ TOML
 }
 
 on=$(run on); echo "$on"
-echo "DNS $(tail -1 "$work/dns.err")"
+sleep 1.5   # the DNS server reports its count once a second
+echo "DNS for $MSGS messages: $(tail -1 "$work/dns.err")"
 off=$(run off); echo "$off"
 rate() { sed -n 's/.* = \([0-9]*\) msg\/s.*/\1/p' <<<"$1"; }
 awk -v a="$(rate "$on")" -v b="$(rate "$off")" \
