@@ -662,6 +662,19 @@ mod tests {
     }
 
     #[test]
+    fn a_key_made_while_the_signer_runs_signs_the_next_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Signer::new(dir.path());
+        assert_eq!(s.sign(MSG.to_vec()), MSG);
+        generate(dir.path(), "example.test", None, Algorithm::Ed25519).unwrap();
+        let one = String::from_utf8(s.sign(MSG.to_vec())).unwrap();
+        assert_eq!(one.matches("DKIM-Signature:").count(), 1);
+        generate(dir.path(), "example.test", None, Algorithm::Rsa).unwrap();
+        let two = String::from_utf8(s.sign(MSG.to_vec())).unwrap();
+        assert_eq!(two.matches("DKIM-Signature:").count(), 2);
+    }
+
+    #[test]
     fn mail_from_another_domain_is_not_signed() {
         let dir = tempfile::tempdir().unwrap();
         generate(dir.path(), "other.test", None, Algorithm::Ed25519).unwrap();
