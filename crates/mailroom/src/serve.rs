@@ -80,6 +80,7 @@ fn smtp_config(loaded: &Loaded) -> Result<SmtpConfig, String> {
     s.relay_networks = networks("smtp.relay_networks", &c.smtp.relay_networks)?;
     s.local_networks = networks("local_networks", &c.local_networks)?;
     s.legacy_send = c.smtp.legacy_send;
+    s.legacy_send_any = c.smtp.legacy_send_from == "any";
     s.vrfy = if c.smtp.vrfy == "252" {
         VrfyPolicy::Cannot
     } else {
@@ -330,6 +331,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     imap_config.idle_timeout = Duration::from_secs(c.imap.idle_timeout);
     imap_config.max_literal_size = c.imap.max_literal_size;
     imap_config.max_mailboxes = c.imap.max_mailboxes;
+    imap_config.terminal_max_chars = c.imap.terminal_max_chars;
     imap_config.connections = ConnectionLimits {
         max_total: c.imap.max_connections,
         max_per_ip: c.imap.max_connections_per_ip,
@@ -340,6 +342,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         store.clone(),
         Arc::clone(&auth),
         Some(Arc::clone(&tls)),
+        Arc::clone(&presence),
     );
     let mut imap_listeners = bind_all("imap.listen", &c.imap.listen, Role::Imap).await?;
     imap_listeners.extend(bind_all("imap.tls_listen", &c.imap.tls_listen, Role::Imaps).await?);
@@ -351,7 +354,6 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             shutdown.clone(),
         )));
     }
-    let _ = (&auth, &presence);
     // The outbound queue worker (issue 12): mail for other domains leaves.
     let worker_task = {
         let mut stop = shutdown.clone();

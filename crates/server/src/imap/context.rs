@@ -1,6 +1,7 @@
 //! What every IMAP session shares: the configuration, the store, the
-//! authenticator, the change hub, TLS, and the process-wide \Recent
-//! tracker (RFC 3501 2.3.2). A leaf: it knows nothing of sessions.
+//! authenticator, the change hub, TLS, the presence registry (the users'
+//! terminals) and the process-wide \Recent tracker (RFC 3501 2.3.2). A
+//! leaf: it knows nothing of sessions.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,6 +11,7 @@ use store::{MailboxId, Store, Uid};
 use super::config::ImapConfig;
 use super::hub::ChangeHub;
 use crate::auth::Authenticator;
+use crate::presence::PresenceRegistry;
 use crate::tls::Tls;
 
 /// What the server shares with every IMAP session.
@@ -19,6 +21,9 @@ pub struct ImapContext {
     pub auth: Arc<Authenticator>,
     pub hub: Arc<ChangeHub>,
     pub recent: RecentTracker,
+    /// Where logged-in sessions register as the user's terminal (SEND,
+    /// SOML, SAML: RFC 821 3.4, SPEC 1).
+    pub presence: Arc<PresenceRegistry>,
     /// Certificates for STARTTLS and the IMAPS port; None: no TLS.
     pub tls: Option<Arc<Tls>>,
 }
@@ -30,14 +35,16 @@ impl ImapContext {
         store: Arc<dyn Store>,
         auth: Arc<Authenticator>,
         tls: Option<Arc<Tls>>,
+        presence: Arc<PresenceRegistry>,
     ) -> Arc<Self> {
-        let hub = ChangeHub::start(&store);
+        let hub = ChangeHub::start(&store, Arc::clone(&presence));
         Arc::new(ImapContext {
             config,
             store,
             auth,
             hub,
             recent: RecentTracker::default(),
+            presence,
             tls,
         })
     }

@@ -21,6 +21,7 @@ pub use super::out::{OUT_FLUSH_AT, Out, Sink, tagged};
 use super::selected::Selected;
 use super::view::Report;
 use crate::net::Role;
+use crate::presence::{Registration, TerminalMessage};
 use crate::tls::{Tls, TlsInfo};
 
 /// The logged-in user of the authenticated and selected states.
@@ -29,6 +30,25 @@ pub struct Account {
     /// The hub's deletion count of the account at login: a larger one
     /// means the account was deleted under this session.
     pub deletions_at_login: u64,
+    /// This session as the user's terminal (SPEC 1): registered for as
+    /// long as the account is logged in here, so leaving the state (LOGOUT)
+    /// or dropping the session (a closed connection) unregisters at once.
+    pub terminal: Terminal,
+}
+
+/// A session's registration with the presence registry and the messages
+/// waiting to be shown as `* OK [ALERT]`.
+pub struct Terminal {
+    _registration: Registration,
+    inbox: tokio::sync::mpsc::Receiver<TerminalMessage>,
+}
+
+/// What woke a waiting session.
+pub enum Wake {
+    /// The selected mailbox changed.
+    Changed,
+    /// A terminal message arrived (SEND, SOML, SAML).
+    Terminal(TerminalMessage),
 }
 
 /// The states of RFC 9051 3, each with its data: a selected state holds
@@ -60,6 +80,13 @@ impl State {
     }
 
     fn account(&self) -> Option<&Account> {
+        match self {
+            State::Authenticated(a) | State::Selected(a, _) => Some(a),
+            State::NotAuthenticated | State::Logout => None,
+        }
+    }
+
+    fn account_mut(&mut self) -> Option<&mut Account> {
         match self {
             State::Authenticated(a) | State::Selected(a, _) => Some(a),
             State::NotAuthenticated | State::Logout => None,
@@ -192,9 +219,14 @@ impl Session {
     /// account's deletion count now.
     pub(super) fn enter_authenticated(&mut self, account: String) {
         let deletions_at_login = self.ctx.hub.deletions(&account);
+        let (registration, inbox) = self.ctx.presence.register(&account);
         self.transition(State::Authenticated(Account {
             name: account,
             deletions_at_login,
+            terminal: Terminal {
+                _registration: registration,
+                inbox,
+            },
         }));
     }
 
@@ -333,6 +365,8 @@ impl Session {
             self.transition(State::Logout);
             return Ok(Flow::Close);
         }
+        // SPEC 1: a terminal message comes with the session's next response.
+        self.show_terminal(out);
         if !allowed(self.state(), &kind) {
             let text = match self.state() {
                 StateKind::NotAuthenticated => "Log in first",
@@ -512,13 +546,42 @@ impl Session {
         Ok(())
     }
 
-    /// Waits until the selected mailbox changes (IDLE, and the driver's
-    /// wait for input); never resolves without a selected mailbox.
-    pub async fn changed(&mut self) {
-        match self.selected_mut() {
-            Some(sel) => sel.changed().await,
-            None => std::future::pending().await,
+    /// Waits until the selected mailbox changes or a terminal message
+    /// arrives (IDLE); never resolves logged out.
+    pub async fn wake(&mut self) -> Wake {
+        match &mut self.state {
+            State::Selected(account, sel) => tokio::select! {
+                () = sel.changed() => Wake::Changed,
+                Some(m) = account.terminal.inbox.recv() => Wake::Terminal(m),
+            },
+            State::Authenticated(account) => match account.terminal.inbox.recv().await {
+                Some(m) => Wake::Terminal(m),
+                // The registry let go of the account: it was deleted.
+                None if self.account_deleted() => Wake::Changed,
+                None => std::future::pending().await,
+            },
+            State::NotAuthenticated | State::Logout => std::future::pending().await,
         }
+    }
+
+    /// Writes the terminal messages waiting for this session, each as one
+    /// `* OK [ALERT]` line (RFC 9051 7.1: the client shows it to the
+    /// person).
+    pub fn show_terminal(&mut self, out: &mut Out<'_>) {
+        let utf8 = self.rev2;
+        let max = self.ctx.config.terminal_max_chars;
+        let Some(account) = self.state.account_mut() else {
+            return;
+        };
+        while let Ok(m) = account.terminal.inbox.try_recv() {
+            out.untagged(Status::Ok, Some(Code::Alert), &m.shown(utf8, max));
+        }
+    }
+
+    /// Writes one terminal message as `* OK [ALERT]`.
+    pub fn show_alert(&self, m: &TerminalMessage, out: &mut Out<'_>) {
+        let text = m.shown(self.rev2, self.ctx.config.terminal_max_chars);
+        out.untagged(Status::Ok, Some(Code::Alert), &text);
     }
 }
 

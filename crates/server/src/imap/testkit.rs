@@ -89,6 +89,7 @@ impl Kit {
             store.clone(),
             Authenticator::with_delay_scale(directory, 0.0),
             None,
+            crate::presence::PresenceRegistry::new(),
         );
         Kit {
             _dir: dir,
