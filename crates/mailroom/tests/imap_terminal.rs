@@ -432,3 +432,26 @@ fn user_del_unregisters_the_sessions_at_once() {
         std::thread::sleep(POLL);
     }
 }
+
+#[test]
+fn unauthenticate_stops_the_session_counting_at_once() {
+    let server = Server::start();
+    let mut c = Imap::login(&server, "alice", "secret");
+    c.ok("SELECT INBOX");
+    let mut s = smtp(&server);
+    assert_eq!(
+        legacy(&mut s, "SEND", "alice@example.test", &note("a", "b"))
+            .0
+            .code,
+        250
+    );
+    // RFC 8437: back to not authenticated, on the same connection.
+    c.ok("UNAUTHENTICATE");
+    c.bad("NOOP SELECT");
+    let (rcpt, _) = legacy(&mut s, "SEND", "alice@example.test", &note("a", "b"));
+    assert_eq!((rcpt.code, enhanced(&rcpt)), (450, "4.2.1".to_string()));
+    // The alert queued before is gone with the login; a new login as bob
+    // does not see alice's.
+    c.ok("LOGIN bob secret");
+    assert!(c.ok("NOOP").untagged.is_empty());
+}

@@ -139,6 +139,8 @@ pub enum CommandKind {
     Check,
     Close,
     Unselect,
+    /// RFC 8437: back to the not-authenticated state.
+    Unauthenticate,
     Expunge,
     UidExpunge(SeqSet),
     Search {
@@ -201,6 +203,7 @@ impl CommandKind {
             CommandKind::Check => "CHECK",
             CommandKind::Close => "CLOSE",
             CommandKind::Unselect => "UNSELECT",
+            CommandKind::Unauthenticate => "UNAUTHENTICATE",
             CommandKind::Expunge => "EXPUNGE",
             CommandKind::UidExpunge(_) => "UID EXPUNGE",
             CommandKind::Search { .. } => "SEARCH",
@@ -281,6 +284,7 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
         "CHECK" => Some(CommandKind::Check),
         "CLOSE" => Some(CommandKind::Close),
         "UNSELECT" => Some(CommandKind::Unselect),
+        "UNAUTHENTICATE" => Some(CommandKind::Unauthenticate),
         "EXPUNGE" => Some(CommandKind::Expunge),
         "IDLE" => Some(CommandKind::Idle),
         _ => None,

@@ -270,6 +270,7 @@ impl Writer {
             | CommandKind::Check
             | CommandKind::Close
             | CommandKind::Unselect
+            | CommandKind::Unauthenticate
             | CommandKind::Expunge
             | CommandKind::Idle => self.raw(k.name()),
         }

@@ -49,6 +49,7 @@ fn rfc9051_example_commands_parse() {
         "A02 LIST \"\" (\"INBOX\" \"Drafts\") RETURN (STATUS (MESSAGES UNSEEN))\r\n",
         "a AUTHENTICATE PLAIN AGZyZWQAU2VjcmV0\r\n",
         "a UNSELECT\r\n",
+        "a UNAUTHENTICATE\r\n",
         "a NAMESPACE\r\n",
     ] {
         parse(line);

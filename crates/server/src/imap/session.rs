@@ -113,6 +113,7 @@ pub fn allowed(state: StateKind, cmd: &CommandKind) -> bool {
         | C::Namespace
         | C::Status { .. }
         | C::Append { .. }
+        | C::Unauthenticate
         | C::Idle => matches!(state, State::Authenticated | State::Selected),
         C::Check
         | C::Close
@@ -341,6 +342,7 @@ impl Session {
                 "SEARCHRES",
                 "BINARY",
                 "STATUS=SIZE",
+                "UNAUTHENTICATE",
             ]);
         }
         caps.into_iter().map(str::to_string).collect()
@@ -428,6 +430,17 @@ impl Session {
             CommandKind::Idle => {
                 self.sync(out, true, false).await?;
                 return Ok(Flow::Idle(tag));
+            }
+            CommandKind::Unauthenticate => {
+                // RFC 8437 3: as just after the greeting (TLS stays):
+                // the mailbox is closed without expunge, ENABLEd
+                // extensions end, and the session stops being the user's
+                // terminal.
+                self.rev2 = false;
+                self.transition(State::NotAuthenticated);
+                out.enc = self.encoder();
+                tagged(out, &tag, Status::Ok, None, "UNAUTHENTICATE completed");
+                return Ok(Flow::Continue);
             }
             CommandKind::StartTls => {
                 // RFC 9051 6.2.1: a second STARTTLS is BAD.
@@ -521,7 +534,7 @@ impl Session {
             } => self.store_flags(uid, &set, op, silent, flags, out).await,
             C::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false, out).await,
             C::Move { uid, set, mailbox } => self.copy(uid, &set, &mailbox, true, out).await,
-            C::Logout | C::Idle | C::Authenticate { .. } | C::StartTls => {
+            C::Logout | C::Idle | C::Unauthenticate | C::Authenticate { .. } | C::StartTls => {
                 Err(ImapError::Bad("unexpected command".into()))
             }
         }
