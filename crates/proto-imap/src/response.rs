@@ -137,6 +137,12 @@ pub enum Code {
     Unavailable,
     UnknownCte,
     Unseen(u32),
+    /// RFC 7162 3.1.2.1: the mailbox's highest mod-sequence.
+    HighestModSeq(u64),
+    /// RFC 7162 3.1.2.2: the mailbox keeps no mod-sequences.
+    NoModSeq,
+    /// RFC 7162 3.1.3: the messages UNCHANGEDSINCE refused (a set).
+    Modified(String),
 }
 
 impl Code {
@@ -172,6 +178,9 @@ impl Code {
             Code::Unavailable => "UNAVAILABLE".into(),
             Code::UnknownCte => "UNKNOWN-CTE".into(),
             Code::Unseen(n) => format!("UNSEEN {n}"),
+            Code::HighestModSeq(n) => format!("HIGHESTMODSEQ {n}"),
+            Code::NoModSeq => "NOMODSEQ".into(),
+            Code::Modified(set) => format!("MODIFIED {set}"),
         };
         out.push(b'[');
         out.extend_from_slice(s.as_bytes());
@@ -217,6 +226,12 @@ pub enum Data {
     Exists(u32),
     Recent(u32),
     Expunge(u32),
+    /// RFC 7162 3.2.10: `VANISHED [(EARLIER)] uid-set`, instead of
+    /// EXPUNGE once QRESYNC is enabled.
+    Vanished {
+        earlier: bool,
+        uids: String,
+    },
     List {
         lsub: bool,
         attributes: Vec<String>,
@@ -230,6 +245,9 @@ pub enum Data {
         items: Vec<(StatusItem, u64)>,
     },
     Search(Vec<u32>),
+    /// RFC 7162 3.1.5: SEARCH with MODSEQ in it answers the highest
+    /// mod-sequence of the messages found.
+    SearchModSeq(Vec<u32>, u64),
     ESearch {
         tag: Tag,
         uid: bool,
@@ -237,6 +255,8 @@ pub enum Data {
         max: Option<u32>,
         count: Option<u32>,
         all: Option<String>,
+        /// RFC 7162 3.1.5 with RFC 4731: `MODSEQ n`.
+        modseq: Option<u64>,
     },
     Fetch {
         seq: u32,
@@ -343,6 +363,13 @@ impl Data {
             Data::Exists(n) => out.extend_from_slice(format!("{n} EXISTS").as_bytes()),
             Data::Recent(n) => out.extend_from_slice(format!("{n} RECENT").as_bytes()),
             Data::Expunge(n) => out.extend_from_slice(format!("{n} EXPUNGE").as_bytes()),
+            Data::Vanished { earlier, uids } => {
+                out.extend_from_slice(b"VANISHED ");
+                if *earlier {
+                    out.extend_from_slice(b"(EARLIER) ");
+                }
+                out.extend_from_slice(uids.as_bytes());
+            }
             Data::List {
                 lsub,
                 attributes,
@@ -374,6 +401,16 @@ impl Data {
                     out.extend_from_slice(format!(" {n}").as_bytes());
                 }
             }
+            Data::SearchModSeq(nums, modseq) => {
+                out.extend_from_slice(b"SEARCH");
+                for n in nums {
+                    out.extend_from_slice(format!(" {n}").as_bytes());
+                }
+                // RFC 7162 3.1.5: nothing found, no MODSEQ.
+                if !nums.is_empty() {
+                    out.extend_from_slice(format!(" (MODSEQ {modseq})").as_bytes());
+                }
+            }
             Data::ESearch {
                 tag,
                 uid,
@@ -381,6 +418,7 @@ impl Data {
                 max,
                 count,
                 all,
+                modseq,
             } => {
                 out.extend_from_slice(b"ESEARCH (TAG ");
                 enc.string(out, tag.as_str().as_bytes());
@@ -399,6 +437,9 @@ impl Data {
                 }
                 if let Some(n) = count {
                     out.extend_from_slice(format!(" COUNT {n}").as_bytes());
+                }
+                if let Some(n) = modseq {
+                    out.extend_from_slice(format!(" MODSEQ {n}").as_bytes());
                 }
             }
             Data::Fetch { seq, items } => {

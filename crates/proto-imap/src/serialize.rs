@@ -166,10 +166,37 @@ impl Writer {
                     }
                 });
             }
-            CommandKind::Select { mailbox, .. } => {
+            CommandKind::Select {
+                mailbox, params, ..
+            } => {
                 self.raw(k.name());
                 self.raw(" ");
                 self.mailbox(mailbox);
+                if params.condstore || params.qresync.is_some() {
+                    self.raw(" (");
+                    if params.condstore {
+                        self.raw("CONDSTORE");
+                    }
+                    if let Some(q) = &params.qresync {
+                        if params.condstore {
+                            self.raw(" ");
+                        }
+                        self.raw(&format!("QRESYNC ({} {}", q.uidvalidity, q.modseq));
+                        if let Some(k) = &q.known_uids {
+                            self.raw(" ");
+                            self.set(k);
+                        }
+                        if let Some((seqs, uids)) = &q.seq_match {
+                            self.raw(" (");
+                            self.set(seqs);
+                            self.raw(" ");
+                            self.set(uids);
+                            self.raw(")");
+                        }
+                        self.raw(")");
+                    }
+                    self.raw(")");
+                }
             }
             CommandKind::Create(m)
             | CommandKind::Delete(m)
@@ -226,21 +253,37 @@ impl Writer {
                 self.raw(if *uid { "UID SEARCH " } else { "SEARCH " });
                 self.search(search);
             }
-            CommandKind::Fetch { uid, set, atts } => {
+            CommandKind::Fetch {
+                uid,
+                set,
+                atts,
+                modifiers,
+            } => {
                 self.raw(if *uid { "UID FETCH " } else { "FETCH " });
                 self.set(set);
                 self.raw(" ");
                 self.list(atts, |w, a| w.fetch_att(a));
+                if let Some(n) = modifiers.changed_since {
+                    self.raw(&format!(" (CHANGEDSINCE {n}"));
+                    if modifiers.vanished {
+                        self.raw(" VANISHED");
+                    }
+                    self.raw(")");
+                }
             }
             CommandKind::Store {
                 uid,
                 set,
+                unchanged_since,
                 op,
                 silent,
                 flags,
             } => {
                 self.raw(if *uid { "UID STORE " } else { "STORE " });
                 self.set(set);
+                if let Some(n) = unchanged_since {
+                    self.raw(&format!(" (UNCHANGEDSINCE {n})"));
+                }
                 self.raw(match op {
                     StoreOp::Replace => " FLAGS",
                     StoreOp::Add => " +FLAGS",

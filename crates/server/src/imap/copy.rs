@@ -26,6 +26,8 @@ impl Session {
         let account = self.account()?.to_string();
         let ctx = self.ctx.clone();
         let verb = if is_move { "MOVE" } else { "COPY" };
+        // RFC 7162 3.2.10: with QRESYNC the sources vanish (VANISHED).
+        let vanished = self.qresync;
         let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         if is_move && sel.read_only {
             return Err(ImapError::no(Some(Code::Cannot), "mailbox is read-only"));
@@ -79,7 +81,7 @@ impl Session {
         // pairs are ascending by source UID, as mark_expunged expects.
         out.untagged(Status::Ok, Some(code), "Moved");
         let moved: Vec<Uid> = pairs.iter().map(|(a, _)| *a).collect();
-        sel.expunged_here(&moved, out);
+        sel.expunged_here(&moved, vanished, out);
         done("MOVE completed")
     }
 

@@ -142,6 +142,10 @@ impl Session {
         let max_seq = sel.exists();
         let max_uid = sel.max_uid();
         let mut hits: Vec<(u32, Uid)> = Vec::new();
+        // RFC 7162 3.1.5: with MODSEQ in the key, the mod-sequence of
+        // each hit, for the response's MODSEQ.
+        let with_modseq = super::session::has_modseq(&cmd.key);
+        let mut modseqs: Vec<u64> = Vec::new();
         let with_meta = n.meta || n.headers || n.bodies;
         let all: Vec<usize> = (0..sel.msgs().len()).collect();
         for chunk in meta_chunks(&all) {
@@ -180,6 +184,9 @@ impl Session {
                 };
                 if eval(&cmd.key, &c) {
                     hits.push((i as u32 + 1, msg.uid()));
+                    if with_modseq {
+                        modseqs.push(meta.map_or(0, |m| m.modseq));
+                    }
                 }
             }
         }
@@ -193,7 +200,12 @@ impl Session {
             (None, true) => Some(vec![SearchReturn::All]),
             (None, false) => None,
         };
+        let highest = |pick: &[usize]| pick.iter().filter_map(|&k| modseqs.get(k)).max().copied();
         match returns {
+            None if with_modseq => {
+                let all: Vec<usize> = (0..modseqs.len()).collect();
+                out.data(Data::SearchModSeq(nums, highest(&all).unwrap_or(0)))
+            }
             None => out.data(Data::Search(nums)),
             Some(r) => {
                 if r.contains(&SearchReturn::Save) {
@@ -204,6 +216,23 @@ impl Session {
                 // RFC 5182 2.1: SAVE alone returns no ESEARCH.
                 if r.iter().any(|x| *x != SearchReturn::Save) {
                     let has = |x| r.contains(&x);
+                    // RFC 4731 with RFC 7162 3.1.5: the highest of the
+                    // messages returned: all of them for ALL or COUNT,
+                    // else the MIN and MAX ones.
+                    let modseq = if !with_modseq || nums.is_empty() {
+                        None
+                    } else if has(SearchReturn::All) || has(SearchReturn::Count) {
+                        highest(&(0..modseqs.len()).collect::<Vec<_>>())
+                    } else {
+                        let mut pick = Vec::new();
+                        if has(SearchReturn::Min) {
+                            pick.push(0);
+                        }
+                        if has(SearchReturn::Max) {
+                            pick.push(nums.len() - 1);
+                        }
+                        highest(&pick)
+                    };
                     out.data(Data::ESearch {
                         tag: tag.clone(),
                         uid: uid_cmd,
@@ -216,6 +245,7 @@ impl Session {
                         count: has(SearchReturn::Count).then_some(nums.len() as u32),
                         all: (has(SearchReturn::All) && !nums.is_empty())
                             .then(|| format_set(&nums)),
+                        modseq,
                     });
                 }
             }

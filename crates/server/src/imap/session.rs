@@ -155,6 +155,11 @@ pub struct Session {
     pub(super) state: State,
     /// ENABLE IMAP4rev2 (RFC 9051 6.3.1): UTF-8 names, ESEARCH, no \Recent.
     pub(super) rev2: bool,
+    /// CONDSTORE is on (RFC 7162 3.1: ENABLE or a CONDSTORE-enabling
+    /// command): FETCH carries MODSEQ.
+    pub(super) condstore: bool,
+    /// ENABLE QRESYNC (RFC 7162 3.2.3): VANISHED instead of EXPUNGE.
+    pub(super) qresync: bool,
     /// The AUTHENTICATE exchange waiting for the client's response.
     pub(super) sasl: Option<crate::sasl::Exchange>,
 }
@@ -168,6 +173,8 @@ impl Session {
             tls: false,
             state: State::NotAuthenticated,
             rev2: false,
+            condstore: false,
+            qresync: false,
             sasl: None,
         }
     }
@@ -343,6 +350,8 @@ impl Session {
                 "BINARY",
                 "STATUS=SIZE",
                 "UNAUTHENTICATE",
+                "CONDSTORE",
+                "QRESYNC",
             ]);
         }
         caps.into_iter().map(str::to_string).collect()
@@ -417,6 +426,11 @@ impl Session {
                 | CommandKind::Move { .. }
                 | CommandKind::Search { .. }
         );
+        // RFC 7162 3.1: a CONDSTORE-enabling command turns it on, with
+        // HIGHESTMODSEQ for the selected mailbox the first time.
+        if enables_condstore(&kind) {
+            self.enable_condstore(out);
+        }
         if uses_view && self.selected().is_some_and(Selected::is_dirty) {
             self.sync(out, false, false).await?;
         }
@@ -437,6 +451,8 @@ impl Session {
                 // extensions end, and the session stops being the user's
                 // terminal.
                 self.rev2 = false;
+                self.condstore = false;
+                self.qresync = false;
                 self.transition(State::NotAuthenticated);
                 out.enc = self.encoder();
                 tagged(out, &tag, Status::Ok, None, "UNAUTHENTICATE completed");
@@ -504,7 +520,11 @@ impl Session {
                 out.data(Data::Namespace);
                 done("NAMESPACE completed")
             }
-            C::Select { mailbox, read_only } => self.select(&mailbox, read_only, out).await,
+            C::Select {
+                mailbox,
+                read_only,
+                params,
+            } => self.select(&mailbox, read_only, params, out).await,
             C::Create(m) => self.create(&m).await,
             C::Delete(m) => self.delete(&m).await,
             C::Rename(from, to) => self.rename(&from, &to).await,
@@ -524,19 +544,61 @@ impl Session {
             C::Expunge => self.expunge(None, out).await,
             C::UidExpunge(set) => self.expunge(Some(set), out).await,
             C::Search { uid, search } => self.search(tag, uid, search, out).await,
-            C::Fetch { uid, set, atts } => self.fetch(uid, &set, &atts, out).await,
+            C::Fetch {
+                uid,
+                set,
+                atts,
+                modifiers,
+            } => self.fetch(uid, &set, &atts, modifiers, out).await,
             C::Store {
                 uid,
                 set,
+                unchanged_since,
                 op,
                 silent,
                 flags,
-            } => self.store_flags(uid, &set, op, silent, flags, out).await,
+            } => {
+                let store = super::flags::StoreArgs {
+                    uid_cmd: uid,
+                    unchanged_since,
+                    op,
+                    silent,
+                    flags,
+                };
+                self.store_flags(&set, store, out).await
+            }
             C::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false, out).await,
             C::Move { uid, set, mailbox } => self.copy(uid, &set, &mailbox, true, out).await,
             C::Logout | C::Idle | C::Unauthenticate | C::Authenticate { .. } | C::StartTls => {
                 Err(ImapError::Bad("unexpected command".into()))
             }
+        }
+    }
+
+    /// How this session reports changes (see [`Report`]).
+    pub(super) fn report(&self, expunge_ok: bool, with_uid: bool) -> Report {
+        Report {
+            expunge_ok,
+            with_uid,
+            rev2: self.rev2,
+            condstore: self.condstore,
+            qresync: self.qresync,
+        }
+    }
+
+    /// Turns CONDSTORE on (RFC 7162 3.1): the first time, with a mailbox
+    /// selected, `* OK [HIGHESTMODSEQ n]` tells the client where it is.
+    pub(super) fn enable_condstore(&mut self, out: &mut Out<'_>) {
+        if self.condstore {
+            return;
+        }
+        self.condstore = true;
+        if let Some(sel) = self.selected() {
+            out.untagged(
+                Status::Ok,
+                Some(Code::HighestModSeq(sel.modseq())),
+                "Highest",
+            );
         }
     }
 
@@ -547,11 +609,7 @@ impl Session {
         expunge_ok: bool,
         with_uid: bool,
     ) -> Result<(), ImapError> {
-        let report = Report {
-            expunge_ok,
-            with_uid,
-            rev2: self.rev2,
-        };
+        let report = self.report(expunge_ok, with_uid);
         let ctx = Arc::clone(&self.ctx);
         if let Some(sel) = self.selected_mut() {
             sel.sync(&ctx, out, report).await?;
@@ -598,6 +656,36 @@ impl Session {
     }
 }
 
+/// True when a search key has MODSEQ in it (RFC 7162 3.1.5).
+pub(super) fn has_modseq(k: &proto_imap::search::SearchKey) -> bool {
+    use proto_imap::search::SearchKey;
+    match k {
+        SearchKey::ModSeq(_) => true,
+        SearchKey::And(v) => v.iter().any(has_modseq),
+        SearchKey::Or(a, b) => has_modseq(a) || has_modseq(b),
+        SearchKey::Not(a) => has_modseq(a),
+        _ => false,
+    }
+}
+
+/// RFC 7162 3.1: the commands that turn CONDSTORE on (SELECT (CONDSTORE)
+/// does it in [`Session::select`], with its own HIGHESTMODSEQ).
+fn enables_condstore(kind: &CommandKind) -> bool {
+    match kind {
+        CommandKind::Fetch {
+            atts, modifiers, ..
+        } => modifiers.changed_since.is_some() || atts.contains(&proto_imap::FetchAtt::ModSeq),
+        CommandKind::Store {
+            unchanged_since, ..
+        } => unchanged_since.is_some(),
+        CommandKind::Search { search, .. } => has_modseq(&search.key),
+        CommandKind::Status { items, .. } => {
+            items.contains(&proto_imap::command::StatusItem::HighestModSeq)
+        }
+        _ => false,
+    }
+}
+
 /// The BYE text when the account was deleted under a session.
 pub const ACCOUNT_DELETED: &str = "Account deleted, closing connection";
 
@@ -611,6 +699,7 @@ mod tests {
             uid: false,
             set: proto_imap::SeqSet::Saved,
             atts: vec![],
+            modifiers: Default::default(),
         };
         assert!(!allowed(StateKind::NotAuthenticated, &fetch));
         assert!(!allowed(StateKind::Authenticated, &fetch));
