@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 
 use crate::{
     Directory, DirectoryConfig, DirectoryDb, DirectoryError, DirectoryFuture, Forward, Member,
-    Resolution, User,
+    Resolution, User, UserQuota,
 };
 
 /// Connections (and concurrent queries) per open directory. Lookups are
@@ -204,6 +204,16 @@ impl Directory for SqliteDirectory {
 
     fn list_users(&self) -> DirectoryFuture<'_, Vec<User>> {
         self.query(|db| db.list_users())
+    }
+
+    fn set_quota<'a>(&'a self, address: &'a str, quota: UserQuota) -> DirectoryFuture<'a, ()> {
+        let address = address.to_string();
+        self.query(move |db| db.set_quota(&address, quota))
+    }
+
+    fn quota<'a>(&'a self, address: &'a str) -> DirectoryFuture<'a, Option<UserQuota>> {
+        let address = address.to_string();
+        self.query(move |db| db.quota(&address))
     }
 
     fn user<'a>(&'a self, address: &'a str) -> DirectoryFuture<'a, Option<User>> {

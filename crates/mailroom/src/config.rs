@@ -33,6 +33,7 @@ pub struct Config {
     pub admin: AdminSection,
     pub tls: TlsSection,
     pub submission: SubmissionSection,
+    pub quota: QuotaSection,
     pub relay: RelaySection,
     pub auth: AuthSection,
     pub store: StoreSection,
@@ -154,6 +155,15 @@ pub const DEFAULT_RETRY_INITIAL_SECS: u64 = 300;
 pub const DEFAULT_RETRY_MAX_SECS: u64 = 14_400;
 /// RFC 5321 4.5.4.1: give up after 4-5 days; SPEC 7 says 5.
 pub const DEFAULT_MAX_QUEUE_LIFETIME_SECS: u64 = 432_000;
+
+/// `[quota]`: every user's limits unless `mailroom user quota` set their
+/// own (RFC 9208 STORAGE in octets and MESSAGE; 0 is unlimited).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaSection {
+    pub storage: u64,
+    pub messages: u64,
+}
 
 /// `[submission]`: what one authenticated user may send (issue 11).
 #[derive(Debug, Deserialize)]
@@ -347,6 +357,7 @@ impl Default for Config {
             admin: AdminSection::default(),
             tls: TlsSection::default(),
             submission: SubmissionSection::default(),
+            quota: QuotaSection::default(),
             relay: RelaySection::default(),
             auth: AuthSection::default(),
             store: StoreSection::default(),

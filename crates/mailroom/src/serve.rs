@@ -81,6 +81,10 @@ fn smtp_config(loaded: &Loaded) -> Result<SmtpConfig, String> {
     s.local_networks = networks("local_networks", &c.local_networks)?;
     s.legacy_send = c.smtp.legacy_send;
     s.legacy_send_any = c.smtp.legacy_send_from == "any";
+    s.quota = server::quota::QuotaDefaults {
+        storage: c.quota.storage,
+        messages: c.quota.messages,
+    };
     s.vrfy = if c.smtp.vrfy == "252" {
         VrfyPolicy::Cannot
     } else {
@@ -332,6 +336,10 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     imap_config.max_literal_size = c.imap.max_literal_size;
     imap_config.max_mailboxes = c.imap.max_mailboxes;
     imap_config.terminal_max_chars = c.imap.terminal_max_chars;
+    imap_config.quota = server::quota::QuotaDefaults {
+        storage: c.quota.storage,
+        messages: c.quota.messages,
+    };
     imap_config.connections = ConnectionLimits {
         max_total: c.imap.max_connections,
         max_per_ip: c.imap.max_connections_per_ip,

@@ -174,7 +174,16 @@ pub enum CommandKind {
         mailbox: Mailbox,
     },
     Idle,
+    /// RFC 9208 4.2: the quota root's resources.
+    GetQuota(String),
+    /// RFC 9208 4.3: the quota roots of a mailbox.
+    GetQuotaRoot(Mailbox),
+    /// RFC 9208 4.1: (resource limit) pairs for a root.
+    SetQuota(String, Vec<(String, u64)>),
 }
+
+/// Quota resources named in one SETQUOTA (RFC 9208 lists four).
+pub const MAX_QUOTA_RESOURCES: usize = 16;
 
 /// SELECT / EXAMINE parameters (RFC 7162 3.1.8 CONDSTORE, 3.2.5 QRESYNC).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -233,6 +242,9 @@ impl CommandKind {
             CommandKind::Close => "CLOSE",
             CommandKind::Unselect => "UNSELECT",
             CommandKind::Unauthenticate => "UNAUTHENTICATE",
+            CommandKind::GetQuota(_) => "GETQUOTA",
+            CommandKind::GetQuotaRoot(_) => "GETQUOTAROOT",
+            CommandKind::SetQuota(..) => "SETQUOTA",
             CommandKind::Expunge => "EXPUNGE",
             CommandKind::UidExpunge(_) => "UID EXPUNGE",
             CommandKind::Search { .. } => "SEARCH",
@@ -434,6 +446,18 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
             c.sp()?;
             let pattern = wire_text(c.list_mailbox()?, opts)?;
             CommandKind::Lsub { reference, pattern }
+        }
+        "GETQUOTA" => CommandKind::GetQuota(String::from_utf8_lossy(&c.astring()?).into_owned()),
+        "GETQUOTAROOT" => CommandKind::GetQuotaRoot(mailbox(c, opts)?),
+        "SETQUOTA" => {
+            let root = String::from_utf8_lossy(&c.astring()?).into_owned();
+            c.sp()?;
+            let limits = c.paren_list(true, MAX_QUOTA_RESOURCES, |c| {
+                let name = c.atom()?.to_ascii_uppercase();
+                c.sp()?;
+                Ok((name, c.number64()?))
+            })?;
+            CommandKind::SetQuota(root, limits)
         }
         "STATUS" => {
             let mailbox = mailbox(c, opts)?;

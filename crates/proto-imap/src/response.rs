@@ -262,6 +262,16 @@ pub enum Data {
         seq: u32,
         items: Vec<FetchValue>,
     },
+    /// RFC 9208 5.1: `QUOTA root (resource usage limit ...)`.
+    Quota {
+        root: String,
+        resources: Vec<(String, u64, u64)>,
+    },
+    /// RFC 9208 5.2: `QUOTAROOT mailbox root ...`.
+    QuotaRoot {
+        mailbox: String,
+        roots: Vec<String>,
+    },
     /// `(("" "/")) NIL NIL`: one personal namespace (RFC 2342).
     Namespace,
     Id(Vec<(String, String)>),
@@ -453,6 +463,25 @@ impl Data {
                 out.push(b')');
             }
             Data::Namespace => out.extend_from_slice(b"NAMESPACE ((\"\" \"/\")) NIL NIL"),
+            Data::Quota { root, resources } => {
+                out.extend_from_slice(b"QUOTA ");
+                enc.string(out, root.as_bytes());
+                out.extend_from_slice(b" (");
+                let items: Vec<String> = resources
+                    .iter()
+                    .map(|(name, used, limit)| format!("{name} {used} {limit}"))
+                    .collect();
+                out.extend_from_slice(items.join(" ").as_bytes());
+                out.push(b')');
+            }
+            Data::QuotaRoot { mailbox, roots } => {
+                out.extend_from_slice(b"QUOTAROOT ");
+                enc.mailbox(out, mailbox);
+                for r in roots {
+                    out.push(b' ');
+                    enc.string(out, r.as_bytes());
+                }
+            }
             Data::Id(fields) => {
                 out.extend_from_slice(b"ID ");
                 if fields.is_empty() {

@@ -245,6 +245,20 @@ impl Writer {
                 }
                 self.literal(message);
             }
+            CommandKind::GetQuota(root) => {
+                self.raw("GETQUOTA ");
+                self.astring(root.as_bytes());
+            }
+            CommandKind::GetQuotaRoot(m) => {
+                self.raw("GETQUOTAROOT ");
+                self.mailbox(m);
+            }
+            CommandKind::SetQuota(root, limits) => {
+                self.raw("SETQUOTA ");
+                self.astring(root.as_bytes());
+                self.raw(" ");
+                self.list(limits, |w, (name, n)| w.raw(&format!("{name} {n}")));
+            }
             CommandKind::UidExpunge(set) => {
                 self.raw("UID EXPUNGE ");
                 self.set(set);

@@ -59,6 +59,10 @@ fn rfc9051_example_commands_parse() {
         "A02 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n",
         "B04 SELECT INBOX (QRESYNC (67890007 90060115194045000 1:29997 (5000,7500,9000,9990:9999 15000,22500,27000,29970,29973,29976,29979,29982,29985,29988,29991,29994,29997)))\r\n",
         "a SEARCH MODSEQ 620162338\r\n",
+        // RFC 9208's examples.
+        "A003 GETQUOTA \"\"\r\n",
+        "A003 GETQUOTAROOT INBOX\r\n",
+        "A001 SETQUOTA \"\" (STORAGE 512)\r\n",
         "a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338\r\n",
     ] {
         parse(line);

@@ -201,6 +201,12 @@ fn built_commands() -> Vec<CommandKind> {
             },
         },
         CommandKind::Rename(mailbox("INBOX"), mailbox("Old \"mail\"")),
+        CommandKind::GetQuota("".into()),
+        CommandKind::GetQuotaRoot(mailbox("INBOX")),
+        CommandKind::SetQuota(
+            "".into(),
+            vec![("STORAGE".into(), 512), ("MESSAGE".into(), 0)],
+        ),
         CommandKind::List(ListCommand {
             reference: "".into(),
             patterns: vec!["*".into()],

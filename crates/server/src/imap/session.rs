@@ -114,6 +114,9 @@ pub fn allowed(state: StateKind, cmd: &CommandKind) -> bool {
         | C::Status { .. }
         | C::Append { .. }
         | C::Unauthenticate
+        | C::GetQuota(_)
+        | C::GetQuotaRoot(_)
+        | C::SetQuota(..)
         | C::Idle => matches!(state, State::Authenticated | State::Selected),
         C::Check
         | C::Close
@@ -160,6 +163,9 @@ pub struct Session {
     pub(super) condstore: bool,
     /// ENABLE QRESYNC (RFC 7162 3.2.3): VANISHED instead of EXPUNGE.
     pub(super) qresync: bool,
+    /// The logged-in user's storage limit at login (0: none), for
+    /// APPENDLIMIT (RFC 7889).
+    pub(super) storage_limit: u64,
     /// The AUTHENTICATE exchange waiting for the client's response.
     pub(super) sasl: Option<crate::sasl::Exchange>,
 }
@@ -175,6 +181,7 @@ impl Session {
             rev2: false,
             condstore: false,
             qresync: false,
+            storage_limit: 0,
             sasl: None,
         }
     }
@@ -352,9 +359,21 @@ impl Session {
                 "UNAUTHENTICATE",
                 "CONDSTORE",
                 "QRESYNC",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
+                "QUOTA=RES-MESSAGE",
             ]);
         }
-        caps.into_iter().map(str::to_string).collect()
+        let mut caps: Vec<String> = caps.into_iter().map(str::to_string).collect();
+        // RFC 7889: the largest APPEND accepted; after login, the user's
+        // storage limit too, when it is smaller.
+        let max = self.ctx.config.max_literal_size as u64;
+        let limit = match self.storage_limit {
+            0 => max,
+            s => s.min(max),
+        };
+        caps.push(format!("APPENDLIMIT={limit}"));
+        caps
     }
 
     /// The greeting (RFC 9051 7.1.1).
@@ -453,6 +472,7 @@ impl Session {
                 self.rev2 = false;
                 self.condstore = false;
                 self.qresync = false;
+                self.storage_limit = 0;
                 self.transition(State::NotAuthenticated);
                 out.enc = self.encoder();
                 tagged(out, &tag, Status::Ok, None, "UNAUTHENTICATE completed");
@@ -539,6 +559,12 @@ impl Session {
                 date,
                 message,
             } => self.append(&mailbox, flags, date, message).await,
+            C::GetQuota(root) => self.get_quota(&root, out).await,
+            C::GetQuotaRoot(m) => self.get_quota_root(&m, out).await,
+            C::SetQuota(..) => Err(ImapError::no(
+                Some(Code::NoPerm),
+                "quotas are set by the administrator (mailroom user quota)",
+            )),
             C::Close => self.close(true).await,
             C::Unselect => self.close(false).await,
             C::Expunge => self.expunge(None, out).await,

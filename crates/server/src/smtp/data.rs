@@ -241,6 +241,9 @@ impl Session {
         }
 
         let size = body.len();
+        if let Some(refusal) = self.quota_at_data(&targets.local, size as u64).await {
+            return refusal;
+        }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         if let Some(store_delivery) =
             delivery::build(&body, &tx.sender, Some(&received), &targets, now)

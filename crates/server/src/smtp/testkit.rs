@@ -169,6 +169,9 @@ impl Store for Failing {
     fn ensure_account(&self, a: String) -> StoreFuture<'_, ()> {
         self.inner.ensure_account(a)
     }
+    fn usage(&self, a: String) -> StoreFuture<'_, store::Usage> {
+        self.inner.usage(a)
+    }
     fn delete_account(&self, a: String) -> StoreFuture<'_, ()> {
         self.inner.delete_account(a)
     }
