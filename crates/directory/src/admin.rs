@@ -220,6 +220,26 @@ impl DirectoryDb {
             .optional()?)
     }
 
+    /// Every user with a limit of their own, sorted by address.
+    pub fn quotas(&self) -> Result<Vec<(String, UserQuota)>, DirectoryError> {
+        let conn = self.lock();
+        let from_sql = |v: Option<i64>| v.map(|n| u64::try_from(n).unwrap_or(0));
+        let mut stmt = conn.prepare(
+            "SELECT address, quota_storage, quota_messages FROM users \
+             WHERE quota_storage IS NOT NULL OR quota_messages IS NOT NULL ORDER BY address",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                UserQuota {
+                    storage: from_sql(r.get(1)?),
+                    messages: from_sql(r.get(2)?),
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every user, sorted by address.
     pub fn list_users(&self) -> Result<Vec<User>, DirectoryError> {
         let conn = self.lock();

@@ -315,6 +315,8 @@ pub trait Directory: Send + Sync + 'static {
     fn set_quota<'a>(&'a self, address: &'a str, quota: UserQuota) -> DirectoryFuture<'a, ()>;
     /// A user's own quota; None when there is no such user.
     fn quota<'a>(&'a self, address: &'a str) -> DirectoryFuture<'a, Option<UserQuota>>;
+    /// Every user with a limit of their own, sorted by address.
+    fn quotas(&self) -> DirectoryFuture<'_, Vec<(String, UserQuota)>>;
     /// The user at `address`, if there is one.
     fn user<'a>(&'a self, address: &'a str) -> DirectoryFuture<'a, Option<User>>;
     /// Creates an alias, or adds targets to an existing one. Refused when

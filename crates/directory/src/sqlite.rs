@@ -216,6 +216,10 @@ impl Directory for SqliteDirectory {
         self.query(move |db| db.quota(&address))
     }
 
+    fn quotas(&self) -> DirectoryFuture<'_, Vec<(String, UserQuota)>> {
+        self.query(|db| db.quotas())
+    }
+
     fn user<'a>(&'a self, address: &'a str) -> DirectoryFuture<'a, Option<User>> {
         let address = address.to_string();
         self.query(move |db| db.user(&address))

@@ -81,10 +81,7 @@ fn smtp_config(loaded: &Loaded) -> Result<SmtpConfig, String> {
     s.local_networks = networks("local_networks", &c.local_networks)?;
     s.legacy_send = c.smtp.legacy_send;
     s.legacy_send_any = c.smtp.legacy_send_from == "any";
-    s.quota = server::quota::QuotaDefaults {
-        storage: c.quota.storage,
-        messages: c.quota.messages,
-    };
+
     s.vrfy = if c.smtp.vrfy == "252" {
         VrfyPolicy::Cannot
     } else {
@@ -255,6 +252,14 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     let store = open_store(&loaded).map_err(|e| e.to_string())?;
     let tls = load_tls(&loaded)?;
     let presence = PresenceRegistry::new();
+    let quota = server::quota::QuotaBook::start(
+        Arc::clone(&directory),
+        server::quota::QuotaDefaults {
+            storage: c.quota.storage,
+            messages: c.quota.messages,
+        },
+    )
+    .await;
     let metrics = Arc::new(Metrics::default());
     // One Authenticator for every protocol: its throttling follows a
     // guesser from SMTP to IMAP to POP3.
@@ -271,6 +276,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         directory: Arc::clone(&directory),
         store: store.clone(),
         presence: presence.clone(),
+        quota: Arc::clone(&quota),
         memory: MemoryBudget::new(c.smtp.max_inflight_data),
         metrics: Arc::clone(&metrics),
         tls: Some(Arc::clone(&tls)),
@@ -336,10 +342,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     imap_config.max_literal_size = c.imap.max_literal_size;
     imap_config.max_mailboxes = c.imap.max_mailboxes;
     imap_config.terminal_max_chars = c.imap.terminal_max_chars;
-    imap_config.quota = server::quota::QuotaDefaults {
-        storage: c.quota.storage,
-        messages: c.quota.messages,
-    };
+
     imap_config.connections = ConnectionLimits {
         max_total: c.imap.max_connections,
         max_per_ip: c.imap.max_connections_per_ip,
@@ -351,6 +354,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         Arc::clone(&auth),
         Some(Arc::clone(&tls)),
         Arc::clone(&presence),
+        Arc::clone(&quota),
     );
     let mut imap_listeners = bind_all("imap.listen", &c.imap.listen, Role::Imap).await?;
     imap_listeners.extend(bind_all("imap.tls_listen", &c.imap.tls_listen, Role::Imaps).await?);

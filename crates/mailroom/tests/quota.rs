@@ -7,8 +7,25 @@
 mod common;
 mod imap_kit;
 
-use common::{Extra, Server, Smtp, enhanced};
+use std::time::{Duration, Instant};
+
+use common::{Extra, Server, Smtp, WAIT, enhanced};
 use imap_kit::Imap;
+
+/// `mailroom user quota alice ARGS`, then waits until the server has
+/// reloaded it (server::quota::REFRESH): GETQUOTA's answer changes.
+fn set_quota(server: &Server, args: &[&str]) {
+    let mut c = Imap::login(server, "alice", "secret");
+    let before = c.ok("GETQUOTA \"\"").untagged;
+    let mut cli = vec!["user", "quota", "alice@example.test"];
+    cli.extend_from_slice(args);
+    server.cli(&cli);
+    let deadline = Instant::now() + WAIT;
+    while c.ok("GETQUOTA \"\"").untagged == before {
+        assert!(Instant::now() < deadline, "quota {args:?} never applied");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
 
 /// A message of exactly `n` octets as stored (CRLF canonical).
 fn message_of(n: usize) -> String {
@@ -53,7 +70,7 @@ fn stored(server: &Server) -> u64 {
 #[test]
 fn smtp_refuses_at_rcpt_once_full_lets_one_overshoot_and_552s_what_never_fits() {
     let server = Server::start();
-    server.cli(&["user", "quota", "alice@example.test", "1K"]);
+    set_quota(&server, &["1K"]);
     // 600 octets: fits.
     let (rcpt, _, end) = send(&server, &message_of(600), None);
     assert_eq!((rcpt, end.map(|e| e.0)), (250, Some(250)));
@@ -70,14 +87,14 @@ fn smtp_refuses_at_rcpt_once_full_lets_one_overshoot_and_552s_what_never_fits() 
     assert_eq!((rcpt, code.as_str()), (452, "4.2.2"));
     // A message larger than the whole limit can never fit: 552 5.2.2, at
     // RCPT with SIZE=, else at the end of DATA.
-    server.cli(&["user", "quota", "alice@example.test", "2K"]);
+    set_quota(&server, &["2K"]);
     assert!(stored(&server) < 2048);
     let (rcpt, code, _) = send(&server, &message_of(3000), Some(3000));
     assert_eq!((rcpt, code.as_str()), (552, "5.2.2"));
     let (_, _, end) = send(&server, &message_of(3000), None);
     assert_eq!(end, Some((552, "5.2.2".to_string())));
     // 0 is unlimited.
-    server.cli(&["user", "quota", "alice@example.test", "0"]);
+    set_quota(&server, &["0"]);
     let (rcpt, _, end) = send(&server, &message_of(3000), None);
     assert_eq!((rcpt, end.map(|e| e.0)), (250, Some(250)));
 }
@@ -107,14 +124,7 @@ fn the_config_default_limits_messages_and_a_users_own_limit_wins() {
     let (rcpt, _, _) = send(&server, &message_of(200), None);
     assert_eq!(rcpt, 250);
     // A user's own limit wins over the default.
-    server.cli(&[
-        "user",
-        "quota",
-        "alice@example.test",
-        "0",
-        "--messages",
-        "0",
-    ]);
+    set_quota(&server, &["0", "--messages", "0"]);
     let (rcpt, _, _) = send(&server, &message_of(200), None);
     assert_eq!(rcpt, 250);
 }
@@ -122,7 +132,7 @@ fn the_config_default_limits_messages_and_a_users_own_limit_wins() {
 #[test]
 fn imap_append_and_copy_are_refused_exactly_at_the_limit_and_move_is_not() {
     let server = Server::start();
-    server.cli(&["user", "quota", "alice@example.test", "1K"]);
+    set_quota(&server, &["1K"]);
     let mut c = Imap::login(&server, "alice", "secret");
     assert!(c.ok("CAPABILITY").has("APPENDLIMIT=1024"));
     assert!(c.ok("CAPABILITY").has("QUOTA=RES-STORAGE"));

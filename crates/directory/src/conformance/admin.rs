@@ -52,6 +52,10 @@ pub async fn quota_defaults_to_none_and_is_set_per_user(backend: &dyn Backend) {
     };
     t.dir.set_quota("bob@example.org", q).await.unwrap();
     assert_eq!(t.dir.quota("bob@example.org").await.unwrap(), Some(q));
+    assert_eq!(
+        t.dir.quotas().await.unwrap(),
+        vec![("bob@example.org".to_string(), q)]
+    );
     assert_eq!(t.dir.quota("nobody@example.org").await.unwrap(), None);
     assert!(matches!(
         t.dir.set_quota("nobody@example.org", q).await,

@@ -41,8 +41,6 @@ pub struct ImapConfig {
     /// `imap.terminal_max_chars`: the longest ALERT text of a terminal
     /// message.
     pub terminal_max_chars: usize,
-    /// `[quota]`: every user's limits unless they have their own.
-    pub quota: crate::quota::QuotaDefaults,
     /// Plaintext logins are accepted from these networks only (SPEC 5,
     /// SPEC 7 `local_networks`) until TLS arrives; elsewhere LOGIN is
     /// disabled (RFC 9051 6.2.3: LOGINDISABLED, `NO [PRIVACYREQUIRED]`).
@@ -62,7 +60,6 @@ impl ImapConfig {
                 max_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             },
             terminal_max_chars: DEFAULT_TERMINAL_MAX_CHARS,
-            quota: crate::quota::QuotaDefaults::default(),
             plaintext_networks: ["127.0.0.0/8", "::1/128"]
                 .iter()
                 .filter_map(|n| n.parse().ok())

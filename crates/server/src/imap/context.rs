@@ -24,6 +24,8 @@ pub struct ImapContext {
     /// Where logged-in sessions register as the user's terminal (SEND,
     /// SOML, SAML: RFC 821 3.4, SPEC 1).
     pub presence: Arc<PresenceRegistry>,
+    /// Every user's quota limits (RFC 9208).
+    pub quota: Arc<crate::quota::QuotaBook>,
     /// Certificates for STARTTLS and the IMAPS port; None: no TLS.
     pub tls: Option<Arc<Tls>>,
 }
@@ -36,6 +38,7 @@ impl ImapContext {
         auth: Arc<Authenticator>,
         tls: Option<Arc<Tls>>,
         presence: Arc<PresenceRegistry>,
+        quota: Arc<crate::quota::QuotaBook>,
     ) -> Arc<Self> {
         let hub = ChangeHub::start(&store, Arc::clone(&presence));
         Arc::new(ImapContext {
@@ -45,6 +48,7 @@ impl ImapContext {
             hub,
             recent: RecentTracker::default(),
             presence,
+            quota,
             tls,
         })
     }

@@ -49,11 +49,7 @@ impl Session {
             self.ctx.store.ensure_account(account.clone()).await?;
         }
         tracing::info!(%account, "imap login");
-        let directory = self.ctx.auth.directory();
-        self.storage_limit =
-            crate::quota::limits(directory.as_ref(), self.ctx.config.quota, &account)
-                .await
-                .storage;
+        self.storage_limit = self.ctx.quota.limits(&account).storage;
         self.enter_authenticated(account);
         Ok((
             Some(Code::Capability(self.capabilities())),

@@ -7,7 +7,7 @@ use proto_imap::{Code, Data, Mailbox};
 use store::Usage;
 
 use super::session::{CmdResult, ImapError, Out, Session, done};
-use crate::quota::{self, Limits};
+use crate::quota::Limits;
 
 /// The one quota root of every user (RFC 9208 3.2: the root's name is
 /// the server's choice).
@@ -22,14 +22,11 @@ impl Session {
     /// The logged-in user's limits and usage.
     pub(super) async fn quota_status(&self) -> Result<(Limits, Usage), ImapError> {
         let account = self.account()?;
-        let directory = self.ctx.auth.directory();
-        Ok(quota::status(
-            directory.as_ref(),
-            self.ctx.store.as_ref(),
-            self.ctx.config.quota,
-            account,
-        )
-        .await?)
+        Ok(self
+            .ctx
+            .quota
+            .status(self.ctx.store.as_ref(), account)
+            .await?)
     }
 
     /// Refuses with `NO [OVERQUOTA]` (RFC 9208 5.3) when `bytes` octets in

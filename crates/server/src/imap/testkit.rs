@@ -90,6 +90,7 @@ impl Kit {
             Authenticator::with_delay_scale(directory, 0.0),
             None,
             crate::presence::PresenceRegistry::new(),
+            crate::quota::QuotaBook::fixed(Default::default()),
         );
         Kit {
             _dir: dir,

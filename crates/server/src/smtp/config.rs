@@ -87,8 +87,6 @@ pub struct SmtpConfig {
     /// AUTH on the MTA listener too (`smtp.mta_auth`; submission always).
     pub mta_auth: bool,
     pub submission: SubmissionLimits,
-    /// `[quota]`: every user's limits unless they have their own.
-    pub quota: crate::quota::QuotaDefaults,
 }
 
 impl SmtpConfig {
@@ -118,7 +116,6 @@ impl SmtpConfig {
             },
             mta_auth: false,
             submission: SubmissionLimits::default(),
-            quota: crate::quota::QuotaDefaults::default(),
         }
     }
 }

@@ -241,7 +241,7 @@ impl Session {
         }
 
         let size = body.len();
-        if let Some(refusal) = self.quota_at_data(&targets.local, size as u64).await {
+        if let Some(refusal) = self.quota_at_data(&targets.local, size as u64) {
             return refusal;
         }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();

@@ -8,7 +8,6 @@
 use proto_smtp::Reply;
 
 use super::session::{Session, local_error, reply};
-use crate::quota;
 
 impl Session {
     /// The RCPT refusal for `accounts` (the recipient's mailbox accounts),
@@ -19,13 +18,11 @@ impl Session {
         size: Option<u64>,
     ) -> Option<Reply> {
         for account in accounts {
-            let status = quota::status(
-                self.ctx.directory.as_ref(),
-                self.ctx.store.as_ref(),
-                self.ctx.config.quota,
-                account,
-            )
-            .await;
+            let status = self
+                .ctx
+                .quota
+                .status(self.ctx.store.as_ref(), account)
+                .await;
             let Ok((limits, usage)) = status else {
                 return Some(local_error());
             };
@@ -42,10 +39,9 @@ impl Session {
 
     /// The end-of-DATA refusal: a message of `size` octets larger than a
     /// local recipient's whole storage limit.
-    pub(crate) async fn quota_at_data(&self, accounts: &[String], size: u64) -> Option<Reply> {
+    pub(crate) fn quota_at_data(&self, accounts: &[String], size: u64) -> Option<Reply> {
         for account in accounts {
-            let limits =
-                quota::limits(self.ctx.directory.as_ref(), self.ctx.config.quota, account).await;
+            let limits = self.ctx.quota.limits(account);
             if limits.storage != 0 && size > limits.storage {
                 return Some(too_big_for_mailbox());
             }

@@ -59,6 +59,7 @@ impl Kit {
             directory,
             store: session_store,
             presence: presence.clone(),
+            quota: crate::quota::QuotaBook::fixed(Default::default()),
             memory: crate::budget::MemoryBudget::new(memory),
             metrics: Arc::default(),
             tls: None,
