@@ -57,6 +57,7 @@ done
 "$BIN" --config "$work/mailroom.toml" serve 2>"$work/server.log" &
 pid=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+kill -0 $pid 2>/dev/null || { echo "server did not start:"; cat "$work/server.log"; exit 1; }
 echo "== $BIN: $USERS users idling, $COUNT deliveries and $COUNT SENDs"
 python3 - "$PORT" "$SMTP_PORT" "$USERS" "$COUNT" <<'PY'
 import asyncio, random, sys, time
@@ -64,20 +65,33 @@ port, smtp_port, users, count = (int(x) for x in sys.argv[1:5])
 random.seed(15)
 waiters = {}        # user -> future resolved by the next EXISTS / ALERT
 stray = []
+failed = []
 
 async def session(i, ready):
     r, w = await asyncio.open_connection("127.0.0.1", port)
     await r.readline()
-    async def until(tag):
+    async def until(tag, ok):
         while True:
             line = await r.readline()
             if not line:
-                raise SystemExit(f"session {i}: closed")
+                failed.append(f"session {i}: closed")
+                ready.release()
+                return False
             if line.startswith(tag):
-                return
-    w.write(b"a LOGIN u%d pw\r\n" % i); await until(b"a OK")
-    w.write(b"b SELECT INBOX\r\n"); await until(b"b OK")
-    w.write(b"c IDLE\r\n"); await until(b"+")
+                if line.startswith(ok):
+                    return True
+                failed.append(f"session {i}: {line!r}")
+                ready.release()
+                return False
+    w.write(b"a LOGIN u%d pw\r\n" % i)
+    if not await until(b"a ", b"a OK"):
+        return
+    w.write(b"b SELECT INBOX\r\n")
+    if not await until(b"b ", b"b OK"):
+        return
+    w.write(b"c IDLE\r\n")
+    if not await until(b"+", b"+"):
+        return
     ready.release()
     while True:
         line = await r.readline()
@@ -105,9 +119,15 @@ def pct(v, p):
 async def main():
     ready = asyncio.Semaphore(0)
     t0 = time.time()
-    tasks = [asyncio.create_task(session(i, ready)) for i in range(users)]
+    tasks = []
+    for i in range(users):
+        tasks.append(asyncio.create_task(session(i, ready)))
+        if i % 50 == 49:
+            await asyncio.sleep(0.05)
     for _ in range(users):
-        await ready.acquire()
+        await asyncio.wait_for(ready.acquire(), 120)
+    if failed:
+        raise SystemExit(f"{len(failed)} sessions failed, e.g. {failed[0]}")
     print(f"  {users} sessions in IDLE after {time.time() - t0:.1f}s", flush=True)
     await asyncio.sleep(1)
     r, w = await asyncio.open_connection("127.0.0.1", smtp_port)
