@@ -9,7 +9,7 @@
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::address::MAX_FULL_NAME_LEN;
-use crate::{DirectoryDb, DirectoryError, Forward, User};
+use crate::{DirectoryDb, DirectoryError, Forward, User, UserQuota};
 
 /// The two kinds of multi-target entries; they share their code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +185,59 @@ impl DirectoryDb {
         crate::scram::write_keys(&tx, &address, scram.as_ref(), false)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Sets a user's own quota limits.
+    pub fn set_quota(&self, address: &str, quota: UserQuota) -> Result<(), DirectoryError> {
+        let address = self.canonical(address)?;
+        let as_sql = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let n = self.lock().execute(
+            "UPDATE users SET quota_storage = ?2, quota_messages = ?3 WHERE address = ?1",
+            params![address, as_sql(quota.storage), as_sql(quota.messages)],
+        )?;
+        if n == 0 {
+            return Err(DirectoryError::NotFound(address));
+        }
+        Ok(())
+    }
+
+    /// A user's own quota limits; None when there is no such user.
+    pub fn quota(&self, address: &str) -> Result<Option<UserQuota>, DirectoryError> {
+        let address = self.canonical(address)?;
+        let conn = self.lock();
+        let from_sql = |v: Option<i64>| v.map(|n| u64::try_from(n).unwrap_or(0));
+        Ok(conn
+            .query_row(
+                "SELECT quota_storage, quota_messages FROM users WHERE address = ?1",
+                [&address],
+                |r| {
+                    Ok(UserQuota {
+                        storage: from_sql(r.get(0)?),
+                        messages: from_sql(r.get(1)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Every user with a limit of their own, sorted by address.
+    pub fn quotas(&self) -> Result<Vec<(String, UserQuota)>, DirectoryError> {
+        let conn = self.lock();
+        let from_sql = |v: Option<i64>| v.map(|n| u64::try_from(n).unwrap_or(0));
+        let mut stmt = conn.prepare(
+            "SELECT address, quota_storage, quota_messages FROM users \
+             WHERE quota_storage IS NOT NULL OR quota_messages IS NOT NULL ORDER BY address",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                UserQuota {
+                    storage: from_sql(r.get(1)?),
+                    messages: from_sql(r.get(2)?),
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Every user, sorted by address.

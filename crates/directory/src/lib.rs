@@ -110,6 +110,14 @@ pub struct User {
     pub full_name: Option<String>,
 }
 
+/// A user's own quota limits (RFC 9208); `None` takes the configured
+/// default. Storage in octets, 0 meaning unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserQuota {
+    pub storage: Option<u64>,
+    pub messages: Option<u64>,
+}
+
 /// A mailing list member, as EXPN shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
@@ -301,6 +309,12 @@ pub trait Directory: Send + Sync + 'static {
     fn set_password<'a>(&'a self, address: &'a str, password: &'a str) -> DirectoryFuture<'a, ()>;
     /// Every user, sorted by address.
     fn list_users(&self) -> DirectoryFuture<'_, Vec<User>>;
+    /// Sets a user's own quota (`mailroom user quota`).
+    fn set_quota<'a>(&'a self, address: &'a str, quota: UserQuota) -> DirectoryFuture<'a, ()>;
+    /// A user's own quota; None when there is no such user.
+    fn quota<'a>(&'a self, address: &'a str) -> DirectoryFuture<'a, Option<UserQuota>>;
+    /// Every user with a limit of their own, sorted by address.
+    fn quotas(&self) -> DirectoryFuture<'_, Vec<(String, UserQuota)>>;
     /// The user at `address`, if there is one.
     fn user<'a>(&'a self, address: &'a str) -> DirectoryFuture<'a, Option<User>>;
     /// Creates an alias, or adds targets to an existing one. Refused when

@@ -35,7 +35,7 @@ use crate::DirectoryError;
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// One schema step: SQL, then an optional data step in Rust.
 type Migration = (
@@ -49,7 +49,15 @@ const MIGRATIONS: &[Migration] = &[
     (V2, Some(fold_users)),
     (V3, Some(crate::scram::create_secret)),
     (V4, Some(fold_users)),
+    (V_USER_QUOTA, None),
 ];
+
+/// Per-user quota (issue 15, RFC 9208): NULL means the `[quota]` default
+/// of the config; 0 means unlimited.
+pub(crate) const V_USER_QUOTA: &str = "
+    ALTER TABLE users ADD COLUMN quota_storage INTEGER;
+    ALTER TABLE users ADD COLUMN quota_messages INTEGER;
+";
 
 pub(crate) const V1: &str = "
     CREATE TABLE users (

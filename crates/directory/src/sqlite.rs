@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 
 use crate::{
     Directory, DirectoryConfig, DirectoryDb, DirectoryError, DirectoryFuture, Forward, Member,
-    Resolution, User,
+    Resolution, User, UserQuota,
 };
 
 /// Connections per open directory: one for the query thread and one for
@@ -270,6 +270,20 @@ impl Directory for SqliteDirectory {
 
     fn list_users(&self) -> DirectoryFuture<'_, Vec<User>> {
         self.query(|db| db.list_users())
+    }
+
+    fn set_quota<'a>(&'a self, address: &'a str, quota: UserQuota) -> DirectoryFuture<'a, ()> {
+        let address = address.to_string();
+        self.query(move |db| db.set_quota(&address, quota))
+    }
+
+    fn quota<'a>(&'a self, address: &'a str) -> DirectoryFuture<'a, Option<UserQuota>> {
+        let address = address.to_string();
+        self.query(move |db| db.quota(&address))
+    }
+
+    fn quotas(&self) -> DirectoryFuture<'_, Vec<(String, UserQuota)>> {
+        self.query(|db| db.quotas())
     }
 
     fn user<'a>(&'a self, address: &'a str) -> DirectoryFuture<'a, Option<User>> {

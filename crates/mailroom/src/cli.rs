@@ -121,6 +121,15 @@ pub enum UserCmd {
     },
     /// List users
     List,
+    /// Set a user's quota: SIZE in octets, or with K, M or G (1024-based);
+    /// 0 is unlimited
+    Quota {
+        address: String,
+        size: String,
+        /// At most this many messages (0: unlimited)
+        #[arg(long)]
+        messages: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -298,6 +307,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                     ctx.user_passwd(&address, &password.resolve()?)
                 }
                 UserCmd::List => ctx.user_list(),
+                UserCmd::Quota {
+                    address,
+                    size,
+                    messages,
+                } => ctx.user_quota(&address, &size, messages),
             }
         }
         Cmd::Alias(c) => {

@@ -288,6 +288,32 @@ impl Ctx {
         Ok(())
     }
 
+    /// `user quota ADDRESS SIZE [--messages N]`: the user's own limits
+    /// (SPEC 7); `--messages` left out keeps the message limit as it was.
+    pub fn user_quota(
+        &self,
+        address: &str,
+        size: &str,
+        messages: Option<u64>,
+    ) -> Result<(), String> {
+        let storage = parse_size(size)?;
+        let address = self.qualify(address);
+        let current = self
+            .rt
+            .block_on(self.dir.quota(&address))
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no such user: {address}"))?;
+        let quota = directory::UserQuota {
+            storage: Some(storage),
+            messages: messages.or(current.messages),
+        };
+        self.rt
+            .block_on(self.dir.set_quota(&address, quota))
+            .map_err(|e| e.to_string())?;
+        println!("quota set");
+        Ok(())
+    }
+
     pub fn user_list(&self) -> Result<(), String> {
         for u in self
             .rt
@@ -664,4 +690,38 @@ fn json_escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// A size in octets: digits, optionally followed by K, M or G (1024-based,
+/// case-insensitive).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (t.get(..t.len() - 1).unwrap_or(""), 10),
+        Some('M') => (t.get(..t.len() - 1).unwrap_or(""), 20),
+        Some('G') => (t.get(..t.len() - 1).unwrap_or(""), 30),
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("bad size {s:?}: digits with an optional K, M or G"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("size {s:?} is too large"))
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_1024_based_suffixes() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("1500"), Ok(1500));
+        assert_eq!(parse_size("10k"), Ok(10 * 1024));
+        assert_eq!(parse_size("2M"), Ok(2 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert!(parse_size("1T").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999G").is_err());
+    }
 }

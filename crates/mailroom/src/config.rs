@@ -33,6 +33,7 @@ pub struct Config {
     pub admin: AdminSection,
     pub tls: TlsSection,
     pub submission: SubmissionSection,
+    pub quota: QuotaSection,
     pub relay: RelaySection,
     pub checks: ChecksSection,
     pub auth: AuthSection,
@@ -50,6 +51,8 @@ pub struct SmtpSection {
     pub max_recipients: usize,
     pub relay_networks: Vec<String>,
     pub legacy_send: bool,
+    /// Who may use SEND (issue 15): "authenticated_or_local" or "any".
+    pub legacy_send_from: String,
     pub vrfy: String,
     pub expn: bool,
     pub max_errors: u32,
@@ -196,6 +199,15 @@ impl Default for ChecksSection {
     }
 }
 
+/// `[quota]`: every user's limits unless `mailroom user quota` set their
+/// own (RFC 9208 STORAGE in octets and MESSAGE; 0 is unlimited).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaSection {
+    pub storage: u64,
+    pub messages: u64,
+}
+
 /// `[submission]`: what one authenticated user may send (issue 11).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -247,6 +259,9 @@ pub struct ImapSection {
     pub max_mailboxes: u64,
     /// Seconds between `* OK Still here` lines during IDLE; 0: none.
     pub idle_keepalive: u64,
+    /// Longest ALERT text of a terminal message (SEND/SOML/SAML), in
+    /// characters.
+    pub terminal_max_chars: usize,
 }
 
 /// RFC 1939 3: the autologout timer is at least 10 minutes.
@@ -278,6 +293,7 @@ impl Default for ImapSection {
             max_literal_size: smtp_defaults::DEFAULT_MAX_MESSAGE_SIZE,
             max_mailboxes: server::imap::config::DEFAULT_MAX_MAILBOXES,
             idle_keepalive: server::imap::config::DEFAULT_IDLE_KEEPALIVE.as_secs(),
+            terminal_max_chars: server::imap::config::DEFAULT_TERMINAL_MAX_CHARS,
         }
     }
 }
@@ -387,6 +403,7 @@ impl Default for Config {
             admin: AdminSection::default(),
             tls: TlsSection::default(),
             submission: SubmissionSection::default(),
+            quota: QuotaSection::default(),
             relay: RelaySection::default(),
             checks: ChecksSection::default(),
             auth: AuthSection::default(),
@@ -406,6 +423,7 @@ impl Default for SmtpSection {
             max_recipients: smtp_defaults::DEFAULT_MAX_RECIPIENTS,
             relay_networks: Vec::new(),
             legacy_send: true,
+            legacy_send_from: "authenticated_or_local".to_string(),
             vrfy: "disclose".to_string(),
             expn: true,
             max_errors: smtp_defaults::DEFAULT_MAX_ERRORS,
@@ -735,6 +753,18 @@ impl Config {
         if !self.relay.resolver.is_empty() {
             addresses("relay.resolver", std::slice::from_ref(&self.relay.resolver))?;
         }
+        if !matches!(
+            self.smtp.legacy_send_from.as_str(),
+            "authenticated_or_local" | "any"
+        ) {
+            return Err(format!(
+                "smtp.legacy_send_from: '{}' must be \"authenticated_or_local\" or \"any\"",
+                self.smtp.legacy_send_from
+            ));
+        }
+        if self.imap.terminal_max_chars == 0 {
+            return Err("imap.terminal_max_chars must be at least 1".to_string());
+        }
         if !matches!(self.smtp.vrfy.as_str(), "disclose" | "252") {
             return Err(format!(
                 "smtp.vrfy: '{}' must be \"disclose\" or \"252\"",
@@ -916,6 +946,8 @@ listen = "127.0.0.1:9025"
         assert_eq!(c.pop3.idle_timeout, d.pop3.idle_timeout);
         assert_eq!(c.imap.max_literal_size, d.imap.max_literal_size);
         assert_eq!(c.imap.max_mailboxes, d.imap.max_mailboxes);
+        assert_eq!(c.imap.terminal_max_chars, d.imap.terminal_max_chars);
+        assert_eq!(c.smtp.legacy_send_from, d.smtp.legacy_send_from);
         assert_eq!(c.store.group_commit_max, d.store.group_commit_max);
         assert_eq!(c.auth.scram_iterations, d.auth.scram_iterations);
         assert_eq!(c.auth.scram, d.auth.scram);
@@ -949,6 +981,8 @@ listen = "127.0.0.1:9025"
         assert!(c.check().unwrap_err().contains("smtp.relay_networks"));
         let c = parse("[smtp]\nvrfy = \"sometimes\"\n").unwrap();
         assert!(c.check().unwrap_err().contains("smtp.vrfy"));
+        let c = parse("[smtp]\nlegacy_send_from = \"anyone\"\n").unwrap();
+        assert!(c.check().unwrap_err().contains("smtp.legacy_send_from"));
         let c = parse("[tls]\ncert = \"a.pem\"\n").unwrap();
         assert!(c.check().unwrap_err().contains("tls.key"));
     }

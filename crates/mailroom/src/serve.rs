@@ -80,6 +80,8 @@ fn smtp_config(loaded: &Loaded) -> Result<SmtpConfig, String> {
     s.relay_networks = networks("smtp.relay_networks", &c.smtp.relay_networks)?;
     s.local_networks = networks("local_networks", &c.local_networks)?;
     s.legacy_send = c.smtp.legacy_send;
+    s.legacy_send_any = c.smtp.legacy_send_from == "any";
+
     s.vrfy = if c.smtp.vrfy == "252" {
         VrfyPolicy::Cannot
     } else {
@@ -288,6 +290,14 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     let store = open_store(&loaded).map_err(|e| e.to_string())?;
     let tls = load_tls(&loaded)?;
     let presence = PresenceRegistry::new();
+    let quota = server::quota::QuotaBook::start(
+        Arc::clone(&directory),
+        server::quota::QuotaDefaults {
+            storage: c.quota.storage,
+            messages: c.quota.messages,
+        },
+    )
+    .await;
     let metrics = Arc::new(Metrics::default());
     // One Authenticator for every protocol: its throttling follows a
     // guesser from SMTP to IMAP to POP3.
@@ -313,6 +323,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         directory: Arc::clone(&directory),
         store: store.clone(),
         presence: presence.clone(),
+        quota: Arc::clone(&quota),
         memory: MemoryBudget::new(c.smtp.max_inflight_data),
         metrics: Arc::clone(&metrics),
         tls: Some(Arc::clone(&tls)),
@@ -386,6 +397,8 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     imap_config.idle_keepalive = Duration::from_secs(c.imap.idle_keepalive);
     imap_config.max_literal_size = c.imap.max_literal_size;
     imap_config.max_mailboxes = c.imap.max_mailboxes;
+    imap_config.terminal_max_chars = c.imap.terminal_max_chars;
+
     imap_config.connections = ConnectionLimits {
         max_total: c.imap.max_connections,
         max_per_ip: c.imap.max_connections_per_ip,
@@ -397,6 +410,8 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         Arc::clone(&auth),
         Some(Arc::clone(&tls)),
         Arc::clone(&metrics),
+        Arc::clone(&presence),
+        Arc::clone(&quota),
     );
     let mut imap_listeners = bind_all("imap.listen", &c.imap.listen, Role::Imap).await?;
     imap_listeners.extend(bind_all("imap.tls_listen", &c.imap.tls_listen, Role::Imaps).await?);
@@ -408,7 +423,6 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             shutdown.clone(),
         )));
     }
-    let _ = (&auth, &presence);
     // The outbound queue worker (issue 12): mail for other domains leaves.
     let worker_task = {
         let mut stop = shutdown.clone();

@@ -117,6 +117,7 @@ pub enum CommandKind {
     Select {
         mailbox: Mailbox,
         read_only: bool,
+        params: SelectParams,
     },
     /// RFC 6154 3: `CREATE name (USE (\\Drafts))` names special uses.
     Create {
@@ -146,6 +147,8 @@ pub enum CommandKind {
     Check,
     Close,
     Unselect,
+    /// RFC 8437: back to the not-authenticated state.
+    Unauthenticate,
     Expunge,
     UidExpunge(SeqSet),
     Search {
@@ -166,10 +169,13 @@ pub enum CommandKind {
         uid: bool,
         set: SeqSet,
         atts: Vec<FetchAtt>,
+        modifiers: FetchModifiers,
     },
     Store {
         uid: bool,
         set: SeqSet,
+        /// RFC 7162 3.1.3: UNCHANGEDSINCE.
+        unchanged_since: Option<u64>,
         op: StoreOp,
         silent: bool,
         flags: Vec<String>,
@@ -185,6 +191,40 @@ pub enum CommandKind {
         mailbox: Mailbox,
     },
     Idle,
+    /// RFC 9208 4.2: the quota root's resources.
+    GetQuota(String),
+    /// RFC 9208 4.3: the quota roots of a mailbox.
+    GetQuotaRoot(Mailbox),
+    /// RFC 9208 4.1: (resource limit) pairs for a root.
+    SetQuota(String, Vec<(String, u64)>),
+}
+
+/// Quota resources named in one SETQUOTA (RFC 9208 lists four).
+pub const MAX_QUOTA_RESOURCES: usize = 16;
+
+/// SELECT / EXAMINE parameters (RFC 7162 3.1.8 CONDSTORE, 3.2.5 QRESYNC).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelectParams {
+    pub condstore: bool,
+    pub qresync: Option<QResync>,
+}
+
+/// `QRESYNC (uidvalidity modseq [known-uids [(seq-match)]])` (RFC 7162
+/// 3.2.5): what the client knew when it last had the mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QResync {
+    pub uidvalidity: u32,
+    pub modseq: u64,
+    pub known_uids: Option<SeqSet>,
+    /// (known sequence numbers, their UIDs) (3.2.5.2).
+    pub seq_match: Option<(SeqSet, SeqSet)>,
+}
+
+/// FETCH modifiers (RFC 7162 3.1.4.1 CHANGEDSINCE, 3.2.6 VANISHED).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchModifiers {
+    pub changed_since: Option<u64>,
+    pub vanished: bool,
 }
 
 impl CommandKind {
@@ -218,6 +258,10 @@ impl CommandKind {
             CommandKind::Check => "CHECK",
             CommandKind::Close => "CLOSE",
             CommandKind::Unselect => "UNSELECT",
+            CommandKind::Unauthenticate => "UNAUTHENTICATE",
+            CommandKind::GetQuota(_) => "GETQUOTA",
+            CommandKind::GetQuotaRoot(_) => "GETQUOTAROOT",
+            CommandKind::SetQuota(..) => "SETQUOTA",
             CommandKind::Expunge => "EXPUNGE",
             CommandKind::UidExpunge(_) => "UID EXPUNGE",
             CommandKind::Search { .. } => "SEARCH",
@@ -300,6 +344,7 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
         "CHECK" => Some(CommandKind::Check),
         "CLOSE" => Some(CommandKind::Close),
         "UNSELECT" => Some(CommandKind::Unselect),
+        "UNAUTHENTICATE" => Some(CommandKind::Unauthenticate),
         "EXPUNGE" => Some(CommandKind::Expunge),
         "IDLE" => Some(CommandKind::Idle),
         _ => None,
@@ -369,16 +414,26 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
         }
         "SELECT" | "EXAMINE" => {
             let mailbox = mailbox(c, opts)?;
+            let mut params = SelectParams::default();
             if c.eat(b' ') {
-                // Select parameters (CONDSTORE, QRESYNC: a later issue).
                 c.paren_list(true, 16, |c| {
-                    c.atom()?;
+                    let name = c.atom()?.to_ascii_uppercase();
+                    match name.as_str() {
+                        "CONDSTORE" => params.condstore = true,
+                        "QRESYNC" => {
+                            c.sp()?;
+                            params.qresync = Some(parse_qresync(c)?);
+                        }
+                        // RFC 4466 2.1: an unknown parameter is BAD.
+                        _ => return Err("unknown SELECT parameter"),
+                    }
                     Ok(())
                 })?;
             }
             CommandKind::Select {
                 mailbox,
                 read_only: word == "EXAMINE",
+                params,
             }
         }
         "CREATE" => {
@@ -419,6 +474,18 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
             c.sp()?;
             let pattern = wire_text(c.list_mailbox()?, opts)?;
             CommandKind::Lsub { reference, pattern }
+        }
+        "GETQUOTA" => CommandKind::GetQuota(String::from_utf8_lossy(&c.astring()?).into_owned()),
+        "GETQUOTAROOT" => CommandKind::GetQuotaRoot(mailbox(c, opts)?),
+        "SETQUOTA" => {
+            let root = String::from_utf8_lossy(&c.astring()?).into_owned();
+            c.sp()?;
+            let limits = c.paren_list(true, MAX_QUOTA_RESOURCES, |c| {
+                let name = c.atom()?.to_ascii_uppercase();
+                c.sp()?;
+                Ok((name, c.number64()?))
+            })?;
+            CommandKind::SetQuota(root, limits)
         }
         "STATUS" => {
             let mailbox = mailbox(c, opts)?;
@@ -551,6 +618,62 @@ fn parse_list(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<ListCommand> 
     Ok(l)
 }
 
+/// `(uidvalidity SP mod-sequence-value [SP known-uids] [SP seq-match-data])`
+/// (RFC 7162 7, select-param QRESYNC).
+fn parse_qresync(c: &mut Cursor<'_>) -> LexResult<QResync> {
+    c.expect(b'(', "expected '('")?;
+    let uidvalidity = c.nz_number()?;
+    c.sp()?;
+    let modseq = mod_sequence_value(c)?;
+    let mut known_uids = None;
+    let mut seq_match = None;
+    if c.eat(b' ') {
+        if c.peek() == Some(b'(') {
+            seq_match = Some(parse_seq_match(c)?);
+        } else {
+            known_uids = Some(SeqSet::parse(c)?);
+            if c.eat(b' ') {
+                seq_match = Some(parse_seq_match(c)?);
+            }
+        }
+    }
+    c.expect(b')', "expected ')'")?;
+    Ok(QResync {
+        uidvalidity,
+        modseq,
+        known_uids,
+        seq_match,
+    })
+}
+
+/// `seq-match-data = "(" known-sequence-set SP known-uid-set ")"`.
+fn parse_seq_match(c: &mut Cursor<'_>) -> LexResult<(SeqSet, SeqSet)> {
+    c.expect(b'(', "expected '('")?;
+    let seqs = SeqSet::parse(c)?;
+    c.sp()?;
+    let uids = SeqSet::parse(c)?;
+    c.expect(b')', "expected ')'")?;
+    Ok((seqs, uids))
+}
+
+/// RFC 7162 7: `mod-sequence-value = 1*DIGIT` with 1 <= n < 2^63.
+fn mod_sequence_value(c: &mut Cursor<'_>) -> LexResult<u64> {
+    let n = c.number64()?;
+    if n == 0 || n > i64::MAX as u64 {
+        return Err("mod-sequence out of range");
+    }
+    Ok(n)
+}
+
+/// RFC 7162 7: `mod-sequence-valzer`, 0 allowed.
+fn mod_sequence_valzer(c: &mut Cursor<'_>) -> LexResult<u64> {
+    let n = c.number64()?;
+    if n > i64::MAX as u64 {
+        return Err("mod-sequence out of range");
+    }
+    Ok(n)
+}
+
 fn parse_set_command(
     c: &mut Cursor<'_>,
     word: &str,
@@ -562,19 +685,45 @@ fn parse_set_command(
     Ok(match word {
         "FETCH" => {
             let atts = parse_fetch_atts(c)?;
+            let mut modifiers = FetchModifiers::default();
             if c.eat(b' ') {
-                // Fetch modifiers (CHANGEDSINCE, RFC 7162): a later issue.
                 c.paren_list(false, 8, |c| {
-                    c.atom()?;
-                    if c.eat(b' ') {
-                        c.number64()?;
+                    match c.atom()?.to_ascii_uppercase().as_str() {
+                        "CHANGEDSINCE" => {
+                            c.sp()?;
+                            modifiers.changed_since = Some(mod_sequence_valzer(c)?);
+                        }
+                        // RFC 7162 3.2.6: UID FETCH only.
+                        "VANISHED" if uid => modifiers.vanished = true,
+                        _ => return Err("unknown FETCH modifier"),
                     }
                     Ok(())
                 })?;
+                // RFC 7162 3.2.6: VANISHED needs CHANGEDSINCE.
+                if modifiers.vanished && modifiers.changed_since.is_none() {
+                    return Err("VANISHED requires CHANGEDSINCE");
+                }
             }
-            CommandKind::Fetch { uid, set, atts }
+            CommandKind::Fetch {
+                uid,
+                set,
+                atts,
+                modifiers,
+            }
         }
         "STORE" => {
+            let mut unchanged_since = None;
+            if c.peek() == Some(b'(') {
+                c.paren_list(false, 4, |c| {
+                    if !c.atom()?.eq_ignore_ascii_case("UNCHANGEDSINCE") {
+                        return Err("unknown STORE modifier");
+                    }
+                    c.sp()?;
+                    unchanged_since = Some(mod_sequence_valzer(c)?);
+                    Ok(())
+                })?;
+                c.sp()?;
+            }
             let op = if c.eat(b'+') {
                 StoreOp::Add
             } else if c.eat(b'-') {
@@ -602,6 +751,7 @@ fn parse_set_command(
             CommandKind::Store {
                 uid,
                 set,
+                unchanged_since,
                 op,
                 silent,
                 flags,

@@ -35,7 +35,10 @@ pub mod sort;
 pub mod types;
 pub mod utf7;
 
-pub use command::{Command, CommandKind, ListCommand, ParseError, StoreOp, parse_command};
+pub use command::{
+    Command, CommandKind, FetchModifiers, ListCommand, ParseError, QResync, SelectParams, StoreOp,
+    parse_command,
+};
 pub use fetch::{FetchAtt, Section, SectionText};
 pub use framer::{Frame, Framer, FramerLimits};
 pub use response::{Code, Data, Encoder, FetchValue, Response, Status};

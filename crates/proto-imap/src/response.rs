@@ -141,6 +141,12 @@ pub enum Code {
     Unavailable,
     UnknownCte,
     Unseen(u32),
+    /// RFC 7162 3.1.2.1: the mailbox's highest mod-sequence.
+    HighestModSeq(u64),
+    /// RFC 7162 3.1.2.2: the mailbox keeps no mod-sequences.
+    NoModSeq,
+    /// RFC 7162 3.1.3: the messages UNCHANGEDSINCE refused (a set).
+    Modified(String),
 }
 
 impl Code {
@@ -178,6 +184,9 @@ impl Code {
             Code::Unavailable => "UNAVAILABLE".into(),
             Code::UnknownCte => "UNKNOWN-CTE".into(),
             Code::Unseen(n) => format!("UNSEEN {n}"),
+            Code::HighestModSeq(n) => format!("HIGHESTMODSEQ {n}"),
+            Code::NoModSeq => "NOMODSEQ".into(),
+            Code::Modified(set) => format!("MODIFIED {set}"),
         };
         out.push(b'[');
         out.extend_from_slice(s.as_bytes());
@@ -229,6 +238,12 @@ pub enum Data {
     Exists(u32),
     Recent(u32),
     Expunge(u32),
+    /// RFC 7162 3.2.10: `VANISHED [(EARLIER)] uid-set`, instead of
+    /// EXPUNGE once QRESYNC is enabled.
+    Vanished {
+        earlier: bool,
+        uids: String,
+    },
     List {
         lsub: bool,
         attributes: Vec<String>,
@@ -246,6 +261,9 @@ pub enum Data {
     Sort(Vec<u32>),
     /// RFC 5256 4: `THREAD` and the thread list, already formatted.
     Thread(String),
+    /// RFC 7162 3.1.5: SEARCH with MODSEQ in it answers the highest
+    /// mod-sequence of the messages found.
+    SearchModSeq(Vec<u32>, u64),
     ESearch {
         tag: Tag,
         uid: bool,
@@ -253,10 +271,22 @@ pub enum Data {
         max: Option<u32>,
         count: Option<u32>,
         all: Option<String>,
+        /// RFC 7162 3.1.5 with RFC 4731: `MODSEQ n`.
+        modseq: Option<u64>,
     },
     Fetch {
         seq: u32,
         items: Vec<FetchValue>,
+    },
+    /// RFC 9208 5.1: `QUOTA root (resource usage limit ...)`.
+    Quota {
+        root: String,
+        resources: Vec<(String, u64, u64)>,
+    },
+    /// RFC 9208 5.2: `QUOTAROOT mailbox root ...`.
+    QuotaRoot {
+        mailbox: String,
+        roots: Vec<String>,
     },
     /// `(("" "/")) NIL NIL`: one personal namespace (RFC 2342).
     Namespace,
@@ -359,6 +389,13 @@ impl Data {
             Data::Exists(n) => out.extend_from_slice(format!("{n} EXISTS").as_bytes()),
             Data::Recent(n) => out.extend_from_slice(format!("{n} RECENT").as_bytes()),
             Data::Expunge(n) => out.extend_from_slice(format!("{n} EXPUNGE").as_bytes()),
+            Data::Vanished { earlier, uids } => {
+                out.extend_from_slice(b"VANISHED ");
+                if *earlier {
+                    out.extend_from_slice(b"(EARLIER) ");
+                }
+                out.extend_from_slice(uids.as_bytes());
+            }
             Data::List {
                 lsub,
                 attributes,
@@ -407,6 +444,16 @@ impl Data {
                     out.extend_from_slice(list.as_bytes());
                 }
             }
+            Data::SearchModSeq(nums, modseq) => {
+                out.extend_from_slice(b"SEARCH");
+                for n in nums {
+                    out.extend_from_slice(format!(" {n}").as_bytes());
+                }
+                // RFC 7162 3.1.5: nothing found, no MODSEQ.
+                if !nums.is_empty() {
+                    out.extend_from_slice(format!(" (MODSEQ {modseq})").as_bytes());
+                }
+            }
             Data::ESearch {
                 tag,
                 uid,
@@ -414,6 +461,7 @@ impl Data {
                 max,
                 count,
                 all,
+                modseq,
             } => {
                 out.extend_from_slice(b"ESEARCH (TAG ");
                 enc.string(out, tag.as_str().as_bytes());
@@ -433,6 +481,9 @@ impl Data {
                 if let Some(n) = count {
                     out.extend_from_slice(format!(" COUNT {n}").as_bytes());
                 }
+                if let Some(n) = modseq {
+                    out.extend_from_slice(format!(" MODSEQ {n}").as_bytes());
+                }
             }
             Data::Fetch { seq, items } => {
                 out.extend_from_slice(format!("{seq} FETCH (").as_bytes());
@@ -445,6 +496,25 @@ impl Data {
                 out.push(b')');
             }
             Data::Namespace => out.extend_from_slice(b"NAMESPACE ((\"\" \"/\")) NIL NIL"),
+            Data::Quota { root, resources } => {
+                out.extend_from_slice(b"QUOTA ");
+                enc.string(out, root.as_bytes());
+                out.extend_from_slice(b" (");
+                let items: Vec<String> = resources
+                    .iter()
+                    .map(|(name, used, limit)| format!("{name} {used} {limit}"))
+                    .collect();
+                out.extend_from_slice(items.join(" ").as_bytes());
+                out.push(b')');
+            }
+            Data::QuotaRoot { mailbox, roots } => {
+                out.extend_from_slice(b"QUOTAROOT ");
+                enc.mailbox(out, mailbox);
+                for r in roots {
+                    out.push(b' ');
+                    enc.string(out, r.as_bytes());
+                }
+            }
             Data::Id(fields) => {
                 out.extend_from_slice(b"ID ");
                 if fields.is_empty() {

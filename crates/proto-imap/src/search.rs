@@ -187,6 +187,18 @@ fn parse_key(c: &mut Cursor<'_>, depth: usize, count: &mut usize) -> LexResult<S
         }
         "MODSEQ" => {
             c.sp()?;
+            // RFC 7162 3.1.5: an optional entry name and type. We keep one
+            // mod-sequence per message, not per flag (as 3.1.5 allows a
+            // server to), so they do not change the match.
+            if c.peek() == Some(b'"') {
+                c.quoted()?;
+                c.sp()?;
+                let kind = c.atom()?.to_ascii_lowercase();
+                if !matches!(kind.as_str(), "priv" | "shared" | "all") {
+                    return Err("bad MODSEQ entry type");
+                }
+                c.sp()?;
+            }
             Ok(SearchKey::ModSeq(c.number64()?))
         }
         // RFC 8474 6: `EMAILID objectid`, `THREADID objectid`.

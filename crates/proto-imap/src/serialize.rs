@@ -166,10 +166,37 @@ impl Writer {
                     }
                 });
             }
-            CommandKind::Select { mailbox, .. } => {
+            CommandKind::Select {
+                mailbox, params, ..
+            } => {
                 self.raw(k.name());
                 self.raw(" ");
                 self.mailbox(mailbox);
+                if params.condstore || params.qresync.is_some() {
+                    self.raw(" (");
+                    if params.condstore {
+                        self.raw("CONDSTORE");
+                    }
+                    if let Some(q) = &params.qresync {
+                        if params.condstore {
+                            self.raw(" ");
+                        }
+                        self.raw(&format!("QRESYNC ({} {}", q.uidvalidity, q.modseq));
+                        if let Some(k) = &q.known_uids {
+                            self.raw(" ");
+                            self.set(k);
+                        }
+                        if let Some((seqs, uids)) = &q.seq_match {
+                            self.raw(" (");
+                            self.set(seqs);
+                            self.raw(" ");
+                            self.set(uids);
+                            self.raw(")");
+                        }
+                        self.raw(")");
+                    }
+                    self.raw(")");
+                }
             }
             CommandKind::Create {
                 mailbox,
@@ -227,6 +254,20 @@ impl Writer {
                 }
                 self.literal(message);
             }
+            CommandKind::GetQuota(root) => {
+                self.raw("GETQUOTA ");
+                self.astring(root.as_bytes());
+            }
+            CommandKind::GetQuotaRoot(m) => {
+                self.raw("GETQUOTAROOT ");
+                self.mailbox(m);
+            }
+            CommandKind::SetQuota(root, limits) => {
+                self.raw("SETQUOTA ");
+                self.astring(root.as_bytes());
+                self.raw(" ");
+                self.list(limits, |w, (name, n)| w.raw(&format!("{name} {n}")));
+            }
             CommandKind::UidExpunge(set) => {
                 self.raw("UID EXPUNGE ");
                 self.set(set);
@@ -278,21 +319,37 @@ impl Writer {
                 });
                 self.charset_and_keys(&thread.search);
             }
-            CommandKind::Fetch { uid, set, atts } => {
+            CommandKind::Fetch {
+                uid,
+                set,
+                atts,
+                modifiers,
+            } => {
                 self.raw(if *uid { "UID FETCH " } else { "FETCH " });
                 self.set(set);
                 self.raw(" ");
                 self.list(atts, |w, a| w.fetch_att(a));
+                if let Some(n) = modifiers.changed_since {
+                    self.raw(&format!(" (CHANGEDSINCE {n}"));
+                    if modifiers.vanished {
+                        self.raw(" VANISHED");
+                    }
+                    self.raw(")");
+                }
             }
             CommandKind::Store {
                 uid,
                 set,
+                unchanged_since,
                 op,
                 silent,
                 flags,
             } => {
                 self.raw(if *uid { "UID STORE " } else { "STORE " });
                 self.set(set);
+                if let Some(n) = unchanged_since {
+                    self.raw(&format!(" (UNCHANGEDSINCE {n})"));
+                }
                 self.raw(match op {
                     StoreOp::Replace => " FLAGS",
                     StoreOp::Add => " +FLAGS",
@@ -322,6 +379,7 @@ impl Writer {
             | CommandKind::Check
             | CommandKind::Close
             | CommandKind::Unselect
+            | CommandKind::Unauthenticate
             | CommandKind::Expunge
             | CommandKind::Idle => self.raw(k.name()),
         }

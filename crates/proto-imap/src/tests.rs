@@ -49,9 +49,66 @@ fn rfc9051_example_commands_parse() {
         "A02 LIST \"\" (\"INBOX\" \"Drafts\") RETURN (STATUS (MESSAGES UNSEEN))\r\n",
         "a AUTHENTICATE PLAIN AGZyZWQAU2VjcmV0\r\n",
         "a UNSELECT\r\n",
+        "a UNAUTHENTICATE\r\n",
         "a NAMESPACE\r\n",
+        // RFC 7162's examples.
+        "a103 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)\r\n",
+        "s100 UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n",
+        "a110 STORE 1:5 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)\r\n",
+        "A142 SELECT INBOX (CONDSTORE)\r\n",
+        "A02 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n",
+        "B04 SELECT INBOX (QRESYNC (67890007 90060115194045000 1:29997 (5000,7500,9000,9990:9999 15000,22500,27000,29970,29973,29976,29979,29982,29985,29988,29991,29994,29997)))\r\n",
+        "a SEARCH MODSEQ 620162338\r\n",
+        // RFC 9208's examples.
+        "A003 GETQUOTA \"\"\r\n",
+        "A003 GETQUOTAROOT INBOX\r\n",
+        "A001 SETQUOTA \"\" (STORAGE 512)\r\n",
+        "a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338\r\n",
     ] {
         parse(line);
+    }
+}
+
+#[test]
+fn condstore_modifiers_are_parsed_and_bad_ones_refused() {
+    let cmd = parse_command(
+        b"a STORE 1:5 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)\r\n",
+        ParseOptions::default(),
+    )
+    .unwrap();
+    assert!(matches!(
+        cmd.kind,
+        CommandKind::Store {
+            unchanged_since: Some(320162338),
+            silent: true,
+            ..
+        }
+    ));
+    let cmd = parse_command(
+        b"a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 7 VANISHED)\r\n",
+        ParseOptions::default(),
+    )
+    .unwrap();
+    let CommandKind::Fetch { modifiers, .. } = cmd.kind else {
+        panic!("not FETCH");
+    };
+    assert_eq!(
+        (modifiers.changed_since, modifiers.vanished),
+        (Some(7), true)
+    );
+    for bad in [
+        // VANISHED only with UID FETCH, and only with CHANGEDSINCE.
+        "a FETCH 1:* (FLAGS) (CHANGEDSINCE 7 VANISHED)\r\n",
+        "a UID FETCH 1:* (FLAGS) (VANISHED)\r\n",
+        "a SELECT INBOX (QRESYNC (0 5))\r\n",
+        "a SELECT INBOX (QRESYNC (1 0))\r\n",
+        "a SELECT INBOX (BOGUS)\r\n",
+        "a STORE 1 (UNCHANGEDSINCE 9223372036854775808) FLAGS ()\r\n",
+    ] {
+        assert!(
+            parse_command(bad.as_bytes(), ParseOptions::default()).is_err(),
+            "{bad}"
+        );
     }
 }
 
@@ -65,7 +122,7 @@ fn seed_dialogue_commands() {
         }
     );
     match parse("A003 FETCH 1:19 ALL\r\n") {
-        CommandKind::Fetch { uid, set, atts } => {
+        CommandKind::Fetch { uid, set, atts, .. } => {
             assert!(!uid);
             assert_eq!(
                 set,

@@ -6,8 +6,9 @@
 use proto_imap::command::{ParseOptions, StatusItem};
 use proto_imap::search::{SearchCommand, SearchKey, SearchReturn};
 use proto_imap::{
-    Command, CommandKind, FetchAtt, Frame, Framer, FramerLimits, ListCommand, Mailbox, Section,
-    SectionText, SeqNum, SeqSet, StoreOp, Tag, parse_command,
+    Command, CommandKind, FetchAtt, FetchModifiers, Frame, Framer, FramerLimits, ListCommand,
+    Mailbox, QResync, Section, SectionText, SelectParams, SeqNum, SeqSet, StoreOp, Tag,
+    parse_command,
 };
 
 const REV1: ParseOptions = ParseOptions { utf8: false };
@@ -205,8 +206,29 @@ fn built_commands() -> Vec<CommandKind> {
         CommandKind::Select {
             mailbox: mailbox("Work/Projects 2024"),
             read_only: true,
+            params: SelectParams::default(),
+        },
+        // RFC 7162 3.2.5.2's example, and CONDSTORE with it.
+        CommandKind::Select {
+            mailbox: mailbox("INBOX"),
+            read_only: false,
+            params: SelectParams {
+                condstore: true,
+                qresync: Some(QResync {
+                    uidvalidity: 67_890_007,
+                    modseq: 90_060_115_194_045_000,
+                    known_uids: Some(set(&[(41, 211), (214, 541)])),
+                    seq_match: Some((set(&[(1, 5)]), set(&[(41, 45)]))),
+                }),
+            },
         },
         CommandKind::Rename(mailbox("INBOX"), mailbox("Old \"mail\"")),
+        CommandKind::GetQuota("".into()),
+        CommandKind::GetQuotaRoot(mailbox("INBOX")),
+        CommandKind::SetQuota(
+            "".into(),
+            vec![("STORAGE".into(), 512), ("MESSAGE".into(), 0)],
+        ),
         CommandKind::List(ListCommand {
             reference: "".into(),
             patterns: vec!["*".into()],
@@ -302,10 +324,15 @@ fn built_commands() -> Vec<CommandKind> {
                 },
                 FetchAtt::BinarySize { part: vec![4] },
             ],
+            modifiers: FetchModifiers {
+                changed_since: Some(12_345),
+                vanished: true,
+            },
         },
         CommandKind::Store {
             uid: false,
             set: set(&[(5, 5), (9, 2)]),
+            unchanged_since: Some(0),
             op: StoreOp::Replace,
             silent: true,
             flags: vec![],

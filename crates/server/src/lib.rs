@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod net;
 pub mod pop3;
 pub mod presence;
+pub mod quota;
 pub mod sasl;
 pub mod shutdown;
 pub mod smtp;

@@ -224,6 +224,16 @@ pub struct MessageMeta {
     pub modseq: u64,
 }
 
+/// What an account holds (RFC 9208 STORAGE and MESSAGE): every entry of
+/// every mailbox, a body shared by two mailboxes counted twice, as IMAP
+/// clients see it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Sum of RFC822.SIZE over all entries, in octets.
+    pub bytes: u64,
+    pub messages: u64,
+}
+
 /// What changed in a mailbox after a mod-sequence
 /// ([`Store::changes_since`]). Every append, flag change and expunge takes
 /// a new mod-sequence of its mailbox (RFC 7162 3.1), so these lists are
@@ -545,6 +555,8 @@ pub trait Store: Send + Sync + 'static {
     /// `since == 0` lists every entry (and no tombstones). NotFound when
     /// the mailbox is gone.
     fn changes_since(&self, mailbox: MailboxId, since: u64) -> StoreFuture<'_, MailboxChanges>;
+    /// What `account` holds over all its mailboxes (quota, RFC 9208).
+    fn usage(&self, account: String) -> StoreFuture<'_, Usage>;
     /// The outbound queue, oldest first.
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>>;
     /// Claims up to `limit` queue rows due at `now` for this process until

@@ -136,6 +136,25 @@ pub fn mailbox_count(conn: &Connection, account: &str) -> Result<u64, StoreError
         .map_err(map_err)
 }
 
+/// What `account` holds: RFC822.SIZE and count over every entry.
+pub fn usage(conn: &Connection, account: &str) -> Result<crate::Usage, StoreError> {
+    let account = canonical_account(account)?;
+    conn.prepare_cached(
+        "SELECT COALESCE(SUM(b.size), 0), COUNT(*) FROM entries e \
+         JOIN mailboxes m ON m.id = e.mailbox_id JOIN bodies b ON b.id = e.body_id \
+         WHERE m.account = ?1",
+    )
+    .and_then(|mut s| {
+        s.query_row([account], |r| {
+            Ok(crate::Usage {
+                bytes: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                messages: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+            })
+        })
+    })
+    .map_err(map_err)
+}
+
 pub fn mailbox(
     conn: &Connection,
     account: &str,

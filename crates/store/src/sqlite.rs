@@ -368,6 +368,10 @@ impl Store for SqliteStore {
         self.read(move |c| read::changes_since(c, mailbox, since))
     }
 
+    fn usage(&self, account: String) -> StoreFuture<'_, crate::Usage> {
+        self.read(move |c| read::usage(c, &account))
+    }
+
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>> {
         self.read(read::queue)
     }

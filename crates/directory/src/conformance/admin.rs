@@ -2,7 +2,7 @@
 //! aliases, lists and forwards.
 
 use crate::conformance::{Backend, deliver, open, s};
-use crate::{DirectoryError, Forward, User};
+use crate::{DirectoryError, Forward, User, UserQuota};
 
 pub async fn add_user_in_unknown_domain_fails(backend: &dyn Backend) {
     let t = open(backend, &["example.org"]);
@@ -37,6 +37,30 @@ pub async fn add_user_returns_canonical_and_refuses_duplicates(backend: &dyn Bac
             full_name: Some("Bob Smith".into())
         }]
     );
+}
+
+pub async fn quota_defaults_to_none_and_is_set_per_user(backend: &dyn Backend) {
+    let t = open(backend, &["example.org"]);
+    t.dir.add_user("bob@example.org", None, "pw").await.unwrap();
+    assert_eq!(
+        t.dir.quota("Bob@example.org").await.unwrap(),
+        Some(UserQuota::default())
+    );
+    let q = UserQuota {
+        storage: Some(10 << 20),
+        messages: None,
+    };
+    t.dir.set_quota("bob@example.org", q).await.unwrap();
+    assert_eq!(t.dir.quota("bob@example.org").await.unwrap(), Some(q));
+    assert_eq!(
+        t.dir.quotas().await.unwrap(),
+        vec![("bob@example.org".to_string(), q)]
+    );
+    assert_eq!(t.dir.quota("nobody@example.org").await.unwrap(), None);
+    assert!(matches!(
+        t.dir.set_quota("nobody@example.org", q).await,
+        Err(DirectoryError::NotFound(_))
+    ));
 }
 
 pub async fn user_lookup_is_case_insensitive(backend: &dyn Backend) {

@@ -104,6 +104,7 @@ macro_rules! directory_conformance {
             admin {
                 add_user_in_unknown_domain_fails,
                 add_user_returns_canonical_and_refuses_duplicates,
+                quota_defaults_to_none_and_is_set_per_user,
                 user_lookup_is_case_insensitive,
                 user_alias_and_list_exclude_each_other,
                 alias_add_on_existing_adds_targets,

@@ -412,6 +412,28 @@ impl Server {
         backends::open_directory(&self.backend_config()).expect("open directory")
     }
 
+    /// Adds users in one process and one runtime, with the kit's cheap
+    /// argon2 costs (a load test's thousand users would otherwise take a
+    /// CLI run and a full-cost hash each).
+    pub fn add_users(&self, addresses: &[String], password: &str) {
+        let mut config = self.backend_config();
+        config.directory.argon2_m_cost = 64;
+        config.directory.argon2_t_cost = 1;
+        let directory = backends::open_directory(&config).expect("open directory");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            for a in addresses {
+                directory
+                    .add_user(a, None, password)
+                    .await
+                    .expect("add user");
+            }
+        });
+    }
+
     /// The server's backend, through the factories the binary uses.
     fn backend_config(&self) -> BackendConfig {
         BackendConfig::sqlite(

@@ -25,6 +25,9 @@ pub const DEFAULT_MAX_MAILBOXES: u64 = 10_000;
 /// NAT boxes and firewalls drop connections idle for minutes (RFC 5382
 /// asks for two hours; many keep far less), and IDLE may last 29 minutes.
 pub const DEFAULT_IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
+/// Longest terminal message (SEND/SOML/SAML, RFC 821 3.4) shown as an
+/// ALERT, in characters (issue 15: one line a person reads in a dialog).
+pub const DEFAULT_TERMINAL_MAX_CHARS: usize = 200;
 /// How long a write to a client may block before the session is dropped.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -41,6 +44,9 @@ pub struct ImapConfig {
     /// Mailboxes one user may have.
     pub max_mailboxes: u64,
     pub connections: ConnectionLimits,
+    /// `imap.terminal_max_chars`: the longest ALERT text of a terminal
+    /// message.
+    pub terminal_max_chars: usize,
     /// Plaintext logins are accepted from these networks only (SPEC 5,
     /// SPEC 7 `local_networks`) until TLS arrives; elsewhere LOGIN is
     /// disabled (RFC 9051 6.2.3: LOGINDISABLED, `NO [PRIVACYREQUIRED]`).
@@ -60,6 +66,7 @@ impl ImapConfig {
                 max_total: DEFAULT_MAX_CONNECTIONS,
                 max_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             },
+            terminal_max_chars: DEFAULT_TERMINAL_MAX_CHARS,
             plaintext_networks: ["127.0.0.0/8", "::1/128"]
                 .iter()
                 .filter_map(|n| n.parse().ok())

@@ -1,6 +1,7 @@
 //! What every IMAP session shares: the configuration, the store, the
-//! authenticator, the change hub, TLS, and the process-wide \Recent
-//! tracker (RFC 3501 2.3.2). A leaf: it knows nothing of sessions.
+//! authenticator, the change hub, TLS, the presence registry (the users'
+//! terminals) and the process-wide \Recent tracker (RFC 3501 2.3.2). A
+//! leaf: it knows nothing of sessions.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,6 +11,7 @@ use store::{MailboxId, Store, Uid};
 use super::config::ImapConfig;
 use super::hub::ChangeHub;
 use crate::auth::Authenticator;
+use crate::presence::PresenceRegistry;
 use crate::tls::Tls;
 
 /// What the server shares with every IMAP session.
@@ -19,6 +21,11 @@ pub struct ImapContext {
     pub auth: Arc<Authenticator>,
     pub hub: Arc<ChangeHub>,
     pub recent: RecentTracker,
+    /// Where logged-in sessions register as the user's terminal (SEND,
+    /// SOML, SAML: RFC 821 3.4, SPEC 1).
+    pub presence: Arc<PresenceRegistry>,
+    /// Every user's quota limits (RFC 9208).
+    pub quota: Arc<crate::quota::QuotaBook>,
     /// Certificates for STARTTLS and the IMAPS port; None: no TLS.
     pub tls: Option<Arc<Tls>>,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -32,14 +39,18 @@ impl ImapContext {
         auth: Arc<Authenticator>,
         tls: Option<Arc<Tls>>,
         metrics: Arc<crate::metrics::Metrics>,
+        presence: Arc<PresenceRegistry>,
+        quota: Arc<crate::quota::QuotaBook>,
     ) -> Arc<Self> {
-        let hub = ChangeHub::start(&store);
+        let hub = ChangeHub::start(&store, Arc::clone(&presence));
         Arc::new(ImapContext {
             config,
             store,
             auth,
             hub,
             recent: RecentTracker::default(),
+            presence,
+            quota,
             tls,
             metrics,
         })

@@ -26,6 +26,8 @@ impl Session {
         let account = self.account()?.to_string();
         let ctx = self.ctx.clone();
         let verb = if is_move { "MOVE" } else { "COPY" };
+        // RFC 7162 3.2.10: with QRESYNC the sources vanish (VANISHED).
+        let vanished = self.qresync;
         let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         if is_move && sel.read_only {
             return Err(ImapError::no(Some(Code::Cannot), "mailbox is read-only"));
@@ -57,6 +59,21 @@ impl Session {
         if uids.is_empty() {
             return done(format!("{verb} completed (nothing to do)"));
         }
+        // RFC 9208 5.3: a COPY that would pass a limit copies nothing.
+        // A MOVE within the account leaves its usage as it was.
+        if !is_move {
+            let mut bytes = 0u64;
+            for chunk in super::selected::meta_chunks(&indices) {
+                for m in sel.load_meta(&ctx, chunk).await? {
+                    if uids.binary_search(&m.uid).is_ok() {
+                        bytes = bytes.saturating_add(m.size);
+                    }
+                }
+            }
+            let n = uids.len() as u64;
+            self.check_quota(bytes, n).await?;
+        }
+        let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         let pairs = if is_move {
             ctx.store.move_messages(sel.id(), uids, dest.id).await?
         } else {
@@ -79,7 +96,7 @@ impl Session {
         // pairs are ascending by source UID, as mark_expunged expects.
         out.untagged(Status::Ok, Some(code), "Moved");
         let moved: Vec<Uid> = pairs.iter().map(|(a, _)| *a).collect();
-        sel.expunged_here(&moved, out);
+        sel.expunged_here(&moved, vanished, out);
         done("MOVE completed")
     }
 
@@ -105,6 +122,7 @@ impl Session {
         // RFC 3516 4.3: parts holding NUL (a literal8 APPEND) are stored in
         // base64, so no non-BINARY FETCH has to send NUL in a literal.
         let message = proto_imap::mime::encode_binary_parts(&message).unwrap_or(message);
+        self.check_quota(message.len() as u64, 1).await?;
         let date = date.unwrap_or_else(now);
         let uid = match self.ctx.store.append(dest.id, message, flags, date).await {
             Ok(u) => u,

@@ -21,7 +21,7 @@ use super::config::WRITE_TIMEOUT;
 use super::context::ImapContext;
 use super::error::ImapError;
 use super::out::{Out, Sink, tagged};
-use super::session::{Flow, Session};
+use super::session::{Flow, Session, Wake};
 use crate::net::{self, Conn, Instant, Io, ReadChunks};
 use crate::sasl::MAX_SASL_RESPONSE;
 use crate::shutdown::Shutdown;
@@ -353,8 +353,9 @@ async fn read_sasl_line(io: &mut Io, limit: Duration) -> Result<Option<Vec<u8>>,
     }
 }
 
-/// IDLE until DONE: changes to the selected mailbox are sent as they
-/// happen (within the hub's latency, well under a second).
+/// IDLE until DONE: changes to the selected mailbox and terminal messages
+/// are sent as they happen (within the hub's latency, well under a
+/// second).
 async fn idle(
     io: &mut Io,
     session: &mut Session,
@@ -382,8 +383,14 @@ async fn idle(
         }
         tokio::select! {
             r = fill(io, until) => r?,
-            _ = session.changed() => {
+            wake = session.wake() => {
                 let mut out = Out::new(io, session.encoder());
+                if let Wake::Terminal(m) = wake {
+                    // SPEC 1: at once while idling.
+                    session.show_alert(&m, &mut out);
+                    out.flush().await?;
+                    continue;
+                }
                 if session.account_deleted() {
                     out.untagged(Status::Bye, None, super::session::ACCOUNT_DELETED);
                     out.flush().await?;

@@ -11,7 +11,7 @@
 //! is missing.
 
 use proto_imap::mime::{self, BinaryError, Part};
-use proto_imap::{Code, Data, FetchAtt, FetchValue, SeqSet};
+use proto_imap::{Code, Data, FetchAtt, FetchModifiers, FetchValue, SeqSet};
 use store::{FlagOp, MessageMeta, Uid};
 
 use super::select::no_mailbox;
@@ -43,15 +43,29 @@ impl Session {
         uid_cmd: bool,
         set: &SeqSet,
         atts: &[FetchAtt],
+        modifiers: FetchModifiers,
         out: &mut Out<'_>,
     ) -> CmdResult {
+        // RFC 7162 3.2.6: VANISHED only once QRESYNC is enabled.
+        if modifiers.vanished && !self.qresync {
+            return Err(ImapError::Bad("ENABLE QRESYNC first".into()));
+        }
         let rev2 = self.rev2;
+        // RFC 7162 3.2.4: with QRESYNC every FETCH response has the UID.
+        let with_uid = uid_cmd || self.qresync;
         let ctx = self.ctx.clone();
         let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         let indices = sel.resolve(set, uid_cmd)?;
         let mut atts: Vec<FetchAtt> = atts.to_vec();
-        if uid_cmd && !atts.contains(&FetchAtt::Uid) {
+        if with_uid && !atts.contains(&FetchAtt::Uid) {
             atts.insert(0, FetchAtt::Uid);
+        }
+        // RFC 7162 3.1.4.1: CHANGEDSINCE implies MODSEQ.
+        if modifiers.changed_since.is_some() && !atts.contains(&FetchAtt::ModSeq) {
+            atts.push(FetchAtt::ModSeq);
+        }
+        if let (true, Some(since)) = (modifiers.vanished, modifiers.changed_since) {
+            sel.vanished_earlier(&ctx, since, Some(set), out).await?;
         }
         // \Seen first, in one durable write (RFC 9051 6.4.5).
         let sets_seen = !sel.read_only && atts.iter().any(FetchAtt::sets_seen);
@@ -103,6 +117,8 @@ impl Session {
                     continue;
                 }
                 match (needs_meta, find_meta(&metas, msg.uid())) {
+                    // CHANGEDSINCE: only what changed after it.
+                    (true, Some(m)) if modifiers.changed_since.is_some_and(|n| m.modseq <= n) => {}
                     (false, _) => rows.push((i, msg, None)),
                     (true, Some(m)) => rows.push((i, msg, Some(m))),
                     // Expunged elsewhere since the last sync.

@@ -12,35 +12,74 @@
 //! the whole command, while Dovecot answers OK; the response code tells
 //! the client why some FETCHes are missing.
 
+use proto_imap::types::format_set;
 use proto_imap::{Code, Data, FetchValue, SeqSet, StoreOp};
 use store::{FlagOp, StoreError, Uid};
 
 use super::select::no_mailbox;
+use super::selected::{find_meta, meta_chunks};
 use super::session::{CmdResult, ImapError, Out, Session, done};
-use super::view::Report;
+
+/// A STORE's arguments (RFC 9051 6.4.6, RFC 7162 3.1.3).
+pub(super) struct StoreArgs {
+    pub uid_cmd: bool,
+    pub unchanged_since: Option<u64>,
+    pub op: StoreOp,
+    pub silent: bool,
+    pub flags: Vec<String>,
+}
 
 impl Session {
     pub(super) async fn store_flags(
         &mut self,
-        uid_cmd: bool,
         set: &SeqSet,
-        op: StoreOp,
-        silent: bool,
-        flags: Vec<String>,
+        args: StoreArgs,
         out: &mut Out<'_>,
     ) -> CmdResult {
+        let StoreArgs {
+            uid_cmd,
+            unchanged_since,
+            op,
+            silent,
+            flags,
+        } = args;
         let rev2 = self.rev2;
+        let condstore = self.condstore;
+        // RFC 7162 3.2.4: with QRESYNC every FETCH response has the UID.
+        let with_uid = uid_cmd || self.qresync;
+        let report = self.report(false, uid_cmd);
         let ctx = self.ctx.clone();
         let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         if sel.read_only {
             return Err(ImapError::no(Some(Code::Cannot), "mailbox is read-only"));
         }
         let indices = sel.resolve(set, uid_cmd)?;
+        // RFC 7162 3.1.3: UNCHANGEDSINCE leaves out (and names in
+        // MODIFIED) every message whose mod-sequence is above it. The
+        // check reads the store's current mod-sequences; it is not one
+        // transaction with the write (docs/rfc.md: partial).
+        let mut modified: Vec<u32> = Vec::new();
+        let mut skip: Vec<Uid> = Vec::new();
+        if let Some(limit) = unchanged_since {
+            for chunk in meta_chunks(&indices) {
+                let metas = sel.load_meta(&ctx, chunk).await?;
+                for &i in chunk {
+                    let Some(m) = sel.view.get(i) else { continue };
+                    if let Some(meta) = find_meta(&metas, m.uid())
+                        && meta.modseq > limit
+                    {
+                        modified.push(if uid_cmd { m.uid().0 } else { i as u32 + 1 });
+                        skip.push(m.uid());
+                    }
+                }
+            }
+            skip.sort_unstable();
+        }
         // \Recent cannot be stored (RFC 3501 2.3.2); the store drops it.
         let uids: Vec<Uid> = indices
             .iter()
             .filter_map(|&i| sel.view.get(i))
-            .filter(|m| !m.expunged())
+            .filter(|m| !m.expunged() && skip.binary_search(&m.uid()).is_err())
             .map(|m| m.uid())
             .collect();
         let op = match op {
@@ -48,6 +87,7 @@ impl Session {
             StoreOp::Remove => FlagOp::Remove,
             StoreOp::Replace => FlagOp::Replace,
         };
+        let mut changed_uids: Vec<Uid> = Vec::new();
         if !uids.is_empty() {
             // A keyword a STORE names is defined from then on, whether or
             // not a message changed (-FLAGS, or already set): FLAGS names
@@ -62,35 +102,59 @@ impl Session {
                 Err(StoreError::Invalid(why)) => return Err(ImapError::Bad(why)),
                 Err(e) => return Err(e.into()),
             };
+            changed_uids = changed.iter().map(|c| c.uid).collect();
+            changed_uids.sort_unstable();
             sel.announce(&keywords, out);
             sel.record_flags(&changed, out);
             // What another session expunged meanwhile is marked now, so
             // no FETCH below shows flags of a message that is gone.
-            let report = Report {
-                expunge_ok: false,
-                with_uid: uid_cmd,
-                rev2,
-            };
             sel.sync(&ctx, out, report).await?;
         }
         let mut gone = false;
-        for i in indices {
-            let Some(m) = sel.view.get(i) else { continue };
-            if m.expunged() {
-                gone = true;
-                continue;
-            }
-            if !silent {
+        for chunk in meta_chunks(&indices) {
+            // RFC 7162 3.1.3: with CONDSTORE each FETCH carries MODSEQ.
+            let metas = if condstore {
+                sel.load_meta(&ctx, chunk).await?
+            } else {
+                Vec::new()
+            };
+            for &i in chunk {
+                let Some(m) = sel.view.get(i) else { continue };
+                if m.expunged() {
+                    gone = true;
+                    continue;
+                }
+                if skip.binary_search(&m.uid()).is_ok() {
+                    continue;
+                }
+                // .SILENT still tells a CONDSTORE client the new
+                // mod-sequence of what it changed (RFC 7162 3.1.3).
+                let changed_here = changed_uids.binary_search(&m.uid()).is_ok();
+                if silent && !(condstore && changed_here) {
+                    continue;
+                }
                 let mut items = Vec::new();
-                if uid_cmd {
+                if with_uid {
                     items.push(FetchValue::Uid(m.uid().0));
                 }
-                items.push(FetchValue::Flags(sel.view.flags(m, rev2)));
+                if !silent {
+                    items.push(FetchValue::Flags(sel.view.flags(m, rev2)));
+                }
+                if let Some(meta) = find_meta(&metas, m.uid()) {
+                    items.push(FetchValue::ModSeq(meta.modseq));
+                }
                 out.data(Data::Fetch {
                     seq: i as u32 + 1,
                     items,
                 });
             }
+        }
+        if !modified.is_empty() {
+            modified.sort_unstable();
+            return Ok((
+                Some(Code::Modified(format_set(&modified))),
+                "Conditional STORE failed".into(),
+            ));
         }
         if gone {
             return Ok((

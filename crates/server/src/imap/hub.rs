@@ -9,7 +9,9 @@
 //!
 //! Account deletions are counted per account: a session remembers the
 //! count at login and ends with `* BYE` once it grows, whichever process
-//! deleted the account (the feed carries the CLI's commits too).
+//! deleted the account (the feed carries the CLI's commits too). The
+//! account's sessions stop counting as its terminal at once (SEND answers
+//! 450 from then on), before any of them notices.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,13 +19,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use store::{Change, MailboxId, Store};
 use tokio::sync::{broadcast, watch};
 
-#[derive(Default)]
+use crate::presence::PresenceRegistry;
+
 pub struct ChangeHub {
     watchers: Mutex<Watchers>,
     /// Deletions seen per (lower-cased) account since the server started.
     /// One entry per deleted account name: administrators' actions, not
     /// client input, so it stays small.
     deletions: Mutex<HashMap<String, u64>>,
+    presence: Arc<PresenceRegistry>,
 }
 
 #[derive(Default)]
@@ -35,8 +39,12 @@ struct Watchers {
 
 impl ChangeHub {
     /// Starts the routing task; needs a tokio runtime.
-    pub fn start(store: &Arc<dyn Store>) -> Arc<ChangeHub> {
-        let hub = Arc::new(ChangeHub::default());
+    pub fn start(store: &Arc<dyn Store>, presence: Arc<PresenceRegistry>) -> Arc<ChangeHub> {
+        let hub = Arc::new(ChangeHub {
+            watchers: Mutex::default(),
+            deletions: Mutex::default(),
+            presence,
+        });
         let mut rx = store.subscribe();
         let weak = Arc::downgrade(&hub);
         tokio::spawn(async move {
@@ -75,6 +83,9 @@ impl ChangeHub {
             let n = d.entry(account.to_lowercase()).or_insert(0);
             *n = n.wrapping_add(1);
         }
+        // After the count: a session woken by its closed terminal channel
+        // sees itself deleted.
+        self.presence.remove_account(&account);
         // Wake every watcher: sessions in IDLE notice at once.
         self.bump_all();
     }

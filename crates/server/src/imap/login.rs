@@ -59,6 +59,7 @@ impl Session {
             self.ctx.store.ensure_account(account.clone()).await?;
         }
         tracing::info!(%account, "imap login");
+        self.storage_limit = self.ctx.quota.limits(&account).storage;
         self.enter_authenticated(account);
         Ok((
             Some(Code::Capability(self.capabilities())),

@@ -12,6 +12,16 @@ impl Session {
                 self.rev2 = true;
                 enabled.push("IMAP4rev2".to_string());
             }
+            // RFC 7162 3.1, 3.2.3: QRESYNC implies CONDSTORE.
+            if cap.eq_ignore_ascii_case("CONDSTORE") && !self.condstore {
+                self.condstore = true;
+                enabled.push("CONDSTORE".to_string());
+            }
+            if cap.eq_ignore_ascii_case("QRESYNC") && !self.qresync {
+                self.qresync = true;
+                self.condstore = true;
+                enabled.push("QRESYNC".to_string());
+            }
         }
         out.data(Data::Enabled(enabled));
         // Later responses use the new mode (UTF-8 names and strings).

@@ -26,6 +26,7 @@ pub mod listener;
 mod login;
 mod misc;
 pub mod out;
+mod quota;
 mod search;
 mod select;
 mod selected;

@@ -139,8 +139,12 @@ fn eval(k: &SearchKey, c: &Ctx<'_>) -> bool {
 
 impl Session {
     /// The messages `key` matches, in sequence order: (sequence number,
-    /// UID). SORT and THREAD search with it too.
-    pub(super) async fn hits(&mut self, key: &SearchKey) -> Result<Vec<(u32, Uid)>, ImapError> {
+    /// UID, mod-sequence; the last is 0 unless the key needed metadata).
+    /// SORT and THREAD search with it too.
+    pub(super) async fn hits(
+        &mut self,
+        key: &SearchKey,
+    ) -> Result<Vec<(u32, Uid, u64)>, ImapError> {
         let ctx = self.ctx.clone();
         let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         let mut n = Needs::default();
@@ -150,7 +154,7 @@ impl Session {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let mut hits: Vec<(u32, Uid)> = Vec::new();
+        let mut hits: Vec<(u32, Uid, u64)> = Vec::new();
         let with_meta = n.meta || n.headers || n.bodies;
         let all: Vec<usize> = (0..sel.msgs().len()).collect();
         for chunk in meta_chunks(&all) {
@@ -189,7 +193,7 @@ impl Session {
                     now,
                 };
                 if eval(key, &c) {
-                    hits.push((i as u32 + 1, msg.uid()));
+                    hits.push((i as u32 + 1, msg.uid(), meta.map_or(0, |m| m.modseq)));
                 }
             }
         }
@@ -210,7 +214,17 @@ impl Session {
             return Err(ImapError::no(Some(Code::BadCharset), "unsupported charset"));
         }
         let rev2 = self.rev2;
-        let hits = self.hits(&cmd.key).await?;
+        // RFC 7162 3.1.5: with MODSEQ in the key, the mod-sequence of
+        // each hit, for the response's MODSEQ (MODSEQ makes the search
+        // read the metadata, so hits() has them).
+        let with_modseq = super::session::has_modseq(&cmd.key);
+        let found = self.hits(&cmd.key).await?;
+        let hits: Vec<(u32, Uid)> = found.iter().map(|&(s, u, _)| (s, u)).collect();
+        let modseqs: Vec<u64> = if with_modseq {
+            found.iter().map(|&(_, _, m)| m).collect()
+        } else {
+            Vec::new()
+        };
         let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         let nums: Vec<u32> = hits
             .iter()
@@ -222,7 +236,12 @@ impl Session {
             (None, true) => Some(vec![SearchReturn::All]),
             (None, false) => None,
         };
+        let highest = |pick: &[usize]| pick.iter().filter_map(|&k| modseqs.get(k)).max().copied();
         match returns {
+            None if with_modseq => {
+                let all: Vec<usize> = (0..modseqs.len()).collect();
+                out.data(Data::SearchModSeq(nums, highest(&all).unwrap_or(0)))
+            }
             None => out.data(Data::Search(nums)),
             Some(r) => {
                 if r.contains(&SearchReturn::Save) {
@@ -233,6 +252,23 @@ impl Session {
                 // RFC 5182 2.1: SAVE alone returns no ESEARCH.
                 if r.iter().any(|x| *x != SearchReturn::Save) {
                     let has = |x| r.contains(&x);
+                    // RFC 4731 with RFC 7162 3.1.5: the highest of the
+                    // messages returned: all of them for ALL or COUNT,
+                    // else the MIN and MAX ones.
+                    let modseq = if !with_modseq || nums.is_empty() {
+                        None
+                    } else if has(SearchReturn::All) || has(SearchReturn::Count) {
+                        highest(&(0..modseqs.len()).collect::<Vec<_>>())
+                    } else {
+                        let mut pick = Vec::new();
+                        if has(SearchReturn::Min) {
+                            pick.push(0);
+                        }
+                        if has(SearchReturn::Max) {
+                            pick.push(nums.len() - 1);
+                        }
+                        highest(&pick)
+                    };
                     out.data(Data::ESearch {
                         tag: tag.clone(),
                         uid: uid_cmd,
@@ -245,6 +281,7 @@ impl Session {
                         count: has(SearchReturn::Count).then_some(nums.len() as u32),
                         all: (has(SearchReturn::All) && !nums.is_empty())
                             .then(|| format_set(&nums)),
+                        modseq,
                     });
                 }
             }

@@ -1,20 +1,28 @@
 //! SELECT / EXAMINE (RFC 9051 6.3.2, 6.3.3), CLOSE (6.4.1), UNSELECT
 //! (6.4.2, RFC 3691), EXPUNGE (6.4.3) and UID EXPUNGE (6.4.9, RFC 4315).
 
-use proto_imap::{Code, Data, Mailbox, SeqSet, Status};
+use proto_imap::{Code, Data, Mailbox, SelectParams, SeqSet, Status};
 use store::Uid;
 
 use super::selected::Selected;
 use super::session::{CmdResult, ImapError, Out, Session, done};
-use super::view::Report;
 
 impl Session {
     pub(super) async fn select(
         &mut self,
         name: &Mailbox,
         read_only: bool,
+        params: SelectParams,
         out: &mut Out<'_>,
     ) -> CmdResult {
+        // RFC 7162 3.2.5: QRESYNC only after ENABLE QRESYNC (BAD: the
+        // command is refused whole, the selected mailbox stays).
+        if params.qresync.is_some() && !self.qresync {
+            return Err(ImapError::Bad("ENABLE QRESYNC first".into()));
+        }
+        if params.condstore {
+            self.condstore = true;
+        }
         // RFC 9051 6.3.2: a failed SELECT leaves no mailbox selected.
         if self.deselect().is_some() {
             out.untagged(Status::Ok, Some(Code::Closed), "Previous mailbox closed");
@@ -63,6 +71,16 @@ impl Session {
                 "Flags permitted"
             },
         );
+        // RFC 7162 3.1.2.1: every mailbox keeps mod-sequences, so every
+        // SELECT says where it stands.
+        out.untagged(
+            Status::Ok,
+            Some(Code::HighestModSeq(sel.modseq())),
+            "Highest",
+        );
+        if let Some(q) = &params.qresync {
+            sel.resync(&self.ctx, q, self.rev2, out).await?;
+        }
         if self.rev2 {
             out.data(Data::List {
                 lsub: false,
@@ -108,11 +126,8 @@ impl Session {
 
     /// EXPUNGE, or UID EXPUNGE limited to `set`.
     pub(super) async fn expunge(&mut self, set: Option<SeqSet>, out: &mut Out<'_>) -> CmdResult {
-        let report = Report {
-            expunge_ok: true,
-            with_uid: set.is_some(),
-            rev2: self.rev2,
-        };
+        let report = self.report(true, set.is_some());
+        let vanished = self.qresync;
         let ctx = self.ctx.clone();
         let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         if sel.read_only {
@@ -137,7 +152,7 @@ impl Session {
             .collect();
         if !deleted.is_empty() {
             let removed = ctx.store.expunge(sel.id(), deleted).await?;
-            sel.expunged_here(&removed, out);
+            sel.expunged_here(&removed, vanished, out);
         }
         done("EXPUNGE completed")
     }

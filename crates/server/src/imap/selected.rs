@@ -68,6 +68,11 @@ impl Selected {
         self.info.id
     }
 
+    /// The HIGHESTMODSEQ this session has been shown (RFC 7162 3.1.2.1).
+    pub fn modseq(&self) -> u64 {
+        self.modseq
+    }
+
     pub fn is_dirty(&self) -> bool {
         self.pending || self.watch.has_changed().unwrap_or(false)
     }
@@ -211,12 +216,91 @@ impl Selected {
         }
     }
 
+    /// The UIDs in `set` (UIDs; `*` is the highest in the view) expunged
+    /// after mod-sequence `since` and no longer in the view, as one
+    /// `VANISHED (EARLIER)` (RFC 7162 3.2.5.1, 3.2.6). The store keeps
+    /// every tombstone (docs/storage.md), so this is exact, never less;
+    /// a UID still in the view was expunged after the view's mark, and
+    /// the next sync reports it as plain VANISHED.
+    pub async fn vanished_earlier(
+        &self,
+        ctx: &ImapContext,
+        since: u64,
+        set: Option<&proto_imap::SeqSet>,
+        out: &mut Out<'_>,
+    ) -> Result<Vec<MessageMeta>, ImapError> {
+        let changes = match ctx.store.changes_since(self.id(), since.max(1)).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let ivs = set.map(|s| s.intervals(self.max_uid().max(1)));
+        let gone: Vec<u32> = changes
+            .vanished
+            .iter()
+            .map(|u| u.0)
+            .filter(|u| {
+                ivs.as_ref()
+                    .is_none_or(|iv| proto_imap::types::in_intervals(iv, *u))
+            })
+            .filter(|u| self.view.index(Uid(*u)).is_none())
+            .collect();
+        if !gone.is_empty() {
+            out.data(proto_imap::Data::Vanished {
+                earlier: true,
+                uids: proto_imap::types::format_set(&gone),
+            });
+        }
+        Ok(changes.changed)
+    }
+
+    /// `SELECT ... (QRESYNC (...))` (RFC 7162 3.2.5): what the client
+    /// missed since its mod-sequence, when its UIDVALIDITY is current:
+    /// `VANISHED (EARLIER)` for the known UIDs expunged since, then FETCH
+    /// (UID FLAGS MODSEQ) for the messages changed since. seq-match data
+    /// is not needed: no tombstone is ever trimmed.
+    pub async fn resync(
+        &self,
+        ctx: &ImapContext,
+        q: &proto_imap::QResync,
+        rev2: bool,
+        out: &mut Out<'_>,
+    ) -> Result<(), ImapError> {
+        if q.uidvalidity != self.info.uidvalidity {
+            return Ok(());
+        }
+        let changed = self
+            .vanished_earlier(ctx, q.modseq, q.known_uids.as_ref(), out)
+            .await?;
+        for meta in changed {
+            let Some(i) = self.view.index(meta.uid) else {
+                continue;
+            };
+            let Some(m) = self.view.get(i) else { continue };
+            let mut flags = meta.flags.clone();
+            if m.recent() && !rev2 {
+                flags.push("\\Recent".into());
+            }
+            out.data(proto_imap::Data::Fetch {
+                seq: i as u32 + 1,
+                items: vec![
+                    proto_imap::FetchValue::Uid(meta.uid.0),
+                    proto_imap::FetchValue::Flags(flags),
+                    proto_imap::FetchValue::ModSeq(meta.modseq),
+                ],
+            });
+            out.flush_if_big().await?;
+        }
+        Ok(())
+    }
+
     /// Sends EXPUNGE for `uids` (ascending), which this session removed,
     /// and for any other expunge waiting to be reported.
-    pub fn expunged_here(&mut self, uids: &[Uid], out: &mut Out<'_>) {
+    /// With `vanished` (QRESYNC) as one VANISHED response.
+    pub fn expunged_here(&mut self, uids: &[Uid], vanished: bool, out: &mut Out<'_>) {
         self.view.mark_expunged(uids);
         let mut rs = Vec::new();
-        self.view.report_expunged(&mut rs);
+        self.view.report_expunged(&mut rs, vanished);
         for r in &rs {
             out.push(r);
         }

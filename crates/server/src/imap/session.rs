@@ -21,6 +21,7 @@ pub use super::out::{OUT_FLUSH_AT, Out, Sink, tagged};
 use super::selected::Selected;
 use super::view::Report;
 use crate::net::Role;
+use crate::presence::{Registration, TerminalMessage};
 use crate::tls::{Tls, TlsInfo};
 
 /// The logged-in user of the authenticated and selected states.
@@ -29,6 +30,25 @@ pub struct Account {
     /// The hub's deletion count of the account at login: a larger one
     /// means the account was deleted under this session.
     pub deletions_at_login: u64,
+    /// This session as the user's terminal (SPEC 1): registered for as
+    /// long as the account is logged in here, so leaving the state (LOGOUT)
+    /// or dropping the session (a closed connection) unregisters at once.
+    pub terminal: Terminal,
+}
+
+/// A session's registration with the presence registry and the messages
+/// waiting to be shown as `* OK [ALERT]`.
+pub struct Terminal {
+    _registration: Registration,
+    inbox: tokio::sync::mpsc::Receiver<TerminalMessage>,
+}
+
+/// What woke a waiting session.
+pub enum Wake {
+    /// The selected mailbox changed.
+    Changed,
+    /// A terminal message arrived (SEND, SOML, SAML).
+    Terminal(TerminalMessage),
 }
 
 /// The states of RFC 9051 3, each with its data: a selected state holds
@@ -65,6 +85,13 @@ impl State {
             State::NotAuthenticated | State::Logout => None,
         }
     }
+
+    fn account_mut(&mut self) -> Option<&mut Account> {
+        match self {
+            State::Authenticated(a) | State::Selected(a, _) => Some(a),
+            State::NotAuthenticated | State::Logout => None,
+        }
+    }
 }
 
 /// Which commands each state allows (RFC 9051 6.1-6.4).
@@ -86,6 +113,10 @@ pub fn allowed(state: StateKind, cmd: &CommandKind) -> bool {
         | C::Namespace
         | C::Status { .. }
         | C::Append { .. }
+        | C::Unauthenticate
+        | C::GetQuota(_)
+        | C::GetQuotaRoot(_)
+        | C::SetQuota(..)
         | C::Idle => matches!(state, State::Authenticated | State::Selected),
         C::Check
         | C::Close
@@ -129,6 +160,14 @@ pub struct Session {
     pub(super) state: State,
     /// ENABLE IMAP4rev2 (RFC 9051 6.3.1): UTF-8 names, ESEARCH, no \Recent.
     pub(super) rev2: bool,
+    /// CONDSTORE is on (RFC 7162 3.1: ENABLE or a CONDSTORE-enabling
+    /// command): FETCH carries MODSEQ.
+    pub(super) condstore: bool,
+    /// ENABLE QRESYNC (RFC 7162 3.2.3): VANISHED instead of EXPUNGE.
+    pub(super) qresync: bool,
+    /// The logged-in user's storage limit at login (0: none), for
+    /// APPENDLIMIT (RFC 7889).
+    pub(super) storage_limit: u64,
     /// The AUTHENTICATE exchange waiting for the client's response.
     pub(super) sasl: Option<crate::sasl::Exchange>,
 }
@@ -142,6 +181,9 @@ impl Session {
             tls: false,
             state: State::NotAuthenticated,
             rev2: false,
+            condstore: false,
+            qresync: false,
+            storage_limit: 0,
             sasl: None,
         }
     }
@@ -194,9 +236,14 @@ impl Session {
     /// account's deletion count now.
     pub(super) fn enter_authenticated(&mut self, account: String) {
         let deletions_at_login = self.ctx.hub.deletions(&account);
+        let (registration, inbox) = self.ctx.presence.register(&account);
         self.transition(State::Authenticated(Account {
             name: account,
             deletions_at_login,
+            terminal: Terminal {
+                _registration: registration,
+                inbox,
+            },
         }));
     }
 
@@ -320,9 +367,24 @@ impl Session {
                 "OBJECTID",
                 "BINARY",
                 "STATUS=SIZE",
+                "UNAUTHENTICATE",
+                "CONDSTORE",
+                "QRESYNC",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
+                "QUOTA=RES-MESSAGE",
             ]);
         }
-        caps.into_iter().map(str::to_string).collect()
+        let mut caps: Vec<String> = caps.into_iter().map(str::to_string).collect();
+        // RFC 7889: the largest APPEND accepted; after login, the user's
+        // storage limit too, when it is smaller.
+        let max = self.ctx.config.max_literal_size as u64;
+        let limit = match self.storage_limit {
+            0 => max,
+            s => s.min(max),
+        };
+        caps.push(format!("APPENDLIMIT={limit}"));
+        caps
     }
 
     /// The greeting (RFC 9051 7.1.1).
@@ -344,6 +406,8 @@ impl Session {
             self.transition(State::Logout);
             return Ok(Flow::Close);
         }
+        // SPEC 1: a terminal message comes with the session's next response.
+        self.show_terminal(out);
         if !allowed(self.state(), &kind) {
             let text = match self.state() {
                 StateKind::NotAuthenticated => "Log in first",
@@ -396,6 +460,11 @@ impl Session {
                 | CommandKind::Sort { .. }
                 | CommandKind::Thread { .. }
         );
+        // RFC 7162 3.1: a CONDSTORE-enabling command turns it on, with
+        // HIGHESTMODSEQ for the selected mailbox the first time.
+        if enables_condstore(&kind) {
+            self.enable_condstore(out);
+        }
         if uses_view && self.selected().is_some_and(Selected::is_dirty) {
             self.sync(out, false, false).await?;
         }
@@ -409,6 +478,20 @@ impl Session {
             CommandKind::Idle => {
                 self.sync(out, true, false).await?;
                 return Ok(Flow::Idle(tag));
+            }
+            CommandKind::Unauthenticate => {
+                // RFC 8437 3: as just after the greeting (TLS stays):
+                // the mailbox is closed without expunge, ENABLEd
+                // extensions end, and the session stops being the user's
+                // terminal.
+                self.rev2 = false;
+                self.condstore = false;
+                self.qresync = false;
+                self.storage_limit = 0;
+                self.transition(State::NotAuthenticated);
+                out.enc = self.encoder();
+                tagged(out, &tag, Status::Ok, None, "UNAUTHENTICATE completed");
+                return Ok(Flow::Continue);
             }
             CommandKind::StartTls => {
                 // RFC 9051 6.2.1: a second STARTTLS is BAD.
@@ -472,7 +555,11 @@ impl Session {
                 out.data(Data::Namespace);
                 done("NAMESPACE completed")
             }
-            C::Select { mailbox, read_only } => self.select(&mailbox, read_only, out).await,
+            C::Select {
+                mailbox,
+                read_only,
+                params,
+            } => self.select(&mailbox, read_only, params, out).await,
             C::Create {
                 mailbox,
                 special_use,
@@ -490,6 +577,12 @@ impl Session {
                 date,
                 message,
             } => self.append(&mailbox, flags, date, message).await,
+            C::GetQuota(root) => self.get_quota(&root, out).await,
+            C::GetQuotaRoot(m) => self.get_quota_root(&m, out).await,
+            C::SetQuota(..) => Err(ImapError::no(
+                Some(Code::NoPerm),
+                "quotas are set by the administrator (mailroom user quota)",
+            )),
             C::Close => self.close(true).await,
             C::Unselect => self.close(false).await,
             C::Expunge => self.expunge(None, out).await,
@@ -497,19 +590,61 @@ impl Session {
             C::Search { uid, search } => self.search(tag, uid, search, out).await,
             C::Sort { uid, sort } => self.sort(tag, uid, sort, out).await,
             C::Thread { uid, thread } => self.thread(uid, thread, out).await,
-            C::Fetch { uid, set, atts } => self.fetch(uid, &set, &atts, out).await,
+            C::Fetch {
+                uid,
+                set,
+                atts,
+                modifiers,
+            } => self.fetch(uid, &set, &atts, modifiers, out).await,
             C::Store {
                 uid,
                 set,
+                unchanged_since,
                 op,
                 silent,
                 flags,
-            } => self.store_flags(uid, &set, op, silent, flags, out).await,
+            } => {
+                let store = super::flags::StoreArgs {
+                    uid_cmd: uid,
+                    unchanged_since,
+                    op,
+                    silent,
+                    flags,
+                };
+                self.store_flags(&set, store, out).await
+            }
             C::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false, out).await,
             C::Move { uid, set, mailbox } => self.copy(uid, &set, &mailbox, true, out).await,
-            C::Logout | C::Idle | C::Authenticate { .. } | C::StartTls => {
+            C::Logout | C::Idle | C::Unauthenticate | C::Authenticate { .. } | C::StartTls => {
                 Err(ImapError::Bad("unexpected command".into()))
             }
+        }
+    }
+
+    /// How this session reports changes (see [`Report`]).
+    pub(super) fn report(&self, expunge_ok: bool, with_uid: bool) -> Report {
+        Report {
+            expunge_ok,
+            with_uid,
+            rev2: self.rev2,
+            condstore: self.condstore,
+            qresync: self.qresync,
+        }
+    }
+
+    /// Turns CONDSTORE on (RFC 7162 3.1): the first time, with a mailbox
+    /// selected, `* OK [HIGHESTMODSEQ n]` tells the client where it is.
+    pub(super) fn enable_condstore(&mut self, out: &mut Out<'_>) {
+        if self.condstore {
+            return;
+        }
+        self.condstore = true;
+        if let Some(sel) = self.selected() {
+            out.untagged(
+                Status::Ok,
+                Some(Code::HighestModSeq(sel.modseq())),
+                "Highest",
+            );
         }
     }
 
@@ -520,11 +655,7 @@ impl Session {
         expunge_ok: bool,
         with_uid: bool,
     ) -> Result<(), ImapError> {
-        let report = Report {
-            expunge_ok,
-            with_uid,
-            rev2: self.rev2,
-        };
+        let report = self.report(expunge_ok, with_uid);
         let ctx = Arc::clone(&self.ctx);
         if let Some(sel) = self.selected_mut() {
             sel.sync(&ctx, out, report).await?;
@@ -532,13 +663,72 @@ impl Session {
         Ok(())
     }
 
-    /// Waits until the selected mailbox changes (IDLE, and the driver's
-    /// wait for input); never resolves without a selected mailbox.
-    pub async fn changed(&mut self) {
-        match self.selected_mut() {
-            Some(sel) => sel.changed().await,
-            None => std::future::pending().await,
+    /// Waits until the selected mailbox changes or a terminal message
+    /// arrives (IDLE); never resolves logged out.
+    pub async fn wake(&mut self) -> Wake {
+        match &mut self.state {
+            State::Selected(account, sel) => tokio::select! {
+                () = sel.changed() => Wake::Changed,
+                Some(m) = account.terminal.inbox.recv() => Wake::Terminal(m),
+            },
+            State::Authenticated(account) => match account.terminal.inbox.recv().await {
+                Some(m) => Wake::Terminal(m),
+                // The registry let go of the account: it was deleted.
+                None if self.account_deleted() => Wake::Changed,
+                None => std::future::pending().await,
+            },
+            State::NotAuthenticated | State::Logout => std::future::pending().await,
         }
+    }
+
+    /// Writes the terminal messages waiting for this session, each as one
+    /// `* OK [ALERT]` line (RFC 9051 7.1: the client shows it to the
+    /// person).
+    pub fn show_terminal(&mut self, out: &mut Out<'_>) {
+        let utf8 = self.rev2;
+        let max = self.ctx.config.terminal_max_chars;
+        let Some(account) = self.state.account_mut() else {
+            return;
+        };
+        while let Ok(m) = account.terminal.inbox.try_recv() {
+            out.untagged(Status::Ok, Some(Code::Alert), &m.shown(utf8, max));
+        }
+    }
+
+    /// Writes one terminal message as `* OK [ALERT]`.
+    pub fn show_alert(&self, m: &TerminalMessage, out: &mut Out<'_>) {
+        let text = m.shown(self.rev2, self.ctx.config.terminal_max_chars);
+        out.untagged(Status::Ok, Some(Code::Alert), &text);
+    }
+}
+
+/// True when a search key has MODSEQ in it (RFC 7162 3.1.5).
+pub(super) fn has_modseq(k: &proto_imap::search::SearchKey) -> bool {
+    use proto_imap::search::SearchKey;
+    match k {
+        SearchKey::ModSeq(_) => true,
+        SearchKey::And(v) => v.iter().any(has_modseq),
+        SearchKey::Or(a, b) => has_modseq(a) || has_modseq(b),
+        SearchKey::Not(a) => has_modseq(a),
+        _ => false,
+    }
+}
+
+/// RFC 7162 3.1: the commands that turn CONDSTORE on (SELECT (CONDSTORE)
+/// does it in [`Session::select`], with its own HIGHESTMODSEQ).
+fn enables_condstore(kind: &CommandKind) -> bool {
+    match kind {
+        CommandKind::Fetch {
+            atts, modifiers, ..
+        } => modifiers.changed_since.is_some() || atts.contains(&proto_imap::FetchAtt::ModSeq),
+        CommandKind::Store {
+            unchanged_since, ..
+        } => unchanged_since.is_some(),
+        CommandKind::Search { search, .. } => has_modseq(&search.key),
+        CommandKind::Status { items, .. } => {
+            items.contains(&proto_imap::command::StatusItem::HighestModSeq)
+        }
+        _ => false,
     }
 }
 
@@ -555,6 +745,7 @@ mod tests {
             uid: false,
             set: proto_imap::SeqSet::Saved,
             atts: vec![],
+            modifiers: Default::default(),
         };
         assert!(!allowed(StateKind::NotAuthenticated, &fetch));
         assert!(!allowed(StateKind::Authenticated, &fetch));

@@ -36,10 +36,10 @@ impl Session {
         search: &proto_imap::search::SearchCommand,
     ) -> Result<Vec<Sortable>, ImapError> {
         check_charset(search.charset.as_deref())?;
-        let hits: Vec<(u32, Uid)> = self.hits(&search.key).await?;
+        let hits: Vec<(u32, Uid, u64)> = self.hits(&search.key).await?;
         let ctx = self.ctx.clone();
         let sel = self.selected_mut().ok_or_else(no_mailbox)?;
-        let indices: Vec<usize> = hits.iter().map(|&(seq, _)| seq as usize - 1).collect();
+        let indices: Vec<usize> = hits.iter().map(|&(seq, _, _)| seq as usize - 1).collect();
         let mut out = Vec::with_capacity(hits.len());
         for chunk in meta_chunks(&indices) {
             let metas = sel.load_meta(&ctx, chunk).await?;
@@ -103,6 +103,9 @@ impl Session {
                         .flatten(),
                     count: has(SearchReturn::Count).then_some(nums.len() as u32),
                     all: (has(SearchReturn::All) && !nums.is_empty()).then(|| in_order_set(&nums)),
+                    // RFC 7162 3.1.5 applies to SEARCH with MODSEQ; a
+                    // SORT's ESEARCH carries none.
+                    modseq: None,
                 });
             }
         }

@@ -90,6 +90,8 @@ impl Kit {
             Authenticator::with_delay_scale(directory, 0.0),
             None,
             Arc::new(crate::metrics::Metrics::default()),
+            crate::presence::PresenceRegistry::new(),
+            crate::quota::QuotaBook::fixed(Default::default()),
         );
         Kit {
             _dir: dir,

@@ -170,6 +170,11 @@ pub struct Report {
     pub with_uid: bool,
     /// IMAP4rev2: no \Recent, no RECENT.
     pub rev2: bool,
+    /// CONDSTORE is on (RFC 7162 3.1): every FETCH carries MODSEQ.
+    pub condstore: bool,
+    /// QRESYNC is on (RFC 7162 3.2): VANISHED instead of EXPUNGE, and
+    /// every FETCH carries the UID.
+    pub qresync: bool,
 }
 
 /// What changed since the view's last mark, as the store reports it.
@@ -339,7 +344,7 @@ impl View {
             }
             self.set_flags_at(i, &meta.flags);
             let mut items = Vec::new();
-            if report.with_uid {
+            if report.with_uid || report.qresync {
                 items.push(FetchValue::Uid(m.uid().0));
             }
             let mut flags = meta.flags.clone();
@@ -347,13 +352,16 @@ impl View {
                 flags.push("\\Recent".into());
             }
             items.push(FetchValue::Flags(flags));
+            if report.condstore {
+                items.push(FetchValue::ModSeq(meta.modseq));
+            }
             out.push(Response::Data(Data::Fetch {
                 seq: i as u32 + 1,
                 items,
             }));
         }
         if report.expunge_ok {
-            self.report_expunged(&mut out);
+            self.report_expunged(&mut out, report.qresync);
         }
         if !new.is_empty() {
             // Grow by an eighth at least: amortised O(1) per message (an
@@ -398,6 +406,12 @@ impl View {
         self.msgs.binary_search_by_key(&uid, |m| m.uid)
     }
 
+    /// The view index of `uid`, unless it is not there or expunged.
+    pub fn index(&self, uid: Uid) -> Option<usize> {
+        let i = self.index_of(uid).ok()?;
+        self.msgs.get(i).filter(|m| !m.expunged()).map(|_| i)
+    }
+
     fn set_flags_at(&mut self, i: usize, flags: &[String]) {
         let set = self.flag_sets.intern(flags);
         if let Some(m) = self.msgs.get_mut(i) {
@@ -418,16 +432,23 @@ impl View {
     }
 
     /// Sends EXPUNGE for every message marked expunged and drops them from
-    /// the view (ascending, each number as it is after the previous ones).
-    pub fn report_expunged(&mut self, out: &mut Vec<Response>) {
+    /// the view (ascending, each number as it is after the previous ones);
+    /// with `vanished` (QRESYNC, RFC 7162 3.2.10) one `VANISHED uid-set`
+    /// instead.
+    pub fn report_expunged(&mut self, out: &mut Vec<Response>, vanished: bool) {
         if self.pending_expunges == 0 {
             return;
         }
         let mut seq = 1u32;
         let mut recent_gone = 0;
+        let mut gone: Vec<u32> = Vec::new();
         self.msgs.retain(|m| {
             if m.expunged() {
-                out.push(Response::Data(Data::Expunge(seq)));
+                if vanished {
+                    gone.push(m.uid.0);
+                } else {
+                    out.push(Response::Data(Data::Expunge(seq)));
+                }
                 recent_gone += u32::from(m.recent());
                 false
             } else {
@@ -435,6 +456,12 @@ impl View {
                 true
             }
         });
+        if !gone.is_empty() {
+            out.push(Response::Data(Data::Vanished {
+                earlier: false,
+                uids: proto_imap::types::format_set(&gone),
+            }));
+        }
         self.recent -= recent_gone;
         self.pending_expunges = 0;
     }
@@ -566,6 +593,8 @@ mod tests {
     }
 
     const REV1: Report = Report {
+        condstore: false,
+        qresync: false,
         expunge_ok: true,
         with_uid: false,
         rev2: false,
@@ -685,7 +714,7 @@ mod tests {
         assert_eq!(v.recent_count(), 1);
         v.mark_expunged(&[Uid(2)]);
         let mut out = Vec::new();
-        v.report_expunged(&mut out);
+        v.report_expunged(&mut out, false);
         assert_eq!(wire(&out), ["* 2 EXPUNGE"]);
         assert_eq!(v.recent_count(), 0);
     }

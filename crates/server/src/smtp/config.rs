@@ -69,6 +69,11 @@ pub struct SmtpConfig {
     pub local_networks: Vec<IpNet>,
     /// SEND, SOML and SAML (RFC 821 3.4) enabled and advertised.
     pub legacy_send: bool,
+    /// `smtp.legacy_send_from = "any"`: SEND from anyone. Otherwise
+    /// (the default) only authenticated users and `local_networks` may
+    /// SEND: an ALERT is a dialog on the user's screen, a spam channel
+    /// if open to the internet.
+    pub legacy_send_any: bool,
     pub vrfy: VrfyPolicy,
     pub expn: bool,
     pub max_errors: u32,
@@ -98,6 +103,7 @@ impl SmtpConfig {
             relay_networks: Vec::new(),
             local_networks: loopback,
             legacy_send: true,
+            legacy_send_any: false,
             vrfy: VrfyPolicy::Disclose,
             expn: true,
             max_errors: DEFAULT_MAX_ERRORS,

@@ -3,8 +3,6 @@
 //! has made the message durable (SPEC 6); whatever the reply, the end of
 //! the data ends the transaction.
 
-use std::sync::Arc;
-
 use delivery::dsn::{Action as DsnAction, RecipientReport, Report};
 use delivery::trace::{self, ReceivedInfo};
 use delivery::{Envelope, Refusal, RemoteTarget, Targets};
@@ -234,24 +232,27 @@ impl Session {
                 }
             }
         }
-        // Terminal delivery first: a user who logged out since RCPT gets the
-        // message in the mailbox rather than losing it.
-        if !terminal.is_empty() {
-            let shown = TerminalMessage {
-                from: tx.sender.clone(),
-                message: Arc::new(body.clone()),
-            };
-            for account in &terminal {
-                let delivered = self.ctx.presence.deliver_terminal(account, &shown);
-                let also_mailbox = tx.kind == super::session::TxKind::Saml;
-                if !delivered && !also_mailbox && !targets.local.contains(account) {
-                    tracing::info!(id = %id, account = %account, "terminal gone; delivering to mailbox");
-                    targets.add(std::slice::from_ref(account), &[]);
-                }
+        // Terminals are fed only after the commit (issue 15): a commit that
+        // fails, and the client's retry, must not show the message twice.
+        // Who is to be shown it is decided now, so that a user who left
+        // since RCPT, or was shown one less than ALERT_INTERVAL ago, gets
+        // it in the mailbox in the same commit (SEND and SOML; SAML always
+        // stores it).
+        let saml = tx.kind == super::session::TxKind::Saml;
+        let mut shown_to: Vec<String> = Vec::new();
+        for account in &terminal {
+            if self.ctx.presence.claim_alert(account) {
+                shown_to.push(account.clone());
+            } else if !saml && !targets.local.contains(account) {
+                tracing::info!(id = %id, account = %account, "terminal gone or alerted within the last second; delivering to mailbox");
+                targets.add(std::slice::from_ref(account), &[]);
             }
         }
 
         let size = body.len();
+        if let Some(refusal) = self.quota_at_data(&targets.local, size as u64) {
+            return refusal;
+        }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let envelope = Envelope {
             envid: tx.params.envid.clone(),
@@ -259,43 +260,76 @@ impl Session {
             smtputf8: tx.params.smtputf8,
             forward_sender: self.forward_sender(&tx.sender),
         };
-        let Some(mut store_delivery) =
+        // Nothing to store when the message only goes to terminals (SEND).
+        if let Some(mut store_delivery) =
             delivery::build(&body, &tx.sender, Some(&received), &targets, now, &envelope)
-        else {
-            // Terminal only (SEND): nothing to store.
-            tracing::info!(id = %id, client = %self.peer, from = %log_safe(&tx.sender), to = ?terminal, size, "sent to terminal");
-            self.count_accepted(size);
-            return reply(250, 2, 0, 0, &format!("Ok: sent as {id}"));
-        };
-        if let Some(h) = &results {
-            checks::insert_results(&mut store_delivery, h);
-        }
-        if junk {
-            checks::into_junk(&mut store_delivery);
-        }
-        if let Some(set) = &arc {
-            checks::seal_relayed(&mut store_delivery, set);
-        }
-        let mut writes = vec![store_delivery];
-        writes.extend(self.delivered_report(&tx, &body).await);
-        match self.ctx.store.deliver_all(writes).await {
-            Ok(_) => {
-                tracing::info!(
-                    id = %id, client = %self.peer, from = %log_safe(&tx.sender),
-                    to = ?tx.recipients.iter().map(|r| r.address.as_str()).collect::<Vec<_>>(),
-                    local = targets.local.len(), remote = targets.remote.len(), size, "accepted"
-                );
-                self.count_accepted(size);
-                if let Some(account) = &self.authenticated {
-                    self.ctx.send_rate.record(account);
-                }
-                reply(250, 2, 0, 0, &format!("Ok: queued as {id}"))
+        {
+            if let Some(h) = &results {
+                checks::insert_results(&mut store_delivery, h);
             }
-            Err(e) => {
+            if junk {
+                checks::into_junk(&mut store_delivery);
+            }
+            if let Some(set) = &arc {
+                checks::seal_relayed(&mut store_delivery, set);
+            }
+            let mut writes = vec![store_delivery];
+            writes.extend(self.delivered_report(&tx, &body).await);
+            if let Err(e) = self.ctx.store.deliver_all(writes).await {
                 tracing::warn!(id = %id, error = %e, "delivery failed");
-                store_error_reply(&e)
+                return store_error_reply(&e);
             }
         }
+        // Committed: now the terminals. A user whose every session left in
+        // the meantime gets the message in the mailbox, so a 250 always
+        // means it reached a session or the mailbox of each recipient.
+        let mut left: Vec<String> = Vec::new();
+        if !shown_to.is_empty() {
+            let shown = TerminalMessage::new(&tx.sender, &body);
+            for account in &shown_to {
+                if !self.ctx.presence.deliver_terminal(account, &shown)
+                    && !targets.local.contains(account)
+                {
+                    left.push(account.clone());
+                }
+            }
+        }
+        let stored = !targets.is_empty() || !left.is_empty();
+        if !left.is_empty() {
+            tracing::info!(id = %id, accounts = ?left, "every session left before the end of DATA; delivering to mailbox");
+            let fallback = Targets {
+                local: left,
+                remote: Vec::new(),
+            };
+            if let Some(d) = delivery::build(
+                &body,
+                &tx.sender,
+                Some(&received),
+                &fallback,
+                now,
+                &envelope,
+            ) && let Err(e) = delivery::deliver(self.ctx.store.as_ref(), d).await
+            {
+                tracing::warn!(id = %id, error = %e, "delivery failed");
+                return store_error_reply(&e);
+            }
+        }
+        if !stored {
+            tracing::info!(id = %id, client = %self.peer, from = %log_safe(&tx.sender), to = ?terminal, size, "sent to terminal");
+        } else {
+            tracing::info!(
+                id = %id, client = %self.peer, from = %log_safe(&tx.sender),
+                to = ?tx.recipients.iter().map(|r| r.address.as_str()).collect::<Vec<_>>(),
+                local = targets.local.len(), remote = targets.remote.len(),
+                terminal = shown_to.len(), size, "accepted"
+            );
+        }
+        self.count_accepted(size);
+        if let Some(account) = &self.authenticated {
+            self.ctx.send_rate.record(account);
+        }
+        let verb = if stored { "queued" } else { "sent" };
+        reply(250, 2, 0, 0, &format!("Ok: {verb} as {id}"))
     }
 }
 
@@ -403,7 +437,7 @@ mod tests {
         assert_eq!(r.code, 250);
         let shown = term.try_recv().expect("terminal message");
         assert_eq!(shown.from, "bob@example.test");
-        assert_eq!(shown.message.as_slice(), MSG);
+        assert_eq!(&*shown.text, "Message from bob@example.test: hi - hello");
         assert!(kit.inbox("alice@example.test").await.is_empty());
     }
 
@@ -447,6 +481,41 @@ mod tests {
         drop(reg);
         assert_eq!(cmd(&mut s, "DATA").await.code, 354);
         assert_eq!(data(&mut s, MSG).await.code, 250);
+        assert_eq!(kit.inbox("alice@example.test").await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_shows_nothing_on_the_terminal() {
+        let kit = Kit::with(|_| {}, Some(StoreError::Io("boom".into())));
+        let (_reg, mut term) = kit.presence.register("alice@example.test");
+        let mut s = kit.ready().await;
+        let r = transaction(
+            &mut s,
+            "SAML",
+            "bob@example.test",
+            &["alice@example.test"],
+            MSG,
+        )
+        .await;
+        assert_eq!(code(&r), (451, "4.3.0".into()));
+        assert!(
+            term.try_recv().is_err(),
+            "an ALERT for a message not committed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_send_within_a_second_goes_to_the_mailbox() {
+        let kit = Kit::new();
+        let (_reg, mut term) = kit.presence.register("alice@example.test");
+        let mut s = kit.ready().await;
+        let to = ["alice@example.test"];
+        for _ in 0..2 {
+            let r = transaction(&mut s, "SEND", "bob@example.test", &to, MSG).await;
+            assert_eq!(r.code, 250);
+        }
+        assert!(term.try_recv().is_ok());
+        assert!(term.try_recv().is_err());
         assert_eq!(kit.inbox("alice@example.test").await.len(), 1);
     }
 

@@ -12,6 +12,23 @@ impl Session {
             // SPEC 1: switched off in config → 502 and not advertised.
             return reply(502, 5, 5, 1, "Command not implemented");
         }
+        // Issue 15: SEND from the internet is an ALERT spam channel.
+        // Refused outright; SOML and SAML still deliver, as MAIL would.
+        let trusted = self.ctx.config.legacy_send_any
+            || self.authenticated.is_some()
+            || self.is_local_client();
+        if !trusted {
+            if kind == TxKind::Send {
+                return reply(
+                    550,
+                    5,
+                    7,
+                    1,
+                    "SEND is only for local or authenticated users",
+                );
+            }
+            return self.mail(TxKind::Mail, m).await;
+        }
         self.mail(kind, m).await
     }
 
@@ -116,6 +133,39 @@ mod tests {
             (501, "5.1.7".into())
         );
         assert_eq!(cmd(&mut s, "MAIL FROM:<>").await.code, 250);
+    }
+
+    #[tokio::test]
+    async fn send_from_the_internet_is_550_and_soml_saml_act_as_mail() {
+        let kit = Kit::new();
+        let (_reg, mut term) = kit.presence.register("alice@example.test");
+        let mut s = kit.session_from([198, 51, 100, 1]);
+        cmd(&mut s, "HELO c").await;
+        assert_eq!(
+            code(&cmd(&mut s, "SEND FROM:<a@remote.test>").await),
+            (550, "5.7.1".into())
+        );
+        for verb in ["SOML", "SAML"] {
+            let r = super::super::testkit::transaction(
+                &mut s,
+                verb,
+                "a@remote.test",
+                &["alice@example.test"],
+                b"Subject: x\r\n\r\ny\r\n",
+            )
+            .await;
+            assert_eq!(r.code, 250, "{verb}");
+        }
+        assert!(
+            term.try_recv().is_err(),
+            "an internet sender reached the terminal"
+        );
+        assert_eq!(kit.inbox("alice@example.test").await.len(), 2);
+        let kit = Kit::with(|c| c.legacy_send_any = true, None);
+        let _active = kit.presence.register("alice@example.test");
+        let mut s = kit.session_from([198, 51, 100, 1]);
+        cmd(&mut s, "HELO c").await;
+        assert_eq!(cmd(&mut s, "SEND FROM:<a@remote.test>").await.code, 250);
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ pub mod driver;
 mod info;
 pub mod listener;
 mod mail;
+mod quota;
 mod rcpt;
 pub mod session;
 

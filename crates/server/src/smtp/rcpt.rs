@@ -109,6 +109,13 @@ impl Session {
         if let Some(refusal) = self.route_terminal(kind, &mut recipient) {
             return refusal;
         }
+        let size = match &self.state {
+            State::Transaction(tx) => tx.params.size,
+            _ => None,
+        };
+        if let Some(refusal) = self.quota_at_rcpt(&recipient.mailbox, size).await {
+            return refusal;
+        }
         if let State::Transaction(tx) = &mut self.state {
             tx.recipients.push(recipient);
         }

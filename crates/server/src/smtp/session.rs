@@ -26,6 +26,8 @@ pub struct SmtpContext {
     pub directory: Arc<dyn Directory>,
     pub store: Arc<dyn Store>,
     pub presence: Arc<dyn Presence>,
+    /// Every user's quota limits (RFC 9208).
+    pub quota: Arc<crate::quota::QuotaBook>,
     /// Memory for message data in flight, shared by every session.
     pub memory: MemoryBudget,
     pub metrics: Arc<Metrics>,

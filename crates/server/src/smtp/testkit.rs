@@ -59,6 +59,7 @@ impl Kit {
             directory,
             store: session_store,
             presence: presence.clone(),
+            quota: crate::quota::QuotaBook::fixed(Default::default()),
             memory: crate::budget::MemoryBudget::new(memory),
             metrics: Arc::default(),
             tls: None,
@@ -171,6 +172,9 @@ impl Store for Failing {
     }
     fn ensure_account(&self, a: String) -> StoreFuture<'_, ()> {
         self.inner.ensure_account(a)
+    }
+    fn usage(&self, a: String) -> StoreFuture<'_, store::Usage> {
+        self.inner.usage(a)
     }
     fn delete_account(&self, a: String) -> StoreFuture<'_, ()> {
         self.inner.delete_account(a)

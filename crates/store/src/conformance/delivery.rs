@@ -33,6 +33,47 @@ pub async fn deliver_to_three_accounts_stores_one_body(backend: &dyn Backend) {
     assert_eq!(store.read_body(bodies[0]).await.expect("body"), raw);
 }
 
+/// RFC 9208 STORAGE / MESSAGE: every entry of every mailbox of the
+/// account, a copy counted again; other accounts not at all.
+pub async fn usage_counts_every_entry_of_the_account(backend: &dyn Backend) {
+    let store = backend.open();
+    let raw = b"Subject: hi\r\n\r\nbody\r\n";
+    assert_eq!(
+        store.usage("a@x.org".into()).await.expect("usage"),
+        Usage::default()
+    );
+    store
+        .deliver(local(&["a@x.org", "b@x.org"], raw))
+        .await
+        .expect("deliver");
+    store
+        .deliver(local(&["a@x.org"], raw))
+        .await
+        .expect("deliver");
+    let inbox_a = inbox(&*store, "a@x.org").await;
+    let archive = store
+        .mailbox("a@x.org".into(), "Archive".into())
+        .await
+        .expect("mailbox")
+        .expect("Archive");
+    store
+        .copy(inbox_a.id, vec![Uid(1)], archive.id)
+        .await
+        .expect("copy");
+    let n = raw.len() as u64;
+    assert_eq!(
+        store.usage("A@x.org".into()).await.expect("usage"),
+        Usage {
+            bytes: 3 * n,
+            messages: 3
+        }
+    );
+    assert_eq!(
+        store.usage("b@x.org".into()).await.expect("usage").messages,
+        1
+    );
+}
+
 pub async fn uids_strictly_ascending_never_reused(backend: &dyn Backend) {
     let store = backend.open();
     let mut uids = Vec::new();

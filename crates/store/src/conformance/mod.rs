@@ -67,6 +67,7 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@areas $backend;
             delivery {
                 deliver_to_three_accounts_stores_one_body,
+                usage_counts_every_entry_of_the_account,
                 uids_strictly_ascending_never_reused,
                 reopen_keeps_everything,
                 outbound_is_queued_in_same_transaction,
