@@ -317,6 +317,14 @@ pub struct StoreSection {
     pub url: Secret,
     /// Most deliveries one commit (one fsync) may carry.
     pub group_commit_max: usize,
+    /// PostgreSQL: connections in this node's pool.
+    pub pool_size: usize,
+    /// PostgreSQL: seconds a statement may run before it is cancelled
+    /// (the operation fails temporary: 451 4.3.0, `NO [UNAVAILABLE]`).
+    pub statement_timeout: u64,
+    /// PostgreSQL: this node's name in the queue's claims; empty means
+    /// the host name.
+    pub node_id: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -405,6 +413,9 @@ impl Default for StoreSection {
             backend: backends::Backend::default().name().to_string(),
             url: Secret::default(),
             group_commit_max: store::StoreOptions::default().group_commit_max,
+            pool_size: backends::postgres::POOL_SIZE,
+            statement_timeout: backends::postgres::STATEMENT_TIMEOUT.as_secs(),
+            node_id: String::new(),
         }
     }
 }
@@ -726,6 +737,8 @@ impl Config {
             ("smtp.command_timeout", self.smtp.command_timeout),
             ("smtp.data_timeout", self.smtp.data_timeout),
             ("store.group_commit_max", self.store.group_commit_max as u64),
+            ("store.pool_size", self.store.pool_size as u64),
+            ("store.statement_timeout", self.store.statement_timeout),
             ("pop3.idle_timeout", self.pop3.idle_timeout),
             ("pop3.max_connections", self.pop3.max_connections as u64),
             (
@@ -870,6 +883,9 @@ listen = "127.0.0.1:9025"
         assert_eq!(c.imap.max_literal_size, d.imap.max_literal_size);
         assert_eq!(c.imap.max_mailboxes, d.imap.max_mailboxes);
         assert_eq!(c.store.group_commit_max, d.store.group_commit_max);
+        assert_eq!(c.store.pool_size, d.store.pool_size);
+        assert_eq!(c.store.statement_timeout, d.store.statement_timeout);
+        assert_eq!(c.store.node_id, d.store.node_id);
         assert_eq!(c.auth.scram_iterations, d.auth.scram_iterations);
         assert_eq!(c.auth.scram, d.auth.scram);
     }

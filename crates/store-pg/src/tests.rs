@@ -1,0 +1,273 @@
+//! The store's conformance suite on PostgreSQL: every test on a fresh
+//! database of the process's private cluster (`cluster`). Set
+//! `MAILROOM_SKIP_PG=1` to skip them where PostgreSQL is not installed;
+//! otherwise a cluster that cannot start fails every test.
+
+use std::sync::Arc;
+
+use store::Store;
+
+use crate::{PgOptions, PgStore, cluster};
+
+/// A fresh database: every `open` is another handle (another node).
+pub(crate) struct Pg {
+    url: String,
+}
+
+impl store::conformance::Backend for Pg {
+    fn open(&self) -> Arc<dyn Store> {
+        let mut opts = PgOptions::new(self.url.clone());
+        opts.pool_size = 4;
+        let open = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(PgStore::open(opts))
+        });
+        match open {
+            Ok(s) => s,
+            Err(e) => panic!("open the PostgreSQL store: {e}"),
+        }
+    }
+}
+
+pub(crate) fn pg() -> Pg {
+    Pg {
+        url: cluster::shared().create_database(),
+    }
+}
+
+store::store_conformance!(crate::tests::pg(), unless crate::cluster::skip());
+
+// --- What only the PostgreSQL backend has ---
+
+use std::time::Duration;
+
+use store::conformance::{Backend, inbox, local};
+use store::{Change, StoreError, Uid};
+use tokio::time::timeout;
+
+/// A plain connection to the test's database, for looking at the rows.
+async fn raw(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("raw connect");
+    tokio::spawn(conn);
+    client
+}
+
+async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.expect(sql).get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_on_two_nodes_reach_a_third_in_commit_order() {
+    if cluster::skip() {
+        return;
+    }
+    let pg = pg();
+    let (a, b, watcher) = (pg.open(), pg.open(), pg.open());
+    a.ensure_account("u@x".into()).await.expect("account");
+    let mbox = inbox(&*a, "u@x").await.id;
+    let mut feed = watcher.subscribe();
+    const PER_NODE: usize = 40;
+    let mut tasks = Vec::new();
+    for store in [a.clone(), b.clone()] {
+        for _ in 0..4 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..PER_NODE / 4 {
+                    store
+                        .append(mbox, b"x".to_vec(), vec![], 0)
+                        .await
+                        .expect("append");
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    // Every append exactly once, UIDs ascending (rule 4: per mailbox in
+    // commit order), though eight writers on two nodes raced.
+    let mut uids = Vec::new();
+    while uids.len() < 2 * PER_NODE {
+        let c = timeout(Duration::from_secs(5), feed.recv())
+            .await
+            .expect("every change within seconds")
+            .expect("no lag");
+        if let Change::Appended { uid, .. } = c {
+            uids.push(uid.0);
+        }
+    }
+    let expected: Vec<u32> = (1..=(2 * PER_NODE) as u32).collect();
+    assert_eq!(uids, expected);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(feed.try_recv().is_err(), "nothing published twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_body_is_stored_in_chunks_once_and_freed_with_its_last_entry() {
+    if cluster::skip() {
+        return;
+    }
+    let pg = pg();
+    let store = pg.open();
+    let big: Vec<u8> = (0..(2 * crate::BODY_CHUNK + 17))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let done = store
+        .deliver(local(&["a@x", "b@x"], &big))
+        .await
+        .expect("deliver");
+    let body = store.messages(done.entries[0].1).await.expect("msgs")[0].body;
+    assert_eq!(store.read_body(body).await.expect("read"), big);
+    let db = raw(&pg.url).await;
+    assert_eq!(count(&db, "SELECT count(*) FROM bodies").await, 1);
+    assert_eq!(count(&db, "SELECT refs FROM bodies").await, 2);
+    assert_eq!(count(&db, "SELECT count(*) FROM body_chunks").await, 3);
+    assert_eq!(
+        count(&db, "SELECT max(length(data))::bigint FROM body_chunks").await,
+        crate::BODY_CHUNK as i64
+    );
+    for (_, mbox, uid) in done.entries {
+        store.expunge(mbox, vec![uid]).await.expect("expunge");
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM bodies").await, 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM body_chunks").await, 0);
+    // An empty body is one empty chunk, and reads back as empty.
+    let d = store.deliver(local(&["a@x"], b"")).await.expect("empty");
+    let body = store.messages(d.entries[0].1).await.expect("msgs")[0].body;
+    assert_eq!(store.read_body(body).await.expect("read"), b"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_opening_at_once_migrate_once_and_a_newer_schema_is_refused() {
+    if cluster::skip() {
+        return;
+    }
+    let pg = pg();
+    let mut opens = Vec::new();
+    for _ in 0..4 {
+        let url = pg.url.clone();
+        opens.push(tokio::spawn(async move {
+            PgStore::open(PgOptions::new(url)).await.map(|_| ())
+        }));
+    }
+    for o in opens {
+        o.await.expect("task").expect("every node opens");
+    }
+    let db = raw(&pg.url).await;
+    let version: String = db
+        .query_one(
+            "SELECT value FROM store_meta WHERE key = 'schema_version'",
+            &[],
+        )
+        .await
+        .expect("version")
+        .get(0);
+    assert_eq!(version, crate::SCHEMA_VERSION.to_string());
+    db.execute(
+        "UPDATE store_meta SET value = '999' WHERE key = 'schema_version'",
+        &[],
+    )
+    .await
+    .expect("bump");
+    match PgStore::open(PgOptions::new(pg.url.clone())).await {
+        Err(StoreError::NewerSchema { found: 999, .. }) => {}
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("a newer schema was opened"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_a_temporary_error() {
+    // No cluster needed: a port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let opts = PgOptions::new(format!("postgres://nobody@127.0.0.1:{port}/none"));
+    let err = PgStore::open(opts).await.err().expect("no database there");
+    assert!(err.is_temporary(), "{err:?} must be temporary (451 4.3.0)");
+    let bad = PgStore::open(PgOptions::new("mysql://what")).await.err();
+    assert!(matches!(bad, Some(StoreError::Invalid(_))), "{bad:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_claim_disjoint_rows_and_release_only_their_own() {
+    if cluster::skip() {
+        return;
+    }
+    let pg = pg();
+    let node = |name: &str| {
+        let mut opts = PgOptions::new(pg.url.clone());
+        opts.node_id = name.to_string();
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(PgStore::open(opts))
+        })
+        .expect("open")
+    };
+    let (a, b) = (node("a"), node("b"));
+    let rcpts: Vec<String> = (0..20).map(|i| format!("r{i}@y")).collect();
+    let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    a.deliver(store::conformance::queue::outbound(&rcpts))
+        .await
+        .expect("deliver");
+    let now = store::rules::now();
+    let (ca, cb) = tokio::join!(
+        a.claim_queue(now, now + 60, 15),
+        b.claim_queue(now, now + 60, 15)
+    );
+    let (ca, cb) = (ca.expect("claim a"), cb.expect("claim b"));
+    assert_eq!(ca.len() + cb.len(), 20, "every row claimed once");
+    assert!(ca.iter().all(|q| !cb.iter().any(|r| r.id == q.id)));
+    // Node a restarts: its claims are due again, b's stay leased.
+    assert_eq!(a.release_queue_claims().await.expect("release"), ca.len());
+    let again = b
+        .claim_queue(store::rules::now(), now + 60, 100)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), ca.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_reconnects_and_catches_up_on_what_it_missed() {
+    if cluster::skip() {
+        return;
+    }
+    let pg = pg();
+    let (server, other) = (pg.open(), pg.open());
+    let mut feed = server.subscribe();
+    let db = raw(&pg.url).await;
+    // Both listeners connect in the background after open.
+    let listeners = "SELECT count(*) FROM pg_stat_activity \
+         WHERE application_name = 'mailroom-listener' AND datname = current_database()";
+    for _ in 0..100 {
+        if count(&db, listeners).await == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Cut every listener's connection (PostgreSQL restarting looks the
+    // same to the node), then write while they are down.
+    let killed = count(
+        &db,
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'mailroom-listener' AND datname = current_database()) t",
+    )
+    .await;
+    assert_eq!(killed, 2);
+    let done = other
+        .deliver(local(&["late@x"], b"while you were away"))
+        .await
+        .expect("deliver");
+    let uid = done.entries[0].2;
+    loop {
+        let c = timeout(Duration::from_secs(10), feed.recv())
+            .await
+            .expect("the change arrives after the reconnect")
+            .expect("recv");
+        if matches!(c, Change::Appended { uid: u, .. } if u == uid) {
+            break;
+        }
+    }
+    assert_eq!(uid, Uid(1));
+}
