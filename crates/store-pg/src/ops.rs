@@ -5,7 +5,8 @@
 //! Lock order, so that concurrent writers never deadlock on each other's
 //! accounts: every write first takes the `change_heads` row of each
 //! account it touches ([`Tx::lock_account`]), in ascending name order,
-//! then mailbox and body rows. Its change rows take their `change_seq`
+//! then mailbox and body rows; the queue's row (account '') comes last,
+//! and no write holding it takes another account's. Its change rows take their `change_seq`
 //! under that lock, which is what makes the feed's key commit-ordered per
 //! account (docs/storage.md, "PostgreSQL").
 
@@ -568,11 +569,10 @@ pub async fn deliver(tx: &Tx<'_>, delivery: &Delivery) -> Result<Delivered, Stor
             ));
         }
     };
-    // The lock order: every account, ascending ('' for the queue first).
-    let mut locks: BTreeSet<&str> = targets.iter().map(|(a, _, _)| a.as_str()).collect();
-    if outbound.is_some() {
-        locks.insert(QUEUE_ACCOUNT);
-    }
+    // The lock order: every account, ascending; the queue's '' last (its
+    // change row at the end), so that outbound deliveries of all nodes
+    // wait on each other only for that last instant before COMMIT.
+    let locks: BTreeSet<&str> = targets.iter().map(|(a, _, _)| a.as_str()).collect();
     for account in locks {
         tx.lock_account(account).await?;
     }

@@ -271,3 +271,76 @@ async fn the_listener_reconnects_and_catches_up_on_what_it_missed() {
     }
     assert_eq!(uid, Uid(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_held_past_the_statement_timeout_fails_temporary_and_stores_nothing() {
+    if cluster::skip() {
+        return;
+    }
+    let pg = pg();
+    let mut opts = PgOptions::new(pg.url.clone());
+    opts.statement_timeout = Duration::from_secs(1);
+    let store = PgStore::open(opts).await.expect("open");
+    store.ensure_account("u@x".into()).await.expect("account");
+    let mbox = inbox(&*store, "u@x").await.id;
+    // Another node's transaction holds the account's lock.
+    let mut db = raw(&pg.url).await;
+    let holder = db.transaction().await.expect("begin");
+    holder
+        .execute(
+            "SELECT 1 FROM change_heads WHERE account = 'u@x' FOR UPDATE",
+            &[],
+        )
+        .await
+        .expect("lock");
+    let err = store
+        .append(mbox, b"late".to_vec(), vec![], 0)
+        .await
+        .expect_err("cancelled by statement_timeout");
+    assert!(err.is_temporary(), "{err:?} must be temporary (451 4.3.0)");
+    holder.rollback().await.expect("rollback");
+    assert!(store.messages(mbox).await.expect("msgs").is_empty());
+    // The pool recovers: the next write goes through.
+    store
+        .append(mbox, b"now".to_vec(), vec![], 0)
+        .await
+        .expect("append after the lock is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossing_deliveries_on_two_nodes_do_not_deadlock() {
+    if cluster::skip() {
+        return;
+    }
+    let pg = pg();
+    let (a, b) = (pg.open(), pg.open());
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (store, order) = if i % 2 == 0 {
+            (a.clone(), ["p@x", "q@x", "r@x"])
+        } else {
+            (b.clone(), ["r@x", "q@x", "p@x"])
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut d = local(&order, b"to all three");
+            d.outbound = Some(store::Outbound {
+                raw: b"to all three".to_vec(),
+                sender: "s@x".into(),
+                recipients: vec!["far@y".into()],
+            });
+            store.deliver(d).await.map(|_| ())
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task").expect("every delivery commits");
+    }
+    for account in ["p@x", "q@x", "r@x"] {
+        let msgs = a
+            .messages(inbox(&*a, account).await.id)
+            .await
+            .expect("msgs");
+        let uids: Vec<u32> = msgs.iter().map(|m| m.uid.0).collect();
+        assert_eq!(uids, (1..=20).collect::<Vec<u32>>(), "{account}");
+    }
+    assert_eq!(b.queue().await.expect("queue").len(), 20);
+}
