@@ -5,8 +5,9 @@
 //! is commit-ordered per account (docs/storage.md, "Ordering of the change
 //! feed"): once a row with `change_seq = n` is visible, every smaller one
 //! of that account is too, and "rows after the last published, advance"
-//! never skips one. One mutex guards the per-account marks together with
-//! the sending, so no row is published twice.
+//! never skips one. One mutex per account guards its mark together with
+//! the sending, so no row is published twice, and catching up on one
+//! account never waits for another's.
 //!
 //! NOTIFY is only a wake-up (PostgreSQL documents an 8000-byte payload
 //! limit and one notification queue for the whole cluster, which a stalled
@@ -65,8 +66,11 @@ pub const CHANGES_KEEP_SECS: i64 = 24 * 60 * 60;
 /// How often a listener trims the change log.
 const TRIM_INTERVAL: Duration = Duration::from_secs(600);
 
+/// One account's last published `change_seq`.
+type Mark = Arc<Mutex<i64>>;
+
 pub struct Feed {
-    marks: Mutex<HashMap<String, i64>>,
+    marks: std::sync::Mutex<HashMap<String, Mark>>,
     tx: broadcast::Sender<Change>,
 }
 
@@ -75,10 +79,24 @@ impl Feed {
     /// history is not replayed).
     pub fn new(heads: HashMap<String, i64>) -> Feed {
         let (tx, _) = broadcast::channel(FEED_CAPACITY);
+        let marks = heads
+            .into_iter()
+            .map(|(account, seq)| (account, Arc::new(Mutex::new(seq))))
+            .collect();
         Feed {
-            marks: Mutex::new(heads),
+            marks: std::sync::Mutex::new(marks),
             tx,
         }
+    }
+
+    /// The account's mark (0 for an account first seen now: all of its
+    /// rows are new).
+    fn mark(&self, account: &str) -> Mark {
+        let mut marks = self
+            .marks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(marks.entry(account.to_string()).or_default())
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
@@ -94,7 +112,6 @@ impl Feed {
     }
 
     async fn catch_up_with(&self, client: &Object, accounts: &[String]) -> Result<(), StoreError> {
-        let mut marks = self.marks.lock().await;
         let stmt = client
             .prepare_cached(
                 "SELECT change_seq, mailbox_id, kind, uid, modseq FROM changes \
@@ -103,7 +120,9 @@ impl Feed {
             .await
             .map_err(map_err)?;
         for account in accounts {
-            let mut last = marks.get(account).copied().unwrap_or(0);
+            let mark = self.mark(account);
+            let mut mark = mark.lock().await;
+            let mut last = *mark;
             loop {
                 let rows = client
                     .query(&stmt, &[account, &last, &CATCH_UP_CHUNK])
@@ -120,7 +139,7 @@ impl Feed {
                         None => tracing::warn!(seq = last, "unknown change kind in change log"),
                     }
                 }
-                marks.insert(account.clone(), last);
+                *mark = last;
                 if !full {
                     break;
                 }
@@ -132,13 +151,12 @@ impl Feed {
     /// Catches up every account whose head moved past its mark.
     async fn catch_up_all(&self, client: &Object) -> Result<(), StoreError> {
         let now = heads(client).await?;
-        let behind: Vec<String> = {
-            let marks = self.marks.lock().await;
-            now.into_iter()
-                .filter(|(a, seq)| marks.get(a).is_none_or(|m| m < seq))
-                .map(|(a, _)| a)
-                .collect()
-        };
+        let mut behind = Vec::new();
+        for (account, seq) in now {
+            if *self.mark(&account).lock().await < seq {
+                behind.push(account);
+            }
+        }
         self.catch_up_with(client, &behind).await
     }
 }
@@ -291,13 +309,20 @@ async fn listen_once(
             if payload.is_empty() {
                 continue;
             }
+            // Every wake-up queued meanwhile, merged: one catch-up per
+            // account, however many commits named it.
+            let mut everyone = payload == EVERYONE;
+            let mut accounts: Vec<String> = payload.split('\n').map(str::to_string).collect();
+            while let Ok(more) = wakes.try_recv() {
+                everyone |= more == EVERYONE;
+                accounts.extend(more.split('\n').map(str::to_string));
+            }
+            accounts.sort_unstable();
+            accounts.dedup();
             let pooled = shared.pool.get().await.map_err(crate::pool_err)?;
-            if overflow.swap(false, Ordering::Relaxed) || payload == EVERYONE {
+            if overflow.swap(false, Ordering::Relaxed) || everyone {
                 shared.feed.catch_up_all(&pooled).await?;
             } else {
-                let mut accounts: Vec<String> = payload.split('\n').map(str::to_string).collect();
-                accounts.sort_unstable();
-                accounts.dedup();
                 shared.feed.catch_up_with(&pooled, &accounts).await?;
             }
         }

@@ -99,24 +99,22 @@ impl<'a> Tx<'a> {
         uid: Option<Uid>,
         modseq: Option<u64>,
     ) -> Result<(), StoreError> {
-        let row = self
-            .opt(
-                "INSERT INTO change_heads (account, seq) VALUES ($1, 1) \
-                 ON CONFLICT (account) DO UPDATE SET seq = change_heads.seq + 1 RETURNING seq",
-                &[&account],
-            )
-            .await?
-            .ok_or_else(|| StoreError::Io("change_heads upsert returned nothing".into()))?;
-        let seq: i64 = row.try_get(0).map_err(map_err)?;
         let mailbox = mailbox.map(|m| m.0);
         let uid = uid.map(|u| i64::from(u.0));
         let modseq = modseq.map(to_i64);
-        self.exec(
-            "INSERT INTO changes (account, change_seq, mailbox_id, kind, uid, modseq, created) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[&account, &seq, &mailbox, &kind, &uid, &modseq, &now()],
-        )
-        .await?;
+        // One round trip: the head's next value and the row that uses it.
+        let n = self
+            .exec(
+                "WITH head AS (INSERT INTO change_heads (account, seq) VALUES ($1, 1) \
+                 ON CONFLICT (account) DO UPDATE SET seq = change_heads.seq + 1 RETURNING seq) \
+                 INSERT INTO changes (account, change_seq, mailbox_id, kind, uid, modseq, created) \
+                 SELECT $1, head.seq, $2, $3, $4, $5, $6 FROM head",
+                &[&account, &mailbox, &kind, &uid, &modseq, &now()],
+            )
+            .await?;
+        if n != 1 {
+            return Err(StoreError::Io("change row not recorded".into()));
+        }
         self.touched
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -250,6 +248,34 @@ async fn alloc_uid(tx: &Tx<'_>, mailbox: MailboxId) -> Result<(Uid, u64), StoreE
     Ok((uid_of(uid)?, modseq.max(0) as u64))
 }
 
+/// [`alloc_uid`] of the mailbox named `name` (normalised), found and
+/// updated in one round trip; None when there is no such mailbox.
+async fn alloc_uid_by_name(
+    tx: &Tx<'_>,
+    account: &str,
+    name: &str,
+) -> Result<Option<(MailboxId, Uid, u64)>, StoreError> {
+    let name = normalize_mailbox_name(name);
+    let Some(row) = tx
+        .opt(
+            "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 \
+             WHERE account = $1 AND name = $2 RETURNING id, uidnext - 1, highestmodseq",
+            &[&account, &name],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let id: i64 = row.try_get(0).map_err(map_err)?;
+    let uid: i64 = row.try_get(1).map_err(map_err)?;
+    let modseq: i64 = row.try_get(2).map_err(map_err)?;
+    // uidnext itself must still fit in 32 bits (RFC 9051: nz-number).
+    if uid >= i64::from(u32::MAX) {
+        return Err(StoreError::Invalid("mailbox UID space exhausted".into()));
+    }
+    Ok(Some((MailboxId(id), uid_of(uid)?, modseq.max(0) as u64)))
+}
+
 /// A new mod-sequence for a mailbox (RFC 7162 3.1: strictly increasing).
 async fn bump_modseq(tx: &Tx<'_>, mailbox: MailboxId) -> Result<u64, StoreError> {
     let row = tx
@@ -273,20 +299,21 @@ async fn insert_body(tx: &Tx<'_>, raw: &[u8]) -> Result<BodyId, StoreError> {
         )));
     }
     let size = raw.len() as i64;
+    let mut chunks = raw.chunks(BODY_CHUNK);
+    let first: &[u8] = chunks.next().unwrap_or_default();
+    // The body row and its first chunk in one round trip.
     let row = tx
         .opt(
-            "INSERT INTO bodies (size, refs) VALUES ($1, 0) RETURNING id",
-            &[&size],
+            "WITH body AS (INSERT INTO bodies (size, refs) VALUES ($1, 0) RETURNING id) \
+             INSERT INTO body_chunks (body_id, n, data) SELECT body.id, 0, $2 FROM body \
+             RETURNING body_id",
+            &[&size, &first],
         )
         .await?
         .ok_or_else(|| StoreError::Io("body insert returned nothing".into()))?;
     let id: i64 = row.try_get(0).map_err(map_err)?;
-    let mut chunks: Vec<&[u8]> = raw.chunks(BODY_CHUNK).collect();
-    if chunks.is_empty() {
-        chunks.push(&[]);
-    }
-    for (n, chunk) in chunks.into_iter().enumerate() {
-        let n = i32::try_from(n).map_err(|_| StoreError::Invalid("too many chunks".into()))?;
+    for (n, chunk) in chunks.enumerate() {
+        let n = i32::try_from(n + 1).map_err(|_| StoreError::Invalid("too many chunks".into()))?;
         tx.exec(
             "INSERT INTO body_chunks (body_id, n, data) VALUES ($1, $2, $3)",
             &[&id, &n, &chunk],
@@ -584,11 +611,12 @@ pub async fn deliver(tx: &Tx<'_>, delivery: &Delivery) -> Result<Delivered, Stor
         for (account, mailbox, flags) in targets {
             create_account_if_missing(tx, &account).await?;
             // RFC 5228 2.10.2: a folder that is not there means INBOX.
-            let target = match mailbox_id_by_name(tx, &account, &mailbox).await? {
-                Some(id) => id,
-                None => require_mailbox(tx, &account, "INBOX").await?,
+            let (target, uid, modseq) = match alloc_uid_by_name(tx, &account, &mailbox).await? {
+                Some(got) => got,
+                None => alloc_uid_by_name(tx, &account, "INBOX")
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("INBOX of {account}")))?,
             };
-            let (uid, modseq) = alloc_uid(tx, target).await?;
             insert_entry(
                 tx,
                 target,
