@@ -120,6 +120,15 @@ fn run(mut cmd: Command, what: &str) -> Result<(), String> {
 }
 
 impl Cluster {
+    /// A cluster of the caller's own (for a test that changes server
+    /// settings), stopped and removed when the process ends.
+    pub fn private() -> Cluster {
+        match Cluster::start() {
+            Ok(c) => c,
+            Err(e) => panic!("cannot start a private PostgreSQL cluster: {e}"),
+        }
+    }
+
     fn start() -> Result<Cluster, String> {
         let bin = match bin_dir() {
             Some(b) => b,
@@ -132,7 +141,12 @@ impl Cluster {
                 bin.join(name)
             }
         };
-        let dir = std::env::temp_dir().join(format!("mailroom-pg-{}", std::process::id()));
+        static STARTED: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "mailroom-pg-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         if is_root() {
@@ -215,6 +229,13 @@ impl Cluster {
     pub fn create_database(&self) -> String {
         let n = self.next_db.fetch_add(1, Ordering::Relaxed);
         let db = format!("t{n}");
+        self.psql(&format!("CREATE DATABASE {db}"));
+        self.url(&db)
+    }
+
+    /// Runs one SQL command as the superuser in database `postgres`
+    /// (e.g. `ALTER SYSTEM`); panics when it fails.
+    pub fn psql(&self, sql: &str) {
         let psql = if self.bin.as_os_str().is_empty() {
             PathBuf::from("psql")
         } else {
@@ -222,11 +243,9 @@ impl Cluster {
         };
         let mut cmd = Command::new(psql);
         cmd.args(["-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", USER])
-            .args(["-p", &self.port.to_string(), "-d", "postgres", "-c"])
-            .arg(format!("CREATE DATABASE {db}"));
-        if let Err(e) = run(cmd, "CREATE DATABASE") {
+            .args(["-p", &self.port.to_string(), "-d", "postgres", "-c", sql]);
+        if let Err(e) = run(cmd, sql) {
             panic!("{e}");
         }
-        self.url(&db)
     }
 }

@@ -155,7 +155,30 @@ pub(crate) fn map_err(err: tokio_postgres::Error) -> StoreError {
     }
 }
 
-fn pool_err(err: deadpool_postgres::PoolError) -> StoreError {
+/// Reads the server's durability settings back: with `fsync = off` (or a
+/// session whose commits do not wait for the WAL flush) every
+/// acknowledgement could be a lie after a crash, so the store refuses to
+/// open, as the SQLite store does for its pragmas.
+async fn check_durability(client: &deadpool_postgres::Object) -> Result<(), StoreError> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('fsync'), current_setting('synchronous_commit')",
+            &[],
+        )
+        .await
+        .map_err(map_err)?;
+    let fsync: String = row.try_get(0).map_err(map_err)?;
+    let sync: String = row.try_get(1).map_err(map_err)?;
+    if fsync != "on" || sync == "off" {
+        return Err(StoreError::Io(format!(
+            "PostgreSQL runs with fsync = {fsync}, synchronous_commit = {sync}: a crash could \
+             lose acknowledged mail; need fsync = on and synchronous_commit on (refusing to open)"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn pool_err(err: deadpool_postgres::PoolError) -> StoreError {
     match err {
         deadpool_postgres::PoolError::Backend(e) => map_err(e),
         deadpool_postgres::PoolError::Timeout(_) => StoreError::Busy,
@@ -213,6 +236,7 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Invalid(format!("store pool: {e}")))?;
         let mut client = pool.get().await.map_err(pool_err)?;
+        check_durability(&client).await?;
         schema::migrate(&mut client).await?;
         let heads = feed::heads(&client).await?;
         drop(client);

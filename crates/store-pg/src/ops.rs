@@ -958,7 +958,7 @@ pub async fn claim(
     let lease = lease_until.saturating_sub(now).max(0);
     let rows = tx
         .rows(
-            "WITH clock AS (SELECT extract(epoch FROM clock_timestamp())::bigint + $1 AS now), \
+            "WITH clock AS (SELECT floor(extract(epoch FROM clock_timestamp()))::bigint + $1 AS now), \
              due AS (SELECT id FROM queue, clock \
                      WHERE status IN ('queued', 'deferred', 'sending') \
                      AND next_attempt <= clock.now \

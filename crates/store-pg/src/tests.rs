@@ -344,3 +344,42 @@ async fn crossing_deliveries_on_two_nodes_do_not_deadlock() {
     }
     assert_eq!(b.queue().await.expect("queue").len(), 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_fsync_is_refused() {
+    if cluster::skip() {
+        return;
+    }
+    // A cluster of its own: the setting is server-wide.
+    let own = cluster::Cluster::private();
+    let url = own.create_database();
+    own.psql("ALTER SYSTEM SET fsync = off");
+    own.psql("SELECT pg_reload_conf()");
+    // pg_reload_conf signals the server, which applies it a moment later.
+    let mut refused = None;
+    for _ in 0..50 {
+        match PgStore::open(PgOptions::new(url.clone())).await {
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    match refused {
+        Some(StoreError::Io(why)) => assert!(why.contains("fsync = off"), "{why}"),
+        Some(e) => panic!("wrong error {e}"),
+        None => panic!("opened a server that does not fsync"),
+    }
+    own.psql("ALTER SYSTEM SET fsync = on");
+    own.psql("SELECT pg_reload_conf()");
+    let mut opened = None;
+    for _ in 0..50 {
+        if let Ok(s) = PgStore::open(PgOptions::new(url.clone())).await {
+            opened = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(opened.is_some(), "fsync back on: the store opens");
+}
