@@ -109,6 +109,8 @@ pub struct Extensions {
     pub size: Option<u64>,
     pub eightbitmime: bool,
     pub smtputf8: bool,
+    /// RFC 3461: the server takes RET, ENVID, NOTIFY and ORCPT.
+    pub dsn: bool,
     /// RFC 3030 2: BDAT.
     pub chunking: bool,
     /// RFC 3030 3: BODY=BINARYMIME (only meaningful with CHUNKING).
@@ -126,6 +128,7 @@ impl Extensions {
                 "PIPELINING" => e.pipelining = true,
                 "8BITMIME" => e.eightbitmime = true,
                 "SMTPUTF8" => e.smtputf8 = true,
+                "DSN" => e.dsn = true,
                 "CHUNKING" => e.chunking = true,
                 "BINARYMIME" => e.binarymime = true,
                 "SIZE" => e.size = words.next().and_then(|n| n.parse().ok()).filter(|n| *n > 0),
@@ -142,6 +145,31 @@ pub struct Outgoing {
     pub sender: String,
     pub recipients: Vec<String>,
     pub raw: Arc<Vec<u8>>,
+    /// RFC 3461 ENVID (xtext) and RET, passed on to a DSN server.
+    pub envid: Option<String>,
+    pub ret: Option<String>,
+    /// Per recipient, aligned with `recipients`: NOTIFY and ORCPT.
+    pub rcpt_dsn: Vec<(Option<String>, Option<String>)>,
+    /// It came with SMTPUTF8 (UTF-8 header fields, RFC 6532): passed on
+    /// to a server that offers it.
+    pub smtputf8: bool,
+}
+
+impl Outgoing {
+    /// The RCPT command for recipient `i`, with its RFC 3461 parameters
+    /// when the server offers DSN (4.1, 4.2: passed on as received).
+    fn rcpt_line(&self, i: usize, rcpt: &str, dsn: bool) -> String {
+        let mut line = format!("RCPT TO:<{rcpt}>");
+        if let (true, Some((notify, orcpt))) = (dsn, self.rcpt_dsn.get(i)) {
+            if let Some(n) = notify {
+                line.push_str(&format!(" NOTIFY={n}"));
+            }
+            if let Some(o) = orcpt {
+                line.push_str(&format!(" ORCPT={o}"));
+            }
+        }
+        line
+    }
 }
 
 /// The outcome for one recipient.
@@ -467,16 +495,29 @@ impl Connection {
         } else if eight_bit && self.ext.eightbitmime {
             mail.push_str(" BODY=8BITMIME");
         }
-        if utf8_envelope {
+        if utf8_envelope || (msg.smtputf8 && self.ext.smtputf8) {
             mail.push_str(" SMTPUTF8");
+        }
+        // RFC 3461 5.2.1: a DSN server gets the parameters as we got them;
+        // one without DSN makes us the last to report (the worker's
+        // "relayed" DSN).
+        let dsn = self.ext.dsn;
+        if dsn {
+            if let Some(ret) = &msg.ret {
+                mail.push_str(&format!(" RET={ret}"));
+            }
+            if let Some(envid) = &msg.envid {
+                mail.push_str(&format!(" ENVID={envid}"));
+            }
         }
         // RFC 2920: with PIPELINING, MAIL, every RCPT and DATA go in one
         // write and their replies are read in order.
         let pipelined = self.ext.pipelining;
         if pipelined {
             let mut batch = format!("{mail}\r\n");
-            for rcpt in &msg.recipients {
-                batch.push_str(&format!("RCPT TO:<{rcpt}>\r\n"));
+            for (i, rcpt) in msg.recipients.iter().enumerate() {
+                batch.push_str(&msg.rcpt_line(i, rcpt, dsn));
+                batch.push_str("\r\n");
             }
             if !binary {
                 batch.push_str("DATA\r\n");
@@ -499,11 +540,11 @@ impl Connection {
         }
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(msg.recipients.len());
         let mut accepted = 0;
-        for rcpt in &msg.recipients {
+        for (i, rcpt) in msg.recipients.iter().enumerate() {
             let r = if pipelined {
                 self.read_reply(COMMAND_TIMEOUT).await?
             } else {
-                self.command(&format!("RCPT TO:<{rcpt}>"), COMMAND_TIMEOUT)
+                self.command(&msg.rcpt_line(i, rcpt, dsn), COMMAND_TIMEOUT)
                     .await?
             };
             let text = reply_text(&r);
@@ -662,6 +703,25 @@ mod tests {
     }
 
     #[test]
+    fn dsn_parameters_go_only_to_a_dsn_server() {
+        let m = Outgoing {
+            sender: "a@x".into(),
+            recipients: vec!["b@y".into(), "c@y".into()],
+            raw: Arc::new(Vec::new()),
+            envid: Some("QQ314159".into()),
+            ret: Some("HDRS".into()),
+            rcpt_dsn: vec![(Some("SUCCESS,DELAY".into()), Some("rfc822;b+40y".into()))],
+            smtputf8: false,
+        };
+        assert_eq!(
+            m.rcpt_line(0, "b@y", true),
+            "RCPT TO:<b@y> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;b+40y"
+        );
+        assert_eq!(m.rcpt_line(0, "b@y", false), "RCPT TO:<b@y>");
+        assert_eq!(m.rcpt_line(1, "c@y", true), "RCPT TO:<c@y>");
+    }
+
+    #[test]
     fn plain_credentials_are_base64_of_nul_user_nul_password() {
         assert_eq!(
             base64_plain("tim", "tanstaaftanstaaf"),
@@ -695,10 +755,11 @@ mod tests {
                 "SIZE 1000".into(),
                 "STARTTLS".into(),
                 "8BITMIME".into(),
+                "DSN".into(),
             ],
         );
         let e = Extensions::of(&r);
-        assert!(e.starttls && e.pipelining && e.eightbitmime && !e.smtputf8);
+        assert!(e.starttls && e.pipelining && e.eightbitmime && !e.smtputf8 && e.dsn);
         assert_eq!(e.size, Some(1000));
     }
 }

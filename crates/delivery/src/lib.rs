@@ -13,7 +13,9 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod dsn;
 pub mod route;
+pub mod srs;
 pub mod trace;
 pub mod worker;
 
@@ -33,7 +35,29 @@ pub enum Refusal {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Targets {
     pub local: Vec<String>,
-    pub remote: Vec<String>,
+    pub remote: Vec<RemoteTarget>,
+}
+
+/// One remote address a message is queued for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteTarget {
+    pub address: String,
+    /// Reached through one of our addresses (a forward, an alias, a list
+    /// member): it leaves with the SRS reverse-path, so that SPF at the
+    /// destination checks us, not the original sender's domain.
+    pub forwarded: bool,
+    /// RFC 3461 NOTIFY and ORCPT of the RCPT that led here.
+    pub notify: Option<String>,
+    pub orcpt: Option<String>,
+}
+
+impl RemoteTarget {
+    pub fn direct(address: impl Into<String>) -> RemoteTarget {
+        RemoteTarget {
+            address: address.into(),
+            ..RemoteTarget::default()
+        }
+    }
 }
 
 impl Targets {
@@ -43,12 +67,34 @@ impl Targets {
     /// local parts keep their case (RFC 5321 2.4).
     pub fn add(&mut self, local: &[String], remote: &[String]) {
         push_unique(&mut self.local, local);
-        push_unique(&mut self.remote, remote);
+        for r in remote {
+            self.add_remote(RemoteTarget::direct(r.clone()));
+        }
+    }
+
+    /// Adds a remote target unless its address is there already (the
+    /// first RCPT that reached it keeps its parameters).
+    pub fn add_remote(&mut self, target: RemoteTarget) {
+        if !self.remote.iter().any(|r| r.address == target.address) {
+            self.remote.push(target);
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.local.is_empty() && self.remote.is_empty()
     }
+}
+
+/// What the envelope says beyond the addresses, for the queue rows.
+#[derive(Debug, Clone, Default)]
+pub struct Envelope {
+    /// RFC 3461 ENVID (xtext) and RET (`FULL`/`HDRS`).
+    pub envid: Option<String>,
+    pub ret: Option<String>,
+    pub smtputf8: bool,
+    /// The reverse-path forwarded targets leave with (SRS, see
+    /// [`srs::Srs::forward`]); None: the sender as it is.
+    pub forward_sender: Option<String>,
 }
 
 fn push_unique(into: &mut Vec<String>, items: &[String]) {
@@ -88,6 +134,7 @@ pub fn build(
     received: Option<&str>,
     targets: &Targets,
     internal_date: i64,
+    envelope: &Envelope,
 ) -> Option<Delivery> {
     if targets.is_empty() {
         return None;
@@ -108,7 +155,20 @@ pub fn build(
         Outbound {
             raw,
             sender: sender.to_string(),
-            recipients: targets.remote.clone(),
+            recipients: targets.remote.iter().map(|r| r.address.clone()).collect(),
+            rcpt: targets
+                .remote
+                .iter()
+                .map(|r| store::QueueRcpt {
+                    sender: envelope.forward_sender.clone().filter(|_| r.forwarded),
+                    notify: r.notify.clone(),
+                    orcpt: r.orcpt.clone(),
+                })
+                .collect(),
+            envid: envelope.envid.clone(),
+            ret: envelope.ret.clone(),
+            smtputf8: envelope.smtputf8,
+            notice: false,
         }
     });
     Some(Delivery {
@@ -153,6 +213,7 @@ mod tests {
             Some("Received: from x\r\n"),
             &targets(&["alice@example.test"], &["carol@remote.example"]),
             0,
+            &Envelope::default(),
         )
         .unwrap();
         let local = String::from_utf8(d.local_raw.unwrap()).unwrap();
@@ -169,13 +230,42 @@ mod tests {
     }
 
     #[test]
+    fn forwarded_targets_leave_with_the_forward_sender_and_their_parameters() {
+        let mut t = Targets::default();
+        t.add(&[], &["direct@r.example".into()]);
+        t.add_remote(RemoteTarget {
+            address: "fwd@r.example".into(),
+            forwarded: true,
+            notify: Some("NEVER".into()),
+            orcpt: Some("rfc822;bob@example.test".into()),
+        });
+        let env = Envelope {
+            envid: Some("E1".into()),
+            ret: Some("FULL".into()),
+            smtputf8: false,
+            forward_sender: Some("SRS0=x@example.test".into()),
+        };
+        let d = build(b"x", "s@o.example", None, &t, 0, &env).unwrap();
+        let out = d.outbound.unwrap();
+        assert_eq!(out.sender, "s@o.example");
+        assert_eq!(out.rcpt[0].sender, None);
+        assert_eq!(out.rcpt[1].sender.as_deref(), Some("SRS0=x@example.test"));
+        assert_eq!(out.rcpt[1].notify.as_deref(), Some("NEVER"));
+        assert_eq!(
+            (out.envid.as_deref(), out.ret.as_deref()),
+            (Some("E1"), Some("FULL"))
+        );
+    }
+
+    #[test]
     fn a_target_reached_twice_gets_one_copy() {
         let mut t = targets(&["alice@example.test"], &["c@r.example"]);
         t.add(&["alice@example.test".into()], &["c@r.example".into()]);
         assert_eq!(t, targets(&["alice@example.test"], &["c@r.example"]));
         // A remote local part keeps its case: another mailbox.
         t.add(&[], &["C@r.example".into()]);
-        assert_eq!(t.remote, ["c@r.example", "C@r.example"]);
+        let remote: Vec<&str> = t.remote.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(remote, ["c@r.example", "C@r.example"]);
     }
 
     #[test]
@@ -190,6 +280,6 @@ mod tests {
 
     #[test]
     fn nothing_to_store_is_none() {
-        assert!(build(b"x", "", None, &Targets::default(), 0).is_none());
+        assert!(build(b"x", "", None, &Targets::default(), 0, &Envelope::default()).is_none());
     }
 }

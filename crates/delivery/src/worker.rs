@@ -4,7 +4,8 @@
 //! connection, and records each recipient's outcome: delivered rows go,
 //! temporary failures are retried with doubling backoff from
 //! `[relay] retry_initial` to `retry_max` until `max_queue_lifetime`,
-//! permanent ones are marked failed (the DSN bounce is issue 13).
+//! permanent ones (and those past the lifetime) go, replaced by a DSN to
+//! the sender (RFC 3464, issue 13) in the same transaction.
 //!
 //! It wakes on the store's `Queue` change (a delivery that queues, a CLI
 //! retry, from any process) and on a timer for rows coming due. A crash
@@ -19,10 +20,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use store::{BodyId, Change, QueueEntry, Store};
+use proto_smtp::Notify;
+use store::{BodyId, Change, QueueEntry, Settle, Store};
 use tokio::sync::Semaphore;
 
 use crate::client::{ClientError, Connection, Credentials, Outcome, Outgoing, TlsPolicy};
+use crate::dsn::{Action, RecipientReport, Report};
 
 /// How long a claim holds its rows: longer than any one delivery run
 /// (the client's own timeouts bound it), short enough that rows of a
@@ -49,6 +52,25 @@ pub struct WorkerConfig {
     /// The local address outbound connections come from (`[relay]
     /// source_address`); None: the system's choice.
     pub source_address: Option<std::net::IpAddr>,
+    /// How long a message waits before a recipient that asked for it
+    /// (RFC 3461 NOTIFY=DELAY) gets a delay warning (`[relay]
+    /// delay_warning`).
+    pub delay_warning: Duration,
+}
+
+/// Default `[relay] delay_warning`: 4 hours, as Postfix's
+/// `delay_warning_time` suggests.
+pub const DEFAULT_DELAY_WARNING: Duration = Duration::from_secs(14_400);
+
+pub type BounceFuture<'a> = Pin<Box<dyn Future<Output = crate::Targets> + Send + 'a>>;
+
+/// Where a DSN goes (issue 13): the targets of the original sender's
+/// address, with our own SRS addresses decoded; empty when there is
+/// nowhere (the DSN then goes to postmaster).
+pub trait BounceRoute: Send + Sync {
+    fn resolve<'a>(&'a self, address: &'a str) -> BounceFuture<'a>;
+    /// `postmaster@` our primary domain (RFC 5321 4.5.1).
+    fn postmaster(&self) -> String;
 }
 
 /// Default `[relay] max_connections_per_domain`.
@@ -172,6 +194,8 @@ pub struct WorkerStats {
     pub delivered: AtomicU64,
     pub deferred: AtomicU64,
     pub failed: AtomicU64,
+    /// DSNs made (RFC 3464): failures, delay warnings, "relayed".
+    pub dsns: AtomicU64,
     /// Rows in the queue, and the age in seconds of the oldest, as of
     /// the worker's last look.
     pub queue_size: AtomicU64,
@@ -210,10 +234,16 @@ pub struct Worker {
     pub stats: Arc<WorkerStats>,
     slots: Arc<Semaphore>,
     down: Arc<Down>,
+    bounces: Arc<dyn BounceRoute>,
 }
 
 impl Worker {
-    pub fn new(store: Arc<dyn Store>, cfg: WorkerConfig, routing: Arc<dyn Routing>) -> Worker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        cfg: WorkerConfig,
+        routing: Arc<dyn Routing>,
+        bounces: Arc<dyn BounceRoute>,
+    ) -> Worker {
         let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
         Worker {
             store,
@@ -222,6 +252,7 @@ impl Worker {
             stats: Arc::default(),
             slots,
             down: Arc::default(),
+            bounces,
         }
     }
 
@@ -316,6 +347,7 @@ impl Worker {
                 routing: Arc::clone(&self.routing),
                 stats: Arc::clone(&self.stats),
                 down: Arc::clone(&self.down),
+                bounces: Arc::clone(&self.bounces),
             };
             tokio::spawn(async move {
                 job.domain(&domain, rows).await;
@@ -352,7 +384,10 @@ struct Job {
     routing: Arc<dyn Routing>,
     stats: Arc<WorkerStats>,
     down: Arc<Down>,
+    bounces: Arc<dyn BounceRoute>,
 }
+
+mod settle;
 
 /// Destinations that keep failing, backed off as a whole: their rows
 /// wait without a connection attempt until the destination's time.
@@ -415,15 +450,19 @@ impl Job {
         let hops = match self.routing.route(domain).await {
             Ok(h) => h,
             Err(RouteFailure::Permanent(why)) => {
-                for r in &rows {
-                    self.outcome(r, Outcome::Failed(why.clone()), "-").await;
-                }
+                let results = rows
+                    .into_iter()
+                    .map(|r| (r, Outcome::Failed(why.clone())))
+                    .collect();
+                self.settle(results, "-", false, None).await;
                 return;
             }
             Err(RouteFailure::Temporary(why)) => {
-                for r in &rows {
-                    self.outcome(r, Outcome::Deferred(why.clone()), "-").await;
-                }
+                let results = rows
+                    .into_iter()
+                    .map(|r| (r, Outcome::Deferred(why.clone())))
+                    .collect();
+                self.settle(results, "-", false, None).await;
                 return;
             }
         };
@@ -444,14 +483,23 @@ impl Job {
                         sender,
                         recipients: rows.iter().map(|r| r.recipient.clone()).collect(),
                         raw: Arc::new(raw),
+                        envid: rows.first().and_then(|r| r.envid.clone()),
+                        ret: rows.first().and_then(|r| r.ret.clone()),
+                        rcpt_dsn: rows
+                            .iter()
+                            .map(|r| (r.notify.clone(), r.orcpt.clone()))
+                            .collect(),
+                        smtputf8: rows.iter().any(|r| r.smtputf8),
                     },
                     rows,
                 )),
                 Err(e) => {
-                    for r in &rows {
-                        self.outcome(r, Outcome::Deferred(format!("store: {e}")), "-")
-                            .await;
-                    }
+                    let why = format!("store: {e}");
+                    let results = rows
+                        .into_iter()
+                        .map(|r| (r, Outcome::Deferred(why.clone())))
+                        .collect();
+                    self.settle(results, "-", false, None).await;
                 }
             }
         }
@@ -477,6 +525,24 @@ impl Job {
             sessions.spawn(async move { job.session(&domain, &hops, share).await });
         }
         while sessions.join_next().await.is_some() {}
+    }
+
+    /// Every row of `pending` from `from` on gets the same temporary
+    /// outcome (the connection is gone).
+    async fn defer_rest(
+        &self,
+        pending: Vec<(Outgoing, Vec<QueueEntry>)>,
+        from: usize,
+        why: &str,
+        host: &str,
+    ) {
+        for (msg, rows) in pending.into_iter().skip(from) {
+            let results = rows
+                .into_iter()
+                .map(|r| (r, Outcome::Deferred(why.to_string())))
+                .collect();
+            self.settle(results, host, false, Some(msg.raw)).await;
+        }
     }
 
     /// One connection to the first reachable hop, carrying `pending`.
@@ -509,111 +575,42 @@ impl Job {
         }
         let Some(mut conn) = conn else {
             self.down.failed(domain, &self.cfg, unix_now());
-            for (_, rows) in &pending {
-                for r in rows {
-                    self.outcome(r, Outcome::Deferred(last_error.clone()), "-")
-                        .await;
-                }
-            }
+            self.defer_rest(pending, 0, &last_error, "-").await;
             return;
         };
         self.down.up(domain);
         let peer = conn.peer.clone();
         let count = pending.len();
         tracing::info!(domain, host = %peer, tls = conn.tls, messages = count, "outbound: connected");
-        for (i, (msg, rows)) in pending.iter().enumerate() {
-            match conn.send(msg).await {
-                Ok(outcomes) => {
-                    for (r, o) in rows.iter().zip(outcomes) {
-                        self.outcome(r, o, &peer).await;
-                    }
-                }
+        for i in 0..count {
+            let Some((msg, rows)) = pending.get(i) else {
+                break;
+            };
+            let results: Vec<(QueueEntry, Outcome)> = match conn.send(msg).await {
+                Ok(outcomes) => rows.iter().cloned().zip(outcomes).collect(),
                 Err(ClientError::Reply(code, text)) => {
                     let o = if code >= 500 {
                         Outcome::Failed(text)
                     } else {
                         Outcome::Deferred(text)
                     };
-                    for r in rows {
-                        self.outcome(r, o.clone(), &peer).await;
-                    }
+                    rows.iter().map(|r| (r.clone(), o.clone())).collect()
                 }
                 Err(e) => {
                     // The connection is gone: this and the rest wait.
-                    for (_, rows) in pending.iter().skip(i) {
-                        for r in rows {
-                            self.outcome(r, Outcome::Deferred(e.to_string()), &peer)
-                                .await;
-                        }
-                    }
+                    self.defer_rest(pending, i, &e.to_string(), &peer).await;
                     return;
                 }
-            }
+            };
+            let hop_dsn = conn.ext.dsn;
+            self.settle(results, &peer, hop_dsn, Some(Arc::clone(&msg.raw)))
+                .await;
             if i + 1 < count && conn.reset().await.is_err() {
-                for (_, rows) in pending.iter().skip(i + 1) {
-                    for r in rows {
-                        self.outcome(r, Outcome::Deferred("RSET failed".into()), &peer)
-                            .await;
-                    }
-                }
+                self.defer_rest(pending, i + 1, "RSET failed", &peer).await;
                 return;
             }
         }
         conn.quit().await;
-    }
-
-    /// Records one recipient's outcome in the store.
-    async fn outcome(&self, row: &QueueEntry, outcome: Outcome, host: &str) {
-        let id = row.id;
-        let rcpt = proto_common::log_safe(&row.recipient);
-        enum Write {
-            Complete,
-            Fail(String),
-            Defer(i64, String),
-        }
-        let write = match outcome {
-            Outcome::Delivered(reply) => {
-                tracing::info!(id, to = %rcpt, host, reply = %reply, "outbound: delivered");
-                Write::Complete
-            }
-            Outcome::Failed(reply) => {
-                tracing::info!(id, to = %rcpt, host, reply = %reply, "outbound: failed");
-                Write::Fail(reply)
-            }
-            Outcome::Deferred(reply) => {
-                let now = unix_now();
-                let age = now.saturating_sub(row.created);
-                if age >= self.cfg.max_queue_lifetime.as_secs() as i64 {
-                    tracing::info!(id, to = %rcpt, host, reply = %reply, "outbound: expired");
-                    Write::Fail(format!("expired after {age} s: {reply}"))
-                } else {
-                    let next = now + backoff(&self.cfg, row.attempts).as_secs() as i64;
-                    tracing::info!(id, to = %rcpt, host, reply = %reply, retry_at = next, "outbound: deferred");
-                    Write::Defer(next, reply)
-                }
-            }
-        };
-        let store = Arc::clone(&self.store);
-        let stats = Arc::clone(&self.stats);
-        // The write is not waited for: the connection goes on to the next
-        // message while the store groups these commits. A crash before it
-        // lands leaves the row leased, released at the next start: a
-        // second copy at worst, never a loss.
-        tokio::spawn(async move {
-            let (result, counter) = match write {
-                Write::Complete => (store.complete_queue(id).await, &stats.delivered),
-                Write::Fail(why) => (store.fail_queue(id, why).await, &stats.failed),
-                Write::Defer(next, why) => {
-                    (store.defer_queue(id, next, why).await, &stats.deferred)
-                }
-            };
-            match result {
-                Ok(()) => {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => tracing::warn!(id, error = %e, "outbound: cannot record the outcome"),
-            }
-        });
     }
 }
 
@@ -631,6 +628,7 @@ mod tests {
             max_connections: 1,
             max_connections_per_domain: 1,
             source_address: None,
+            delay_warning: DEFAULT_DELAY_WARNING,
         };
         let secs: Vec<u64> = (0..7).map(|a| backoff(&cfg, a).as_secs()).collect();
         assert_eq!(secs, [300, 600, 1200, 2400, 4800, 9600, 14_400]);
@@ -647,6 +645,7 @@ mod tests {
             max_connections: 1,
             max_connections_per_domain: 1,
             source_address: None,
+            delay_warning: DEFAULT_DELAY_WARNING,
         };
         let down = Down::default();
         assert_eq!(down.until("d.test", 0), None);

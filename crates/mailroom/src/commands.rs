@@ -99,6 +99,11 @@ pub struct Ctx {
     max_message_size: usize,
     /// Ours: Authentication-Results claiming it are removed on delivery.
     hostname: String,
+    /// Where `deliver` finds the SRS key for forwarded copies
+    /// (`[relay] srs_secret`, else the data directory's), read only when a
+    /// delivery forwards.
+    data_dir: std::path::PathBuf,
+    srs_secret: String,
 }
 
 impl Ctx {
@@ -131,7 +136,23 @@ impl Ctx {
             rt,
             max_message_size: loaded.config.smtp.max_message_size,
             hostname: loaded.hostname.clone(),
+            data_dir: loaded.data_dir.clone(),
+            srs_secret: loaded.config.relay.srs_secret.0.clone(),
         })
+    }
+
+    /// The SRS reverse-path of forwarded copies from `sender`, when there
+    /// are any and the sender is not ours (see server::smtp::data).
+    fn forward_sender(&self, sender: &str, forwards: bool) -> Result<Option<String>, Failure> {
+        let Some((_, domain)) = sender.rsplit_once('@') else {
+            return Ok(None);
+        };
+        if !forwards || self.dir.is_local_domain(domain) {
+            return Ok(None);
+        }
+        let srs = crate::srskey::load(&self.data_dir, &self.srs_secret, self.dir.primary_domain())
+            .map_err(|e| Failure::new(exit::TEMP_FAIL, e))?;
+        Ok(Some(srs.forward(sender, delivery::srs::today())))
     }
 
     /// Qualifies a bare local part with the primary domain (SPEC 7).
@@ -430,7 +451,7 @@ impl Ctx {
             .block_on(self.store.read_body(q.body))
             .map_err(|e| e.to_string())?;
         println!(
-            "id: {}\nstatus: {}\nattempts: {}\nnext attempt: {}\ncreated: {}\nsender: <{}>\nrecipient: {}\nlast error: {}\n",
+            "id: {}\nstatus: {}\nattempts: {}\nnext attempt: {}\ncreated: {}\nsender: <{}>\nrecipient: {}\nlast error: {}",
             q.id,
             q.status,
             q.attempts,
@@ -439,6 +460,16 @@ impl Ctx {
             q.sender,
             q.recipient,
             q.last_error.as_deref().unwrap_or("-")
+        );
+        // RFC 3461: what the sender asked to hear about this recipient.
+        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+        println!(
+            "notify: {}\norcpt: {}\nenvid: {}\nret: {}\ndelay warned: {}\n",
+            dash(&q.notify),
+            dash(&q.orcpt),
+            dash(&q.envid),
+            dash(&q.ret),
+            if q.warned { "yes" } else { "no" }
         );
         use std::io::Write;
         let _ = std::io::stdout().write_all(&body);
@@ -529,9 +560,25 @@ impl Ctx {
         }
         let body = delivery::clean(&body, &self.hostname, None);
         let mut targets = delivery::Targets::default();
-        targets.add(&local, &remote);
+        targets.add(&local, &[]);
+        // Remote targets of a local address are forwarded: SRS, and the
+        // address the mail came to as their ORCPT (RFC 3461 4.2), as SMTP
+        // does.
+        for r in remote {
+            targets.add_remote(delivery::RemoteTarget {
+                address: r,
+                forwarded: true,
+                notify: None,
+                orcpt: Some(format!("rfc822;{}", proto_smtp::xtext_encode(&address))),
+            });
+        }
         let sender = from.unwrap_or("");
-        let Some(delivery) = delivery::build(&body, sender, None, &targets, now()) else {
+        let envelope = delivery::Envelope {
+            forward_sender: self.forward_sender(sender, !targets.remote.is_empty())?,
+            ..delivery::Envelope::default()
+        };
+        let Some(delivery) = delivery::build(&body, sender, None, &targets, now(), &envelope)
+        else {
             return Ok(());
         };
         self.rt

@@ -102,6 +102,12 @@ pub struct RelaySection {
     pub max_connections: usize,
     /// Connections to one destination at once.
     pub max_connections_per_domain: usize,
+    /// Seconds a message waits before a recipient that asked for it
+    /// (RFC 3461 NOTIFY=DELAY) gets a delay warning.
+    pub delay_warning: u64,
+    /// The HMAC key of SRS addresses for forwarded mail; empty: one is
+    /// generated into the data directory (`srs.key`, 0600). Never logged.
+    pub srs_secret: Secret,
 }
 
 impl Default for RelaySection {
@@ -121,6 +127,8 @@ impl Default for RelaySection {
             max_queue_lifetime: DEFAULT_MAX_QUEUE_LIFETIME_SECS,
             max_connections: delivery::worker::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_domain: delivery::worker::DEFAULT_MAX_CONNECTIONS_PER_DOMAIN,
+            delay_warning: delivery::worker::DEFAULT_DELAY_WARNING.as_secs(),
+            srs_secret: Secret::default(),
         }
     }
 }
@@ -202,6 +210,8 @@ pub struct ImapSection {
     pub max_literal_size: usize,
     /// Mailboxes one user may have; CREATE past it is `NO [LIMIT]`.
     pub max_mailboxes: u64,
+    /// Seconds between `* OK Still here` lines during IDLE; 0: none.
+    pub idle_keepalive: u64,
 }
 
 /// RFC 1939 3: the autologout timer is at least 10 minutes.
@@ -232,6 +242,7 @@ impl Default for ImapSection {
             max_connections_per_ip: smtp_defaults::DEFAULT_MAX_CONNECTIONS_PER_IP,
             max_literal_size: smtp_defaults::DEFAULT_MAX_MESSAGE_SIZE,
             max_mailboxes: server::imap::config::DEFAULT_MAX_MAILBOXES,
+            idle_keepalive: server::imap::config::DEFAULT_IDLE_KEEPALIVE.as_secs(),
         }
     }
 }

@@ -120,6 +120,7 @@ fn pop3_config(loaded: &Loaded) -> Result<server::pop3::Pop3Config, String> {
 fn outbound_worker(
     loaded: &Loaded,
     store: Arc<dyn Store>,
+    bounces: Arc<dyn delivery::worker::BounceRoute>,
 ) -> Result<Arc<delivery::worker::Worker>, String> {
     let r = &loaded.config.relay;
     let helo = if r.helo_name.is_empty() {
@@ -135,6 +136,7 @@ fn outbound_worker(
         max_connections: r.max_connections,
         max_connections_per_domain: r.max_connections_per_domain,
         source_address: r.source_address.parse().ok(),
+        delay_warning: Duration::from_secs(r.delay_warning),
     };
     let routing: Arc<dyn delivery::worker::Routing> =
         match crate::config::smarthost(&r.smarthost) {
@@ -196,7 +198,9 @@ fn outbound_worker(
             roots: Arc::new(relay_roots(loaded)?),
         })
     };
-    Ok(Arc::new(delivery::worker::Worker::new(store, cfg, routing)))
+    Ok(Arc::new(delivery::worker::Worker::new(
+        store, cfg, routing, bounces,
+    )))
 }
 
 /// The trust anchors of verified outbound TLS: `[relay] ca_file`, or the
@@ -261,6 +265,15 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             lockout: Duration::from_secs(c.auth.lockout_secs),
         },
     );
+    let srs = Arc::new(crate::srskey::load(
+        &loaded.data_dir,
+        &c.relay.srs_secret.0,
+        directory.primary_domain(),
+    )?);
+    let bounces = Arc::new(server::bounce::DirectoryBounces {
+        directory: Arc::clone(&directory),
+        srs: Some(Arc::clone(&srs)),
+    });
     let ctx = Arc::new(SmtpContext {
         config: smtp_config(&loaded)?,
         directory: Arc::clone(&directory),
@@ -271,6 +284,8 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         tls: Some(Arc::clone(&tls)),
         auth: Arc::clone(&auth),
         send_rate: Default::default(),
+        srs: Some(srs),
+        bounces: Some(bounces.clone()),
     });
 
     let mut smtp_listeners = bind_all("smtp.listen", &c.smtp.listen, Role::Mta).await?;
@@ -294,7 +309,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             shutdown.clone(),
         )));
     }
-    let worker = outbound_worker(&loaded, store.clone())?;
+    let worker = outbound_worker(&loaded, store.clone(), bounces)?;
     let status: Arc<dyn admin::Status> = Arc::new(AdminStatus::new(
         &loaded,
         Arc::clone(&metrics),
@@ -329,6 +344,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     }
     let mut imap_config = server::imap::ImapConfig::new(loaded.hostname.clone());
     imap_config.idle_timeout = Duration::from_secs(c.imap.idle_timeout);
+    imap_config.idle_keepalive = Duration::from_secs(c.imap.idle_keepalive);
     imap_config.max_literal_size = c.imap.max_literal_size;
     imap_config.max_mailboxes = c.imap.max_mailboxes;
     imap_config.connections = ConnectionLimits {
@@ -524,6 +540,11 @@ impl admin::Status for AdminStatus {
                     "mailroom_outbound_failed",
                     "Remote recipients failed (permanent, or past the queue lifetime)",
                     load(&self.outbound.failed),
+                ),
+                Sample::Counter(
+                    "mailroom_outbound_dsns",
+                    "DSNs made by the queue worker (failures, delays, relayed)",
+                    load(&self.outbound.dsns),
                 ),
                 Sample::Counter(
                     "mailroom_logins_throttled",

@@ -163,7 +163,12 @@ fn config_is_found_by_flag_then_variable_then_current_folder() {
 
 #[test]
 fn deliver_to_an_alias_with_a_remote_target_queues_a_copy_without_return_path() {
-    let server = Server::start();
+    // The outbound relay is one nothing listens on, retried in an hour:
+    // the row stays to be looked at (a failure would leave for its DSN).
+    let server = Server::start_with(
+        "[relay]\nsmarthost = \"127.0.0.1:9\"\nretry_initial = 3600\nretry_max = 3600",
+        "",
+    );
     server.cli(&[
         "alias",
         "add",
@@ -186,6 +191,14 @@ fn deliver_to_an_alias_with_a_remote_target_queues_a_copy_without_return_path() 
     let relayed = String::from_utf8_lossy(&queued[0]);
     assert!(!relayed.contains("Return-Path"), "{relayed}");
     assert!(relayed.starts_with("Subject: via the lda\r\n"), "{relayed}");
+    // Forwarded for a sender elsewhere: SRS, as SMTP does (issue 13).
+    let (sender, rcpt) = server.queue().remove(0);
+    assert_eq!(rcpt, "carol@remote.example");
+    assert!(sender.starts_with("SRS0="), "{sender}");
+    assert!(
+        sender.ends_with("=example.org=bob@example.test"),
+        "{sender}"
+    );
     let local = server.inbox("alice@example.test");
     let local = String::from_utf8_lossy(&local[0]);
     assert!(

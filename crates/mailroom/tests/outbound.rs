@@ -202,21 +202,46 @@ fn a_451_twice_is_retried_and_delivered_once() {
 }
 
 #[test]
-fn a_permanent_failure_stays_visible_in_queue_list() {
+fn a_permanent_failure_bounces_and_leaves_the_queue() {
     let remote = Scripted::start("550 5.1.1 no such user", 1, &[]);
     let a = sender_via(remote.port);
     submit(&a, "nobody@remote.example", "refused");
-    wait_until("the failure", || {
-        a.cli(&["queue", "list"]).contains("\tfailed\t")
+    wait_until("the failure", || a.log().contains("outbound: failed"));
+    // The row goes with its DSN's delivery, in one transaction (issue
+    // 13; crates/mailroom/tests/dsn.rs checks the DSN itself).
+    wait_until("the queue to empty", || a.queue().is_empty());
+    let inbox = a.inbox(ALICE);
+    assert_eq!(inbox.len(), 1, "the DSN");
+    let dsn = String::from_utf8_lossy(&inbox[0]).into_owned();
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; nobody@remote.example"),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains("Diagnostic-Code: smtp; 550 5.1.1 no such user"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("Subject: refused"), "{dsn}");
+    drop(remote);
+}
+
+#[test]
+fn queue_list_show_and_delete_work_on_a_waiting_row() {
+    let remote = Scripted::start("451 4.3.0 later", 1, &[]);
+    let a = sender_via(remote.port);
+    submit(&a, "later@remote.example", "waiting");
+    wait_until("the deferral", || {
+        a.cli(&["queue", "list"]).contains("\tdeferred\t")
     });
     let list = a.cli(&["queue", "list"]);
-    assert!(list.contains("nobody@remote.example"), "{list}");
-    assert!(list.contains("550 5.1.1 no such user"), "{list}");
+    assert!(list.contains("later@remote.example"), "{list}");
+    assert!(list.contains("451 4.3.0 later"), "{list}");
     let json = a.cli(&["queue", "list", "--json"]);
-    assert!(json.contains("\"status\":\"failed\""), "{json}");
+    assert!(json.contains("\"status\":\"deferred\""), "{json}");
     let id = list.split('\t').next().unwrap_or_default().to_string();
     let shown = a.cli(&["queue", "show", &id]);
-    assert!(shown.contains("Subject: refused"), "{shown}");
+    assert!(shown.contains("Subject: waiting"), "{shown}");
+    assert!(shown.contains("\nnotify: -\n"), "{shown}");
     a.cli(&["queue", "delete", &id]);
     assert!(a.queue().is_empty());
     drop(remote);
@@ -465,14 +490,25 @@ fn null_mx_and_nxdomain_fail_at_once() {
     let a = sender_via_dns(&dns, 25);
     submit(&a, "x@nomail.example", "null mx");
     submit(&a, "y@nowhere.example", "nxdomain");
-    wait_until("both failures", || {
-        a.cli(&["queue", "list"]).matches("\tfailed\t").count() == 2
-    });
-    let list = a.cli(&["queue", "list"]);
+    wait_until("both DSNs", || a.inbox(ALICE).len() == 2);
+    assert!(a.queue().is_empty());
+    let dsns: Vec<String> = a
+        .inbox(ALICE)
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
     // RFC 7505 3: 556 5.1.10; no such domain: 550 5.1.2; one attempt each.
-    assert!(list.contains("556 5.1.10"), "{list}");
-    assert!(list.contains("550 5.1.2"), "{list}");
-    assert_eq!(list.matches("\tfailed\t1\t").count(), 2, "{list}");
+    assert!(
+        dsns.iter()
+            .any(|d| d.contains("Status: 5.1.10\r\n")
+                && d.contains("Diagnostic-Code: smtp; 556 5.1.10")),
+        "{dsns:?}"
+    );
+    assert!(
+        dsns.iter().any(|d| d.contains("Status: 5.1.2\r\n")),
+        "{dsns:?}"
+    );
+    assert_eq!(a.log().matches("outbound: failed").count(), 2);
 }
 
 #[test]

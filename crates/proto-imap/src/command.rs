@@ -115,7 +115,11 @@ pub enum CommandKind {
         mailbox: Mailbox,
         read_only: bool,
     },
-    Create(Mailbox),
+    /// RFC 6154 3: `CREATE name (USE (\\Drafts))` names special uses.
+    Create {
+        mailbox: Mailbox,
+        special_use: Vec<String>,
+    },
     Delete(Mailbox),
     Rename(Mailbox, Mailbox),
     Subscribe(Mailbox),
@@ -144,6 +148,16 @@ pub enum CommandKind {
     Search {
         uid: bool,
         search: SearchCommand,
+    },
+    /// RFC 5256 SORT (with RFC 5267 ESORT returns).
+    Sort {
+        uid: bool,
+        sort: crate::sort::SortCommand,
+    },
+    /// RFC 5256 THREAD.
+    Thread {
+        uid: bool,
+        thread: crate::sort::ThreadCommand,
     },
     Fetch {
         uid: bool,
@@ -188,7 +202,7 @@ impl CommandKind {
             CommandKind::Select {
                 read_only: true, ..
             } => "EXAMINE",
-            CommandKind::Create(_) => "CREATE",
+            CommandKind::Create { .. } => "CREATE",
             CommandKind::Delete(_) => "DELETE",
             CommandKind::Rename(..) => "RENAME",
             CommandKind::Subscribe(_) => "SUBSCRIBE",
@@ -204,6 +218,8 @@ impl CommandKind {
             CommandKind::Expunge => "EXPUNGE",
             CommandKind::UidExpunge(_) => "UID EXPUNGE",
             CommandKind::Search { .. } => "SEARCH",
+            CommandKind::Sort { .. } => "SORT",
+            CommandKind::Thread { .. } => "THREAD",
             CommandKind::Fetch { .. } => "FETCH",
             CommandKind::Store { .. } => "STORE",
             CommandKind::Copy { .. } => "COPY",
@@ -364,18 +380,27 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
         }
         "CREATE" => {
             let m = mailbox(c, opts)?;
+            let mut special_use = Vec::new();
             if c.eat(b' ') {
-                // RFC 6154 CREATE-SPECIAL-USE / RFC 4466 create parameters:
-                // accepted and ignored.
+                // RFC 4466 2.2 create parameters; RFC 6154 3 defines USE,
+                // and an unknown parameter is BAD.
                 c.paren_list(true, 16, |c| {
-                    c.atom()?;
-                    if c.eat(b' ') {
-                        c.paren_list(true, 16, parse_flag)?;
+                    if !c.atom()?.eq_ignore_ascii_case("USE") {
+                        return Err("unknown CREATE parameter");
                     }
+                    c.sp()?;
+                    // use-attr = "\\" atom (RFC 6154 6), not a flag.
+                    special_use.extend(c.paren_list(true, 16, |c| {
+                        c.expect(b'\\', "a special-use attribute starts with a backslash")?;
+                        Ok(format!("\\{}", c.atom()?))
+                    })?);
                     Ok(())
                 })?;
             }
-            CommandKind::Create(m)
+            CommandKind::Create {
+                mailbox: m,
+                special_use,
+            }
         }
         "DELETE" => CommandKind::Delete(mailbox(c, opts)?),
         "SUBSCRIBE" => CommandKind::Subscribe(mailbox(c, opts)?),
@@ -423,6 +448,14 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
             uid: false,
             search: parse_search(c)?,
         },
+        "SORT" => CommandKind::Sort {
+            uid: false,
+            sort: crate::sort::parse_sort(c)?,
+        },
+        "THREAD" => CommandKind::Thread {
+            uid: false,
+            thread: crate::sort::parse_thread(c)?,
+        },
         "FETCH" | "STORE" | "COPY" | "MOVE" => parse_set_command(c, &word, false, opts)?,
         "UID" => {
             let sub = c.atom()?.to_ascii_uppercase();
@@ -432,6 +465,14 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
                 "SEARCH" => CommandKind::Search {
                     uid: true,
                     search: parse_search(c)?,
+                },
+                "SORT" => CommandKind::Sort {
+                    uid: true,
+                    sort: crate::sort::parse_sort(c)?,
+                },
+                "THREAD" => CommandKind::Thread {
+                    uid: true,
+                    thread: crate::sort::parse_thread(c)?,
                 },
                 "EXPUNGE" => CommandKind::UidExpunge(SeqSet::parse(c)?),
                 _ => return Err("unknown UID command"),

@@ -83,6 +83,12 @@ pub enum FetchAtt {
     BinarySize {
         part: Vec<u32>,
     },
+    /// PREVIEW (RFC 8970): up to 256 characters of the message's text;
+    /// `lazy` for `PREVIEW (LAZY)`, which we answer like PREVIEW (it
+    /// costs one read of the body either way).
+    Preview {
+        lazy: bool,
+    },
     /// MODSEQ (RFC 7162), accepted for later CONDSTORE.
     ModSeq,
 }
@@ -173,6 +179,20 @@ pub fn parse_fetch_att(c: &mut Cursor<'_>) -> LexResult<FetchAtt> {
         "BODYSTRUCTURE" => FetchAtt::BodyStructure,
         "UID" => FetchAtt::Uid,
         "MODSEQ" => FetchAtt::ModSeq,
+        // RFC 8970 4: `PREVIEW [SP "(" preview-mod *(SP preview-mod) ")"]`.
+        "PREVIEW" => {
+            let mut lazy = false;
+            if c.peek() == Some(b' ') && c.rest().get(1) == Some(&b'(') {
+                c.sp()?;
+                for m in c.paren_list(false, 4, |c| Ok(c.atom()?.to_ascii_uppercase()))? {
+                    if m != "LAZY" {
+                        return Err("unknown PREVIEW modifier");
+                    }
+                    lazy = true;
+                }
+            }
+            FetchAtt::Preview { lazy }
+        }
         "BODY" | "BODY.PEEK" => {
             let peek = word == "BODY.PEEK";
             if c.peek() != Some(b'[') {

@@ -28,6 +28,11 @@ pub const MAX_LITERAL: usize = 64 * 1024;
 /// most 4096 octets are always allowed.
 pub const LITERAL_MINUS_MAX: usize = 4096;
 
+/// Before login every literal is at most this (issue 19: a client that has
+/// not logged in must not make the server buffer a 25 MiB APPEND it will
+/// refuse anyway); 8 KiB holds LOGIN or AUTHENTICATE with a literal.
+pub const PRE_AUTH_LITERAL_MAX: usize = 8192;
+
 /// Most literals in one command: bounds the work per command.
 pub const MAX_LITERALS_PER_COMMAND: usize = 64;
 
@@ -98,6 +103,11 @@ impl Framer {
             limits,
             ..Framer::default()
         }
+    }
+
+    /// New limits from the next literal on (the session logged in).
+    pub fn set_limits(&mut self, limits: FramerLimits) {
+        self.limits = limits;
     }
 
     fn reset(&mut self) {

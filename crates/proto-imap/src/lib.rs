@@ -31,6 +31,7 @@ pub mod mime;
 pub mod response;
 pub mod search;
 pub mod serialize;
+pub mod sort;
 pub mod types;
 pub mod utf7;
 

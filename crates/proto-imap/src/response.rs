@@ -120,6 +120,8 @@ pub enum Code {
     },
     ExpungeIssued,
     HasChildren,
+    /// RFC 6154 3: a special-use attribute CREATE cannot give.
+    UseAttr,
     InUse,
     Limit,
     NonExistent,
@@ -155,6 +157,7 @@ impl Code {
             Code::CopyUid { validity, from, to } => format!("COPYUID {validity} {from} {to}"),
             Code::ExpungeIssued => "EXPUNGEISSUED".into(),
             Code::HasChildren => "HASCHILDREN".into(),
+            Code::UseAttr => "USEATTR".into(),
             Code::InUse => "INUSE".into(),
             Code::Limit => "LIMIT".into(),
             Code::NonExistent => "NONEXISTENT".into(),
@@ -206,6 +209,8 @@ pub enum FetchValue {
         name: String,
         size: u64,
     },
+    /// RFC 8970: the preview text, None (NIL) when there is none.
+    Preview(Option<String>),
 }
 
 /// Untagged data responses (RFC 9051 7.2-7.5).
@@ -230,6 +235,10 @@ pub enum Data {
         items: Vec<(StatusItem, u64)>,
     },
     Search(Vec<u32>),
+    /// RFC 5256 4: `SORT n...`.
+    Sort(Vec<u32>),
+    /// RFC 5256 4: `THREAD` and the thread list, already formatted.
+    Thread(String),
     ESearch {
         tag: Tag,
         uid: bool,
@@ -374,6 +383,19 @@ impl Data {
                     out.extend_from_slice(format!(" {n}").as_bytes());
                 }
             }
+            Data::Sort(nums) => {
+                out.extend_from_slice(b"SORT");
+                for n in nums {
+                    out.extend_from_slice(format!(" {n}").as_bytes());
+                }
+            }
+            Data::Thread(list) => {
+                out.extend_from_slice(b"THREAD");
+                if !list.is_empty() {
+                    out.push(b' ');
+                    out.extend_from_slice(list.as_bytes());
+                }
+            }
             Data::ESearch {
                 tag,
                 uid,
@@ -446,6 +468,10 @@ impl FetchValue {
             }
             FetchValue::Uid(n) => out.extend_from_slice(format!("UID {n}").as_bytes()),
             FetchValue::ModSeq(n) => out.extend_from_slice(format!("MODSEQ ({n})").as_bytes()),
+            FetchValue::Preview(p) => {
+                out.extend_from_slice(b"PREVIEW ");
+                enc.nstring(out, p.as_deref().map(str::as_bytes));
+            }
             FetchValue::Envelope(e) => {
                 out.extend_from_slice(b"ENVELOPE ");
                 e.write(enc, out);

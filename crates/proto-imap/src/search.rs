@@ -44,6 +44,9 @@ pub enum SearchKey {
     Text(String),
     /// MODSEQ (RFC 7162), accepted for later CONDSTORE.
     ModSeq(u64),
+    /// RFC 5032: INTERNALDATE within the last n seconds, or not.
+    Younger(u64),
+    Older(u64),
 }
 
 /// ESEARCH return options (RFC 4731, RFC 9051 6.4.4.1).
@@ -182,6 +185,19 @@ fn parse_key(c: &mut Cursor<'_>, depth: usize, count: &mut usize) -> LexResult<S
         "MODSEQ" => {
             c.sp()?;
             Ok(SearchKey::ModSeq(c.number64()?))
+        }
+        // RFC 5032 3: nz-number seconds.
+        "YOUNGER" | "OLDER" => {
+            c.sp()?;
+            let n = c.number64()?;
+            if n == 0 {
+                return Err("YOUNGER and OLDER take a non-zero number");
+            }
+            Ok(if word == "YOUNGER" {
+                SearchKey::Younger(n)
+            } else {
+                SearchKey::Older(n)
+            })
         }
         "BCC" | "CC" | "FROM" | "SUBJECT" | "TO" => {
             let v = text_arg(c)?;

@@ -171,10 +171,19 @@ impl Writer {
                 self.raw(" ");
                 self.mailbox(mailbox);
             }
-            CommandKind::Create(m)
-            | CommandKind::Delete(m)
-            | CommandKind::Subscribe(m)
-            | CommandKind::Unsubscribe(m) => {
+            CommandKind::Create {
+                mailbox,
+                special_use,
+            } => {
+                self.raw("CREATE ");
+                self.mailbox(mailbox);
+                if !special_use.is_empty() {
+                    self.raw(" (USE ");
+                    self.list(special_use, |w, f| w.raw(f));
+                    self.raw(")");
+                }
+            }
+            CommandKind::Delete(m) | CommandKind::Subscribe(m) | CommandKind::Unsubscribe(m) => {
                 self.raw(k.name());
                 self.raw(" ");
                 self.mailbox(m);
@@ -225,6 +234,49 @@ impl Writer {
             CommandKind::Search { uid, search } => {
                 self.raw(if *uid { "UID SEARCH " } else { "SEARCH " });
                 self.search(search);
+            }
+            CommandKind::Sort { uid, sort } => {
+                use crate::sort::SortKey as K;
+                self.raw(if *uid { "UID SORT " } else { "SORT " });
+                if let Some(returns) = &sort.returns {
+                    self.raw("RETURN ");
+                    self.list(returns, |w, r| {
+                        w.raw(match r {
+                            SearchReturn::Min => "MIN",
+                            SearchReturn::Max => "MAX",
+                            SearchReturn::All => "ALL",
+                            SearchReturn::Count => "COUNT",
+                            SearchReturn::Save => "SAVE",
+                        })
+                    });
+                    self.raw(" ");
+                }
+                self.list(&sort.criteria, |w, c| {
+                    if c.reverse {
+                        w.raw("REVERSE ");
+                    }
+                    w.raw(match c.key {
+                        K::Arrival => "ARRIVAL",
+                        K::Cc => "CC",
+                        K::Date => "DATE",
+                        K::From => "FROM",
+                        K::Size => "SIZE",
+                        K::Subject => "SUBJECT",
+                        K::To => "TO",
+                        K::DisplayFrom => "DISPLAYFROM",
+                        K::DisplayTo => "DISPLAYTO",
+                    })
+                });
+                self.raw(" ");
+                self.charset_and_keys(&sort.search);
+            }
+            CommandKind::Thread { uid, thread } => {
+                self.raw(if *uid { "UID THREAD " } else { "THREAD " });
+                self.raw(match thread.algorithm {
+                    crate::sort::ThreadAlgorithm::OrderedSubject => "ORDEREDSUBJECT ",
+                    crate::sort::ThreadAlgorithm::References => "REFERENCES ",
+                });
+                self.charset_and_keys(&thread.search);
             }
             CommandKind::Fetch { uid, set, atts } => {
                 self.raw(if *uid { "UID FETCH " } else { "FETCH " });
@@ -319,6 +371,17 @@ impl Writer {
         }
     }
 
+    /// SORT and THREAD: the charset bare, then the keys.
+    fn charset_and_keys(&mut self, s: &SearchCommand) {
+        self.astring(s.charset.as_deref().unwrap_or("UTF-8").as_bytes());
+        self.raw(" ");
+        self.search(&SearchCommand {
+            returns: None,
+            charset: None,
+            key: s.key.clone(),
+        });
+    }
+
     fn search(&mut self, s: &SearchCommand) {
         if let Some(returns) = &s.returns {
             self.raw("RETURN ");
@@ -399,6 +462,8 @@ impl Writer {
             SearchKey::SentOn(d) => self.raw(&format!("SENTON {}", format_date(*d))),
             SearchKey::SentSince(d) => self.raw(&format!("SENTSINCE {}", format_date(*d))),
             SearchKey::Larger(n) => self.raw(&format!("LARGER {n}")),
+            SearchKey::Younger(n) => self.raw(&format!("YOUNGER {n}")),
+            SearchKey::Older(n) => self.raw(&format!("OLDER {n}")),
             SearchKey::Smaller(n) => self.raw(&format!("SMALLER {n}")),
             SearchKey::ModSeq(n) => self.raw(&format!("MODSEQ {n}")),
             SearchKey::Header(name, value) => {
@@ -438,6 +503,9 @@ impl Writer {
             FetchAtt::BodyStructure => self.raw("BODYSTRUCTURE"),
             FetchAtt::Uid => self.raw("UID"),
             FetchAtt::ModSeq => self.raw("MODSEQ"),
+            FetchAtt::Preview { lazy } => {
+                self.raw(if *lazy { "PREVIEW (LAZY)" } else { "PREVIEW" })
+            }
             FetchAtt::Section {
                 peek,
                 section,

@@ -27,7 +27,7 @@ pub use address::{MAX_DOMAIN, MAX_LABEL, MAX_LOCAL_PART, MAX_PATH, Path};
 pub use command::{Command, CommandError, MailFrom, RcptTo, ReversePath, parse_command};
 pub use data::{CrlfNormalizer, DataReceiver, DataStatus, canonicalize_line_endings};
 pub use line::{Line, LineSplitter, MAX_COMMAND_LINE, MAX_COMMAND_LINE_WITH_PARAMS};
-pub use params::{Body, MailParams, RcptParams, Ret};
+pub use params::{Body, MailParams, Notify, RcptParams, Ret, xtext_decode, xtext_encode};
 pub use reply::{EnhancedCode, Reply, ReplyError, parse_reply};
 
 /// Outcome of a parser that may need more input.

@@ -226,6 +226,85 @@ fn xtext_with(v: &str, extra: impl Fn(char) -> bool) -> bool {
     true
 }
 
+/// Decodes RFC 3461 4 xtext (`+XX` is the octet XX); None for text that
+/// is not xtext or does not decode to UTF-8. RFC 6533 3 lets ORCPT's
+/// `utf-8` address carry UTF-8 as it is, which passes through unchanged.
+pub fn xtext_decode(v: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut bytes = v.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'+' {
+            let hex = |c: Option<u8>| match c {
+                Some(c @ b'0'..=b'9') => Some(c - b'0'),
+                Some(c @ b'A'..=b'F') => Some(c - b'A' + 10),
+                _ => None,
+            };
+            let hi = hex(bytes.next())?;
+            let lo = hex(bytes.next())?;
+            out.push(hi * 16 + lo);
+        } else if b == b'=' || b.is_ascii_control() || b == b' ' {
+            return None;
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Encodes text as RFC 3461 4 xtext: `+`, `=`, controls, space and
+/// non-ASCII octets as `+XX`, the rest as it is.
+pub fn xtext_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The NOTIFY values of RFC 3461 4.1 as flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Notify {
+    pub success: bool,
+    pub failure: bool,
+    pub delay: bool,
+}
+
+impl Notify {
+    /// The stored NOTIFY value (upper case, as parsed), or None for a
+    /// recipient without one: FAILURE, the default (RFC 3461 4.1 lets a
+    /// server choose FAILURE or FAILURE,DELAY; delay warnings are asked
+    /// for, not imposed).
+    pub fn of(value: Option<&str>) -> Notify {
+        match value {
+            None => Notify {
+                failure: true,
+                ..Notify::default()
+            },
+            Some(v) => {
+                let mut n = Notify::default();
+                for item in v.split(',') {
+                    match item.trim().to_ascii_uppercase().as_str() {
+                        "SUCCESS" => n.success = true,
+                        "FAILURE" => n.failure = true,
+                        "DELAY" => n.delay = true,
+                        _ => {}
+                    }
+                }
+                n
+            }
+        }
+    }
+
+    /// NOTIFY=NEVER: no DSN at all.
+    pub fn never(self) -> bool {
+        !self.success && !self.failure && !self.delay
+    }
+}
+
 /// RFC 3461 4.1: `"NEVER" / 1#( "SUCCESS" / "FAILURE" / "DELAY" )`.
 fn is_notify(upper: &str) -> bool {
     upper == "NEVER"
@@ -389,6 +468,36 @@ mod tests {
         ] {
             assert_eq!(parse_rcpt_params(text), Err(keyword.to_string()), "{text}");
         }
+    }
+
+    #[test]
+    fn xtext_round_trips_and_decodes_the_rfc_3461_examples() {
+        // RFC 3461 4.2's ORCPT example: "Bob@Example.COM" needs no escape;
+        // 4.4's ENVID example "QQ314159" neither; "+2B" is a plus sign.
+        assert_eq!(xtext_decode("QQ314159+2B").as_deref(), Some("QQ314159+"));
+        assert_eq!(
+            xtext_decode("Bob@Example.COM").as_deref(),
+            Some("Bob@Example.COM")
+        );
+        assert_eq!(xtext_decode("a+3Db").as_deref(), Some("a=b"));
+        for bad in ["a+2", "a+2b", "a=b", "a b", "+ZZ"] {
+            assert_eq!(xtext_decode(bad), None, "{bad}");
+        }
+        for text in ["plain", "a+b=c d", "jöran@x", "+", "\u{7f}"] {
+            let enc = xtext_encode(text);
+            assert!(is_xtext(&enc), "{enc}");
+            assert_eq!(xtext_decode(&enc).as_deref(), Some(text));
+        }
+        assert_eq!(xtext_encode("a+b=c d"), "a+2Bb+3Dc+20d");
+    }
+
+    #[test]
+    fn notify_defaults_to_failure_and_never_is_nothing() {
+        let d = Notify::of(None);
+        assert!(d.failure && !d.success && !d.delay);
+        assert!(Notify::of(Some("NEVER")).never());
+        let n = Notify::of(Some("SUCCESS,DELAY"));
+        assert!(n.success && n.delay && !n.failure && !n.never());
     }
 
     #[test]

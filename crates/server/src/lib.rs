@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bounce;
 pub mod budget;
 pub mod conn;
 pub mod imap;

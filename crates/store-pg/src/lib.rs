@@ -46,7 +46,7 @@ use tokio_postgres::error::SqlState;
 
 use store::{
     BATCH_BUCKETS, BodyId, Change, Delivered, Delivery, FlagOp, MailboxChanges, MailboxId,
-    MailboxInfo, MessageMeta, QueueEntry, Store, StoreError, StoreFuture, StoreStats, Uid,
+    MailboxInfo, MessageMeta, QueueEntry, Settle, Store, StoreError, StoreFuture, StoreStats, Uid,
     batch_bucket,
 };
 
@@ -518,6 +518,10 @@ impl Store for PgStore {
 
     fn fail_queue(&self, id: i64, error: String) -> StoreFuture<'_, ()> {
         write!(self, |tx| ops::fail(&tx, id, &error))
+    }
+
+    fn settle_queue(&self, settle: Settle) -> StoreFuture<'_, Vec<Delivered>> {
+        write!(self, |tx| ops::settle(&tx, &settle))
     }
 
     fn retry_queue(&self, id: Option<i64>) -> StoreFuture<'_, usize> {

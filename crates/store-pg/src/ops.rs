@@ -23,7 +23,7 @@ use store::rules::{
 };
 use store::{
     BodyId, Delivered, Delivery, FlagOp, MailboxId, MailboxInfo, MessageMeta, QueueEntry,
-    SPECIAL_MAILBOXES, StoreError, Uid,
+    QueueRcpt, SPECIAL_MAILBOXES, Settle, StoreError, Uid,
 };
 
 use crate::{BODY_CHUNK, map_err, read};
@@ -638,12 +638,30 @@ pub async fn deliver(tx: &Tx<'_>, delivery: &Delivery) -> Result<Delivered, Stor
             Some((id, raw)) if raw == out.raw.as_slice() => id,
             _ => insert_body(tx, &out.raw).await?,
         };
-        for rcpt in &out.recipients {
+        let none = QueueRcpt::default();
+        for (i, rcpt) in out.recipients.iter().enumerate() {
+            // A recipient without its own entry has the message's sender
+            // and no NOTIFY or ORCPT (as the embedded store).
+            let extra = out.rcpt.get(i).unwrap_or(&none);
+            let sender = extra.sender.as_deref().unwrap_or(&out.sender);
             let row = tx
                 .opt(
                     "INSERT INTO queue (body_id, sender, recipient, status, attempts, \
-                     next_attempt, created) VALUES ($1, $2, $3, 'queued', 0, $4, $4) RETURNING id",
-                    &[&body.0, &out.sender, rcpt, &now],
+                     next_attempt, created, envid, ret, notify, orcpt, smtputf8, notice) \
+                     VALUES ($1, $2, $3, 'queued', 0, $4, $4, $5, $6, $7, $8, $9, $10) \
+                     RETURNING id",
+                    &[
+                        &body.0,
+                        &sender,
+                        rcpt,
+                        &now,
+                        &out.envid,
+                        &out.ret,
+                        &extra.notify,
+                        &extra.orcpt,
+                        &out.smtputf8,
+                        &out.notice,
+                    ],
                 )
                 .await?
                 .ok_or_else(|| StoreError::Io("queue insert returned nothing".into()))?;
@@ -933,11 +951,19 @@ pub fn queue_entry(r: &Row) -> Result<QueueEntry, StoreError> {
         next_attempt: r.try_get(6).map_err(map_err)?,
         created: r.try_get(7).map_err(map_err)?,
         last_error: r.try_get(8).map_err(map_err)?,
+        envid: r.try_get(9).map_err(map_err)?,
+        ret: r.try_get(10).map_err(map_err)?,
+        notify: r.try_get(11).map_err(map_err)?,
+        orcpt: r.try_get(12).map_err(map_err)?,
+        smtputf8: r.try_get(13).map_err(map_err)?,
+        warned: r.try_get(14).map_err(map_err)?,
+        notice: r.try_get(15).map_err(map_err)?,
     })
 }
 
-pub const QUEUE_COLUMNS: &str =
-    "id, body_id, sender, recipient, status, attempts, next_attempt, created, last_error";
+/// The columns [`queue_entry`] reads, in its order.
+pub const QUEUE_COLUMNS: &str = "id, body_id, sender, recipient, status, attempts, next_attempt, \
+     created, last_error, envid, ret, notify, orcpt, smtputf8, warned, notice";
 
 /// Claims up to `limit` due rows for `node`. The due time and the lease
 /// are on the database's clock, so nodes whose clocks disagree still
@@ -966,7 +992,7 @@ pub async fn claim(
              UPDATE queue SET status = 'sending', next_attempt = clock.now + $2, \
              claimed_by = $4 FROM due, clock WHERE queue.id = due.id \
              RETURNING queue.id, body_id, sender, recipient, status, attempts, next_attempt, \
-             created, last_error",
+             created, last_error, envid, ret, notify, orcpt, smtputf8, warned, notice",
             &[&skew, &lease, &limit, &node],
         )
         .await?;
@@ -1001,6 +1027,46 @@ pub async fn fail(tx: &Tx<'_>, id: i64, error: &str) -> Result<(), StoreError> {
     )
     .await?;
     Ok(())
+}
+
+/// One delivery run's outcome (see [`Settle`]), in the caller's one
+/// transaction: the DSNs are stored, then the rows removed, deferred and
+/// marked warned; an error rolls all of it back, so the rows stay and are
+/// settled again (a second copy at worst, never a lost failure).
+///
+/// The lock order holds across the several deliveries: every local
+/// account of every DSN is locked first, ascending, before the first
+/// delivery takes the queue's row (a DSN to a remote sender records a
+/// queue change); the queue rows' own locks come after both, as in
+/// [`retry`].
+pub async fn settle(tx: &Tx<'_>, settle: &Settle) -> Result<Vec<Delivered>, StoreError> {
+    let mut accounts = BTreeSet::new();
+    for d in &settle.dsns {
+        for t in &d.local {
+            accounts.insert(canonical_account(&t.account)?);
+        }
+    }
+    for account in &accounts {
+        tx.lock_account(account).await?;
+    }
+    let mut done = Vec::with_capacity(settle.dsns.len());
+    for d in &settle.dsns {
+        done.push(deliver(tx, d).await?);
+    }
+    for &id in &settle.remove {
+        complete(tx, id).await?;
+    }
+    for (id, next, why) in &settle.defer {
+        defer(tx, *id, *next, why).await?;
+    }
+    if !settle.warned.is_empty() {
+        tx.exec(
+            "UPDATE queue SET warned = true WHERE id = ANY($1)",
+            &[&settle.warned],
+        )
+        .await?;
+    }
+    Ok(done)
 }
 
 pub async fn retry(tx: &Tx<'_>, id: Option<i64>) -> Result<usize, StoreError> {

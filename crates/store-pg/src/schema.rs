@@ -19,7 +19,7 @@ pub const MIGRATION_LOCK: i64 = 0x6d61_696c_726f_6f6d;
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V_DSN];
 
 /// Version 0 -> 1: the whole store as the embedded backend has it after
 /// its own migrations (docs/storage.md, "PostgreSQL").
@@ -140,6 +140,25 @@ CREATE TRIGGER entries_ref AFTER INSERT OR DELETE ON entries
     FOR EACH ROW EXECUTE FUNCTION body_ref();
 CREATE TRIGGER queue_ref AFTER INSERT OR DELETE ON queue
     FOR EACH ROW EXECUTE FUNCTION body_ref();
+";
+
+/// Version 1 -> 2, issue 13 (as the embedded store's `V_DSN`): the RFC
+/// 3461 parameters of each queued recipient (ENVID and RET of its
+/// message, NOTIFY and ORCPT of its own), whether the message came with
+/// SMTPUTF8 (its DSN is then message/global-delivery-status, RFC 6533),
+/// whether its delay warning went out, and whether it is a notice to
+/// postmaster about an undeliverable DSN (which makes nothing further
+/// when it fails). Self-contained, so that it can be reordered against
+/// other branches' steps.
+const V_DSN: &str = "
+ALTER TABLE queue
+    ADD COLUMN envid    TEXT,
+    ADD COLUMN ret      TEXT,
+    ADD COLUMN notify   TEXT,
+    ADD COLUMN orcpt    TEXT,
+    ADD COLUMN smtputf8 BOOLEAN NOT NULL DEFAULT false,
+    ADD COLUMN warned   BOOLEAN NOT NULL DEFAULT false,
+    ADD COLUMN notice   BOOLEAN NOT NULL DEFAULT false;
 ";
 
 /// Brings the schema to [`SCHEMA_VERSION`], or refuses a newer database

@@ -327,6 +327,7 @@ async fn crossing_deliveries_on_two_nodes_do_not_deadlock() {
                 raw: b"to all three".to_vec(),
                 sender: "s@x".into(),
                 recipients: vec!["far@y".into()],
+                ..Default::default()
             });
             store.deliver(d).await.map(|_| ())
         }));
@@ -382,4 +383,95 @@ async fn a_server_without_fsync_is_refused() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(opened.is_some(), "fsync back on: the store opens");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossing_settles_on_two_nodes_do_not_deadlock() {
+    if cluster::skip() {
+        return;
+    }
+    // Each settle delivers DSNs to three accounts in opposite orders and
+    // one to a remote sender (the queue's lock), as a delivery run with
+    // several bounces does; all commit, each with its rows gone.
+    let pg = pg();
+    let (a, b) = (pg.open(), pg.open());
+    let queued = a
+        .deliver(store::conformance::queue::outbound(
+            &(0..20)
+                .map(|i| format!("r{i}@y"))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        ))
+        .await
+        .expect("deliver");
+    let mut tasks = Vec::new();
+    for (i, id) in queued.queue_ids.iter().copied().enumerate() {
+        let (store, order) = if i % 2 == 0 {
+            (a.clone(), ["p@x", "q@x", "r@x"])
+        } else {
+            (b.clone(), ["r@x", "q@x", "p@x"])
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut dsns: Vec<_> = order.iter().map(|acc| local(&[acc], b"dsn")).collect();
+            dsns.push(store::conformance::queue::outbound(&["sender@far"]));
+            store
+                .settle_queue(store::Settle {
+                    remove: vec![id],
+                    dsns,
+                    ..Default::default()
+                })
+                .await
+                .map(|d| d.len())
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task").expect("every settle commits"), 4);
+    }
+    for account in ["p@x", "q@x", "r@x"] {
+        assert_eq!(inbox(&*a, account).await.messages, 20, "{account}");
+    }
+    let q = b.queue().await.expect("queue");
+    assert_eq!(q.len(), 20, "only the DSNs to the remote sender are left");
+    assert!(q.iter().all(|e| e.recipient == "sender@far"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_queue_gains_the_dsn_columns() {
+    if cluster::skip() {
+        return;
+    }
+    // A database as the first release left it, with a queued row.
+    let url = cluster::shared().create_database();
+    let client = raw(&url).await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); \
+             INSERT INTO store_meta VALUES ('schema_version', '1'); {} \
+             INSERT INTO bodies (id, size) VALUES (1, 1); \
+             INSERT INTO body_chunks VALUES (1, 0, 'x'); \
+             INSERT INTO queue (body_id, sender, recipient, next_attempt, created) \
+             VALUES (1, 'a@x', 'r@y', 0, 0);",
+            crate::MIGRATIONS[0]
+        ))
+        .await
+        .expect("a version 1 database");
+    let store = PgStore::open(PgOptions::new(url)).await.expect("open");
+    let q = store.queue().await.expect("queue");
+    assert_eq!(q.len(), 1);
+    assert_eq!(
+        (q[0].envid.as_deref(), q[0].notify.as_deref()),
+        (None, None)
+    );
+    assert!(!q[0].smtputf8 && !q[0].warned && !q[0].notice);
+    let version: String = client
+        .query_one(
+            "SELECT value FROM store_meta WHERE key = 'schema_version'",
+            &[],
+        )
+        .await
+        .expect("version")
+        .get(0);
+    assert_eq!(version, crate::SCHEMA_VERSION.to_string());
 }

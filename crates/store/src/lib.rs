@@ -146,7 +146,7 @@ impl LocalTarget {
 }
 
 /// The remote part of a delivery: one queue row per recipient, one body.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Outbound {
     /// The message as it will be relayed.
     pub raw: Vec<u8>,
@@ -154,6 +154,45 @@ pub struct Outbound {
     pub sender: String,
     /// Remote forward-paths.
     pub recipients: Vec<String>,
+    /// Per recipient, aligned with `recipients`; a missing entry is the
+    /// default (the message's sender, no NOTIFY, no ORCPT).
+    pub rcpt: Vec<QueueRcpt>,
+    /// RFC 3461 4.4 ENVID (xtext, as received) and 4.3 RET (`FULL` or
+    /// `HDRS`) of the message.
+    pub envid: Option<String>,
+    pub ret: Option<String>,
+    /// The message came with SMTPUTF8 (RFC 6531).
+    pub smtputf8: bool,
+    /// A notice to postmaster about a DSN that could not be delivered: if
+    /// it fails too, nothing more is made (issue 13: "once, never further").
+    pub notice: bool,
+}
+
+/// One queued recipient's own envelope details.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueRcpt {
+    /// Its reverse-path when it is not the message's: forwarded mail
+    /// leaves with an SRS address.
+    pub sender: Option<String>,
+    /// RFC 3461 4.1 NOTIFY (upper case) and 4.2 ORCPT (`type;xtext`).
+    pub notify: Option<String>,
+    pub orcpt: Option<String>,
+}
+
+/// What one delivery run settles in ONE transaction (issue 12: "the
+/// DSN's enqueue and the row's removal in one transaction"): rows that
+/// are done (delivered, or failed with their DSN among `dsns`), rows whose
+/// delay warning is among `dsns`, and the DSNs themselves. A crash either
+/// keeps the rows (sent again: a second copy, never a loss) or has the
+/// DSNs; never neither.
+#[derive(Debug, Clone, Default)]
+pub struct Settle {
+    pub remove: Vec<i64>,
+    /// Temporary failures: (row, next attempt, error), as
+    /// [`Store::defer_queue`].
+    pub defer: Vec<(i64, i64, String)>,
+    pub warned: Vec<i64>,
+    pub dsns: Vec<Delivery>,
 }
 
 /// What a delivery created: one entry per local account (canonical name,
@@ -235,6 +274,16 @@ pub struct QueueEntry {
     /// Unix seconds.
     pub created: i64,
     pub last_error: Option<String>,
+    /// RFC 3461 parameters (see [`Outbound`] and [`QueueRcpt`]).
+    pub envid: Option<String>,
+    pub ret: Option<String>,
+    pub notify: Option<String>,
+    pub orcpt: Option<String>,
+    pub smtputf8: bool,
+    /// Its delay warning (RFC 3461 4.1 DELAY) went out.
+    pub warned: bool,
+    /// See [`Outbound::notice`].
+    pub notice: bool,
 }
 
 /// A committed change, as published on the change feed. Sessions filter by
@@ -522,8 +571,21 @@ pub trait Store: Send + Sync + 'static {
     fn complete_queue(&self, id: i64) -> StoreFuture<'_, ()>;
     /// A temporary failure: due again at `next_attempt`.
     fn defer_queue(&self, id: i64, next_attempt: i64, error: String) -> StoreFuture<'_, ()>;
-    /// A permanent failure: kept, marked failed.
+    /// A permanent failure: kept, marked failed. (The outbound worker
+    /// settles failures with [`Store::settle_queue`] instead: the row goes
+    /// and its DSN comes in one transaction.)
     fn fail_queue(&self, id: i64, error: String) -> StoreFuture<'_, ()>;
+    /// Removes the rows of `settle.remove`, marks those of
+    /// `settle.warned` and delivers `settle.dsns`, all in one transaction.
+    fn settle_queue(&self, settle: Settle) -> StoreFuture<'_, Vec<Delivered>>;
+    /// Several deliveries in one transaction (a message and the DSN it
+    /// causes at once, RFC 3461 NOTIFY=SUCCESS on local delivery).
+    fn deliver_all(&self, deliveries: Vec<Delivery>) -> StoreFuture<'_, Vec<Delivered>> {
+        self.settle_queue(Settle {
+            dsns: deliveries,
+            ..Settle::default()
+        })
+    }
     /// Makes one row (or every row) due now; returns how many.
     fn retry_queue(&self, id: Option<i64>) -> StoreFuture<'_, usize>;
     /// Removes one row.
@@ -550,6 +612,8 @@ pub mod conformance;
 mod tests;
 #[cfg(test)]
 mod tests_changes;
+#[cfg(test)]
+mod tests_dsn;
 #[cfg(test)]
 mod tests_move;
 #[cfg(test)]

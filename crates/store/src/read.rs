@@ -280,23 +280,11 @@ pub fn queue_stats(conn: &Connection) -> Result<(u64, Option<i64>), StoreError> 
 pub fn queue(conn: &Connection) -> Result<Vec<QueueEntry>, StoreError> {
     conn.prepare_cached(
         "SELECT id, body_id, sender, recipient, status, attempts, next_attempt, created, \
-         last_error FROM queue ORDER BY id",
+         last_error, envid, ret, notify, orcpt, smtputf8, warned, notice FROM queue ORDER BY id",
     )
     .and_then(|mut s| {
-        s.query_map([], |r| {
-            Ok(QueueEntry {
-                id: r.get(0)?,
-                body: BodyId(r.get(1)?),
-                sender: r.get(2)?,
-                recipient: r.get(3)?,
-                status: r.get(4)?,
-                attempts: r.get(5)?,
-                next_attempt: r.get(6)?,
-                created: r.get(7)?,
-                last_error: r.get(8)?,
-            })
-        })
-        .and_then(Iterator::collect)
+        s.query_map([], crate::ops::queue::entry_row)
+            .and_then(Iterator::collect)
     })
     .map_err(map_err)
 }

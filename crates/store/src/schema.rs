@@ -35,7 +35,7 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1, V_SUBSCRIPTIONS, V_IMPORTS, V_CHANGES_BY_MODSEQ];
+pub const MIGRATIONS: &[&str] = &[V1, V_SUBSCRIPTIONS, V_IMPORTS, V_CHANGES_BY_MODSEQ, V_DSN];
 
 /// `mailroom import` (issue 20): a SHA-256 of each imported message per
 /// target mailbox, written in the transaction that appends it, so an
@@ -155,6 +155,23 @@ INSERT OR IGNORE INTO subscriptions (account, name)
 const V_CHANGES_BY_MODSEQ: &str = "
 CREATE INDEX entries_modseq ON entries(mailbox_id, modseq);
 CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
+";
+
+/// Issue 13: the RFC 3461 parameters of each queued
+/// recipient (ENVID and RET of its message, NOTIFY and ORCPT of its own),
+/// whether the message was sent with SMTPUTF8 (its DSN is then
+/// message/global-delivery-status, RFC 6533), whether its delay warning
+/// went out, and whether it is a notice to postmaster about an
+/// undeliverable DSN (which makes nothing further when it fails).
+/// Self-contained, so that it can be reordered against other branches'.
+const V_DSN: &str = "
+ALTER TABLE queue ADD COLUMN envid TEXT;
+ALTER TABLE queue ADD COLUMN ret TEXT;
+ALTER TABLE queue ADD COLUMN notify TEXT;
+ALTER TABLE queue ADD COLUMN orcpt TEXT;
+ALTER TABLE queue ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue ADD COLUMN notice INTEGER NOT NULL DEFAULT 0;
 ";
 
 /// Maps a SQLite error to the store's error: SQLITE_FULL is a temporary

@@ -18,7 +18,8 @@ use crate::schema::{self, map_err, open_connection};
 use crate::writer::{FnJob, Job, Stats, Writer};
 use crate::{
     BodyId, Change, Delivered, Delivery, FlagOp, MailboxChanges, MailboxId, MailboxInfo,
-    MessageMeta, QueueEntry, Store, StoreError, StoreFuture, StoreOptions, StoreStats, Uid, ops,
+    MessageMeta, QueueEntry, Settle, Store, StoreError, StoreFuture, StoreOptions, StoreStats, Uid,
+    ops,
 };
 
 /// The SQLite store of one data directory. Several may be open on the same
@@ -390,6 +391,10 @@ impl Store for SqliteStore {
 
     fn fail_queue(&self, id: i64, error: String) -> StoreFuture<'_, ()> {
         self.write(move |c| ops::queue::fail(c, id, &error))
+    }
+
+    fn settle_queue(&self, settle: Settle) -> StoreFuture<'_, Vec<Delivered>> {
+        self.write(move |c| ops::queue::settle(c, settle))
     }
 
     fn retry_queue(&self, id: Option<i64>) -> StoreFuture<'_, usize> {

@@ -97,6 +97,10 @@ async fn version_one_subscriptions_survive_the_migration() {
         conn.execute_batch(
             "DROP INDEX entries_modseq; DROP INDEX expunged_modseq; DROP TABLE imports; \
              DROP TABLE subscriptions; UPDATE mailboxes SET subscribed = 0 WHERE name = 'Junk'; \
+             ALTER TABLE queue DROP COLUMN envid; ALTER TABLE queue DROP COLUMN ret; \
+             ALTER TABLE queue DROP COLUMN notify; ALTER TABLE queue DROP COLUMN orcpt; \
+             ALTER TABLE queue DROP COLUMN smtputf8; ALTER TABLE queue DROP COLUMN warned; \
+             ALTER TABLE queue DROP COLUMN notice; \
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .expect("downgrade");

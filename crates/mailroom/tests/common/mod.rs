@@ -210,7 +210,27 @@ impl Server {
             imaps: free_port(),
             pop3s: free_port(),
         };
-        let text = config_text(self.dir.path(), &ports, &self.extra);
+        // A retry after a port clash keeps the edits a test made to the
+        // written config (its domains, say): only the ports change.
+        let text = match std::fs::read_to_string(&self.config) {
+            Ok(old) if self.smtp.port() != 0 => {
+                let mut text = old;
+                for (from, to) in [
+                    (self.smtp, ports.smtp),
+                    (self.pop3, ports.pop3),
+                    (self.imap, ports.imap),
+                    (self.admin, ports.admin),
+                    (self.submission, ports.submission),
+                    (self.submissions, ports.submissions),
+                    (self.imaps, ports.imaps),
+                    (self.pop3s, ports.pop3s),
+                ] {
+                    text = text.replace(&format!("\"{from}\""), &format!("\"127.0.0.1:{to}\""));
+                }
+                text
+            }
+            _ => config_text(self.dir.path(), &ports, &self.extra),
+        };
         std::fs::write(&self.config, text).expect("write config");
         let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
         self.smtp = local(ports.smtp);

@@ -25,7 +25,10 @@ pub use address::{Address, parse_address_list};
 pub use encode::{encode_base64_lines, encode_binary_parts};
 pub use section::{BinaryError, binary, decode_base64, decode_qp, resolve, section};
 pub use structure::{BodyStructure, Envelope, body_structure, envelope};
-pub use text::{SearchText, search_text, search_text_of};
+pub use text::{
+    MAX_PREVIEW_CHARS, SearchText, date_utc, preview, search_text, search_text_of,
+    unstructured_text,
+};
 
 /// Deepest nesting of multiparts and message/rfc822 parts we descend.
 pub const MAX_DEPTH: usize = 20;

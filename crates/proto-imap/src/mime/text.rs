@@ -114,6 +114,23 @@ fn headers_of(p: &Part<'_>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// An unstructured field's text (RFC 2047 words decoded, unfolded): what
+/// SORT and THREAD compare (RFC 5256 2.1 step 1).
+pub fn unstructured_text(v: &[u8]) -> String {
+    unstructured(v)
+}
+
+/// A Date field's value as UTC seconds (RFC 5256 2.2: SORT DATE compares
+/// instants); None when it does not parse.
+pub fn date_utc(v: &[u8]) -> Option<i64> {
+    let mut buf = unfold(v);
+    buf.extend_from_slice(b"\r\n");
+    match MessageStream::new(&buf).parse_date() {
+        HeaderValue::DateTime(d) => Some(d.to_timestamp()),
+        _ => None,
+    }
+}
+
 /// The Date field as days since the epoch, in the field's own zone.
 fn date_days(p: &Part<'_>) -> Option<i64> {
     let mut buf = unfold(p.field("Date")?);
@@ -168,6 +185,108 @@ fn collect_bodies(p: &Part<'_>, out: &mut Vec<String>, depth: usize) {
     }
 }
 
+/// RFC 8970 3.1: a preview is at most 256 characters.
+pub const MAX_PREVIEW_CHARS: usize = 256;
+
+fn is_attachment(p: &Part<'_>) -> bool {
+    p.field("Content-Disposition").is_some_and(|v| {
+        v.trim_ascii_start()
+            .get(..10)
+            .is_some_and(|d| d.eq_ignore_ascii_case(b"attachment"))
+    })
+}
+
+/// The first inline text/plain leaf, else the first text/html one.
+fn first_text<'p, 'a>(
+    p: &'p Part<'a>,
+    depth: usize,
+    html: &mut Option<&'p Part<'a>>,
+) -> Option<&'p Part<'a>> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    match &p.kind {
+        PartKind::Multipart(children) => {
+            children.iter().find_map(|c| first_text(c, depth + 1, html))
+        }
+        PartKind::Leaf
+            if p.content_type.mtype.eq_ignore_ascii_case("text") && !is_attachment(p) =>
+        {
+            if p.content_type.subtype.eq_ignore_ascii_case("plain") {
+                Some(p)
+            } else {
+                if html.is_none() && p.content_type.subtype.eq_ignore_ascii_case("html") {
+                    *html = Some(p);
+                }
+                None
+            }
+        }
+        // Attached messages and other leaves are not the message's text.
+        _ => None,
+    }
+}
+
+/// HTML to text for a preview: tags dropped, the commonest entities
+/// decoded, script and style content skipped.
+fn html_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() / 2);
+    let mut rest = s;
+    while let Some(lt) = rest.find('<') {
+        out.push_str(rest.get(..lt).unwrap_or(""));
+        let tail = rest.get(lt..).unwrap_or("");
+        let lower: String = tail
+            .chars()
+            .take(8)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let skip_to = if lower.starts_with("<script") {
+            tail.to_ascii_lowercase().find("</script").map(|i| i + 8)
+        } else if lower.starts_with("<style") {
+            tail.to_ascii_lowercase().find("</style").map(|i| i + 7)
+        } else {
+            Some(0)
+        };
+        let from = skip_to.unwrap_or(tail.len());
+        match tail.get(from..).and_then(|t| t.find('>')) {
+            Some(gt) => {
+                out.push(' ');
+                rest = tail.get(from + gt + 1..).unwrap_or("");
+            }
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// RFC 8970: the message's first text, whitespace collapsed, at most
+/// [`MAX_PREVIEW_CHARS`] characters; None when it has no text part.
+pub fn preview(root: &Part<'_>) -> Option<String> {
+    let mut html = None;
+    let text = match first_text(root, 0, &mut html) {
+        Some(p) => decoded_text(p),
+        None => html_text(&decoded_text(html?)),
+    };
+    let mut out = String::new();
+    for (n, word) in text.split_whitespace().enumerate() {
+        if n > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.chars().count() >= MAX_PREVIEW_CHARS {
+            break;
+        }
+    }
+    Some(out.chars().take(MAX_PREVIEW_CHARS).collect())
+}
+
 /// The searchable text of a parsed message.
 pub fn search_text_of(root: &Part<'_>, with_bodies: bool) -> SearchText {
     let mut bodies = Vec::new();
@@ -189,6 +308,28 @@ pub fn search_text(raw: &[u8], with_bodies: bool) -> SearchText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preview_is_the_first_text_collapsed_and_bounded() {
+        let p = |raw: &str| preview(&Part::parse(raw.as_bytes()));
+        assert_eq!(
+            p("Subject: x\r\n\r\nHello\r\n\r\n  world,\tagain\r\n").as_deref(),
+            Some("Hello world, again")
+        );
+        let alt = "Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\
+                   Content-Type: text/html\r\n\r\n<p>html &amp; more</p>\r\n--b\r\n\
+                   Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+                   caf=C3=A9 plain\r\n--b--\r\n";
+        assert_eq!(p(alt).as_deref(), Some("café plain"));
+        let html = "Content-Type: text/html\r\n\r\n<html><style>p{}</style><p>Hi&nbsp;<b>there</b></p><script>x()</script></html>\r\n";
+        assert_eq!(p(html).as_deref(), Some("Hi there"));
+        let attachment = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+                          Content-Type: text/plain\r\nContent-Disposition: attachment\r\n\r\nnot this\r\n--b\r\n\
+                          Content-Type: image/png\r\n\r\nxx\r\n--b--\r\n";
+        assert_eq!(p(attachment), None);
+        let long = format!("Subject: x\r\n\r\n{}\r\n", "word ".repeat(200));
+        assert_eq!(p(&long).map(|s| s.chars().count()), Some(MAX_PREVIEW_CHARS));
+    }
 
     fn header<'t>(t: &'t SearchText, name: &str) -> Vec<&'t str> {
         t.headers

@@ -21,6 +21,10 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 20;
 /// Mailboxes per user by default (issue 9: one user with 100 000 made each
 /// LIST a denial of service); CREATE past it is `NO [LIMIT]` (RFC 5530).
 pub const DEFAULT_MAX_MAILBOXES: u64 = 10_000;
+/// How often an idling session hears `* OK Still here` (issue 17):
+/// NAT boxes and firewalls drop connections idle for minutes (RFC 5382
+/// asks for two hours; many keep far less), and IDLE may last 29 minutes.
+pub const DEFAULT_IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
 /// How long a write to a client may block before the session is dropped.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -29,6 +33,8 @@ pub struct ImapConfig {
     pub hostname: String,
     /// Inactivity autologout (RFC 9051 5.4), also while idling.
     pub idle_timeout: Duration,
+    /// `* OK` this often during IDLE; zero: never.
+    pub idle_keepalive: Duration,
     /// Largest APPEND literal.
     pub max_literal_size: usize,
     pub max_errors: u32,
@@ -46,6 +52,7 @@ impl ImapConfig {
         ImapConfig {
             hostname: hostname.into(),
             idle_timeout: RFC_IDLE_TIMEOUT,
+            idle_keepalive: DEFAULT_IDLE_KEEPALIVE,
             max_literal_size: DEFAULT_MAX_LITERAL_SIZE,
             max_errors: DEFAULT_MAX_ERRORS,
             max_mailboxes: DEFAULT_MAX_MAILBOXES,

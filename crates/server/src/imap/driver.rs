@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto_imap::command::parse_command;
-use proto_imap::framer::MAX_LINE;
+use proto_imap::framer::{MAX_LINE, PRE_AUTH_LITERAL_MAX};
 use proto_imap::{Code, Frame, Framer, FramerLimits, Response, Status, Tag};
 
 use super::config::WRITE_TIMEOUT;
@@ -140,6 +140,9 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
     loop {
         // Answer every whole command already buffered (pipelining).
         loop {
+            // The session may have logged in with the last command.
+            let logged_in = session.state() != super::session::StateKind::NotAuthenticated;
+            framer.set_limits(framer_limits(&cfg, logged_in));
             let frame = framer.next(io.pending());
             // A command ends complete, or refused whole.
             if matches!(
@@ -300,11 +303,25 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
 }
 
 fn new_framer(cfg: &super::config::ImapConfig) -> Framer {
-    Framer::new(FramerLimits {
-        max_line: MAX_LINE,
-        max_append_literal: cfg.max_literal_size,
-        ..FramerLimits::default()
-    })
+    Framer::new(framer_limits(cfg, false))
+}
+
+/// The literal limits: before login every literal is small
+/// (`PRE_AUTH_LITERAL_MAX`); after it, APPEND may send `max_literal_size`.
+fn framer_limits(cfg: &super::config::ImapConfig, logged_in: bool) -> FramerLimits {
+    if logged_in {
+        FramerLimits {
+            max_line: MAX_LINE,
+            max_append_literal: cfg.max_literal_size,
+            ..FramerLimits::default()
+        }
+    } else {
+        FramerLimits {
+            max_line: MAX_LINE,
+            max_literal: PRE_AUTH_LITERAL_MAX,
+            max_append_literal: PRE_AUTH_LITERAL_MAX,
+        }
+    }
 }
 
 /// Takes one whole line from the buffer, if there is one.
@@ -347,6 +364,8 @@ async fn idle(
     // RFC 9051 5.4: an IDLE lasts at most the autologout timer; clients
     // renew it well before (RFC 2177: every 29 minutes).
     let until = net::deadline(session.config().idle_timeout);
+    let keepalive = session.config().idle_keepalive;
+    let mut next_keepalive = net::deadline(keepalive);
     loop {
         if let Some(line) = take_line(io) {
             let mut out = Out::new(io, session.encoder());
@@ -373,6 +392,14 @@ async fn idle(
                 session.sync(&mut out, true, false).await?;
                 out.flush().await?;
             }
+            // A line now and then keeps NAT state alive; it is not
+            // activity, so the autologout timer above still runs.
+            _ = tokio::time::sleep_until(next_keepalive), if !keepalive.is_zero() => {
+                let mut out = Out::new(io, session.encoder());
+                out.untagged(Status::Ok, None, "Still here");
+                out.flush().await?;
+                next_keepalive = net::deadline(keepalive);
+            }
             _ = shutdown.wait() => return Err(End::Shutdown),
         }
     }
@@ -382,6 +409,57 @@ async fn idle(
 mod tests {
     use super::super::testkit::Kit;
     use super::*;
+
+    #[tokio::test]
+    async fn before_login_a_literal_is_at_most_8_kib_after_it_append_may_be_large() {
+        let kit = Kit::new();
+        let ctx = Arc::clone(&kit.ctx);
+        let (_trigger, shutdown) = Shutdown::new();
+        let mut input =
+            b"a LOGIN {9000}\r\nb APPEND INBOX {9000}\r\nc LOGIN alice pw\r\nd APPEND INBOX {9000}\r\n"
+                .to_vec();
+        let mut message = b"Subject: big\r\n\r\n".to_vec();
+        message.resize(9000, b'x');
+        input.extend_from_slice(&message);
+        input.extend_from_slice(b"\r\ne LOGOUT\r\n");
+        let (out, _) = crate::testutil::drip(&input, b"", Duration::from_millis(10), |conn| {
+            run(conn, ctx, shutdown)
+        })
+        .await;
+        // Refused without a continuation (no octet of them is read), the
+        // connection still serves the next command.
+        assert!(
+            out.contains("a NO [TOOBIG]") || out.contains("a BAD [TOOBIG]"),
+            "{out}"
+        );
+        assert!(
+            out.contains("b NO [TOOBIG]") || out.contains("b BAD [TOOBIG]"),
+            "{out}"
+        );
+        assert!(out.contains("c OK"), "{out}");
+        // Logged in: the same APPEND is read and stored.
+        assert!(out.contains("d OK [APPENDUID"), "{out}");
+        assert!(out.contains("e OK LOGOUT"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn idle_hears_a_keepalive_and_still_ends_at_done() {
+        let kit = Kit::with(|c| c.idle_keepalive = Duration::from_millis(200));
+        let ctx = Arc::clone(&kit.ctx);
+        let (_trigger, shutdown) = Shutdown::new();
+        // DONE arrives slowly (an octet every 100 ms): keepalives come
+        // meanwhile, and the IDLE still ends normally.
+        let (out, _) = crate::testutil::drip(
+            b"a LOGIN alice pw\r\nb SELECT INBOX\r\nc IDLE\r\n",
+            b"DONE\r\nd LOGOUT\r\n",
+            Duration::from_millis(100),
+            |conn| run(conn, ctx, shutdown),
+        )
+        .await;
+        assert!(out.contains("* OK Still here\r\n"), "{out}");
+        assert!(out.contains("c OK IDLE terminated"), "{out}");
+        assert!(out.contains("d OK LOGOUT"), "{out}");
+    }
 
     #[tokio::test]
     async fn a_command_dripped_past_the_idle_timeout_gets_bye() {

@@ -230,6 +230,7 @@ fn fetch_item(att: &FetchAtt, it: &Item<'_>) -> Result<FetchValue, ImapError> {
         FetchAtt::Rfc822Size => FetchValue::Rfc822Size(meta()?.size),
         FetchAtt::Uid => FetchValue::Uid(it.uid.0),
         FetchAtt::ModSeq => FetchValue::ModSeq(meta()?.modseq),
+        FetchAtt::Preview { .. } => FetchValue::Preview(mime::preview(body()?.1)),
         FetchAtt::Envelope => FetchValue::Envelope(Box::new(mime::envelope(body()?.1))),
         FetchAtt::Body => FetchValue::Body(Box::new(mime::body_structure(body()?.1))),
         FetchAtt::BodyStructure => {
@@ -348,6 +349,28 @@ mod tests {
     const MULTIPART: &str = "From: a@example.test\r\nSubject: parts\r\nMIME-Version: 1.0\r\n\
         Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
         first\r\n--b\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--b--\r\n";
+
+    #[tokio::test]
+    async fn preview_is_the_first_text_and_nil_without_one() {
+        // RFC 8970 4; the message is not marked \Seen.
+        let kit = Kit::new();
+        kit.deliver(ALICE, MULTIPART).await;
+        kit.deliver(ALICE, "Content-Type: image/png\r\n\r\nxx\r\n")
+            .await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "FETCH 1:2 (PREVIEW (LAZY) FLAGS)").await;
+        r.assert_ok();
+        assert!(
+            r.has("* 1 FETCH (PREVIEW \"first\" FLAGS (\\Recent))"),
+            "{r:?}"
+        );
+        assert!(r.has("* 2 FETCH (PREVIEW NIL FLAGS (\\Recent))"), "{r:?}");
+        assert_eq!(
+            cmd(&mut s, "FETCH 1 (PREVIEW (EAGER))").await.status(),
+            "BAD"
+        );
+        assert!(cmd(&mut s, "CAPABILITY").await.has(" PREVIEW"));
+    }
 
     #[tokio::test]
     async fn fetch_of_nonexistent_part_is_the_empty_string() {

@@ -15,6 +15,17 @@ use super::session::{CmdResult, ImapError, Out, Session, done};
 /// The hierarchy delimiter (RFC 9051 5.1.1).
 pub const DELIMITER: char = '/';
 
+/// The special-use attributes of RFC 6154 2 that CREATE may give.
+const USE_ATTRS: &[&str] = &[
+    "\\All",
+    "\\Archive",
+    "\\Drafts",
+    "\\Flagged",
+    "\\Junk",
+    "\\Sent",
+    "\\Trash",
+];
+
 pub(super) fn parents(name: &str) -> Vec<&str> {
     name.match_indices(DELIMITER)
         .map(|(i, _)| &name[..i])
@@ -78,8 +89,28 @@ impl Session {
         Ok(())
     }
 
-    pub(super) async fn create(&mut self, m: &Mailbox) -> CmdResult {
+    pub(super) async fn create(&mut self, m: &Mailbox, special_use: &[String]) -> CmdResult {
         let account = self.account()?.to_string();
+        // RFC 6154 3: one of the attributes of 2 (our store keeps one per
+        // mailbox), else NO [USEATTR].
+        let special_use = match special_use {
+            [] => None,
+            [one] => Some(
+                USE_ATTRS
+                    .iter()
+                    .find(|a| a.eq_ignore_ascii_case(one))
+                    .map(|a| a.to_string())
+                    .ok_or_else(|| {
+                        ImapError::no(Some(Code::UseAttr), "unknown special-use attribute")
+                    })?,
+            ),
+            _ => {
+                return Err(ImapError::no(
+                    Some(Code::UseAttr),
+                    "one special-use attribute per mailbox",
+                ));
+            }
+        };
         // RFC 9051 6.3.4: a trailing delimiter only declares the intent to
         // create children.
         let name = m.as_str().trim_end_matches(DELIMITER);
@@ -94,7 +125,7 @@ impl Session {
         match self
             .ctx
             .store
-            .create_mailbox(account, name.to_string(), None)
+            .create_mailbox(account, name.to_string(), special_use)
             .await
         {
             Ok(_) => done("CREATE completed"),
@@ -239,6 +270,29 @@ mod tests {
 #[cfg(test)]
 mod session_tests {
     use crate::imap::testkit::{ALICE, Kit, cmd};
+
+    #[tokio::test]
+    async fn create_special_use_gives_the_attribute_or_no_useattr() {
+        // RFC 6154 3 and its example 5.3.
+        let kit = Kit::new();
+        let mut s = kit.logged_in(ALICE).await;
+        cmd(&mut s, "CREATE MyArchive (USE (\\Archive))")
+            .await
+            .assert_ok();
+        let r = cmd(&mut s, "LIST \"\" MyArchive").await;
+        assert!(r.has("\\Archive"), "{r:?}");
+        let r = cmd(&mut s, "CREATE \"Important Messages\" (USE (\\Important))").await;
+        assert!(r.tagged.starts_with("t NO [USEATTR]"), "{r:?}");
+        let r = cmd(&mut s, "CREATE Both (USE (\\Drafts \\Sent))").await;
+        assert!(r.tagged.starts_with("t NO [USEATTR]"), "{r:?}");
+        // Nothing was created for a refused one.
+        let r = cmd(&mut s, "LIST \"\" Both").await;
+        assert!(!r.has("Both"), "{r:?}");
+        // RFC 4466: an unknown create parameter is BAD.
+        assert_eq!(cmd(&mut s, "CREATE X (COLOUR (red))").await.status(), "BAD");
+        let r = cmd(&mut s, "CAPABILITY").await;
+        assert!(r.has(" CREATE-SPECIAL-USE"), "{r:?}");
+    }
 
     #[tokio::test]
     async fn create_existing_is_no_alreadyexists() {

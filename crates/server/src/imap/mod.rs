@@ -30,6 +30,7 @@ mod search;
 mod select;
 mod selected;
 pub mod session;
+mod sort;
 #[cfg(test)]
 mod testkit;
 mod view;

@@ -48,6 +48,8 @@ fn needs(k: &SearchKey, n: &mut Needs) {
         | SearchKey::Since(_)
         | SearchKey::Larger(_)
         | SearchKey::Smaller(_)
+        | SearchKey::Younger(_)
+        | SearchKey::Older(_)
         | SearchKey::ModSeq(_) => n.meta = true,
         _ => {}
     }
@@ -65,6 +67,8 @@ struct Ctx<'a> {
     max_uid: u32,
     text: Option<&'a SearchText>,
     saved: &'a [Uid],
+    /// Unix seconds when the search started (WITHIN, RFC 5032).
+    now: i64,
 }
 
 fn contains(hay: &str, needle: &str) -> bool {
@@ -100,6 +104,13 @@ fn eval(k: &SearchKey, c: &Ctx<'_>) -> bool {
         SearchKey::SentOn(d) => c.text.and_then(|t| t.date).is_some_and(|x| x == *d),
         SearchKey::SentSince(d) => c.text.and_then(|t| t.date).is_some_and(|x| x >= *d),
         SearchKey::Larger(n) => c.meta.is_some_and(|m| m.size > *n),
+        // RFC 5032 3: relative to the time of the search.
+        SearchKey::Younger(n) => c
+            .meta
+            .is_some_and(|m| m.internal_date > c.now.saturating_sub_unsigned(*n)),
+        SearchKey::Older(n) => c
+            .meta
+            .is_some_and(|m| m.internal_date <= c.now.saturating_sub_unsigned(*n)),
         SearchKey::Smaller(n) => c.meta.is_some_and(|m| m.size < *n),
         SearchKey::ModSeq(n) => c.meta.is_some_and(|m| m.modseq >= *n),
         SearchKey::Header(name, value) => c.text.is_some_and(|t| {
@@ -121,26 +132,18 @@ fn eval(k: &SearchKey, c: &Ctx<'_>) -> bool {
 }
 
 impl Session {
-    pub(super) async fn search(
-        &mut self,
-        tag: &Tag,
-        uid_cmd: bool,
-        cmd: SearchCommand,
-        out: &mut Out<'_>,
-    ) -> CmdResult {
-        if let Some(cs) = &cmd.charset
-            && !cs.eq_ignore_ascii_case("UTF-8")
-            && !cs.eq_ignore_ascii_case("US-ASCII")
-        {
-            return Err(ImapError::no(Some(Code::BadCharset), "unsupported charset"));
-        }
-        let rev2 = self.rev2;
+    /// The messages `key` matches, in sequence order: (sequence number,
+    /// UID). SORT and THREAD search with it too.
+    pub(super) async fn hits(&mut self, key: &SearchKey) -> Result<Vec<(u32, Uid)>, ImapError> {
         let ctx = self.ctx.clone();
         let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         let mut n = Needs::default();
-        needs(&cmd.key, &mut n);
+        needs(key, &mut n);
         let max_seq = sel.exists();
         let max_uid = sel.max_uid();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         let mut hits: Vec<(u32, Uid)> = Vec::new();
         let with_meta = n.meta || n.headers || n.bodies;
         let all: Vec<usize> = (0..sel.msgs().len()).collect();
@@ -177,12 +180,32 @@ impl Session {
                     max_uid,
                     text: text.as_ref(),
                     saved: &sel.saved,
+                    now,
                 };
-                if eval(&cmd.key, &c) {
+                if eval(key, &c) {
                     hits.push((i as u32 + 1, msg.uid()));
                 }
             }
         }
+        Ok(hits)
+    }
+
+    pub(super) async fn search(
+        &mut self,
+        tag: &Tag,
+        uid_cmd: bool,
+        cmd: SearchCommand,
+        out: &mut Out<'_>,
+    ) -> CmdResult {
+        if let Some(cs) = &cmd.charset
+            && !cs.eq_ignore_ascii_case("UTF-8")
+            && !cs.eq_ignore_ascii_case("US-ASCII")
+        {
+            return Err(ImapError::no(Some(Code::BadCharset), "unsupported charset"));
+        }
+        let rev2 = self.rev2;
+        let hits = self.hits(&cmd.key).await?;
+        let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         let nums: Vec<u32> = hits
             .iter()
             .map(|&(s, u)| if uid_cmd { u.0 } else { s })
@@ -238,6 +261,22 @@ mod tests {
         .await;
         kit.deliver(ALICE, "Subject: other\r\n\r\nnothing\r\n")
             .await;
+    }
+
+    #[tokio::test]
+    async fn within_compares_internaldate_with_now() {
+        // RFC 5032: the kit delivers with INTERNALDATE in November 2023.
+        let kit = Kit::new();
+        three(&kit).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "SEARCH YOUNGER 3600").await;
+        r.assert_ok();
+        assert!(r.has("* SEARCH") && !r.has("* SEARCH 1"), "{r:#?}");
+        let r = cmd(&mut s, "SEARCH OLDER 3600").await;
+        assert!(r.has("* SEARCH 1 2 3"), "{r:#?}");
+        let r = cmd(&mut s, "SEARCH YOUNGER 2000000000").await;
+        assert!(r.has("* SEARCH 1 2 3"), "{r:#?}");
+        assert_eq!(cmd(&mut s, "SEARCH OLDER 0").await.status(), "BAD");
     }
 
     #[tokio::test]

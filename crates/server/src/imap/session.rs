@@ -76,7 +76,7 @@ pub fn allowed(state: StateKind, cmd: &CommandKind) -> bool {
         C::Login { .. } | C::Authenticate { .. } | C::StartTls => state == State::NotAuthenticated,
         C::Enable(_) => state == State::Authenticated,
         C::Select { .. }
-        | C::Create(_)
+        | C::Create { .. }
         | C::Delete(_)
         | C::Rename(..)
         | C::Subscribe(_)
@@ -93,6 +93,8 @@ pub fn allowed(state: StateKind, cmd: &CommandKind) -> bool {
         | C::Expunge
         | C::UidExpunge(_)
         | C::Search { .. }
+        | C::Sort { .. }
+        | C::Thread { .. }
         | C::Fetch { .. }
         | C::Store { .. }
         | C::Copy { .. }
@@ -307,6 +309,14 @@ impl Session {
                 "SPECIAL-USE",
                 "ESEARCH",
                 "SEARCHRES",
+                "SORT",
+                "SORT=DISPLAY",
+                "ESORT",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
+                "WITHIN",
+                "CREATE-SPECIAL-USE",
+                "PREVIEW",
                 "BINARY",
                 "STATUS=SIZE",
             ]);
@@ -356,6 +366,8 @@ impl Session {
             CommandKind::Fetch { uid: false, .. }
                 | CommandKind::Store { uid: false, .. }
                 | CommandKind::Search { uid: false, .. }
+                | CommandKind::Sort { uid: false, .. }
+                | CommandKind::Thread { uid: false, .. }
         );
         // These report at once (NOOP, CHECK: RFC 9051 6.1.2) or may have
         // added to the selected mailbox (APPEND, COPY, MOVE: EXISTS
@@ -380,6 +392,8 @@ impl Session {
                 | CommandKind::Copy { .. }
                 | CommandKind::Move { .. }
                 | CommandKind::Search { .. }
+                | CommandKind::Sort { .. }
+                | CommandKind::Thread { .. }
         );
         if uses_view && self.selected().is_some_and(Selected::is_dirty) {
             self.sync(out, false, false).await?;
@@ -458,7 +472,10 @@ impl Session {
                 done("NAMESPACE completed")
             }
             C::Select { mailbox, read_only } => self.select(&mailbox, read_only, out).await,
-            C::Create(m) => self.create(&m).await,
+            C::Create {
+                mailbox,
+                special_use,
+            } => self.create(&mailbox, &special_use).await,
             C::Delete(m) => self.delete(&m).await,
             C::Rename(from, to) => self.rename(&from, &to).await,
             C::Subscribe(m) => self.subscribe(&m, true).await,
@@ -477,6 +494,8 @@ impl Session {
             C::Expunge => self.expunge(None, out).await,
             C::UidExpunge(set) => self.expunge(Some(set), out).await,
             C::Search { uid, search } => self.search(tag, uid, search, out).await,
+            C::Sort { uid, sort } => self.sort(tag, uid, sort, out).await,
+            C::Thread { uid, thread } => self.thread(uid, thread, out).await,
             C::Fetch { uid, set, atts } => self.fetch(uid, &set, &atts, out).await,
             C::Store {
                 uid,

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
+use delivery::dsn::{Action as DsnAction, RecipientReport, Report};
 use delivery::trace::{self, ReceivedInfo};
-use delivery::{Refusal, Targets};
+use delivery::{Envelope, Refusal, RemoteTarget, Targets};
 use proto_common::log_safe;
-use proto_smtp::{Body, Reply};
+use proto_smtp::{Body, Notify, Reply};
 use store::StoreError;
 
 use super::session::{
@@ -202,7 +203,22 @@ impl Session {
         let mut targets = Targets::default();
         let mut terminal: Vec<String> = Vec::new();
         for r in &tx.recipients {
-            targets.add(&r.mailbox, &r.remote);
+            targets.add(&r.mailbox, &[]);
+            for address in &r.remote {
+                // RFC 3461 4.2: a relayed recipient may get an ORCPT; for
+                // a forwarded one it is the address the sender used, which
+                // is what their DSN must name.
+                let orcpt = r.orcpt.clone().or_else(|| {
+                    r.forwarded
+                        .then(|| format!("rfc822;{}", proto_smtp::xtext_encode(&r.address)))
+                });
+                targets.add_remote(RemoteTarget {
+                    address: address.clone(),
+                    forwarded: r.forwarded,
+                    notify: r.notify.clone(),
+                    orcpt,
+                });
+            }
             for t in &r.terminal {
                 if !terminal.contains(t) {
                     terminal.push(t.clone());
@@ -228,16 +244,24 @@ impl Session {
 
         let size = body.len();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let envelope = Envelope {
+            envid: tx.params.envid.clone(),
+            ret: tx.params.ret.map(|r| r.as_str().to_string()),
+            smtputf8: tx.params.smtputf8,
+            forward_sender: self.forward_sender(&tx.sender),
+        };
         let Some(store_delivery) =
-            delivery::build(&body, &tx.sender, Some(&received), &targets, now)
+            delivery::build(&body, &tx.sender, Some(&received), &targets, now, &envelope)
         else {
             // Terminal only (SEND): nothing to store.
             tracing::info!(id = %id, client = %self.peer, from = %log_safe(&tx.sender), to = ?terminal, size, "sent to terminal");
             self.count_accepted(size);
             return reply(250, 2, 0, 0, &format!("Ok: sent as {id}"));
         };
-        match delivery::deliver(self.ctx.store.as_ref(), store_delivery).await {
-            Ok(()) => {
+        let mut writes = vec![store_delivery];
+        writes.extend(self.delivered_report(&tx, &body).await);
+        match self.ctx.store.deliver_all(writes).await {
+            Ok(_) => {
                 tracing::info!(
                     id = %id, client = %self.peer, from = %log_safe(&tx.sender),
                     to = ?tx.recipients.iter().map(|r| r.address.as_str()).collect::<Vec<_>>(),
@@ -254,6 +278,59 @@ impl Session {
                 store_error_reply(&e)
             }
         }
+    }
+}
+
+impl Session {
+    /// RFC 3461 NOTIFY=SUCCESS for recipients delivered here: the
+    /// "delivered" DSN, stored in the same transaction as the message.
+    async fn delivered_report(&self, tx: &Transaction, body: &[u8]) -> Option<store::Delivery> {
+        let bounces = self.ctx.bounces.as_ref()?;
+        if tx.sender.is_empty() {
+            return None;
+        }
+        let recipients: Vec<RecipientReport> = tx
+            .recipients
+            .iter()
+            .filter(|r| !r.mailbox.is_empty() && Notify::of(r.notify.as_deref()).success)
+            .map(|r| RecipientReport {
+                recipient: r.address.clone(),
+                orcpt: r.orcpt.clone(),
+                action: DsnAction::Delivered,
+                status: "2.0.0".to_string(),
+                diagnostic: None,
+                remote_mta: None,
+                retry_until: None,
+            })
+            .collect();
+        if recipients.is_empty() {
+            return None;
+        }
+        let targets = bounces.targets(&tx.sender).await;
+        let utf8 = tx.params.smtputf8;
+        let report = Report {
+            reporting_mta: &self.ctx.config.hostname,
+            to: &tx.sender,
+            envid: tx.params.envid.as_deref(),
+            arrival: Some(time::OffsetDateTime::now_utc().unix_timestamp()),
+            recipients,
+            original: body,
+            full: false,
+            utf8,
+        };
+        delivery::dsn::delivery(&delivery::dsn::build(&report), &targets, utf8, false)
+    }
+
+    /// The reverse-path forwarded copies leave with: SRS in our primary
+    /// domain for a sender of another domain; our own senders' domains
+    /// pass SPF from us already, and `<>` stays `<>` (RFC 5321 4.5.5).
+    fn forward_sender(&self, sender: &str) -> Option<String> {
+        let srs = self.ctx.srs.as_ref()?;
+        let (_, domain) = sender.rsplit_once('@')?;
+        if self.ctx.directory.is_local_domain(domain) {
+            return None;
+        }
+        Some(srs.forward(sender, delivery::srs::today()))
     }
 }
 

@@ -16,9 +16,12 @@ const HELP_TOPICS: &[(&str, &str)] = &[
     ),
     (
         "MAIL",
-        "MAIL FROM:<reverse-path> [SIZE=n] [BODY=7BIT|8BITMIME|BINARYMIME] [SMTPUTF8]",
+        "MAIL FROM:<reverse-path> [SIZE=n] [BODY=7BIT|8BITMIME|BINARYMIME] [SMTPUTF8] [RET=FULL|HDRS] [ENVID=id]",
     ),
-    ("RCPT", "RCPT TO:<forward-path>"),
+    (
+        "RCPT",
+        "RCPT TO:<forward-path> [NOTIFY=NEVER|SUCCESS,FAILURE,DELAY] [ORCPT=type;address]",
+    ),
     (
         "DATA",
         "DATA: then the message, ended by a line with a single dot",

@@ -22,14 +22,9 @@ impl Session {
             State::Ready => {}
         }
         let params = m.params;
-        // RFC 3461 parameters belong to DSN, RFC 4954's AUTH= to AUTH; we
-        // advertise neither yet, so they are unknown parameters (555 5.5.4).
-        if params.ret.is_some() {
-            return reply(555, 5, 5, 4, "Unsupported parameter RET");
-        }
-        if params.envid.is_some() {
-            return reply(555, 5, 5, 4, "Unsupported parameter ENVID");
-        }
+        // RFC 3461 RET and ENVID are accepted (DSN is advertised) and
+        // kept with the transaction: they go to the queue rows and into
+        // any DSN this message causes.
         // RFC 4954 5: AUTH= is accepted wherever AUTH is advertised; from
         // a client that has not authenticated it means AUTH=<>, and we do
         // not act on a claimed submitter in any case.
@@ -90,14 +85,25 @@ mod tests {
     use super::super::testkit::{Kit, cmd, code};
 
     #[tokio::test]
-    async fn dsn_and_auth_parameters_are_555_until_advertised() {
+    async fn auth_parameter_is_555_where_auth_is_not_offered() {
         let kit = Kit::new();
         let mut s = kit.ready().await;
-        for p in ["RET=HDRS", "ENVID=abc", "AUTH=<>"] {
-            let r = cmd(&mut s, &format!("MAIL FROM:<a@remote.test> {p}")).await;
-            assert_eq!(code(&r), (555, "5.5.4".into()), "{p}");
-        }
+        let r = cmd(&mut s, "MAIL FROM:<a@remote.test> AUTH=<>").await;
+        assert_eq!(code(&r), (555, "5.5.4".into()));
         assert!(!s.in_transaction());
+    }
+
+    #[tokio::test]
+    async fn dsn_parameters_are_accepted_and_bad_ones_are_555() {
+        let kit = Kit::new();
+        let mut s = kit.ready().await;
+        let r = cmd(&mut s, "MAIL FROM:<a@remote.test> RET=FULL ENVID=QQ314159").await;
+        assert_eq!(r.code, 250, "{r:?}");
+        cmd(&mut s, "RSET").await;
+        let r = cmd(&mut s, "MAIL FROM:<a@remote.test> RET=ALL").await;
+        assert_eq!(code(&r), (555, "5.5.4".into()));
+        let r = cmd(&mut s, "MAIL FROM:<a@remote.test> ENVID=a=b").await;
+        assert_eq!(code(&r), (555, "5.5.4".into()));
     }
 
     #[tokio::test]

@@ -19,13 +19,6 @@ impl Session {
         {
             return bad_sequence("RCPT not allowed during BDAT");
         }
-        // RFC 3461 parameters belong to DSN, which we do not advertise yet.
-        if r.params.notify.is_some() {
-            return reply(555, 5, 5, 4, "Unsupported parameter NOTIFY");
-        }
-        if r.params.orcpt.is_some() {
-            return reply(555, 5, 5, 4, "Unsupported parameter ORCPT");
-        }
         // RFC 5321 4.5.3.1.8: refuse past the limit with 452 so the client
         // sends the rest in another transaction.
         if count >= self.ctx.config.max_recipients {
@@ -44,6 +37,13 @@ impl Session {
             Some(d) => format!("{}@{}", r.path.local, d),
             None => format!("{}@{}", r.path.local, self.ctx.directory.primary_domain()),
         };
+        // Bounces to the SRS addresses forwarded mail left with (issue 13).
+        if let Some(domain) = &r.path.domain
+            && delivery::srs::is_srs(&r.path.local)
+            && self.ctx.directory.is_local_domain(domain)
+        {
+            return self.srs_rcpt(&r, address).await;
+        }
         let resolution = match self.directory(self.ctx.directory.resolve(&address)).await {
             Ok(r) => r,
             Err(DirectoryError::InvalidAddress(_)) => {
@@ -56,6 +56,9 @@ impl Session {
             mailbox: Vec::new(),
             terminal: Vec::new(),
             remote: Vec::new(),
+            forwarded: false,
+            notify: r.params.notify.clone(),
+            orcpt: r.params.orcpt.clone(),
         };
         let ok = match resolution {
             Resolution::NotLocal => {
@@ -86,11 +89,14 @@ impl Session {
             Resolution::Deliver { local, remote } => {
                 recipient.mailbox = local;
                 recipient.remote = remote;
+                // Aliases and lists expanding to other domains: SRS.
+                recipient.forwarded = true;
                 reply(250, 2, 1, 5, "Recipient ok")
             }
             Resolution::Forward { to, local, remote } => {
                 recipient.mailbox = local;
                 recipient.remote = remote;
+                recipient.forwarded = true;
                 reply(
                     251,
                     2,
@@ -107,6 +113,68 @@ impl Session {
             tx.recipients.push(recipient);
         }
         ok
+    }
+
+    /// `RCPT TO:<SRS0=...@ours>`: only a bounce (`MAIL FROM:<>`) with a
+    /// hash we made is passed on, to the address it decodes to; anything
+    /// else is an unknown user. Without the hash check the decoded
+    /// address would be an open relay.
+    async fn srs_rcpt(&mut self, r: &RcptTo, address: String) -> Reply {
+        // A bounce is plain MAIL: SEND and friends have no business here.
+        let sender_is_null = matches!(
+            &self.state,
+            State::Transaction(tx) if tx.sender.is_empty() && tx.kind == TxKind::Mail
+        );
+        let decoded = match (&self.ctx.srs, sender_is_null) {
+            (Some(srs), true) => self.srs_decode(srs, &r.path.local),
+            _ => None,
+        };
+        let Some(to) = decoded else {
+            self.log_refused(&address, "not a valid SRS bounce");
+            return reply(550, 5, 1, 1, "User unknown");
+        };
+        let mut recipient = Recipient {
+            address,
+            mailbox: Vec::new(),
+            terminal: Vec::new(),
+            remote: Vec::new(),
+            forwarded: false,
+            notify: r.params.notify.clone(),
+            orcpt: r.params.orcpt.clone(),
+        };
+        match self.directory(self.ctx.directory.resolve(&to)).await {
+            Ok(Resolution::NotLocal) => recipient.remote.push(to),
+            Ok(
+                Resolution::Deliver { local, remote } | Resolution::Forward { local, remote, .. },
+            ) => {
+                recipient.mailbox = local;
+                recipient.remote = remote;
+            }
+            Ok(Resolution::Unknown | Resolution::Refuse { .. }) => {
+                return reply(550, 5, 1, 1, "User unknown");
+            }
+            Err(DirectoryError::InvalidAddress(_)) => return reply(550, 5, 1, 1, "User unknown"),
+            Err(_) => return local_error(),
+        }
+        if let State::Transaction(tx) = &mut self.state {
+            tx.recipients.push(recipient);
+        }
+        reply(250, 2, 1, 5, "Recipient ok")
+    }
+
+    /// The address an SRS local part of ours stands for: SRS1 names the
+    /// first forwarder's SRS0 address, which is ours again when we were
+    /// that forwarder (two mailroom instances forwarding to each other).
+    fn srs_decode(&self, srs: &delivery::srs::Srs, local: &str) -> Option<String> {
+        let today = delivery::srs::today();
+        let mut to = srs.reverse(local, today).ok()?;
+        if let Some((l, d)) = to.rsplit_once('@')
+            && delivery::srs::is_srs(l)
+            && self.ctx.directory.is_local_domain(d)
+        {
+            to = srs.reverse(l, today).ok()?;
+        }
+        Some(to)
     }
 
     /// A refused recipient is what an administrator looks for when mail
@@ -196,15 +264,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn dsn_recipient_parameters_are_555_until_advertised() {
+    async fn dsn_recipient_parameters_are_accepted_and_bad_ones_are_555() {
         let kit = Kit::new();
         let mut s = kit.ready().await;
         cmd(&mut s, "MAIL FROM:<a@remote.test>").await;
         let r = cmd(&mut s, "RCPT TO:<alice@example.test> NOTIFY=NEVER").await;
+        assert_eq!(r.code, 250, "{r:?}");
+        let r = cmd(
+            &mut s,
+            "RCPT TO:<bob@example.test> ORCPT=rfc822;b+40x NOTIFY=SUCCESS,DELAY",
+        )
+        .await;
+        assert_eq!(r.code, 250, "{r:?}");
+        let r = cmd(&mut s, "RCPT TO:<alice@example.test> NOTIFY=NEVER,SUCCESS").await;
         assert_eq!(code(&r), (555, "5.5.4".into()));
-        let r = cmd(&mut s, "RCPT TO:<alice@example.test> ORCPT=rfc822;a@b").await;
+        let r = cmd(&mut s, "RCPT TO:<alice@example.test> ORCPT=nosemicolon").await;
         assert_eq!(code(&r), (555, "5.5.4".into()));
-        assert_eq!(cmd(&mut s, "RCPT TO:<alice@example.test>").await.code, 250);
+    }
+
+    #[tokio::test]
+    async fn an_srs_recipient_without_srs_or_a_bounce_is_550_511() {
+        // The kit has no SRS key: no SRS address can verify.
+        let kit = Kit::new();
+        let mut s = kit.ready().await;
+        cmd(&mut s, "MAIL FROM:<>").await;
+        let r = cmd(
+            &mut s,
+            "RCPT TO:<SRS0=AAAA=AA=remote.test=bob@example.test>",
+        )
+        .await;
+        assert_eq!(code(&r), (550, "5.1.1".into()));
+        let r = cmd(&mut s, "RCPT TO:<srs1=AAAA=remote.test==x@example.test>").await;
+        assert_eq!(code(&r), (550, "5.1.1".into()));
+        // Another domain's SRS address is just a remote address (relay rules).
+        let r = cmd(&mut s, "RCPT TO:<SRS0=AAAA=AA=x.test=bob@remote.test>").await;
+        assert_eq!(code(&r), (550, "5.7.1".into()));
     }
 
     #[tokio::test]

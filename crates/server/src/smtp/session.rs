@@ -35,6 +35,12 @@ pub struct SmtpContext {
     pub auth: Arc<crate::auth::Authenticator>,
     /// Messages each authenticated user sent in the last hour.
     pub send_rate: super::auth::SendRate,
+    /// SRS for forwarded mail and for bounces coming back to it (issue
+    /// 13); None: forwarded mail keeps its sender.
+    pub srs: Option<Arc<delivery::srs::Srs>>,
+    /// Where DSNs go ("delivered" reports of NOTIFY=SUCCESS); None: none
+    /// are made.
+    pub bounces: Option<Arc<crate::bounce::DirectoryBounces>>,
 }
 
 /// What the driver does after a command.
@@ -80,6 +86,12 @@ pub struct Recipient {
     pub terminal: Vec<String>,
     /// Remote addresses to queue.
     pub remote: Vec<String>,
+    /// The remote addresses come from our own address (a forward, an
+    /// alias, a list): they leave with an SRS reverse-path.
+    pub forwarded: bool,
+    /// RFC 3461 NOTIFY and ORCPT as received.
+    pub notify: Option<String>,
+    pub orcpt: Option<String>,
 }
 
 /// A mail transaction in progress (RFC 5321 3.3).
@@ -299,6 +311,8 @@ impl Session {
             "CHUNKING".to_string(),
             "BINARYMIME".to_string(),
             "HELP".to_string(),
+            // RFC 3461 3: RET, ENVID, NOTIFY and ORCPT are accepted.
+            "DSN".to_string(),
         ];
         if self.ctx.config.legacy_send {
             // RFC 5321 F.6: the legacy commands are advertised as keywords.

@@ -64,6 +64,8 @@ impl Kit {
             tls: None,
             auth,
             send_rate: Default::default(),
+            srs: None,
+            bounces: None,
         });
         Kit {
             _dir: dir,
@@ -260,6 +262,13 @@ impl Store for Failing {
     }
     fn fail_queue(&self, id: i64, e: String) -> StoreFuture<'_, ()> {
         self.inner.fail_queue(id, e)
+    }
+    fn settle_queue(&self, s: store::Settle) -> StoreFuture<'_, Vec<Delivered>> {
+        let e = self.error.clone();
+        if s.dsns.is_empty() {
+            return self.inner.settle_queue(s);
+        }
+        Box::pin(async move { Err(e) })
     }
     fn retry_queue(&self, id: Option<i64>) -> StoreFuture<'_, usize> {
         self.inner.retry_queue(id)

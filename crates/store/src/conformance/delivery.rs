@@ -130,6 +130,7 @@ pub async fn outbound_is_queued_in_same_transaction(backend: &dyn Backend) {
                 raw: raw.clone(),
                 sender: "a@x".into(),
                 recipients: vec!["r1@remote".into(), "r2@remote".into()],
+                ..Default::default()
             }),
             internal_date: 5,
         })
@@ -160,6 +161,7 @@ pub async fn outbound_is_queued_in_same_transaction(backend: &dyn Backend) {
                 raw: b"bounce".to_vec(),
                 sender: String::new(),
                 recipients: vec!["r3@remote".into()],
+                ..Default::default()
             }),
             internal_date: 5,
         })
@@ -175,6 +177,7 @@ pub async fn outbound_is_queued_in_same_transaction(backend: &dyn Backend) {
                 raw: b"x".to_vec(),
                 sender: String::new(),
                 recipients: vec!["r4@remote".into()],
+                ..Default::default()
             }),
             internal_date: 5,
         })

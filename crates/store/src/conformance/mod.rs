@@ -102,6 +102,10 @@ macro_rules! store_conformance {
                 claims_of_a_stopped_sender_are_released_at_start,
                 complete_defer_fail_retry_and_delete,
                 queue_changes_reach_the_feed,
+                dsn_parameters_are_kept_per_row_and_claimed_with_it,
+                settling_removes_rows_marks_warnings_and_delivers_dsns_together,
+                a_settle_that_fails_keeps_the_rows,
+                deliver_all_stores_every_delivery_in_one_commit,
             }
             targets {
                 a_target_names_its_mailbox_and_flags,

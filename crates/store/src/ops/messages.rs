@@ -68,12 +68,27 @@ pub fn deliver(conn: &Connection, delivery: Delivery) -> Result<Delivered, Store
         let mut stmt = conn
             .prepare_cached(
                 "INSERT INTO queue (body_id, sender, recipient, status, attempts, next_attempt, \
-                 created) VALUES (?1, ?2, ?3, 'queued', 0, ?4, ?4)",
+                 created, envid, ret, notify, orcpt, smtputf8, notice) \
+                 VALUES (?1, ?2, ?3, 'queued', 0, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .map_err(map_err)?;
-        for rcpt in &out.recipients {
-            stmt.execute(params![body.0, out.sender, rcpt, now])
-                .map_err(map_err)?;
+        let none = crate::QueueRcpt::default();
+        for (i, rcpt) in out.recipients.iter().enumerate() {
+            let extra = out.rcpt.get(i).unwrap_or(&none);
+            let sender = extra.sender.as_deref().unwrap_or(&out.sender);
+            stmt.execute(params![
+                body.0,
+                sender,
+                rcpt,
+                now,
+                out.envid,
+                out.ret,
+                extra.notify,
+                extra.orcpt,
+                out.smtputf8,
+                out.notice
+            ])
+            .map_err(map_err)?;
             queue_ids.push(conn.last_insert_rowid());
         }
         // Wakes the outbound worker (issue 12): no poll delay.

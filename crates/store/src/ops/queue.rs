@@ -6,8 +6,9 @@
 //! says when to try again), `sending` (claimed; `next_attempt` is the end
 //! of the lease: a claim not finished by then, because its process died,
 //! is claimed again, so a crash may send a message twice but never loses
-//! it), `failed` (permanent; kept visible until the DSN issue turns it into
-//! a bounce). The changes that make rows due now (a retry, released
+//! it), `failed` (permanent, by [`fail`]; the worker no longer keeps
+//! failures: [`settle`] removes the row and delivers its DSN in one
+//! transaction, issue 13). The changes that make rows due now (a retry, released
 //! claims, and a delivery that queues) are recorded as a `queue` change,
 //! which wakes the worker of every process through the feed; completing,
 //! deferring, failing or deleting a row makes nothing due, so it records
@@ -18,7 +19,7 @@ use rusqlite::{Connection, params};
 use super::now;
 use crate::feed::record;
 use crate::schema::map_err;
-use crate::{BodyId, QueueEntry, StoreError};
+use crate::{BodyId, Delivered, QueueEntry, Settle, StoreError};
 
 /// The change-log kind of queue changes.
 pub const QUEUE_KIND: &str = "queue";
@@ -47,28 +48,59 @@ pub fn claim(
                           WHERE status IN ('queued', 'deferred', 'sending') AND next_attempt <= ?1 \
                           ORDER BY next_attempt, id LIMIT ?3) \
              RETURNING id, body_id, sender, recipient, status, attempts, next_attempt, created, \
-             last_error",
+             last_error, envid, ret, notify, orcpt, smtputf8, warned, notice",
         )
         .map_err(map_err)?;
     let mut rows = stmt
-        .query_map(params![now, lease_until, limit], |r| {
-            Ok(QueueEntry {
-                id: r.get(0)?,
-                body: BodyId(r.get(1)?),
-                sender: r.get(2)?,
-                recipient: r.get(3)?,
-                status: r.get(4)?,
-                attempts: r.get(5)?,
-                next_attempt: r.get(6)?,
-                created: r.get(7)?,
-                last_error: r.get(8)?,
-            })
-        })
+        .query_map(params![now, lease_until, limit], entry_row)
         .map_err(map_err)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(map_err)?;
     rows.sort_by_key(|q| q.id);
     Ok(rows)
+}
+
+/// One queue row from the columns `id, body_id, sender, recipient,
+/// status, attempts, next_attempt, created, last_error, envid, ret,
+/// notify, orcpt, smtputf8, warned, notice`, in that order.
+pub fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueEntry> {
+    Ok(QueueEntry {
+        id: r.get(0)?,
+        body: BodyId(r.get(1)?),
+        sender: r.get(2)?,
+        recipient: r.get(3)?,
+        status: r.get(4)?,
+        attempts: r.get(5)?,
+        next_attempt: r.get(6)?,
+        created: r.get(7)?,
+        last_error: r.get(8)?,
+        envid: r.get(9)?,
+        ret: r.get(10)?,
+        notify: r.get(11)?,
+        orcpt: r.get(12)?,
+        smtputf8: r.get::<_, i64>(13)? != 0,
+        warned: r.get::<_, i64>(14)? != 0,
+        notice: r.get::<_, i64>(15)? != 0,
+    })
+}
+
+/// One delivery run's outcome for some rows (see [`crate::Settle`]).
+pub fn settle(conn: &Connection, settle: Settle) -> Result<Vec<Delivered>, StoreError> {
+    let mut done = Vec::with_capacity(settle.dsns.len());
+    for d in settle.dsns {
+        done.push(super::messages::deliver(conn, d)?);
+    }
+    for id in settle.remove {
+        complete(conn, id)?;
+    }
+    for (id, next, why) in &settle.defer {
+        defer(conn, *id, *next, why)?;
+    }
+    for id in settle.warned {
+        conn.execute("UPDATE queue SET warned = 1 WHERE id = ?1", [id])
+            .map_err(map_err)?;
+    }
+    Ok(done)
 }
 
 /// Delivered: the row goes (its body with it when no one else holds it).
