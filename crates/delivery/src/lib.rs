@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod dkim;
 pub mod dsn;
 pub mod route;
 pub mod srs;

@@ -235,6 +235,8 @@ pub struct Worker {
     slots: Arc<Semaphore>,
     down: Arc<Down>,
     bounces: Arc<dyn BounceRoute>,
+    /// DKIM keys that sign what leaves (RFC 6376); None: nothing is signed.
+    dkim: Option<Arc<crate::dkim::Signer>>,
 }
 
 impl Worker {
@@ -253,7 +255,14 @@ impl Worker {
             slots,
             down: Arc::default(),
             bounces,
+            dkim: None,
         }
+    }
+
+    /// Signs each message at send time with the keys of its From domain.
+    pub fn with_dkim(mut self, signer: Arc<crate::dkim::Signer>) -> Worker {
+        self.dkim = Some(signer);
+        self
     }
 
     /// Runs until `stop` resolves. Deliveries in flight go on in their
@@ -348,6 +357,7 @@ impl Worker {
                 stats: Arc::clone(&self.stats),
                 down: Arc::clone(&self.down),
                 bounces: Arc::clone(&self.bounces),
+                dkim: self.dkim.clone(),
             };
             tokio::spawn(async move {
                 job.domain(&domain, rows).await;
@@ -385,6 +395,7 @@ struct Job {
     stats: Arc<WorkerStats>,
     down: Arc<Down>,
     bounces: Arc<dyn BounceRoute>,
+    dkim: Option<Arc<crate::dkim::Signer>>,
 }
 
 mod settle;
@@ -482,7 +493,10 @@ impl Job {
                     Outgoing {
                         sender,
                         recipients: rows.iter().map(|r| r.recipient.clone()).collect(),
-                        raw: Arc::new(raw),
+                        raw: Arc::new(match &self.dkim {
+                            Some(signer) => signer.sign(raw),
+                            None => raw,
+                        }),
                         envid: rows.first().and_then(|r| r.envid.clone()),
                         ret: rows.first().and_then(|r| r.ret.clone()),
                         rcpt_dsn: rows

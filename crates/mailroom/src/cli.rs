@@ -48,6 +48,9 @@ pub enum Cmd {
     /// The outbound queue: mail waiting to leave for other domains
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// DKIM keys that sign our domains' outbound mail (RFC 6376)
+    #[command(subcommand)]
+    Dkim(DkimCmd),
     /// Import an mbox file or a Maildir++ tree into ADDRESS's mailboxes
     /// (a rerun skips what an earlier run imported)
     Import {
@@ -174,6 +177,23 @@ pub enum QueueCmd {
     },
     /// Remove an entry: its recipient will not get the message
     Delete { id: i64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DkimCmd {
+    /// Make a key for DOMAIN, kept in the data directory, and print the
+    /// DNS TXT record to publish
+    Generate {
+        domain: String,
+        /// The selector (default: mr-rsa, or mr-ed for ed25519)
+        #[arg(long)]
+        selector: Option<String>,
+        /// rsa (2048 bits) or ed25519 (RFC 8463)
+        #[arg(long, default_value = "rsa")]
+        algorithm: String,
+    },
+    /// Every key with its record, and which one signs
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -315,6 +335,18 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 QueueCmd::Show { id } => ctx.queue_show(id),
                 QueueCmd::Retry { id, .. } => ctx.queue_retry(id),
                 QueueCmd::Delete { id } => ctx.queue_delete(id),
+            }
+        }
+        Cmd::Dkim(c) => {
+            // Refuses a missing data directory like every other command.
+            commands::Ctx::open(&loaded, missing).map_err(|f| f.message)?;
+            match c {
+                DkimCmd::Generate {
+                    domain,
+                    selector,
+                    algorithm,
+                } => commands::dkim_generate(&loaded, &domain, selector.as_deref(), &algorithm),
+                DkimCmd::List => commands::dkim_list(&loaded),
             }
         }
         Cmd::Import {

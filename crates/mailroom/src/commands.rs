@@ -80,6 +80,55 @@ pub fn backup(loaded: &Loaded, dir: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
+/// `mailroom dkim generate DOMAIN`: one of our domains only, since a key
+/// for another would sign nothing (only mail From our domains is signed).
+pub fn dkim_generate(
+    loaded: &Loaded,
+    domain: &str,
+    selector: Option<&str>,
+    algorithm: &str,
+) -> Result<(), String> {
+    use delivery::dkim::Algorithm;
+    let algorithm = Algorithm::parse(algorithm)
+        .ok_or_else(|| format!("--algorithm {algorithm:?}: rsa or ed25519"))?;
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    if !loaded
+        .config
+        .domains
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case(&domain))
+    {
+        return Err(format!("{domain} is not one of our domains"));
+    }
+    let key = delivery::dkim::generate(&loaded.data_dir, &domain, selector, algorithm)
+        .map_err(|e| e.to_string())?;
+    println!("Publish this TXT record, then mail From {domain} is signed with it:");
+    println!("{}. IN TXT \"{}\"", key.record_name(), key.record());
+    Ok(())
+}
+
+/// `mailroom dkim list`: each key, its record, and whether it signs.
+pub fn dkim_list(loaded: &Loaded) -> Result<(), String> {
+    let keys = delivery::dkim::list(&loaded.data_dir).map_err(|e| e.to_string())?;
+    for k in &keys {
+        let state = if delivery::dkim::signs(&keys, k) {
+            "signs"
+        } else {
+            "older"
+        };
+        println!(
+            "{}\t{}\t{}\t{}\t{}. IN TXT \"{}\"",
+            k.domain,
+            k.selector,
+            k.algorithm.name(),
+            state,
+            k.record_name(),
+            k.record()
+        );
+    }
+    Ok(())
+}
+
 /// `mailroom restore DIR`: needs no data directory (it makes one).
 pub fn restore(loaded: &Loaded, dir: &std::path::Path) -> Result<(), String> {
     let config = backend_config(loaded)?;

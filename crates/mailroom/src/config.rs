@@ -34,6 +34,7 @@ pub struct Config {
     pub tls: TlsSection,
     pub submission: SubmissionSection,
     pub relay: RelaySection,
+    pub checks: ChecksSection,
     pub auth: AuthSection,
     pub store: StoreSection,
     pub log: LogSection,
@@ -160,6 +161,40 @@ pub const DEFAULT_RETRY_INITIAL_SECS: u64 = 300;
 pub const DEFAULT_RETRY_MAX_SECS: u64 = 14_400;
 /// RFC 5321 4.5.4.1: give up after 4-5 days; SPEC 7 says 5.
 pub const DEFAULT_MAX_QUEUE_LIFETIME_SECS: u64 = 432_000;
+
+/// `[checks]`: SPF, DKIM, DMARC and ARC on inbound mail (issue 16).
+/// Results are always recorded; every refusal is off by default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChecksSection {
+    /// false: no checks and no Authentication-Results (a filter in front
+    /// of mailroom does them).
+    pub enabled: bool,
+    pub spf_reject: bool,
+    pub dmarc_reject: bool,
+    pub dmarc_quarantine: bool,
+    pub tempfail_on_dns_error: bool,
+    pub null_mx_reject: bool,
+    pub trusted_arc_sealers: Vec<String>,
+    /// Seconds all checks of one message may take (RFC 7208 4.6.4: SPF at
+    /// least 20).
+    pub timeout: u64,
+}
+
+impl Default for ChecksSection {
+    fn default() -> Self {
+        ChecksSection {
+            enabled: true,
+            spf_reject: false,
+            dmarc_reject: false,
+            dmarc_quarantine: false,
+            tempfail_on_dns_error: false,
+            null_mx_reject: false,
+            trusted_arc_sealers: Vec::new(),
+            timeout: server::smtp::checks::DEFAULT_TIMEOUT.as_secs(),
+        }
+    }
+}
 
 /// `[submission]`: what one authenticated user may send (issue 11).
 #[derive(Debug, Deserialize)]
@@ -361,6 +396,7 @@ impl Default for Config {
             tls: TlsSection::default(),
             submission: SubmissionSection::default(),
             relay: RelaySection::default(),
+            checks: ChecksSection::default(),
             auth: AuthSection::default(),
             store: StoreSection::default(),
             log: LogSection::default(),

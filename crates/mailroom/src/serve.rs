@@ -117,6 +117,39 @@ fn pop3_config(loaded: &Loaded) -> Result<server::pop3::Pop3Config, String> {
 
 /// The outbound worker of `[relay]`: a smarthost, or direct delivery to
 /// each domain's mail servers.
+/// `[checks]`, asking the `[relay] resolver` like the outbound worker.
+fn checks(loaded: &Loaded) -> Result<server::smtp::checks::Checks, String> {
+    let c = &loaded.config.checks;
+    let r = &loaded.config.relay;
+    let resolver = if r.resolver.is_empty() {
+        None
+    } else {
+        addresses("relay.resolver", std::slice::from_ref(&r.resolver))?
+            .into_iter()
+            .next()
+    };
+    let cfg = server::smtp::checks::ChecksConfig {
+        spf_reject: c.spf_reject,
+        dmarc_reject: c.dmarc_reject,
+        dmarc_quarantine: c.dmarc_quarantine,
+        tempfail_on_dns_error: c.tempfail_on_dns_error,
+        null_mx_reject: c.null_mx_reject,
+        trusted_arc_sealers: c.trusted_arc_sealers.clone(),
+        resolver,
+        timeout: Duration::from_secs(c.timeout.max(1)),
+    };
+    let checks = server::smtp::checks::Checks::new(cfg, &loaded.hostname)
+        .map_err(|e| format!("checks: {e}"))?;
+    // Forwarded mail is ARC-sealed with the primary domain's key.
+    Ok(match loaded.config.domains.first() {
+        Some(primary) => checks.with_arc_sealer(
+            Arc::new(delivery::dkim::Signer::new(&loaded.data_dir)),
+            primary,
+        ),
+        None => checks,
+    })
+}
+
 fn outbound_worker(
     loaded: &Loaded,
     store: Arc<dyn Store>,
@@ -198,9 +231,10 @@ fn outbound_worker(
             roots: Arc::new(relay_roots(loaded)?),
         })
     };
-    Ok(Arc::new(delivery::worker::Worker::new(
-        store, cfg, routing, bounces,
-    )))
+    let signer = Arc::new(delivery::dkim::Signer::new(&loaded.data_dir));
+    Ok(Arc::new(
+        delivery::worker::Worker::new(store, cfg, routing, bounces).with_dkim(signer),
+    ))
 }
 
 /// The trust anchors of verified outbound TLS: `[relay] ca_file`, or the
@@ -286,6 +320,11 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         send_rate: Default::default(),
         srs: Some(srs),
         bounces: Some(bounces.clone()),
+        checks: if c.checks.enabled {
+            Some(Arc::new(checks(&loaded)?))
+        } else {
+            None
+        },
     });
 
     let mut smtp_listeners = bind_all("smtp.listen", &c.smtp.listen, Role::Mta).await?;

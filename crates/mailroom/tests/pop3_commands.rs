@@ -62,6 +62,7 @@ fn message_delivered_by_smtp_is_retrieved_byte_identical_apart_from_added_header
     for line in added.lines() {
         assert!(
             line.starts_with("Return-Path:")
+                || line.starts_with("Authentication-Results:")
                 || line.starts_with("Received:")
                 || line.starts_with(' ')
                 || line.starts_with('\t'),

@@ -4,22 +4,31 @@
 mod common;
 use common::{Server, enhanced};
 
-/// The stored message without the two trace fields we add.
+/// The stored message without the fields we add: Return-Path, then
+/// Authentication-Results (issue 16), then Received.
 fn body_of(stored: &[u8]) -> Vec<u8> {
     let text = stored;
     let rp = text.windows(2).position(|w| w == b"\r\n").unwrap() + 2; // Return-Path
     assert!(text.starts_with(b"Return-Path: "));
-    // Received: three or four lines, each continuation starting with a tab.
     let mut pos = rp;
+    if text[pos..].starts_with(b"Authentication-Results: ") {
+        pos = skip_field(text, pos);
+    }
+    // Received: three or four lines, each continuation starting with a tab.
     assert!(text[pos..].starts_with(b"Received: "));
+    pos = skip_field(text, pos);
+    text[pos..].to_vec()
+}
+
+/// The offset after the field starting at `pos` and its continuation lines.
+fn skip_field(text: &[u8], mut pos: usize) -> usize {
     loop {
         let end = pos + text[pos..].windows(2).position(|w| w == b"\r\n").unwrap() + 2;
         pos = end;
         if text.get(pos) != Some(&b'\t') {
-            break;
+            return pos;
         }
     }
-    text[pos..].to_vec()
 }
 
 #[test]

@@ -26,8 +26,15 @@ fn seed_session_delivers_to_alice() {
     assert_eq!(inbox.len(), 1);
     let msg = String::from_utf8(inbox[0].clone()).unwrap();
     // Return-Path first (the unqualified sender was qualified), then our
-    // Received with `for` (one recipient), then the message untouched.
-    assert!(msg.starts_with("Return-Path: <frol@example.test>\r\nReceived: from 195.161.101.33 ([127.0.0.1])\r\n\tby mx.example.test (mailroom) with SMTP id "), "{msg}");
+    // Authentication-Results (issue 16), then our Received with `for`
+    // (one recipient), then the message untouched.
+    assert!(
+        msg.starts_with(
+            "Return-Path: <frol@example.test>\r\nAuthentication-Results: mx.example.test;"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("\r\nReceived: from 195.161.101.33 ([127.0.0.1])\r\n\tby mx.example.test (mailroom) with SMTP id "), "{msg}");
     assert!(msg.contains("\r\n\tfor <alice@example.test>; "), "{msg}");
     assert!(msg.ends_with("From: frol@example.test\r\nTo: alice@example.test\r\nSubject: test\r\n\r\nHello Bob!\r\n"), "{msg}");
 }

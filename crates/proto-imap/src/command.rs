@@ -50,6 +50,8 @@ pub enum StatusItem {
     Size,
     Recent,
     HighestModSeq,
+    /// RFC 8474 4.2 (the value is the mailbox's number; shown `(M<n>)`).
+    MailboxId,
 }
 
 impl StatusItem {
@@ -63,6 +65,7 @@ impl StatusItem {
             StatusItem::Size => "SIZE",
             StatusItem::Recent => "RECENT",
             StatusItem::HighestModSeq => "HIGHESTMODSEQ",
+            StatusItem::MailboxId => "MAILBOXID",
         }
     }
 }
@@ -493,6 +496,7 @@ fn parse_status_item(c: &mut Cursor<'_>) -> LexResult<StatusItem> {
         "SIZE" => StatusItem::Size,
         "RECENT" => StatusItem::Recent,
         "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+        "MAILBOXID" => StatusItem::MailboxId,
         _ => return Err("unknown status item"),
     })
 }

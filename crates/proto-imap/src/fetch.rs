@@ -83,6 +83,9 @@ pub enum FetchAtt {
     BinarySize {
         part: Vec<u32>,
     },
+    /// EMAILID and THREADID (RFC 8474 5).
+    EmailId,
+    ThreadId,
     /// PREVIEW (RFC 8970): up to 256 characters of the message's text;
     /// `lazy` for `PREVIEW (LAZY)`, which we answer like PREVIEW (it
     /// costs one read of the body either way).
@@ -114,6 +117,8 @@ impl FetchAtt {
                 | FetchAtt::Rfc822Size
                 | FetchAtt::Uid
                 | FetchAtt::ModSeq
+                | FetchAtt::EmailId
+                | FetchAtt::ThreadId
         )
     }
 }
@@ -178,6 +183,8 @@ pub fn parse_fetch_att(c: &mut Cursor<'_>) -> LexResult<FetchAtt> {
         "RFC822.TEXT" => FetchAtt::Rfc822Text,
         "BODYSTRUCTURE" => FetchAtt::BodyStructure,
         "UID" => FetchAtt::Uid,
+        "EMAILID" => FetchAtt::EmailId,
+        "THREADID" => FetchAtt::ThreadId,
         "MODSEQ" => FetchAtt::ModSeq,
         // RFC 8970 4: `PREVIEW [SP "(" preview-mod *(SP preview-mod) ")"]`.
         "PREVIEW" => {

@@ -122,6 +122,8 @@ pub enum Code {
     HasChildren,
     /// RFC 6154 3: a special-use attribute CREATE cannot give.
     UseAttr,
+    /// RFC 8474 4.1: the mailbox's object id.
+    MailboxId(String),
     InUse,
     Limit,
     NonExistent,
@@ -158,6 +160,7 @@ impl Code {
             Code::ExpungeIssued => "EXPUNGEISSUED".into(),
             Code::HasChildren => "HASCHILDREN".into(),
             Code::UseAttr => "USEATTR".into(),
+            Code::MailboxId(id) => format!("MAILBOXID ({id})"),
             Code::InUse => "INUSE".into(),
             Code::Limit => "LIMIT".into(),
             Code::NonExistent => "NONEXISTENT".into(),
@@ -211,6 +214,10 @@ pub enum FetchValue {
     },
     /// RFC 8970: the preview text, None (NIL) when there is none.
     Preview(Option<String>),
+    /// RFC 8474 5.1: `EMAILID (id)`.
+    EmailId(String),
+    /// RFC 8474 5.2: `THREADID (id)`, or NIL where threads are not kept.
+    ThreadId(Option<String>),
 }
 
 /// Untagged data responses (RFC 9051 7.2-7.5).
@@ -372,7 +379,11 @@ impl Data {
                 out.extend_from_slice(b" (");
                 let items: Vec<String> = items
                     .iter()
-                    .map(|(i, v)| format!("{} {v}", i.name()))
+                    .map(|(i, v)| match i {
+                        // RFC 8474 4.2: an objectid in parentheses.
+                        StatusItem::MailboxId => format!("MAILBOXID (M{v})"),
+                        _ => format!("{} {v}", i.name()),
+                    })
                     .collect();
                 out.extend_from_slice(items.join(" ").as_bytes());
                 out.push(b')');
@@ -468,6 +479,11 @@ impl FetchValue {
             }
             FetchValue::Uid(n) => out.extend_from_slice(format!("UID {n}").as_bytes()),
             FetchValue::ModSeq(n) => out.extend_from_slice(format!("MODSEQ ({n})").as_bytes()),
+            FetchValue::EmailId(id) => out.extend_from_slice(format!("EMAILID ({id})").as_bytes()),
+            FetchValue::ThreadId(Some(id)) => {
+                out.extend_from_slice(format!("THREADID ({id})").as_bytes())
+            }
+            FetchValue::ThreadId(None) => out.extend_from_slice(b"THREADID NIL"),
             FetchValue::Preview(p) => {
                 out.extend_from_slice(b"PREVIEW ");
                 enc.nstring(out, p.as_deref().map(str::as_bytes));

@@ -44,6 +44,9 @@ pub enum SearchKey {
     Text(String),
     /// MODSEQ (RFC 7162), accepted for later CONDSTORE.
     ModSeq(u64),
+    /// RFC 8474 6: the message's EMAILID, or THREADID.
+    EmailId(String),
+    ThreadId(String),
     /// RFC 5032: INTERNALDATE within the last n seconds, or not.
     Younger(u64),
     Older(u64),
@@ -185,6 +188,24 @@ fn parse_key(c: &mut Cursor<'_>, depth: usize, count: &mut usize) -> LexResult<S
         "MODSEQ" => {
             c.sp()?;
             Ok(SearchKey::ModSeq(c.number64()?))
+        }
+        // RFC 8474 6: `EMAILID objectid`, `THREADID objectid`.
+        "EMAILID" | "THREADID" => {
+            c.sp()?;
+            let id = c.atom()?.to_string();
+            let ok = !id.is_empty()
+                && id.len() <= 255
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !ok {
+                return Err("bad objectid");
+            }
+            Ok(if word == "EMAILID" {
+                SearchKey::EmailId(id)
+            } else {
+                SearchKey::ThreadId(id)
+            })
         }
         // RFC 5032 3: nz-number seconds.
         "YOUNGER" | "OLDER" => {

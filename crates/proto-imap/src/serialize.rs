@@ -463,6 +463,8 @@ impl Writer {
             SearchKey::SentSince(d) => self.raw(&format!("SENTSINCE {}", format_date(*d))),
             SearchKey::Larger(n) => self.raw(&format!("LARGER {n}")),
             SearchKey::Younger(n) => self.raw(&format!("YOUNGER {n}")),
+            SearchKey::EmailId(id) => self.raw(&format!("EMAILID {id}")),
+            SearchKey::ThreadId(id) => self.raw(&format!("THREADID {id}")),
             SearchKey::Older(n) => self.raw(&format!("OLDER {n}")),
             SearchKey::Smaller(n) => self.raw(&format!("SMALLER {n}")),
             SearchKey::ModSeq(n) => self.raw(&format!("MODSEQ {n}")),
@@ -502,6 +504,8 @@ impl Writer {
             FetchAtt::Body => self.raw("BODY"),
             FetchAtt::BodyStructure => self.raw("BODYSTRUCTURE"),
             FetchAtt::Uid => self.raw("UID"),
+            FetchAtt::EmailId => self.raw("EMAILID"),
+            FetchAtt::ThreadId => self.raw("THREADID"),
             FetchAtt::ModSeq => self.raw("MODSEQ"),
             FetchAtt::Preview { lazy } => {
                 self.raw(if *lazy { "PREVIEW (LAZY)" } else { "PREVIEW" })

@@ -94,6 +94,11 @@ const RFC_TRACES: &[&str] = &[
     // RFC 6154 5.3.
     "t1 CREATE \"Important Messages\" (USE (\\Important))\r\n",
     "t2 CREATE Archive (USE (\\Archive))\r\n",
+    // RFC 8474 4-6.
+    "27 STATUS foo (MAILBOXID)\r\n",
+    "3 FETCH 1:* (EMAILID THREADID)\r\n",
+    "28 SEARCH EMAILID M6d99ac3275bb4e\r\n",
+    "29 UID SEARCH THREADID T64b478a75b7ea9\r\n",
     // RFC 8970 4.
     "t1 FETCH 1 (PREVIEW)\r\n",
     "t2 UID FETCH 1:* (UID PREVIEW (LAZY))\r\n",

@@ -107,13 +107,17 @@ impl Zone {
         self.add(host, RecordType::AAAA, RData::AAAA(AAAA(addr)))
     }
 
-    /// One TXT record of one string (SPF, DKIM and DMARC tests).
+    /// One TXT record (SPF, DKIM and DMARC tests). A text longer than a
+    /// character-string's 255 octets (RFC 1035 3.3.14; an RSA DKIM key)
+    /// is split into several strings, which readers join (RFC 7208 3.3,
+    /// RFC 6376 3.6.2.2).
     pub fn txt(&mut self, owner: &str, text: &str) -> &mut Self {
-        self.add(
-            owner,
-            RecordType::TXT,
-            RData::TXT(TXT::new(vec![text.to_string()])),
-        )
+        let parts = text
+            .as_bytes()
+            .chunks(255)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        self.add(owner, RecordType::TXT, RData::TXT(TXT::new(parts)))
     }
 
     /// Every query for `name`, of any type, gets SERVFAIL.

@@ -247,6 +247,7 @@ mod tests {
                 delay_warning: Duration::from_secs(0),
             },
             routing: Arc::new(NoRoute),
+            dkim: None,
             stats: Arc::default(),
             down: Arc::default(),
             bounces: Arc::new(Local),

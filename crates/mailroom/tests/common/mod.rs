@@ -72,6 +72,41 @@ pub struct Extra {
 const CHEAP_AUTH: &str = "argon2_memory_kib = 64\nargon2_iterations = 1";
 
 /// The config every test server starts from, with `extra` added.
+/// `text` with each test listener's address set to its port in `ports`.
+fn rewrite_ports(text: &str, ports: &Ports) -> String {
+    let mut section = String::new();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            section = t.trim_matches(|c| c == '[' || c == ']').to_string();
+        }
+        let key = t.split('=').next().unwrap_or("").trim();
+        let port = match (section.as_str(), key) {
+            ("smtp", "listen") => Some(ports.smtp),
+            ("smtp", "submission") => Some(ports.submission),
+            ("smtp", "submissions") => Some(ports.submissions),
+            ("pop3", "listen") => Some(ports.pop3),
+            ("pop3", "tls_listen") => Some(ports.pop3s),
+            ("imap", "listen") => Some(ports.imap),
+            ("imap", "tls_listen") => Some(ports.imaps),
+            ("admin", "listen") => Some(ports.admin),
+            _ => None,
+        };
+        match port {
+            Some(p) if t.contains("\"127.0.0.1:") && section == "admin" => {
+                out.push_str(&format!("listen = \"127.0.0.1:{p}\""));
+            }
+            Some(p) if t.contains("\"127.0.0.1:") => {
+                out.push_str(&format!("{key} = [\"127.0.0.1:{p}\"]"));
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 pub fn config_text(dir: &Path, ports: &Ports, extra: &Extra) -> String {
     let (extra_top, extra_smtp, extra_pop3) = (&extra.top, &extra.smtp, &extra.pop3);
     let (extra_imap, extra_tls) = (&extra.imap, &extra.tls);
@@ -211,24 +246,11 @@ impl Server {
             pop3s: free_port(),
         };
         // A retry after a port clash keeps the edits a test made to the
-        // written config (its domains, say): only the ports change.
+        // written config (its domains, say): only the listeners' lines
+        // change, found by section and key (two listeners may have drawn
+        // the same port, which is why the retry happens).
         let text = match std::fs::read_to_string(&self.config) {
-            Ok(old) if self.smtp.port() != 0 => {
-                let mut text = old;
-                for (from, to) in [
-                    (self.smtp, ports.smtp),
-                    (self.pop3, ports.pop3),
-                    (self.imap, ports.imap),
-                    (self.admin, ports.admin),
-                    (self.submission, ports.submission),
-                    (self.submissions, ports.submissions),
-                    (self.imaps, ports.imaps),
-                    (self.pop3s, ports.pop3s),
-                ] {
-                    text = text.replace(&format!("\"{from}\""), &format!("\"127.0.0.1:{to}\""));
-                }
-                text
-            }
+            Ok(old) if self.smtp.port() != 0 => rewrite_ports(&old, &ports),
             _ => config_text(self.dir.path(), &ports, &self.extra),
         };
         std::fs::write(&self.config, text).expect("write config");

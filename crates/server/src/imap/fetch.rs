@@ -80,7 +80,10 @@ impl Session {
             || atts.iter().any(|a| {
                 matches!(
                     a,
-                    FetchAtt::InternalDate | FetchAtt::Rfc822Size | FetchAtt::ModSeq
+                    FetchAtt::InternalDate
+                        | FetchAtt::Rfc822Size
+                        | FetchAtt::ModSeq
+                        | FetchAtt::EmailId
                 )
             });
         let mut expunge_issued = false;
@@ -214,6 +217,11 @@ struct Item<'a> {
     part: Option<&'a Part<'a>>,
 }
 
+/// RFC 8474 5.1: 1-255 characters of `A-Za-z0-9_-`.
+pub(super) fn email_id(body: store::BodyId) -> String {
+    format!("E{}", body.0)
+}
+
 fn fetch_item(att: &FetchAtt, it: &Item<'_>) -> Result<FetchValue, ImapError> {
     let body = || {
         it.raw
@@ -229,6 +237,12 @@ fn fetch_item(att: &FetchAtt, it: &Item<'_>) -> Result<FetchValue, ImapError> {
         FetchAtt::InternalDate => FetchValue::InternalDate(meta()?.internal_date),
         FetchAtt::Rfc822Size => FetchValue::Rfc822Size(meta()?.size),
         FetchAtt::Uid => FetchValue::Uid(it.uid.0),
+        // RFC 8474 5.1: the body is shared by COPY and MOVE and never
+        // changes, so its id names the message wherever it is.
+        FetchAtt::EmailId => FetchValue::EmailId(email_id(meta()?.body)),
+        // RFC 8474 5.2: NIL, since threads are not kept (THREAD computes
+        // them per command).
+        FetchAtt::ThreadId => FetchValue::ThreadId(None),
         FetchAtt::ModSeq => FetchValue::ModSeq(meta()?.modseq),
         FetchAtt::Preview { .. } => FetchValue::Preview(mime::preview(body()?.1)),
         FetchAtt::Envelope => FetchValue::Envelope(Box::new(mime::envelope(body()?.1))),

@@ -15,6 +15,12 @@ use super::session::{CmdResult, ImapError, Out, Session, done};
 /// The hierarchy delimiter (RFC 9051 5.1.1).
 pub const DELIMITER: char = '/';
 
+/// RFC 8474 4: a mailbox's object id, kept across RENAME (the store's
+/// mailbox number never changes and is never reused).
+pub(super) fn mailbox_id(id: store::MailboxId) -> String {
+    format!("M{}", id.0)
+}
+
 /// The special-use attributes of RFC 6154 2 that CREATE may give.
 const USE_ATTRS: &[&str] = &[
     "\\All",
@@ -128,7 +134,11 @@ impl Session {
             .create_mailbox(account, name.to_string(), special_use)
             .await
         {
-            Ok(_) => done("CREATE completed"),
+            // RFC 8474 4.1: CREATE tells the new mailbox's id.
+            Ok(info) => Ok((
+                Some(Code::MailboxId(mailbox_id(info.id))),
+                "CREATE completed".to_string(),
+            )),
             Err(StoreError::AlreadyExists(_)) => Err(ImapError::no(
                 Some(Code::AlreadyExists),
                 "mailbox already exists",
@@ -233,6 +243,7 @@ impl Session {
                 StatusItem::UidValidity => u64::from(info.uidvalidity),
                 StatusItem::Unseen => u64::from(info.unseen),
                 StatusItem::HighestModSeq => info.highestmodseq,
+                StatusItem::MailboxId => info.id.0.max(0) as u64,
                 StatusItem::Deleted => msgs
                     .iter()
                     .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
@@ -270,6 +281,50 @@ mod tests {
 #[cfg(test)]
 mod session_tests {
     use crate::imap::testkit::{ALICE, Kit, cmd};
+
+    #[tokio::test]
+    async fn object_ids_name_mailboxes_across_rename_and_messages_across_copy_and_move() {
+        // RFC 8474 4 and 5.
+        let kit = Kit::new();
+        kit.deliver(ALICE, "Subject: x\r\n\r\nbody\r\n").await;
+        let mut s = kit.logged_in(ALICE).await;
+        let r = cmd(&mut s, "CREATE Work").await;
+        let code = r
+            .tagged
+            .split(['[', ']'])
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        assert!(code.starts_with("MAILBOXID (M"), "{r:?}");
+        cmd(&mut s, "RENAME Work Job").await.assert_ok();
+        let r = cmd(&mut s, "STATUS Job (MAILBOXID)").await;
+        assert!(r.has(&code), "the id survives RENAME: {r:?}");
+        let r = cmd(&mut s, "SELECT INBOX").await;
+        assert!(r.has("OK [MAILBOXID (M"), "{r:?}");
+        let r = cmd(&mut s, "FETCH 1 (EMAILID THREADID)").await;
+        let line = r.lines_with("EMAILID")[0].to_string();
+        let id = line
+            .split("EMAILID (")
+            .nth(1)
+            .and_then(|t| t.split(')').next())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            id.starts_with('E') && line.contains("THREADID NIL"),
+            "{line}"
+        );
+        cmd(&mut s, "COPY 1 Job").await.assert_ok();
+        let r = cmd(&mut s, &format!("SEARCH EMAILID {id}")).await;
+        assert!(r.has("* SEARCH 1"), "{r:?}");
+        cmd(&mut s, "SELECT Job").await.assert_ok();
+        let r = cmd(&mut s, "FETCH 1 (EMAILID)").await;
+        assert!(
+            r.has(&format!("EMAILID ({id})")),
+            "the copy keeps it: {r:?}"
+        );
+        assert_eq!(cmd(&mut s, "SEARCH EMAILID bad!id").await.status(), "BAD");
+        assert!(cmd(&mut s, "CAPABILITY").await.has(" OBJECTID"));
+    }
 
     #[tokio::test]
     async fn create_special_use_gives_the_attribute_or_no_useattr() {

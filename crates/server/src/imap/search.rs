@@ -50,6 +50,7 @@ fn needs(k: &SearchKey, n: &mut Needs) {
         | SearchKey::Smaller(_)
         | SearchKey::Younger(_)
         | SearchKey::Older(_)
+        | SearchKey::EmailId(_)
         | SearchKey::ModSeq(_) => n.meta = true,
         _ => {}
     }
@@ -104,6 +105,11 @@ fn eval(k: &SearchKey, c: &Ctx<'_>) -> bool {
         SearchKey::SentOn(d) => c.text.and_then(|t| t.date).is_some_and(|x| x == *d),
         SearchKey::SentSince(d) => c.text.and_then(|t| t.date).is_some_and(|x| x >= *d),
         SearchKey::Larger(n) => c.meta.is_some_and(|m| m.size > *n),
+        SearchKey::EmailId(id) => c
+            .meta
+            .is_some_and(|m| super::fetch::email_id(m.body) == *id),
+        // No thread ids are kept (FETCH THREADID is NIL): nothing matches.
+        SearchKey::ThreadId(_) => false,
         // RFC 5032 3: relative to the time of the search.
         SearchKey::Younger(n) => c
             .meta

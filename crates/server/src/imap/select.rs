@@ -43,6 +43,12 @@ impl Session {
             Some(Code::UidValidity(sel.info.uidvalidity)),
             "UIDs valid",
         );
+        // RFC 8474 4.1: SELECT and EXAMINE name the mailbox's id.
+        out.untagged(
+            Status::Ok,
+            Some(Code::MailboxId(super::folders::mailbox_id(sel.info.id))),
+            "Ok",
+        );
         out.untagged(
             Status::Ok,
             Some(Code::UidNext(sel.info.uidnext.max(view.max_uid() + 1))),

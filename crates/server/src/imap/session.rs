@@ -317,6 +317,7 @@ impl Session {
                 "WITHIN",
                 "CREATE-SPECIAL-USE",
                 "PREVIEW",
+                "OBJECTID",
                 "BINARY",
                 "STATUS=SIZE",
             ]);

@@ -12,6 +12,7 @@ use proto_common::log_safe;
 use proto_smtp::{Body, Notify, Reply};
 use store::StoreError;
 
+use super::checks::{self, Verdict};
 use super::session::{
     Action, Chunks, Session, State, Transaction, bad_sequence, local_error, reply,
 };
@@ -197,6 +198,14 @@ impl Session {
         // RFC 6409 8: an authenticated submission gets Date and Message-ID.
         let submission_id = self.authenticated.is_some().then_some(id.as_str());
         let body = delivery::clean(&message, &config.hostname, submission_id);
+        // SPF, DKIM, DMARC, ARC (issue 16): refused here, or recorded.
+        let relaying = tx.recipients.iter().any(|r| !r.remote.is_empty());
+        let (body, verdict) = self.auth_checks(&tx.sender, body, relaying).await;
+        let (results, junk, arc) = match verdict {
+            Some(Verdict::Reject(r)) => return r,
+            Some(Verdict::Accept { header, junk, arc }) => (Some(header), junk, arc),
+            None => (None, false, None),
+        };
 
         // One copy per account and per remote address, however it was
         // reached (SPEC 1: directly and through a list gives one copy).
@@ -250,7 +259,7 @@ impl Session {
             smtputf8: tx.params.smtputf8,
             forward_sender: self.forward_sender(&tx.sender),
         };
-        let Some(store_delivery) =
+        let Some(mut store_delivery) =
             delivery::build(&body, &tx.sender, Some(&received), &targets, now, &envelope)
         else {
             // Terminal only (SEND): nothing to store.
@@ -258,6 +267,15 @@ impl Session {
             self.count_accepted(size);
             return reply(250, 2, 0, 0, &format!("Ok: sent as {id}"));
         };
+        if let Some(h) = &results {
+            checks::insert_results(&mut store_delivery, h);
+        }
+        if junk {
+            checks::into_junk(&mut store_delivery);
+        }
+        if let Some(set) = &arc {
+            checks::seal_relayed(&mut store_delivery, set);
+        }
         let mut writes = vec![store_delivery];
         writes.extend(self.delivered_report(&tx, &body).await);
         match self.ctx.store.deliver_all(writes).await {

@@ -7,6 +7,7 @@
 //! accepts connections under the limits of SPEC 8.
 
 pub mod auth;
+pub mod checks;
 pub mod config;
 mod data;
 pub mod driver;

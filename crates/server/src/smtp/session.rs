@@ -41,6 +41,8 @@ pub struct SmtpContext {
     /// Where DSNs go ("delivered" reports of NOTIFY=SUCCESS); None: none
     /// are made.
     pub bounces: Option<Arc<crate::bounce::DirectoryBounces>>,
+    /// SPF/DKIM/DMARC/ARC on inbound mail; None: no Authentication-Results.
+    pub checks: Option<Arc<super::checks::Checks>>,
 }
 
 /// What the driver does after a command.

@@ -66,6 +66,7 @@ impl Kit {
             send_rate: Default::default(),
             srs: None,
             bounces: None,
+            checks: None,
         });
         Kit {
             _dir: dir,
