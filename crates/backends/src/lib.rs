@@ -5,17 +5,28 @@
 //!
 //! `backend = "sqlite"` (the default) is the embedded store and directory
 //! in the data directory (`store.db`, `directory.db`). `"postgres"` selects
-//! both on one PostgreSQL database (SPEC 6, several nodes); it is not built
-//! yet (issue 21), so opening it is a configuration error that says so.
+//! both on one PostgreSQL database (SPEC 6, several nodes). The store half
+//! exists (crates/store-pg, passing the conformance suite) but the
+//! directory does not yet (issue 21), and a node needs both: opening
+//! either is a configuration error that says so until the directory runs
+//! on PostgreSQL too.
 
 #![forbid(unsafe_code)]
 
 pub mod backup;
 
+/// The PostgreSQL backend's defaults for `[store]` (pool size, statement
+/// timeout, node name), so that the config need not name the backend
+/// crate.
+pub mod postgres {
+    pub use store_pg::{POOL_SIZE, STATEMENT_TIMEOUT, default_node_id};
+}
+
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use directory::{Directory, DirectoryConfig, DirectoryError, SqliteDirectory};
 use store::{SqliteStore, Store, StoreError, StoreOptions};
@@ -63,6 +74,13 @@ pub struct BackendConfig {
     pub backend: Backend,
     /// `store.url` (PostgreSQL); unused by SQLite.
     pub url: String,
+    /// `store.pool_size`: pooled connections per node (PostgreSQL).
+    pub pool_size: usize,
+    /// `store.statement_timeout` (PostgreSQL).
+    pub statement_timeout: Duration,
+    /// `store.node_id`: this node's name in queue claims (PostgreSQL);
+    /// the host name by default.
+    pub node_id: String,
     /// The data directory (SQLite's files live there).
     pub data_dir: PathBuf,
     pub store: StoreOptions,
@@ -74,6 +92,9 @@ impl fmt::Debug for BackendConfig {
         // The URL may carry a password.
         f.debug_struct("BackendConfig")
             .field("backend", &self.backend)
+            .field("pool_size", &self.pool_size)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("node_id", &self.node_id)
             .field("data_dir", &self.data_dir)
             .field("store", &self.store)
             .field("directory", &self.directory)
@@ -87,6 +108,9 @@ impl BackendConfig {
         BackendConfig {
             backend: Backend::Sqlite,
             url: String::new(),
+            pool_size: store_pg::POOL_SIZE,
+            statement_timeout: store_pg::STATEMENT_TIMEOUT,
+            node_id: store_pg::default_node_id(),
             data_dir: data_dir.into(),
             store: StoreOptions::default(),
             directory,
@@ -120,7 +144,8 @@ impl fmt::Display for OpenError {
         match self {
             OpenError::NotBuilt(b) => write!(
                 f,
-                "store.backend = \"{}\": that backend is not built yet (issue 21); use \"sqlite\"",
+                "store.backend = \"{}\": that backend is not built yet (issue 21: the store \
+                 is, the directory is not); use \"sqlite\"",
                 b.name()
             ),
             OpenError::Store(e) => e.fmt(f),

@@ -38,6 +38,13 @@ pub fn backend_config(loaded: &Loaded) -> Result<BackendConfig, String> {
     Ok(BackendConfig {
         backend: s.backend.parse()?,
         url: s.url.0.clone(),
+        pool_size: s.pool_size,
+        statement_timeout: std::time::Duration::from_secs(s.statement_timeout),
+        node_id: if s.node_id.is_empty() {
+            backends::postgres::default_node_id()
+        } else {
+            s.node_id.clone()
+        },
         data_dir: loaded.data_dir.clone(),
         store: StoreOptions {
             group_commit_max: s.group_commit_max,

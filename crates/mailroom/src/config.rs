@@ -379,6 +379,14 @@ pub struct StoreSection {
     pub url: Secret,
     /// Most deliveries one commit (one fsync) may carry.
     pub group_commit_max: usize,
+    /// PostgreSQL: connections in this node's pool.
+    pub pool_size: usize,
+    /// PostgreSQL: seconds a statement may run before it is cancelled
+    /// (the operation fails temporary: 451 4.3.0, `NO [UNAVAILABLE]`).
+    pub statement_timeout: u64,
+    /// PostgreSQL: this node's name in the queue's claims; empty means
+    /// the host name.
+    pub node_id: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -470,6 +478,9 @@ impl Default for StoreSection {
             backend: backends::Backend::default().name().to_string(),
             url: Secret::default(),
             group_commit_max: store::StoreOptions::default().group_commit_max,
+            pool_size: backends::postgres::POOL_SIZE,
+            statement_timeout: backends::postgres::STATEMENT_TIMEOUT.as_secs(),
+            node_id: String::new(),
         }
     }
 }
@@ -803,6 +814,8 @@ impl Config {
             ("smtp.command_timeout", self.smtp.command_timeout),
             ("smtp.data_timeout", self.smtp.data_timeout),
             ("store.group_commit_max", self.store.group_commit_max as u64),
+            ("store.pool_size", self.store.pool_size as u64),
+            ("store.statement_timeout", self.store.statement_timeout),
             ("pop3.idle_timeout", self.pop3.idle_timeout),
             ("pop3.max_connections", self.pop3.max_connections as u64),
             (
@@ -949,6 +962,9 @@ listen = "127.0.0.1:9025"
         assert_eq!(c.imap.terminal_max_chars, d.imap.terminal_max_chars);
         assert_eq!(c.smtp.legacy_send_from, d.smtp.legacy_send_from);
         assert_eq!(c.store.group_commit_max, d.store.group_commit_max);
+        assert_eq!(c.store.pool_size, d.store.pool_size);
+        assert_eq!(c.store.statement_timeout, d.store.statement_timeout);
+        assert_eq!(c.store.node_id, d.store.node_id);
         assert_eq!(c.auth.scram_iterations, d.auth.scram_iterations);
         assert_eq!(c.auth.scram, d.auth.scram);
     }

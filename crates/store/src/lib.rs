@@ -33,6 +33,17 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use ops::MAX_FLAGS_PER_MESSAGE;
+
+/// The validation and canonical forms every backend applies the same way
+/// (account and mailbox names, flags, limits), so that a PostgreSQL store
+/// accepts and refuses exactly what the embedded one does.
+pub mod rules {
+    pub use crate::ops::{
+        MAX_ACCOUNT_NAME, MAX_BODY_BYTES, MAX_FLAG_LEN, MAX_FLAGS_PER_MESSAGE, MAX_MAILBOX_NAME,
+        canonical_account, check_new_mailbox_name, flags_from_text, flags_to_text, normalize_flags,
+        normalize_mailbox_name, now, same_flags,
+    };
+}
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;
 

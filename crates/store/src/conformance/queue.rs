@@ -1,6 +1,8 @@
 //! Conformance: the outbound queue (issue 12): claims with a lease,
 //! deferral, completion, failure, retry and delete, and the feed's `Queue`
-//! change that wakes the worker.
+//! change that wakes the worker; and what issue 13 adds: the RFC 3461
+//! parameters kept per row, and a delivery run settled in one
+//! transaction.
 
 use crate::conformance::Backend;
 use crate::*;
@@ -146,5 +148,148 @@ pub async fn queue_changes_reach_the_feed(backend: &dyn Backend) {
         if c == Change::QueueRetry {
             break;
         }
+    }
+}
+
+/// Two remote recipients, the first with its own sender (SRS), NOTIFY and
+/// ORCPT; ENVID, RET and SMTPUTF8 for the message.
+pub fn with_dsn_params() -> Delivery {
+    Delivery {
+        local_raw: None,
+        local: vec![],
+        outbound: Some(Outbound {
+            raw: b"Subject: out\r\n\r\nx\r\n".to_vec(),
+            sender: "a@x".into(),
+            recipients: vec!["r1@y".into(), "r2@y".into()],
+            rcpt: vec![QueueRcpt {
+                sender: Some("SRS0=abcd=AA=x=a@ours".into()),
+                notify: Some("SUCCESS,DELAY".into()),
+                orcpt: Some("rfc822;b+40ours".into()),
+            }],
+            envid: Some("QQ314159".into()),
+            ret: Some("FULL".into()),
+            smtputf8: true,
+            notice: false,
+        }),
+        internal_date: 0,
+    }
+}
+
+pub async fn dsn_parameters_are_kept_per_row_and_claimed_with_it(backend: &dyn Backend) {
+    let store = backend.open();
+    store.deliver(with_dsn_params()).await.expect("deliver");
+    let now = ops::now();
+    let rows = store.claim_queue(now, now + 60, 10).await.expect("claim");
+    assert_eq!(rows.len(), 2);
+    let (a, b) = (&rows[0], &rows[1]);
+    assert_eq!(a.sender, "SRS0=abcd=AA=x=a@ours", "the row's own sender");
+    assert_eq!(a.notify.as_deref(), Some("SUCCESS,DELAY"));
+    assert_eq!(a.orcpt.as_deref(), Some("rfc822;b+40ours"));
+    assert_eq!(b.sender, "a@x", "no entry: the message's sender");
+    assert_eq!((b.notify.as_deref(), b.orcpt.as_deref()), (None, None));
+    for r in &rows {
+        assert_eq!(r.envid.as_deref(), Some("QQ314159"));
+        assert_eq!(r.ret.as_deref(), Some("FULL"));
+        assert!(r.smtputf8 && !r.warned && !r.notice);
+    }
+    assert_eq!(store.queue().await.expect("queue"), rows);
+    // A postmaster notice keeps its mark.
+    let mut notice = outbound(&["postmaster@y"]);
+    if let Some(o) = notice.outbound.as_mut() {
+        o.notice = true;
+    }
+    let id = store.deliver(notice).await.expect("deliver").queue_ids[0];
+    let q = store.queue().await.expect("queue");
+    let row = q.iter().find(|q| q.id == id).expect("the notice's row");
+    assert!(row.notice && !row.smtputf8 && row.envid.is_none());
+}
+
+pub async fn settling_removes_rows_marks_warnings_and_delivers_dsns_together(
+    backend: &dyn Backend,
+) {
+    let store = backend.open();
+    let other = backend.open();
+    let d = store.deliver(with_dsn_params()).await.expect("deliver");
+    let (gone, warned) = (d.queue_ids[0], d.queue_ids[1]);
+    let dsn = crate::conformance::local(
+        &["a@x"],
+        b"Subject: Delivery Status Notification\r\n\r\nx\r\n",
+    );
+    let done = store
+        .settle_queue(Settle {
+            remove: vec![gone],
+            defer: vec![(warned, 4_000_000_000, "451 later".into())],
+            warned: vec![warned],
+            dsns: vec![dsn, outbound(&["postmaster@far"])],
+        })
+        .await
+        .expect("settle");
+    assert_eq!(done.len(), 2, "one Delivered per DSN");
+    assert_eq!(done[0].entries.len(), 1);
+    assert_eq!(done[1].queue_ids.len(), 1);
+    // Read through another handle: it is all committed.
+    let q = other.queue().await.expect("queue");
+    assert_eq!(q.len(), 2);
+    assert_eq!(q[0].id, warned);
+    assert!(q[0].warned);
+    assert_eq!((q[0].status.as_str(), q[0].attempts), ("deferred", 1));
+    assert_eq!(q[0].last_error.as_deref(), Some("451 later"));
+    assert_eq!(q[1].id, done[1].queue_ids[0]);
+    assert!(!q[1].warned);
+    let inbox = crate::conformance::inbox(&*other, "a@x").await;
+    assert_eq!(inbox.messages, 1, "the DSN");
+}
+
+pub async fn a_settle_that_fails_keeps_the_rows(backend: &dyn Backend) {
+    let store = backend.open();
+    let d = store.deliver(with_dsn_params()).await.expect("deliver");
+    // A DSN that stores (to b@x) and one that cannot (local recipients,
+    // no message): everything is rolled back with it, so the failure is
+    // not lost and no half of the run is kept.
+    let broken = Delivery {
+        local_raw: None,
+        local: vec![LocalTarget::inbox("a@x")],
+        outbound: None,
+        internal_date: 0,
+    };
+    let r = store
+        .settle_queue(Settle {
+            remove: d.queue_ids.clone(),
+            warned: d.queue_ids.clone(),
+            dsns: vec![crate::conformance::local(&["b@x"], b"dsn"), broken],
+            ..Settle::default()
+        })
+        .await;
+    assert!(r.is_err());
+    let q = store.queue().await.expect("queue");
+    assert_eq!(q.len(), 2);
+    assert!(q.iter().all(|e| !e.warned));
+    assert!(
+        store
+            .mailbox("b@x".into(), "INBOX".into())
+            .await
+            .expect("mailbox")
+            .is_none_or(|m| m.messages == 0),
+        "the first DSN is rolled back too"
+    );
+}
+
+pub async fn deliver_all_stores_every_delivery_in_one_commit(backend: &dyn Backend) {
+    let store = backend.open();
+    let before = store.stats().commits;
+    let done = store
+        .deliver_all(vec![
+            crate::conformance::local(&["b@x"], b"Subject: m\r\n\r\nx\r\n"),
+            crate::conformance::local(&["a@x"], b"Subject: dsn\r\n\r\nx\r\n"),
+        ])
+        .await
+        .expect("deliver");
+    assert_eq!(done.len(), 2);
+    assert!(store.stats().commits - before <= 1);
+    for account in ["a@x", "b@x"] {
+        assert_eq!(
+            crate::conformance::inbox(&*store, account).await.messages,
+            1
+        );
     }
 }

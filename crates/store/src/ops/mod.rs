@@ -87,7 +87,7 @@ pub fn normalize_mailbox_name(name: &str) -> String {
 }
 
 /// Checks a name for a new mailbox (create / rename target).
-pub(super) fn check_new_mailbox_name(name: &str) -> Result<String, StoreError> {
+pub fn check_new_mailbox_name(name: &str) -> Result<String, StoreError> {
     let name = normalize_mailbox_name(name);
     if name.is_empty() || name.len() > MAX_MAILBOX_NAME {
         return Err(StoreError::Invalid(format!(
@@ -148,11 +148,11 @@ pub fn flags_from_text(text: &str) -> Vec<String> {
         .collect()
 }
 
-pub(super) fn flags_to_text(flags: &[String]) -> String {
+pub fn flags_to_text(flags: &[String]) -> String {
     flags.join(" ")
 }
 
-pub(super) fn same_flags(a: &[String], b: &[String]) -> bool {
+pub fn same_flags(a: &[String], b: &[String]) -> bool {
     let lower =
         |v: &[String]| -> HashSet<String> { v.iter().map(|f| f.to_ascii_lowercase()).collect() };
     lower(a) == lower(b)

@@ -1,0 +1,280 @@
+//! The read queries, each inside a transaction (a read-only one from the
+//! store, or the write transaction that needs them): a read of several
+//! statements sees one snapshot.
+
+use deadpool_postgres::Transaction;
+use tokio_postgres::Row;
+
+use store::rules::{canonical_account, flags_from_text, normalize_mailbox_name};
+use store::{
+    BodyId, MailboxChanges, MailboxId, MailboxInfo, MessageMeta, QueueEntry, StoreError, Uid,
+};
+
+use crate::map_err;
+use crate::ops::{QUEUE_COLUMNS, queue_entry, uid_of};
+
+const MAILBOX_COLUMNS: &str = "m.id, m.account, m.name, m.uidvalidity, m.uidnext, \
+     m.highestmodseq, m.special_use, \
+     EXISTS (SELECT 1 FROM subscriptions s WHERE s.account = m.account AND s.name = m.name), \
+     (SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id), \
+     (SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id \
+        AND (' ' || e.flags || ' ') NOT LIKE '% \\\\Seen %')";
+
+fn u32_of(v: i64, what: &str) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| StoreError::Io(format!("{what} {v} out of range")))
+}
+
+fn mailbox_from_row(r: &Row) -> Result<MailboxInfo, StoreError> {
+    Ok(MailboxInfo {
+        id: MailboxId(r.try_get(0).map_err(map_err)?),
+        account: r.try_get(1).map_err(map_err)?,
+        name: r.try_get(2).map_err(map_err)?,
+        uidvalidity: u32_of(r.try_get(3).map_err(map_err)?, "UIDVALIDITY")?,
+        uidnext: u32_of(r.try_get(4).map_err(map_err)?, "UIDNEXT")?,
+        highestmodseq: r.try_get::<_, i64>(5).map_err(map_err)?.max(0) as u64,
+        special_use: r.try_get(6).map_err(map_err)?,
+        subscribed: r.try_get(7).map_err(map_err)?,
+        messages: u32_of(r.try_get(8).map_err(map_err)?, "message count")?,
+        unseen: u32_of(r.try_get(9).map_err(map_err)?, "unseen count")?,
+    })
+}
+
+async fn rows(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Row>, StoreError> {
+    let stmt = tx.prepare_cached(sql).await.map_err(map_err)?;
+    tx.query(&stmt, params).await.map_err(map_err)
+}
+
+pub async fn mailbox_info(
+    tx: &Transaction<'_>,
+    id: MailboxId,
+) -> Result<Option<MailboxInfo>, StoreError> {
+    let sql = format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes m WHERE m.id = $1");
+    match rows(tx, &sql, &[&id.0]).await?.first() {
+        Some(r) => Ok(Some(mailbox_from_row(r)?)),
+        None => Ok(None),
+    }
+}
+
+pub async fn mailboxes(
+    tx: &Transaction<'_>,
+    account: &str,
+) -> Result<Vec<MailboxInfo>, StoreError> {
+    let account = canonical_account(account)?;
+    // COLLATE "C": byte order, as SQLite's default BINARY collation.
+    let sql = format!(
+        "SELECT {MAILBOX_COLUMNS} FROM mailboxes m WHERE m.account = $1 \
+         ORDER BY m.name <> 'INBOX', m.name COLLATE \"C\""
+    );
+    rows(tx, &sql, &[&account])
+        .await?
+        .iter()
+        .map(mailbox_from_row)
+        .collect()
+}
+
+pub async fn subscriptions(tx: &Transaction<'_>, account: &str) -> Result<Vec<String>, StoreError> {
+    let account = canonical_account(account)?;
+    rows(
+        tx,
+        "SELECT name FROM subscriptions WHERE account = $1 ORDER BY name COLLATE \"C\"",
+        &[&account],
+    )
+    .await?
+    .iter()
+    .map(|r| r.try_get(0).map_err(map_err))
+    .collect()
+}
+
+pub async fn mailbox_count(tx: &Transaction<'_>, account: &str) -> Result<u64, StoreError> {
+    let account = canonical_account(account)?;
+    let r = rows(
+        tx,
+        "SELECT count(*) FROM mailboxes WHERE account = $1",
+        &[&account],
+    )
+    .await?;
+    let n: i64 = match r.first() {
+        Some(r) => r.try_get(0).map_err(map_err)?,
+        None => 0,
+    };
+    Ok(n.max(0) as u64)
+}
+
+/// Quota usage (RFC 9208): RFC822.SIZE summed over the account's entries,
+/// and their number; as SQLite's `read::usage`.
+pub async fn usage(tx: &Transaction<'_>, account: &str) -> Result<store::Usage, StoreError> {
+    let account = canonical_account(account)?;
+    let r = rows(
+        tx,
+        "SELECT COALESCE(SUM(b.size), 0)::BIGINT, count(*) FROM entries e \
+         JOIN mailboxes m ON m.id = e.mailbox_id JOIN bodies b ON b.id = e.body_id \
+         WHERE m.account = $1",
+        &[&account],
+    )
+    .await?;
+    let (bytes, messages): (i64, i64) = match r.first() {
+        Some(r) => (
+            r.try_get(0).map_err(map_err)?,
+            r.try_get(1).map_err(map_err)?,
+        ),
+        None => (0, 0),
+    };
+    Ok(store::Usage {
+        bytes: bytes.max(0) as u64,
+        messages: messages.max(0) as u64,
+    })
+}
+
+pub async fn mailbox(
+    tx: &Transaction<'_>,
+    account: &str,
+    name: &str,
+) -> Result<Option<MailboxInfo>, StoreError> {
+    let account = canonical_account(account)?;
+    let name = normalize_mailbox_name(name);
+    let sql =
+        format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes m WHERE m.account = $1 AND m.name = $2");
+    match rows(tx, &sql, &[&account, &name]).await?.first() {
+        Some(r) => Ok(Some(mailbox_from_row(r)?)),
+        None => Ok(None),
+    }
+}
+
+const META_SELECT: &str = "SELECT e.uid, e.body_id, b.size, e.internal_date, e.flags, e.modseq \
+     FROM entries e JOIN bodies b ON b.id = e.body_id";
+
+fn meta_from_row(r: &Row) -> Result<MessageMeta, StoreError> {
+    Ok(MessageMeta {
+        uid: uid_of(r.try_get(0).map_err(map_err)?)?,
+        body: BodyId(r.try_get(1).map_err(map_err)?),
+        size: r.try_get::<_, i64>(2).map_err(map_err)?.max(0) as u64,
+        internal_date: r.try_get(3).map_err(map_err)?,
+        flags: flags_from_text(&r.try_get::<_, String>(4).map_err(map_err)?),
+        modseq: r.try_get::<_, i64>(5).map_err(map_err)?.max(0) as u64,
+    })
+}
+
+pub async fn messages(
+    tx: &Transaction<'_>,
+    mailbox: MailboxId,
+) -> Result<Vec<MessageMeta>, StoreError> {
+    let sql = format!("{META_SELECT} WHERE e.mailbox_id = $1 ORDER BY e.uid");
+    rows(tx, &sql, &[&mailbox.0])
+        .await?
+        .iter()
+        .map(meta_from_row)
+        .collect()
+}
+
+async fn highestmodseq(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<u64, StoreError> {
+    let r = rows(
+        tx,
+        "SELECT highestmodseq FROM mailboxes WHERE id = $1",
+        &[&mailbox.0],
+    )
+    .await?;
+    let row = r
+        .first()
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox id {}", mailbox.0)))?;
+    Ok(row.try_get::<_, i64>(0).map_err(map_err)?.max(0) as u64)
+}
+
+pub async fn messages_range(
+    tx: &Transaction<'_>,
+    mailbox: MailboxId,
+    first: Uid,
+    last: Uid,
+) -> Result<Vec<MessageMeta>, StoreError> {
+    highestmodseq(tx, mailbox).await?;
+    let sql =
+        format!("{META_SELECT} WHERE e.mailbox_id = $1 AND e.uid BETWEEN $2 AND $3 ORDER BY e.uid");
+    rows(
+        tx,
+        &sql,
+        &[&mailbox.0, &i64::from(first.0), &i64::from(last.0)],
+    )
+    .await?
+    .iter()
+    .map(meta_from_row)
+    .collect()
+}
+
+/// What changed after `since`, from one snapshot (the caller's REPEATABLE
+/// READ transaction).
+pub async fn changes_since(
+    tx: &Transaction<'_>,
+    mailbox: MailboxId,
+    since: u64,
+) -> Result<MailboxChanges, StoreError> {
+    let highestmodseq = highestmodseq(tx, mailbox).await?;
+    let since_sql = i64::try_from(since).unwrap_or(i64::MAX);
+    let mut changed: Vec<MessageMeta> = if since == 0 {
+        messages(tx, mailbox).await?
+    } else {
+        let sql = format!("{META_SELECT} WHERE e.mailbox_id = $1 AND e.modseq > $2");
+        rows(tx, &sql, &[&mailbox.0, &since_sql])
+            .await?
+            .iter()
+            .map(meta_from_row)
+            .collect::<Result<_, _>>()?
+    };
+    changed.sort_unstable_by_key(|m| m.uid);
+    let mut vanished: Vec<Uid> = if since == 0 {
+        Vec::new()
+    } else {
+        rows(
+            tx,
+            "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2",
+            &[&mailbox.0, &since_sql],
+        )
+        .await?
+        .iter()
+        .map(|r| uid_of(r.try_get(0).map_err(map_err)?))
+        .collect::<Result<_, _>>()?
+    };
+    vanished.sort_unstable();
+    Ok(MailboxChanges {
+        highestmodseq,
+        changed,
+        vanished,
+    })
+}
+
+/// Bodies by id, their chunks joined; None for one that is gone.
+pub async fn read_bodies(
+    tx: &Transaction<'_>,
+    bodies: &[BodyId],
+) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    let ids: Vec<i64> = bodies.iter().map(|b| b.0).collect();
+    let chunks = rows(
+        tx,
+        "SELECT body_id, data FROM body_chunks WHERE body_id = ANY($1) ORDER BY body_id, n",
+        &[&ids],
+    )
+    .await?;
+    let mut found: std::collections::HashMap<i64, Vec<u8>> = std::collections::HashMap::new();
+    for r in &chunks {
+        let id: i64 = r.try_get(0).map_err(map_err)?;
+        let data: &[u8] = r.try_get(1).map_err(map_err)?;
+        found.entry(id).or_default().extend_from_slice(data);
+    }
+    Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+}
+
+pub async fn queue(tx: &Transaction<'_>) -> Result<Vec<QueueEntry>, StoreError> {
+    let sql = format!("SELECT {QUEUE_COLUMNS} FROM queue ORDER BY id");
+    rows(tx, &sql, &[]).await?.iter().map(queue_entry).collect()
+}
+
+pub async fn queue_stats(tx: &Transaction<'_>) -> Result<(u64, Option<i64>), StoreError> {
+    let r = rows(tx, "SELECT count(*), min(created) FROM queue", &[]).await?;
+    let row = r
+        .first()
+        .ok_or_else(|| StoreError::Io("queue stats returned nothing".into()))?;
+    let n: i64 = row.try_get(0).map_err(map_err)?;
+    Ok((n.max(0) as u64, row.try_get(1).map_err(map_err)?))
+}
