@@ -396,17 +396,20 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
                     if !items.is_empty() {
                         c.sp()?;
                     }
-                    let k = c.string()?;
+                    // The limits apply to the text as kept: bytes that are
+                    // not UTF-8 become U+FFFD (three octets), and what we
+                    // accept must serialise to what we accept again.
+                    let k = String::from_utf8_lossy(&c.string()?).into_owned();
                     if k.len() > MAX_ID_FIELD {
                         return Err("ID field name too long");
                     }
-                    let k = String::from_utf8_lossy(&k).into_owned();
                     c.sp()?;
-                    let v = c.nstring()?;
+                    let v = c
+                        .nstring()?
+                        .map(|v| String::from_utf8_lossy(&v).into_owned());
                     if v.as_ref().is_some_and(|v| v.len() > MAX_ID_VALUE) {
                         return Err("ID field value too long");
                     }
-                    let v = v.map(|v| String::from_utf8_lossy(&v).into_owned());
                     items.push((k, v));
                 }
                 CommandKind::Id(items)

@@ -171,6 +171,23 @@ fn mailbox_names_follow_the_session_mode() {
 }
 
 #[test]
+fn an_id_field_that_is_not_utf8_round_trips_or_is_refused() {
+    // Found by the imap_command fuzz target: 26 octets, 22 of them 0x8c,
+    // were accepted, kept as U+FFFD (3 octets each), and serialised to a
+    // 70-octet field that no longer parsed.
+    let mut raw = b"a2 ID (\"nam".to_vec();
+    raw.extend(std::iter::repeat_n(0x8c, 22));
+    raw.extend_from_slice(b"e\" \"\")\r\n");
+    for utf8 in [false, true] {
+        let opts = ParseOptions { utf8 };
+        if let Ok(cmd) = parse_command(&raw, opts) {
+            let back = parse_command(&cmd.to_bytes(opts), opts);
+            assert_eq!(back.as_ref(), Ok(&cmd));
+        }
+    }
+}
+
+#[test]
 fn id_accepts_rfc2971_maximums_and_refuses_beyond() {
     // RFC 2971 3.3: fields up to 30 octets, values up to 1024, 30 pairs.
     let pair = |i: usize, flen: usize, vlen: usize| {
