@@ -13,6 +13,10 @@ use crate::search::{SearchCommand, SearchReturn, parse_search};
 
 /// Most sort criteria in one SORT (there are nine keys, each with REVERSE).
 pub const MAX_SORT_CRITERIA: usize = 18;
+/// Deepest reply chain THREAD=REFERENCES keeps as a chain; deeper replies
+/// are listed flat under the last level (the tree is walked recursively:
+/// this bounds the stack whatever the mailbox holds).
+pub const MAX_THREAD_DEPTH: usize = 256;
 /// Most References a message contributes to threading (RFC 5256 3 has no
 /// bound; this keeps a hostile header from costing without bound).
 pub const MAX_REFERENCES: usize = 256;
@@ -552,9 +556,24 @@ pub fn thread_references(msgs: &[Sortable]) -> Vec<Thread> {
             return Vec::new();
         };
         let mut kids: Vec<Thread> = Vec::new();
-        if depth < 10_000 {
+        if depth < MAX_THREAD_DEPTH {
             for &c in &node.children {
                 kids.extend(build(nodes, msgs, c, depth + 1));
+            }
+        } else {
+            // Deeper replies are listed flat at this level, so neither this
+            // recursion nor the ones over the result go deeper (a chain of
+            // 10 000 replies would overflow the stack); none is dropped.
+            let mut stack: Vec<usize> = node.children.iter().rev().copied().collect();
+            while let Some(c) = stack.pop() {
+                let Some(cn) = nodes.get(c) else { continue };
+                if let Some(m) = cn.msg.and_then(|i| msgs.get(i)) {
+                    kids.push(Thread {
+                        id: Some(m.id),
+                        children: Vec::new(),
+                    });
+                }
+                stack.extend(cn.children.iter().rev().copied());
             }
         }
         match node.msg.and_then(|i| msgs.get(i)) {
@@ -576,12 +595,14 @@ pub fn thread_references(msgs: &[Sortable]) -> Vec<Thread> {
             },
         }
     }
+    // By id, once: sorting asks for a thread's message O(n log n) times.
+    let by_id: HashMap<u32, &Sortable> = msgs.iter().map(|m| (m.id, m)).collect();
     let id_of = |t: &Thread| -> Option<&Sortable> {
         // The message that dates a thread: itself, or its first child's.
         let mut t = t;
         loop {
             if let Some(id) = t.id {
-                return msgs.iter().find(|m| m.id == id);
+                return by_id.get(&id).copied();
             }
             t = t.children.first()?;
         }
@@ -660,15 +681,16 @@ pub fn thread_references(msgs: &[Sortable]) -> Vec<Thread> {
 /// RFC 5256 4: `(a b (c)(d e))`: a node with one child continues its
 /// line; with several, each child is a parenthesised sub-list.
 pub fn format_threads(threads: &[Thread]) -> String {
-    fn node(t: &Thread, out: &mut String, depth: usize) {
+    // The tree is at most MAX_THREAD_DEPTH deep (thread_references).
+    fn node(t: &Thread, out: &mut String) {
         if let Some(id) = t.id {
             out.push_str(&id.to_string());
         }
         match t.children.as_slice() {
             [] => {}
-            [only] if t.id.is_some() && depth < 10_000 => {
+            [only] if t.id.is_some() => {
                 out.push(' ');
-                node(only, out, depth + 1);
+                node(only, out);
             }
             many => {
                 if t.id.is_some() {
@@ -676,7 +698,7 @@ pub fn format_threads(threads: &[Thread]) -> String {
                 }
                 for c in many {
                     out.push('(');
-                    node(c, out, depth + 1);
+                    node(c, out);
                     out.push(')');
                 }
             }
@@ -685,7 +707,7 @@ pub fn format_threads(threads: &[Thread]) -> String {
     let mut out = String::new();
     for t in threads {
         out.push('(');
-        node(t, &mut out, 0);
+        node(t, &mut out);
         out.push(')');
     }
     out
@@ -856,6 +878,54 @@ mod tests {
         ];
         let t = thread_references(&v);
         assert_eq!(format_threads(&t), "(1 (2 3)(4)(8))(5)((6)(7))");
+    }
+
+    #[test]
+    fn ten_thousand_messages_all_appear_once_in_the_threads() {
+        // Pairs of a message and its reply, 100 subjects: every message
+        // appears once in the result.
+        let v: Vec<Sortable> = (1..=10_000u32)
+            .map(|i| {
+                let id = format!("{i}@x");
+                let parent = format!("{}@x", i - 1);
+                let refs: Vec<&str> = if i % 2 == 0 {
+                    vec![parent.as_str()]
+                } else {
+                    vec![]
+                };
+                msg(i, i64::from(i), &format!("s{}", i % 100), &id, &refs)
+            })
+            .collect();
+        let text = format_threads(&thread_references(&v));
+        let count = text
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .count();
+        assert_eq!(count, 10_000);
+    }
+
+    #[test]
+    fn a_reply_chain_deeper_than_the_limit_keeps_every_message() {
+        // 5 000 replies, each to the one before: the chain is kept to
+        // MAX_THREAD_DEPTH, the rest listed flat, none lost, no deep
+        // recursion.
+        let v: Vec<Sortable> = (1..=5_000u32)
+            .map(|i| {
+                let id = format!("{i}@x");
+                let parent = format!("{}@x", i - 1);
+                let refs: Vec<&str> = if i > 1 { vec![parent.as_str()] } else { vec![] };
+                msg(i, i64::from(i), "chain", &id, &refs)
+            })
+            .collect();
+        let threads = thread_references(&v);
+        assert_eq!(threads.len(), 1);
+        let text = format_threads(&threads);
+        let ids: Vec<&str> = text
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .collect();
+        assert_eq!(ids.len(), 5_000);
+        assert!(text.starts_with("(1 2 3 4"), "{}", &text[..40]);
     }
 
     #[test]
