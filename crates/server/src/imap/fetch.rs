@@ -197,7 +197,7 @@ const BODY_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 /// Splits a run of messages into batches whose bodies are read together:
 /// at most BODY_BATCH messages and BODY_BATCH_BYTES octets (by the stored
 /// sizes). Without bodies to read, one batch.
-fn body_batches<'r, 'm>(
+pub(super) fn body_batches<'r, 'm>(
     rows: &'r [(usize, Msg, Option<&'m MessageMeta>)],
     needs_body: bool,
 ) -> Vec<&'r [(usize, Msg, Option<&'m MessageMeta>)]> {

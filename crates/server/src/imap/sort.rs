@@ -13,6 +13,7 @@ use proto_imap::types::format_set;
 use proto_imap::{Code, Data, Tag};
 use store::Uid;
 
+use super::fetch::body_batches;
 use super::select::no_mailbox;
 use super::selected::{find_meta, meta_chunks};
 use super::session::{CmdResult, ImapError, Out, Session, done};
@@ -43,28 +44,35 @@ impl Session {
         let mut out = Vec::with_capacity(hits.len());
         for chunk in meta_chunks(&indices) {
             let metas = sel.load_meta(&ctx, chunk).await?;
-            let mut wanted = Vec::with_capacity(chunk.len());
-            for &i in chunk {
-                let Some(msg) = sel.get(i) else { continue };
-                if let Some(m) = find_meta(&metas, msg.uid()) {
-                    wanted.push((i, m.clone()));
+            let rows: Vec<_> = chunk
+                .iter()
+                .filter_map(|&i| {
+                    let msg = *sel.get(i)?;
+                    find_meta(&metas, msg.uid()).map(|m| (i, msg, Some(m)))
+                })
+                .collect();
+            // Bodies are read in FETCH's bounded batches (count and octets)
+            // and only their header is kept.
+            for batch in body_batches(&rows, true) {
+                let ids = batch
+                    .iter()
+                    .filter_map(|(_, _, m)| m.map(|m| m.body))
+                    .collect();
+                let bodies = ctx.store.read_bodies(ids).await?;
+                for ((i, _, m), raw) in batch.iter().zip(bodies) {
+                    // Expunged meanwhile: not part of the answer.
+                    let (Some(m), Some(raw)) = (m, raw) else {
+                        continue;
+                    };
+                    let seq = *i as u32 + 1;
+                    out.push(Sortable {
+                        id: if uid_cmd { m.uid.0 } else { seq },
+                        seq,
+                        internal_date: m.internal_date,
+                        size: m.size,
+                        info: sort_info(&raw),
+                    });
                 }
-            }
-            let bodies = ctx
-                .store
-                .read_bodies(wanted.iter().map(|(_, m)| m.body).collect())
-                .await?;
-            for ((i, m), raw) in wanted.into_iter().zip(bodies) {
-                // Expunged meanwhile: not part of the answer.
-                let Some(raw) = raw else { continue };
-                let seq = i as u32 + 1;
-                out.push(Sortable {
-                    id: if uid_cmd { m.uid.0 } else { seq },
-                    seq,
-                    internal_date: m.internal_date,
-                    size: m.size,
-                    info: sort_info(&raw),
-                });
             }
         }
         Ok(out)
