@@ -52,6 +52,9 @@ pub enum StatusItem {
     HighestModSeq,
     /// RFC 8474 4.2 (the value is the mailbox's number; shown `(M<n>)`).
     MailboxId,
+    /// RFC 9208 4.2.2: the storage, in units of 1024 octets, that
+    /// expunging the `\Deleted` messages would free.
+    DeletedStorage,
 }
 
 impl StatusItem {
@@ -66,6 +69,7 @@ impl StatusItem {
             StatusItem::Recent => "RECENT",
             StatusItem::HighestModSeq => "HIGHESTMODSEQ",
             StatusItem::MailboxId => "MAILBOXID",
+            StatusItem::DeletedStorage => "DELETED-STORAGE",
         }
     }
 }
@@ -567,6 +571,7 @@ fn parse_status_item(c: &mut Cursor<'_>) -> LexResult<StatusItem> {
         "RECENT" => StatusItem::Recent,
         "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
         "MAILBOXID" => StatusItem::MailboxId,
+        "DELETED-STORAGE" => StatusItem::DeletedStorage,
         _ => return Err("unknown status item"),
     })
 }

@@ -61,6 +61,7 @@ fn rfc9051_example_commands_parse() {
         "a SEARCH MODSEQ 620162338\r\n",
         // RFC 9208's examples.
         "A003 GETQUOTA \"\"\r\n",
+        "S00 STATUS INBOX (MESSAGES DELETED DELETED-STORAGE)\r\n",
         "A003 GETQUOTAROOT INBOX\r\n",
         "A001 SETQUOTA \"\" (STORAGE 512)\r\n",
         "a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338\r\n",

@@ -227,7 +227,10 @@ impl Session {
         let needs_messages = items.iter().any(|i| {
             matches!(
                 i,
-                StatusItem::Deleted | StatusItem::Size | StatusItem::Recent
+                StatusItem::Deleted
+                    | StatusItem::DeletedStorage
+                    | StatusItem::Size
+                    | StatusItem::Recent
             )
         });
         let msgs = if needs_messages {
@@ -249,6 +252,13 @@ impl Session {
                     .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
                     .count() as u64,
                 StatusItem::Size => msgs.iter().map(|m| m.size).sum(),
+                // RFC 9208 4.2.2: in units of 1024 octets, like STORAGE.
+                StatusItem::DeletedStorage => msgs
+                    .iter()
+                    .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
+                    .map(|m| m.size)
+                    .sum::<u64>()
+                    .div_ceil(1024),
                 StatusItem::Recent => {
                     let uids: Vec<Uid> = msgs.iter().map(|m| m.uid).collect();
                     u64::from(self.ctx.recent.count_unclaimed(info.id, &uids))
@@ -463,6 +473,32 @@ mod session_tests {
         r.assert_ok();
         assert!(
             r.has("* STATUS INBOX (MESSAGES 3 UNSEEN 3 UIDNEXT 4 RECENT 3)"),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn status_deleted_storage_counts_what_expunge_would_free() {
+        // RFC 9208 4.2.2: units of 1024 octets, rounded up.
+        let kit = Kit::new();
+        let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(3100));
+        kit.deliver(ALICE, &big).await;
+        kit.deliver(ALICE, "Subject: small\r\n\r\nbody\r\n").await;
+        kit.deliver(ALICE, &big).await;
+        let mut s = kit.logged_in(ALICE).await;
+        let r = cmd(&mut s, "STATUS INBOX (DELETED DELETED-STORAGE)").await;
+        assert!(
+            r.has("* STATUS INBOX (DELETED 0 DELETED-STORAGE 0)"),
+            "{r:?}"
+        );
+        cmd(&mut s, "SELECT INBOX").await.assert_ok();
+        cmd(&mut s, "STORE 1:2 +FLAGS (\\Deleted)")
+            .await
+            .assert_ok();
+        let r = cmd(&mut s, "STATUS INBOX (MESSAGES DELETED DELETED-STORAGE)").await;
+        // 3118 + 24 octets: 3 KiB and part of a fourth.
+        assert!(
+            r.has("* STATUS INBOX (MESSAGES 3 DELETED 2 DELETED-STORAGE 4)"),
             "{r:?}"
         );
     }
