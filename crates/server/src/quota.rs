@@ -28,33 +28,9 @@ pub struct QuotaDefaults {
     pub messages: u64,
 }
 
-/// One user's effective limits; 0 is unlimited.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Limits {
-    /// Octets.
-    pub storage: u64,
-    pub messages: u64,
-}
-
-impl Limits {
-    pub fn unlimited(&self) -> bool {
-        self.storage == 0 && self.messages == 0
-    }
-
-    /// True when `usage` plus `bytes` octets in `messages` more messages
-    /// stays within every limit.
-    pub fn admits(&self, usage: Usage, bytes: u64, messages: u64) -> bool {
-        let fits =
-            |limit: u64, used: u64, more: u64| limit == 0 || used.saturating_add(more) <= limit;
-        fits(self.storage, usage.bytes, bytes) && fits(self.messages, usage.messages, messages)
-    }
-
-    /// True when a limit is reached already (SMTP: 452 4.2.2 at RCPT).
-    pub fn reached(&self, usage: Usage) -> bool {
-        (self.storage != 0 && usage.bytes >= self.storage)
-            || (self.messages != 0 && usage.messages >= self.messages)
-    }
-}
+/// One user's effective limits; 0 is unlimited. The store checks them
+/// inside APPEND's and COPY's transactions.
+pub use store::Quota as Limits;
 
 /// The defaults and every user's own limits.
 pub struct QuotaBook {

@@ -45,9 +45,9 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use store::{
-    BATCH_BUCKETS, BodyId, Change, Delivered, Delivery, FlagOp, MailboxChanges, MailboxId,
-    MailboxInfo, MessageMeta, QueueEntry, Settle, Store, StoreError, StoreFuture, StoreStats, Uid,
-    batch_bucket,
+    BATCH_BUCKETS, BodyId, Change, ConditionalFlags, Delivered, Delivery, FlagOp, MailboxChanges,
+    MailboxId, MailboxInfo, MessageMeta, QueueEntry, Quota, Settle, Store, StoreError, StoreFuture,
+    StoreStats, Uid, batch_bucket,
 };
 
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
@@ -460,6 +460,58 @@ impl Store for PgStore {
             uids.clone(),
             op,
             flags.clone()
+        ))
+    }
+
+    fn set_flags_unchanged_since(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+        op: FlagOp,
+        flags: Vec<String>,
+        unchanged_since: u64,
+    ) -> StoreFuture<'_, ConditionalFlags> {
+        write!(self, |tx| ops::set_flags_if(
+            &tx,
+            mailbox,
+            uids.clone(),
+            op,
+            flags.clone(),
+            Some(unchanged_since)
+        ))
+    }
+
+    fn append_within(
+        &self,
+        mailbox: MailboxId,
+        raw: Vec<u8>,
+        flags: Vec<String>,
+        internal_date: i64,
+        quota: Quota,
+    ) -> StoreFuture<'_, Uid> {
+        write!(self, |tx| ops::append_within(
+            &tx,
+            mailbox,
+            &raw,
+            flags.clone(),
+            internal_date,
+            quota
+        ))
+    }
+
+    fn copy_within(
+        &self,
+        from: MailboxId,
+        uids: Vec<Uid>,
+        to: MailboxId,
+        quota: Quota,
+    ) -> StoreFuture<'_, Vec<(Uid, Uid)>> {
+        write!(self, |tx| ops::copy_within(
+            &tx,
+            from,
+            uids.clone(),
+            to,
+            quota
         ))
     }
 

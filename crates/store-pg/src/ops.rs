@@ -22,8 +22,8 @@ use store::rules::{
     flags_from_text, flags_to_text, normalize_flags, normalize_mailbox_name, now, same_flags,
 };
 use store::{
-    BodyId, Delivered, Delivery, FlagOp, MailboxId, MailboxInfo, MessageMeta, QueueEntry,
-    QueueRcpt, SPECIAL_MAILBOXES, Settle, StoreError, Uid,
+    BodyId, ConditionalFlags, Delivered, Delivery, FlagOp, MailboxId, MailboxInfo, MessageMeta,
+    QueueEntry, QueueRcpt, Quota, SPECIAL_MAILBOXES, Settle, StoreError, Uid,
 };
 
 use crate::{BODY_CHUNK, map_err, read};
@@ -730,12 +730,13 @@ struct EntryRow {
     size: u64,
     internal_date: i64,
     flags: Vec<String>,
+    modseq: u64,
 }
 
 async fn entry(tx: &Tx<'_>, mailbox: MailboxId, uid: Uid) -> Result<Option<EntryRow>, StoreError> {
     let Some(r) = tx
         .opt(
-            "SELECT e.body_id, b.size, e.internal_date, e.flags FROM entries e \
+            "SELECT e.body_id, b.size, e.internal_date, e.flags, e.modseq FROM entries e \
              JOIN bodies b ON b.id = e.body_id WHERE e.mailbox_id = $1 AND e.uid = $2",
             &[&mailbox.0, &i64::from(uid.0)],
         )
@@ -748,6 +749,7 @@ async fn entry(tx: &Tx<'_>, mailbox: MailboxId, uid: Uid) -> Result<Option<Entry
         size: r.try_get::<_, i64>(1).map_err(map_err)?.max(0) as u64,
         internal_date: r.try_get(2).map_err(map_err)?,
         flags: flags_from_text(&r.try_get::<_, String>(3).map_err(map_err)?),
+        modseq: r.try_get::<_, i64>(4).map_err(map_err)?.max(0) as u64,
     }))
 }
 
@@ -765,13 +767,34 @@ pub async fn set_flags(
     op: FlagOp,
     flags: Vec<String>,
 ) -> Result<Vec<MessageMeta>, StoreError> {
+    set_flags_if(tx, mailbox, uids, op, flags, None)
+        .await
+        .map(|r| r.changed)
+}
+
+/// STORE, with RFC 7162 3.1.3's UNCHANGEDSINCE when `unchanged_since` is
+/// given: checked per entry under the account's lock, in the write's
+/// transaction.
+pub async fn set_flags_if(
+    tx: &Tx<'_>,
+    mailbox: MailboxId,
+    uids: Vec<Uid>,
+    op: FlagOp,
+    flags: Vec<String>,
+    unchanged_since: Option<u64>,
+) -> Result<ConditionalFlags, StoreError> {
     let given = normalize_flags(flags)?;
     let account = lock_mailbox_account(tx, mailbox).await?;
     let mut changed = Vec::new();
+    let mut modified = Vec::new();
     for uid in sorted_uids(uids) {
         let Some(row) = entry(tx, mailbox, uid).await? else {
             continue;
         };
+        if unchanged_since.is_some_and(|limit| row.modseq > limit) {
+            modified.push(uid);
+            continue;
+        }
         let new_flags: Vec<String> = match op {
             FlagOp::Replace => given.clone(),
             FlagOp::Add => {
@@ -820,7 +843,67 @@ pub async fn set_flags(
             modseq,
         });
     }
-    Ok(changed)
+    Ok(ConditionalFlags { changed, modified })
+}
+
+/// Refuses with [`StoreError::QuotaExceeded`] when `account`'s usage plus
+/// `bytes` in `messages` more would pass `quota` (RFC 9208 5.3). The
+/// caller holds the account's row lock, which every write to the account
+/// takes, so no other write comes between this and its insert.
+async fn check_quota(
+    tx: &Tx<'_>,
+    account: &str,
+    quota: Quota,
+    bytes: u64,
+    messages: u64,
+) -> Result<(), StoreError> {
+    if quota.unlimited() {
+        return Ok(());
+    }
+    let usage = crate::read::usage(&tx.tx, account).await?;
+    if quota.admits(usage, bytes, messages) {
+        Ok(())
+    } else {
+        Err(StoreError::QuotaExceeded)
+    }
+}
+
+/// APPEND within `quota`, checked under the account's lock.
+pub async fn append_within(
+    tx: &Tx<'_>,
+    mailbox: MailboxId,
+    raw: &[u8],
+    flags: Vec<String>,
+    internal_date: i64,
+    quota: Quota,
+) -> Result<Uid, StoreError> {
+    let account = lock_mailbox_account(tx, mailbox).await?;
+    check_quota(tx, &account, quota, raw.len() as u64, 1).await?;
+    append(tx, mailbox, raw, flags, internal_date).await
+}
+
+/// COPY within the target account's `quota`, checked under both
+/// accounts' locks over the entries that exist.
+pub async fn copy_within(
+    tx: &Tx<'_>,
+    from: MailboxId,
+    uids: Vec<Uid>,
+    to: MailboxId,
+    quota: Quota,
+) -> Result<Vec<(Uid, Uid)>, StoreError> {
+    let (_, to_account) = lock_both(tx, from, to).await?;
+    let uids = sorted_uids(uids);
+    if !quota.unlimited() {
+        let (mut bytes, mut messages) = (0u64, 0u64);
+        for &uid in &uids {
+            if let Some(row) = entry(tx, from, uid).await? {
+                bytes = bytes.saturating_add(row.size);
+                messages += 1;
+            }
+        }
+        check_quota(tx, &to_account, quota, bytes, messages).await?;
+    }
+    copy_locked(tx, from, uids, to, &to_account).await
 }
 
 pub async fn expunge(

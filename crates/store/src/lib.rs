@@ -245,6 +245,47 @@ pub struct Usage {
     pub messages: u64,
 }
 
+/// Limits one write must keep an account within (RFC 9208 5.3: an
+/// APPEND or COPY that would pass one stores nothing); 0 is unlimited.
+/// The store checks them against the account's usage inside the write's
+/// transaction, so two sessions appending at once cannot both pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quota {
+    /// Octets.
+    pub storage: u64,
+    pub messages: u64,
+}
+
+impl Quota {
+    pub fn unlimited(&self) -> bool {
+        self.storage == 0 && self.messages == 0
+    }
+
+    /// True when `usage` plus `bytes` octets in `messages` more messages
+    /// stays within every limit.
+    pub fn admits(&self, usage: Usage, bytes: u64, messages: u64) -> bool {
+        let fits =
+            |limit: u64, used: u64, more: u64| limit == 0 || used.saturating_add(more) <= limit;
+        fits(self.storage, usage.bytes, bytes) && fits(self.messages, usage.messages, messages)
+    }
+
+    /// True when a limit is reached already (SMTP: 452 4.2.2 at RCPT).
+    pub fn reached(&self, usage: Usage) -> bool {
+        (self.storage != 0 && usage.bytes >= self.storage)
+            || (self.messages != 0 && usage.messages >= self.messages)
+    }
+}
+
+/// What [`Store::set_flags_unchanged_since`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConditionalFlags {
+    /// The entries whose flags changed, as [`Store::set_flags`] returns.
+    pub changed: Vec<MessageMeta>,
+    /// The entries left alone because their mod-sequence was above the
+    /// condition (RFC 7162 3.1.3's MODIFIED), ascending.
+    pub modified: Vec<Uid>,
+}
+
 /// What changed in a mailbox after a mod-sequence
 /// ([`Store::changes_since`]). Every append, flag change and expunge takes
 /// a new mod-sequence of its mailbox (RFC 7162 3.1), so these lists are
@@ -531,6 +572,37 @@ pub trait Store: Send + Sync + 'static {
         op: FlagOp,
         flags: Vec<String>,
     ) -> StoreFuture<'_, Vec<MessageMeta>>;
+    /// STORE with UNCHANGEDSINCE (RFC 7162 3.1.3) as ONE transaction:
+    /// entries whose mod-sequence is above `unchanged_since` are left as
+    /// they are and listed in `modified`; the others are set as
+    /// [`Store::set_flags`] sets them. A check before the write would let
+    /// another session's change slip in between.
+    fn set_flags_unchanged_since(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+        op: FlagOp,
+        flags: Vec<String>,
+        unchanged_since: u64,
+    ) -> StoreFuture<'_, ConditionalFlags>;
+    /// APPEND within `quota`: [`StoreError::QuotaExceeded`] and nothing
+    /// written when the account's usage plus this message would pass it.
+    fn append_within(
+        &self,
+        mailbox: MailboxId,
+        raw: Vec<u8>,
+        flags: Vec<String>,
+        internal_date: i64,
+        quota: Quota,
+    ) -> StoreFuture<'_, Uid>;
+    /// COPY within the target account's `quota`, as [`Store::append_within`].
+    fn copy_within(
+        &self,
+        from: MailboxId,
+        uids: Vec<Uid>,
+        to: MailboxId,
+        quota: Quota,
+    ) -> StoreFuture<'_, Vec<(Uid, Uid)>>;
     /// Returns the UIDs actually removed (already-gone ones are skipped).
     fn expunge(&self, mailbox: MailboxId, uids: Vec<Uid>) -> StoreFuture<'_, Vec<Uid>>;
     /// Copies entries (sharing bodies); returns (source UID, new UID) pairs

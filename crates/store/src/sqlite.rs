@@ -17,9 +17,9 @@ use crate::read::{self, READ_CONNECTIONS, ReadPool};
 use crate::schema::{self, map_err, open_connection};
 use crate::writer::{FnJob, Job, Stats, Writer};
 use crate::{
-    BodyId, Change, Delivered, Delivery, FlagOp, MailboxChanges, MailboxId, MailboxInfo,
-    MessageMeta, QueueEntry, Settle, Store, StoreError, StoreFuture, StoreOptions, StoreStats, Uid,
-    ops,
+    BodyId, Change, ConditionalFlags, Delivered, Delivery, FlagOp, MailboxChanges, MailboxId,
+    MailboxInfo, MessageMeta, QueueEntry, Quota, Settle, Store, StoreError, StoreFuture,
+    StoreOptions, StoreStats, Uid, ops,
 };
 
 /// The SQLite store of one data directory. Several may be open on the same
@@ -331,6 +331,38 @@ impl Store for SqliteStore {
         flags: Vec<String>,
     ) -> StoreFuture<'_, Vec<MessageMeta>> {
         self.write(move |c| ops::set_flags(c, mailbox, uids, op, flags))
+    }
+
+    fn set_flags_unchanged_since(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+        op: FlagOp,
+        flags: Vec<String>,
+        unchanged_since: u64,
+    ) -> StoreFuture<'_, ConditionalFlags> {
+        self.write(move |c| ops::set_flags_if(c, mailbox, uids, op, flags, Some(unchanged_since)))
+    }
+
+    fn append_within(
+        &self,
+        mailbox: MailboxId,
+        raw: Vec<u8>,
+        flags: Vec<String>,
+        internal_date: i64,
+        quota: Quota,
+    ) -> StoreFuture<'_, Uid> {
+        self.write(move |c| ops::append_within(c, mailbox, &raw, flags, internal_date, quota))
+    }
+
+    fn copy_within(
+        &self,
+        from: MailboxId,
+        uids: Vec<Uid>,
+        to: MailboxId,
+        quota: Quota,
+    ) -> StoreFuture<'_, Vec<(Uid, Uid)>> {
+        self.write(move |c| ops::copy_within(c, from, uids, to, quota))
     }
 
     fn expunge(&self, mailbox: MailboxId, uids: Vec<Uid>) -> StoreFuture<'_, Vec<Uid>> {

@@ -34,7 +34,7 @@ impl Session {
         }
         let Some(dest) = ctx
             .store
-            .mailbox(account, target.as_str().to_string())
+            .mailbox(account.clone(), target.as_str().to_string())
             .await?
         else {
             return Err(ImapError::no(Some(Code::TryCreate), "no such mailbox"));
@@ -59,25 +59,17 @@ impl Session {
         if uids.is_empty() {
             return done(format!("{verb} completed (nothing to do)"));
         }
-        // RFC 9208 5.3: a COPY that would pass a limit copies nothing.
-        // A MOVE within the account leaves its usage as it was.
-        if !is_move {
-            let mut bytes = 0u64;
-            for chunk in super::selected::meta_chunks(&indices) {
-                for m in sel.load_meta(&ctx, chunk).await? {
-                    if uids.binary_search(&m.uid).is_ok() {
-                        bytes = bytes.saturating_add(m.size);
-                    }
-                }
-            }
-            let n = uids.len() as u64;
-            self.check_quota(bytes, n).await?;
-        }
         let sel = self.selected_mut().ok_or_else(no_mailbox)?;
+        // RFC 9208 5.3: a COPY that would pass a limit copies nothing; the
+        // store checks it in the copy's transaction. A MOVE within the
+        // account leaves its usage as it was.
         let pairs = if is_move {
             ctx.store.move_messages(sel.id(), uids, dest.id).await?
         } else {
-            ctx.store.copy(sel.id(), uids, dest.id).await?
+            let quota = ctx.quota.limits(&account);
+            ctx.store
+                .copy_within(sel.id(), uids, dest.id, quota)
+                .await?
         };
         if pairs.is_empty() {
             return done(format!("{verb} completed"));
@@ -111,7 +103,7 @@ impl Session {
         let Some(dest) = self
             .ctx
             .store
-            .mailbox(account, target.as_str().to_string())
+            .mailbox(account.clone(), target.as_str().to_string())
             .await?
         else {
             return Err(ImapError::no(Some(Code::TryCreate), "no such mailbox"));
@@ -122,9 +114,16 @@ impl Session {
         // RFC 3516 4.3: parts holding NUL (a literal8 APPEND) are stored in
         // base64, so no non-BINARY FETCH has to send NUL in a literal.
         let message = proto_imap::mime::encode_binary_parts(&message).unwrap_or(message);
-        self.check_quota(message.len() as u64, 1).await?;
         let date = date.unwrap_or_else(now);
-        let uid = match self.ctx.store.append(dest.id, message, flags, date).await {
+        // RFC 9208 5.3: checked in the append's transaction, so two
+        // sessions appending at once cannot pass the limit together.
+        let quota = self.ctx.quota.limits(&account);
+        let uid = match self
+            .ctx
+            .store
+            .append_within(dest.id, message, flags, date, quota)
+            .await
+        {
             Ok(u) => u,
             Err(StoreError::Invalid(why)) => return Err(ImapError::Bad(why)),
             Err(e) => return Err(e.into()),

@@ -14,7 +14,7 @@
 
 use proto_imap::types::format_set;
 use proto_imap::{Code, Data, FetchValue, SeqSet, StoreOp};
-use store::{FlagOp, StoreError, Uid};
+use store::{ConditionalFlags, FlagOp, StoreError, Uid};
 
 use super::select::no_mailbox;
 use super::selected::{find_meta, meta_chunks};
@@ -55,31 +55,16 @@ impl Session {
         }
         let indices = sel.resolve(set, uid_cmd)?;
         // RFC 7162 3.1.3: UNCHANGEDSINCE leaves out (and names in
-        // MODIFIED) every message whose mod-sequence is above it. The
-        // check reads the store's current mod-sequences; it is not one
-        // transaction with the write (docs/rfc.md: partial).
+        // MODIFIED) every message whose mod-sequence is above it; the store
+        // checks it in the write's transaction, so a change by another
+        // session cannot come between the check and the write.
         let mut modified: Vec<u32> = Vec::new();
         let mut skip: Vec<Uid> = Vec::new();
-        if let Some(limit) = unchanged_since {
-            for chunk in meta_chunks(&indices) {
-                let metas = sel.load_meta(&ctx, chunk).await?;
-                for &i in chunk {
-                    let Some(m) = sel.view.get(i) else { continue };
-                    if let Some(meta) = find_meta(&metas, m.uid())
-                        && meta.modseq > limit
-                    {
-                        modified.push(if uid_cmd { m.uid().0 } else { i as u32 + 1 });
-                        skip.push(m.uid());
-                    }
-                }
-            }
-            skip.sort_unstable();
-        }
         // \Recent cannot be stored (RFC 3501 2.3.2); the store drops it.
         let uids: Vec<Uid> = indices
             .iter()
             .filter_map(|&i| sel.view.get(i))
-            .filter(|m| !m.expunged() && skip.binary_search(&m.uid()).is_err())
+            .filter(|m| !m.expunged())
             .map(|m| m.uid())
             .collect();
         let op = match op {
@@ -97,11 +82,30 @@ impl Session {
                 .filter(|f| !f.starts_with('\\'))
                 .cloned()
                 .collect();
-            let changed = match ctx.store.set_flags(sel.id(), uids, op, flags).await {
+            let result = match unchanged_since {
+                Some(limit) => {
+                    ctx.store
+                        .set_flags_unchanged_since(sel.id(), uids, op, flags, limit)
+                        .await
+                }
+                None => ctx
+                    .store
+                    .set_flags(sel.id(), uids, op, flags)
+                    .await
+                    .map(|changed| ConditionalFlags {
+                        changed,
+                        modified: Vec::new(),
+                    }),
+            };
+            let ConditionalFlags {
+                changed,
+                modified: refused,
+            } = match result {
                 Ok(c) => c,
                 Err(StoreError::Invalid(why)) => return Err(ImapError::Bad(why)),
                 Err(e) => return Err(e.into()),
             };
+            skip = refused;
             changed_uids = changed.iter().map(|c| c.uid).collect();
             changed_uids.sort_unstable();
             sel.announce(&keywords, out);
@@ -125,6 +129,7 @@ impl Session {
                     continue;
                 }
                 if skip.binary_search(&m.uid()).is_ok() {
+                    modified.push(if uid_cmd { m.uid().0 } else { i as u32 + 1 });
                     continue;
                 }
                 // .SILENT still tells a CONDSTORE client the new

@@ -1,5 +1,6 @@
-//! QUOTA (RFC 9208): GETQUOTA, GETQUOTAROOT and the quota checks of
-//! APPEND and COPY. Each user has one quota root, `""`, over all their
+//! QUOTA (RFC 9208): GETQUOTA and GETQUOTAROOT. APPEND and COPY hand the
+//! user's limits to the store, which checks them in the write's
+//! transaction. Each user has one quota root, `""`, over all their
 //! mailboxes (see [`crate::quota`]); SETQUOTA is the administrator's
 //! (`mailroom user quota`), so a client gets `NO [NOPERM]`.
 
@@ -27,17 +28,6 @@ impl Session {
             .quota
             .status(self.ctx.store.as_ref(), account)
             .await?)
-    }
-
-    /// Refuses with `NO [OVERQUOTA]` (RFC 9208 5.3) when `bytes` octets in
-    /// `messages` more messages would pass a limit.
-    pub(super) async fn check_quota(&self, bytes: u64, messages: u64) -> Result<(), ImapError> {
-        let (limits, usage) = self.quota_status().await?;
-        if limits.admits(usage, bytes, messages) {
-            Ok(())
-        } else {
-            Err(ImapError::no(Some(Code::OverQuota), "over quota"))
-        }
     }
 
     fn quota_data(limits: Limits, usage: Usage) -> Data {

@@ -223,6 +223,35 @@ impl Store for Failing {
     ) -> StoreFuture<'_, Vec<MessageMeta>> {
         self.inner.set_flags(m, u, o, f)
     }
+    fn set_flags_unchanged_since(
+        &self,
+        m: MailboxId,
+        u: Vec<Uid>,
+        o: FlagOp,
+        f: Vec<String>,
+        since: u64,
+    ) -> StoreFuture<'_, store::ConditionalFlags> {
+        self.inner.set_flags_unchanged_since(m, u, o, f, since)
+    }
+    fn append_within(
+        &self,
+        m: MailboxId,
+        r: Vec<u8>,
+        f: Vec<String>,
+        d: i64,
+        q: store::Quota,
+    ) -> StoreFuture<'_, Uid> {
+        self.inner.append_within(m, r, f, d, q)
+    }
+    fn copy_within(
+        &self,
+        f: MailboxId,
+        u: Vec<Uid>,
+        t: MailboxId,
+        q: store::Quota,
+    ) -> StoreFuture<'_, Vec<(Uid, Uid)>> {
+        self.inner.copy_within(f, u, t, q)
+    }
     fn expunge(&self, m: MailboxId, u: Vec<Uid>) -> StoreFuture<'_, Vec<Uid>> {
         self.inner.expunge(m, u)
     }

@@ -13,9 +13,10 @@
 //!
 //! Adding a test: write `pub async fn name(backend: &dyn Backend)` in the
 //! file of its area (one file per area: `delivery`, `mailboxes`, `feed`,
-//! `imports`, `moves`, `queue`, `targets`, or a new one declared below) and add its
+//! `imports`, `moves`, `queue`, `targets`, `conditions`, or a new one declared below) and add its
 //! name to that area's list in [`store_conformance!`].
 
+pub mod conditions;
 pub mod delivery;
 pub mod feed;
 pub mod imports;
@@ -114,6 +115,12 @@ macro_rules! store_conformance {
             }
             imports {
                 an_import_with_a_known_digest_appends_nothing,
+            }
+            conditions {
+                unchanged_since_leaves_newer_entries_alone,
+                append_within_refuses_past_the_limit_and_writes_nothing,
+                concurrent_appends_never_pass_the_quota_together,
+                copy_within_copies_all_or_nothing,
             }
         );
     };

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::*;
-use crate::{Delivered, Delivery, FlagOp, MessageMeta};
+use crate::{ConditionalFlags, Delivered, Delivery, FlagOp, MessageMeta, Quota};
 
 pub fn deliver(conn: &Connection, delivery: Delivery) -> Result<Delivered, StoreError> {
     let now = now();
@@ -157,11 +157,12 @@ struct EntryRow {
     size: u64,
     internal_date: i64,
     flags: Vec<String>,
+    modseq: u64,
 }
 
 fn entry(conn: &Connection, mailbox: MailboxId, uid: Uid) -> Result<Option<EntryRow>, StoreError> {
     conn.prepare_cached(
-        "SELECT e.body_id, b.size, e.internal_date, e.flags FROM entries e \
+        "SELECT e.body_id, b.size, e.internal_date, e.flags, e.modseq FROM entries e \
          JOIN bodies b ON b.id = e.body_id WHERE e.mailbox_id = ?1 AND e.uid = ?2",
     )
     .and_then(|mut s| {
@@ -171,6 +172,7 @@ fn entry(conn: &Connection, mailbox: MailboxId, uid: Uid) -> Result<Option<Entry
                 size: r.get::<_, i64>(1)? as u64,
                 internal_date: r.get(2)?,
                 flags: flags_from_text(&r.get::<_, String>(3)?),
+                modseq: r.get::<_, i64>(4)?.max(0) as u64,
             })
         })
         .optional()
@@ -192,14 +194,32 @@ pub fn set_flags(
     op: FlagOp,
     flags: Vec<String>,
 ) -> Result<Vec<MessageMeta>, StoreError> {
+    set_flags_if(conn, mailbox, uids, op, flags, None).map(|r| r.changed)
+}
+
+/// STORE, with RFC 7162 3.1.3's UNCHANGEDSINCE when `unchanged_since` is
+/// given: checked per entry in the same transaction as the write.
+pub fn set_flags_if(
+    conn: &Connection,
+    mailbox: MailboxId,
+    uids: Vec<Uid>,
+    op: FlagOp,
+    flags: Vec<String>,
+    unchanged_since: Option<u64>,
+) -> Result<ConditionalFlags, StoreError> {
     let account = mailbox_account(conn, mailbox)?;
     let given = normalize_flags(flags)?;
     let now = now();
     let mut changed = Vec::new();
+    let mut modified = Vec::new();
     for uid in sorted_uids(uids) {
         let Some(row) = entry(conn, mailbox, uid)? else {
             continue;
         };
+        if unchanged_since.is_some_and(|limit| row.modseq > limit) {
+            modified.push(uid);
+            continue;
+        }
         let new_flags: Vec<String> = match op {
             FlagOp::Replace => given.clone(),
             FlagOp::Add => {
@@ -257,7 +277,67 @@ pub fn set_flags(
             modseq,
         });
     }
-    Ok(changed)
+    Ok(ConditionalFlags { changed, modified })
+}
+
+/// Refuses with [`StoreError::QuotaExceeded`] when `account`'s usage plus
+/// `bytes` in `messages` more would pass `quota` (RFC 9208 5.3). Run in
+/// the writer's transaction: no other write comes between it and the
+/// caller's insert.
+fn check_quota(
+    conn: &Connection,
+    account: &str,
+    quota: Quota,
+    bytes: u64,
+    messages: u64,
+) -> Result<(), StoreError> {
+    if quota.unlimited() {
+        return Ok(());
+    }
+    let usage = crate::read::usage(conn, account)?;
+    if quota.admits(usage, bytes, messages) {
+        Ok(())
+    } else {
+        Err(StoreError::QuotaExceeded)
+    }
+}
+
+/// APPEND within `quota`, checked in the same transaction.
+pub fn append_within(
+    conn: &Connection,
+    mailbox: MailboxId,
+    raw: &[u8],
+    flags: Vec<String>,
+    internal_date: i64,
+    quota: Quota,
+) -> Result<Uid, StoreError> {
+    let account = mailbox_account(conn, mailbox)?;
+    check_quota(conn, &account, quota, raw.len() as u64, 1)?;
+    append(conn, mailbox, raw, flags, internal_date)
+}
+
+/// COPY within the target account's `quota`, checked in the same
+/// transaction over the entries that exist.
+pub fn copy_within(
+    conn: &Connection,
+    from: MailboxId,
+    uids: Vec<Uid>,
+    to: MailboxId,
+    quota: Quota,
+) -> Result<Vec<(Uid, Uid)>, StoreError> {
+    let uids = sorted_uids(uids);
+    if !quota.unlimited() {
+        let account = mailbox_account(conn, to)?;
+        let (mut bytes, mut messages) = (0u64, 0u64);
+        for &uid in &uids {
+            if let Some(row) = entry(conn, from, uid)? {
+                bytes = bytes.saturating_add(row.size);
+                messages += 1;
+            }
+        }
+        check_quota(conn, &account, quota, bytes, messages)?;
+    }
+    copy(conn, from, uids, to)
 }
 
 pub fn expunge(

@@ -28,7 +28,10 @@ use crate::{BodyId, MailboxId, SPECIAL_MAILBOXES, StoreError, Uid};
 pub use mailboxes::{
     create_mailbox, delete_account, delete_mailbox, ensure_account, rename_mailbox, set_subscribed,
 };
-pub use messages::{append, copy, deliver, expunge, import, move_messages, set_flags};
+pub use messages::{
+    append, append_within, copy, copy_within, deliver, expunge, import, move_messages, set_flags,
+    set_flags_if,
+};
 
 /// Largest message body the store accepts. SQLite's default
 /// SQLITE_MAX_LENGTH is 1,000,000,000 bytes per BLOB; stay well below. The
