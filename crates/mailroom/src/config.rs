@@ -387,6 +387,9 @@ pub struct StoreSection {
     /// PostgreSQL: this node's name in the queue's claims; empty means
     /// the host name.
     pub node_id: String,
+    /// Seconds a tombstone (an expunged UID, for QRESYNC) is kept; 0
+    /// keeps them forever.
+    pub tombstone_retention: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -481,6 +484,7 @@ impl Default for StoreSection {
             pool_size: backends::postgres::POOL_SIZE,
             statement_timeout: backends::postgres::STATEMENT_TIMEOUT.as_secs(),
             node_id: String::new(),
+            tombstone_retention: store::DEFAULT_TOMBSTONE_RETENTION.as_secs(),
         }
     }
 }

@@ -423,6 +423,29 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             shutdown.clone(),
         )));
     }
+    // Tombstones older than the retention go (RFC 7162 3.2.5.2 covers
+    // clients that resync later); a trim at start and then periodically.
+    if c.store.tombstone_retention > 0 {
+        let retention = Duration::from_secs(c.store.tombstone_retention);
+        let mut stop = shutdown.clone();
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let every = retention.clamp(TRIM_INTERVAL_MIN, TRIM_INTERVAL_MAX);
+            loop {
+                let cut = store::rules::now()
+                    .saturating_sub(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX));
+                match store.trim_tombstones(cut).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(trimmed = n, "tombstones trimmed"),
+                    Err(e) => tracing::warn!(error = %e, "tombstone trim failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.wait() => break,
+                }
+            }
+        }));
+    }
     // The outbound queue worker (issue 12): mail for other domains leaves.
     let worker_task = {
         let mut stop = shutdown.clone();
@@ -460,6 +483,11 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Bounds of the interval between tombstone trims: at most hourly work
+/// for the default retention, at least a second apart for a tiny one.
+const TRIM_INTERVAL_MAX: Duration = Duration::from_secs(3600);
+const TRIM_INTERVAL_MIN: Duration = Duration::from_secs(1);
 
 /// What the admin port reports.
 struct AdminStatus {

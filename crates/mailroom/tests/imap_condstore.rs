@@ -239,3 +239,94 @@ fn esearch_returns_the_modseq_of_what_it_returns() {
     let r = c.ok(&format!("SEARCH RETURN (ALL) MODSEQ {}", m[2] + 1));
     assert!(!r.has("MODSEQ"), "{r:#?}");
 }
+
+/// Waits (bounded) until the server's log says tombstones were trimmed.
+fn wait_for_trim(server: &Server) {
+    for _ in 0..200 {
+        if server.log().contains("tombstones trimmed") {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no trim logged: {}", server.log());
+}
+
+#[test]
+fn after_tombstones_are_trimmed_known_uids_still_give_every_vanished_uid() {
+    // RFC 7162 3.2.5.2: a client whose mod-sequence predates trimmed
+    // tombstones gets VANISHED (EARLIER) from its known UIDs, never less.
+    let server = Server::start_with_extra(common::Extra {
+        top: "[store]\ntombstone_retention = 1\n".into(),
+        ..Default::default()
+    });
+    for i in 1..=5 {
+        deliver(
+            &server,
+            "alice@example.test",
+            &simple_message(&format!("m{i}"), "body"),
+        );
+    }
+    let mut c = Imap::login(&server, "alice", "secret");
+    c.ok("ENABLE QRESYNC");
+    let r = c.ok("SELECT INBOX");
+    let (validity, high) = (uidvalidity(&r), highestmodseq(&r));
+    c.ok("LOGOUT");
+    // A session that stays selected, without QRESYNC, through the trim.
+    let mut idle = Imap::login(&server, "alice", "secret");
+    idle.ok("SELECT INBOX");
+
+    let mut other = Imap::login(&server, "alice", "secret");
+    other.ok("SELECT INBOX");
+    other.ok("STORE 2,4 +FLAGS.SILENT (\\Deleted)");
+    other.ok("EXPUNGE");
+    other.ok("LOGOUT");
+    wait_for_trim(&server);
+
+    let mut c = Imap::login(&server, "alice", "secret");
+    c.ok("ENABLE QRESYNC");
+    let r = c.ok(&format!("SELECT INBOX (QRESYNC ({validity} {high} 1:5))"));
+    assert_eq!(
+        r.lines_with("VANISHED"),
+        ["* VANISHED (EARLIER) 2,4"],
+        "{r:#?}"
+    );
+    // Without known UIDs the client is taken to know every UID below
+    // UIDNEXT.
+    let r = c.ok(&format!("SELECT INBOX (QRESYNC ({validity} {high}))"));
+    assert_eq!(
+        r.lines_with("VANISHED"),
+        ["* VANISHED (EARLIER) 2,4"],
+        "{r:#?}"
+    );
+    // Known UIDs limit the answer to what the client knows.
+    let r = c.ok(&format!("SELECT INBOX (QRESYNC ({validity} {high} 3:5))"));
+    assert_eq!(
+        r.lines_with("VANISHED"),
+        ["* VANISHED (EARLIER) 4"],
+        "{r:#?}"
+    );
+    let r = c.ok(&format!(
+        "UID FETCH 1:* (FLAGS) (CHANGEDSINCE {high} VANISHED)"
+    ));
+    assert_eq!(
+        r.lines_with("VANISHED"),
+        ["* VANISHED (EARLIER) 2,4"],
+        "{r:#?}"
+    );
+    // The session selected all along learns both expunges at its next
+    // command, though their tombstones are gone.
+    let r = idle.ok("NOOP");
+    assert_eq!(r.lines_with("EXPUNGE").len(), 2, "{r:#?}");
+    let r = idle.ok("FETCH 1:* (UID)");
+    let fetches = r.lines_with("FETCH (UID");
+    assert_eq!(
+        fetches,
+        [
+            "* 1 FETCH (UID 1)",
+            "* 2 FETCH (UID 3)",
+            "* 3 FETCH (UID 5)"
+        ],
+        "{r:#?}"
+    );
+    assert!(idle.ok("NOOP").lines_with("EXPUNGE").is_empty());
+}

@@ -256,6 +256,57 @@ pub fn format_set(nums: &[u32]) -> String {
     out
 }
 
+/// The sorted, merged `intervals` without the numbers in `remove`
+/// (ascending): what is left as runs. The work is bounded by the two
+/// inputs, never by the span of an interval (`1:4294967295` is one run).
+pub fn subtract(intervals: &[(u32, u32)], remove: &[u32]) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    let mut r = 0;
+    for &(a, b) in intervals {
+        let mut start = a;
+        // Skip what lies before this interval.
+        while remove.get(r).is_some_and(|&x| x < a) {
+            r += 1;
+        }
+        let mut open = true;
+        while let Some(&x) = remove.get(r) {
+            if x > b {
+                break;
+            }
+            if x > start {
+                out.push((start, x - 1));
+            }
+            r += 1;
+            match x.checked_add(1) {
+                Some(next) if next <= b => start = next,
+                _ => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        if open && start <= b {
+            out.push((start, b));
+        }
+    }
+    out
+}
+
+/// Runs `(first, last)` in IMAP set syntax ("1:3,7").
+pub fn format_runs(runs: &[(u32, u32)]) -> String {
+    let parts: Vec<String> = runs
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}:{b}")
+            }
+        })
+        .collect();
+    parts.join(",")
+}
+
 /// A flag or keyword as given by a client (RFC 9051 9: flag). System flags
 /// are returned in canonical case; `\Recent` cannot be stored and `\*` is
 /// not a flag: the caller decides what to do with them.
@@ -286,6 +337,26 @@ pub fn parse_flag_list(c: &mut Cursor<'_>) -> LexResult<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
+    use super::{format_runs, subtract};
+
+    #[test]
+    fn subtract_leaves_runs_and_handles_the_edges() {
+        assert_eq!(subtract(&[(1, 10)], &[]), vec![(1, 10)]);
+        assert_eq!(subtract(&[(1, 10)], &[1, 5, 10]), vec![(2, 4), (6, 9)]);
+        assert_eq!(
+            subtract(&[(1, 3), (7, 9)], &[2, 3, 4, 8]),
+            vec![(1, 1), (7, 7), (9, 9)]
+        );
+        assert_eq!(subtract(&[(5, 5)], &[5]), Vec::<(u32, u32)>::new());
+        assert_eq!(
+            subtract(&[(1, u32::MAX)], &[u32::MAX]),
+            vec![(1, u32::MAX - 1)]
+        );
+        assert_eq!(subtract(&[(2, 4)], &[1, 9]), vec![(2, 4)]);
+        assert_eq!(format_runs(&[(1, 1), (3, 9)]), "1,3:9");
+        assert_eq!(format_runs(&[]), "");
+    }
+
     use super::*;
 
     fn set(s: &str) -> SeqSet {

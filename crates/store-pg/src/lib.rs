@@ -355,6 +355,24 @@ impl Store for PgStore {
         read!(self, |tx| read::usage(&tx, &account))
     }
 
+    fn trim_tombstones(&self, older_than: i64) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let found: StoreFuture<'_, Vec<MailboxId>> = write!(self, |tx| {
+                ops::mailboxes_with_old_tombstones(&tx, older_than)
+            });
+            let mut trimmed = 0;
+            // One transaction per mailbox: a long trim never holds many
+            // row locks against the writers.
+            for mailbox in found.await? {
+                let one: StoreFuture<'_, u64> = write!(self, |tx| {
+                    ops::trim_mailbox_tombstones(&tx, mailbox, older_than)
+                });
+                trimmed += one.await?;
+            }
+            Ok(trimmed)
+        })
+    }
+
     fn mailbox(&self, account: String, name: String) -> StoreFuture<'_, Option<MailboxInfo>> {
         read!(self, |tx| read::mailbox(&tx, &account, &name))
     }

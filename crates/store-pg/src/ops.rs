@@ -355,9 +355,10 @@ async fn record_expunge(
     modseq: u64,
 ) -> Result<(), StoreError> {
     tx.exec(
-        "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES ($1, $2, $3) \
-         ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq",
-        &[&mailbox.0, &i64::from(uid.0), &to_i64(modseq)],
+        "INSERT INTO expunged (mailbox_id, uid, modseq, expunged_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (mailbox_id, uid) DO UPDATE \
+         SET modseq = EXCLUDED.modseq, expunged_at = EXCLUDED.expunged_at",
+        &[&mailbox.0, &i64::from(uid.0), &to_i64(modseq), &now()],
     )
     .await?;
     Ok(())
@@ -1209,4 +1210,43 @@ pub async fn delete(tx: &Tx<'_>, id: i64) -> Result<(), StoreError> {
         return Err(StoreError::NotFound(format!("queue entry {id}")));
     }
     Ok(())
+}
+
+/// The mailboxes holding tombstones made before `older_than`.
+pub async fn mailboxes_with_old_tombstones(
+    tx: &Tx<'_>,
+    older_than: i64,
+) -> Result<Vec<MailboxId>, StoreError> {
+    tx.rows(
+        "SELECT DISTINCT mailbox_id FROM expunged WHERE expunged_at < $1",
+        &[&older_than],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok(MailboxId(r.try_get(0).map_err(map_err)?)))
+    .collect()
+}
+
+/// Deletes one mailbox's tombstones made before `older_than`, raising
+/// its `vanished_floor` to the highest mod-sequence among them in the
+/// same transaction (one mailbox row lock, so it never deadlocks with a
+/// writer).
+pub async fn trim_mailbox_tombstones(
+    tx: &Tx<'_>,
+    mailbox: MailboxId,
+    older_than: i64,
+) -> Result<u64, StoreError> {
+    tx.exec(
+        "UPDATE mailboxes SET vanished_floor = GREATEST(vanished_floor, \
+             (SELECT COALESCE(MAX(modseq), 0) FROM expunged \
+              WHERE mailbox_id = $1 AND expunged_at < $2)) \
+         WHERE id = $1",
+        &[&mailbox.0, &older_than],
+    )
+    .await?;
+    tx.exec(
+        "DELETE FROM expunged WHERE mailbox_id = $1 AND expunged_at < $2",
+        &[&mailbox.0, &older_than],
+    )
+    .await
 }

@@ -211,6 +211,18 @@ pub async fn changes_since(
     since: u64,
 ) -> Result<MailboxChanges, StoreError> {
     let highestmodseq = highestmodseq(tx, mailbox).await?;
+    // The same snapshot as the rows below (REPEATABLE READ).
+    let floor = rows(
+        tx,
+        "SELECT vanished_floor FROM mailboxes WHERE id = $1",
+        &[&mailbox.0],
+    )
+    .await?
+    .first()
+    .map(|r| r.try_get::<_, i64>(0).map_err(map_err))
+    .transpose()?
+    .unwrap_or(0)
+    .max(0) as u64;
     let since_sql = i64::try_from(since).unwrap_or(i64::MAX);
     let mut changed: Vec<MessageMeta> = if since == 0 {
         messages(tx, mailbox).await?
@@ -241,6 +253,8 @@ pub async fn changes_since(
         highestmodseq,
         changed,
         vanished,
+        // Every tombstone above the floor is kept (RFC 7162 3.2.5.2).
+        trimmed: since != 0 && since < floor,
     })
 }
 

@@ -19,7 +19,7 @@ pub const MIGRATION_LOCK: i64 = 0x6d61_696c_726f_6f6d;
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1, V_DSN];
+pub const MIGRATIONS: &[&str] = &[V1, V_DSN, V_TOMBSTONE_TRIM];
 
 /// Version 0 -> 1: the whole store as the embedded backend has it after
 /// its own migrations (docs/storage.md, "PostgreSQL").
@@ -159,6 +159,18 @@ ALTER TABLE queue
     ADD COLUMN smtputf8 BOOLEAN NOT NULL DEFAULT false,
     ADD COLUMN warned   BOOLEAN NOT NULL DEFAULT false,
     ADD COLUMN notice   BOOLEAN NOT NULL DEFAULT false;
+";
+
+/// Tombstone trimming (`[store] tombstone_retention`): when each
+/// tombstone was made, and per mailbox the highest mod-sequence of a
+/// trimmed one (as the embedded store's `V_TOMBSTONE_TRIM`; RFC 7162
+/// 3.2.5.2). Self-contained, so that it can be reordered against other
+/// branches' steps.
+const V_TOMBSTONE_TRIM: &str = "
+ALTER TABLE expunged
+    ADD COLUMN expunged_at BIGINT NOT NULL DEFAULT extract(epoch FROM now())::BIGINT;
+CREATE INDEX expunged_by_time ON expunged(expunged_at);
+ALTER TABLE mailboxes ADD COLUMN vanished_floor BIGINT NOT NULL DEFAULT 0;
 ";
 
 /// Brings the schema to [`SCHEMA_VERSION`], or refuses a newer database

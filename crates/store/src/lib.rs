@@ -86,6 +86,13 @@ pub const GROUP_COMMIT_MAX: usize = 256;
 /// report new mail within a second (SPEC 3), so well under that.
 pub const FEED_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// How long tombstones are kept by default (`[store] tombstone_retention`):
+/// a client that resyncs with QRESYNC within it gets its VANISHED from
+/// them; one offline longer gets it from its known UIDs (RFC 7162
+/// 3.2.5.2), which costs a UID comparison, never a missed expunge.
+pub const DEFAULT_TOMBSTONE_RETENTION: std::time::Duration =
+    std::time::Duration::from_secs(180 * 24 * 3600);
+
 /// Tunables of [`SqliteStore`].
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -299,6 +306,10 @@ pub struct MailboxChanges {
     pub changed: Vec<MessageMeta>,
     /// UIDs expunged, ascending (some may never have been seen).
     pub vanished: Vec<Uid>,
+    /// True when tombstones above `since` were trimmed
+    /// ([`Store::trim_tombstones`]): `vanished` may then miss UIDs, and a
+    /// caller must compare UIDs instead (RFC 7162 3.2.5.2).
+    pub trimmed: bool,
 }
 
 /// How [`Store::set_flags`] combines the given flags with the current ones
@@ -640,6 +651,11 @@ pub trait Store: Send + Sync + 'static {
     fn changes_since(&self, mailbox: MailboxId, since: u64) -> StoreFuture<'_, MailboxChanges>;
     /// What `account` holds over all its mailboxes (quota, RFC 9208).
     fn usage(&self, account: String) -> StoreFuture<'_, Usage>;
+    /// Deletes the tombstones made before `older_than` (Unix seconds),
+    /// recording per mailbox the highest mod-sequence trimmed, so that
+    /// [`Store::changes_since`] from below it says `trimmed`. Returns
+    /// how many were deleted.
+    fn trim_tombstones(&self, older_than: i64) -> StoreFuture<'_, u64>;
     /// The outbound queue, oldest first.
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>>;
     /// Claims up to `limit` queue rows due at `now` for this process until

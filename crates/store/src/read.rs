@@ -232,9 +232,14 @@ pub fn changes_since(
 ) -> Result<MailboxChanges, StoreError> {
     // A deferred read transaction: its snapshot starts at the first SELECT.
     let tx = conn.unchecked_transaction().map_err(map_err)?;
-    let highestmodseq = tx
-        .prepare_cached("SELECT highestmodseq FROM mailboxes WHERE id = ?1")
-        .and_then(|mut s| s.query_row([mailbox.0], |r| r.get::<_, i64>(0)).optional())
+    let (highestmodseq, floor) = tx
+        .prepare_cached("SELECT highestmodseq, vanished_floor FROM mailboxes WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row([mailbox.0], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .optional()
+        })
         .map_err(map_err)?
         .ok_or_else(|| StoreError::NotFound(format!("mailbox id {}", mailbox.0)))?;
     let since_sql = i64::try_from(since).unwrap_or(i64::MAX);
@@ -275,6 +280,9 @@ pub fn changes_since(
         highestmodseq: highestmodseq.max(0) as u64,
         changed,
         vanished,
+        // Every tombstone above the floor is kept; from below it some of
+        // those the caller needs may be gone.
+        trimmed: since != 0 && since < floor.max(0) as u64,
     })
 }
 

@@ -35,7 +35,14 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1, V_SUBSCRIPTIONS, V_IMPORTS, V_CHANGES_BY_MODSEQ, V_DSN];
+pub const MIGRATIONS: &[&str] = &[
+    V1,
+    V_SUBSCRIPTIONS,
+    V_IMPORTS,
+    V_CHANGES_BY_MODSEQ,
+    V_DSN,
+    V_TOMBSTONE_TRIM,
+];
 
 /// `mailroom import` (issue 20): a SHA-256 of each imported message per
 /// target mailbox, written in the transaction that appends it, so an
@@ -172,6 +179,21 @@ ALTER TABLE queue ADD COLUMN orcpt TEXT;
 ALTER TABLE queue ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE queue ADD COLUMN notice INTEGER NOT NULL DEFAULT 0;
+";
+
+/// Tombstones are trimmed after `[store] tombstone_retention`
+/// ([`crate::Store::trim_tombstones`]): each records when it was made,
+/// and each mailbox the highest mod-sequence of a tombstone trimmed from
+/// it, so a QRESYNC from below that point knows its VANISHED would be
+/// incomplete (RFC 7162 3.2.5.2) and falls back to the client's known
+/// UIDs. Tombstones made before this step count as made now.
+/// Self-contained, so that it can be reordered against other branches'
+/// steps.
+const V_TOMBSTONE_TRIM: &str = "
+ALTER TABLE expunged ADD COLUMN expunged_at INTEGER NOT NULL DEFAULT 0;
+UPDATE expunged SET expunged_at = CAST(strftime('%s', 'now') AS INTEGER);
+CREATE INDEX expunged_by_time ON expunged(expunged_at);
+ALTER TABLE mailboxes ADD COLUMN vanished_floor INTEGER NOT NULL DEFAULT 0;
 ";
 
 /// Maps a SQLite error to the store's error: SQLITE_FULL is a temporary

@@ -404,6 +404,10 @@ impl Store for SqliteStore {
         self.read(move |c| read::usage(c, &account))
     }
 
+    fn trim_tombstones(&self, older_than: i64) -> StoreFuture<'_, u64> {
+        self.write(move |c| ops::trim_tombstones(c, older_than))
+    }
+
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>> {
         self.read(read::queue)
     }

@@ -101,6 +101,8 @@ async fn version_one_subscriptions_survive_the_migration() {
              ALTER TABLE queue DROP COLUMN notify; ALTER TABLE queue DROP COLUMN orcpt; \
              ALTER TABLE queue DROP COLUMN smtputf8; ALTER TABLE queue DROP COLUMN warned; \
              ALTER TABLE queue DROP COLUMN notice; \
+             DROP INDEX expunged_by_time; ALTER TABLE expunged DROP COLUMN expunged_at; \
+             ALTER TABLE mailboxes DROP COLUMN vanished_floor; \
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .expect("downgrade");

@@ -95,16 +95,38 @@ impl Selected {
     ) -> Result<(), ImapError> {
         self.watch.mark_unchanged();
         self.pending = false;
-        let delta = match ctx.store.changes_since(self.id(), self.modseq).await {
+        let mut delta = match ctx.store.changes_since(self.id(), self.modseq).await {
             Ok(d) => d,
             // Deleted under us: every message is gone.
             Err(StoreError::NotFound(_)) => store::MailboxChanges {
                 highestmodseq: self.modseq,
                 changed: Vec::new(),
                 vanished: self.view.msgs().iter().map(|m| m.uid()).collect(),
+                trimmed: false,
             },
             Err(e) => return Err(e.into()),
         };
+        if delta.trimmed {
+            // Tombstones this view needed were trimmed (a session idle
+            // past `[store] tombstone_retention` without a sync): what is
+            // gone is what the view has and the mailbox has not.
+            let all = ctx.store.changes_since(self.id(), 0).await?;
+            let present: Vec<Uid> = all.changed.iter().map(|m| m.uid).collect();
+            delta.vanished = self
+                .view
+                .msgs()
+                .iter()
+                .map(|m| m.uid())
+                .filter(|u| present.binary_search(u).is_err())
+                .collect();
+            let mark = self.modseq;
+            delta.changed = all
+                .changed
+                .into_iter()
+                .filter(|m| m.modseq > mark)
+                .collect();
+            delta.highestmodseq = all.highestmodseq;
+        }
         let max_uid = self.view.max_uid();
         let new: Vec<Uid> = delta
             .changed
@@ -218,10 +240,14 @@ impl Selected {
 
     /// The UIDs in `set` (UIDs; `*` is the highest in the view) expunged
     /// after mod-sequence `since` and no longer in the view, as one
-    /// `VANISHED (EARLIER)` (RFC 7162 3.2.5.1, 3.2.6). The store keeps
-    /// every tombstone (docs/storage.md), so this is exact, never less;
-    /// a UID still in the view was expunged after the view's mark, and
-    /// the next sync reports it as plain VANISHED.
+    /// `VANISHED (EARLIER)` (RFC 7162 3.2.5.1, 3.2.6); a UID still in the
+    /// view was expunged after the view's mark, and the next sync reports
+    /// it as plain VANISHED. When tombstones after `since` were trimmed
+    /// (`[store] tombstone_retention`), the answer is every UID of `set`
+    /// (without one: every UID below UIDNEXT) that is neither in the
+    /// mailbox nor in the view (RFC 7162 3.2.5.2: the known UIDs stand in
+    /// for the missing tombstones), so it is never less than what the
+    /// client must remove; UIDs it never knew are harmless to it.
     pub async fn vanished_earlier(
         &self,
         ctx: &ImapContext,
@@ -234,6 +260,33 @@ impl Selected {
             Err(StoreError::NotFound(_)) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
+        if changes.trimmed {
+            let top = self.max_uid().max(self.info.uidnext.saturating_sub(1));
+            let known = match set {
+                Some(s) => s.intervals(top.max(1)),
+                None if top == 0 => Vec::new(),
+                None => vec![(1, top)],
+            };
+            let all = match ctx.store.changes_since(self.id(), 0).await {
+                Ok(c) => c,
+                Err(StoreError::NotFound(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            };
+            // The mailbox's UIDs and the view's, merged ascending.
+            let mut here: Vec<u32> = all.changed.iter().map(|m| m.uid.0).collect();
+            here.extend(self.view.msgs().iter().map(|m| m.uid().0));
+            here.sort_unstable();
+            here.dedup();
+            let runs = proto_imap::types::subtract(&known, &here);
+            if !runs.is_empty() {
+                out.data(proto_imap::Data::Vanished {
+                    earlier: true,
+                    uids: proto_imap::types::format_runs(&runs),
+                });
+            }
+            // Entries are never trimmed: the changed ones are exact.
+            return Ok(changes.changed);
+        }
         let ivs = set.map(|s| s.intervals(self.max_uid().max(1)));
         let gone: Vec<u32> = changes
             .vanished
@@ -258,7 +311,8 @@ impl Selected {
     /// missed since its mod-sequence, when its UIDVALIDITY is current:
     /// `VANISHED (EARLIER)` for the known UIDs expunged since, then FETCH
     /// (UID FLAGS MODSEQ) for the messages changed since. seq-match data
-    /// is not needed: no tombstone is ever trimmed.
+    /// is not used: after a trim the known UIDs answer alone (RFC 7162
+    /// 3.2.5.2 makes seq-match data a way to send less, never more).
     pub async fn resync(
         &self,
         ctx: &ImapContext,

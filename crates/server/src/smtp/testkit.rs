@@ -255,6 +255,9 @@ impl Store for Failing {
     fn expunge(&self, m: MailboxId, u: Vec<Uid>) -> StoreFuture<'_, Vec<Uid>> {
         self.inner.expunge(m, u)
     }
+    fn trim_tombstones(&self, older_than: i64) -> StoreFuture<'_, u64> {
+        self.inner.trim_tombstones(older_than)
+    }
     fn copy(&self, f: MailboxId, u: Vec<Uid>, t: MailboxId) -> StoreFuture<'_, Vec<(Uid, Uid)>> {
         self.inner.copy(f, u, t)
     }

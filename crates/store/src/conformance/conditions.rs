@@ -159,3 +159,58 @@ pub async fn copy_within_copies_all_or_nothing(backend: &dyn Backend) {
     assert_eq!(pairs.len(), 2);
     assert_eq!(store.usage("a@x".into()).await.expect("usage").bytes, 20);
 }
+
+pub async fn trimmed_tombstones_make_older_changes_say_so(backend: &dyn Backend) {
+    let store = backend.open();
+    store.ensure_account("a@x".into()).await.expect("account");
+    let mbox = inbox(&*store, "a@x").await.id;
+    let mut uids = Vec::new();
+    for body in [b"1".to_vec(), b"2".to_vec(), b"3".to_vec()] {
+        uids.push(store.append(mbox, body, vec![], 1).await.expect("append"));
+    }
+    let before = inbox(&*store, "a@x").await.highestmodseq;
+    store.expunge(mbox, vec![uids[0]]).await.expect("expunge");
+    let after_first = inbox(&*store, "a@x").await.highestmodseq;
+    // Tombstones younger than the cut stay.
+    let kept = store
+        .trim_tombstones(crate::rules::now() - 3600)
+        .await
+        .expect("trim");
+    assert_eq!(kept, 0);
+    let c = store.changes_since(mbox, before).await.expect("changes");
+    assert_eq!(c.vanished, vec![uids[0]]);
+    assert!(!c.trimmed);
+    // A cut in the future takes them all.
+    let n = store
+        .trim_tombstones(crate::rules::now() + 10)
+        .await
+        .expect("trim");
+    assert_eq!(n, 1);
+    let c = store.changes_since(mbox, before).await.expect("changes");
+    assert!(c.trimmed, "the tombstone {before} needed is gone: {c:?}");
+    assert!(c.vanished.is_empty());
+    // From the trimmed point on, nothing is missing.
+    let c = store
+        .changes_since(mbox, after_first)
+        .await
+        .expect("changes");
+    assert!(!c.trimmed);
+    store.expunge(mbox, vec![uids[1]]).await.expect("expunge");
+    let c = store
+        .changes_since(mbox, after_first)
+        .await
+        .expect("changes");
+    assert!(!c.trimmed);
+    assert_eq!(c.vanished, vec![uids[1]]);
+    // A full listing never needs tombstones.
+    assert!(!store.changes_since(mbox, 0).await.expect("all").trimmed);
+    // A second handle (another process or node) sees the same.
+    let other = backend.open();
+    assert!(
+        other
+            .changes_since(mbox, before)
+            .await
+            .expect("changes")
+            .trimmed
+    );
+}

@@ -121,6 +121,7 @@ macro_rules! store_conformance {
                 append_within_refuses_past_the_limit_and_writes_nothing,
                 concurrent_appends_never_pass_the_quota_together,
                 copy_within_copies_all_or_nothing,
+                trimmed_tombstones_make_older_changes_say_so,
             }
         );
     };

@@ -360,9 +360,29 @@ pub(super) fn record_expunge(
     modseq: u64,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq, expunged_at) \
+         VALUES (?1, ?2, ?3, ?4)",
     )
-    .and_then(|mut s| s.execute(params![mailbox.0, uid.0, modseq as i64]))
+    .and_then(|mut s| s.execute(params![mailbox.0, uid.0, modseq as i64, now()]))
     .map_err(map_err)?;
     Ok(())
+}
+
+/// Deletes the tombstones made before `older_than`, first raising each
+/// affected mailbox's `vanished_floor` to the highest mod-sequence among
+/// them; one writer job, so no read sees the rows gone without the floor.
+pub fn trim_tombstones(conn: &Connection, older_than: i64) -> Result<u64, StoreError> {
+    conn.prepare_cached(
+        "UPDATE mailboxes SET vanished_floor = MAX(vanished_floor, \
+             (SELECT MAX(x.modseq) FROM expunged x \
+              WHERE x.mailbox_id = mailboxes.id AND x.expunged_at < ?1)) \
+         WHERE id IN (SELECT mailbox_id FROM expunged WHERE expunged_at < ?1)",
+    )
+    .and_then(|mut s| s.execute([older_than]))
+    .map_err(map_err)?;
+    let n = conn
+        .prepare_cached("DELETE FROM expunged WHERE expunged_at < ?1")
+        .and_then(|mut s| s.execute([older_than]))
+        .map_err(map_err)?;
+    Ok(n as u64)
 }
