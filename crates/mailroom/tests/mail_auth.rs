@@ -60,6 +60,21 @@ fn zone(keys: &[(String, String)]) -> Zone {
         "eleven.example",
         &format!("v=spf1 {} ip4:127.0.0.1 -all", terms(11)),
     );
+    // RFC 7208 4.6.4: at most two void lookups (names that do not
+    // exist). Two then a match pass; a third, by `a` or `mx`, is a
+    // permerror; an `exists` that finds its name is not void.
+    z.txt(
+        "twovoid.example",
+        "v=spf1 a:v1.void.example mx:v2.void.example ip4:127.0.0.1 -all",
+    )
+    .txt(
+        "threevoid.example",
+        "v=spf1 a:v1.void.example mx:v2.void.example a:v3.void.example ip4:127.0.0.1 -all",
+    )
+    .txt(
+        "existsvoid.example",
+        "v=spf1 a:v1.void.example a:v2.void.example exists:h1.limits.example -all",
+    );
     for (name, value) in keys {
         z.txt(name, value);
     }
@@ -165,6 +180,9 @@ fn spf_results_for_each_outcome_and_the_lookup_limit() {
         ("perm.example", "spf=permerror"),
         ("ten.example", "spf=pass"),
         ("eleven.example", "spf=permerror"),
+        ("twovoid.example", "spf=pass"),
+        ("threevoid.example", "spf=permerror"),
+        ("existsvoid.example", "spf=pass"),
     ];
     for (domain, want) in cases {
         let from = format!("bob@{domain}");

@@ -20,6 +20,7 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -124,6 +125,138 @@ impl<K: Hash + Eq, V: Clone> ResolverCache<K, V> for TtlCache<K, V> {
             }
         }
         map.insert(key, (value, valid_until));
+    }
+}
+
+/// RFC 7208 4.6.4: more than two DNS lookups of an SPF evaluation's
+/// terms that find nothing (NXDOMAIN or no records) are a permerror.
+pub const MAX_VOID_LOOKUPS: u32 = 2;
+
+/// A cache that counts what an evaluation looked up through it: a miss
+/// is a DNS query, an insert its answer. mail-auth does not count void
+/// lookups, and it caches every answer it gets and no error, so for one
+/// evaluation misses minus inserts are the queries that found nothing.
+struct Counting<'a, K, V> {
+    inner: &'a TtlCache<K, V>,
+    misses: AtomicU32,
+    inserts: AtomicU32,
+}
+
+impl<'a, K, V> Counting<'a, K, V> {
+    fn new(inner: &'a TtlCache<K, V>) -> Self {
+        Counting {
+            inner,
+            misses: AtomicU32::new(0),
+            inserts: AtomicU32::new(0),
+        }
+    }
+
+    fn misses(&self) -> u32 {
+        self.misses.load(Ordering::Relaxed)
+    }
+
+    /// Queries that found nothing (or failed: then the result is
+    /// temperror, which the limit leaves alone).
+    fn unanswered(&self) -> u32 {
+        self.misses()
+            .saturating_sub(self.inserts.load(Ordering::Relaxed))
+    }
+}
+
+impl<K: Hash + Eq, V: Clone> ResolverCache<K, V> for Counting<'_, K, V> {
+    fn get<Q>(&self, name: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hit = self.inner.get(name);
+        if hit.is_none() {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
+    }
+
+    fn remove<Q>(&self, name: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.inner.remove(name)
+    }
+
+    fn insert(&self, key: K, value: V, valid_until: Instant) {
+        self.inserts.fetch_add(1, Ordering::Relaxed);
+        self.inner.insert(key, value, valid_until);
+    }
+}
+
+/// One SPF evaluation's view of the caches, counting its void lookups.
+struct SpfLookups<'a> {
+    txt: Counting<'a, Box<str>, Txt>,
+    mx: Counting<'a, Box<str>, RecordSet<MX>>,
+    ipv4: Counting<'a, Box<str>, RecordSet<Ipv4Addr>>,
+    ipv6: Counting<'a, Box<str>, RecordSet<Ipv6Addr>>,
+    ptr: Counting<'a, IpAddr, RecordSet<Box<str>>>,
+}
+
+type Counted<'x, 'a, P> = Parameters<
+    'x,
+    P,
+    Counting<'a, Box<str>, Txt>,
+    Counting<'a, Box<str>, RecordSet<MX>>,
+    Counting<'a, Box<str>, RecordSet<Ipv4Addr>>,
+    Counting<'a, Box<str>, RecordSet<Ipv6Addr>>,
+    Counting<'a, IpAddr, RecordSet<Box<str>>>,
+>;
+
+impl<'a> SpfLookups<'a> {
+    fn new(c: &'a Caches) -> Self {
+        SpfLookups {
+            txt: Counting::new(&c.txt),
+            mx: Counting::new(&c.mx),
+            ipv4: Counting::new(&c.ipv4),
+            ipv6: Counting::new(&c.ipv6),
+            ptr: Counting::new(&c.ptr),
+        }
+    }
+
+    fn params<P>(&self, p: P) -> Counted<'_, 'a, P> {
+        Parameters::new(p)
+            .with_txt_cache(&self.txt)
+            .with_mx_cache(&self.mx)
+            .with_ipv4_cache(&self.ipv4)
+            .with_ipv6_cache(&self.ipv6)
+            .with_ptr_cache(&self.ptr)
+    }
+
+    /// The void lookups of an evaluation for a client at `ip`. `a` and
+    /// `mx` ask only the client's address family; `exists` asks the
+    /// other family's cache too and never caches its answer, so each
+    /// miss there is an `exists`, whose same-family miss is taken out:
+    /// `exists` terms are not counted (their answer is not visible
+    /// here), so the limit can only be lenient, never refuse wrongly.
+    fn voids(&self, ip: IpAddr) -> u32 {
+        let (same, other) = match ip {
+            IpAddr::V4(_) => (&self.ipv4 as &dyn Unanswered, &self.ipv6 as &dyn Unanswered),
+            IpAddr::V6(_) => (&self.ipv6 as &dyn Unanswered, &self.ipv4 as &dyn Unanswered),
+        };
+        let addresses = same.unanswered().saturating_sub(other.misses());
+        self.txt.unanswered() + self.mx.unanswered() + self.ptr.unanswered() + addresses
+    }
+}
+
+/// The two counts of a [`Counting`] cache, whatever its types.
+trait Unanswered {
+    fn misses(&self) -> u32;
+    fn unanswered(&self) -> u32;
+}
+
+impl<K, V> Unanswered for Counting<'_, K, V> {
+    fn misses(&self) -> u32 {
+        Counting::misses(self)
+    }
+    fn unanswered(&self) -> u32 {
+        Counting::unanswered(self)
     }
 }
 
@@ -271,6 +404,25 @@ impl Checks {
         }
     }
 
+    /// One SPF evaluation with RFC 7208 4.6.4's void lookup limit, which
+    /// mail-auth leaves out: past [`MAX_VOID_LOOKUPS`] a result that
+    /// depended on those lookups is a permerror. temperror, permerror and
+    /// none stay as they are.
+    async fn verify_spf(&self, p: SpfParameters<'_>, ip: IpAddr) -> SpfOutput {
+        let lookups = SpfLookups::new(&self.caches);
+        let out = self.auth.verify_spf(lookups.params(p)).await;
+        let decided = matches!(
+            out.result(),
+            SpfResult::Pass | SpfResult::Fail | SpfResult::SoftFail | SpfResult::Neutral
+        );
+        let voids = lookups.voids(ip);
+        if decided && voids > MAX_VOID_LOOKUPS {
+            tracing::debug!(voids, "spf: void lookup limit");
+            return out.with_result(SpfResult::PermError);
+        }
+        out
+    }
+
     async fn check_untimed(&self, input: &Input<'_>) -> Verdict {
         let c = &self.caches;
         let helo = helo_domain(input.helo);
@@ -293,9 +445,11 @@ impl Checks {
         // result for the null reverse-path (2.4: postmaster@HELO).
         let spf_helo = match helo {
             Some(h) => Some(
-                self.auth
-                    .verify_spf(c.params(SpfParameters::verify_ehlo(input.ip, h, &self.hostname)))
-                    .await,
+                self.verify_spf(
+                    SpfParameters::verify_ehlo(input.ip, h, &self.hostname),
+                    input.ip,
+                )
+                .await,
             ),
             None => None,
         };
@@ -304,14 +458,16 @@ impl Checks {
             spf_helo.clone()
         } else {
             Some(
-                self.auth
-                    .verify_spf(c.params(SpfParameters::verify_mail_from(
+                self.verify_spf(
+                    SpfParameters::verify_mail_from(
                         input.ip,
                         helo_name,
                         &self.hostname,
                         input.sender,
-                    )))
-                    .await,
+                    ),
+                    input.ip,
+                )
+                .await,
             )
         };
         let spf_mail = spf_mail.unwrap_or_else(|| SpfOutput::new(String::new()));
