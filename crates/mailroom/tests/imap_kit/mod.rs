@@ -90,11 +90,15 @@ impl Imap {
 
     fn fill(&mut self) -> bool {
         let mut chunk = [0u8; 16384];
-        match self.stream.read(&mut chunk) {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
+        loop {
+            match self.stream.read(&mut chunk) {
+                // A signal to the test process is not the server's doing.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Ok(0) | Err(_) => return false,
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return true;
+                }
             }
         }
     }
@@ -196,6 +200,7 @@ impl Imap {
             }
             let mut chunk = [0u8; 1024];
             match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Ok(0) | Err(_) => return true,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
             }
