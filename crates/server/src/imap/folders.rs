@@ -68,13 +68,20 @@ impl Session {
         Ok(())
     }
 
-    /// `imap.max_mailboxes`: creating `name` and its missing parents must
-    /// leave the account within the limit. Concurrent CREATEs of one user
-    /// may pass it by a few; the limit is against runaway growth, not exact.
-    async fn check_mailbox_limit(&self, account: &str, name: &str) -> Result<(), ImapError> {
+    /// `imap.max_mailboxes`: `own` new mailboxes (1 for CREATE; for
+    /// RENAME 0, or 1 when INBOX stays behind) and the missing parents of
+    /// `name` must leave the account within the limit. Concurrent CREATEs
+    /// of one user may pass it by a few; the limit is against runaway
+    /// growth, not exact.
+    async fn check_mailbox_limit(
+        &self,
+        account: &str,
+        name: &str,
+        own: u64,
+    ) -> Result<(), ImapError> {
         let max = self.ctx.config.max_mailboxes;
         let have = self.ctx.store.mailbox_count(account.to_string()).await?;
-        let mut new: u64 = 1;
+        let mut new: u64 = own;
         if have.saturating_add(new) > max {
             return Err(too_many_mailboxes(max));
         }
@@ -126,7 +133,7 @@ impl Session {
                 "mailbox already exists",
             ));
         }
-        self.check_mailbox_limit(&account, name).await?;
+        self.check_mailbox_limit(&account, name, 1).await?;
         self.create_parents(&account, name).await?;
         match self
             .ctx
@@ -183,6 +190,9 @@ impl Session {
         if all.iter().any(|x| x.name == to_name) {
             return Err(ImapError::no(Some(Code::AlreadyExists), "target exists"));
         }
+        // RFC 9051 6.3.6: renaming INBOX leaves an empty INBOX behind.
+        let own = u64::from(from.is_inbox());
+        self.check_mailbox_limit(&account, to_name, own).await?;
         self.create_parents(&account, to_name).await?;
         match self
             .ctx
@@ -420,6 +430,26 @@ mod session_tests {
         // Deleting one makes room again.
         cmd(&mut s, "DELETE last").await.assert_ok();
         cmd(&mut s, "CREATE more").await.assert_ok();
+    }
+
+    #[tokio::test]
+    async fn rename_cannot_pass_max_mailboxes_with_parents_or_inbox() {
+        let kit = Kit::with(|c| c.max_mailboxes = 8);
+        let mut s = kit.logged_in(ALICE).await;
+        let have = kit.store.mailbox_count(ALICE.into()).await.unwrap();
+        for i in have..8 {
+            cmd(&mut s, &format!("CREATE m{i}")).await.assert_ok();
+        }
+        // At the limit: a plain rename keeps the count and is fine...
+        cmd(&mut s, &format!("RENAME m{have} n")).await.assert_ok();
+        // ...one that needs a new parent, or leaves INBOX behind, is not.
+        let r = cmd(&mut s, "RENAME n p/q").await;
+        assert!(r.tagged.contains("[LIMIT]"), "{r:?}");
+        assert!(kit.mailbox(ALICE, "p").await.is_none());
+        assert!(kit.mailbox(ALICE, "n").await.is_some());
+        let r = cmd(&mut s, "RENAME INBOX old").await;
+        assert!(r.tagged.contains("[LIMIT]"), "{r:?}");
+        assert!(kit.mailbox(ALICE, "old").await.is_none());
     }
 
     #[tokio::test]
