@@ -197,6 +197,8 @@ pub enum CommandKind {
     GetQuotaRoot(Mailbox),
     /// RFC 9208 4.1: (resource limit) pairs for a root.
     SetQuota(String, Vec<(String, u64)>),
+    /// RFC 4978 3: the compression mechanism asked for (upper case).
+    Compress(String),
 }
 
 /// Quota resources named in one SETQUOTA (RFC 9208 lists four).
@@ -272,6 +274,7 @@ impl CommandKind {
             CommandKind::Copy { .. } => "COPY",
             CommandKind::Move { .. } => "MOVE",
             CommandKind::Idle => "IDLE",
+            CommandKind::Compress(_) => "COMPRESS",
         }
     }
 }
@@ -373,6 +376,7 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
             };
             CommandKind::Authenticate { mechanism, initial }
         }
+        "COMPRESS" => CommandKind::Compress(c.atom()?.to_ascii_uppercase()),
         "ENABLE" => {
             let mut caps = vec![c.atom()?.to_string()];
             while c.eat(b' ') {

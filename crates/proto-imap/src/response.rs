@@ -113,6 +113,8 @@ pub enum Code {
     PrivacyRequired,
     Capability(Vec<String>),
     Closed,
+    /// RFC 4978 3: COMPRESS while compression is already on.
+    CompressionActive,
     CopyUid {
         validity: u32,
         from: String,
@@ -162,6 +164,7 @@ impl Code {
             Code::PrivacyRequired => "PRIVACYREQUIRED".into(),
             Code::Capability(caps) => format!("CAPABILITY {}", caps.join(" ")),
             Code::Closed => "CLOSED".into(),
+            Code::CompressionActive => "COMPRESSIONACTIVE".into(),
             Code::CopyUid { validity, from, to } => format!("COPYUID {validity} {from} {to}"),
             Code::ExpungeIssued => "EXPUNGEISSUED".into(),
             Code::HasChildren => "HASCHILDREN".into(),

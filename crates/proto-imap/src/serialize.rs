@@ -147,6 +147,10 @@ impl Writer {
                     self.raw(ir);
                 }
             }
+            CommandKind::Compress(mechanism) => {
+                self.raw("COMPRESS ");
+                self.raw(mechanism);
+            }
             CommandKind::Enable(caps) => {
                 self.raw("ENABLE");
                 for c in caps {

@@ -64,6 +64,8 @@ fn rfc9051_example_commands_parse() {
         "A003 GETQUOTAROOT INBOX\r\n",
         "A001 SETQUOTA \"\" (STORAGE 512)\r\n",
         "a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338\r\n",
+        // RFC 4978 3.
+        "a COMPRESS DEFLATE\r\n",
     ] {
         parse(line);
     }

@@ -117,6 +117,7 @@ pub fn allowed(state: StateKind, cmd: &CommandKind) -> bool {
         | C::GetQuota(_)
         | C::GetQuotaRoot(_)
         | C::SetQuota(..)
+        | C::Compress(_)
         | C::Idle => matches!(state, State::Authenticated | State::Selected),
         C::Check
         | C::Close
@@ -147,6 +148,9 @@ pub enum Flow {
     /// STARTTLS answered OK: start TLS (RFC 9051 6.2.1), then go on from
     /// [`Session::tls_started`].
     StartTls,
+    /// COMPRESS answered OK: compress both ways from the next octet (RFC
+    /// 4978 3).
+    Compress,
 }
 
 /// One IMAP session.
@@ -170,6 +174,8 @@ pub struct Session {
     pub(super) storage_limit: u64,
     /// The AUTHENTICATE exchange waiting for the client's response.
     pub(super) sasl: Option<crate::sasl::Exchange>,
+    /// COMPRESS=DEFLATE is on (RFC 4978): for the connection's life.
+    pub(super) compressed: bool,
 }
 
 impl Session {
@@ -185,6 +191,7 @@ impl Session {
             qresync: false,
             storage_limit: 0,
             sasl: None,
+            compressed: false,
         }
     }
 
@@ -373,6 +380,7 @@ impl Session {
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE",
+                "COMPRESS=DEFLATE",
             ]);
         }
         let mut caps: Vec<String> = caps.into_iter().map(str::to_string).collect();
@@ -491,6 +499,26 @@ impl Session {
                 self.transition(State::NotAuthenticated);
                 out.enc = self.encoder();
                 tagged(out, &tag, Status::Ok, None, "UNAUTHENTICATE completed");
+                return Ok(Flow::Continue);
+            }
+            CommandKind::Compress(mechanism) => {
+                // RFC 4978 3: once on, it stays on; only DEFLATE exists.
+                if self.compressed {
+                    let text = "COMPRESS failed: DEFLATE is already active";
+                    tagged(out, &tag, Status::No, Some(Code::CompressionActive), text);
+                } else if mechanism != "DEFLATE" {
+                    tagged(
+                        out,
+                        &tag,
+                        Status::Bad,
+                        None,
+                        "Unknown compression mechanism",
+                    );
+                } else {
+                    self.compressed = true;
+                    tagged(out, &tag, Status::Ok, None, "DEFLATE active");
+                    return Ok(Flow::Compress);
+                }
                 return Ok(Flow::Continue);
             }
             CommandKind::StartTls => {
@@ -615,9 +643,12 @@ impl Session {
             }
             C::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false, out).await,
             C::Move { uid, set, mailbox } => self.copy(uid, &set, &mailbox, true, out).await,
-            C::Logout | C::Idle | C::Unauthenticate | C::Authenticate { .. } | C::StartTls => {
-                Err(ImapError::Bad("unexpected command".into()))
-            }
+            C::Logout
+            | C::Idle
+            | C::Unauthenticate
+            | C::Authenticate { .. }
+            | C::StartTls
+            | C::Compress(_) => Err(ImapError::Bad("unexpected command".into())),
         }
     }
 
