@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod append;
 pub mod command;
 pub mod date;
 pub mod fetch;
@@ -35,6 +36,7 @@ pub mod sort;
 pub mod types;
 pub mod utf7;
 
+pub use append::{AppendData, AppendMessage, CatPart};
 pub use command::{
     Command, CommandKind, FetchModifiers, ListCommand, ParseError, QResync, SelectParams, StoreOp,
     parse_command,

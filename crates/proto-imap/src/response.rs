@@ -100,9 +100,10 @@ impl Status {
 pub enum Code {
     Alert,
     AlreadyExists,
+    /// RFC 4315 3: the UID, or the UID set of a MULTIAPPEND (RFC 3502).
     AppendUid {
         validity: u32,
-        uid: u32,
+        uids: String,
     },
     AuthenticationFailed,
     /// RFC 5530 3: authenticated, but not as the identity asked for.
@@ -156,7 +157,7 @@ impl Code {
         let s = match self {
             Code::Alert => "ALERT".into(),
             Code::AlreadyExists => "ALREADYEXISTS".into(),
-            Code::AppendUid { validity, uid } => format!("APPENDUID {validity} {uid}"),
+            Code::AppendUid { validity, uids } => format!("APPENDUID {validity} {uids}"),
             Code::AuthenticationFailed => "AUTHENTICATIONFAILED".into(),
             Code::AuthorizationFailed => "AUTHORIZATIONFAILED".into(),
             Code::BadCharset => "BADCHARSET (UTF-8 US-ASCII)".into(),

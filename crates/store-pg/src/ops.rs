@@ -333,8 +333,10 @@ async fn insert_entry(
     modseq: u64,
 ) -> Result<(), StoreError> {
     tx.exec(
-        "INSERT INTO entries (mailbox_id, uid, body_id, flags, internal_date, modseq) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        // RFC 8514: the save date is when the entry is made (the
+        // database's clock, as every node shares it).
+        "INSERT INTO entries (mailbox_id, uid, body_id, flags, internal_date, modseq, save_date) \
+         VALUES ($1, $2, $3, $4, $5, $6, EXTRACT(EPOCH FROM now())::BIGINT)",
         &[
             &mailbox.0,
             &i64::from(uid.0),
@@ -698,6 +700,20 @@ pub async fn append(
     tx.record(&account, Some(mailbox), "append", Some(uid), Some(modseq))
         .await?;
     Ok(uid)
+}
+
+/// MULTIAPPEND (RFC 3502): every message in the caller's one
+/// transaction, so an error in the middle commits none of them.
+pub async fn append_many(
+    tx: &Tx<'_>,
+    mailbox: MailboxId,
+    messages: &[store::NewMessage],
+) -> Result<Vec<Uid>, StoreError> {
+    let mut uids = Vec::with_capacity(messages.len());
+    for m in messages {
+        uids.push(append(tx, mailbox, &m.raw, m.flags.clone(), m.internal_date).await?);
+    }
+    Ok(uids)
 }
 
 /// `mailroom import`: appends unless a message with this `digest` was

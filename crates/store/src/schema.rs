@@ -35,7 +35,21 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1, V_SUBSCRIPTIONS, V_IMPORTS, V_CHANGES_BY_MODSEQ, V_DSN];
+pub const MIGRATIONS: &[&str] = &[
+    V1,
+    V_SUBSCRIPTIONS,
+    V_IMPORTS,
+    V_CHANGES_BY_MODSEQ,
+    V_DSN,
+    V_SAVEDATE,
+];
+
+/// SAVEDATE (RFC 8514): when each entry was saved into its mailbox.
+/// NULL for entries older than this step: FETCH SAVEDATE says NIL for
+/// them (RFC 8514 4.1) and SAVED* searches do not match them.
+const V_SAVEDATE: &str = "
+ALTER TABLE entries ADD COLUMN save_date INTEGER;
+";
 
 /// `mailroom import` (issue 20): a SHA-256 of each imported message per
 /// target mailbox, written in the transaction that appends it, so an

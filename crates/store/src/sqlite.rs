@@ -312,6 +312,29 @@ impl Store for SqliteStore {
         self.write(move |c| ops::append(c, mailbox, &raw, flags, internal_date))
     }
 
+    fn append_many(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<crate::NewMessage>,
+    ) -> StoreFuture<'_, Vec<Uid>> {
+        // One job: its savepoint undoes every append of it on an error.
+        self.write(move |c| {
+            messages
+                .into_iter()
+                .map(|m| ops::append(c, mailbox, &m.raw, m.flags, m.internal_date))
+                .collect()
+        })
+    }
+
+    fn save_dates(
+        &self,
+        mailbox: MailboxId,
+        first: Uid,
+        last: Uid,
+    ) -> StoreFuture<'_, Vec<(Uid, Option<i64>)>> {
+        self.read(move |c| read::save_dates(c, mailbox, first, last))
+    }
+
     fn import(
         &self,
         mailbox: MailboxId,

@@ -101,6 +101,7 @@ async fn version_one_subscriptions_survive_the_migration() {
              ALTER TABLE queue DROP COLUMN notify; ALTER TABLE queue DROP COLUMN orcpt; \
              ALTER TABLE queue DROP COLUMN smtputf8; ALTER TABLE queue DROP COLUMN warned; \
              ALTER TABLE queue DROP COLUMN notice; \
+             ALTER TABLE entries DROP COLUMN save_date; \
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .expect("downgrade");

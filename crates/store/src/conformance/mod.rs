@@ -13,9 +13,10 @@
 //!
 //! Adding a test: write `pub async fn name(backend: &dyn Backend)` in the
 //! file of its area (one file per area: `delivery`, `mailboxes`, `feed`,
-//! `imports`, `moves`, `queue`, `targets`, or a new one declared below) and add its
+//! `imports`, `moves`, `queue`, `targets`, `appends`, or a new one declared below) and add its
 //! name to that area's list in [`store_conformance!`].
 
+pub mod appends;
 pub mod delivery;
 pub mod feed;
 pub mod imports;
@@ -114,6 +115,11 @@ macro_rules! store_conformance {
             }
             imports {
                 an_import_with_a_known_digest_appends_nothing,
+            }
+            appends {
+                append_many_stores_every_message_in_order,
+                a_failure_in_the_middle_of_append_many_stores_nothing,
+                save_dates_are_when_each_entry_was_made,
             }
         );
     };

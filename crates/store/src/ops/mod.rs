@@ -333,8 +333,10 @@ pub(super) fn insert_entry(
     modseq: u64,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO entries (mailbox_id, uid, body_id, flags, internal_date, modseq) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        // RFC 8514: the save date is when the entry is made, whatever
+        // its INTERNALDATE (a COPY keeps that, not this).
+        "INSERT INTO entries (mailbox_id, uid, body_id, flags, internal_date, modseq, save_date) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, unixepoch())",
     )
     .and_then(|mut s| {
         s.execute(params![
