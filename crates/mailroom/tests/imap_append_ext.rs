@@ -131,3 +131,42 @@ print("ok")
 "#,
     );
 }
+
+#[test]
+fn savedate_is_when_a_message_was_saved_not_its_internaldate() {
+    let server = Server::start();
+    run(
+        &server,
+        r#"
+import time
+M = login()
+typ, data = M.capability()
+assert b"SAVEDATE" in data[0], data
+today = time.strftime("%d-%b-%Y", time.gmtime())
+msg = b"Subject: old\r\n\r\nx\r\n"
+typ, data = M.append("INBOX", None, '"07-Feb-1994 21:52:25 -0800"', msg)
+assert typ == "OK", data
+M.select("INBOX")
+typ, data = M.fetch("1", "(INTERNALDATE SAVEDATE)")
+line = data[0].decode()
+assert "INTERNALDATE \"08-Feb-1994 05:52:25 +0000\"" in line, line
+saved = line.split("SAVEDATE \"")[1][:11].strip()
+assert saved.lstrip("0") == today.lstrip("0"), (saved, today)
+for key, want in [("SAVEDSINCE " + today, [b"1"]), ("SAVEDON " + today, [b"1"]),
+                  ("SAVEDBEFORE " + today, [b""]), ("SINCE " + today, [b""]),
+                  ("SAVEDATESUPPORTED", [b"1"]), ("SAVEDBEFORE 1-Jan-2000", [b""])]:
+    typ, data = M.search(None, key)
+    assert typ == "OK" and data == want, (key, data)
+# A copy is saved now too, keeping the INTERNALDATE.
+M.create("Kept")
+M.copy("1", "Kept")
+M.select("Kept")
+typ, data = M.fetch("1", "(INTERNALDATE SAVEDATE)")
+assert b"08-Feb-1994" in data[0] and today.encode()[-4:] in data[0].split(b"SAVEDATE")[1], data
+tagged, _ = raw(M, b"SEARCH SAVEDBEFORE yesterday")
+assert b" BAD " in tagged, tagged
+M.logout()
+print("ok")
+"#,
+    );
+}

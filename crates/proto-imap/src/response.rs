@@ -226,6 +226,8 @@ pub enum FetchValue {
         size: u64,
     },
     /// RFC 8970: the preview text, None (NIL) when there is none.
+    /// RFC 8514 4.2.
+    SaveDate(Option<i64>),
     Preview(Option<String>),
     /// RFC 8474 5.1: `EMAILID (id)`.
     EmailId(String),
@@ -553,6 +555,11 @@ impl FetchValue {
             }
             FetchValue::Uid(n) => out.extend_from_slice(format!("UID {n}").as_bytes()),
             FetchValue::ModSeq(n) => out.extend_from_slice(format!("MODSEQ ({n})").as_bytes()),
+            // RFC 8514 4.2: NIL when the mailbox keeps no save dates.
+            FetchValue::SaveDate(Some(t)) => {
+                out.extend_from_slice(format!("SAVEDATE \"{}\"", format_date_time(*t)).as_bytes())
+            }
+            FetchValue::SaveDate(None) => out.extend_from_slice(b"SAVEDATE NIL"),
             FetchValue::EmailId(id) => out.extend_from_slice(format!("EMAILID ({id})").as_bytes()),
             FetchValue::ThreadId(Some(id)) => {
                 out.extend_from_slice(format!("THREADID ({id})").as_bytes())

@@ -547,6 +547,10 @@ impl Writer {
             SearchKey::EmailId(id) => self.raw(&format!("EMAILID {id}")),
             SearchKey::ThreadId(id) => self.raw(&format!("THREADID {id}")),
             SearchKey::Older(n) => self.raw(&format!("OLDER {n}")),
+            SearchKey::SavedBefore(d) => self.raw(&format!("SAVEDBEFORE {}", format_date(*d))),
+            SearchKey::SavedOn(d) => self.raw(&format!("SAVEDON {}", format_date(*d))),
+            SearchKey::SavedSince(d) => self.raw(&format!("SAVEDSINCE {}", format_date(*d))),
+            SearchKey::SaveDateSupported => self.raw("SAVEDATESUPPORTED"),
             SearchKey::Smaller(n) => self.raw(&format!("SMALLER {n}")),
             SearchKey::ModSeq(n) => self.raw(&format!("MODSEQ {n}")),
             SearchKey::Header(name, value) => {
@@ -588,6 +592,7 @@ impl Writer {
             FetchAtt::EmailId => self.raw("EMAILID"),
             FetchAtt::ThreadId => self.raw("THREADID"),
             FetchAtt::ModSeq => self.raw("MODSEQ"),
+            FetchAtt::SaveDate => self.raw("SAVEDATE"),
             FetchAtt::Preview { lazy } => {
                 self.raw(if *lazy { "PREVIEW (LAZY)" } else { "PREVIEW" })
             }

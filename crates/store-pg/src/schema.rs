@@ -22,7 +22,7 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 pub const MIGRATIONS: &[&str] = &[V1, V_DSN, V_SAVEDATE];
 
 /// SAVEDATE (RFC 8514): when each entry was saved into its mailbox;
-/// NULL for older entries (FETCH SAVEDATE NIL).
+/// NULL for older entries (IMAP shows their INTERNALDATE).
 const V_SAVEDATE: &str = "
 ALTER TABLE entries ADD COLUMN save_date BIGINT;
 ";

@@ -45,8 +45,7 @@ pub const MIGRATIONS: &[&str] = &[
 ];
 
 /// SAVEDATE (RFC 8514): when each entry was saved into its mailbox.
-/// NULL for entries older than this step: FETCH SAVEDATE says NIL for
-/// them (RFC 8514 4.1) and SAVED* searches do not match them.
+/// NULL for entries older than this step (IMAP shows their INTERNALDATE).
 const V_SAVEDATE: &str = "
 ALTER TABLE entries ADD COLUMN save_date INTEGER;
 ";

@@ -397,6 +397,7 @@ impl Session {
                 "COMPRESS=DEFLATE",
                 "UTF8=ACCEPT",
                 "MULTIAPPEND",
+                "SAVEDATE",
             ]);
         }
         let mut caps: Vec<String> = caps.into_iter().map(str::to_string).collect();
