@@ -170,3 +170,37 @@ print("ok")
 "#,
     );
 }
+
+#[test]
+fn catenate_builds_a_message_from_text_and_urls_or_appends_nothing() {
+    let server = Server::start();
+    run(
+        &server,
+        r#"
+M = login()
+typ, data = M.capability()
+assert b"CATENATE" in data[0], data
+src = b"Subject: source\r\nFrom: a@example.test\r\n\r\nthe original body\r\n"
+typ, data = M.append("INBOX", None, None, src)
+assert typ == "OK", data
+typ, data = M.status("INBOX", "(UIDVALIDITY)")
+v = data[0].split(b"UIDVALIDITY ")[1].rstrip(b")")
+text = b"\r\nforwarded:\r\n"
+tagged, _ = raw(M, b'APPEND Drafts (\\Draft) CATENATE (URL "/INBOX;UIDVALIDITY=' + v
+                + b'/;UID=1/;SECTION=HEADER" TEXT {%d+}\r\n%s URL "/INBOX/;UID=1/;SECTION=TEXT")' % (len(text), text))
+assert b" OK [APPENDUID " in tagged, tagged
+M.select("Drafts")
+typ, data = M.fetch("1", "(FLAGS BODY.PEEK[])")
+assert b"\\Draft" in data[0][0], data
+want = b"Subject: source\r\nFrom: a@example.test\r\n\r\n" + text + b"the original body\r\n"
+assert data[0][1] == want, data
+# A wrong UIDVALIDITY: NO [BADURL ...], nothing appended.
+tagged, _ = raw(M, b'APPEND Drafts CATENATE (TEXT {3+}\r\nx\r\n URL "/INBOX;UIDVALIDITY=1/;UID=1")')
+assert b" NO [BADURL /INBOX;UIDVALIDITY=1/;UID=1]" in tagged, tagged
+typ, data = M.status("Drafts", "(MESSAGES)")
+assert b"MESSAGES 1" in data[0], data
+M.logout()
+print("ok")
+"#,
+    );
+}

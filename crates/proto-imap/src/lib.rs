@@ -27,6 +27,7 @@ pub mod command;
 pub mod date;
 pub mod fetch;
 pub mod framer;
+pub mod imapurl;
 pub mod lexer;
 pub mod mime;
 pub mod response;

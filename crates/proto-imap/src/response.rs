@@ -106,6 +106,8 @@ pub enum Code {
         uids: String,
     },
     AuthenticationFailed,
+    /// RFC 4469 6: a CATENATE URL that cannot be used (the URL).
+    BadUrl(String),
     /// RFC 5530 3: authenticated, but not as the identity asked for.
     AuthorizationFailed,
     BadCharset,
@@ -159,6 +161,8 @@ impl Code {
             Code::AlreadyExists => "ALREADYEXISTS".into(),
             Code::AppendUid { validity, uids } => format!("APPENDUID {validity} {uids}"),
             Code::AuthenticationFailed => "AUTHENTICATIONFAILED".into(),
+            // url-resp-text (RFC 4469 6) has no "]", CR or LF.
+            Code::BadUrl(url) => format!("BADURL {}", url.replace([']', '\r', '\n'], "_")),
             Code::AuthorizationFailed => "AUTHORIZATIONFAILED".into(),
             Code::BadCharset => "BADCHARSET (UTF-8 US-ASCII)".into(),
             Code::Cannot => "CANNOT".into(),

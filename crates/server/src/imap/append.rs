@@ -1,13 +1,20 @@
 //! APPEND (RFC 9051 6.3.12) with MULTIAPPEND (RFC 3502), UTF8 (RFC 6855
-//! 4) and the UIDPLUS response code APPENDUID (RFC 4315). A missing
-//! destination is `NO [TRYCREATE]`.
+//! 4), CATENATE (RFC 4469) and the UIDPLUS response code APPENDUID (RFC
+//! 4315). A missing destination is `NO [TRYCREATE]`.
+//!
+//! CATENATE's URLs name messages (or parts of them) in the user's own
+//! mailboxes; anything else, a wrong UIDVALIDITY or a missing message is
+//! `NO [BADURL url]`, and a result over `imap.max_literal_size` is
+//! `NO [TOOBIG]`, with nothing appended.
 //!
 //! RFC 3502 6: the messages of one APPEND are committed together or not
 //! at all; they go to the store as one [`store::Store::append_many`], and
 //! the quota is checked for the whole set before it.
 
+use proto_imap::imapurl::parse_message_url;
+use proto_imap::mime::{self, Part};
 use proto_imap::types::format_set;
-use proto_imap::{AppendData, AppendMessage, Code, Mailbox};
+use proto_imap::{AppendData, AppendMessage, CatPart, Code, Mailbox, utf7};
 use store::{NewMessage, StoreError};
 
 use super::session::{CmdResult, ImapError, Session};
@@ -39,10 +46,7 @@ impl Session {
                         "APPEND UTF8 needs ENABLE UTF8=ACCEPT first".into(),
                     ));
                 }
-                // Not offered yet (no CATENATE capability).
-                AppendData::Catenate(_) => {
-                    return Err(ImapError::Bad("CATENATE is not supported".into()));
-                }
+                AppendData::Catenate(parts) => self.catenate(&account, parts).await?,
             };
             if raw.is_empty() {
                 return Err(ImapError::no(Some(Code::Cannot), "empty message"));
@@ -72,6 +76,87 @@ impl Session {
             }),
             "APPEND completed".into(),
         ))
+    }
+}
+
+impl Session {
+    /// RFC 4469 5: the parts, concatenated.
+    async fn catenate(&self, account: &str, parts: Vec<CatPart>) -> Result<Vec<u8>, ImapError> {
+        let max = self.ctx.config.max_literal_size;
+        let mut out = Vec::new();
+        for part in parts {
+            match part {
+                CatPart::Text(text) => out.extend_from_slice(&text),
+                CatPart::Url(url) => match self.url_data(account, &url).await? {
+                    Some(data) => out.extend_from_slice(&data),
+                    None => return Err(ImapError::no(Some(Code::BadUrl(url)), "bad URL")),
+                },
+            }
+            if out.len() > max {
+                return Err(ImapError::no(Some(Code::TooBig), "message too large"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// What an IMAP URL names in `account`'s own mailboxes, or None.
+    async fn url_data(&self, account: &str, url: &str) -> Result<Option<Vec<u8>>, ImapError> {
+        let Some(u) = parse_message_url(url) else {
+            return Ok(None);
+        };
+        // Only the session's own user (the full address or its local
+        // part, as LOGIN takes them).
+        if let Some(user) = &u.user {
+            let local = account.split('@').next().unwrap_or(account);
+            if !user.eq_ignore_ascii_case(account) && !user.eq_ignore_ascii_case(local) {
+                return Ok(None);
+            }
+        }
+        // RFC 5092 3: the name as the IMAP server knows it, which for a
+        // client without UTF-8 is modified UTF-7.
+        let name = match std::str::from_utf8(&u.mailbox) {
+            Ok(s) => utf7::decode(s.as_bytes()).unwrap_or_else(|| s.to_string()),
+            Err(_) => return Ok(None),
+        };
+        let store = &self.ctx.store;
+        let Some(mailbox) = store.mailbox(account.to_string(), name).await? else {
+            return Ok(None);
+        };
+        if u.uidvalidity.is_some_and(|v| v != mailbox.uidvalidity) {
+            return Ok(None);
+        }
+        let uid = store::Uid(u.uid);
+        let metas = store.messages_range(mailbox.id, uid, uid).await?;
+        let Some(meta) = metas.first() else {
+            return Ok(None);
+        };
+        let raw = match store.read_body(meta.body).await {
+            Ok(raw) => raw,
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let data = match &u.section {
+            None => raw,
+            Some(section) => match mime::section(&Part::parse(&raw), &raw, section) {
+                Some(d) => d,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(match u.partial {
+            None => data,
+            Some((offset, length)) => {
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                let end = match length {
+                    Some(l) => start
+                        .saturating_add(usize::try_from(l).unwrap_or(usize::MAX))
+                        .min(data.len()),
+                    None => data.len(),
+                };
+                data.get(start..end).unwrap_or_default().to_vec()
+            }
+        }))
     }
 }
 
@@ -164,5 +249,53 @@ mod tests {
         .await;
         assert!(r.tagged.contains("NO [OVERQUOTA]"), "{r:?}");
         assert!(kit.uids(ALICE, "INBOX").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn catenate_joins_text_and_parts_of_stored_messages() {
+        let kit = Kit::new();
+        kit.deliver(ALICE, "Subject: src\r\n\r\nthe body\r\n").await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let info = kit.mailbox(ALICE, "INBOX").await.expect("inbox");
+        let v = info.uidvalidity;
+        let cmd_text = format!(
+            "t APPEND Drafts (\\Draft) CATENATE (URL \"/INBOX;UIDVALIDITY={v}/;UID=1/;SECTION=HEADER\" TEXT {{5+}}\r\nnew\r\n URL \"imap://alice@mx/INBOX/;uid=1/;section=TEXT/;partial=4.4\")\r\n"
+        );
+        let r = raw(&mut s, cmd_text.as_bytes()).await;
+        r.assert_ok();
+        assert!(r.tagged.contains("[APPENDUID "), "{r:?}");
+        let mut d = kit.selected(ALICE, "Drafts").await;
+        let r = cmd(&mut d, "FETCH 1 BODY.PEEK[]").await;
+        assert!(
+            r.untagged[0].contains("Subject: src\r\n\r\nnew\r\nbody"),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_catenate_url_is_badurl_and_appends_nothing() {
+        let kit = Kit::with(|c| c.max_literal_size = 64);
+        kit.deliver(ALICE, "Subject: src\r\n\r\nthe body\r\n").await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        for url in [
+            "/INBOX;UIDVALIDITY=1/;UID=1",
+            "/INBOX/;UID=9",
+            "/Nowhere/;UID=1",
+            "/INBOX/;UID=1/;SECTION=4",
+            "imap://bob@mx/INBOX/;UID=1",
+            "/INBOX/;UID=1/;URLAUTH=anonymous:internal:abc",
+        ] {
+            let line = format!("t APPEND INBOX CATENATE (TEXT {{3+}}\r\nx\r\n URL \"{url}\")\r\n");
+            let r = raw(&mut s, line.as_bytes()).await;
+            assert!(r.tagged.contains(&format!("NO [BADURL {url}]")), "{r:?}");
+        }
+        // Over the APPEND limit once the parts are joined: TOOBIG.
+        let r = raw(
+            &mut s,
+            b"t APPEND INBOX CATENATE (URL \"/INBOX/;UID=1\" URL \"/INBOX/;UID=1\" URL \"/INBOX/;UID=1\")\r\n",
+        )
+        .await;
+        assert!(r.tagged.contains("NO [TOOBIG]"), "{r:?}");
+        assert_eq!(kit.uids(ALICE, "INBOX").await, [1]);
     }
 }

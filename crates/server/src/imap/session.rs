@@ -398,6 +398,7 @@ impl Session {
                 "UTF8=ACCEPT",
                 "MULTIAPPEND",
                 "SAVEDATE",
+                "CATENATE",
             ]);
         }
         let mut caps: Vec<String> = caps.into_iter().map(str::to_string).collect();
