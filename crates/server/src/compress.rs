@@ -50,6 +50,8 @@ const MEM_LEVEL: i32 = 6;
 const INFLATE_WINDOW_BITS: u8 = 15;
 /// Octets of the stream read at a time to inflate.
 const READ_CHUNK: usize = 8 * 1024;
+/// Most octets inflated into the caller's buffer per read.
+const INFLATE_OUT_MAX: usize = 64 * 1024;
 /// Octets taken from one write at a time: bounds the compressed output
 /// buffered before it is written.
 const WRITE_CHUNK: usize = 16 * 1024;
@@ -184,9 +186,17 @@ impl AsyncRead for Deflate {
             if this.input_pos < this.input.len() {
                 let input = this.input.get(this.input_pos..).unwrap_or_default();
                 let (in_before, out_before) = (this.inflate.total_in(), this.inflate.total_out());
+                // A bounded slice: the caller's buffer may be large and
+                // uninitialised (a big literal's), and zeroing all of it
+                // on every read would cost quadratic time.
+                let room = buf.remaining().min(INFLATE_OUT_MAX);
                 let status = this
                     .inflate
-                    .decompress(input, buf.initialize_unfilled(), InflateFlush::NoFlush)
+                    .decompress(
+                        input,
+                        buf.initialize_unfilled_to(room),
+                        InflateFlush::NoFlush,
+                    )
                     .map_err(|_| data_error("invalid DEFLATE data"))?;
                 let used = (this.inflate.total_in() - in_before) as usize;
                 let produced = (this.inflate.total_out() - out_before) as usize;
