@@ -296,11 +296,14 @@ fn hostile_subjects_cannot_inject_lines_or_overflow() {
 }
 
 #[test]
-fn non_ascii_is_a_question_mark_until_imap4rev2_is_enabled() {
+fn non_ascii_is_a_question_mark_until_imap4rev2_or_utf8_accept_is_enabled() {
     let server = Server::start();
     let mut ascii = Imap::login(&server, "alice", "secret");
     let mut utf8 = Imap::login(&server, "alice", "secret");
     utf8.ok("ENABLE IMAP4rev2");
+    // RFC 6855 3: UTF8=ACCEPT alone allows UTF-8 text too.
+    let mut accept = Imap::login(&server, "alice", "secret");
+    accept.ok("ENABLE UTF8=ACCEPT");
     let msg = note("=?utf-8?q?caf=C3=A9?=", "ok");
     legacy(&mut smtp(&server), "SEND", "alice@example.test", &msg);
     assert_eq!(
@@ -309,6 +312,10 @@ fn non_ascii_is_a_question_mark_until_imap4rev2_is_enabled() {
     );
     assert_eq!(
         utf8.ok("NOOP").untagged,
+        vec!["* OK [ALERT] Message from bob@example.test: caf\u{e9} - ok".to_string()]
+    );
+    assert_eq!(
+        accept.ok("NOOP").untagged,
         vec!["* OK [ALERT] Message from bob@example.test: caf\u{e9} - ok".to_string()]
     );
 }

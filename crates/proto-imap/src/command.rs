@@ -7,7 +7,6 @@
 //! inline, and returns a typed [`Command`] or a [`ParseError`] carrying the
 //! tag when it could be read, so the reply can be a tagged `BAD`.
 
-use crate::date::parse_date_time;
 use crate::fetch::{FetchAtt, parse_fetch_atts};
 use crate::lexer::{Cursor, LexResult};
 use crate::search::{SearchCommand, parse_search};
@@ -142,11 +141,10 @@ pub enum CommandKind {
         mailbox: Mailbox,
         items: Vec<StatusItem>,
     },
+    /// One message, or several (RFC 3502 MULTIAPPEND).
     Append {
         mailbox: Mailbox,
-        flags: Vec<String>,
-        date: Option<i64>,
-        message: Vec<u8>,
+        messages: Vec<crate::append::AppendMessage>,
     },
     Check,
     Close,
@@ -201,6 +199,8 @@ pub enum CommandKind {
     GetQuotaRoot(Mailbox),
     /// RFC 9208 4.1: (resource limit) pairs for a root.
     SetQuota(String, Vec<(String, u64)>),
+    /// RFC 4978 3: the compression mechanism asked for (upper case).
+    Compress(String),
 }
 
 /// Quota resources named in one SETQUOTA (RFC 9208 lists four).
@@ -276,6 +276,7 @@ impl CommandKind {
             CommandKind::Copy { .. } => "COPY",
             CommandKind::Move { .. } => "MOVE",
             CommandKind::Idle => "IDLE",
+            CommandKind::Compress(_) => "COMPRESS",
         }
     }
 }
@@ -314,7 +315,13 @@ pub fn parse_command(buf: &[u8], opts: ParseOptions) -> Result<Command, ParseErr
 }
 
 fn mailbox(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<Mailbox> {
-    let raw = c.astring()?;
+    // RFC 6855 3 puts UTF-8 in quoted strings; clients (python's imaplib)
+    // also send it bare, as an atom, which a UTF-8 session accepts too.
+    let raw = if opts.utf8 {
+        c.astring_8bit()?
+    } else {
+        c.astring()?
+    };
     Mailbox::from_wire(&raw, opts.utf8)
 }
 
@@ -377,6 +384,7 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
             };
             CommandKind::Authenticate { mechanism, initial }
         }
+        "COMPRESS" => CommandKind::Compress(c.atom()?.to_ascii_uppercase()),
         "ENABLE" => {
             let mut caps = vec![c.atom()?.to_string()];
             while c.eat(b' ') {
@@ -479,7 +487,7 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
         "LSUB" => {
             let reference = wire_text(c.astring()?, opts)?;
             c.sp()?;
-            let pattern = wire_text(c.list_mailbox()?, opts)?;
+            let pattern = wire_text(c.list_mailbox(opts.utf8)?, opts)?;
             CommandKind::Lsub { reference, pattern }
         }
         "GETQUOTA" => CommandKind::GetQuota(String::from_utf8_lossy(&c.astring()?).into_owned()),
@@ -500,27 +508,10 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
             let items = c.paren_list(false, 16, parse_status_item)?;
             CommandKind::Status { mailbox, items }
         }
-        "APPEND" => {
-            let mailbox = mailbox(c, opts)?;
-            c.sp()?;
-            let mut flags = Vec::new();
-            if c.peek() == Some(b'(') {
-                flags = parse_flag_list(c)?;
-                c.sp()?;
-            }
-            let mut date = None;
-            if c.peek() == Some(b'"') {
-                date = Some(parse_date_time(&c.quoted()?).ok_or("bad date-time")?);
-                c.sp()?;
-            }
-            let message = c.literal(true)?;
-            CommandKind::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            }
-        }
+        "APPEND" => CommandKind::Append {
+            mailbox: mailbox(c, opts)?,
+            messages: crate::append::parse_messages(c)?,
+        },
         "SEARCH" => CommandKind::Search {
             uid: false,
             search: parse_search(c)?,
@@ -600,9 +591,9 @@ fn parse_list(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<ListCommand> 
     c.sp()?;
     if c.peek() == Some(b'(') {
         l.extended = true;
-        l.patterns = c.paren_list(false, 16, |c| wire_text(c.list_mailbox()?, opts))?;
+        l.patterns = c.paren_list(false, 16, |c| wire_text(c.list_mailbox(opts.utf8)?, opts))?;
     } else {
-        l.patterns = vec![wire_text(c.list_mailbox()?, opts)?];
+        l.patterns = vec![wire_text(c.list_mailbox(opts.utf8)?, opts)?];
     }
     if c.eat(b' ') {
         if !c.eat_word("RETURN ") {

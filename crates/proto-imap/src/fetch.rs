@@ -94,6 +94,9 @@ pub enum FetchAtt {
     },
     /// MODSEQ (RFC 7162), accepted for later CONDSTORE.
     ModSeq,
+    /// SAVEDATE (RFC 8514 4.2): when the message was saved into this
+    /// mailbox.
+    SaveDate,
 }
 
 impl FetchAtt {
@@ -117,6 +120,7 @@ impl FetchAtt {
                 | FetchAtt::Rfc822Size
                 | FetchAtt::Uid
                 | FetchAtt::ModSeq
+                | FetchAtt::SaveDate
                 | FetchAtt::EmailId
                 | FetchAtt::ThreadId
         )
@@ -186,6 +190,7 @@ pub fn parse_fetch_att(c: &mut Cursor<'_>) -> LexResult<FetchAtt> {
         "EMAILID" => FetchAtt::EmailId,
         "THREADID" => FetchAtt::ThreadId,
         "MODSEQ" => FetchAtt::ModSeq,
+        "SAVEDATE" => FetchAtt::SaveDate,
         // RFC 8970 4: `PREVIEW [SP "(" preview-mod *(SP preview-mod) ")"]`.
         "PREVIEW" => {
             let mut lazy = false;

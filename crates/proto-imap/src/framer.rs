@@ -7,7 +7,9 @@
 //! Limits:
 //! - a line (outside literals) is at most [`FramerLimits::max_line`];
 //! - a literal of APPEND at most `max_append_literal`, any other literal
-//!   `max_literal`;
+//!   `max_literal`; the literals of one command together at most the
+//!   larger of the two (a MULTIAPPEND, RFC 3502, is buffered whole, so
+//!   its messages share one message's limit);
 //! - a non-synchronising literal over the limit cannot be refused without
 //!   losing sync with the client (RFC 7888 4): the driver answers
 //!   `BAD [TOOBIG]` and closes.
@@ -90,6 +92,8 @@ pub struct Framer {
     /// Offset (in the current command) of the next line to scan.
     pos: usize,
     literals: usize,
+    /// Octets of the literals already read whole.
+    literal_bytes: u64,
     /// Start offset of the literal data already answered with "+".
     continued: Option<usize>,
     /// Discarding the rest of an over-long line.
@@ -113,6 +117,7 @@ impl Framer {
     fn reset(&mut self) {
         self.pos = 0;
         self.literals = 0;
+        self.literal_bytes = 0;
         self.continued = None;
     }
 
@@ -174,7 +179,11 @@ impl Framer {
             };
             // `literals` counts the literals already read whole: this one
             // is seen again on every call until all its octets are in.
-            if size > limit as u64 || self.literals >= MAX_LITERALS_PER_COMMAND {
+            let total = self.literal_bytes.saturating_add(size);
+            if size > limit as u64
+                || total > self.limits.max_append_literal.max(self.limits.max_literal) as u64
+                || self.literals >= MAX_LITERALS_PER_COMMAND
+            {
                 let tag = self.tag_of(buf);
                 self.reset();
                 return Frame::LiteralTooBig {
@@ -194,6 +203,7 @@ impl Framer {
             }
             self.pos = line_end + size;
             self.literals += 1;
+            self.literal_bytes = total;
         }
     }
 
@@ -310,6 +320,26 @@ mod tests {
         ));
         // APPEND gets the larger limit.
         assert_eq!(framer().next(b"a APPEND x {500}\r\n"), Frame::Continue);
+    }
+
+    #[test]
+    fn the_literals_of_one_command_share_the_append_limit() {
+        // Two 600-octet messages of a MULTIAPPEND: each fits the 1000
+        // limit, both do not; refused before the second is read.
+        let mut f = framer();
+        let mut buf = b"a APPEND x {600+}\r\n".to_vec();
+        buf.resize(buf.len() + 600, b'x');
+        buf.extend_from_slice(b" {600}\r\n");
+        assert_eq!(
+            f.next(&buf),
+            Frame::LiteralTooBig {
+                discard: buf.len(),
+                sync: true,
+                tag: Some("a".into())
+            }
+        );
+        // The next command starts afresh.
+        assert_eq!(f.next(b"b APPEND x {600}\r\n"), Frame::Continue);
     }
 
     #[test]

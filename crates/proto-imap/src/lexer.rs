@@ -268,12 +268,13 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// list-mailbox = 1*list-char / string.
-    pub fn list_mailbox(&mut self) -> LexResult<Vec<u8>> {
+    /// list-mailbox = 1*list-char / string; with `eight_bit`, the atom
+    /// form may also hold 8-bit octets (a UTF-8 session's raw names).
+    pub fn list_mailbox(&mut self, eight_bit: bool) -> LexResult<Vec<u8>> {
         match self.peek() {
             Some(b'"') | Some(b'{') => self.string(),
             _ => {
-                let a = self.take_while(is_list_char);
+                let a = self.take_while(|b| is_list_char(b) || (eight_bit && b >= 0x80));
                 if a.is_empty() {
                     Err("expected a mailbox pattern")
                 } else {

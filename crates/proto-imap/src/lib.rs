@@ -22,10 +22,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod append;
 pub mod command;
 pub mod date;
 pub mod fetch;
 pub mod framer;
+pub mod imapurl;
 pub mod lexer;
 pub mod mime;
 pub mod response;
@@ -35,6 +37,7 @@ pub mod sort;
 pub mod types;
 pub mod utf7;
 
+pub use append::{AppendData, AppendMessage, CatPart};
 pub use command::{
     Command, CommandKind, FetchModifiers, ListCommand, ParseError, QResync, SelectParams, StoreOp,
     parse_command,

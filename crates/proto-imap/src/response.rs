@@ -100,11 +100,14 @@ impl Status {
 pub enum Code {
     Alert,
     AlreadyExists,
+    /// RFC 4315 3: the UID, or the UID set of a MULTIAPPEND (RFC 3502).
     AppendUid {
         validity: u32,
-        uid: u32,
+        uids: String,
     },
     AuthenticationFailed,
+    /// RFC 4469 6: a CATENATE URL that cannot be used (the URL).
+    BadUrl(String),
     /// RFC 5530 3: authenticated, but not as the identity asked for.
     AuthorizationFailed,
     BadCharset,
@@ -113,6 +116,8 @@ pub enum Code {
     PrivacyRequired,
     Capability(Vec<String>),
     Closed,
+    /// RFC 4978 3: COMPRESS while compression is already on.
+    CompressionActive,
     CopyUid {
         validity: u32,
         from: String,
@@ -154,14 +159,17 @@ impl Code {
         let s = match self {
             Code::Alert => "ALERT".into(),
             Code::AlreadyExists => "ALREADYEXISTS".into(),
-            Code::AppendUid { validity, uid } => format!("APPENDUID {validity} {uid}"),
+            Code::AppendUid { validity, uids } => format!("APPENDUID {validity} {uids}"),
             Code::AuthenticationFailed => "AUTHENTICATIONFAILED".into(),
+            // url-resp-text (RFC 4469 6) has no "]", CR or LF.
+            Code::BadUrl(url) => format!("BADURL {}", url.replace([']', '\r', '\n'], "_")),
             Code::AuthorizationFailed => "AUTHORIZATIONFAILED".into(),
             Code::BadCharset => "BADCHARSET (UTF-8 US-ASCII)".into(),
             Code::Cannot => "CANNOT".into(),
             Code::PrivacyRequired => "PRIVACYREQUIRED".into(),
             Code::Capability(caps) => format!("CAPABILITY {}", caps.join(" ")),
             Code::Closed => "CLOSED".into(),
+            Code::CompressionActive => "COMPRESSIONACTIVE".into(),
             Code::CopyUid { validity, from, to } => format!("COPYUID {validity} {from} {to}"),
             Code::ExpungeIssued => "EXPUNGEISSUED".into(),
             Code::HasChildren => "HASCHILDREN".into(),
@@ -222,6 +230,8 @@ pub enum FetchValue {
         size: u64,
     },
     /// RFC 8970: the preview text, None (NIL) when there is none.
+    /// RFC 8514 4.2.
+    SaveDate(Option<i64>),
     Preview(Option<String>),
     /// RFC 8474 5.1: `EMAILID (id)`.
     EmailId(String),
@@ -549,6 +559,11 @@ impl FetchValue {
             }
             FetchValue::Uid(n) => out.extend_from_slice(format!("UID {n}").as_bytes()),
             FetchValue::ModSeq(n) => out.extend_from_slice(format!("MODSEQ ({n})").as_bytes()),
+            // RFC 8514 4.2: NIL when the mailbox keeps no save dates.
+            FetchValue::SaveDate(Some(t)) => {
+                out.extend_from_slice(format!("SAVEDATE \"{}\"", format_date_time(*t)).as_bytes())
+            }
+            FetchValue::SaveDate(None) => out.extend_from_slice(b"SAVEDATE NIL"),
             FetchValue::EmailId(id) => out.extend_from_slice(format!("EMAILID ({id})").as_bytes()),
             FetchValue::ThreadId(Some(id)) => {
                 out.extend_from_slice(format!("THREADID ({id})").as_bytes())

@@ -50,6 +50,12 @@ pub enum SearchKey {
     /// RFC 5032: INTERNALDATE within the last n seconds, or not.
     Younger(u64),
     Older(u64),
+    /// RFC 8514 4.3: the day of the save date (days since 1970-01-01),
+    /// and SAVEDATESUPPORTED (the mailbox keeps save dates).
+    SavedBefore(i64),
+    SavedOn(i64),
+    SavedSince(i64),
+    SaveDateSupported,
 }
 
 /// ESEARCH return options (RFC 4731, RFC 9051 6.4.4.1).
@@ -176,6 +182,10 @@ fn parse_key(c: &mut Cursor<'_>, depth: usize, count: &mut usize) -> LexResult<S
         "SENTBEFORE" => date_arg(c).map(SearchKey::SentBefore),
         "SENTON" => date_arg(c).map(SearchKey::SentOn),
         "SENTSINCE" => date_arg(c).map(SearchKey::SentSince),
+        "SAVEDBEFORE" => date_arg(c).map(SearchKey::SavedBefore),
+        "SAVEDON" => date_arg(c).map(SearchKey::SavedOn),
+        "SAVEDSINCE" => date_arg(c).map(SearchKey::SavedSince),
+        "SAVEDATESUPPORTED" => Ok(SearchKey::SaveDateSupported),
         "LARGER" | "SMALLER" => {
             c.sp()?;
             let n = c.number64()?;

@@ -12,6 +12,7 @@
 //! references and patterns go out in UTF-8 or modified UTF-7 as the
 //! [`ParseOptions`] say, as the parser reads them.
 
+use crate::append::{AppendData, CatPart};
 use crate::command::{Command, CommandKind, ListCommand, ParseOptions, StoreOp};
 use crate::date::{format_date, format_date_time};
 use crate::fetch::{FetchAtt, Section, SectionText};
@@ -147,6 +148,10 @@ impl Writer {
                     self.raw(ir);
                 }
             }
+            CommandKind::Compress(mechanism) => {
+                self.raw("COMPRESS ");
+                self.raw(mechanism);
+            }
             CommandKind::Enable(caps) => {
                 self.raw("ENABLE");
                 for c in caps {
@@ -236,23 +241,41 @@ impl Writer {
                 self.raw(" ");
                 self.list(items, |w, i| w.raw(i.name()));
             }
-            CommandKind::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => {
+            CommandKind::Append { mailbox, messages } => {
                 self.raw("APPEND ");
                 self.mailbox(mailbox);
-                self.raw(" ");
-                if !flags.is_empty() {
-                    self.list(flags, |w, f| w.raw(f));
+                for m in messages {
                     self.raw(" ");
+                    if !m.flags.is_empty() {
+                        self.list(&m.flags, |w, f| w.raw(f));
+                        self.raw(" ");
+                    }
+                    if let Some(d) = m.date {
+                        self.raw(&format!("\"{}\" ", format_date_time(d)));
+                    }
+                    match &m.data {
+                        AppendData::Literal(message) => self.literal(message),
+                        AppendData::Utf8(message) => {
+                            self.raw("UTF8 (~");
+                            self.raw(&format!("{{{}}}\r\n", message.len()));
+                            self.out.extend_from_slice(message);
+                            self.raw(")");
+                        }
+                        AppendData::Catenate(parts) => {
+                            self.raw("CATENATE ");
+                            self.list(parts, |w, p| match p {
+                                CatPart::Text(t) => {
+                                    w.raw("TEXT ");
+                                    w.literal(t);
+                                }
+                                CatPart::Url(u) => {
+                                    w.raw("URL ");
+                                    w.string(u.as_bytes());
+                                }
+                            });
+                        }
+                    }
                 }
-                if let Some(d) = date {
-                    self.raw(&format!("\"{}\" ", format_date_time(*d)));
-                }
-                self.literal(message);
             }
             CommandKind::GetQuota(root) => {
                 self.raw("GETQUOTA ");
@@ -524,6 +547,10 @@ impl Writer {
             SearchKey::EmailId(id) => self.raw(&format!("EMAILID {id}")),
             SearchKey::ThreadId(id) => self.raw(&format!("THREADID {id}")),
             SearchKey::Older(n) => self.raw(&format!("OLDER {n}")),
+            SearchKey::SavedBefore(d) => self.raw(&format!("SAVEDBEFORE {}", format_date(*d))),
+            SearchKey::SavedOn(d) => self.raw(&format!("SAVEDON {}", format_date(*d))),
+            SearchKey::SavedSince(d) => self.raw(&format!("SAVEDSINCE {}", format_date(*d))),
+            SearchKey::SaveDateSupported => self.raw("SAVEDATESUPPORTED"),
             SearchKey::Smaller(n) => self.raw(&format!("SMALLER {n}")),
             SearchKey::ModSeq(n) => self.raw(&format!("MODSEQ {n}")),
             SearchKey::Header(name, value) => {
@@ -565,6 +592,7 @@ impl Writer {
             FetchAtt::EmailId => self.raw("EMAILID"),
             FetchAtt::ThreadId => self.raw("THREADID"),
             FetchAtt::ModSeq => self.raw("MODSEQ"),
+            FetchAtt::SaveDate => self.raw("SAVEDATE"),
             FetchAtt::Preview { lazy } => {
                 self.raw(if *lazy { "PREVIEW (LAZY)" } else { "PREVIEW" })
             }

@@ -65,6 +65,11 @@ fn rfc9051_example_commands_parse() {
         "A003 GETQUOTAROOT INBOX\r\n",
         "A001 SETQUOTA \"\" (STORAGE 512)\r\n",
         "a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338\r\n",
+        // RFC 4978 3.
+        "a COMPRESS DEFLATE\r\n",
+        // RFC 8514 4.
+        "a FETCH 1:* (SAVEDATE)\r\n",
+        "a SEARCH SAVEDBEFORE 1-Feb-1994 SAVEDON 2-Feb-1994 SAVEDSINCE 3-Feb-1994 SAVEDATESUPPORTED\r\n",
     ] {
         parse(line);
     }

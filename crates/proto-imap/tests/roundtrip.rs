@@ -6,9 +6,9 @@
 use proto_imap::command::{ParseOptions, StatusItem};
 use proto_imap::search::{SearchCommand, SearchKey, SearchReturn};
 use proto_imap::{
-    Command, CommandKind, FetchAtt, FetchModifiers, Frame, Framer, FramerLimits, ListCommand,
-    Mailbox, QResync, Section, SectionText, SelectParams, SeqNum, SeqSet, StoreOp, Tag,
-    parse_command,
+    AppendData, AppendMessage, CatPart, Command, CommandKind, FetchAtt, FetchModifiers, Frame,
+    Framer, FramerLimits, ListCommand, Mailbox, QResync, Section, SectionText, SelectParams,
+    SeqNum, SeqSet, StoreOp, Tag, parse_command,
 };
 
 const REV1: ParseOptions = ParseOptions { utf8: false };
@@ -255,9 +255,30 @@ fn built_commands() -> Vec<CommandKind> {
         },
         CommandKind::Append {
             mailbox: mailbox("Drafts"),
-            flags: vec!["\\Draft".into(), "$Forwarded".into()],
-            date: Some(760_686_745),
-            message: b"Subject: x\r\n\r\nbin\0ary\r\n".to_vec(),
+            messages: vec![AppendMessage {
+                flags: vec!["\\Draft".into(), "$Forwarded".into()],
+                date: Some(760_686_745),
+                data: AppendData::Literal(b"Subject: x\r\n\r\nbin\0ary\r\n".to_vec()),
+            }],
+        },
+        // RFC 3502 MULTIAPPEND, RFC 6855 UTF8, RFC 4469 CATENATE.
+        CommandKind::Append {
+            mailbox: mailbox("Sent"),
+            messages: vec![
+                AppendMessage {
+                    flags: vec![],
+                    date: None,
+                    data: AppendData::Utf8("Subject: K\u{f6}ln\r\n\r\nx\r\n".into()),
+                },
+                AppendMessage {
+                    flags: vec!["\\Seen".into()],
+                    date: None,
+                    data: AppendData::Catenate(vec![
+                        CatPart::Url("/Drafts;UIDVALIDITY=385759045/;UID=20".into()),
+                        CatPart::Text(b"\r\nmore\r\n".to_vec()),
+                    ]),
+                },
+            ],
         },
         CommandKind::Search {
             uid: true,

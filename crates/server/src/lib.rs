@@ -10,6 +10,7 @@ pub mod admin;
 pub mod auth;
 pub mod bounce;
 pub mod budget;
+pub mod compress;
 pub mod conn;
 pub mod imap;
 pub mod metrics;

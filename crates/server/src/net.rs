@@ -115,6 +115,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> RawStream for T {}
 pub enum Stream {
     Plain(Box<dyn RawStream>),
     Tls(Box<tokio_rustls::server::TlsStream<Box<dyn RawStream>>>),
+    /// DEFLATE over either (IMAP COMPRESS, RFC 4978).
+    Deflate(Box<crate::compress::Deflate>),
     /// Only while a handshake runs, or after one failed.
     Closed,
 }
@@ -122,6 +124,14 @@ pub enum Stream {
 impl Stream {
     pub fn plain(s: impl RawStream) -> Stream {
         Stream::Plain(Box::new(s))
+    }
+
+    /// The session waits for its client: a compressed stream lets go of
+    /// what it needs only while writing.
+    fn idle(&mut self) {
+        if let Stream::Deflate(d) = self {
+            d.idle();
+        }
     }
 }
 
@@ -138,6 +148,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Deflate(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
@@ -152,6 +163,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, data),
             Stream::Tls(s) => Pin::new(s).poll_write(cx, data),
+            Stream::Deflate(s) => Pin::new(s).poll_write(cx, data),
             Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
@@ -160,6 +172,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+            Stream::Deflate(s) => Pin::new(s).poll_flush(cx),
             Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
@@ -168,6 +181,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Deflate(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Closed => Poll::Ready(Ok(())),
         }
     }
@@ -250,6 +264,7 @@ impl Io {
             if self.buf.capacity() > self.chunks.idle as usize {
                 self.buf = Vec::new();
             }
+            self.stream.idle();
             self.chunks.idle as usize
         } else {
             self.chunks.busy as usize
@@ -303,6 +318,19 @@ impl Io {
     /// Closes the write side (best effort; TLS sends close_notify).
     pub async fn close(&mut self) {
         let _ = tokio::time::timeout(self.write_timeout, self.stream.shutdown()).await;
+    }
+
+    /// Compresses the connection from here on (IMAP COMPRESS=DEFLATE, RFC
+    /// 4978 3), over plaintext or TLS, after the OK has been flushed
+    /// uncompressed. Octets already buffered after the COMPRESS command
+    /// are the client's first compressed ones, so they move into the
+    /// inflater rather than being dropped or read as plaintext.
+    pub fn start_deflate(&mut self) {
+        let inner = std::mem::replace(&mut self.stream, Stream::Closed);
+        let pending = self.pending().to_vec();
+        self.buf = Vec::new();
+        self.pos = 0;
+        self.stream = Stream::Deflate(Box::new(crate::compress::Deflate::new(inner, &pending)));
     }
 
     /// Starts TLS on this connection: implicit TLS at connect, or after a

@@ -447,6 +447,24 @@ impl Store for PgStore {
         ))
     }
 
+    fn append_many(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<store::NewMessage>,
+        quota: Quota,
+    ) -> StoreFuture<'_, Vec<Uid>> {
+        write!(self, |tx| ops::append_many(&tx, mailbox, &messages, quota))
+    }
+
+    fn save_dates(
+        &self,
+        mailbox: MailboxId,
+        first: Uid,
+        last: Uid,
+    ) -> StoreFuture<'_, Vec<(Uid, Option<i64>)>> {
+        read!(self, |tx| read::save_dates(&tx, mailbox, first, last))
+    }
+
     fn import(
         &self,
         mailbox: MailboxId,

@@ -333,8 +333,10 @@ async fn insert_entry(
     modseq: u64,
 ) -> Result<(), StoreError> {
     tx.exec(
-        "INSERT INTO entries (mailbox_id, uid, body_id, flags, internal_date, modseq) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        // RFC 8514: the save date is when the entry is made (the
+        // database's clock, as every node shares it).
+        "INSERT INTO entries (mailbox_id, uid, body_id, flags, internal_date, modseq, save_date) \
+         VALUES ($1, $2, $3, $4, $5, $6, EXTRACT(EPOCH FROM now())::BIGINT)",
         &[
             &mailbox.0,
             &i64::from(uid.0),
@@ -699,6 +701,28 @@ pub async fn append(
     tx.record(&account, Some(mailbox), "append", Some(uid), Some(modseq))
         .await?;
     Ok(uid)
+}
+
+/// MULTIAPPEND (RFC 3502): every message in the caller's one
+/// transaction, so an error in the middle commits none of them.
+pub async fn append_many(
+    tx: &Tx<'_>,
+    mailbox: MailboxId,
+    messages: &[store::NewMessage],
+    quota: Quota,
+) -> Result<Vec<Uid>, StoreError> {
+    // The account's lock first: the quota check and every insert below
+    // then see no other write to the account.
+    let account = lock_mailbox_account(tx, mailbox).await?;
+    let bytes = messages
+        .iter()
+        .fold(0u64, |n, m| n.saturating_add(m.raw.len() as u64));
+    check_quota(tx, &account, quota, bytes, messages.len() as u64).await?;
+    let mut uids = Vec::with_capacity(messages.len());
+    for m in messages {
+        uids.push(append(tx, mailbox, &m.raw, m.flags.clone(), m.internal_date).await?);
+    }
+    Ok(uids)
 }
 
 /// `mailroom import`: appends unless a message with this `digest` was

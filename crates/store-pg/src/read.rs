@@ -203,6 +203,29 @@ pub async fn messages_range(
     .collect()
 }
 
+/// RFC 8514: each entry's save date (NULL before the store kept it).
+pub async fn save_dates(
+    tx: &Transaction<'_>,
+    mailbox: MailboxId,
+    first: Uid,
+    last: Uid,
+) -> Result<Vec<(Uid, Option<i64>)>, StoreError> {
+    let sql = "SELECT uid, save_date FROM entries WHERE mailbox_id = $1 \
+               AND uid BETWEEN $2 AND $3 ORDER BY uid";
+    rows(
+        tx,
+        sql,
+        &[&mailbox.0, &i64::from(first.0), &i64::from(last.0)],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        let uid: i64 = r.try_get(0).map_err(map_err)?;
+        Ok((uid_of(uid)?, r.try_get(1).map_err(map_err)?))
+    })
+    .collect()
+}
+
 /// What changed after `since`, from one snapshot (the caller's REPEATABLE
 /// READ transaction).
 pub async fn changes_since(

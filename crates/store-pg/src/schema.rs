@@ -19,7 +19,13 @@ pub const MIGRATION_LOCK: i64 = 0x6d61_696c_726f_6f6d;
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1, V_DSN, V_TOMBSTONE_TRIM];
+pub const MIGRATIONS: &[&str] = &[V1, V_DSN, V_TOMBSTONE_TRIM, V_SAVEDATE];
+
+/// SAVEDATE (RFC 8514): when each entry was saved into its mailbox;
+/// NULL for older entries (IMAP shows their INTERNALDATE).
+const V_SAVEDATE: &str = "
+ALTER TABLE entries ADD COLUMN save_date BIGINT;
+";
 
 /// Version 0 -> 1: the whole store as the embedded backend has it after
 /// its own migrations (docs/storage.md, "PostgreSQL").

@@ -242,6 +242,15 @@ pub struct MessageMeta {
     pub modseq: u64,
 }
 
+/// One message of [`Store::append_many`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub raw: Vec<u8>,
+    pub flags: Vec<String>,
+    /// INTERNALDATE, unix seconds.
+    pub internal_date: i64,
+}
+
 /// What an account holds (RFC 9208 STORAGE and MESSAGE): every entry of
 /// every mailbox, a body shared by two mailboxes counted twice, as IMAP
 /// clients see it.
@@ -564,6 +573,33 @@ pub trait Store: Send + Sync + 'static {
         flags: Vec<String>,
         internal_date: i64,
     ) -> StoreFuture<'_, Uid>;
+    /// MULTIAPPEND (RFC 3502 6): every message in ONE transaction, all
+    /// stored or none (one refused in the middle undoes those before it);
+    /// durable before Ok. The whole set must fit `quota` (checked in the
+    /// transaction, as [`Store::append_within`]). The UIDs, ascending, in
+    /// the order given.
+    fn append_many(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<NewMessage>,
+        quota: Quota,
+    ) -> StoreFuture<'_, Vec<Uid>>;
+    /// SAVEDATE (RFC 8514): when each entry with `first <= uid <= last`
+    /// was saved into its mailbox (APPEND, delivery, COPY, MOVE), Unix
+    /// seconds, ascending UID; `None` for entries saved before the store
+    /// kept it. The default knows no save dates (every one `None`);
+    /// backends override it.
+    fn save_dates(
+        &self,
+        mailbox: MailboxId,
+        first: Uid,
+        last: Uid,
+    ) -> StoreFuture<'_, Vec<(Uid, Option<i64>)>> {
+        Box::pin(async move {
+            let metas = self.messages_range(mailbox, first, last).await?;
+            Ok(metas.into_iter().map(|m| (m.uid, None)).collect())
+        })
+    }
     /// `mailroom import`: APPEND unless a message with `digest` (its
     /// SHA-256) was imported into `mailbox` before, atomically with the
     /// record of it; None when it had been.

@@ -203,6 +203,26 @@ pub fn messages_range(
     .map_err(map_err)
 }
 
+/// RFC 8514: each entry's save date (NULL before the store kept it).
+pub fn save_dates(
+    conn: &Connection,
+    mailbox: MailboxId,
+    first: Uid,
+    last: Uid,
+) -> Result<Vec<(Uid, Option<i64>)>, StoreError> {
+    conn.prepare_cached(
+        "SELECT uid, save_date FROM entries WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 \
+         ORDER BY uid",
+    )
+    .and_then(|mut s| {
+        s.query_map(params![mailbox.0, first.0, last.0], |r| {
+            Ok((Uid(r.get(0)?), r.get(1)?))
+        })
+        .and_then(Iterator::collect)
+    })
+    .map_err(map_err)
+}
+
 /// The columns and join of a [`MessageMeta`] row, entries aliased `e`.
 const META_SELECT: &str = "SELECT e.uid, e.body_id, b.size, e.internal_date, e.flags, e.modseq \
      FROM entries e JOIN bodies b ON b.id = e.body_id";

@@ -42,7 +42,14 @@ pub const MIGRATIONS: &[&str] = &[
     V_CHANGES_BY_MODSEQ,
     V_DSN,
     V_TOMBSTONE_TRIM,
+    V_SAVEDATE,
 ];
+
+/// SAVEDATE (RFC 8514): when each entry was saved into its mailbox.
+/// NULL for entries older than this step (IMAP shows their INTERNALDATE).
+const V_SAVEDATE: &str = "
+ALTER TABLE entries ADD COLUMN save_date INTEGER;
+";
 
 /// `mailroom import` (issue 20): a SHA-256 of each imported message per
 /// target mailbox, written in the transaction that appends it, so an

@@ -312,6 +312,25 @@ impl Store for SqliteStore {
         self.write(move |c| ops::append(c, mailbox, &raw, flags, internal_date))
     }
 
+    fn append_many(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<crate::NewMessage>,
+        quota: Quota,
+    ) -> StoreFuture<'_, Vec<Uid>> {
+        // One job: its savepoint undoes every append of it on an error.
+        self.write(move |c| ops::append_many_within(c, mailbox, messages, quota))
+    }
+
+    fn save_dates(
+        &self,
+        mailbox: MailboxId,
+        first: Uid,
+        last: Uid,
+    ) -> StoreFuture<'_, Vec<(Uid, Option<i64>)>> {
+        self.read(move |c| read::save_dates(c, mailbox, first, last))
+    }
+
     fn import(
         &self,
         mailbox: MailboxId,

@@ -103,6 +103,7 @@ async fn version_one_subscriptions_survive_the_migration() {
              ALTER TABLE queue DROP COLUMN notice; \
              DROP INDEX expunged_by_time; ALTER TABLE expunged DROP COLUMN expunged_at; \
              ALTER TABLE mailboxes DROP COLUMN vanished_floor; \
+             ALTER TABLE entries DROP COLUMN save_date; \
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .expect("downgrade");

@@ -1,6 +1,6 @@
-//! COPY, MOVE (RFC 9051 6.4.7, 6.4.8; RFC 6851) and their UID forms, and
-//! APPEND (6.3.12), with UIDPLUS response codes (RFC 4315: APPENDUID,
-//! COPYUID). A missing destination is `NO [TRYCREATE]`.
+//! COPY, MOVE (RFC 9051 6.4.7, 6.4.8; RFC 6851) and their UID forms,
+//! with the UIDPLUS response code COPYUID (RFC 4315). A missing
+//! destination is `NO [TRYCREATE]`.
 //!
 //! MOVE is one store operation ([`store::Store::move_messages`]): the
 //! copies and the expunge of the sources commit in one transaction, so a
@@ -9,7 +9,7 @@
 
 use proto_imap::types::format_set;
 use proto_imap::{Code, Mailbox, SeqSet, Status};
-use store::{StoreError, Uid};
+use store::Uid;
 
 use super::select::no_mailbox;
 use super::session::{CmdResult, ImapError, Out, Session, done};
@@ -91,63 +91,11 @@ impl Session {
         sel.expunged_here(&moved, vanished, out);
         done("MOVE completed")
     }
-
-    pub(super) async fn append(
-        &mut self,
-        target: &Mailbox,
-        flags: Vec<String>,
-        date: Option<i64>,
-        message: Vec<u8>,
-    ) -> CmdResult {
-        let account = self.account()?.to_string();
-        let Some(dest) = self
-            .ctx
-            .store
-            .mailbox(account.clone(), target.as_str().to_string())
-            .await?
-        else {
-            return Err(ImapError::no(Some(Code::TryCreate), "no such mailbox"));
-        };
-        if message.is_empty() {
-            return Err(ImapError::no(Some(Code::Cannot), "empty message"));
-        }
-        // RFC 3516 4.3: parts holding NUL (a literal8 APPEND) are stored in
-        // base64, so no non-BINARY FETCH has to send NUL in a literal.
-        let message = proto_imap::mime::encode_binary_parts(&message).unwrap_or(message);
-        let date = date.unwrap_or_else(now);
-        // RFC 9208 5.3: checked in the append's transaction, so two
-        // sessions appending at once cannot pass the limit together.
-        let quota = self.ctx.quota.limits(&account);
-        let uid = match self
-            .ctx
-            .store
-            .append_within(dest.id, message, flags, date, quota)
-            .await
-        {
-            Ok(u) => u,
-            Err(StoreError::Invalid(why)) => return Err(ImapError::Bad(why)),
-            Err(e) => return Err(e.into()),
-        };
-        Ok((
-            Some(Code::AppendUid {
-                validity: dest.uidvalidity,
-                uid: uid.0,
-            }),
-            "APPEND completed".into(),
-        ))
-    }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::imap::testkit::{ALICE, Kit, cmd, raw};
+    use crate::imap::testkit::{ALICE, Kit, cmd};
 
     #[tokio::test]
     async fn move_reports_copyuid_and_expunge() {
@@ -236,25 +184,5 @@ mod tests {
         let r = cmd(&mut s, "MOVE 1 Archive").await;
         assert!(r.tagged.contains("[CANNOT]"), "{r:?}");
         assert_eq!(kit.uids(ALICE, "INBOX").await, [1]);
-    }
-
-    #[tokio::test]
-    async fn append_answers_appenduid_and_selected_session_sees_exists() {
-        let kit = Kit::new();
-        let info = kit.mailbox(ALICE, "INBOX").await;
-        assert!(info.is_none(), "the account is created at first login");
-        let mut s = kit.selected(ALICE, "INBOX").await;
-        let info = kit.mailbox(ALICE, "INBOX").await.expect("inbox");
-        let r = raw(
-            &mut s,
-            b"t APPEND INBOX (\\Seen) {14+}\r\nSubject: a\r\n\r\n\r\n",
-        )
-        .await;
-        r.assert_ok();
-        let code = format!("[APPENDUID {} 1]", info.uidvalidity);
-        assert!(r.tagged.contains(&code), "{r:?}");
-        assert!(r.has("* 1 EXISTS"), "{r:?}");
-        let r = cmd(&mut s, "APPEND Nowhere {1+}\r\nx").await;
-        assert!(r.tagged.contains("[TRYCREATE]"), "{r:?}");
     }
 }

@@ -266,6 +266,15 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                                 }
                                 continue;
                             }
+                            Flow::Compress => {
+                                // The OK goes out uncompressed (RFC 4978 3);
+                                // what follows it in the buffer is already
+                                // compressed (Io::start_deflate).
+                                out.flush().await?;
+                                drop(out);
+                                io.start_deflate();
+                                continue;
+                            }
                             Flow::StartTls => {
                                 out.flush().await?;
                                 drop(out);

@@ -97,15 +97,25 @@ impl Session {
                     FetchAtt::InternalDate
                         | FetchAtt::Rfc822Size
                         | FetchAtt::ModSeq
+                        | FetchAtt::SaveDate
                         | FetchAtt::EmailId
                 )
             });
+        let needs_save_dates = atts.contains(&FetchAtt::SaveDate);
         let mut expunge_issued = false;
         for chunk in meta_chunks(&indices) {
             let metas = if needs_meta {
                 sel.load_meta(&ctx, chunk).await?
             } else {
                 Vec::new()
+            };
+            // RFC 8514: one read for the run's UID range.
+            let uids = chunk.iter().filter_map(|&i| sel.get(i)).map(|m| m.uid());
+            let save_dates = match (needs_save_dates, uids.clone().min(), uids.max()) {
+                (true, Some(first), Some(last)) => {
+                    ctx.store.save_dates(sel.id(), first, last).await?
+                }
+                _ => Vec::new(),
             };
             // The messages of this run that are still there, with their
             // metadata (RFC 2180 4.1.2 for the rest).
@@ -160,6 +170,7 @@ impl Session {
                         meta: *meta,
                         raw: raw.as_deref(),
                         part: part.as_ref(),
+                        save_date: super::search::save_date_of(&save_dates, msg.uid(), *meta),
                     };
                     let mut items = Vec::with_capacity(atts.len() + 1);
                     for att in &atts {
@@ -231,6 +242,8 @@ struct Item<'a> {
     meta: Option<&'a MessageMeta>,
     raw: Option<&'a [u8]>,
     part: Option<&'a Part<'a>>,
+    /// RFC 8514, when SAVEDATE is asked for.
+    save_date: Option<i64>,
 }
 
 /// RFC 8474 5.1: 1-255 characters of `A-Za-z0-9_-`.
@@ -256,6 +269,7 @@ fn fetch_item(att: &FetchAtt, it: &Item<'_>) -> Result<FetchValue, ImapError> {
         // RFC 8474 5.1: the body is shared by COPY and MOVE and never
         // changes, so its id names the message wherever it is.
         FetchAtt::EmailId => FetchValue::EmailId(email_id(meta()?.body)),
+        FetchAtt::SaveDate => FetchValue::SaveDate(it.save_date),
         // RFC 8474 5.2: NIL, since threads are not kept (THREAD computes
         // them per command).
         FetchAtt::ThreadId => FetchValue::ThreadId(None),

@@ -12,6 +12,11 @@ impl Session {
                 self.rev2 = true;
                 enabled.push("IMAP4rev2".to_string());
             }
+            // RFC 6855 3: UTF-8 names and strings from the next command.
+            if cap.eq_ignore_ascii_case("UTF8=ACCEPT") && !self.utf8_accept {
+                self.utf8_accept = true;
+                enabled.push("UTF8=ACCEPT".to_string());
+            }
             // RFC 7162 3.1, 3.2.3: QRESYNC implies CONDSTORE.
             if cap.eq_ignore_ascii_case("CONDSTORE") && !self.condstore {
                 self.condstore = true;

@@ -3,7 +3,7 @@
 //! `session` holds the state machine (each state with its data), the
 //! table of commands each state allows and the capability list; one file
 //! per command group applies commands (`login`, `misc`, `folders`,
-//! `list`, `select`, `fetch`, `flags`, `copy`, `search`); `view` is a selected
+//! `list`, `select`, `fetch`, `flags`, `copy`, `append`, `search`); `view` is a selected
 //! mailbox's sequence-number view and its pure diff, `selected` the
 //! selected state's data, which feeds the view what changed in the store;
 //! the leaves `context`, `error` and `out` hold what every session shares,
@@ -12,6 +12,7 @@
 //! CPU); `driver` runs a session over any async stream and `listener`
 //! accepts connections under the limits of SPEC 8.
 
+mod append;
 pub mod config;
 pub mod context;
 mod copy;

@@ -24,6 +24,8 @@ struct Needs {
     bodies: bool,
     /// INTERNALDATE, size or mod-sequence (re-read from the store).
     meta: bool,
+    /// Save dates (RFC 8514), read once for the whole mailbox.
+    save_dates: bool,
 }
 
 fn needs(k: &SearchKey, n: &mut Needs) {
@@ -52,6 +54,11 @@ fn needs(k: &SearchKey, n: &mut Needs) {
         | SearchKey::Older(_)
         | SearchKey::EmailId(_)
         | SearchKey::ModSeq(_) => n.meta = true,
+        // The INTERNALDATE stands in for a save date the store lacks.
+        SearchKey::SavedBefore(_) | SearchKey::SavedOn(_) | SearchKey::SavedSince(_) => {
+            n.meta = true;
+            n.save_dates = true;
+        }
         _ => {}
     }
 }
@@ -70,6 +77,8 @@ struct Ctx<'a> {
     saved: &'a [Uid],
     /// Unix seconds when the search started (WITHIN, RFC 5032).
     now: i64,
+    /// The save date (RFC 8514), when a key needs it.
+    save_date: Option<i64>,
 }
 
 fn contains(hay: &str, needle: &str) -> bool {
@@ -118,6 +127,12 @@ fn eval(k: &SearchKey, c: &Ctx<'_>) -> bool {
             .meta
             .is_some_and(|m| m.internal_date <= c.now.saturating_sub_unsigned(*n)),
         SearchKey::Smaller(n) => c.meta.is_some_and(|m| m.size < *n),
+        // RFC 8514 4.3: by day, as BEFORE, ON and SINCE are.
+        SearchKey::SavedBefore(d) => c.save_date.is_some_and(|t| day_of(t) < *d),
+        SearchKey::SavedOn(d) => c.save_date.is_some_and(|t| day_of(t) == *d),
+        SearchKey::SavedSince(d) => c.save_date.is_some_and(|t| day_of(t) >= *d),
+        // Every mailbox keeps save dates.
+        SearchKey::SaveDateSupported => true,
         SearchKey::ModSeq(n) => c.meta.is_some_and(|m| m.modseq >= *n),
         SearchKey::Header(name, value) => c.text.is_some_and(|t| {
             let name = name.to_ascii_lowercase();
@@ -135,6 +150,24 @@ fn eval(k: &SearchKey, c: &Ctx<'_>) -> bool {
                 || t.bodies.iter().any(|b| contains(b, s))
         }),
     }
+}
+
+/// A message's save date from `dates` (ascending UID), else its
+/// INTERNALDATE. NIL (RFC 8514 4.2) is for a mailbox that keeps no save
+/// dates; every one of ours does, and an entry saved before the store
+/// kept them (migration V_SAVEDATE) was, in practice, saved when it
+/// arrived: its INTERNALDATE is the best answer we have.
+pub(super) fn save_date_of(
+    dates: &[(Uid, Option<i64>)],
+    uid: Uid,
+    meta: Option<&MessageMeta>,
+) -> Option<i64> {
+    dates
+        .binary_search_by_key(&uid, |&(u, _)| u)
+        .ok()
+        .and_then(|k| dates.get(k))
+        .and_then(|&(_, d)| d)
+        .or(meta.map(|m| m.internal_date))
 }
 
 impl Session {
@@ -157,6 +190,13 @@ impl Session {
         let mut hits: Vec<(u32, Uid, u64)> = Vec::new();
         let with_meta = n.meta || n.headers || n.bodies;
         let all: Vec<usize> = (0..sel.msgs().len()).collect();
+        let save_dates = if n.save_dates {
+            ctx.store
+                .save_dates(sel.id(), Uid(1), Uid(max_uid.max(1)))
+                .await?
+        } else {
+            Vec::new()
+        };
         for chunk in meta_chunks(&all) {
             let metas = if with_meta {
                 sel.load_meta(&ctx, chunk).await?
@@ -191,6 +231,7 @@ impl Session {
                     text: text.as_ref(),
                     saved: &sel.saved,
                     now,
+                    save_date: save_date_of(&save_dates, msg.uid(), meta),
                 };
                 if eval(key, &c) {
                     hits.push((i as u32 + 1, msg.uid(), meta.map_or(0, |m| m.modseq)));

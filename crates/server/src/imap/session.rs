@@ -117,6 +117,7 @@ pub fn allowed(state: StateKind, cmd: &CommandKind) -> bool {
         | C::GetQuota(_)
         | C::GetQuotaRoot(_)
         | C::SetQuota(..)
+        | C::Compress(_)
         | C::Idle => matches!(state, State::Authenticated | State::Selected),
         C::Check
         | C::Close
@@ -147,6 +148,9 @@ pub enum Flow {
     /// STARTTLS answered OK: start TLS (RFC 9051 6.2.1), then go on from
     /// [`Session::tls_started`].
     StartTls,
+    /// COMPRESS answered OK: compress both ways from the next octet (RFC
+    /// 4978 3).
+    Compress,
 }
 
 /// One IMAP session.
@@ -160,6 +164,9 @@ pub struct Session {
     pub(super) state: State,
     /// ENABLE IMAP4rev2 (RFC 9051 6.3.1): UTF-8 names, ESEARCH, no \Recent.
     pub(super) rev2: bool,
+    /// ENABLE UTF8=ACCEPT (RFC 6855 3): UTF-8 mailbox names and strings
+    /// both ways, and APPEND's UTF8 item.
+    pub(super) utf8_accept: bool,
     /// CONDSTORE is on (RFC 7162 3.1: ENABLE or a CONDSTORE-enabling
     /// command): FETCH carries MODSEQ.
     pub(super) condstore: bool,
@@ -170,6 +177,8 @@ pub struct Session {
     pub(super) storage_limit: u64,
     /// The AUTHENTICATE exchange waiting for the client's response.
     pub(super) sasl: Option<crate::sasl::Exchange>,
+    /// COMPRESS=DEFLATE is on (RFC 4978): for the connection's life.
+    pub(super) compressed: bool,
 }
 
 impl Session {
@@ -181,10 +190,12 @@ impl Session {
             tls: false,
             state: State::NotAuthenticated,
             rev2: false,
+            utf8_accept: false,
             condstore: false,
             qresync: false,
             storage_limit: 0,
             sasl: None,
+            compressed: false,
         }
     }
 
@@ -220,11 +231,21 @@ impl Session {
     }
 
     pub fn parse_options(&self) -> ParseOptions {
-        ParseOptions { utf8: self.rev2 }
+        ParseOptions {
+            utf8: self.utf8_mode(),
+        }
     }
 
     pub fn encoder(&self) -> Encoder {
-        Encoder { utf8: self.rev2 }
+        Encoder {
+            utf8: self.utf8_mode(),
+        }
+    }
+
+    /// UTF-8 on the wire (RFC 9051 IMAP4rev2, or RFC 6855 UTF8=ACCEPT):
+    /// mailbox names as UTF-8, not modified UTF-7, and UTF-8 text.
+    pub(super) fn utf8_mode(&self) -> bool {
+        self.rev2 || self.utf8_accept
     }
 
     /// The one transition function: every state change goes through it.
@@ -373,6 +394,11 @@ impl Session {
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE",
+                "COMPRESS=DEFLATE",
+                "UTF8=ACCEPT",
+                "MULTIAPPEND",
+                "SAVEDATE",
+                "CATENATE",
             ]);
         }
         let mut caps: Vec<String> = caps.into_iter().map(str::to_string).collect();
@@ -485,12 +511,33 @@ impl Session {
                 // extensions end, and the session stops being the user's
                 // terminal.
                 self.rev2 = false;
+                self.utf8_accept = false;
                 self.condstore = false;
                 self.qresync = false;
                 self.storage_limit = 0;
                 self.transition(State::NotAuthenticated);
                 out.enc = self.encoder();
                 tagged(out, &tag, Status::Ok, None, "UNAUTHENTICATE completed");
+                return Ok(Flow::Continue);
+            }
+            CommandKind::Compress(mechanism) => {
+                // RFC 4978 3: once on, it stays on; only DEFLATE exists.
+                if self.compressed {
+                    let text = "COMPRESS failed: DEFLATE is already active";
+                    tagged(out, &tag, Status::No, Some(Code::CompressionActive), text);
+                } else if mechanism != "DEFLATE" {
+                    tagged(
+                        out,
+                        &tag,
+                        Status::Bad,
+                        None,
+                        "Unknown compression mechanism",
+                    );
+                } else {
+                    self.compressed = true;
+                    tagged(out, &tag, Status::Ok, None, "DEFLATE active");
+                    return Ok(Flow::Compress);
+                }
                 return Ok(Flow::Continue);
             }
             CommandKind::StartTls => {
@@ -571,12 +618,7 @@ impl Session {
             C::List(l) => self.list(&l, out).await,
             C::Lsub { reference, pattern } => self.lsub(&reference, &pattern, out).await,
             C::Status { mailbox, items } => self.status(&mailbox, &items, out).await,
-            C::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => self.append(&mailbox, flags, date, message).await,
+            C::Append { mailbox, messages } => self.append(&mailbox, messages).await,
             C::GetQuota(root) => self.get_quota(&root, out).await,
             C::GetQuotaRoot(m) => self.get_quota_root(&m, out).await,
             C::SetQuota(..) => Err(ImapError::no(
@@ -615,9 +657,12 @@ impl Session {
             }
             C::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false, out).await,
             C::Move { uid, set, mailbox } => self.copy(uid, &set, &mailbox, true, out).await,
-            C::Logout | C::Idle | C::Unauthenticate | C::Authenticate { .. } | C::StartTls => {
-                Err(ImapError::Bad("unexpected command".into()))
-            }
+            C::Logout
+            | C::Idle
+            | C::Unauthenticate
+            | C::Authenticate { .. }
+            | C::StartTls
+            | C::Compress(_) => Err(ImapError::Bad("unexpected command".into())),
         }
     }
 
@@ -685,7 +730,7 @@ impl Session {
     /// `* OK [ALERT]` line (RFC 9051 7.1: the client shows it to the
     /// person).
     pub fn show_terminal(&mut self, out: &mut Out<'_>) {
-        let utf8 = self.rev2;
+        let utf8 = self.utf8_mode();
         let max = self.ctx.config.terminal_max_chars;
         let Some(account) = self.state.account_mut() else {
             return;
@@ -697,7 +742,7 @@ impl Session {
 
     /// Writes one terminal message as `* OK [ALERT]`.
     pub fn show_alert(&self, m: &TerminalMessage, out: &mut Out<'_>) {
-        let text = m.shown(self.rev2, self.ctx.config.terminal_max_chars);
+        let text = m.shown(self.utf8_mode(), self.ctx.config.terminal_max_chars);
         out.untagged(Status::Ok, Some(Code::Alert), &text);
     }
 }

@@ -77,6 +77,15 @@ impl Kit {
 
     /// A kit whose config `tune` adjusts.
     pub fn with(tune: impl FnOnce(&mut ImapConfig)) -> Kit {
+        Kit::build(tune, Default::default())
+    }
+
+    /// A kit whose users all have the quota `defaults`.
+    pub fn with_quota(defaults: crate::quota::QuotaDefaults) -> Kit {
+        Kit::build(|_| {}, defaults)
+    }
+
+    fn build(tune: impl FnOnce(&mut ImapConfig), quota: crate::quota::QuotaDefaults) -> Kit {
         let crate::testutil::Fixture {
             dir,
             directory,
@@ -91,7 +100,7 @@ impl Kit {
             None,
             Arc::new(crate::metrics::Metrics::default()),
             crate::presence::PresenceRegistry::new(),
-            crate::quota::QuotaBook::fixed(Default::default()),
+            crate::quota::QuotaBook::fixed(quota),
         );
         Kit {
             _dir: dir,

@@ -214,6 +214,14 @@ impl Store for Failing {
     fn append(&self, m: MailboxId, r: Vec<u8>, f: Vec<String>, d: i64) -> StoreFuture<'_, Uid> {
         self.inner.append(m, r, f, d)
     }
+    fn append_many(
+        &self,
+        m: MailboxId,
+        n: Vec<store::NewMessage>,
+        q: store::Quota,
+    ) -> StoreFuture<'_, Vec<Uid>> {
+        self.inner.append_many(m, n, q)
+    }
     fn set_flags(
         &self,
         m: MailboxId,

@@ -13,9 +13,11 @@
 //!
 //! Adding a test: write `pub async fn name(backend: &dyn Backend)` in the
 //! file of its area (one file per area: `delivery`, `mailboxes`, `feed`,
-//! `imports`, `moves`, `queue`, `targets`, `conditions`, or a new one declared below) and add its
-//! name to that area's list in [`store_conformance!`].
+//! `imports`, `moves`, `queue`, `targets`, `conditions`, `appends`, or a
+//! new one declared below) and add its name to that area's list in
+//! [`store_conformance!`].
 
+pub mod appends;
 pub mod conditions;
 pub mod delivery;
 pub mod feed;
@@ -122,6 +124,12 @@ macro_rules! store_conformance {
                 concurrent_appends_never_pass_the_quota_together,
                 copy_within_copies_all_or_nothing,
                 trimmed_tombstones_make_older_changes_say_so,
+            }
+            appends {
+                append_many_stores_every_message_in_order,
+                a_failure_in_the_middle_of_append_many_stores_nothing,
+                save_dates_are_when_each_entry_was_made,
+                append_many_within_a_quota_stores_all_or_none,
             }
         );
     };

@@ -316,6 +316,25 @@ pub fn append_within(
     append(conn, mailbox, raw, flags, internal_date)
 }
 
+/// MULTIAPPEND within `quota`: the whole set checked, then appended, in
+/// the caller's one writer job (its savepoint undoes them all on an error).
+pub fn append_many_within(
+    conn: &Connection,
+    mailbox: MailboxId,
+    messages: Vec<crate::NewMessage>,
+    quota: Quota,
+) -> Result<Vec<Uid>, StoreError> {
+    let account = mailbox_account(conn, mailbox)?;
+    let bytes = messages
+        .iter()
+        .fold(0u64, |n, m| n.saturating_add(m.raw.len() as u64));
+    check_quota(conn, &account, quota, bytes, messages.len() as u64)?;
+    messages
+        .into_iter()
+        .map(|m| append(conn, mailbox, &m.raw, m.flags, m.internal_date))
+        .collect()
+}
+
 /// COPY within the target account's `quota`, checked in the same
 /// transaction over the entries that exist.
 pub fn copy_within(

@@ -29,8 +29,8 @@ pub use mailboxes::{
     create_mailbox, delete_account, delete_mailbox, ensure_account, rename_mailbox, set_subscribed,
 };
 pub use messages::{
-    append, append_within, copy, copy_within, deliver, expunge, import, move_messages, set_flags,
-    set_flags_if,
+    append, append_many_within, append_within, copy, copy_within, deliver, expunge, import,
+    move_messages, set_flags, set_flags_if,
 };
 
 /// Largest message body the store accepts. SQLite's default
@@ -336,8 +336,10 @@ pub(super) fn insert_entry(
     modseq: u64,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO entries (mailbox_id, uid, body_id, flags, internal_date, modseq) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        // RFC 8514: the save date is when the entry is made, whatever
+        // its INTERNALDATE (a COPY keeps that, not this).
+        "INSERT INTO entries (mailbox_id, uid, body_id, flags, internal_date, modseq, save_date) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, unixepoch())",
     )
     .and_then(|mut s| {
         s.execute(params![

@@ -1,0 +1,301 @@
+//! APPEND (RFC 9051 6.3.12) with MULTIAPPEND (RFC 3502), UTF8 (RFC 6855
+//! 4), CATENATE (RFC 4469) and the UIDPLUS response code APPENDUID (RFC
+//! 4315). A missing destination is `NO [TRYCREATE]`.
+//!
+//! CATENATE's URLs name messages (or parts of them) in the user's own
+//! mailboxes; anything else, a wrong UIDVALIDITY or a missing message is
+//! `NO [BADURL url]`, and a result over `imap.max_literal_size` is
+//! `NO [TOOBIG]`, with nothing appended.
+//!
+//! RFC 3502 6: the messages of one APPEND are committed together or not
+//! at all; they go to the store as one [`store::Store::append_many`],
+//! which checks the quota for the whole set in the same transaction.
+
+use proto_imap::imapurl::parse_message_url;
+use proto_imap::mime::{self, Part};
+use proto_imap::types::format_set;
+use proto_imap::{AppendData, AppendMessage, CatPart, Code, Mailbox, utf7};
+use store::{NewMessage, StoreError};
+
+use super::session::{CmdResult, ImapError, Session};
+
+impl Session {
+    pub(super) async fn append(
+        &mut self,
+        target: &Mailbox,
+        messages: Vec<AppendMessage>,
+    ) -> CmdResult {
+        let account = self.account()?.to_string();
+        let Some(dest) = self
+            .ctx
+            .store
+            .mailbox(account.clone(), target.as_str().to_string())
+            .await?
+        else {
+            return Err(ImapError::no(Some(Code::TryCreate), "no such mailbox"));
+        };
+        let mut batch = Vec::with_capacity(messages.len());
+        for m in messages {
+            let raw = match m.data {
+                AppendData::Literal(raw) => raw,
+                // RFC 6855 4: only a session that enabled UTF8=ACCEPT.
+                AppendData::Utf8(raw) if self.utf8_accept => raw,
+                AppendData::Utf8(_) => {
+                    return Err(ImapError::Bad(
+                        "APPEND UTF8 needs ENABLE UTF8=ACCEPT first".into(),
+                    ));
+                }
+                AppendData::Catenate(parts) => self.catenate(&account, parts).await?,
+            };
+            if raw.is_empty() {
+                return Err(ImapError::no(Some(Code::Cannot), "empty message"));
+            }
+            // RFC 3516 4.3: parts holding NUL (a literal8 APPEND) are
+            // stored in base64, so no non-BINARY FETCH has to send NUL in
+            // a literal.
+            let raw = proto_imap::mime::encode_binary_parts(&raw).unwrap_or(raw);
+            batch.push(NewMessage {
+                raw,
+                flags: m.flags,
+                internal_date: m.date.unwrap_or_else(now),
+            });
+        }
+        // RFC 9208 5.3, RFC 3502 6: the whole set within the quota, checked
+        // in the store's transaction with the appends.
+        let quota = self.ctx.quota.limits(&account);
+        let uids = match self.ctx.store.append_many(dest.id, batch, quota).await {
+            Ok(u) => u,
+            Err(StoreError::Invalid(why)) => return Err(ImapError::Bad(why)),
+            Err(e) => return Err(e.into()),
+        };
+        let uids: Vec<u32> = uids.iter().map(|u| u.0).collect();
+        Ok((
+            Some(Code::AppendUid {
+                validity: dest.uidvalidity,
+                uids: format_set(&uids),
+            }),
+            "APPEND completed".into(),
+        ))
+    }
+}
+
+impl Session {
+    /// RFC 4469 5: the parts, concatenated.
+    async fn catenate(&self, account: &str, parts: Vec<CatPart>) -> Result<Vec<u8>, ImapError> {
+        let max = self.ctx.config.max_literal_size;
+        let mut out = Vec::new();
+        for part in parts {
+            match part {
+                CatPart::Text(text) => out.extend_from_slice(&text),
+                CatPart::Url(url) => match self.url_data(account, &url).await? {
+                    Some(data) => out.extend_from_slice(&data),
+                    None => return Err(ImapError::no(Some(Code::BadUrl(url)), "bad URL")),
+                },
+            }
+            if out.len() > max {
+                return Err(ImapError::no(Some(Code::TooBig), "message too large"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// What an IMAP URL names in `account`'s own mailboxes, or None.
+    async fn url_data(&self, account: &str, url: &str) -> Result<Option<Vec<u8>>, ImapError> {
+        let Some(u) = parse_message_url(url) else {
+            return Ok(None);
+        };
+        // Only the session's own user (the full address or its local
+        // part, as LOGIN takes them).
+        if let Some(user) = &u.user {
+            let local = account.split('@').next().unwrap_or(account);
+            if !user.eq_ignore_ascii_case(account) && !user.eq_ignore_ascii_case(local) {
+                return Ok(None);
+            }
+        }
+        // RFC 5092 3: the name as the IMAP server knows it, which for a
+        // client without UTF-8 is modified UTF-7.
+        let name = match std::str::from_utf8(&u.mailbox) {
+            Ok(s) => utf7::decode(s.as_bytes()).unwrap_or_else(|| s.to_string()),
+            Err(_) => return Ok(None),
+        };
+        let store = &self.ctx.store;
+        let Some(mailbox) = store.mailbox(account.to_string(), name).await? else {
+            return Ok(None);
+        };
+        if u.uidvalidity.is_some_and(|v| v != mailbox.uidvalidity) {
+            return Ok(None);
+        }
+        let uid = store::Uid(u.uid);
+        let metas = store.messages_range(mailbox.id, uid, uid).await?;
+        let Some(meta) = metas.first() else {
+            return Ok(None);
+        };
+        let raw = match store.read_body(meta.body).await {
+            Ok(raw) => raw,
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let data = match &u.section {
+            None => raw,
+            Some(section) => match mime::section(&Part::parse(&raw), &raw, section) {
+                Some(d) => d,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(match u.partial {
+            None => data,
+            Some((offset, length)) => {
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                let end = match length {
+                    Some(l) => start
+                        .saturating_add(usize::try_from(l).unwrap_or(usize::MAX))
+                        .min(data.len()),
+                    None => data.len(),
+                };
+                data.get(start..end).unwrap_or_default().to_vec()
+            }
+        }))
+    }
+}
+
+pub(super) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::testkit::{ALICE, Kit, cmd, raw};
+
+    #[tokio::test]
+    async fn append_answers_appenduid_and_selected_session_sees_exists() {
+        let kit = Kit::new();
+        let info = kit.mailbox(ALICE, "INBOX").await;
+        assert!(info.is_none(), "the account is created at first login");
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let info = kit.mailbox(ALICE, "INBOX").await.expect("inbox");
+        let r = raw(
+            &mut s,
+            b"t APPEND INBOX (\\Seen) {14+}\r\nSubject: a\r\n\r\n\r\n",
+        )
+        .await;
+        r.assert_ok();
+        let code = format!("[APPENDUID {} 1]", info.uidvalidity);
+        assert!(r.tagged.contains(&code), "{r:?}");
+        assert!(r.has("* 1 EXISTS"), "{r:?}");
+        let r = cmd(&mut s, "APPEND Nowhere {1+}\r\nx").await;
+        assert!(r.tagged.contains("[TRYCREATE]"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn multiappend_stores_every_message_and_lists_their_uids() {
+        let kit = Kit::new();
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let info = kit.mailbox(ALICE, "INBOX").await.expect("inbox");
+        let r = raw(
+            &mut s,
+            b"t APPEND INBOX (\\Seen) {14+}\r\nSubject: a\r\n\r\n \"7-Feb-1994 21:52:25 -0800\" {14+}\r\nSubject: b\r\n\r\n {14+}\r\nSubject: c\r\n\r\n\r\n",
+        )
+        .await;
+        r.assert_ok();
+        let code = format!("[APPENDUID {} 1:3]", info.uidvalidity);
+        assert!(r.tagged.contains(&code), "{r:?}");
+        assert!(r.has("* 3 EXISTS"), "{r:?}");
+        let r = cmd(&mut s, "FETCH 1:3 (FLAGS INTERNALDATE)").await;
+        assert!(r.untagged[0].contains("\\Seen"), "{r:?}");
+        assert!(
+            r.untagged[1].contains("08-Feb-1994 05:52:25 +0000"),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_message_in_a_multiappend_stores_none_of_them() {
+        let kit = Kit::new();
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        // The second message's flag is refused: the first is not kept.
+        let r = raw(
+            &mut s,
+            b"t APPEND INBOX {14+}\r\nSubject: a\r\n\r\n (\\Bogus) {14+}\r\nSubject: b\r\n\r\n\r\n",
+        )
+        .await;
+        assert_eq!(r.status(), "BAD", "{r:?}");
+        assert!(kit.uids(ALICE, "INBOX").await.is_empty());
+        // An empty one: NO, and none kept either.
+        let r = raw(
+            &mut s,
+            b"t APPEND INBOX {14+}\r\nSubject: a\r\n\r\n {0+}\r\n\r\n",
+        )
+        .await;
+        assert_eq!(r.status(), "NO", "{r:?}");
+        assert!(kit.uids(ALICE, "INBOX").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_multiappend_over_quota_stores_nothing() {
+        let kit = Kit::with_quota(crate::quota::QuotaDefaults {
+            storage: 0,
+            messages: 2,
+        });
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = raw(
+            &mut s,
+            b"t APPEND INBOX {14+}\r\nSubject: a\r\n\r\n {14+}\r\nSubject: b\r\n\r\n {14+}\r\nSubject: c\r\n\r\n\r\n",
+        )
+        .await;
+        assert!(r.tagged.contains("NO [OVERQUOTA]"), "{r:?}");
+        assert!(kit.uids(ALICE, "INBOX").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn catenate_joins_text_and_parts_of_stored_messages() {
+        let kit = Kit::new();
+        kit.deliver(ALICE, "Subject: src\r\n\r\nthe body\r\n").await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let info = kit.mailbox(ALICE, "INBOX").await.expect("inbox");
+        let v = info.uidvalidity;
+        let cmd_text = format!(
+            "t APPEND Drafts (\\Draft) CATENATE (URL \"/INBOX;UIDVALIDITY={v}/;UID=1/;SECTION=HEADER\" TEXT {{5+}}\r\nnew\r\n URL \"imap://alice@mx/INBOX/;uid=1/;section=TEXT/;partial=4.4\")\r\n"
+        );
+        let r = raw(&mut s, cmd_text.as_bytes()).await;
+        r.assert_ok();
+        assert!(r.tagged.contains("[APPENDUID "), "{r:?}");
+        let mut d = kit.selected(ALICE, "Drafts").await;
+        let r = cmd(&mut d, "FETCH 1 BODY.PEEK[]").await;
+        assert!(
+            r.untagged[0].contains("Subject: src\r\n\r\nnew\r\nbody"),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_catenate_url_is_badurl_and_appends_nothing() {
+        let kit = Kit::with(|c| c.max_literal_size = 64);
+        kit.deliver(ALICE, "Subject: src\r\n\r\nthe body\r\n").await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        for url in [
+            "/INBOX;UIDVALIDITY=1/;UID=1",
+            "/INBOX/;UID=9",
+            "/Nowhere/;UID=1",
+            "/INBOX/;UID=1/;SECTION=4",
+            "imap://bob@mx/INBOX/;UID=1",
+            "/INBOX/;UID=1/;URLAUTH=anonymous:internal:abc",
+        ] {
+            let line = format!("t APPEND INBOX CATENATE (TEXT {{3+}}\r\nx\r\n URL \"{url}\")\r\n");
+            let r = raw(&mut s, line.as_bytes()).await;
+            assert!(r.tagged.contains(&format!("NO [BADURL {url}]")), "{r:?}");
+        }
+        // Over the APPEND limit once the parts are joined: TOOBIG.
+        let r = raw(
+            &mut s,
+            b"t APPEND INBOX CATENATE (URL \"/INBOX/;UID=1\" URL \"/INBOX/;UID=1\" URL \"/INBOX/;UID=1\")\r\n",
+        )
+        .await;
+        assert!(r.tagged.contains("NO [TOOBIG]"), "{r:?}");
+        assert_eq!(kit.uids(ALICE, "INBOX").await, [1]);
+    }
+}
