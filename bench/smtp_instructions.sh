@@ -15,6 +15,7 @@
 # usage: bench/smtp_instructions.sh [MSGS] [SESSIONS] [BYTES] [SHAPES]
 #        defaults: 2000 20 4096 "conn reuse"
 #   MAILROOM_BIN=path measures that binary instead of building this checkout
+#   TAG=name names the kept profiles target/callgrind/callgrind.TAG.SHAPE.out.*
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MSGS=${1:-2000}; SESS=${2:-20}; BYTES=${3:-4096}; SHAPES=${4:-conn reuse}
@@ -56,7 +57,7 @@ listen = ""
 TOML
   mkdir -p -m 700 "$work/data"
   "$BIN" --config "$work/mailroom.toml" user add alice@example.test --password secret >/dev/null
-  file="$out/callgrind.$shape.out"
+  file="$out/callgrind.${TAG:-mailroom}.$shape.out"
   rm -f "$file"*
   valgrind --tool=callgrind --callgrind-out-file="$file" \
     "$BIN" --config "$work/mailroom.toml" serve 2>"$work/server.log" &

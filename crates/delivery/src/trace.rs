@@ -66,18 +66,26 @@ pub fn count_received(msg: &[u8]) -> usize {
 
 /// Removes fields that the sender must not set for us: Return-Path (RFC
 /// 5321 4.4: only the final delivery adds it) and Authentication-Results
-/// that claim our host name (RFC 8601 5).
-pub fn strip_untrusted(msg: &[u8], hostname: &str) -> Vec<u8> {
+/// that claim our host name (RFC 8601 5). A message with none of them is
+/// handed back as it came, not copied (issue 18).
+pub fn strip_untrusted(msg: Vec<u8>, hostname: &str) -> Vec<u8> {
+    let drops: Vec<(usize, usize)> = fields(&msg)
+        .into_iter()
+        .filter(|&(s, e)| {
+            msg.get(s..e).is_some_and(|field| {
+                is_field(field, "Return-Path")
+                    || (is_field(field, "Authentication-Results") && claims_host(field, hostname))
+            })
+        })
+        .collect();
+    if drops.is_empty() {
+        return msg;
+    }
     let mut out = Vec::with_capacity(msg.len());
     let mut last = 0;
-    for (s, e) in fields(msg) {
-        let Some(field) = msg.get(s..e) else { continue };
-        let drop = is_field(field, "Return-Path")
-            || (is_field(field, "Authentication-Results") && claims_host(field, hostname));
-        if drop {
-            out.extend_from_slice(msg.get(last..s).unwrap_or_default());
-            last = e;
-        }
+    for (s, e) in drops {
+        out.extend_from_slice(msg.get(last..s).unwrap_or_default());
+        last = e;
     }
     out.extend_from_slice(msg.get(last..).unwrap_or_default());
     out
@@ -252,9 +260,18 @@ mod tests {
     }
 
     #[test]
+    fn a_message_with_nothing_to_strip_is_not_copied() {
+        let msg = b"Authentication-Results: other.test; spf=pass\r\nSubject: s\r\n\r\nReturn-Path: body\r\n".to_vec();
+        let (at, copy) = (msg.as_ptr(), msg.clone());
+        let out = strip_untrusted(msg, "mx.test");
+        assert_eq!(out, copy);
+        assert_eq!(out.as_ptr(), at, "the same buffer comes back");
+    }
+
+    #[test]
     fn strips_return_path_with_continuation_and_our_auth_results() {
         let msg = b"Return-Path: <a@b>\r\n x\r\nAuthentication-Results: mx.test; spf=pass\r\nAuthentication-Results: other.test; spf=fail\r\nSubject: s\r\n\r\nReturn-Path: body\r\n";
-        let out = strip_untrusted(msg, "MX.test");
+        let out = strip_untrusted(msg.to_vec(), "MX.test");
         assert_eq!(
             out,
             b"Authentication-Results: other.test; spf=fail\r\nSubject: s\r\n\r\nReturn-Path: body\r\n".to_vec()
