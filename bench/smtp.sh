@@ -10,6 +10,10 @@
 # connection. Root is needed for the peers (../shared/peers installs them).
 #
 # usage: bench/smtp.sh [MSGS] [SESSIONS] [BYTES]     defaults: 20000 20 4096
+#   SHAPES="reuse conn" (the default) measures both load shapes, each on
+#     every server: "reuse" is smtp-source -d (many messages per
+#     connection), "conn" one connection per message
+#   ROUNDS=N repeats the whole measurement N times (default 1)
 #   MAILROOM_ONLY=1 skips the peers (for quick iterations)
 #   MAILROOM_BIN=path benchmarks that binary instead of building this checkout
 set -euo pipefail
@@ -58,14 +62,43 @@ mkdir -p -m 700 "$work/data"
 pid=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
 
-echo "== mailroom (127.0.0.1:$PORT)"
+SHAPES=${SHAPES:-reuse conn}
+ROUNDS=${ROUNDS:-1}
+shape_flags() { [ "$1" = reuse ] && echo -d || true; }
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }   # clock ticks
-c0=$(cpu)
-mr=$("$PEERS/smtp-bench.sh" "127.0.0.1:$PORT" "$MSGS" "$SESS" "$BYTES" -d | tail -1)
-c1=$(cpu)
-echo "$mr"
-awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n="$MSGS" \
-  'BEGIN{printf "server CPU: %.2f s = %.0f us per message\n", t/hz, t/hz*1e6/n}'
+rate() { sed -n 's/.* = \([0-9]*\) msg\/s.*/\1/p' <<<"$1"; }
+# The peers run beside mailroom (idle, they cost nothing), so that each
+# shape is measured on the three servers back to back: on a shared
+# machine the load moves between minutes, and a ratio is only worth
+# something between runs made under the same load.
+if [ "${MAILROOM_ONLY:-0}" != 1 ]; then
+  "$PEERS/smtp-sink-start.sh" >/dev/null
+  "$PEERS/postfix-start.sh" >/dev/null
+  trap 'kill $pid 2>/dev/null || true; rm -rf "$work"; "$PEERS/smtp-sink-stop.sh" >/dev/null 2>&1 || true; "$PEERS/postfix-stop.sh" >/dev/null 2>&1 || true' EXIT
+fi
+for round in $(seq "$ROUNDS"); do
+for shape in $SHAPES; do
+  echo "== round $round, shape $shape: mailroom (127.0.0.1:$PORT)"
+  c0=$(cpu)
+  # shellcheck disable=SC2046
+  mr=$("$PEERS/smtp-bench.sh" "127.0.0.1:$PORT" "$MSGS" "$SESS" "$BYTES" $(shape_flags "$shape") | tail -1)
+  c1=$(cpu)
+  echo "$mr"
+  awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n="$MSGS" \
+    'BEGIN{printf "server CPU: %.2f s = %.0f us per message\n", t/hz, t/hz*1e6/n}'
+  [ "${MAILROOM_ONLY:-0}" = 1 ] && continue
+  echo "== round $round, shape $shape: smtp-sink (discards everything: the ceiling)"
+  # shellcheck disable=SC2046
+  sink=$("$PEERS/smtp-bench.sh" 127.0.0.1:2527 "$MSGS" "$SESS" "$BYTES" $(shape_flags "$shape") | tail -1)
+  echo "$sink"
+  echo "== round $round, shape $shape: postfix (durable, one fsync per message)"
+  # shellcheck disable=SC2046
+  pf=$("$PEERS/smtp-bench.sh" 127.0.0.1:2526 "$MSGS" "$SESS" "$BYTES" $(shape_flags "$shape") | tail -1)
+  echo "$pf"
+  awk -v m="$(rate "$mr")" -v s="$(rate "$sink")" -v p="$(rate "$pf")" -v sh="$shape" \
+    'BEGIN{printf "ratios (%s): mailroom/smtp-sink = %.2f, mailroom/postfix = %.2f\n", sh, m/s, m/p}'
+done
+done
 
 # RSS per idle connection: open IDLE_CONNS sessions that only read the greeting.
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
@@ -89,20 +122,3 @@ kill -TERM $pid; wait $pid || true
 stats=$(grep -o 'commits=[0-9]* ops=[0-9]*' "$work/server.log" | tail -1 || true)
 echo "store: $stats" | awk '{split($2,c,"="); split($3,o,"="); if (o[2] > 0) printf "%s  -> %.3f fsyncs per message, %.1f messages per commit\n", $0, c[2]/o[2], o[2]/c[2]; else print}'
 
-[ "${MAILROOM_ONLY:-0}" = 1 ] && exit 0
-
-echo "== smtp-sink (discards everything: the ceiling)"
-"$PEERS/smtp-sink-start.sh" >/dev/null
-sink=$("$PEERS/smtp-bench.sh" 127.0.0.1:2527 "$MSGS" "$SESS" "$BYTES" -d | tail -1)
-echo "$sink"
-"$PEERS/smtp-sink-stop.sh" >/dev/null || true
-
-echo "== postfix (durable, one fsync per message)"
-"$PEERS/postfix-start.sh" >/dev/null
-pf=$("$PEERS/smtp-bench.sh" 127.0.0.1:2526 "$MSGS" "$SESS" "$BYTES" -d | tail -1)
-echo "$pf"
-"$PEERS/postfix-stop.sh" >/dev/null || true
-
-rate() { sed -n 's/.* = \([0-9]*\) msg\/s.*/\1/p' <<<"$1"; }
-awk -v m="$(rate "$mr")" -v s="$(rate "$sink")" -v p="$(rate "$pf")" \
-  'BEGIN{printf "ratios: mailroom/smtp-sink = %.2f, mailroom/postfix = %.2f\n", m/s, m/p}'

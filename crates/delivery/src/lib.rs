@@ -118,7 +118,7 @@ pub fn check_hops(raw: &[u8]) -> Result<(), Refusal> {
 /// The message as we keep it, before this hop's trace fields: the fields
 /// a sender must not set removed, and for an authenticated submission
 /// (`submission_id`) Date and Message-ID added when missing.
-pub fn clean(raw: &[u8], hostname: &str, submission_id: Option<&str>) -> Vec<u8> {
+pub fn clean(raw: Vec<u8>, hostname: &str, submission_id: Option<&str>) -> Vec<u8> {
     let body = trace::strip_untrusted(raw, hostname);
     match submission_id {
         Some(id) => trace::add_submission_headers(body, hostname, id),
@@ -204,7 +204,7 @@ mod tests {
     #[test]
     fn local_copies_get_return_path_and_relayed_copies_do_not() {
         let body = clean(
-            b"Return-Path: <forged@x>\r\nSubject: s\r\n\r\nhi\r\n",
+            b"Return-Path: <forged@x>\r\nSubject: s\r\n\r\nhi\r\n".to_vec(),
             "mx.test",
             None,
         );

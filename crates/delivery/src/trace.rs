@@ -66,18 +66,26 @@ pub fn count_received(msg: &[u8]) -> usize {
 
 /// Removes fields that the sender must not set for us: Return-Path (RFC
 /// 5321 4.4: only the final delivery adds it) and Authentication-Results
-/// that claim our host name (RFC 8601 5).
-pub fn strip_untrusted(msg: &[u8], hostname: &str) -> Vec<u8> {
+/// that claim our host name (RFC 8601 5). A message with none of them is
+/// handed back as it came, not copied (issue 18).
+pub fn strip_untrusted(msg: Vec<u8>, hostname: &str) -> Vec<u8> {
+    let drops: Vec<(usize, usize)> = fields(&msg)
+        .into_iter()
+        .filter(|&(s, e)| {
+            msg.get(s..e).is_some_and(|field| {
+                is_field(field, "Return-Path")
+                    || (is_field(field, "Authentication-Results") && claims_host(field, hostname))
+            })
+        })
+        .collect();
+    if drops.is_empty() {
+        return msg;
+    }
     let mut out = Vec::with_capacity(msg.len());
     let mut last = 0;
-    for (s, e) in fields(msg) {
-        let Some(field) = msg.get(s..e) else { continue };
-        let drop = is_field(field, "Return-Path")
-            || (is_field(field, "Authentication-Results") && claims_host(field, hostname));
-        if drop {
-            out.extend_from_slice(msg.get(last..s).unwrap_or_default());
-            last = e;
-        }
+    for (s, e) in drops {
+        out.extend_from_slice(msg.get(last..s).unwrap_or_default());
+        last = e;
     }
     out.extend_from_slice(msg.get(last..).unwrap_or_default());
     out
@@ -131,19 +139,61 @@ pub fn received(info: &ReceivedInfo<'_>) -> String {
         (true, false, true) => "A",
         (true, true, true) => "SA",
     };
-    let mut s = format!(
-        "Received: from {} ([{}])\r\n\tby {} (mailroom) with {base}{suffix} id {}",
-        info.helo, info.ip, info.hostname, info.id
+    // Built by appending, not by `format!`: it runs for every message
+    // (issue 18), and the date is formatted once per second, not per
+    // message.
+    let ip = info.ip.to_string();
+    let mut s = String::with_capacity(
+        160 + info.helo.len()
+            + info.hostname.len()
+            + info.id.len()
+            + info.tls.map_or(0, str::len)
+            + info.for_rcpt.map_or(0, str::len),
     );
+    for part in [
+        "Received: from ",
+        info.helo,
+        " ([",
+        &ip,
+        "])\r\n\tby ",
+        info.hostname,
+        " (mailroom) with ",
+        base,
+        suffix,
+        " id ",
+        info.id,
+    ] {
+        s.push_str(part);
+    }
     // As Postfix writes it: which TLS carried the message.
     if let Some(tls) = info.tls {
-        s.push_str(&format!("\r\n\t({tls})"));
+        s.push_str("\r\n\t(");
+        s.push_str(tls);
+        s.push(')');
     }
     if let Some(rcpt) = info.for_rcpt {
-        s.push_str(&format!("\r\n\tfor <{rcpt}>"));
+        s.push_str("\r\n\tfor <");
+        s.push_str(rcpt);
+        s.push('>');
     }
-    s.push_str(&format!("; {}\r\n", rfc5322_now()));
+    s.push_str("; ");
+    push_rfc5322_now(&mut s);
+    s.push_str("\r\n");
     s
+}
+
+/// The current date in RFC 5322 3.3 form, formatted once per second.
+fn push_rfc5322_now(out: &mut String) {
+    static LAST: std::sync::Mutex<(i64, String)> = std::sync::Mutex::new((i64::MIN, String::new()));
+    let now = OffsetDateTime::now_utc();
+    let secs = now.unix_timestamp();
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if last.0 != secs {
+        *last = (secs, format_rfc5322(now));
+    }
+    out.push_str(&last.1);
 }
 
 /// Adds `Date:` and `Message-ID:` at the top of the header when the
@@ -176,8 +226,11 @@ pub fn add_submission_headers(message: Vec<u8>, hostname: &str, id: &str) -> Vec
 
 /// The current date in RFC 5322 3.3 form.
 pub fn rfc5322_now() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc2822)
+    format_rfc5322(OffsetDateTime::now_utc())
+}
+
+fn format_rfc5322(t: OffsetDateTime) -> String {
+    t.format(&Rfc2822)
         .unwrap_or_else(|_| "Thu, 01 Jan 1970 00:00:00 +0000".to_string())
 }
 
@@ -207,9 +260,18 @@ mod tests {
     }
 
     #[test]
+    fn a_message_with_nothing_to_strip_is_not_copied() {
+        let msg = b"Authentication-Results: other.test; spf=pass\r\nSubject: s\r\n\r\nReturn-Path: body\r\n".to_vec();
+        let (at, copy) = (msg.as_ptr(), msg.clone());
+        let out = strip_untrusted(msg, "mx.test");
+        assert_eq!(out, copy);
+        assert_eq!(out.as_ptr(), at, "the same buffer comes back");
+    }
+
+    #[test]
     fn strips_return_path_with_continuation_and_our_auth_results() {
         let msg = b"Return-Path: <a@b>\r\n x\r\nAuthentication-Results: mx.test; spf=pass\r\nAuthentication-Results: other.test; spf=fail\r\nSubject: s\r\n\r\nReturn-Path: body\r\n";
-        let out = strip_untrusted(msg, "MX.test");
+        let out = strip_untrusted(msg.to_vec(), "MX.test");
         assert_eq!(
             out,
             b"Authentication-Results: other.test; spf=fail\r\nSubject: s\r\n\r\nReturn-Path: body\r\n".to_vec()

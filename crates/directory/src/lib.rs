@@ -373,6 +373,8 @@ pub(crate) struct DirectoryDb {
     scram_iterations: NonZeroU32,
     /// The key of the fake SCRAM salts (`scram.rs`), from the database.
     scram_secret: ring::hmac::Key,
+    /// RCPT resolutions until the database changes (`resolve.rs`).
+    resolve_cache: Mutex<resolve::ResolveCache>,
 }
 
 impl fmt::Debug for DirectoryDb {
@@ -449,6 +451,7 @@ impl DirectoryDb {
             scram: config.scram,
             scram_iterations,
             scram_secret,
+            resolve_cache: Mutex::new(resolve::ResolveCache::new(schema::connect(db_path)?)),
         })
     }
 

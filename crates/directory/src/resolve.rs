@@ -16,8 +16,16 @@
 //! expansion a forwarded user contributes its target (and itself when
 //! `keep`), without the 251; unknown local targets are skipped with a
 //! warning.
+//!
+//! Resolutions are cached (issue 18: RCPT's SQL was a visible share of the
+//! SMTP accept path) and the whole cache is dropped whenever the directory
+//! database changed, in this process or another: every lookup first reads
+//! `PRAGMA data_version` on a connection that never writes, which moves
+//! on every commit of any other connection to the file. A change the CLI
+//! committed before a RCPT is thus seen by that RCPT, as SPEC 7 promises
+//! ("CLI changes take effect at once").
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::Connection;
 
@@ -34,6 +42,42 @@ pub const MAX_EXPANSION_DEPTH: usize = 16;
 /// lists belong in a real list manager; Postfix's
 /// `virtual_alias_expansion_limit` defaults to 1000 too.
 pub const MAX_EXPANSION_TARGETS: usize = 1000;
+
+/// Most resolutions the cache keeps; past it the cache starts over (a
+/// bound on memory, not a policy: the next lookups refill it).
+pub const RESOLVE_CACHE_ENTRIES: usize = 4096;
+
+/// Resolutions valid for one `data_version` of the directory database.
+pub(crate) struct ResolveCache {
+    /// Only ever reads `PRAGMA data_version`: a connection's own commits do
+    /// not move its data version, so this one must never write.
+    watch: Connection,
+    version: Option<i64>,
+    entries: HashMap<String, Resolution>,
+}
+
+impl ResolveCache {
+    pub(crate) fn new(watch: Connection) -> ResolveCache {
+        ResolveCache {
+            watch,
+            version: None,
+            entries: HashMap::new(),
+        }
+    }
+
+    /// Drops every entry if the database changed since the last call.
+    fn revalidate(&mut self) -> Result<(), DirectoryError> {
+        let version = self
+            .watch
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))?;
+        if self.version != Some(version) {
+            self.entries.clear();
+            self.version = Some(version);
+        }
+        Ok(())
+    }
+}
 
 /// What an address names, after the lookup order above.
 #[derive(Debug)]
@@ -117,8 +161,29 @@ fn entry(conn: &Connection, address: &str) -> Result<Option<Located>, DirectoryE
 }
 
 impl DirectoryDb {
-    /// RCPT resolution of a fully qualified address.
+    /// RCPT resolution of a fully qualified address, from the cache when
+    /// the database has not changed since it was made.
     pub fn resolve(&self, address: &str) -> Result<Resolution, DirectoryError> {
+        let mut cache = self
+            .resolve_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.revalidate()?;
+        if let Some(found) = cache.entries.get(address) {
+            return Ok(found.clone());
+        }
+        let resolution = self.resolve_uncached(address)?;
+        if cache.entries.len() >= RESOLVE_CACHE_ENTRIES {
+            cache.entries.clear();
+        }
+        cache
+            .entries
+            .insert(address.to_string(), resolution.clone());
+        Ok(resolution)
+    }
+
+    /// RCPT resolution from the database.
+    fn resolve_uncached(&self, address: &str) -> Result<Resolution, DirectoryError> {
         let address = self.canonical(address)?;
         let (_, domain) = address::split(&address)?;
         if !self.is_local_domain(domain) {

@@ -633,7 +633,7 @@ impl Ctx {
                 "too many Received fields: mail loop (RFC 5321 6.3)",
             ));
         }
-        let body = delivery::clean(&body, &self.hostname, None);
+        let body = delivery::clean(body, &self.hostname, None);
         let mut targets = delivery::Targets::default();
         targets.add(&local, &[]);
         // Remote targets of a local address are forwarded: SRS, and the

@@ -85,12 +85,12 @@ impl DataReceiver {
                     }
                 }
                 State::Middle => {
-                    // Copy the run of ordinary bytes in one go.
+                    // Copy the run of ordinary bytes in one go: lines that
+                    // end in a real CRLF and whose next line does not start
+                    // with a dot need no state change, so the run goes on
+                    // across them and is stored with one copy.
                     let rest = input.get(i..).unwrap_or_default();
-                    let run = rest
-                        .iter()
-                        .position(|&b| b == b'\r' || b == b'\n')
-                        .unwrap_or(rest.len());
+                    let run = ordinary_run(rest);
                     if run > 0 {
                         self.store(rest.get(..run).unwrap_or_default());
                         i = i.saturating_add(run);
@@ -211,6 +211,30 @@ impl DataReceiver {
         } else {
             self.too_large = true;
             self.message = Vec::new();
+        }
+    }
+}
+
+/// The length of the prefix of `rest` that the receiver stores as it is:
+/// bytes that are neither CR nor LF, and CRLF pairs whose following byte is
+/// present and is not a dot (so the next line is neither stuffed nor the
+/// terminator). It stops before the first CR or LF that needs the state
+/// machine: a bare LF, a lone CR, a CRLF at the end of the input or one
+/// before a dot.
+fn ordinary_run(rest: &[u8]) -> usize {
+    let mut pos = 0usize;
+    loop {
+        let Some(tail) = rest.get(pos..) else {
+            return rest.len();
+        };
+        let Some(p) = memchr::memchr2(b'\r', b'\n', tail) else {
+            return rest.len();
+        };
+        let at = pos.saturating_add(p);
+        let crlf = rest.get(at..at.saturating_add(2)) == Some(b"\r\n".as_slice());
+        match rest.get(at.saturating_add(2)) {
+            Some(&next) if crlf && next != b'.' => pos = at.saturating_add(2),
+            _ => return at,
         }
     }
 }

@@ -90,7 +90,9 @@ impl Reply {
         let count = lines.len();
         for (i, text) in lines.iter().enumerate() {
             let last = i.saturating_add(1) == count;
-            out.extend_from_slice(format!("{:03}", self.code).as_bytes());
+            // Digits written by hand: this runs for every reply of every
+            // session, and `format!` was a visible share of it (issue 18).
+            push_padded(out, u32::from(self.code), 3);
             if !last {
                 out.push(b'-');
             }
@@ -99,7 +101,11 @@ impl Reply {
                 if last {
                     out.push(b' ');
                 }
-                out.extend_from_slice(enhanced.to_string().as_bytes());
+                push_padded(out, u32::from(enhanced.0), 1);
+                out.push(b'.');
+                push_padded(out, u32::from(enhanced.1), 1);
+                out.push(b'.');
+                push_padded(out, u32::from(enhanced.2), 1);
                 first = false;
             }
             if !text.is_empty() {
@@ -132,6 +138,22 @@ impl Reply {
     pub fn is_positive(&self) -> bool {
         (200..400).contains(&self.code)
     }
+}
+
+/// Appends `n` in decimal, left-padded with zeros to `width` digits.
+fn push_padded(out: &mut Vec<u8>, n: u32, width: usize) {
+    let mut digits = [0u8; 10];
+    let mut len = 0usize;
+    let mut rest = n;
+    while let Some(slot) = digits.get_mut(len) {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        len += 1;
+        if rest == 0 && len >= width {
+            break;
+        }
+    }
+    out.extend(digits.get(..len).unwrap_or_default().iter().rev());
 }
 
 /// Parses one possibly multi-line reply from the start of `buf`.
@@ -289,6 +311,20 @@ mod tests {
     fn single_line_with_enhanced_code() {
         let r = Reply::new(250, Some(EnhancedCode(2, 1, 0)), "Ok");
         assert_eq!(r.to_bytes(), b"250 2.1.0 Ok\r\n");
+    }
+
+    #[test]
+    fn codes_are_written_as_the_formatter_would() {
+        let r = Reply::new(550, Some(EnhancedCode(5, 7, 23)), "SPF");
+        assert_eq!(r.to_bytes(), b"550 5.7.23 SPF\r\n");
+        let r = Reply::new(451, Some(EnhancedCode(4, 100, 999)), "x");
+        assert_eq!(r.to_bytes(), b"451 4.100.999 x\r\n");
+        // Three digits always (RFC 5321 4.2: Reply-code = %x32-35 %x30-35 %x30-39).
+        assert_eq!(Reply::new(42, None, "x").to_bytes(), b"042 x\r\n");
+        assert_eq!(
+            Reply::new(250, Some(EnhancedCode(2, 0, 0)), "Ok").to_bytes(),
+            format!("{:03} {} Ok\r\n", 250, EnhancedCode(2, 0, 0)).into_bytes()
+        );
     }
 
     #[test]

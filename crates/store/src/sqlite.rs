@@ -153,6 +153,15 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (job, rx) = FnJob::new(f);
+        self.send_job(job, rx)
+    }
+
+    /// Queues a job for the writer; resolves with its answer.
+    fn send_job<T: Send + 'static>(
+        &self,
+        job: Box<dyn crate::writer::Job>,
+        rx: tokio::sync::oneshot::Receiver<Result<T, StoreError>>,
+    ) -> StoreFuture<'_, T> {
         let sent = match lock(&self.jobs).as_ref() {
             Some(tx) => tx.send(job).map_err(|_| StoreError::Closed),
             None => Err(StoreError::Closed),
@@ -228,7 +237,17 @@ fn create_dir_durably(dir: &Path) -> Result<(), StoreError> {
 
 impl Store for SqliteStore {
     fn deliver(&self, delivery: Delivery) -> StoreFuture<'_, Delivered> {
-        self.write(move |c| ops::deliver(c, delivery))
+        let all = self.deliver_all(vec![delivery]);
+        Box::pin(async move {
+            all.await?
+                .pop()
+                .ok_or_else(|| StoreError::Invalid("delivery without a result".into()))
+        })
+    }
+
+    fn deliver_all(&self, deliveries: Vec<Delivery>) -> StoreFuture<'_, Vec<Delivered>> {
+        let (job, rx) = crate::writer::DeliverJob::new(deliveries);
+        self.send_job(job, rx)
     }
 
     fn ensure_account(&self, account: String) -> StoreFuture<'_, ()> {

@@ -163,6 +163,58 @@ async fn failed_op_does_not_poison_batch() {
     );
 }
 
+/// Deliveries share one savepoint per run (issue 18); one that fails after
+/// writing part of itself is still undone alone, and the others of the run
+/// commit as if each had had its own savepoint.
+#[tokio::test]
+async fn failed_delivery_in_a_shared_run_is_undone_alone() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let before = store.stats();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let hold = store.write(move |_| {
+        let _ = started_tx.send(());
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(())
+    });
+    started_rx.recv().expect("writer started the hold job");
+    let first = store.deliver(local(&["a@x"], b"one"));
+    // Stores c@x's copy (creating the account), then fails on the empty
+    // second delivery: the whole job must go.
+    let nobody = Delivery {
+        local_raw: None,
+        local: Vec::new(),
+        outbound: None,
+        internal_date: 0,
+    };
+    let failing = store.deliver_all(vec![local(&["c@x"], b"half"), nobody]);
+    let last = store.deliver(local(&["b@x"], b"two"));
+    let again = store.deliver(local(&["a@x"], b"three"));
+    hold.await.expect("hold");
+    assert_eq!(first.await.expect("first").entries.len(), 1);
+    assert!(matches!(failing.await, Err(StoreError::Invalid(_))));
+    assert!(last.await.is_ok());
+    let again = again.await.expect("again");
+    assert_eq!(again.entries.first().map(|e| e.2), Some(Uid(2)));
+    let after = store.stats();
+    assert_eq!(after.commits - before.commits, 2, "hold, then one batch");
+    assert_eq!(after.ops - before.ops, 4);
+    assert_eq!(inbox(&store, "a@x").await.messages, 2);
+    assert_eq!(inbox(&store, "b@x").await.messages, 1);
+    assert!(
+        store
+            .mailboxes("c@x".into())
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    // No body of the failed job is left behind.
+    let bodies: i64 = raw_db(dir.path())
+        .query_row("SELECT count(*) FROM bodies", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(bodies, 3);
+}
+
 #[tokio::test]
 async fn second_process_sees_writes() {
     let dir = tempdir();
@@ -446,6 +498,18 @@ fn every_connection_is_wal_with_synchronous_full() {
         ("wal".to_string(), 2)
     );
     drop(store);
+}
+
+/// Plans do not depend on bound values (issue 18): otherwise the feed's
+/// catch-up, whose LIMIT is a parameter, is parsed again at every commit.
+#[test]
+fn connections_keep_their_plans_whatever_is_bound() {
+    let dir = tempdir();
+    let conn = crate::schema::open_connection(dir.path()).unwrap();
+    assert!(
+        conn.db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG)
+            .unwrap()
+    );
 }
 
 #[test]

@@ -100,6 +100,7 @@ macro_rules! directory_conformance {
                 forward_refuse_gives_551,
                 forwarded_user_inside_a_list_contributes_its_target,
                 remote_local_part_keeps_case,
+                resolve_sees_every_change_at_once,
             }
             admin {
                 add_user_in_unknown_domain_fails,

@@ -265,3 +265,57 @@ pub async fn remote_local_part_keeps_case(backend: &dyn Backend) {
         deliver(&[], &["Fred.Smith@remote.test"])
     );
 }
+
+/// RCPT's answers may be cached (issue 18), but never past a change: a
+/// user or alias added or removed through this handle or another one (the
+/// CLI's) is seen by the very next resolution, however often the address
+/// was resolved before.
+pub async fn resolve_sees_every_change_at_once(backend: &dyn Backend) {
+    let server = open(backend, &["example.org"]);
+    let cli = open(backend, &["example.org"]);
+    let unknown = || async {
+        for _ in 0..3 {
+            assert_eq!(
+                server.dir.resolve("carol@example.org").await.unwrap(),
+                Resolution::Unknown
+            );
+        }
+    };
+    unknown().await;
+    cli.dir
+        .add_user("carol@example.org", None, "pw")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            server.dir.resolve("carol@example.org").await.unwrap(),
+            deliver(&["carol@example.org"], &[])
+        );
+    }
+    cli.dir.delete_user("carol@example.org").await.unwrap();
+    unknown().await;
+    // A change through the same handle, and an alias.
+    server
+        .dir
+        .add_alias("carol@example.org", &s(&["far@remote.test"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        server.dir.resolve("carol@example.org").await.unwrap(),
+        deliver(&[], &["far@remote.test"])
+    );
+    cli.dir
+        .add_alias("carol@example.org", &s(&["near@remote.test"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        server.dir.resolve("carol@example.org").await.unwrap(),
+        deliver(&[], &["far@remote.test", "near@remote.test"])
+    );
+    server
+        .dir
+        .del_alias("carol@example.org", &[])
+        .await
+        .unwrap();
+    unknown().await;
+}

@@ -46,6 +46,16 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 /// Entries per record type in the DNS cache; past it the expired ones go,
 /// and if that is not enough the cache starts over.
 pub const MAX_CACHE_ENTRIES: usize = 10_000;
+/// How long a "no such name" or "no such record" answer is kept when the
+/// server's answer carries no SOA to take a TTL from (RFC 2308 5: the SOA
+/// minimum is the negative TTL; with an SOA the answer's own TTL applies
+/// and this is its floor). RFC 2308 5 advises against caching SOA-less
+/// negative answers because caches answering each other could keep them
+/// alive for ever; this cache answers nobody, so the concern does not
+/// apply, and without it every message from a sender domain that does not
+/// exist costs fresh SPF queries (issue 18: a third of the accept path's
+/// instructions under `bench/smtp_instructions.sh`).
+pub const NEGATIVE_MIN_TTL: Duration = Duration::from_secs(60);
 
 /// `[checks]`.
 #[derive(Debug, Clone)]
@@ -339,6 +349,7 @@ impl Checks {
         let mut opts = ResolverOpts::default();
         opts.timeout = QUERY_TIMEOUT;
         opts.attempts = 2;
+        opts.negative_min_ttl = Some(NEGATIVE_MIN_TTL);
         let auth = match cfg.resolver {
             Some(addr) => {
                 let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
@@ -353,6 +364,7 @@ impl Checks {
                         .map_err(|e| format!("system resolver: {e}"))?;
                 sys.timeout = QUERY_TIMEOUT;
                 sys.attempts = 2;
+                sys.negative_min_ttl = Some(NEGATIVE_MIN_TTL);
                 MessageAuthenticator::new(config, sys)
             }
         }

@@ -195,7 +195,7 @@ impl Session {
         });
         // RFC 6409 8: an authenticated submission gets Date and Message-ID.
         let submission_id = self.authenticated.is_some().then_some(id.as_str());
-        let body = delivery::clean(&message, &config.hostname, submission_id);
+        let body = delivery::clean(message, &config.hostname, submission_id);
         // SPF, DKIM, DMARC, ARC (issue 16): refused here, or recorded.
         let relaying = tx.recipients.iter().any(|r| !r.remote.is_empty());
         let (body, verdict) = self.auth_checks(&tx.sender, body, relaying).await;

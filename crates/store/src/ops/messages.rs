@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::*;
 use crate::{ConditionalFlags, Delivered, Delivery, FlagOp, MessageMeta, Quota};
 
-pub fn deliver(conn: &Connection, delivery: Delivery) -> Result<Delivered, StoreError> {
+pub fn deliver(conn: &Connection, delivery: &Delivery) -> Result<Delivered, StoreError> {
     let now = now();
     // One entry per (account, mailbox): a target reached twice gets one.
     let mut targets: Vec<(String, String, String)> = Vec::with_capacity(delivery.local.len());
@@ -60,7 +60,11 @@ pub fn deliver(conn: &Connection, delivery: Delivery) -> Result<Delivered, Store
         }
     }
     let mut queue_ids = Vec::new();
-    if let Some(out) = delivery.outbound.filter(|o| !o.recipients.is_empty()) {
+    if let Some(out) = delivery
+        .outbound
+        .as_ref()
+        .filter(|o| !o.recipients.is_empty())
+    {
         let body = match local_body {
             Some((id, raw)) if raw == out.raw.as_slice() => id,
             _ => insert_body(conn, &out.raw)?,

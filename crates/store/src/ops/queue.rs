@@ -88,7 +88,7 @@ pub fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueEntry> {
 pub fn settle(conn: &Connection, settle: Settle) -> Result<Vec<Delivered>, StoreError> {
     let mut done = Vec::with_capacity(settle.dsns.len());
     for d in settle.dsns {
-        done.push(super::messages::deliver(conn, d)?);
+        done.push(super::messages::deliver(conn, &d)?);
     }
     for id in settle.remove {
         complete(conn, id)?;
