@@ -197,6 +197,8 @@ pub enum CommandKind {
     GetQuotaRoot(Mailbox),
     /// RFC 9208 4.1: (resource limit) pairs for a root.
     SetQuota(String, Vec<(String, u64)>),
+    /// RFC 5465 NOTIFY.
+    Notify(crate::notify::NotifyCommand),
 }
 
 /// Quota resources named in one SETQUOTA (RFC 9208 lists four).
@@ -272,6 +274,7 @@ impl CommandKind {
             CommandKind::Copy { .. } => "COPY",
             CommandKind::Move { .. } => "MOVE",
             CommandKind::Idle => "IDLE",
+            CommandKind::Notify(_) => "NOTIFY",
         }
     }
 }
@@ -309,7 +312,7 @@ pub fn parse_command(buf: &[u8], opts: ParseOptions) -> Result<Command, ParseErr
     Ok(Command { tag, kind })
 }
 
-fn mailbox(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<Mailbox> {
+pub(crate) fn mailbox(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<Mailbox> {
     let raw = c.astring()?;
     Mailbox::from_wire(&raw, opts.utf8)
 }
@@ -472,6 +475,7 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
             CommandKind::Rename(from, mailbox(c, opts)?)
         }
         "LIST" => CommandKind::List(parse_list(c, opts)?),
+        "NOTIFY" => CommandKind::Notify(crate::notify::parse_notify(c, opts)?),
         "LSUB" => {
             let reference = wire_text(c.astring()?, opts)?;
             c.sp()?;

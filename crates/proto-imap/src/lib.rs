@@ -11,6 +11,7 @@
 //! - [`types`]: validated newtypes: [`Tag`], [`Mailbox`], [`SeqSet`], flags.
 //! - [`command`]: the command grammar (RFC 9051 6, 9; RFC 3501 6).
 //! - [`fetch`]: FETCH attributes and body sections (RFC 9051 6.4.5).
+//! - [`notify`]: the NOTIFY command (RFC 5465).
 //! - [`search`]: SEARCH keys and return options (RFC 9051 6.4.4).
 //! - [`serialize`]: commands back to bytes (the client side, for
 //!   round-trip tests and tools).
@@ -28,6 +29,7 @@ pub mod fetch;
 pub mod framer;
 pub mod lexer;
 pub mod mime;
+pub mod notify;
 pub mod response;
 pub mod search;
 pub mod serialize;

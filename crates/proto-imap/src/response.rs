@@ -147,6 +147,11 @@ pub enum Code {
     NoModSeq,
     /// RFC 7162 3.1.3: the messages UNCHANGEDSINCE refused (a set).
     Modified(String),
+    /// RFC 5465 3.1: NOTIFY named an event this server does not support;
+    /// the list says which it does.
+    BadEvent(Vec<String>),
+    /// RFC 5465 5.8: notifications were lost; NOTIFY is off (NONE).
+    NotificationOverflow,
 }
 
 impl Code {
@@ -187,6 +192,8 @@ impl Code {
             Code::HighestModSeq(n) => format!("HIGHESTMODSEQ {n}"),
             Code::NoModSeq => "NOMODSEQ".into(),
             Code::Modified(set) => format!("MODIFIED {set}"),
+            Code::BadEvent(events) => format!("BADEVENT ({})", events.join(" ")),
+            Code::NotificationOverflow => "NOTIFICATIONOVERFLOW".into(),
         };
         out.push(b'[');
         out.extend_from_slice(s.as_bytes());
@@ -255,6 +262,15 @@ pub enum Data {
     Status {
         name: String,
         items: Vec<(StatusItem, u64)>,
+    },
+    /// RFC 5465 5.4: an unsolicited LIST for a mailbox created, deleted
+    /// (`\NonExistent`), renamed (with RFC 5258's `OLDNAME` extended
+    /// data) or (un)subscribed.
+    ListChange {
+        attributes: Vec<String>,
+        /// Internal-form names.
+        name: String,
+        old_name: Option<String>,
     },
     Search(Vec<u32>),
     /// RFC 5256 4: `SORT n...`.
@@ -408,6 +424,22 @@ impl Data {
                 enc.mailbox(out, name);
                 if *childinfo_subscribed {
                     out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+                }
+            }
+            Data::ListChange {
+                attributes,
+                name,
+                old_name,
+            } => {
+                out.extend_from_slice(b"LIST (");
+                out.extend_from_slice(attributes.join(" ").as_bytes());
+                out.extend_from_slice(b") \"/\" ");
+                enc.mailbox(out, name);
+                if let Some(old) = old_name {
+                    // RFC 5258 6 / RFC 9051 7.3.1: ("OLDNAME" (old)).
+                    out.extend_from_slice(b" (\"OLDNAME\" (");
+                    enc.mailbox(out, old);
+                    out.extend_from_slice(b"))");
                 }
             }
             Data::Status { name, items } => {

@@ -131,6 +131,53 @@ impl Writer {
         }
     }
 
+    /// RFC 5465 8: `NOTIFY NONE` / `NOTIFY SET [STATUS] event-group...`.
+    fn notify(&mut self, n: &crate::notify::NotifyCommand) {
+        use crate::notify::{Event, Filter, NotifyCommand};
+        let NotifyCommand::Set { status, groups } = n else {
+            self.raw("NOTIFY NONE");
+            return;
+        };
+        self.raw(if *status {
+            "NOTIFY SET STATUS"
+        } else {
+            "NOTIFY SET"
+        });
+        for g in groups {
+            self.raw(" (");
+            match &g.filter {
+                Filter::Selected => self.raw("SELECTED"),
+                Filter::SelectedDelayed => self.raw("SELECTED-DELAYED"),
+                Filter::Inboxes => self.raw("INBOXES"),
+                Filter::Personal => self.raw("PERSONAL"),
+                Filter::Subscribed => self.raw("SUBSCRIBED"),
+                Filter::Subtree(m) | Filter::Mailboxes(m) => {
+                    self.raw(if matches!(g.filter, Filter::Subtree(_)) {
+                        "SUBTREE "
+                    } else {
+                        "MAILBOXES "
+                    });
+                    self.list(m, |w, m| w.mailbox(m));
+                }
+            }
+            self.raw(" ");
+            if g.events.is_empty() {
+                self.raw("NONE");
+            } else {
+                self.list(&g.events, |w, e| {
+                    w.raw(e.name());
+                    if let Event::MessageNew(atts) = e
+                        && !atts.is_empty()
+                    {
+                        w.raw(" ");
+                        w.list(atts, |w, a| w.fetch_att(a));
+                    }
+                });
+            }
+            self.raw(")");
+        }
+    }
+
     fn kind(&mut self, k: &CommandKind) {
         match k {
             CommandKind::Login { user, password } => {
@@ -268,6 +315,7 @@ impl Writer {
                 self.raw(" ");
                 self.list(limits, |w, (name, n)| w.raw(&format!("{name} {n}")));
             }
+            CommandKind::Notify(n) => self.notify(n),
             CommandKind::UidExpunge(set) => {
                 self.raw("UID EXPUNGE ");
                 self.set(set);

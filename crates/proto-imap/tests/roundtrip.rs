@@ -224,6 +224,34 @@ fn built_commands() -> Vec<CommandKind> {
         },
         CommandKind::Rename(mailbox("INBOX"), mailbox("Old \"mail\"")),
         CommandKind::GetQuota("".into()),
+        CommandKind::Notify(proto_imap::notify::NotifyCommand::None),
+        CommandKind::Notify(proto_imap::notify::NotifyCommand::Set {
+            status: true,
+            groups: vec![
+                proto_imap::notify::EventGroup {
+                    filter: proto_imap::notify::Filter::Selected,
+                    events: vec![
+                        proto_imap::notify::Event::MessageNew(vec![FetchAtt::Uid, FetchAtt::Flags]),
+                        proto_imap::notify::Event::MessageExpunge,
+                    ],
+                },
+                proto_imap::notify::EventGroup {
+                    filter: proto_imap::notify::Filter::Subtree(vec![
+                        mailbox("Lists"),
+                        mailbox("a b"),
+                    ]),
+                    events: vec![
+                        proto_imap::notify::Event::MessageNew(vec![]),
+                        proto_imap::notify::Event::MessageExpunge,
+                        proto_imap::notify::Event::FlagChange,
+                    ],
+                },
+                proto_imap::notify::EventGroup {
+                    filter: proto_imap::notify::Filter::Personal,
+                    events: vec![],
+                },
+            ],
+        }),
         CommandKind::GetQuotaRoot(mailbox("INBOX")),
         CommandKind::SetQuota(
             "".into(),

@@ -28,6 +28,10 @@ pub const DEFAULT_IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
 /// Longest terminal message (SEND/SOML/SAML, RFC 821 3.4) shown as an
 /// ALERT, in characters (issue 15: one line a person reads in a dialog).
 pub const DEFAULT_TERMINAL_MAX_CHARS: usize = 200;
+/// Changes a NOTIFY session (RFC 5465) may have waiting before it is
+/// told `[NOTIFICATIONOVERFLOW]` (RFC 5465 5.8) and NOTIFY ends: bounds
+/// the memory of a session that does not read while its account is busy.
+pub const DEFAULT_NOTIFY_QUEUE: usize = 1024;
 /// How long a write to a client may block before the session is dropped.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -51,6 +55,8 @@ pub struct ImapConfig {
     /// SPEC 7 `local_networks`) until TLS arrives; elsewhere LOGIN is
     /// disabled (RFC 9051 6.2.3: LOGINDISABLED, `NO [PRIVACYREQUIRED]`).
     pub plaintext_networks: Vec<IpNet>,
+    /// Queue of one NOTIFY session ([`DEFAULT_NOTIFY_QUEUE`]).
+    pub notify_queue: usize,
 }
 
 impl ImapConfig {
@@ -71,6 +77,7 @@ impl ImapConfig {
                 .iter()
                 .filter_map(|n| n.parse().ok())
                 .collect(),
+            notify_queue: DEFAULT_NOTIFY_QUEUE,
         }
     }
 }

@@ -25,6 +25,7 @@ mod list;
 pub mod listener;
 mod login;
 mod misc;
+mod notify;
 pub mod out;
 mod quota;
 mod search;

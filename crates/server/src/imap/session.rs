@@ -117,6 +117,7 @@ pub fn allowed(state: StateKind, cmd: &CommandKind) -> bool {
         | C::GetQuota(_)
         | C::GetQuotaRoot(_)
         | C::SetQuota(..)
+        | C::Notify(_)
         | C::Idle => matches!(state, State::Authenticated | State::Selected),
         C::Check
         | C::Close
@@ -170,6 +171,8 @@ pub struct Session {
     pub(super) storage_limit: u64,
     /// The AUTHENTICATE exchange waiting for the client's response.
     pub(super) sasl: Option<crate::sasl::Exchange>,
+    /// NOTIFY SET in effect (RFC 5465).
+    pub(super) notify: Option<Box<super::notify::Notify>>,
 }
 
 impl Session {
@@ -185,6 +188,7 @@ impl Session {
             qresync: false,
             storage_limit: 0,
             sasl: None,
+            notify: None,
         }
     }
 
@@ -373,6 +377,7 @@ impl Session {
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE",
+                "NOTIFY",
             ]);
         }
         let mut caps: Vec<String> = caps.into_iter().map(str::to_string).collect();
@@ -408,6 +413,8 @@ impl Session {
         }
         // SPEC 1: a terminal message comes with the session's next response.
         self.show_terminal(out);
+        // RFC 5465: what NOTIFY watches, before this command's responses.
+        self.notify_deliver(out, false, false).await?;
         if !allowed(self.state(), &kind) {
             let text = match self.state() {
                 StateKind::NotAuthenticated => "Log in first",
@@ -488,6 +495,7 @@ impl Session {
                 self.condstore = false;
                 self.qresync = false;
                 self.storage_limit = 0;
+                self.notify = None;
                 self.transition(State::NotAuthenticated);
                 out.enc = self.encoder();
                 tagged(out, &tag, Status::Ok, None, "UNAUTHENTICATE completed");
@@ -613,6 +621,7 @@ impl Session {
                 };
                 self.store_flags(&set, store, out).await
             }
+            C::Notify(n) => self.notify(n, out).await,
             C::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false, out).await,
             C::Move { uid, set, mailbox } => self.copy(uid, &set, &mailbox, true, out).await,
             C::Logout | C::Idle | C::Unauthenticate | C::Authenticate { .. } | C::StartTls => {
@@ -666,16 +675,24 @@ impl Session {
     /// Waits until the selected mailbox changes or a terminal message
     /// arrives (IDLE); never resolves logged out.
     pub async fn wake(&mut self) -> Wake {
+        // NOTIFY (RFC 5465 4): its events wake an idling session too.
+        let notify = self.notify.as_deref_mut();
         match &mut self.state {
             State::Selected(account, sel) => tokio::select! {
                 () = sel.changed() => Wake::Changed,
                 Some(m) = account.terminal.inbox.recv() => Wake::Terminal(m),
+                () = super::notify::wait_feed(notify) => Wake::Changed,
             },
-            State::Authenticated(account) => match account.terminal.inbox.recv().await {
-                Some(m) => Wake::Terminal(m),
-                // The registry let go of the account: it was deleted.
-                None if self.account_deleted() => Wake::Changed,
-                None => std::future::pending().await,
+            State::Authenticated(account) => tokio::select! {
+                m = account.terminal.inbox.recv() => match m {
+                    Some(m) => Wake::Terminal(m),
+                    // The registry let go of the account: it was deleted.
+                    None if self.ctx.hub.deletions(&account.name) != account.deletions_at_login => {
+                        Wake::Changed
+                    }
+                    None => std::future::pending().await,
+                },
+                () = super::notify::wait_feed(notify) => Wake::Changed,
             },
             State::NotAuthenticated | State::Logout => std::future::pending().await,
         }
