@@ -199,6 +199,10 @@ pub enum CommandKind {
     SetQuota(String, Vec<(String, u64)>),
     /// RFC 5465 NOTIFY.
     Notify(crate::notify::NotifyCommand),
+    /// RFC 5464 4.2.
+    GetMetadata(crate::metadata::GetMetadata),
+    /// RFC 5464 4.3.
+    SetMetadata(crate::metadata::SetMetadata),
 }
 
 /// Quota resources named in one SETQUOTA (RFC 9208 lists four).
@@ -275,6 +279,8 @@ impl CommandKind {
             CommandKind::Move { .. } => "MOVE",
             CommandKind::Idle => "IDLE",
             CommandKind::Notify(_) => "NOTIFY",
+            CommandKind::GetMetadata(_) => "GETMETADATA",
+            CommandKind::SetMetadata(_) => "SETMETADATA",
         }
     }
 }
@@ -476,6 +482,8 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
         }
         "LIST" => CommandKind::List(parse_list(c, opts)?),
         "NOTIFY" => CommandKind::Notify(crate::notify::parse_notify(c, opts)?),
+        "GETMETADATA" => CommandKind::GetMetadata(crate::metadata::parse_getmetadata(c, opts)?),
+        "SETMETADATA" => CommandKind::SetMetadata(crate::metadata::parse_setmetadata(c, opts)?),
         "LSUB" => {
             let reference = wire_text(c.astring()?, opts)?;
             c.sp()?;

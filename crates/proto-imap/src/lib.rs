@@ -11,6 +11,7 @@
 //! - [`types`]: validated newtypes: [`Tag`], [`Mailbox`], [`SeqSet`], flags.
 //! - [`command`]: the command grammar (RFC 9051 6, 9; RFC 3501 6).
 //! - [`fetch`]: FETCH attributes and body sections (RFC 9051 6.4.5).
+//! - [`metadata`]: GETMETADATA and SETMETADATA (RFC 5464).
 //! - [`notify`]: the NOTIFY command (RFC 5465).
 //! - [`search`]: SEARCH keys and return options (RFC 9051 6.4.4).
 //! - [`serialize`]: commands back to bytes (the client side, for
@@ -28,6 +29,7 @@ pub mod date;
 pub mod fetch;
 pub mod framer;
 pub mod lexer;
+pub mod metadata;
 pub mod mime;
 pub mod notify;
 pub mod response;
@@ -43,7 +45,7 @@ pub use command::{
 };
 pub use fetch::{FetchAtt, Section, SectionText};
 pub use framer::{Frame, Framer, FramerLimits};
-pub use response::{Code, Data, Encoder, FetchValue, Response, Status};
+pub use response::{Code, Data, Encoder, FetchValue, MetadataCode, Response, Status};
 pub use search::{SearchKey, SearchReturn};
 pub use types::{Mailbox, SeqNum, SeqSet, Tag};
 

@@ -152,6 +152,22 @@ pub enum Code {
     BadEvent(Vec<String>),
     /// RFC 5465 5.8: notifications were lost; NOTIFY is off (NONE).
     NotificationOverflow,
+    /// RFC 5464 4.2.1, 4.3: `METADATA (LONGENTRIES n | MAXSIZE n |
+    /// TOOMANY | NOPRIVATE)`.
+    Metadata(MetadataCode),
+}
+
+/// The METADATA response codes (RFC 5464 4.2.1, 4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataCode {
+    /// Entries were left out for MAXSIZE; the largest of them.
+    LongEntries(u64),
+    /// A value is larger than the server takes.
+    MaxSize(u64),
+    /// More entries than the server takes.
+    TooMany,
+    /// Private entries are not kept.
+    NoPrivate,
 }
 
 impl Code {
@@ -194,6 +210,12 @@ impl Code {
             Code::Modified(set) => format!("MODIFIED {set}"),
             Code::BadEvent(events) => format!("BADEVENT ({})", events.join(" ")),
             Code::NotificationOverflow => "NOTIFICATIONOVERFLOW".into(),
+            Code::Metadata(m) => match m {
+                MetadataCode::LongEntries(n) => format!("METADATA LONGENTRIES {n}"),
+                MetadataCode::MaxSize(n) => format!("METADATA MAXSIZE {n}"),
+                MetadataCode::TooMany => "METADATA TOOMANY".into(),
+                MetadataCode::NoPrivate => "METADATA NOPRIVATE".into(),
+            },
         };
         out.push(b'[');
         out.extend_from_slice(s.as_bytes());
@@ -271,6 +293,12 @@ pub enum Data {
         /// Internal-form names.
         name: String,
         old_name: Option<String>,
+    },
+    /// RFC 5464 4.4.1: `METADATA mailbox (entry value ...)`; the mailbox
+    /// `""` is the server. A value with NUL goes as a literal8.
+    Metadata {
+        mailbox: String,
+        entries: Vec<(String, Option<Vec<u8>>)>,
     },
     Search(Vec<u32>),
     /// RFC 5256 4: `SORT n...`.
@@ -441,6 +469,30 @@ impl Data {
                     enc.mailbox(out, old);
                     out.extend_from_slice(b"))");
                 }
+            }
+            Data::Metadata { mailbox, entries } => {
+                out.extend_from_slice(b"METADATA ");
+                if mailbox.is_empty() {
+                    out.extend_from_slice(b"\"\"");
+                } else {
+                    enc.mailbox(out, mailbox);
+                }
+                out.extend_from_slice(b" (");
+                for (i, (name, value)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b' ');
+                    }
+                    enc.astring(out, name.as_bytes());
+                    out.push(b' ');
+                    match value {
+                        Some(v) if v.contains(&0) => {
+                            out.push(b'~');
+                            literal(out, v);
+                        }
+                        other => enc.nstring(out, other.as_deref()),
+                    }
+                }
+                out.push(b')');
             }
             Data::Status { name, items } => {
                 out.extend_from_slice(b"STATUS ");

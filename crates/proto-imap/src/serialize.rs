@@ -131,6 +131,14 @@ impl Writer {
         }
     }
 
+    /// `""` for the server (RFC 5464 4.2).
+    fn metadata_mailbox(&mut self, m: Option<&Mailbox>) {
+        match m {
+            None => self.raw("\"\""),
+            Some(m) => self.mailbox(m),
+        }
+    }
+
     /// RFC 5465 8: `NOTIFY NONE` / `NOTIFY SET [STATUS] event-group...`.
     fn notify(&mut self, n: &crate::notify::NotifyCommand) {
         use crate::notify::{Event, Filter, NotifyCommand};
@@ -316,6 +324,40 @@ impl Writer {
                 self.list(limits, |w, (name, n)| w.raw(&format!("{name} {n}")));
             }
             CommandKind::Notify(n) => self.notify(n),
+            CommandKind::GetMetadata(g) => {
+                use crate::metadata::Depth;
+                self.raw("GETMETADATA ");
+                let mut opts = Vec::new();
+                if let Some(n) = g.max_size {
+                    opts.push(format!("MAXSIZE {n}"));
+                }
+                match g.depth {
+                    Depth::Zero => {}
+                    Depth::One => opts.push("DEPTH 1".into()),
+                    Depth::Infinity => opts.push("DEPTH infinity".into()),
+                }
+                if !opts.is_empty() {
+                    self.list(&opts, |w, o| w.raw(o));
+                    self.raw(" ");
+                }
+                self.metadata_mailbox(g.mailbox.as_ref());
+                self.raw(" ");
+                self.list(&g.entries, |w, e| w.astring(e.as_bytes()));
+            }
+            CommandKind::SetMetadata(s) => {
+                self.raw("SETMETADATA ");
+                self.metadata_mailbox(s.mailbox.as_ref());
+                self.raw(" ");
+                self.list(&s.entries, |w, (e, v)| {
+                    w.astring(e.as_bytes());
+                    w.raw(" ");
+                    match v {
+                        None => w.raw("NIL"),
+                        Some(v) if v.contains(&0) => w.literal(v),
+                        Some(v) => w.string(v),
+                    }
+                });
+            }
             CommandKind::UidExpunge(set) => {
                 self.raw("UID EXPUNGE ");
                 self.set(set);

@@ -225,6 +225,27 @@ fn built_commands() -> Vec<CommandKind> {
         CommandKind::Rename(mailbox("INBOX"), mailbox("Old \"mail\"")),
         CommandKind::GetQuota("".into()),
         CommandKind::Notify(proto_imap::notify::NotifyCommand::None),
+        CommandKind::GetMetadata(proto_imap::metadata::GetMetadata {
+            mailbox: None,
+            entries: vec!["/shared/comment".into(), "/private/Vendor/x y".into()],
+            max_size: Some(1024),
+            depth: proto_imap::metadata::Depth::Infinity,
+        }),
+        CommandKind::GetMetadata(proto_imap::metadata::GetMetadata {
+            mailbox: Some(mailbox("Work/a b")),
+            entries: vec!["/shared".into()],
+            max_size: None,
+            depth: proto_imap::metadata::Depth::One,
+        }),
+        CommandKind::SetMetadata(proto_imap::metadata::SetMetadata {
+            mailbox: Some(mailbox("INBOX")),
+            entries: vec![
+                ("/private/comment".into(), Some(b"line\r\nbreak".to_vec())),
+                ("/shared/comment".into(), None),
+                ("/shared/bin".into(), Some(b"a\0b".to_vec())),
+                ("/shared/empty".into(), Some(Vec::new())),
+            ],
+        }),
         CommandKind::Notify(proto_imap::notify::NotifyCommand::Set {
             status: true,
             groups: vec![

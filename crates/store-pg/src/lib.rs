@@ -28,6 +28,7 @@
 #[cfg(any(test, feature = "test-cluster"))]
 pub mod cluster;
 mod feed;
+mod metadata;
 mod ops;
 mod read;
 mod schema;
@@ -394,6 +395,30 @@ impl Store for PgStore {
 
     fn subscriptions(&self, account: String) -> StoreFuture<'_, Vec<String>> {
         read!(self, |tx| read::subscriptions(&tx, &account))
+    }
+
+    fn metadata(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+    ) -> StoreFuture<'_, Vec<(String, Vec<u8>)>> {
+        read!(self, |tx| metadata::metadata(&tx, &account, mailbox))
+    }
+
+    fn set_metadata(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+        max_entries: usize,
+    ) -> StoreFuture<'_, ()> {
+        write!(self, |tx| metadata::set_metadata(
+            &tx,
+            &account,
+            mailbox,
+            &entries,
+            max_entries
+        ))
     }
 
     fn messages(&self, mailbox: MailboxId) -> StoreFuture<'_, Vec<MessageMeta>> {

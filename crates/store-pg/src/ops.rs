@@ -384,6 +384,7 @@ pub async fn delete_account(tx: &Tx<'_>, account: &str) -> Result<(), StoreError
         "DELETE FROM expunged WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account = $1)",
         "DELETE FROM mailboxes WHERE account = $1",
         "DELETE FROM subscriptions WHERE account = $1",
+        "DELETE FROM metadata WHERE account = $1",
         "DELETE FROM accounts WHERE name = $1",
     ] {
         tx.exec(sql, &[&account]).await?;
@@ -430,6 +431,8 @@ pub async fn delete_mailbox(tx: &Tx<'_>, account: &str, name: &str) -> Result<()
     for sql in [
         "DELETE FROM entries WHERE mailbox_id = $1",
         "DELETE FROM expunged WHERE mailbox_id = $1",
+        // RFC 5464 3.2: a mailbox's METADATA goes with it.
+        "DELETE FROM metadata WHERE mailbox = $1",
         "DELETE FROM mailboxes WHERE id = $1",
     ] {
         tx.exec(sql, &[&id.0]).await?;

@@ -19,7 +19,7 @@ pub const MIGRATION_LOCK: i64 = 0x6d61_696c_726f_6f6d;
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1, V_DSN];
+pub const MIGRATIONS: &[&str] = &[V1, V_DSN, V_METADATA];
 
 /// Version 0 -> 1: the whole store as the embedded backend has it after
 /// its own migrations (docs/storage.md, "PostgreSQL").
@@ -159,6 +159,21 @@ ALTER TABLE queue
     ADD COLUMN smtputf8 BOOLEAN NOT NULL DEFAULT false,
     ADD COLUMN warned   BOOLEAN NOT NULL DEFAULT false,
     ADD COLUMN notice   BOOLEAN NOT NULL DEFAULT false;
+";
+
+/// IMAP METADATA (RFC 5464), as the embedded store's `V_METADATA`:
+/// entries per account on the server (mailbox 0) or on a mailbox, names
+/// in lower case, removed with the mailbox or the account by their delete
+/// operations. Self-contained, so that it can be reordered against other
+/// branches' steps.
+const V_METADATA: &str = "
+CREATE TABLE metadata (
+    account TEXT NOT NULL,
+    mailbox BIGINT NOT NULL,
+    name    TEXT NOT NULL,
+    value   BYTEA NOT NULL,
+    PRIMARY KEY (account, mailbox, name)
+);
 ";
 
 /// Brings the schema to [`SCHEMA_VERSION`], or refuses a newer database

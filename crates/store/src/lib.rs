@@ -566,6 +566,34 @@ pub trait Store: Send + Sync + 'static {
     /// `since == 0` lists every entry (and no tombstones). NotFound when
     /// the mailbox is gone.
     fn changes_since(&self, mailbox: MailboxId, since: u64) -> StoreFuture<'_, MailboxChanges>;
+    /// METADATA (RFC 5464): the entries (lower-case name, value) of
+    /// `account`'s server (`mailbox` None) or of one of its mailboxes, by
+    /// name. NotFound for a mailbox that is gone or not the account's.
+    /// Both backends implement it; the default is for test doubles that
+    /// wrap one.
+    fn metadata(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+    ) -> StoreFuture<'_, Vec<(String, Vec<u8>)>> {
+        let _ = (account, mailbox);
+        Box::pin(async { Err(StoreError::Invalid("no METADATA in this store".into())) })
+    }
+    /// Sets (`Some`) or removes (`None`) METADATA entries in one
+    /// transaction. `Limit`, and nothing written, when more than
+    /// `max_entries` would be left on that server or mailbox (RFC 5464
+    /// 4.3: `[METADATA TOOMANY]`). Entries go with their mailbox (DELETE)
+    /// or account, and follow the mailbox through RENAME.
+    fn set_metadata(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+        max_entries: usize,
+    ) -> StoreFuture<'_, ()> {
+        let _ = (account, mailbox, entries, max_entries);
+        Box::pin(async { Err(StoreError::Invalid("no METADATA in this store".into())) })
+    }
     /// What `account` holds over all its mailboxes (quota, RFC 9208).
     fn usage(&self, account: String) -> StoreFuture<'_, Usage>;
     /// The outbound queue, oldest first.

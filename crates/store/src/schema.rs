@@ -35,7 +35,14 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps: `MIGRATIONS[v]` takes the schema from version `v` to
 /// `v + 1`. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1, V_SUBSCRIPTIONS, V_IMPORTS, V_CHANGES_BY_MODSEQ, V_DSN];
+pub const MIGRATIONS: &[&str] = &[
+    V1,
+    V_SUBSCRIPTIONS,
+    V_IMPORTS,
+    V_CHANGES_BY_MODSEQ,
+    V_DSN,
+    V_METADATA,
+];
 
 /// `mailroom import` (issue 20): a SHA-256 of each imported message per
 /// target mailbox, written in the transaction that appends it, so an
@@ -172,6 +179,20 @@ ALTER TABLE queue ADD COLUMN orcpt TEXT;
 ALTER TABLE queue ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE queue ADD COLUMN notice INTEGER NOT NULL DEFAULT 0;
+";
+
+/// IMAP METADATA (RFC 5464): entries per account on the server (mailbox
+/// 0) or on a mailbox (`mailboxes.id`), names in lower case. Removed with
+/// the mailbox or the account by their delete operations. Self-contained,
+/// so that it can be reordered against other branches'.
+const V_METADATA: &str = "
+CREATE TABLE metadata (
+    account TEXT NOT NULL,
+    mailbox INTEGER NOT NULL,
+    name    TEXT NOT NULL,
+    value   BLOB NOT NULL,
+    PRIMARY KEY (account, mailbox, name)
+) WITHOUT ROWID;
 ";
 
 /// Maps a SQLite error to the store's error: SQLITE_FULL is a temporary

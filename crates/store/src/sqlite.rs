@@ -281,6 +281,26 @@ impl Store for SqliteStore {
         self.write(move |c| ops::set_subscribed(c, &account, &name, subscribed))
     }
 
+    fn metadata(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+    ) -> StoreFuture<'_, Vec<(String, Vec<u8>)>> {
+        self.read(move |c| ops::metadata::metadata(c, &account, mailbox))
+    }
+
+    fn set_metadata(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+        max_entries: usize,
+    ) -> StoreFuture<'_, ()> {
+        self.write(move |c| {
+            ops::metadata::set_metadata(c, &account, mailbox, &entries, max_entries)
+        })
+    }
+
     fn messages(&self, mailbox: MailboxId) -> StoreFuture<'_, Vec<MessageMeta>> {
         self.read(move |c| read::messages(c, mailbox))
     }

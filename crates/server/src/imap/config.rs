@@ -32,6 +32,14 @@ pub const DEFAULT_TERMINAL_MAX_CHARS: usize = 200;
 /// told `[NOTIFICATIONOVERFLOW]` (RFC 5465 5.8) and NOTIFY ends: bounds
 /// the memory of a session that does not read while its account is busy.
 pub const DEFAULT_NOTIFY_QUEUE: usize = 1024;
+/// Largest METADATA value (RFC 5464 4.3: past it `NO [METADATA MAXSIZE
+/// n]`). Below the framer's literal limit (64 KiB), so that the client
+/// hears this code rather than a refused literal; entries are small
+/// settings (Delta Chat keeps a push token, clients a comment).
+pub const DEFAULT_METADATA_MAX_SIZE: usize = 16 * 1024;
+/// Most METADATA entries on the server or on one mailbox, per user (RFC
+/// 5464 4.3: past it `NO [METADATA TOOMANY]`).
+pub const DEFAULT_METADATA_MAX_ENTRIES: usize = 100;
 /// How long a write to a client may block before the session is dropped.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -57,6 +65,10 @@ pub struct ImapConfig {
     pub plaintext_networks: Vec<IpNet>,
     /// Queue of one NOTIFY session ([`DEFAULT_NOTIFY_QUEUE`]).
     pub notify_queue: usize,
+    /// METADATA limits ([`DEFAULT_METADATA_MAX_SIZE`],
+    /// [`DEFAULT_METADATA_MAX_ENTRIES`]).
+    pub metadata_max_size: usize,
+    pub metadata_max_entries: usize,
 }
 
 impl ImapConfig {
@@ -78,6 +90,8 @@ impl ImapConfig {
                 .filter_map(|n| n.parse().ok())
                 .collect(),
             notify_queue: DEFAULT_NOTIFY_QUEUE,
+            metadata_max_size: DEFAULT_METADATA_MAX_SIZE,
+            metadata_max_entries: DEFAULT_METADATA_MAX_ENTRIES,
         }
     }
 }

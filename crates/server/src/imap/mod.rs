@@ -24,6 +24,7 @@ pub mod hub;
 mod list;
 pub mod listener;
 mod login;
+mod metadata;
 mod misc;
 mod notify;
 pub mod out;

@@ -118,6 +118,8 @@ pub fn allowed(state: StateKind, cmd: &CommandKind) -> bool {
         | C::GetQuotaRoot(_)
         | C::SetQuota(..)
         | C::Notify(_)
+        | C::GetMetadata(_)
+        | C::SetMetadata(_)
         | C::Idle => matches!(state, State::Authenticated | State::Selected),
         C::Check
         | C::Close
@@ -378,6 +380,8 @@ impl Session {
                 "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE",
                 "NOTIFY",
+                "METADATA",
+                "METADATA-SERVER",
             ]);
         }
         let mut caps: Vec<String> = caps.into_iter().map(str::to_string).collect();
@@ -622,6 +626,8 @@ impl Session {
                 self.store_flags(&set, store, out).await
             }
             C::Notify(n) => self.notify(n, out).await,
+            C::GetMetadata(g) => self.get_metadata(g, out).await,
+            C::SetMetadata(m) => self.set_metadata(m).await,
             C::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false, out).await,
             C::Move { uid, set, mailbox } => self.copy(uid, &set, &mailbox, true, out).await,
             C::Logout | C::Idle | C::Unauthenticate | C::Authenticate { .. } | C::StartTls => {

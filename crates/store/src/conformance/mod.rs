@@ -13,13 +13,14 @@
 //!
 //! Adding a test: write `pub async fn name(backend: &dyn Backend)` in the
 //! file of its area (one file per area: `delivery`, `mailboxes`, `feed`,
-//! `imports`, `moves`, `queue`, `targets`, or a new one declared below) and add its
+//! `imports`, `metadata`, `moves`, `queue`, `targets`, or a new one declared below) and add its
 //! name to that area's list in [`store_conformance!`].
 
 pub mod delivery;
 pub mod feed;
 pub mod imports;
 pub mod mailboxes;
+pub mod metadata;
 pub mod moves;
 pub mod queue;
 pub mod targets;
@@ -114,6 +115,11 @@ macro_rules! store_conformance {
             }
             imports {
                 an_import_with_a_known_digest_appends_nothing,
+            }
+            metadata {
+                metadata_is_kept_per_server_and_mailbox_and_nil_deletes,
+                metadata_past_the_limit_writes_nothing,
+                metadata_follows_rename_and_goes_with_delete,
             }
         );
     };

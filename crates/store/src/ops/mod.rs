@@ -14,6 +14,7 @@
 
 mod mailboxes;
 mod messages;
+pub mod metadata;
 pub mod queue;
 
 use std::collections::HashSet;
