@@ -199,6 +199,8 @@ pub enum CommandKind {
     SetQuota(String, Vec<(String, u64)>),
     /// RFC 5465 NOTIFY.
     Notify(crate::notify::NotifyCommand),
+    /// RFC 5267 4.3: stop the updates of these searches (by tag).
+    CancelUpdate(Vec<String>),
     /// RFC 5464 4.2.
     GetMetadata(crate::metadata::GetMetadata),
     /// RFC 5464 4.3.
@@ -279,6 +281,7 @@ impl CommandKind {
             CommandKind::Move { .. } => "MOVE",
             CommandKind::Idle => "IDLE",
             CommandKind::Notify(_) => "NOTIFY",
+            CommandKind::CancelUpdate(_) => "CANCELUPDATE",
             CommandKind::GetMetadata(_) => "GETMETADATA",
             CommandKind::SetMetadata(_) => "SETMETADATA",
         }
@@ -482,6 +485,16 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
         }
         "LIST" => CommandKind::List(parse_list(c, opts)?),
         "NOTIFY" => CommandKind::Notify(crate::notify::parse_notify(c, opts)?),
+        "CANCELUPDATE" => {
+            let mut tags = vec![utf8(c.string()?)?];
+            while c.eat(b' ') {
+                if tags.len() >= crate::search::MAX_SEARCH_UPDATES {
+                    return Err("too many tags");
+                }
+                tags.push(utf8(c.string()?)?);
+            }
+            CommandKind::CancelUpdate(tags)
+        }
         "GETMETADATA" => CommandKind::GetMetadata(crate::metadata::parse_getmetadata(c, opts)?),
         "SETMETADATA" => CommandKind::SetMetadata(crate::metadata::parse_setmetadata(c, opts)?),
         "LSUB" => {

@@ -67,6 +67,19 @@ impl Encoder {
     }
 }
 
+/// A quoted string for a response code's argument (a tag: no CR, LF).
+fn quoted(s: &str) -> String {
+    let mut q = String::from("\"");
+    for ch in s.chars() {
+        if ch == '"' || ch == '\\' {
+            q.push('\\');
+        }
+        q.push(ch);
+    }
+    q.push('"');
+    q
+}
+
 /// `{n}` CRLF and the octets.
 pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
@@ -147,6 +160,8 @@ pub enum Code {
     NoModSeq,
     /// RFC 7162 3.1.3: the messages UNCHANGEDSINCE refused (a set).
     Modified(String),
+    /// RFC 5267 4.2: the search is answered but will not be updated.
+    NoUpdate(String),
     /// RFC 5465 3.1: NOTIFY named an event this server does not support;
     /// the list says which it does.
     BadEvent(Vec<String>),
@@ -208,6 +223,7 @@ impl Code {
             Code::HighestModSeq(n) => format!("HIGHESTMODSEQ {n}"),
             Code::NoModSeq => "NOMODSEQ".into(),
             Code::Modified(set) => format!("MODIFIED {set}"),
+            Code::NoUpdate(tag) => format!("NOUPDATE {}", quoted(tag)),
             Code::BadEvent(events) => format!("BADEVENT ({})", events.join(" ")),
             Code::NotificationOverflow => "NOTIFICATIONOVERFLOW".into(),
             Code::Metadata(m) => match m {
@@ -317,6 +333,17 @@ pub enum Data {
         all: Option<String>,
         /// RFC 7162 3.1.5 with RFC 4731: `MODSEQ n`.
         modseq: Option<u64>,
+        /// RFC 5267 4.4: `PARTIAL (low:high set)`, NIL when none.
+        partial: Option<(u32, u32, Option<String>)>,
+    },
+    /// RFC 5267 4.3: an update of a `RETURN (UPDATE)` search:
+    /// `ESEARCH (TAG t) [UID] ADDTO|REMOVEFROM (position set)`.
+    ESearchUpdate {
+        tag: Tag,
+        uid: bool,
+        add: bool,
+        position: u32,
+        set: String,
     },
     Fetch {
         seq: u32,
@@ -546,6 +573,7 @@ impl Data {
                 count,
                 all,
                 modseq,
+                partial,
             } => {
                 out.extend_from_slice(b"ESEARCH (TAG ");
                 enc.string(out, tag.as_str().as_bytes());
@@ -568,6 +596,26 @@ impl Data {
                 if let Some(n) = modseq {
                     out.extend_from_slice(format!(" MODSEQ {n}").as_bytes());
                 }
+                if let Some((low, high, set)) = partial {
+                    let set = set.as_deref().unwrap_or("NIL");
+                    out.extend_from_slice(format!(" PARTIAL ({low}:{high} {set})").as_bytes());
+                }
+            }
+            Data::ESearchUpdate {
+                tag,
+                uid,
+                add,
+                position,
+                set,
+            } => {
+                out.extend_from_slice(b"ESEARCH (TAG ");
+                enc.string(out, tag.as_str().as_bytes());
+                out.push(b')');
+                if *uid {
+                    out.extend_from_slice(b" UID");
+                }
+                let what = if *add { "ADDTO" } else { "REMOVEFROM" };
+                out.extend_from_slice(format!(" {what} ({position} {set})").as_bytes());
             }
             Data::Fetch { seq, items } => {
                 out.extend_from_slice(format!("{seq} FETCH (").as_bytes());

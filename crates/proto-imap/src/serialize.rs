@@ -19,6 +19,19 @@ use crate::lexer::{is_astring_char, is_list_char};
 use crate::search::{SearchCommand, SearchKey, SearchReturn};
 use crate::types::{Mailbox, SeqNum, SeqSet, wire_name};
 
+/// A RETURN option as sent (RFC 4731, RFC 5267).
+fn search_return(r: &SearchReturn) -> String {
+    match r {
+        SearchReturn::Min => "MIN".into(),
+        SearchReturn::Max => "MAX".into(),
+        SearchReturn::All => "ALL".into(),
+        SearchReturn::Count => "COUNT".into(),
+        SearchReturn::Save => "SAVE".into(),
+        SearchReturn::Update => "UPDATE".into(),
+        SearchReturn::Partial(a, b) => format!("PARTIAL {a}:{b}"),
+    }
+}
+
 impl Command {
     /// The command as a client sends it, CRLF included.
     pub fn to_bytes(&self, opts: ParseOptions) -> Vec<u8> {
@@ -324,6 +337,13 @@ impl Writer {
                 self.list(limits, |w, (name, n)| w.raw(&format!("{name} {n}")));
             }
             CommandKind::Notify(n) => self.notify(n),
+            CommandKind::CancelUpdate(tags) => {
+                self.raw("CANCELUPDATE");
+                for t in tags {
+                    self.raw(" ");
+                    self.string(t.as_bytes());
+                }
+            }
             CommandKind::GetMetadata(g) => {
                 use crate::metadata::Depth;
                 self.raw("GETMETADATA ");
@@ -371,15 +391,7 @@ impl Writer {
                 self.raw(if *uid { "UID SORT " } else { "SORT " });
                 if let Some(returns) = &sort.returns {
                     self.raw("RETURN ");
-                    self.list(returns, |w, r| {
-                        w.raw(match r {
-                            SearchReturn::Min => "MIN",
-                            SearchReturn::Max => "MAX",
-                            SearchReturn::All => "ALL",
-                            SearchReturn::Count => "COUNT",
-                            SearchReturn::Save => "SAVE",
-                        })
-                    });
+                    self.list(returns, |w, r| w.raw(&search_return(r)));
                     self.raw(" ");
                 }
                 self.list(&sort.criteria, |w, c| {
@@ -533,15 +545,7 @@ impl Writer {
     fn search(&mut self, s: &SearchCommand) {
         if let Some(returns) = &s.returns {
             self.raw("RETURN ");
-            self.list(returns, |w, r| {
-                w.raw(match r {
-                    SearchReturn::Min => "MIN",
-                    SearchReturn::Max => "MAX",
-                    SearchReturn::All => "ALL",
-                    SearchReturn::Count => "COUNT",
-                    SearchReturn::Save => "SAVE",
-                })
-            });
+            self.list(returns, |w, r| w.raw(&search_return(r)));
             self.raw(" ");
         }
         if let Some(cs) = &s.charset {

@@ -225,6 +225,15 @@ fn built_commands() -> Vec<CommandKind> {
         CommandKind::Rename(mailbox("INBOX"), mailbox("Old \"mail\"")),
         CommandKind::GetQuota("".into()),
         CommandKind::Notify(proto_imap::notify::NotifyCommand::None),
+        CommandKind::CancelUpdate(vec!["a1".into(), "tag \"q\"".into()]),
+        CommandKind::Search {
+            uid: true,
+            search: SearchCommand {
+                returns: Some(vec![SearchReturn::Update, SearchReturn::Partial(2, 4)]),
+                charset: None,
+                key: SearchKey::All,
+            },
+        },
         CommandKind::GetMetadata(proto_imap::metadata::GetMetadata {
             mailbox: None,
             entries: vec!["/shared/comment".into(), "/private/Vendor/x y".into()],

@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod context;
+mod context_search;
 mod copy;
 pub mod driver;
 pub mod error;

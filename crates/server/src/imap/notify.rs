@@ -280,6 +280,7 @@ impl Session {
         let Some(n) = self.notify.as_deref_mut() else {
             if idling {
                 self.sync(out, true, false).await?;
+                self.refresh_updates(out).await?;
             }
             return Ok(());
         };
@@ -311,6 +312,7 @@ impl Session {
         self.report_changes(changes, out).await?;
         if selected || idling {
             self.notify_selected(out, idling).await?;
+            self.refresh_updates(out).await?;
         }
         Ok(())
     }

@@ -232,6 +232,23 @@ impl Session {
             .collect();
         let returns = match (&cmd.returns, rev2) {
             (Some(r), _) if r.is_empty() => Some(vec![SearchReturn::All]),
+            // RFC 5267 4.1: UPDATE alone answers as ALL does.
+            (Some(r), _)
+                if !r.iter().any(|x| {
+                    matches!(
+                        x,
+                        SearchReturn::Min
+                            | SearchReturn::Max
+                            | SearchReturn::All
+                            | SearchReturn::Count
+                            | SearchReturn::Partial(..)
+                    )
+                }) && r.contains(&SearchReturn::Update) =>
+            {
+                let mut r = r.clone();
+                r.push(SearchReturn::All);
+                Some(r)
+            }
             (Some(r), _) => Some(r.clone()),
             (None, true) => Some(vec![SearchReturn::All]),
             (None, false) => None,
@@ -249,6 +266,34 @@ impl Session {
                     uids.sort_unstable();
                     sel.saved = uids;
                 }
+                let mut code = None;
+                if r.contains(&SearchReturn::Update) {
+                    if sel.updates.len() >= proto_imap::search::MAX_SEARCH_UPDATES {
+                        code = Some(Code::NoUpdate(tag.as_str().to_string()));
+                    } else {
+                        let mut result: Vec<Uid> = hits.iter().map(|&(_, u)| u).collect();
+                        result.sort_unstable();
+                        let version = sel.version;
+                        sel.updates.retain(|u| u.tag.as_str() != tag.as_str());
+                        sel.updates.push(super::context_search::SearchUpdate {
+                            tag: tag.clone(),
+                            uid: uid_cmd,
+                            key: cmd.key.clone(),
+                            result,
+                            version,
+                        });
+                    }
+                }
+                // RFC 5267 4.4: the results at these positions.
+                let partial = r.iter().find_map(|x| match *x {
+                    SearchReturn::Partial(low, high) => {
+                        let from = low.saturating_sub(1) as usize;
+                        let to = (high as usize).min(nums.len());
+                        let part = nums.get(from..to).filter(|p| !p.is_empty());
+                        Some((low, high, part.map(format_set)))
+                    }
+                    _ => None,
+                });
                 // RFC 5182 2.1: SAVE alone returns no ESEARCH.
                 if r.iter().any(|x| *x != SearchReturn::Save) {
                     let has = |x| r.contains(&x);
@@ -282,7 +327,11 @@ impl Session {
                         all: (has(SearchReturn::All) && !nums.is_empty())
                             .then(|| format_set(&nums)),
                         modseq,
+                        partial,
                     });
+                }
+                if code.is_some() {
+                    return Ok((code, "SEARCH completed".into()));
                 }
             }
         }

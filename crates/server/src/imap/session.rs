@@ -127,6 +127,7 @@ pub fn allowed(state: StateKind, cmd: &CommandKind) -> bool {
         | C::Expunge
         | C::UidExpunge(_)
         | C::Search { .. }
+        | C::CancelUpdate(_)
         | C::Sort { .. }
         | C::Thread { .. }
         | C::Fetch { .. }
@@ -382,6 +383,7 @@ impl Session {
                 "NOTIFY",
                 "METADATA",
                 "METADATA-SERVER",
+                "CONTEXT=SEARCH",
             ]);
         }
         let mut caps: Vec<String> = caps.into_iter().map(str::to_string).collect();
@@ -536,6 +538,8 @@ impl Session {
                 }) {
                     self.sync(out, expunge_ok, false).await?;
                 }
+                // RFC 5267 4.3: updating searches follow what changed.
+                self.refresh_updates(out).await?;
                 tagged(out, &tag, Status::Ok, code, &text);
             }
             Err(ImapError::No(code, text)) => tagged(
@@ -626,6 +630,7 @@ impl Session {
                 self.store_flags(&set, store, out).await
             }
             C::Notify(n) => self.notify(n, out).await,
+            C::CancelUpdate(tags) => self.cancel_update(&tags),
             C::GetMetadata(g) => self.get_metadata(g, out).await,
             C::SetMetadata(m) => self.set_metadata(m).await,
             C::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false, out).await,

@@ -114,6 +114,7 @@ impl Session {
                     // RFC 7162 3.1.5 applies to SEARCH with MODSEQ; a
                     // SORT's ESEARCH carries none.
                     modseq: None,
+                    partial: None,
                 });
             }
         }
