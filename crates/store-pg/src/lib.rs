@@ -34,6 +34,7 @@ mod read;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod threads;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -419,6 +420,10 @@ impl Store for PgStore {
             &entries,
             max_entries
         ))
+    }
+
+    fn thread_ids(&self, account: String, bodies: Vec<BodyId>) -> StoreFuture<'_, Vec<u64>> {
+        read!(self, |tx| threads::thread_ids(&tx, &account, &bodies))
     }
 
     fn messages(&self, mailbox: MailboxId) -> StoreFuture<'_, Vec<MessageMeta>> {

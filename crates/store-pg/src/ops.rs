@@ -385,6 +385,7 @@ pub async fn delete_account(tx: &Tx<'_>, account: &str) -> Result<(), StoreError
         "DELETE FROM mailboxes WHERE account = $1",
         "DELETE FROM subscriptions WHERE account = $1",
         "DELETE FROM metadata WHERE account = $1",
+        "DELETE FROM threads WHERE account = $1",
         "DELETE FROM accounts WHERE name = $1",
     ] {
         tx.exec(sql, &[&account]).await?;
@@ -630,6 +631,7 @@ pub async fn deliver(tx: &Tx<'_>, delivery: &Delivery) -> Result<Delivered, Stor
                 modseq,
             )
             .await?;
+            crate::threads::assign(tx, &account, body, raw).await?;
             tx.record(&account, Some(target), "append", Some(uid), Some(modseq))
                 .await?;
             entries.push((account, target, uid));
@@ -698,6 +700,7 @@ pub async fn append(
         modseq,
     )
     .await?;
+    crate::threads::assign(tx, &account, body, raw).await?;
     tx.record(&account, Some(mailbox), "append", Some(uid), Some(modseq))
         .await?;
     Ok(uid)

@@ -19,7 +19,7 @@ pub const MIGRATION_LOCK: i64 = 0x6d61_696c_726f_6f6d;
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1, V_DSN, V_METADATA];
+pub const MIGRATIONS: &[&str] = &[V1, V_DSN, V_METADATA, V_THREADS];
 
 /// Version 0 -> 1: the whole store as the embedded backend has it after
 /// its own migrations (docs/storage.md, "PostgreSQL").
@@ -174,6 +174,22 @@ CREATE TABLE metadata (
     value   BYTEA NOT NULL,
     PRIMARY KEY (account, mailbox, name)
 );
+";
+
+/// THREADID (RFC 8474 5.2), as the embedded store's `V_THREADS`: each
+/// message's thread per account and body, with its Message-ID; rows go
+/// with their body (`ON DELETE CASCADE`) and with the account; messages
+/// stored before have none (each its own thread). Self-contained, so
+/// that it can be reordered against other branches' steps.
+const V_THREADS: &str = "
+CREATE TABLE threads (
+    account    TEXT NOT NULL,
+    body_id    BIGINT NOT NULL REFERENCES bodies(id) ON DELETE CASCADE,
+    message_id TEXT,
+    thread_id  BIGINT NOT NULL,
+    PRIMARY KEY (account, body_id)
+);
+CREATE INDEX threads_message_id ON threads(account, message_id);
 ";
 
 /// Brings the schema to [`SCHEMA_VERSION`], or refuses a newer database

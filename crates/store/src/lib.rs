@@ -26,6 +26,7 @@ mod ops;
 mod read;
 mod schema;
 mod sqlite;
+pub mod threads;
 mod writer;
 
 use std::fmt;
@@ -593,6 +594,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'_, ()> {
         let _ = (account, mailbox, entries, max_entries);
         Box::pin(async { Err(StoreError::Invalid("no METADATA in this store".into())) })
+    }
+    /// THREADID (RFC 8474 5.2): the thread of each body in `account`, in
+    /// order, as the body id of its thread's first message (see
+    /// [`threads`]). Stable: COPY and MOVE keep the body, RENAME the
+    /// entries. The default (for test doubles) makes each body a thread.
+    fn thread_ids(&self, account: String, bodies: Vec<BodyId>) -> StoreFuture<'_, Vec<u64>> {
+        let _ = account;
+        Box::pin(async move { Ok(bodies.iter().map(|b| b.0.max(0) as u64).collect()) })
     }
     /// What `account` holds over all its mailboxes (quota, RFC 9208).
     fn usage(&self, account: String) -> StoreFuture<'_, Usage>;

@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[&str] = &[
     V_CHANGES_BY_MODSEQ,
     V_DSN,
     V_METADATA,
+    V_THREADS,
 ];
 
 /// `mailroom import` (issue 20): a SHA-256 of each imported message per
@@ -193,6 +194,23 @@ CREATE TABLE metadata (
     value   BLOB NOT NULL,
     PRIMARY KEY (account, mailbox, name)
 ) WITHOUT ROWID;
+";
+
+/// THREADID (RFC 8474 5.2): each message's thread per account and body
+/// (`crate::threads`), with its Message-ID for the next message to find.
+/// Rows go with their body (the reference trigger deletes it at 0) and
+/// with the account. Messages stored before have no row: each is a
+/// thread of its own. Self-contained, so that it can be reordered
+/// against other branches'.
+const V_THREADS: &str = "
+CREATE TABLE threads (
+    account    TEXT NOT NULL,
+    body_id    INTEGER NOT NULL REFERENCES bodies(id) ON DELETE CASCADE,
+    message_id TEXT,
+    thread_id  INTEGER NOT NULL,
+    PRIMARY KEY (account, body_id)
+) WITHOUT ROWID;
+CREATE INDEX threads_message_id ON threads(account, message_id);
 ";
 
 /// Maps a SQLite error to the store's error: SQLITE_FULL is a temporary

@@ -301,6 +301,10 @@ impl Store for SqliteStore {
         })
     }
 
+    fn thread_ids(&self, account: String, bodies: Vec<BodyId>) -> StoreFuture<'_, Vec<u64>> {
+        self.read(move |c| ops::threads::thread_ids(c, &account, &bodies))
+    }
+
     fn messages(&self, mailbox: MailboxId) -> StoreFuture<'_, Vec<MessageMeta>> {
         self.read(move |c| read::messages(c, mailbox))
     }

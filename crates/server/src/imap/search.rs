@@ -24,6 +24,8 @@ struct Needs {
     bodies: bool,
     /// INTERNALDATE, size or mod-sequence (re-read from the store).
     meta: bool,
+    /// THREADID (RFC 8474 6): the messages' threads.
+    threads: bool,
 }
 
 fn needs(k: &SearchKey, n: &mut Needs) {
@@ -52,6 +54,10 @@ fn needs(k: &SearchKey, n: &mut Needs) {
         | SearchKey::Older(_)
         | SearchKey::EmailId(_)
         | SearchKey::ModSeq(_) => n.meta = true,
+        SearchKey::ThreadId(_) => {
+            n.meta = true;
+            n.threads = true;
+        }
         _ => {}
     }
 }
@@ -70,6 +76,8 @@ struct Ctx<'a> {
     saved: &'a [Uid],
     /// Unix seconds when the search started (WITHIN, RFC 5032).
     now: i64,
+    /// The message's thread, when a key needs it.
+    thread: Option<u64>,
 }
 
 fn contains(hay: &str, needle: &str) -> bool {
@@ -108,8 +116,9 @@ fn eval(k: &SearchKey, c: &Ctx<'_>) -> bool {
         SearchKey::EmailId(id) => c
             .meta
             .is_some_and(|m| super::fetch::email_id(m.body) == *id),
-        // No thread ids are kept (FETCH THREADID is NIL): nothing matches.
-        SearchKey::ThreadId(_) => false,
+        SearchKey::ThreadId(id) => c
+            .thread
+            .is_some_and(|t| super::fetch::thread_id(t).eq_ignore_ascii_case(id)),
         // RFC 5032 3: relative to the time of the search.
         SearchKey::Younger(n) => c
             .meta
@@ -146,6 +155,7 @@ impl Session {
         key: &SearchKey,
     ) -> Result<Vec<(u32, Uid, u64)>, ImapError> {
         let ctx = self.ctx.clone();
+        let account = self.account()?.to_string();
         let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         let mut n = Needs::default();
         needs(key, &mut n);
@@ -162,6 +172,12 @@ impl Session {
                 sel.load_meta(&ctx, chunk).await?
             } else {
                 Vec::new()
+            };
+            let threads = if n.threads {
+                let bodies = metas.iter().map(|m| m.body).collect();
+                super::fetch::thread_map(&ctx, &account, bodies).await?
+            } else {
+                std::collections::HashMap::new()
             };
             for &i in chunk {
                 let Some(&msg) = sel.get(i) else { continue };
@@ -191,6 +207,7 @@ impl Session {
                     text: text.as_ref(),
                     saved: &sel.saved,
                     now,
+                    thread: meta.and_then(|m| threads.get(&m.body).copied()),
                 };
                 if eval(key, &c) {
                     hits.push((i as u32 + 1, msg.uid(), meta.map_or(0, |m| m.modseq)));

@@ -13,7 +13,7 @@
 //!
 //! Adding a test: write `pub async fn name(backend: &dyn Backend)` in the
 //! file of its area (one file per area: `delivery`, `mailboxes`, `feed`,
-//! `imports`, `metadata`, `moves`, `queue`, `targets`, or a new one declared below) and add its
+//! `imports`, `metadata`, `moves`, `queue`, `targets`, `threads`, or a new one declared below) and add its
 //! name to that area's list in [`store_conformance!`].
 
 pub mod delivery;
@@ -24,6 +24,7 @@ pub mod metadata;
 pub mod moves;
 pub mod queue;
 pub mod targets;
+pub mod threads;
 
 use std::sync::Arc;
 
@@ -120,6 +121,9 @@ macro_rules! store_conformance {
                 metadata_is_kept_per_server_and_mailbox_and_nil_deletes,
                 metadata_past_the_limit_writes_nothing,
                 metadata_follows_rename_and_goes_with_delete,
+            }
+            threads {
+                replies_join_their_thread_and_copies_keep_it,
             }
         );
     };

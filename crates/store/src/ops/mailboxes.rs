@@ -26,6 +26,7 @@ pub fn delete_account(conn: &Connection, account: &str) -> Result<(), StoreError
         "DELETE FROM mailboxes WHERE account = ?1".to_string(),
         "DELETE FROM subscriptions WHERE account = ?1".to_string(),
         "DELETE FROM metadata WHERE account = ?1".to_string(),
+        "DELETE FROM threads WHERE account = ?1".to_string(),
         "DELETE FROM accounts WHERE name = ?1".to_string(),
     ] {
         conn.execute(&sql, [&account]).map_err(map_err)?;

@@ -16,6 +16,7 @@ mod mailboxes;
 mod messages;
 pub mod metadata;
 pub mod queue;
+pub mod threads;
 
 use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
