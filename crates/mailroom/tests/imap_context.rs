@@ -139,3 +139,46 @@ fn partial_pages_through_a_result_and_updates_are_bounded() {
         "{r:#?}"
     );
 }
+
+#[test]
+fn an_updating_sort_names_positions_in_the_sort_order() {
+    let server = Server::start();
+    // Subjects sort c, a, b by arrival; by SUBJECT: a(2) b(3) c(1).
+    for subject in ["c", "a", "b"] {
+        deliver(&server, "alice@example.test", &simple_message(subject, "x"));
+    }
+    let mut a = Imap::login(&server, "alice", "secret");
+    let mut b = Imap::login(&server, "alice", "secret");
+    assert!(a.ok("CAPABILITY").has(" CONTEXT=SORT"));
+    a.ok("SELECT INBOX");
+    b.ok("SELECT INBOX");
+    let r = a.ok("UID SORT RETURN (UPDATE PARTIAL 1:2) (SUBJECT) UTF-8 UNSEEN");
+    let tag = r.tagged.split(' ').next().expect("tag").to_string();
+    assert!(
+        r.has(&format!("* ESEARCH (TAG \"{tag}\") UID PARTIAL (1:2 2:3)")),
+        "{r:#?}"
+    );
+    // "a" (UID 2) is read elsewhere: it leaves position 1.
+    b.ok("STORE 2 +FLAGS (\\Seen)");
+    let r = a.ok("NOOP");
+    assert!(
+        r.has(&format!("* ESEARCH (TAG \"{tag}\") UID REMOVEFROM (1 2)")),
+        "{r:#?}"
+    );
+    // New mail "bb" sorts between "b" and "c": position 2 of (b bb c).
+    deliver(&server, "alice@example.test", &simple_message("bb", "x"));
+    std::thread::sleep(Duration::from_millis(300));
+    let r = a.ok("NOOP");
+    assert!(
+        r.has(&format!("* ESEARCH (TAG \"{tag}\") UID ADDTO (2 4)")),
+        "{r:#?}"
+    );
+    // Expunged: its position, before the EXPUNGE.
+    b.ok("STORE 1 +FLAGS (\\Deleted)");
+    b.ok("EXPUNGE");
+    let r = a.ok("NOOP");
+    assert!(
+        r.has(&format!("* ESEARCH (TAG \"{tag}\") UID REMOVEFROM (3 1)")),
+        "{r:#?}"
+    );
+}

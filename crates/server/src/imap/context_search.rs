@@ -27,7 +27,10 @@ pub struct SearchUpdate {
     /// UID SEARCH: the updates carry UIDs, else sequence numbers.
     pub uid: bool,
     pub key: SearchKey,
-    /// What the client holds, ascending.
+    /// SORT RETURN (UPDATE) (CONTEXT=SORT): its criteria; the result is
+    /// then in their order and updates name positions in it.
+    pub sort: Option<Vec<proto_imap::sort::SortCriterion>>,
+    /// What the client holds: ascending, or in sort order.
     pub result: Vec<Uid>,
     /// The view's version `result` was computed at.
     pub version: u64,
@@ -43,12 +46,40 @@ fn update(tag: &Tag, uid: bool, add: bool, nums: &[u32]) -> Data {
     }
 }
 
+fn update_at(tag: &Tag, uid: bool, add: bool, position: u32, n: u32) -> Data {
+    Data::ESearchUpdate {
+        tag: tag.clone(),
+        uid,
+        add,
+        position,
+        set: n.to_string(),
+    }
+}
+
 impl Selected {
     /// Drops the messages marked expunged from every updating search,
     /// with REMOVEFROM, while their sequence numbers still hold.
     pub fn update_removals(&mut self, out: &mut Out<'_>) {
         let view = &self.view;
         for u in &mut self.updates {
+            if u.sort.is_some() {
+                // In sort order, one position at a time (RFC 5267 4.3).
+                let mut k = 0;
+                while let Some(&uid) = u.result.get(k) {
+                    match view.seq_of(uid) {
+                        Some((seq, true)) => {
+                            let n = if u.uid { uid.0 } else { seq };
+                            out.data(update_at(&u.tag, u.uid, false, k as u32 + 1, n));
+                            u.result.remove(k);
+                        }
+                        Some((_, false)) => k += 1,
+                        None => {
+                            u.result.remove(k);
+                        }
+                    }
+                }
+                continue;
+            }
             let mut gone = Vec::new();
             u.result.retain(|&uid| match view.seq_of(uid) {
                 Some((seq, true)) => {
@@ -82,13 +113,18 @@ impl Session {
             .map(|(i, _)| i)
             .collect();
         for i in stale {
-            let Some(key) = self
+            let Some((key, sort)) = self
                 .selected()
                 .and_then(|s| s.updates.get(i))
-                .map(|u| u.key.clone())
+                .map(|u| (u.key.clone(), u.sort.clone()))
             else {
                 continue;
             };
+            if let Some(criteria) = sort {
+                let now = self.sorted_uids(&key, &criteria).await?;
+                self.sort_update(i, now, version, out);
+                continue;
+            }
             let mut now: Vec<Uid> = self.hits(&key).await?.iter().map(|h| h.1).collect();
             now.sort_unstable();
             let Some(sel) = self.selected_mut() else {
@@ -128,6 +164,47 @@ impl Session {
             u.version = version;
         }
         Ok(())
+    }
+
+    /// A SORT context's update (RFC 5267 4.3): the messages that left, at
+    /// their positions in what the client holds, then those that came, at
+    /// theirs in the new order; applied in turn, they make the client's
+    /// list the new one (a message's sort keys never change).
+    fn sort_update(&mut self, i: usize, now: Vec<Uid>, version: u64, out: &mut Out<'_>) {
+        let Some(sel) = self.selected_mut() else {
+            return;
+        };
+        let view = &sel.view;
+        let Some(u) = sel.updates.get_mut(i) else {
+            return;
+        };
+        let num = |uid: Uid| -> Option<u32> {
+            if u.uid {
+                Some(uid.0)
+            } else {
+                view.seq_of(uid).map(|(s, _)| s)
+            }
+        };
+        let mut k = 0;
+        while let Some(&uid) = u.result.get(k) {
+            if now.contains(&uid) {
+                k += 1;
+                continue;
+            }
+            if let Some(n) = num(uid) {
+                out.data(update_at(&u.tag, u.uid, false, k as u32 + 1, n));
+            }
+            u.result.remove(k);
+        }
+        for (pos, &uid) in now.iter().enumerate() {
+            if !u.result.contains(&uid)
+                && let Some(n) = num(uid)
+            {
+                out.data(update_at(&u.tag, u.uid, true, pos as u32 + 1, n));
+            }
+        }
+        u.result = now;
+        u.version = version;
     }
 
     /// CANCELUPDATE (RFC 5267 4.3).

@@ -296,6 +296,7 @@ impl Session {
                             tag: tag.clone(),
                             uid: uid_cmd,
                             key: cmd.key.clone(),
+                            sort: None,
                             result,
                             version,
                         });

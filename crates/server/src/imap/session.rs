@@ -384,6 +384,7 @@ impl Session {
                 "METADATA",
                 "METADATA-SERVER",
                 "CONTEXT=SEARCH",
+                "CONTEXT=SORT",
             ]);
         }
         let mut caps: Vec<String> = caps.into_iter().map(str::to_string).collect();
