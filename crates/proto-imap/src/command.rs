@@ -201,6 +201,12 @@ pub enum CommandKind {
     Notify(crate::notify::NotifyCommand),
     /// RFC 5267 4.3: stop the updates of these searches (by tag).
     CancelUpdate(Vec<String>),
+    /// RFC 4467 6.1: (URL rump, mechanism) pairs.
+    GenUrlAuth(Vec<(String, String)>),
+    /// RFC 4467 6.3.
+    UrlFetch(Vec<String>),
+    /// RFC 4467 6.2: a mailbox and mechanisms, or every key.
+    ResetKey(Option<(Mailbox, Vec<String>)>),
     /// RFC 5464 4.2.
     GetMetadata(crate::metadata::GetMetadata),
     /// RFC 5464 4.3.
@@ -282,6 +288,9 @@ impl CommandKind {
             CommandKind::Idle => "IDLE",
             CommandKind::Notify(_) => "NOTIFY",
             CommandKind::CancelUpdate(_) => "CANCELUPDATE",
+            CommandKind::GenUrlAuth(_) => "GENURLAUTH",
+            CommandKind::UrlFetch(_) => "URLFETCH",
+            CommandKind::ResetKey(_) => "RESETKEY",
             CommandKind::GetMetadata(_) => "GETMETADATA",
             CommandKind::SetMetadata(_) => "SETMETADATA",
         }
@@ -358,6 +367,9 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
         "UNSELECT" => Some(CommandKind::Unselect),
         "UNAUTHENTICATE" => Some(CommandKind::Unauthenticate),
         "EXPUNGE" => Some(CommandKind::Expunge),
+        "RESETKEY" if c.at_end() || c.rest().starts_with(b"\r") || c.rest().starts_with(b"\n") => {
+            Some(CommandKind::ResetKey(None))
+        }
         "IDLE" => Some(CommandKind::Idle),
         _ => None,
     };
@@ -494,6 +506,43 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
                 tags.push(utf8(c.string()?)?);
             }
             CommandKind::CancelUpdate(tags)
+        }
+        "GENURLAUTH" => {
+            let mut urls = Vec::new();
+            loop {
+                if urls.len() >= crate::urlauth::MAX_URLS {
+                    return Err("too many URLs");
+                }
+                let url = utf8(c.astring()?)?;
+                c.sp()?;
+                let mech = c.atom()?.to_string();
+                urls.push((url, mech));
+                if !c.eat(b' ') {
+                    break;
+                }
+            }
+            CommandKind::GenUrlAuth(urls)
+        }
+        "URLFETCH" => {
+            let mut urls = vec![utf8(c.astring()?)?];
+            while c.eat(b' ') {
+                if urls.len() >= crate::urlauth::MAX_URLS {
+                    return Err("too many URLs");
+                }
+                urls.push(utf8(c.astring()?)?);
+            }
+            CommandKind::UrlFetch(urls)
+        }
+        "RESETKEY" => {
+            let m = mailbox(c, opts)?;
+            let mut mechs = Vec::new();
+            while c.eat(b' ') {
+                if mechs.len() >= 8 {
+                    return Err("too many mechanisms");
+                }
+                mechs.push(c.atom()?.to_string());
+            }
+            CommandKind::ResetKey(Some((m, mechs)))
         }
         "GETMETADATA" => CommandKind::GetMetadata(crate::metadata::parse_getmetadata(c, opts)?),
         "SETMETADATA" => CommandKind::SetMetadata(crate::metadata::parse_setmetadata(c, opts)?),

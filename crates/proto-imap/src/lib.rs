@@ -17,6 +17,7 @@
 //! - [`serialize`]: commands back to bytes (the client side, for
 //!   round-trip tests and tools).
 //! - [`response`]: responses and their serialisation (RFC 9051 7).
+//! - [`urlauth`]: URLAUTH's IMAP URLs (RFC 4467, RFC 5092).
 //! - [`utf7`]: modified UTF-7 mailbox names (RFC 3501 5.1.3).
 //! - [`date`]: INTERNALDATE and search dates.
 //! - [`mime`]: a message's MIME structure, ENVELOPE, BODYSTRUCTURE and
@@ -37,6 +38,7 @@ pub mod search;
 pub mod serialize;
 pub mod sort;
 pub mod types;
+pub mod urlauth;
 pub mod utf7;
 
 pub use command::{

@@ -316,6 +316,11 @@ pub enum Data {
         mailbox: String,
         entries: Vec<(String, Option<Vec<u8>>)>,
     },
+    /// RFC 4467 6.1: `GENURLAUTH url...`.
+    GenUrlAuth(Vec<String>),
+    /// RFC 4467 6.3: `URLFETCH url data ...`, NIL for a URL that does not
+    /// check out.
+    UrlFetch(Vec<(String, Option<Vec<u8>>)>),
     Search(Vec<u32>),
     /// RFC 5256 4: `SORT n...`.
     Sort(Vec<u32>),
@@ -520,6 +525,30 @@ impl Data {
                     }
                 }
                 out.push(b')');
+            }
+            Data::GenUrlAuth(urls) => {
+                out.extend_from_slice(b"GENURLAUTH");
+                for u in urls {
+                    out.push(b' ');
+                    enc.string(out, u.as_bytes());
+                }
+            }
+            Data::UrlFetch(answers) => {
+                out.extend_from_slice(b"URLFETCH");
+                for (u, data) in answers {
+                    out.push(b' ');
+                    enc.astring(out, u.as_bytes());
+                    out.push(b' ');
+                    match data {
+                        // The message as it is: a literal (literal8 with NUL).
+                        Some(d) if d.contains(&0) => {
+                            out.push(b'~');
+                            literal(out, d);
+                        }
+                        Some(d) => literal(out, d),
+                        None => out.extend_from_slice(b"NIL"),
+                    }
+                }
             }
             Data::Status { name, items } => {
                 out.extend_from_slice(b"STATUS ");

@@ -337,6 +337,31 @@ impl Writer {
                 self.list(limits, |w, (name, n)| w.raw(&format!("{name} {n}")));
             }
             CommandKind::Notify(n) => self.notify(n),
+            CommandKind::GenUrlAuth(urls) => {
+                self.raw("GENURLAUTH");
+                for (u, m) in urls {
+                    self.raw(" ");
+                    self.astring(u.as_bytes());
+                    self.raw(" ");
+                    self.raw(m);
+                }
+            }
+            CommandKind::UrlFetch(urls) => {
+                self.raw("URLFETCH");
+                for u in urls {
+                    self.raw(" ");
+                    self.astring(u.as_bytes());
+                }
+            }
+            CommandKind::ResetKey(None) => self.raw("RESETKEY"),
+            CommandKind::ResetKey(Some((m, mechs))) => {
+                self.raw("RESETKEY ");
+                self.mailbox(m);
+                for x in mechs {
+                    self.raw(" ");
+                    self.raw(x);
+                }
+            }
             CommandKind::CancelUpdate(tags) => {
                 self.raw("CANCELUPDATE");
                 for t in tags {

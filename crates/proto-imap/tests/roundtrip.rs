@@ -225,6 +225,15 @@ fn built_commands() -> Vec<CommandKind> {
         CommandKind::Rename(mailbox("INBOX"), mailbox("Old \"mail\"")),
         CommandKind::GetQuota("".into()),
         CommandKind::Notify(proto_imap::notify::NotifyCommand::None),
+        CommandKind::GenUrlAuth(vec![(
+            "imap://a@b/INBOX/;UID=1;URLAUTH=anonymous".into(),
+            "INTERNAL".into(),
+        )]),
+        CommandKind::UrlFetch(vec![
+            "imap://a@b/INBOX/;UID=1;URLAUTH=anonymous:INTERNAL:00".into(),
+        ]),
+        CommandKind::ResetKey(None),
+        CommandKind::ResetKey(Some((mailbox("Work/a b"), vec!["INTERNAL".into()]))),
         CommandKind::CancelUpdate(vec!["a1".into(), "tag \"q\"".into()]),
         CommandKind::Search {
             uid: true,

@@ -35,6 +35,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 mod threads;
+mod urlauth;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -420,6 +421,29 @@ impl Store for PgStore {
             &entries,
             max_entries
         ))
+    }
+
+    fn urlauth_key(&self, account: String, mailbox: MailboxId) -> StoreFuture<'_, Option<Vec<u8>>> {
+        read!(self, |tx| urlauth::key(&tx, &account, mailbox))
+    }
+
+    fn ensure_urlauth_key(
+        &self,
+        account: String,
+        mailbox: MailboxId,
+        fresh: Vec<u8>,
+    ) -> StoreFuture<'_, Vec<u8>> {
+        write!(self, |tx| urlauth::ensure_key(
+            &tx, &account, mailbox, &fresh
+        ))
+    }
+
+    fn reset_urlauth_keys(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+    ) -> StoreFuture<'_, ()> {
+        write!(self, |tx| urlauth::reset_keys(&tx, &account, mailbox))
     }
 
     fn thread_ids(&self, account: String, bodies: Vec<BodyId>) -> StoreFuture<'_, Vec<u64>> {

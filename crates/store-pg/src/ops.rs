@@ -386,6 +386,7 @@ pub async fn delete_account(tx: &Tx<'_>, account: &str) -> Result<(), StoreError
         "DELETE FROM subscriptions WHERE account = $1",
         "DELETE FROM metadata WHERE account = $1",
         "DELETE FROM threads WHERE account = $1",
+        "DELETE FROM urlauth_keys WHERE account = $1",
         "DELETE FROM accounts WHERE name = $1",
     ] {
         tx.exec(sql, &[&account]).await?;
@@ -434,6 +435,7 @@ pub async fn delete_mailbox(tx: &Tx<'_>, account: &str, name: &str) -> Result<()
         "DELETE FROM expunged WHERE mailbox_id = $1",
         // RFC 5464 3.2: a mailbox's METADATA goes with it.
         "DELETE FROM metadata WHERE mailbox = $1",
+        "DELETE FROM urlauth_keys WHERE mailbox = $1",
         "DELETE FROM mailboxes WHERE id = $1",
     ] {
         tx.exec(sql, &[&id.0]).await?;

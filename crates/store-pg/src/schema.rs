@@ -19,7 +19,7 @@ pub const MIGRATION_LOCK: i64 = 0x6d61_696c_726f_6f6d;
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1, V_DSN, V_METADATA, V_THREADS];
+pub const MIGRATIONS: &[&str] = &[V1, V_DSN, V_METADATA, V_THREADS, V_URLAUTH];
 
 /// Version 0 -> 1: the whole store as the embedded backend has it after
 /// its own migrations (docs/storage.md, "PostgreSQL").
@@ -190,6 +190,19 @@ CREATE TABLE threads (
     PRIMARY KEY (account, body_id)
 );
 CREATE INDEX threads_message_id ON threads(account, message_id);
+";
+
+/// URLAUTH (RFC 4467 7), as the embedded store's `V_URLAUTH`: each
+/// mailbox's access key; gone with RESETKEY, the mailbox or the account.
+/// Self-contained, so that it can be reordered against other branches'
+/// steps.
+const V_URLAUTH: &str = "
+CREATE TABLE urlauth_keys (
+    account TEXT NOT NULL,
+    mailbox BIGINT NOT NULL,
+    key     BYTEA NOT NULL,
+    PRIMARY KEY (account, mailbox)
+);
 ";
 
 /// Brings the schema to [`SCHEMA_VERSION`], or refuses a newer database

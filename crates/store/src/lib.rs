@@ -603,6 +603,33 @@ pub trait Store: Send + Sync + 'static {
         let _ = account;
         Box::pin(async move { Ok(bodies.iter().map(|b| b.0.max(0) as u64).collect()) })
     }
+    /// URLAUTH (RFC 4467 7): the access key of one of `account`'s
+    /// mailboxes, None when it has none (never made, or reset). The
+    /// defaults (for test doubles) keep no keys.
+    fn urlauth_key(&self, account: String, mailbox: MailboxId) -> StoreFuture<'_, Option<Vec<u8>>> {
+        let _ = (account, mailbox);
+        Box::pin(async { Ok(None) })
+    }
+    /// The mailbox's access key, `fresh` becoming it when it has none;
+    /// NotFound for a mailbox that is not the account's.
+    fn ensure_urlauth_key(
+        &self,
+        account: String,
+        mailbox: MailboxId,
+        fresh: Vec<u8>,
+    ) -> StoreFuture<'_, Vec<u8>> {
+        let _ = (account, mailbox, fresh);
+        Box::pin(async { Err(StoreError::Invalid("no URLAUTH keys in this store".into())) })
+    }
+    /// RESETKEY: forgets one mailbox's key, or every key of the account.
+    fn reset_urlauth_keys(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+    ) -> StoreFuture<'_, ()> {
+        let _ = (account, mailbox);
+        Box::pin(async { Ok(()) })
+    }
     /// What `account` holds over all its mailboxes (quota, RFC 9208).
     fn usage(&self, account: String) -> StoreFuture<'_, Usage>;
     /// The outbound queue, oldest first.

@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[&str] = &[
     V_DSN,
     V_METADATA,
     V_THREADS,
+    V_URLAUTH,
 ];
 
 /// `mailroom import` (issue 20): a SHA-256 of each imported message per
@@ -211,6 +212,19 @@ CREATE TABLE threads (
     PRIMARY KEY (account, body_id)
 ) WITHOUT ROWID;
 CREATE INDEX threads_message_id ON threads(account, message_id);
+";
+
+/// URLAUTH (RFC 4467 7): each mailbox's access key, which signs its
+/// authorised URLs; RESETKEY deletes it, and it goes with the mailbox
+/// and the account. Self-contained, so that it can be reordered against
+/// other branches'.
+const V_URLAUTH: &str = "
+CREATE TABLE urlauth_keys (
+    account TEXT NOT NULL,
+    mailbox INTEGER NOT NULL,
+    key     BLOB NOT NULL,
+    PRIMARY KEY (account, mailbox)
+) WITHOUT ROWID;
 ";
 
 /// Maps a SQLite error to the store's error: SQLITE_FULL is a temporary

@@ -301,6 +301,27 @@ impl Store for SqliteStore {
         })
     }
 
+    fn urlauth_key(&self, account: String, mailbox: MailboxId) -> StoreFuture<'_, Option<Vec<u8>>> {
+        self.read(move |c| ops::urlauth::key(c, &account, mailbox))
+    }
+
+    fn ensure_urlauth_key(
+        &self,
+        account: String,
+        mailbox: MailboxId,
+        fresh: Vec<u8>,
+    ) -> StoreFuture<'_, Vec<u8>> {
+        self.write(move |c| ops::urlauth::ensure_key(c, &account, mailbox, &fresh))
+    }
+
+    fn reset_urlauth_keys(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+    ) -> StoreFuture<'_, ()> {
+        self.write(move |c| ops::urlauth::reset_keys(c, &account, mailbox))
+    }
+
     fn thread_ids(&self, account: String, bodies: Vec<BodyId>) -> StoreFuture<'_, Vec<u64>> {
         self.read(move |c| ops::threads::thread_ids(c, &account, &bodies))
     }

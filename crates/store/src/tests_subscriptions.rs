@@ -100,7 +100,7 @@ async fn version_one_subscriptions_survive_the_migration() {
              ALTER TABLE queue DROP COLUMN envid; ALTER TABLE queue DROP COLUMN ret; \
              ALTER TABLE queue DROP COLUMN notify; ALTER TABLE queue DROP COLUMN orcpt; \
              ALTER TABLE queue DROP COLUMN smtputf8; ALTER TABLE queue DROP COLUMN warned; \
-             ALTER TABLE queue DROP COLUMN notice; DROP TABLE metadata; DROP TABLE threads; \
+             ALTER TABLE queue DROP COLUMN notice; DROP TABLE metadata; DROP TABLE threads; DROP TABLE urlauth_keys; \
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .expect("downgrade");

@@ -37,6 +37,7 @@ pub mod session;
 mod sort;
 #[cfg(test)]
 mod testkit;
+mod urlauth;
 mod view;
 
 pub use config::ImapConfig;

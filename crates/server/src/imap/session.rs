@@ -120,6 +120,9 @@ pub fn allowed(state: StateKind, cmd: &CommandKind) -> bool {
         | C::Notify(_)
         | C::GetMetadata(_)
         | C::SetMetadata(_)
+        | C::GenUrlAuth(_)
+        | C::UrlFetch(_)
+        | C::ResetKey(_)
         | C::Idle => matches!(state, State::Authenticated | State::Selected),
         C::Check
         | C::Close
@@ -385,6 +388,7 @@ impl Session {
                 "METADATA-SERVER",
                 "CONTEXT=SEARCH",
                 "CONTEXT=SORT",
+                "URLAUTH",
             ]);
         }
         let mut caps: Vec<String> = caps.into_iter().map(str::to_string).collect();
@@ -632,6 +636,9 @@ impl Session {
             }
             C::Notify(n) => self.notify(n, out).await,
             C::CancelUpdate(tags) => self.cancel_update(&tags),
+            C::GenUrlAuth(urls) => self.gen_url_auth(urls, out).await,
+            C::UrlFetch(urls) => self.url_fetch(urls, out).await,
+            C::ResetKey(arg) => self.reset_key(arg).await,
             C::GetMetadata(g) => self.get_metadata(g, out).await,
             C::SetMetadata(m) => self.set_metadata(m).await,
             C::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false, out).await,

@@ -13,7 +13,7 @@
 //!
 //! Adding a test: write `pub async fn name(backend: &dyn Backend)` in the
 //! file of its area (one file per area: `delivery`, `mailboxes`, `feed`,
-//! `imports`, `metadata`, `moves`, `queue`, `targets`, `threads`, or a new one declared below) and add its
+//! `imports`, `metadata`, `moves`, `queue`, `targets`, `threads`, `urlauth`, or a new one declared below) and add its
 //! name to that area's list in [`store_conformance!`].
 
 pub mod delivery;
@@ -25,6 +25,7 @@ pub mod moves;
 pub mod queue;
 pub mod targets;
 pub mod threads;
+pub mod urlauth;
 
 use std::sync::Arc;
 
@@ -124,6 +125,9 @@ macro_rules! store_conformance {
             }
             threads {
                 replies_join_their_thread_and_copies_keep_it,
+            }
+            urlauth {
+                urlauth_keys_are_made_once_reset_and_go_with_the_mailbox,
             }
         );
     };
