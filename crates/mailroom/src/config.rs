@@ -262,6 +262,13 @@ pub struct ImapSection {
     /// Longest ALERT text of a terminal message (SEND/SOML/SAML), in
     /// characters.
     pub terminal_max_chars: usize,
+    /// Changes a NOTIFY session may have waiting (RFC 5465 5.8).
+    pub notify_queue: usize,
+    /// Largest METADATA value, in octets (RFC 5464 4.3: MAXSIZE).
+    pub metadata_max_size: usize,
+    /// Most METADATA entries on the server or on one mailbox, per user
+    /// (RFC 5464 4.3: TOOMANY).
+    pub metadata_max_entries: usize,
 }
 
 /// RFC 1939 3: the autologout timer is at least 10 minutes.
@@ -294,6 +301,9 @@ impl Default for ImapSection {
             max_mailboxes: server::imap::config::DEFAULT_MAX_MAILBOXES,
             idle_keepalive: server::imap::config::DEFAULT_IDLE_KEEPALIVE.as_secs(),
             terminal_max_chars: server::imap::config::DEFAULT_TERMINAL_MAX_CHARS,
+            notify_queue: server::imap::config::DEFAULT_NOTIFY_QUEUE,
+            metadata_max_size: server::imap::config::DEFAULT_METADATA_MAX_SIZE,
+            metadata_max_entries: server::imap::config::DEFAULT_METADATA_MAX_ENTRIES,
         }
     }
 }
@@ -780,6 +790,19 @@ impl Config {
         if self.imap.terminal_max_chars == 0 {
             return Err("imap.terminal_max_chars must be at least 1".to_string());
         }
+        if self.imap.notify_queue == 0 {
+            return Err("imap.notify_queue must be at least 1".to_string());
+        }
+        // A larger value could not arrive: the literal holding it would be
+        // refused first (proto-imap's MAX_LITERAL).
+        if self.imap.metadata_max_size == 0
+            || self.imap.metadata_max_size > proto_imap::framer::MAX_LITERAL
+        {
+            return Err(format!(
+                "imap.metadata_max_size must be between 1 and {}",
+                proto_imap::framer::MAX_LITERAL
+            ));
+        }
         if !matches!(self.smtp.vrfy.as_str(), "disclose" | "252") {
             return Err(format!(
                 "smtp.vrfy: '{}' must be \"disclose\" or \"252\"",
@@ -964,6 +987,9 @@ listen = "127.0.0.1:9025"
         assert_eq!(c.imap.max_literal_size, d.imap.max_literal_size);
         assert_eq!(c.imap.max_mailboxes, d.imap.max_mailboxes);
         assert_eq!(c.imap.terminal_max_chars, d.imap.terminal_max_chars);
+        assert_eq!(c.imap.notify_queue, d.imap.notify_queue);
+        assert_eq!(c.imap.metadata_max_size, d.imap.metadata_max_size);
+        assert_eq!(c.imap.metadata_max_entries, d.imap.metadata_max_entries);
         assert_eq!(c.smtp.legacy_send_from, d.smtp.legacy_send_from);
         assert_eq!(c.store.group_commit_max, d.store.group_commit_max);
         assert_eq!(c.store.pool_size, d.store.pool_size);
@@ -971,6 +997,21 @@ listen = "127.0.0.1:9025"
         assert_eq!(c.store.node_id, d.store.node_id);
         assert_eq!(c.auth.scram_iterations, d.auth.scram_iterations);
         assert_eq!(c.auth.scram, d.auth.scram);
+    }
+
+    #[test]
+    fn notify_and_metadata_limits_are_checked() {
+        for bad in [
+            "[imap]\nnotify_queue = 0\n",
+            "[imap]\nmetadata_max_size = 0\n",
+            "[imap]\nmetadata_max_size = 70000\n",
+        ] {
+            let c = parse(bad).unwrap();
+            assert!(c.check().is_err(), "{bad}");
+        }
+        let c = parse("[imap]\nmetadata_max_size = 65536\nmetadata_max_entries = 5\n").unwrap();
+        assert!(c.check().is_ok());
+        assert_eq!(c.imap.metadata_max_entries, 5);
     }
 
     #[test]

@@ -398,6 +398,9 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     imap_config.max_literal_size = c.imap.max_literal_size;
     imap_config.max_mailboxes = c.imap.max_mailboxes;
     imap_config.terminal_max_chars = c.imap.terminal_max_chars;
+    imap_config.notify_queue = c.imap.notify_queue;
+    imap_config.metadata_max_size = c.imap.metadata_max_size;
+    imap_config.metadata_max_entries = c.imap.metadata_max_entries;
 
     imap_config.connections = ConnectionLimits {
         max_total: c.imap.max_connections,

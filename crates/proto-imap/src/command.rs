@@ -201,6 +201,20 @@ pub enum CommandKind {
     SetQuota(String, Vec<(String, u64)>),
     /// RFC 4978 3: the compression mechanism asked for (upper case).
     Compress(String),
+    /// RFC 5465 NOTIFY.
+    Notify(crate::notify::NotifyCommand),
+    /// RFC 5267 4.3: stop the updates of these searches (by tag).
+    CancelUpdate(Vec<String>),
+    /// RFC 4467 6.1: (URL rump, mechanism) pairs.
+    GenUrlAuth(Vec<(String, String)>),
+    /// RFC 4467 6.3.
+    UrlFetch(Vec<String>),
+    /// RFC 4467 6.2: a mailbox and mechanisms, or every key.
+    ResetKey(Option<(Mailbox, Vec<String>)>),
+    /// RFC 5464 4.2.
+    GetMetadata(crate::metadata::GetMetadata),
+    /// RFC 5464 4.3.
+    SetMetadata(crate::metadata::SetMetadata),
 }
 
 /// Quota resources named in one SETQUOTA (RFC 9208 lists four).
@@ -277,6 +291,13 @@ impl CommandKind {
             CommandKind::Move { .. } => "MOVE",
             CommandKind::Idle => "IDLE",
             CommandKind::Compress(_) => "COMPRESS",
+            CommandKind::Notify(_) => "NOTIFY",
+            CommandKind::CancelUpdate(_) => "CANCELUPDATE",
+            CommandKind::GenUrlAuth(_) => "GENURLAUTH",
+            CommandKind::UrlFetch(_) => "URLFETCH",
+            CommandKind::ResetKey(_) => "RESETKEY",
+            CommandKind::GetMetadata(_) => "GETMETADATA",
+            CommandKind::SetMetadata(_) => "SETMETADATA",
         }
     }
 }
@@ -314,7 +335,7 @@ pub fn parse_command(buf: &[u8], opts: ParseOptions) -> Result<Command, ParseErr
     Ok(Command { tag, kind })
 }
 
-fn mailbox(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<Mailbox> {
+pub(crate) fn mailbox(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<Mailbox> {
     // RFC 6855 3 puts UTF-8 in quoted strings; clients (python's imaplib)
     // also send it bare, as an atom, which a UTF-8 session accepts too.
     let raw = if opts.utf8 {
@@ -357,6 +378,9 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
         "UNSELECT" => Some(CommandKind::Unselect),
         "UNAUTHENTICATE" => Some(CommandKind::Unauthenticate),
         "EXPUNGE" => Some(CommandKind::Expunge),
+        "RESETKEY" if c.at_end() || c.rest().starts_with(b"\r") || c.rest().starts_with(b"\n") => {
+            Some(CommandKind::ResetKey(None))
+        }
         "IDLE" => Some(CommandKind::Idle),
         _ => None,
     };
@@ -484,6 +508,56 @@ fn parse_kind(c: &mut Cursor<'_>, opts: ParseOptions) -> LexResult<CommandKind> 
             CommandKind::Rename(from, mailbox(c, opts)?)
         }
         "LIST" => CommandKind::List(parse_list(c, opts)?),
+        "NOTIFY" => CommandKind::Notify(crate::notify::parse_notify(c, opts)?),
+        "CANCELUPDATE" => {
+            let mut tags = vec![utf8(c.string()?)?];
+            while c.eat(b' ') {
+                if tags.len() >= crate::search::MAX_SEARCH_UPDATES {
+                    return Err("too many tags");
+                }
+                tags.push(utf8(c.string()?)?);
+            }
+            CommandKind::CancelUpdate(tags)
+        }
+        "GENURLAUTH" => {
+            let mut urls = Vec::new();
+            loop {
+                if urls.len() >= crate::urlauth::MAX_URLS {
+                    return Err("too many URLs");
+                }
+                let url = utf8(c.astring()?)?;
+                c.sp()?;
+                let mech = c.atom()?.to_string();
+                urls.push((url, mech));
+                if !c.eat(b' ') {
+                    break;
+                }
+            }
+            CommandKind::GenUrlAuth(urls)
+        }
+        "URLFETCH" => {
+            let mut urls = vec![utf8(c.astring()?)?];
+            while c.eat(b' ') {
+                if urls.len() >= crate::urlauth::MAX_URLS {
+                    return Err("too many URLs");
+                }
+                urls.push(utf8(c.astring()?)?);
+            }
+            CommandKind::UrlFetch(urls)
+        }
+        "RESETKEY" => {
+            let m = mailbox(c, opts)?;
+            let mut mechs = Vec::new();
+            while c.eat(b' ') {
+                if mechs.len() >= 8 {
+                    return Err("too many mechanisms");
+                }
+                mechs.push(c.atom()?.to_string());
+            }
+            CommandKind::ResetKey(Some((m, mechs)))
+        }
+        "GETMETADATA" => CommandKind::GetMetadata(crate::metadata::parse_getmetadata(c, opts)?),
+        "SETMETADATA" => CommandKind::SetMetadata(crate::metadata::parse_setmetadata(c, opts)?),
         "LSUB" => {
             let reference = wire_text(c.astring()?, opts)?;
             c.sp()?;

@@ -11,10 +11,13 @@
 //! - [`types`]: validated newtypes: [`Tag`], [`Mailbox`], [`SeqSet`], flags.
 //! - [`command`]: the command grammar (RFC 9051 6, 9; RFC 3501 6).
 //! - [`fetch`]: FETCH attributes and body sections (RFC 9051 6.4.5).
+//! - [`metadata`]: GETMETADATA and SETMETADATA (RFC 5464).
+//! - [`notify`]: the NOTIFY command (RFC 5465).
 //! - [`search`]: SEARCH keys and return options (RFC 9051 6.4.4).
 //! - [`serialize`]: commands back to bytes (the client side, for
 //!   round-trip tests and tools).
 //! - [`response`]: responses and their serialisation (RFC 9051 7).
+//! - [`urlauth`]: URLAUTH's IMAP URLs (RFC 4467, RFC 5092).
 //! - [`utf7`]: modified UTF-7 mailbox names (RFC 3501 5.1.3).
 //! - [`date`]: INTERNALDATE and search dates.
 //! - [`mime`]: a message's MIME structure, ENVELOPE, BODYSTRUCTURE and
@@ -29,12 +32,15 @@ pub mod fetch;
 pub mod framer;
 pub mod imapurl;
 pub mod lexer;
+pub mod metadata;
 pub mod mime;
+pub mod notify;
 pub mod response;
 pub mod search;
 pub mod serialize;
 pub mod sort;
 pub mod types;
+pub mod urlauth;
 pub mod utf7;
 
 pub use append::{AppendData, AppendMessage, CatPart};
@@ -44,7 +50,7 @@ pub use command::{
 };
 pub use fetch::{FetchAtt, Section, SectionText};
 pub use framer::{Frame, Framer, FramerLimits};
-pub use response::{Code, Data, Encoder, FetchValue, Response, Status};
+pub use response::{Code, Data, Encoder, FetchValue, MetadataCode, Response, Status};
 pub use search::{SearchKey, SearchReturn};
 pub use types::{Mailbox, SeqNum, SeqSet, Tag};
 

@@ -67,6 +67,19 @@ impl Encoder {
     }
 }
 
+/// A quoted string for a response code's argument (a tag: no CR, LF).
+fn quoted(s: &str) -> String {
+    let mut q = String::from("\"");
+    for ch in s.chars() {
+        if ch == '"' || ch == '\\' {
+            q.push('\\');
+        }
+        q.push(ch);
+    }
+    q.push('"');
+    q
+}
+
 /// `{n}` CRLF and the octets.
 pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
@@ -152,6 +165,29 @@ pub enum Code {
     NoModSeq,
     /// RFC 7162 3.1.3: the messages UNCHANGEDSINCE refused (a set).
     Modified(String),
+    /// RFC 5267 4.2: the search is answered but will not be updated.
+    NoUpdate(String),
+    /// RFC 5465 3.1: NOTIFY named an event this server does not support;
+    /// the list says which it does.
+    BadEvent(Vec<String>),
+    /// RFC 5465 5.8: notifications were lost; NOTIFY is off (NONE).
+    NotificationOverflow,
+    /// RFC 5464 4.2.1, 4.3: `METADATA (LONGENTRIES n | MAXSIZE n |
+    /// TOOMANY | NOPRIVATE)`.
+    Metadata(MetadataCode),
+}
+
+/// The METADATA response codes (RFC 5464 4.2.1, 4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataCode {
+    /// Entries were left out for MAXSIZE; the largest of them.
+    LongEntries(u64),
+    /// A value is larger than the server takes.
+    MaxSize(u64),
+    /// More entries than the server takes.
+    TooMany,
+    /// Private entries are not kept.
+    NoPrivate,
 }
 
 impl Code {
@@ -195,6 +231,15 @@ impl Code {
             Code::HighestModSeq(n) => format!("HIGHESTMODSEQ {n}"),
             Code::NoModSeq => "NOMODSEQ".into(),
             Code::Modified(set) => format!("MODIFIED {set}"),
+            Code::NoUpdate(tag) => format!("NOUPDATE {}", quoted(tag)),
+            Code::BadEvent(events) => format!("BADEVENT ({})", events.join(" ")),
+            Code::NotificationOverflow => "NOTIFICATIONOVERFLOW".into(),
+            Code::Metadata(m) => match m {
+                MetadataCode::LongEntries(n) => format!("METADATA LONGENTRIES {n}"),
+                MetadataCode::MaxSize(n) => format!("METADATA MAXSIZE {n}"),
+                MetadataCode::TooMany => "METADATA TOOMANY".into(),
+                MetadataCode::NoPrivate => "METADATA NOPRIVATE".into(),
+            },
         };
         out.push(b'[');
         out.extend_from_slice(s.as_bytes());
@@ -266,6 +311,26 @@ pub enum Data {
         name: String,
         items: Vec<(StatusItem, u64)>,
     },
+    /// RFC 5465 5.4: an unsolicited LIST for a mailbox created, deleted
+    /// (`\NonExistent`), renamed (with RFC 5258's `OLDNAME` extended
+    /// data) or (un)subscribed.
+    ListChange {
+        attributes: Vec<String>,
+        /// Internal-form names.
+        name: String,
+        old_name: Option<String>,
+    },
+    /// RFC 5464 4.4.1: `METADATA mailbox (entry value ...)`; the mailbox
+    /// `""` is the server. A value with NUL goes as a literal8.
+    Metadata {
+        mailbox: String,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+    },
+    /// RFC 4467 6.1: `GENURLAUTH url...`.
+    GenUrlAuth(Vec<String>),
+    /// RFC 4467 6.3: `URLFETCH url data ...`, NIL for a URL that does not
+    /// check out.
+    UrlFetch(Vec<(String, Option<Vec<u8>>)>),
     Search(Vec<u32>),
     /// RFC 5256 4: `SORT n...`.
     Sort(Vec<u32>),
@@ -283,6 +348,17 @@ pub enum Data {
         all: Option<String>,
         /// RFC 7162 3.1.5 with RFC 4731: `MODSEQ n`.
         modseq: Option<u64>,
+        /// RFC 5267 4.4: `PARTIAL (low:high set)`, NIL when none.
+        partial: Option<(u32, u32, Option<String>)>,
+    },
+    /// RFC 5267 4.3: an update of a `RETURN (UPDATE)` search:
+    /// `ESEARCH (TAG t) [UID] ADDTO|REMOVEFROM (position set)`.
+    ESearchUpdate {
+        tag: Tag,
+        uid: bool,
+        add: bool,
+        position: u32,
+        set: String,
     },
     Fetch {
         seq: u32,
@@ -420,6 +496,70 @@ impl Data {
                     out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
                 }
             }
+            Data::ListChange {
+                attributes,
+                name,
+                old_name,
+            } => {
+                out.extend_from_slice(b"LIST (");
+                out.extend_from_slice(attributes.join(" ").as_bytes());
+                out.extend_from_slice(b") \"/\" ");
+                enc.mailbox(out, name);
+                if let Some(old) = old_name {
+                    // RFC 5258 6 / RFC 9051 7.3.1: ("OLDNAME" (old)).
+                    out.extend_from_slice(b" (\"OLDNAME\" (");
+                    enc.mailbox(out, old);
+                    out.extend_from_slice(b"))");
+                }
+            }
+            Data::Metadata { mailbox, entries } => {
+                out.extend_from_slice(b"METADATA ");
+                if mailbox.is_empty() {
+                    out.extend_from_slice(b"\"\"");
+                } else {
+                    enc.mailbox(out, mailbox);
+                }
+                out.extend_from_slice(b" (");
+                for (i, (name, value)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b' ');
+                    }
+                    enc.astring(out, name.as_bytes());
+                    out.push(b' ');
+                    match value {
+                        Some(v) if v.contains(&0) => {
+                            out.push(b'~');
+                            literal(out, v);
+                        }
+                        other => enc.nstring(out, other.as_deref()),
+                    }
+                }
+                out.push(b')');
+            }
+            Data::GenUrlAuth(urls) => {
+                out.extend_from_slice(b"GENURLAUTH");
+                for u in urls {
+                    out.push(b' ');
+                    enc.string(out, u.as_bytes());
+                }
+            }
+            Data::UrlFetch(answers) => {
+                out.extend_from_slice(b"URLFETCH");
+                for (u, data) in answers {
+                    out.push(b' ');
+                    enc.astring(out, u.as_bytes());
+                    out.push(b' ');
+                    match data {
+                        // The message as it is: a literal (literal8 with NUL).
+                        Some(d) if d.contains(&0) => {
+                            out.push(b'~');
+                            literal(out, d);
+                        }
+                        Some(d) => literal(out, d),
+                        None => out.extend_from_slice(b"NIL"),
+                    }
+                }
+            }
             Data::Status { name, items } => {
                 out.extend_from_slice(b"STATUS ");
                 enc.mailbox(out, name);
@@ -472,6 +612,7 @@ impl Data {
                 count,
                 all,
                 modseq,
+                partial,
             } => {
                 out.extend_from_slice(b"ESEARCH (TAG ");
                 enc.string(out, tag.as_str().as_bytes());
@@ -494,6 +635,26 @@ impl Data {
                 if let Some(n) = modseq {
                     out.extend_from_slice(format!(" MODSEQ {n}").as_bytes());
                 }
+                if let Some((low, high, set)) = partial {
+                    let set = set.as_deref().unwrap_or("NIL");
+                    out.extend_from_slice(format!(" PARTIAL ({low}:{high} {set})").as_bytes());
+                }
+            }
+            Data::ESearchUpdate {
+                tag,
+                uid,
+                add,
+                position,
+                set,
+            } => {
+                out.extend_from_slice(b"ESEARCH (TAG ");
+                enc.string(out, tag.as_str().as_bytes());
+                out.push(b')');
+                if *uid {
+                    out.extend_from_slice(b" UID");
+                }
+                let what = if *add { "ADDTO" } else { "REMOVEFROM" };
+                out.extend_from_slice(format!(" {what} ({position} {set})").as_bytes());
             }
             Data::Fetch { seq, items } => {
                 out.extend_from_slice(format!("{seq} FETCH (").as_bytes());

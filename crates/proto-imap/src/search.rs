@@ -58,7 +58,8 @@ pub enum SearchKey {
     SaveDateSupported,
 }
 
-/// ESEARCH return options (RFC 4731, RFC 9051 6.4.4.1).
+/// ESEARCH return options (RFC 4731, RFC 9051 6.4.4.1; UPDATE and
+/// PARTIAL from RFC 5267 4.1, 4.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchReturn {
     Min,
@@ -66,6 +67,42 @@ pub enum SearchReturn {
     All,
     Count,
     Save,
+    /// Keep the result current: ADDTO / REMOVEFROM as the mailbox changes.
+    Update,
+    /// The results at these 1-based positions (low <= high).
+    Partial(u32, u32),
+}
+
+/// Most updating searches one session keeps (RFC 5267 4.2 lets the
+/// server refuse more with `NOUPDATE`): each is re-evaluated when the
+/// mailbox changes.
+pub const MAX_SEARCH_UPDATES: usize = 8;
+
+/// `partial-range = number ":" number` (RFC 5267 6), both non-zero, in
+/// either order.
+pub fn parse_partial(c: &mut Cursor<'_>) -> LexResult<SearchReturn> {
+    let a = c.nz_number()?;
+    c.expect(b':', "PARTIAL needs a range low:high")?;
+    let b = c.nz_number()?;
+    Ok(SearchReturn::Partial(a.min(b), a.max(b)))
+}
+
+/// One RETURN option (shared by SEARCH and SORT).
+pub fn parse_return(c: &mut Cursor<'_>) -> LexResult<SearchReturn> {
+    let a = c.atom()?.to_ascii_uppercase();
+    Ok(match a.as_str() {
+        "MIN" => SearchReturn::Min,
+        "MAX" => SearchReturn::Max,
+        "ALL" => SearchReturn::All,
+        "COUNT" => SearchReturn::Count,
+        "SAVE" => SearchReturn::Save,
+        "UPDATE" => SearchReturn::Update,
+        "PARTIAL" => {
+            c.sp()?;
+            parse_partial(c)?
+        }
+        _ => return Err("unknown search return option"),
+    })
 }
 
 /// A parsed SEARCH: optional RETURN options, charset and the key.
@@ -80,17 +117,7 @@ pub struct SearchCommand {
 pub fn parse_search(c: &mut Cursor<'_>) -> LexResult<SearchCommand> {
     let mut returns = None;
     if c.eat_word("RETURN ") {
-        returns = Some(c.paren_list(true, 8, |c| {
-            let a = c.atom()?.to_ascii_uppercase();
-            Ok(match a.as_str() {
-                "MIN" => SearchReturn::Min,
-                "MAX" => SearchReturn::Max,
-                "ALL" => SearchReturn::All,
-                "COUNT" => SearchReturn::Count,
-                "SAVE" => SearchReturn::Save,
-                _ => return Err("unknown search return option"),
-            })
-        })?);
+        returns = Some(c.paren_list(true, 8, parse_return)?);
         c.sp()?;
     }
     let mut charset = None;
@@ -281,6 +308,30 @@ fn parse_key(c: &mut Cursor<'_>, depth: usize, count: &mut usize) -> LexResult<S
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn context_returns_update_and_partial_parse() {
+        // RFC 5267 4.1, 4.4; a reversed range is the same range.
+        let mut c = Cursor::new(b"RETURN (UPDATE PARTIAL 4:2 COUNT) SEEN");
+        let s = parse_search(&mut c).expect("search");
+        assert_eq!(
+            s.returns,
+            Some(vec![
+                SearchReturn::Update,
+                SearchReturn::Partial(2, 4),
+                SearchReturn::Count
+            ])
+        );
+        for bad in [
+            &b"RETURN (PARTIAL 1) ALL"[..],
+            b"RETURN (PARTIAL 1:*) ALL",
+            b"RETURN (PARTIAL *:1) ALL",
+            b"RETURN (PARTIAL 0:3) ALL",
+        ] {
+            assert!(parse_search(&mut Cursor::new(bad)).is_err());
+        }
+    }
+
     use super::*;
 
     fn parse(s: &str) -> LexResult<SearchCommand> {

@@ -20,6 +20,19 @@ use crate::lexer::{is_astring_char, is_list_char};
 use crate::search::{SearchCommand, SearchKey, SearchReturn};
 use crate::types::{Mailbox, SeqNum, SeqSet, wire_name};
 
+/// A RETURN option as sent (RFC 4731, RFC 5267).
+fn search_return(r: &SearchReturn) -> String {
+    match r {
+        SearchReturn::Min => "MIN".into(),
+        SearchReturn::Max => "MAX".into(),
+        SearchReturn::All => "ALL".into(),
+        SearchReturn::Count => "COUNT".into(),
+        SearchReturn::Save => "SAVE".into(),
+        SearchReturn::Update => "UPDATE".into(),
+        SearchReturn::Partial(a, b) => format!("PARTIAL {a}:{b}"),
+    }
+}
+
 impl Command {
     /// The command as a client sends it, CRLF included.
     pub fn to_bytes(&self, opts: ParseOptions) -> Vec<u8> {
@@ -129,6 +142,61 @@ impl Writer {
                     }
                 }
             }
+        }
+    }
+
+    /// `""` for the server (RFC 5464 4.2).
+    fn metadata_mailbox(&mut self, m: Option<&Mailbox>) {
+        match m {
+            None => self.raw("\"\""),
+            Some(m) => self.mailbox(m),
+        }
+    }
+
+    /// RFC 5465 8: `NOTIFY NONE` / `NOTIFY SET [STATUS] event-group...`.
+    fn notify(&mut self, n: &crate::notify::NotifyCommand) {
+        use crate::notify::{Event, Filter, NotifyCommand};
+        let NotifyCommand::Set { status, groups } = n else {
+            self.raw("NOTIFY NONE");
+            return;
+        };
+        self.raw(if *status {
+            "NOTIFY SET STATUS"
+        } else {
+            "NOTIFY SET"
+        });
+        for g in groups {
+            self.raw(" (");
+            match &g.filter {
+                Filter::Selected => self.raw("SELECTED"),
+                Filter::SelectedDelayed => self.raw("SELECTED-DELAYED"),
+                Filter::Inboxes => self.raw("INBOXES"),
+                Filter::Personal => self.raw("PERSONAL"),
+                Filter::Subscribed => self.raw("SUBSCRIBED"),
+                Filter::Subtree(m) | Filter::Mailboxes(m) => {
+                    self.raw(if matches!(g.filter, Filter::Subtree(_)) {
+                        "SUBTREE "
+                    } else {
+                        "MAILBOXES "
+                    });
+                    self.list(m, |w, m| w.mailbox(m));
+                }
+            }
+            self.raw(" ");
+            if g.events.is_empty() {
+                self.raw("NONE");
+            } else {
+                self.list(&g.events, |w, e| {
+                    w.raw(e.name());
+                    if let Event::MessageNew(atts) = e
+                        && !atts.is_empty()
+                    {
+                        w.raw(" ");
+                        w.list(atts, |w, a| w.fetch_att(a));
+                    }
+                });
+            }
+            self.raw(")");
         }
     }
 
@@ -291,6 +359,73 @@ impl Writer {
                 self.raw(" ");
                 self.list(limits, |w, (name, n)| w.raw(&format!("{name} {n}")));
             }
+            CommandKind::Notify(n) => self.notify(n),
+            CommandKind::GenUrlAuth(urls) => {
+                self.raw("GENURLAUTH");
+                for (u, m) in urls {
+                    self.raw(" ");
+                    self.astring(u.as_bytes());
+                    self.raw(" ");
+                    self.raw(m);
+                }
+            }
+            CommandKind::UrlFetch(urls) => {
+                self.raw("URLFETCH");
+                for u in urls {
+                    self.raw(" ");
+                    self.astring(u.as_bytes());
+                }
+            }
+            CommandKind::ResetKey(None) => self.raw("RESETKEY"),
+            CommandKind::ResetKey(Some((m, mechs))) => {
+                self.raw("RESETKEY ");
+                self.mailbox(m);
+                for x in mechs {
+                    self.raw(" ");
+                    self.raw(x);
+                }
+            }
+            CommandKind::CancelUpdate(tags) => {
+                self.raw("CANCELUPDATE");
+                for t in tags {
+                    self.raw(" ");
+                    self.string(t.as_bytes());
+                }
+            }
+            CommandKind::GetMetadata(g) => {
+                use crate::metadata::Depth;
+                self.raw("GETMETADATA ");
+                let mut opts = Vec::new();
+                if let Some(n) = g.max_size {
+                    opts.push(format!("MAXSIZE {n}"));
+                }
+                match g.depth {
+                    Depth::Zero => {}
+                    Depth::One => opts.push("DEPTH 1".into()),
+                    Depth::Infinity => opts.push("DEPTH infinity".into()),
+                }
+                if !opts.is_empty() {
+                    self.list(&opts, |w, o| w.raw(o));
+                    self.raw(" ");
+                }
+                self.metadata_mailbox(g.mailbox.as_ref());
+                self.raw(" ");
+                self.list(&g.entries, |w, e| w.astring(e.as_bytes()));
+            }
+            CommandKind::SetMetadata(s) => {
+                self.raw("SETMETADATA ");
+                self.metadata_mailbox(s.mailbox.as_ref());
+                self.raw(" ");
+                self.list(&s.entries, |w, (e, v)| {
+                    w.astring(e.as_bytes());
+                    w.raw(" ");
+                    match v {
+                        None => w.raw("NIL"),
+                        Some(v) if v.contains(&0) => w.literal(v),
+                        Some(v) => w.string(v),
+                    }
+                });
+            }
             CommandKind::UidExpunge(set) => {
                 self.raw("UID EXPUNGE ");
                 self.set(set);
@@ -304,15 +439,7 @@ impl Writer {
                 self.raw(if *uid { "UID SORT " } else { "SORT " });
                 if let Some(returns) = &sort.returns {
                     self.raw("RETURN ");
-                    self.list(returns, |w, r| {
-                        w.raw(match r {
-                            SearchReturn::Min => "MIN",
-                            SearchReturn::Max => "MAX",
-                            SearchReturn::All => "ALL",
-                            SearchReturn::Count => "COUNT",
-                            SearchReturn::Save => "SAVE",
-                        })
-                    });
+                    self.list(returns, |w, r| w.raw(&search_return(r)));
                     self.raw(" ");
                 }
                 self.list(&sort.criteria, |w, c| {
@@ -466,15 +593,7 @@ impl Writer {
     fn search(&mut self, s: &SearchCommand) {
         if let Some(returns) = &s.returns {
             self.raw("RETURN ");
-            self.list(returns, |w, r| {
-                w.raw(match r {
-                    SearchReturn::Min => "MIN",
-                    SearchReturn::Max => "MAX",
-                    SearchReturn::All => "ALL",
-                    SearchReturn::Count => "COUNT",
-                    SearchReturn::Save => "SAVE",
-                })
-            });
+            self.list(returns, |w, r| w.raw(&search_return(r)));
             self.raw(" ");
         }
         if let Some(cs) = &s.charset {

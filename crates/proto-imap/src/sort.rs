@@ -66,16 +66,14 @@ pub struct ThreadCommand {
 pub fn parse_sort(c: &mut Cursor<'_>) -> LexResult<SortCommand> {
     let mut returns = None;
     if c.eat_word("RETURN ") {
-        returns = Some(c.paren_list(true, 8, |c| {
-            let a = c.atom()?.to_ascii_uppercase();
-            Ok(match a.as_str() {
-                "MIN" => SearchReturn::Min,
-                "MAX" => SearchReturn::Max,
-                "ALL" => SearchReturn::All,
-                "COUNT" => SearchReturn::Count,
-                _ => return Err("unknown sort return option"),
-            })
-        })?);
+        // ESORT's options, and CONTEXT=SORT's UPDATE and PARTIAL (RFC
+        // 5267 3, 4); SAVE is SEARCH's alone.
+        returns = Some(
+            c.paren_list(true, 8, |c| match crate::search::parse_return(c)? {
+                SearchReturn::Save => Err("unknown sort return option"),
+                r => Ok(r),
+            })?,
+        );
         c.sp()?;
     }
     let mut criteria = Vec::new();
@@ -752,7 +750,14 @@ mod tests {
             s.returns,
             Some(vec![SearchReturn::Min, SearchReturn::Count])
         );
+        // CONTEXT=SORT (RFC 5267 4): UPDATE and PARTIAL; SAVE is not SORT's.
+        let s = parse_sort_str("RETURN (UPDATE PARTIAL 9:3) (SUBJECT) UTF-8 ALL").expect("ctx");
+        assert_eq!(
+            s.returns,
+            Some(vec![SearchReturn::Update, SearchReturn::Partial(3, 9)])
+        );
         for bad in [
+            "RETURN (SAVE) (SUBJECT) UTF-8 ALL",
             "() UTF-8 ALL",
             "(REVERSE) UTF-8 ALL",
             "(NAME) UTF-8 ALL",

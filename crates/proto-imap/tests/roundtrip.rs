@@ -224,6 +224,73 @@ fn built_commands() -> Vec<CommandKind> {
         },
         CommandKind::Rename(mailbox("INBOX"), mailbox("Old \"mail\"")),
         CommandKind::GetQuota("".into()),
+        CommandKind::Notify(proto_imap::notify::NotifyCommand::None),
+        CommandKind::GenUrlAuth(vec![(
+            "imap://a@b/INBOX/;UID=1;URLAUTH=anonymous".into(),
+            "INTERNAL".into(),
+        )]),
+        CommandKind::UrlFetch(vec![
+            "imap://a@b/INBOX/;UID=1;URLAUTH=anonymous:INTERNAL:00".into(),
+        ]),
+        CommandKind::ResetKey(None),
+        CommandKind::ResetKey(Some((mailbox("Work/a b"), vec!["INTERNAL".into()]))),
+        CommandKind::CancelUpdate(vec!["a1".into(), "tag \"q\"".into()]),
+        CommandKind::Search {
+            uid: true,
+            search: SearchCommand {
+                returns: Some(vec![SearchReturn::Update, SearchReturn::Partial(2, 4)]),
+                charset: None,
+                key: SearchKey::All,
+            },
+        },
+        CommandKind::GetMetadata(proto_imap::metadata::GetMetadata {
+            mailbox: None,
+            entries: vec!["/shared/comment".into(), "/private/Vendor/x y".into()],
+            max_size: Some(1024),
+            depth: proto_imap::metadata::Depth::Infinity,
+        }),
+        CommandKind::GetMetadata(proto_imap::metadata::GetMetadata {
+            mailbox: Some(mailbox("Work/a b")),
+            entries: vec!["/shared".into()],
+            max_size: None,
+            depth: proto_imap::metadata::Depth::One,
+        }),
+        CommandKind::SetMetadata(proto_imap::metadata::SetMetadata {
+            mailbox: Some(mailbox("INBOX")),
+            entries: vec![
+                ("/private/comment".into(), Some(b"line\r\nbreak".to_vec())),
+                ("/shared/comment".into(), None),
+                ("/shared/bin".into(), Some(b"a\0b".to_vec())),
+                ("/shared/empty".into(), Some(Vec::new())),
+            ],
+        }),
+        CommandKind::Notify(proto_imap::notify::NotifyCommand::Set {
+            status: true,
+            groups: vec![
+                proto_imap::notify::EventGroup {
+                    filter: proto_imap::notify::Filter::Selected,
+                    events: vec![
+                        proto_imap::notify::Event::MessageNew(vec![FetchAtt::Uid, FetchAtt::Flags]),
+                        proto_imap::notify::Event::MessageExpunge,
+                    ],
+                },
+                proto_imap::notify::EventGroup {
+                    filter: proto_imap::notify::Filter::Subtree(vec![
+                        mailbox("Lists"),
+                        mailbox("a b"),
+                    ]),
+                    events: vec![
+                        proto_imap::notify::Event::MessageNew(vec![]),
+                        proto_imap::notify::Event::MessageExpunge,
+                        proto_imap::notify::Event::FlagChange,
+                    ],
+                },
+                proto_imap::notify::EventGroup {
+                    filter: proto_imap::notify::Filter::Personal,
+                    events: vec![],
+                },
+            ],
+        }),
         CommandKind::GetQuotaRoot(mailbox("INBOX")),
         CommandKind::SetQuota(
             "".into(),

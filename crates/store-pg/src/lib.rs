@@ -28,11 +28,14 @@
 #[cfg(any(test, feature = "test-cluster"))]
 pub mod cluster;
 mod feed;
+mod metadata;
 mod ops;
 mod read;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod threads;
+mod urlauth;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -412,6 +415,57 @@ impl Store for PgStore {
 
     fn subscriptions(&self, account: String) -> StoreFuture<'_, Vec<String>> {
         read!(self, |tx| read::subscriptions(&tx, &account))
+    }
+
+    fn metadata(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+    ) -> StoreFuture<'_, Vec<(String, Vec<u8>)>> {
+        read!(self, |tx| metadata::metadata(&tx, &account, mailbox))
+    }
+
+    fn set_metadata(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+        max_entries: usize,
+    ) -> StoreFuture<'_, ()> {
+        write!(self, |tx| metadata::set_metadata(
+            &tx,
+            &account,
+            mailbox,
+            &entries,
+            max_entries
+        ))
+    }
+
+    fn urlauth_key(&self, account: String, mailbox: MailboxId) -> StoreFuture<'_, Option<Vec<u8>>> {
+        read!(self, |tx| urlauth::key(&tx, &account, mailbox))
+    }
+
+    fn ensure_urlauth_key(
+        &self,
+        account: String,
+        mailbox: MailboxId,
+        fresh: Vec<u8>,
+    ) -> StoreFuture<'_, Vec<u8>> {
+        write!(self, |tx| urlauth::ensure_key(
+            &tx, &account, mailbox, &fresh
+        ))
+    }
+
+    fn reset_urlauth_keys(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+    ) -> StoreFuture<'_, ()> {
+        write!(self, |tx| urlauth::reset_keys(&tx, &account, mailbox))
+    }
+
+    fn thread_ids(&self, account: String, bodies: Vec<BodyId>) -> StoreFuture<'_, Vec<u64>> {
+        read!(self, |tx| threads::thread_ids(&tx, &account, &bodies))
     }
 
     fn messages(&self, mailbox: MailboxId) -> StoreFuture<'_, Vec<MessageMeta>> {

@@ -387,6 +387,9 @@ pub async fn delete_account(tx: &Tx<'_>, account: &str) -> Result<(), StoreError
         "DELETE FROM expunged WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account = $1)",
         "DELETE FROM mailboxes WHERE account = $1",
         "DELETE FROM subscriptions WHERE account = $1",
+        "DELETE FROM metadata WHERE account = $1",
+        "DELETE FROM threads WHERE account = $1",
+        "DELETE FROM urlauth_keys WHERE account = $1",
         "DELETE FROM accounts WHERE name = $1",
     ] {
         tx.exec(sql, &[&account]).await?;
@@ -433,6 +436,9 @@ pub async fn delete_mailbox(tx: &Tx<'_>, account: &str, name: &str) -> Result<()
     for sql in [
         "DELETE FROM entries WHERE mailbox_id = $1",
         "DELETE FROM expunged WHERE mailbox_id = $1",
+        // RFC 5464 3.2: a mailbox's METADATA goes with it.
+        "DELETE FROM metadata WHERE mailbox = $1",
+        "DELETE FROM urlauth_keys WHERE mailbox = $1",
         "DELETE FROM mailboxes WHERE id = $1",
     ] {
         tx.exec(sql, &[&id.0]).await?;
@@ -630,6 +636,7 @@ pub async fn deliver(tx: &Tx<'_>, delivery: &Delivery) -> Result<Delivered, Stor
                 modseq,
             )
             .await?;
+            crate::threads::assign(tx, &account, body, raw).await?;
             tx.record(&account, Some(target), "append", Some(uid), Some(modseq))
                 .await?;
             entries.push((account, target, uid));
@@ -698,6 +705,7 @@ pub async fn append(
         modseq,
     )
     .await?;
+    crate::threads::assign(tx, &account, body, raw).await?;
     tx.record(&account, Some(mailbox), "append", Some(uid), Some(modseq))
         .await?;
     Ok(uid)

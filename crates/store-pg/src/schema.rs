@@ -19,7 +19,15 @@ pub const MIGRATION_LOCK: i64 = 0x6d61_696c_726f_6f6d;
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1, V_DSN, V_TOMBSTONE_TRIM, V_SAVEDATE];
+pub const MIGRATIONS: &[&str] = &[
+    V1,
+    V_DSN,
+    V_TOMBSTONE_TRIM,
+    V_SAVEDATE,
+    V_METADATA,
+    V_THREADS,
+    V_URLAUTH,
+];
 
 /// SAVEDATE (RFC 8514): when each entry was saved into its mailbox;
 /// NULL for older entries (IMAP shows their INTERNALDATE).
@@ -177,6 +185,50 @@ ALTER TABLE expunged
     ADD COLUMN expunged_at BIGINT NOT NULL DEFAULT extract(epoch FROM now())::BIGINT;
 CREATE INDEX expunged_by_time ON expunged(expunged_at);
 ALTER TABLE mailboxes ADD COLUMN vanished_floor BIGINT NOT NULL DEFAULT 0;
+";
+
+/// IMAP METADATA (RFC 5464), as the embedded store's `V_METADATA`:
+/// entries per account on the server (mailbox 0) or on a mailbox, names
+/// in lower case, removed with the mailbox or the account by their delete
+/// operations. Self-contained, so that it can be reordered against other
+/// branches' steps.
+const V_METADATA: &str = "
+CREATE TABLE metadata (
+    account TEXT NOT NULL,
+    mailbox BIGINT NOT NULL,
+    name    TEXT NOT NULL,
+    value   BYTEA NOT NULL,
+    PRIMARY KEY (account, mailbox, name)
+);
+";
+
+/// THREADID (RFC 8474 5.2), as the embedded store's `V_THREADS`: each
+/// message's thread per account and body, with its Message-ID; rows go
+/// with their body (`ON DELETE CASCADE`) and with the account; messages
+/// stored before have none (each its own thread). Self-contained, so
+/// that it can be reordered against other branches' steps.
+const V_THREADS: &str = "
+CREATE TABLE threads (
+    account    TEXT NOT NULL,
+    body_id    BIGINT NOT NULL REFERENCES bodies(id) ON DELETE CASCADE,
+    message_id TEXT,
+    thread_id  BIGINT NOT NULL,
+    PRIMARY KEY (account, body_id)
+);
+CREATE INDEX threads_message_id ON threads(account, message_id);
+";
+
+/// URLAUTH (RFC 4467 7), as the embedded store's `V_URLAUTH`: each
+/// mailbox's access key; gone with RESETKEY, the mailbox or the account.
+/// Self-contained, so that it can be reordered against other branches'
+/// steps.
+const V_URLAUTH: &str = "
+CREATE TABLE urlauth_keys (
+    account TEXT NOT NULL,
+    mailbox BIGINT NOT NULL,
+    key     BYTEA NOT NULL,
+    PRIMARY KEY (account, mailbox)
+);
 ";
 
 /// Brings the schema to [`SCHEMA_VERSION`], or refuses a newer database

@@ -26,6 +26,7 @@ mod ops;
 mod read;
 mod schema;
 mod sqlite;
+pub mod threads;
 mod writer;
 
 use std::fmt;
@@ -685,6 +686,69 @@ pub trait Store: Send + Sync + 'static {
     /// `since == 0` lists every entry (and no tombstones). NotFound when
     /// the mailbox is gone.
     fn changes_since(&self, mailbox: MailboxId, since: u64) -> StoreFuture<'_, MailboxChanges>;
+    /// METADATA (RFC 5464): the entries (lower-case name, value) of
+    /// `account`'s server (`mailbox` None) or of one of its mailboxes, by
+    /// name. NotFound for a mailbox that is gone or not the account's.
+    /// Both backends implement it; the default is for test doubles that
+    /// wrap one.
+    fn metadata(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+    ) -> StoreFuture<'_, Vec<(String, Vec<u8>)>> {
+        let _ = (account, mailbox);
+        Box::pin(async { Err(StoreError::Invalid("no METADATA in this store".into())) })
+    }
+    /// Sets (`Some`) or removes (`None`) METADATA entries in one
+    /// transaction. `Limit`, and nothing written, when more than
+    /// `max_entries` would be left on that server or mailbox (RFC 5464
+    /// 4.3: `[METADATA TOOMANY]`). Entries go with their mailbox (DELETE)
+    /// or account, and follow the mailbox through RENAME.
+    fn set_metadata(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+        max_entries: usize,
+    ) -> StoreFuture<'_, ()> {
+        let _ = (account, mailbox, entries, max_entries);
+        Box::pin(async { Err(StoreError::Invalid("no METADATA in this store".into())) })
+    }
+    /// THREADID (RFC 8474 5.2): the thread of each body in `account`, in
+    /// order, as the body id of its thread's first message (see
+    /// [`threads`]). Stable: COPY and MOVE keep the body, RENAME the
+    /// entries. The default (for test doubles) makes each body a thread.
+    fn thread_ids(&self, account: String, bodies: Vec<BodyId>) -> StoreFuture<'_, Vec<u64>> {
+        let _ = account;
+        Box::pin(async move { Ok(bodies.iter().map(|b| b.0.max(0) as u64).collect()) })
+    }
+    /// URLAUTH (RFC 4467 7): the access key of one of `account`'s
+    /// mailboxes, None when it has none (never made, or reset). The
+    /// defaults (for test doubles) keep no keys.
+    fn urlauth_key(&self, account: String, mailbox: MailboxId) -> StoreFuture<'_, Option<Vec<u8>>> {
+        let _ = (account, mailbox);
+        Box::pin(async { Ok(None) })
+    }
+    /// The mailbox's access key, `fresh` becoming it when it has none;
+    /// NotFound for a mailbox that is not the account's.
+    fn ensure_urlauth_key(
+        &self,
+        account: String,
+        mailbox: MailboxId,
+        fresh: Vec<u8>,
+    ) -> StoreFuture<'_, Vec<u8>> {
+        let _ = (account, mailbox, fresh);
+        Box::pin(async { Err(StoreError::Invalid("no URLAUTH keys in this store".into())) })
+    }
+    /// RESETKEY: forgets one mailbox's key, or every key of the account.
+    fn reset_urlauth_keys(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+    ) -> StoreFuture<'_, ()> {
+        let _ = (account, mailbox);
+        Box::pin(async { Ok(()) })
+    }
     /// What `account` holds over all its mailboxes (quota, RFC 9208).
     fn usage(&self, account: String) -> StoreFuture<'_, Usage>;
     /// Deletes the tombstones made before `older_than` (Unix seconds),

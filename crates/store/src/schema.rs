@@ -43,6 +43,9 @@ pub const MIGRATIONS: &[&str] = &[
     V_DSN,
     V_TOMBSTONE_TRIM,
     V_SAVEDATE,
+    V_METADATA,
+    V_THREADS,
+    V_URLAUTH,
 ];
 
 /// SAVEDATE (RFC 8514): when each entry was saved into its mailbox.
@@ -201,6 +204,50 @@ ALTER TABLE expunged ADD COLUMN expunged_at INTEGER NOT NULL DEFAULT 0;
 UPDATE expunged SET expunged_at = CAST(strftime('%s', 'now') AS INTEGER);
 CREATE INDEX expunged_by_time ON expunged(expunged_at);
 ALTER TABLE mailboxes ADD COLUMN vanished_floor INTEGER NOT NULL DEFAULT 0;
+";
+
+/// IMAP METADATA (RFC 5464): entries per account on the server (mailbox
+/// 0) or on a mailbox (`mailboxes.id`), names in lower case. Removed with
+/// the mailbox or the account by their delete operations. Self-contained,
+/// so that it can be reordered against other branches'.
+const V_METADATA: &str = "
+CREATE TABLE metadata (
+    account TEXT NOT NULL,
+    mailbox INTEGER NOT NULL,
+    name    TEXT NOT NULL,
+    value   BLOB NOT NULL,
+    PRIMARY KEY (account, mailbox, name)
+) WITHOUT ROWID;
+";
+
+/// THREADID (RFC 8474 5.2): each message's thread per account and body
+/// (`crate::threads`), with its Message-ID for the next message to find.
+/// Rows go with their body (the reference trigger deletes it at 0) and
+/// with the account. Messages stored before have no row: each is a
+/// thread of its own. Self-contained, so that it can be reordered
+/// against other branches'.
+const V_THREADS: &str = "
+CREATE TABLE threads (
+    account    TEXT NOT NULL,
+    body_id    INTEGER NOT NULL REFERENCES bodies(id) ON DELETE CASCADE,
+    message_id TEXT,
+    thread_id  INTEGER NOT NULL,
+    PRIMARY KEY (account, body_id)
+) WITHOUT ROWID;
+CREATE INDEX threads_message_id ON threads(account, message_id);
+";
+
+/// URLAUTH (RFC 4467 7): each mailbox's access key, which signs its
+/// authorised URLs; RESETKEY deletes it, and it goes with the mailbox
+/// and the account. Self-contained, so that it can be reordered against
+/// other branches'.
+const V_URLAUTH: &str = "
+CREATE TABLE urlauth_keys (
+    account TEXT NOT NULL,
+    mailbox INTEGER NOT NULL,
+    key     BLOB NOT NULL,
+    PRIMARY KEY (account, mailbox)
+) WITHOUT ROWID;
 ";
 
 /// Maps a SQLite error to the store's error: SQLITE_FULL is a temporary

@@ -300,6 +300,51 @@ impl Store for SqliteStore {
         self.write(move |c| ops::set_subscribed(c, &account, &name, subscribed))
     }
 
+    fn metadata(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+    ) -> StoreFuture<'_, Vec<(String, Vec<u8>)>> {
+        self.read(move |c| ops::metadata::metadata(c, &account, mailbox))
+    }
+
+    fn set_metadata(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+        max_entries: usize,
+    ) -> StoreFuture<'_, ()> {
+        self.write(move |c| {
+            ops::metadata::set_metadata(c, &account, mailbox, &entries, max_entries)
+        })
+    }
+
+    fn urlauth_key(&self, account: String, mailbox: MailboxId) -> StoreFuture<'_, Option<Vec<u8>>> {
+        self.read(move |c| ops::urlauth::key(c, &account, mailbox))
+    }
+
+    fn ensure_urlauth_key(
+        &self,
+        account: String,
+        mailbox: MailboxId,
+        fresh: Vec<u8>,
+    ) -> StoreFuture<'_, Vec<u8>> {
+        self.write(move |c| ops::urlauth::ensure_key(c, &account, mailbox, &fresh))
+    }
+
+    fn reset_urlauth_keys(
+        &self,
+        account: String,
+        mailbox: Option<MailboxId>,
+    ) -> StoreFuture<'_, ()> {
+        self.write(move |c| ops::urlauth::reset_keys(c, &account, mailbox))
+    }
+
+    fn thread_ids(&self, account: String, bodies: Vec<BodyId>) -> StoreFuture<'_, Vec<u64>> {
+        self.read(move |c| ops::threads::thread_ids(c, &account, &bodies))
+    }
+
     fn messages(&self, mailbox: MailboxId) -> StoreFuture<'_, Vec<MessageMeta>> {
         self.read(move |c| read::messages(c, mailbox))
     }

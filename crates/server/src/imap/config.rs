@@ -28,6 +28,18 @@ pub const DEFAULT_IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
 /// Longest terminal message (SEND/SOML/SAML, RFC 821 3.4) shown as an
 /// ALERT, in characters (issue 15: one line a person reads in a dialog).
 pub const DEFAULT_TERMINAL_MAX_CHARS: usize = 200;
+/// Changes a NOTIFY session (RFC 5465) may have waiting before it is
+/// told `[NOTIFICATIONOVERFLOW]` (RFC 5465 5.8) and NOTIFY ends: bounds
+/// the memory of a session that does not read while its account is busy.
+pub const DEFAULT_NOTIFY_QUEUE: usize = 1024;
+/// Largest METADATA value (RFC 5464 4.3: past it `NO [METADATA MAXSIZE
+/// n]`). Below the framer's literal limit (64 KiB), so that the client
+/// hears this code rather than a refused literal; entries are small
+/// settings (Delta Chat keeps a push token, clients a comment).
+pub const DEFAULT_METADATA_MAX_SIZE: usize = 16 * 1024;
+/// Most METADATA entries on the server or on one mailbox, per user (RFC
+/// 5464 4.3: past it `NO [METADATA TOOMANY]`).
+pub const DEFAULT_METADATA_MAX_ENTRIES: usize = 100;
 /// How long a write to a client may block before the session is dropped.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -51,6 +63,12 @@ pub struct ImapConfig {
     /// SPEC 7 `local_networks`) until TLS arrives; elsewhere LOGIN is
     /// disabled (RFC 9051 6.2.3: LOGINDISABLED, `NO [PRIVACYREQUIRED]`).
     pub plaintext_networks: Vec<IpNet>,
+    /// Queue of one NOTIFY session ([`DEFAULT_NOTIFY_QUEUE`]).
+    pub notify_queue: usize,
+    /// METADATA limits ([`DEFAULT_METADATA_MAX_SIZE`],
+    /// [`DEFAULT_METADATA_MAX_ENTRIES`]).
+    pub metadata_max_size: usize,
+    pub metadata_max_entries: usize,
 }
 
 impl ImapConfig {
@@ -71,6 +89,9 @@ impl ImapConfig {
                 .iter()
                 .filter_map(|n| n.parse().ok())
                 .collect(),
+            notify_queue: DEFAULT_NOTIFY_QUEUE,
+            metadata_max_size: DEFAULT_METADATA_MAX_SIZE,
+            metadata_max_entries: DEFAULT_METADATA_MAX_ENTRIES,
         }
     }
 }

@@ -306,6 +306,12 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
         let until = *deadline.get_or_insert_with(|| net::deadline(cfg.idle_timeout));
         tokio::select! {
             r = fill(io, until) => r?,
+            // RFC 5465 4: NOTIFY events go out between commands too.
+            () = session.notify_ready(), if session.notifying() => {
+                let mut out = Out::new(io, session.encoder());
+                session.notify_deliver(&mut out, true, false).await?;
+                out.flush().await?;
+            }
             _ = shutdown.wait() => return Err(End::Shutdown),
         }
     }
@@ -405,7 +411,8 @@ async fn idle(
                     out.flush().await?;
                     return Err(End::Done);
                 }
-                session.sync(&mut out, true, false).await?;
+                // The selected mailbox, and what NOTIFY watches.
+                session.notify_deliver(&mut out, true, true).await?;
                 out.flush().await?;
             }
             // A line now and then keeps NAT state alive; it is not

@@ -53,6 +53,7 @@ impl Session {
         let rev2 = self.rev2;
         // RFC 7162 3.2.4: with QRESYNC every FETCH response has the UID.
         let with_uid = uid_cmd || self.qresync;
+        let account = self.account()?.to_string();
         let ctx = self.ctx.clone();
         let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         let indices = sel.resolve(set, uid_cmd)?;
@@ -99,9 +100,11 @@ impl Session {
                         | FetchAtt::ModSeq
                         | FetchAtt::SaveDate
                         | FetchAtt::EmailId
+                        | FetchAtt::ThreadId
                 )
             });
         let needs_save_dates = atts.contains(&FetchAtt::SaveDate);
+        let wants_thread = atts.contains(&FetchAtt::ThreadId);
         let mut expunge_issued = false;
         for chunk in meta_chunks(&indices) {
             let metas = if needs_meta {
@@ -135,6 +138,16 @@ impl Session {
                     (true, None) => expunge_issued = true,
                 }
             }
+            // RFC 8474 5.2: the threads of this run, in one read.
+            let threads = if wants_thread {
+                let bodies: Vec<store::BodyId> = rows
+                    .iter()
+                    .filter_map(|(_, _, m)| m.map(|m| m.body))
+                    .collect();
+                thread_map(&ctx, &account, bodies).await?
+            } else {
+                std::collections::HashMap::new()
+            };
             // Bodies come in batches of bounded size: one store read each.
             for batch in body_batches(&rows, needs_body) {
                 let raws = if needs_body {
@@ -171,6 +184,7 @@ impl Session {
                         raw: raw.as_deref(),
                         part: part.as_ref(),
                         save_date: super::search::save_date_of(&save_dates, msg.uid(), *meta),
+                        thread: meta.and_then(|m| threads.get(&m.body).copied()),
                     };
                     let mut items = Vec::with_capacity(atts.len() + 1);
                     for att in &atts {
@@ -244,11 +258,35 @@ struct Item<'a> {
     part: Option<&'a Part<'a>>,
     /// RFC 8514, when SAVEDATE is asked for.
     save_date: Option<i64>,
+    /// The message's thread (RFC 8474 5.2), when THREADID is asked for.
+    thread: Option<u64>,
 }
 
 /// RFC 8474 5.1: 1-255 characters of `A-Za-z0-9_-`.
 pub(super) fn email_id(body: store::BodyId) -> String {
     format!("E{}", body.0)
+}
+
+/// RFC 8474 5.2: a thread's id, `T` and the body number of its first
+/// message (never an EMAILID's spelling, so the two cannot be confused).
+pub(super) fn thread_id(thread: u64) -> String {
+    format!("T{thread}")
+}
+
+/// The threads of `bodies` in `account`, by body.
+pub(super) async fn thread_map(
+    ctx: &super::context::ImapContext,
+    account: &str,
+    bodies: Vec<store::BodyId>,
+) -> Result<std::collections::HashMap<store::BodyId, u64>, ImapError> {
+    if bodies.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let threads = ctx
+        .store
+        .thread_ids(account.to_string(), bodies.clone())
+        .await?;
+    Ok(bodies.into_iter().zip(threads).collect())
 }
 
 fn fetch_item(att: &FetchAtt, it: &Item<'_>) -> Result<FetchValue, ImapError> {
@@ -272,7 +310,7 @@ fn fetch_item(att: &FetchAtt, it: &Item<'_>) -> Result<FetchValue, ImapError> {
         FetchAtt::SaveDate => FetchValue::SaveDate(it.save_date),
         // RFC 8474 5.2: NIL, since threads are not kept (THREAD computes
         // them per command).
-        FetchAtt::ThreadId => FetchValue::ThreadId(None),
+        FetchAtt::ThreadId => FetchValue::ThreadId(it.thread.map(thread_id)),
         FetchAtt::ModSeq => FetchValue::ModSeq(meta()?.modseq),
         FetchAtt::Preview { .. } => FetchValue::Preview(mime::preview(body()?.1)),
         FetchAtt::Envelope => FetchValue::Envelope(Box::new(mime::envelope(body()?.1))),

@@ -330,7 +330,7 @@ mod session_tests {
             .unwrap_or_default()
             .to_string();
         assert!(
-            id.starts_with('E') && line.contains("THREADID NIL"),
+            id.starts_with('E') && line.contains("THREADID (T"),
             "{line}"
         );
         cmd(&mut s, "COPY 1 Job").await.assert_ok();

@@ -12,12 +12,18 @@
 //! deleted the account (the feed carries the CLI's commits too). The
 //! account's sessions stop counting as its terminal at once (SEND answers
 //! 450 from then on), before any of them notices.
+//!
+//! NOTIFY (RFC 5465) sessions watch a whole account: each holds a bounded
+//! queue of the account's changes ([`ChangeHub::notify_feed`]). The hub
+//! never waits for a session: a full queue (or a lagging feed) closes it,
+//! and the session answers `* OK [NOTIFICATIONOVERFLOW]` (RFC 5465 5.8).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use store::{Change, MailboxId, Store};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::presence::PresenceRegistry;
 
@@ -28,6 +34,42 @@ pub struct ChangeHub {
     /// client input, so it stays small.
     deletions: Mutex<HashMap<String, u64>>,
     presence: Arc<PresenceRegistry>,
+    /// NOTIFY sessions by (lower-cased) account.
+    notify: Mutex<HashMap<String, Vec<NotifySender>>>,
+}
+
+/// The hub's end of one NOTIFY session's queue.
+struct NotifySender {
+    tx: mpsc::Sender<Change>,
+    overflow: Arc<AtomicBool>,
+}
+
+/// A NOTIFY session's queue of its account's changes. Closed (`recv`
+/// gives None) once the session fell behind: [`NotifyFeed::overflowed`].
+pub struct NotifyFeed {
+    rx: mpsc::Receiver<Change>,
+    overflow: Arc<AtomicBool>,
+}
+
+impl NotifyFeed {
+    /// The next change; None once the queue is closed.
+    pub async fn recv(&mut self) -> Option<Change> {
+        self.rx.recv().await
+    }
+
+    /// A change already queued, without waiting; Err(true) once closed.
+    pub fn try_recv(&mut self) -> Result<Option<Change>, bool> {
+        match self.rx.try_recv() {
+            Ok(c) => Ok(Some(c)),
+            Err(mpsc::error::TryRecvError::Empty) => Ok(None),
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(true),
+        }
+    }
+
+    /// Changes were dropped because the session did not keep up.
+    pub fn overflowed(&self) -> bool {
+        self.overflow.load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Default)]
@@ -44,6 +86,7 @@ impl ChangeHub {
             watchers: Mutex::default(),
             deletions: Mutex::default(),
             presence,
+            notify: Mutex::default(),
         });
         let mut rx = store.subscribe();
         let weak = Arc::downgrade(&hub);
@@ -57,10 +100,12 @@ impl ChangeHub {
                         if let Some(mb) = mailbox_of(&c) {
                             hub.bump(mb);
                         }
+                        hub.route_notify(c);
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "imap: change feed lagged; resyncing sessions");
                         hub.bump_all();
+                        hub.overflow_all_notify();
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
@@ -110,6 +155,62 @@ impl ChangeHub {
         for tx in self.lock().map.values() {
             tx.send_modify(|v| *v = v.wrapping_add(1));
         }
+    }
+
+    /// A queue of `account`'s changes for a NOTIFY session, holding at
+    /// most `capacity` not yet taken.
+    pub fn notify_feed(&self, account: &str, capacity: usize) -> NotifyFeed {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let overflow = Arc::new(AtomicBool::new(false));
+        let sender = NotifySender {
+            tx,
+            overflow: Arc::clone(&overflow),
+        };
+        let mut map = self.notify.lock().unwrap_or_else(PoisonError::into_inner);
+        // Sessions that ended (NOTIFY NONE, logout) are swept here, so
+        // the map holds live sessions only.
+        map.retain(|_, senders| {
+            senders.retain(|s| !s.tx.is_closed());
+            !senders.is_empty()
+        });
+        map.entry(account.to_lowercase()).or_default().push(sender);
+        NotifyFeed { rx, overflow }
+    }
+
+    fn route_notify(&self, change: Change) {
+        let account = match &change {
+            Change::Appended { account, .. }
+            | Change::Flags { account, .. }
+            | Change::Expunged { account, .. }
+            | Change::Mailboxes { account } => account.to_lowercase(),
+            Change::AccountDeleted { .. } | Change::Queue | Change::QueueRetry => return,
+        };
+        let mut map = self.notify.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(senders) = map.get_mut(&account) else {
+            return;
+        };
+        senders.retain(|s| match s.tx.try_send(change.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // Dropping the sender closes the queue: the session
+                // wakes, finds it closed and reports the overflow.
+                s.overflow.store(true, Ordering::Relaxed);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+        if senders.is_empty() {
+            map.remove(&account);
+        }
+    }
+
+    /// The feed lost changes: no NOTIFY session can know what it missed.
+    fn overflow_all_notify(&self) {
+        let mut map = self.notify.lock().unwrap_or_else(PoisonError::into_inner);
+        for s in map.values().flatten() {
+            s.overflow.store(true, Ordering::Relaxed);
+        }
+        map.clear();
     }
 
     /// A receiver that changes whenever `mailbox` does.

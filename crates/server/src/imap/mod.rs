@@ -15,6 +15,7 @@
 mod append;
 pub mod config;
 pub mod context;
+mod context_search;
 mod copy;
 pub mod driver;
 pub mod error;
@@ -25,7 +26,9 @@ pub mod hub;
 mod list;
 pub mod listener;
 mod login;
+mod metadata;
 mod misc;
+mod notify;
 pub mod out;
 mod quota;
 mod search;
@@ -35,6 +38,7 @@ pub mod session;
 mod sort;
 #[cfg(test)]
 mod testkit;
+mod urlauth;
 mod view;
 
 pub use config::ImapConfig;

@@ -26,6 +26,8 @@ struct Needs {
     meta: bool,
     /// Save dates (RFC 8514), read once for the whole mailbox.
     save_dates: bool,
+    /// THREADID (RFC 8474 6): the messages' threads.
+    threads: bool,
 }
 
 fn needs(k: &SearchKey, n: &mut Needs) {
@@ -59,6 +61,10 @@ fn needs(k: &SearchKey, n: &mut Needs) {
             n.meta = true;
             n.save_dates = true;
         }
+        SearchKey::ThreadId(_) => {
+            n.meta = true;
+            n.threads = true;
+        }
         _ => {}
     }
 }
@@ -79,6 +85,8 @@ struct Ctx<'a> {
     now: i64,
     /// The save date (RFC 8514), when a key needs it.
     save_date: Option<i64>,
+    /// The message's thread, when a key needs it.
+    thread: Option<u64>,
 }
 
 fn contains(hay: &str, needle: &str) -> bool {
@@ -117,8 +125,9 @@ fn eval(k: &SearchKey, c: &Ctx<'_>) -> bool {
         SearchKey::EmailId(id) => c
             .meta
             .is_some_and(|m| super::fetch::email_id(m.body) == *id),
-        // No thread ids are kept (FETCH THREADID is NIL): nothing matches.
-        SearchKey::ThreadId(_) => false,
+        SearchKey::ThreadId(id) => c
+            .thread
+            .is_some_and(|t| super::fetch::thread_id(t).eq_ignore_ascii_case(id)),
         // RFC 5032 3: relative to the time of the search.
         SearchKey::Younger(n) => c
             .meta
@@ -179,6 +188,7 @@ impl Session {
         key: &SearchKey,
     ) -> Result<Vec<(u32, Uid, u64)>, ImapError> {
         let ctx = self.ctx.clone();
+        let account = self.account()?.to_string();
         let sel = self.selected_mut().ok_or_else(no_mailbox)?;
         let mut n = Needs::default();
         needs(key, &mut n);
@@ -202,6 +212,12 @@ impl Session {
                 sel.load_meta(&ctx, chunk).await?
             } else {
                 Vec::new()
+            };
+            let threads = if n.threads {
+                let bodies = metas.iter().map(|m| m.body).collect();
+                super::fetch::thread_map(&ctx, &account, bodies).await?
+            } else {
+                std::collections::HashMap::new()
             };
             for &i in chunk {
                 let Some(&msg) = sel.get(i) else { continue };
@@ -232,6 +248,7 @@ impl Session {
                     saved: &sel.saved,
                     now,
                     save_date: save_date_of(&save_dates, msg.uid(), meta),
+                    thread: meta.and_then(|m| threads.get(&m.body).copied()),
                 };
                 if eval(key, &c) {
                     hits.push((i as u32 + 1, msg.uid(), meta.map_or(0, |m| m.modseq)));
@@ -273,6 +290,23 @@ impl Session {
             .collect();
         let returns = match (&cmd.returns, rev2) {
             (Some(r), _) if r.is_empty() => Some(vec![SearchReturn::All]),
+            // RFC 5267 4.1: UPDATE alone answers as ALL does.
+            (Some(r), _)
+                if !r.iter().any(|x| {
+                    matches!(
+                        x,
+                        SearchReturn::Min
+                            | SearchReturn::Max
+                            | SearchReturn::All
+                            | SearchReturn::Count
+                            | SearchReturn::Partial(..)
+                    )
+                }) && r.contains(&SearchReturn::Update) =>
+            {
+                let mut r = r.clone();
+                r.push(SearchReturn::All);
+                Some(r)
+            }
             (Some(r), _) => Some(r.clone()),
             (None, true) => Some(vec![SearchReturn::All]),
             (None, false) => None,
@@ -290,6 +324,35 @@ impl Session {
                     uids.sort_unstable();
                     sel.saved = uids;
                 }
+                let mut code = None;
+                if r.contains(&SearchReturn::Update) {
+                    if sel.updates.len() >= proto_imap::search::MAX_SEARCH_UPDATES {
+                        code = Some(Code::NoUpdate(tag.as_str().to_string()));
+                    } else {
+                        let mut result: Vec<Uid> = hits.iter().map(|&(_, u)| u).collect();
+                        result.sort_unstable();
+                        let version = sel.version;
+                        sel.updates.retain(|u| u.tag.as_str() != tag.as_str());
+                        sel.updates.push(super::context_search::SearchUpdate {
+                            tag: tag.clone(),
+                            uid: uid_cmd,
+                            key: cmd.key.clone(),
+                            sort: None,
+                            result,
+                            version,
+                        });
+                    }
+                }
+                // RFC 5267 4.4: the results at these positions.
+                let partial = r.iter().find_map(|x| match *x {
+                    SearchReturn::Partial(low, high) => {
+                        let from = low.saturating_sub(1) as usize;
+                        let to = (high as usize).min(nums.len());
+                        let part = nums.get(from..to).filter(|p| !p.is_empty());
+                        Some((low, high, part.map(format_set)))
+                    }
+                    _ => None,
+                });
                 // RFC 5182 2.1: SAVE alone returns no ESEARCH.
                 if r.iter().any(|x| *x != SearchReturn::Save) {
                     let has = |x| r.contains(&x);
@@ -323,7 +386,11 @@ impl Session {
                         all: (has(SearchReturn::All) && !nums.is_empty())
                             .then(|| format_set(&nums)),
                         modseq,
+                        partial,
                     });
+                }
+                if code.is_some() {
+                    return Ok((code, "SEARCH completed".into()));
                 }
             }
         }

@@ -37,6 +37,11 @@ pub struct Selected {
     pub saved: Vec<Uid>,
     /// A change arrived while the driver was waiting (IDLE).
     pending: bool,
+    /// Searches with `RETURN (UPDATE)` (RFC 5267 4.3), kept current.
+    pub updates: Vec<super::context_search::SearchUpdate>,
+    /// Bumped whenever the view changes (what an updating search must
+    /// look at again).
+    pub version: u64,
 }
 
 impl Selected {
@@ -61,6 +66,8 @@ impl Selected {
             watch,
             saved: Vec::new(),
             pending: false,
+            updates: Vec::new(),
+            version: 0,
         })
     }
 
@@ -139,17 +146,37 @@ impl Selected {
         } else {
             ctx.recent.claim(self.id(), &new, !self.read_only)
         };
+        // An updating search hears of expunged messages before the
+        // EXPUNGE renumbers the rest (RFC 5267 4.3): the view marks them,
+        // the searches drop them, then the view reports them.
+        let updating = !self.updates.is_empty();
         let responses = self.view.apply(
             Delta {
                 changed: &delta.changed,
                 vanished: &delta.vanished,
                 recent: &recent,
             },
-            report,
+            Report {
+                expunge_ok: report.expunge_ok && !updating,
+                ..report
+            },
         );
         self.modseq = self.modseq.max(delta.highestmodseq);
         for r in &responses {
             out.push(r);
+        }
+        if updating {
+            self.update_removals(out);
+            if report.expunge_ok {
+                let mut rs = Vec::new();
+                self.view.report_expunged(&mut rs, report.qresync);
+                for r in &rs {
+                    out.push(r);
+                }
+            }
+        }
+        if !delta.changed.is_empty() || !delta.vanished.is_empty() {
+            self.version += 1;
         }
         Ok(())
     }
@@ -235,6 +262,9 @@ impl Selected {
         }
         for c in changed {
             self.view.set_flags(c.uid, &c.flags);
+        }
+        if !changed.is_empty() {
+            self.version += 1;
         }
     }
 
@@ -353,6 +383,8 @@ impl Selected {
     /// With `vanished` (QRESYNC) as one VANISHED response.
     pub fn expunged_here(&mut self, uids: &[Uid], vanished: bool, out: &mut Out<'_>) {
         self.view.mark_expunged(uids);
+        self.update_removals(out);
+        self.version += 1;
         let mut rs = Vec::new();
         self.view.report_expunged(&mut rs, vanished);
         for r in &rs {

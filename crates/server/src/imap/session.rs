@@ -118,6 +118,12 @@ pub fn allowed(state: StateKind, cmd: &CommandKind) -> bool {
         | C::GetQuotaRoot(_)
         | C::SetQuota(..)
         | C::Compress(_)
+        | C::Notify(_)
+        | C::GetMetadata(_)
+        | C::SetMetadata(_)
+        | C::GenUrlAuth(_)
+        | C::UrlFetch(_)
+        | C::ResetKey(_)
         | C::Idle => matches!(state, State::Authenticated | State::Selected),
         C::Check
         | C::Close
@@ -125,6 +131,7 @@ pub fn allowed(state: StateKind, cmd: &CommandKind) -> bool {
         | C::Expunge
         | C::UidExpunge(_)
         | C::Search { .. }
+        | C::CancelUpdate(_)
         | C::Sort { .. }
         | C::Thread { .. }
         | C::Fetch { .. }
@@ -179,6 +186,8 @@ pub struct Session {
     pub(super) sasl: Option<crate::sasl::Exchange>,
     /// COMPRESS=DEFLATE is on (RFC 4978): for the connection's life.
     pub(super) compressed: bool,
+    /// NOTIFY SET in effect (RFC 5465).
+    pub(super) notify: Option<Box<super::notify::Notify>>,
 }
 
 impl Session {
@@ -196,6 +205,7 @@ impl Session {
             storage_limit: 0,
             sasl: None,
             compressed: false,
+            notify: None,
         }
     }
 
@@ -399,6 +409,12 @@ impl Session {
                 "MULTIAPPEND",
                 "SAVEDATE",
                 "CATENATE",
+                "NOTIFY",
+                "METADATA",
+                "METADATA-SERVER",
+                "CONTEXT=SEARCH",
+                "CONTEXT=SORT",
+                "URLAUTH",
             ]);
         }
         let mut caps: Vec<String> = caps.into_iter().map(str::to_string).collect();
@@ -434,6 +450,8 @@ impl Session {
         }
         // SPEC 1: a terminal message comes with the session's next response.
         self.show_terminal(out);
+        // RFC 5465: what NOTIFY watches, before this command's responses.
+        self.notify_deliver(out, false, false).await?;
         if !allowed(self.state(), &kind) {
             let text = match self.state() {
                 StateKind::NotAuthenticated => "Log in first",
@@ -515,6 +533,7 @@ impl Session {
                 self.condstore = false;
                 self.qresync = false;
                 self.storage_limit = 0;
+                self.notify = None;
                 self.transition(State::NotAuthenticated);
                 out.enc = self.encoder();
                 tagged(out, &tag, Status::Ok, None, "UNAUTHENTICATE completed");
@@ -571,6 +590,8 @@ impl Session {
                 }) {
                     self.sync(out, expunge_ok, false).await?;
                 }
+                // RFC 5267 4.3: updating searches follow what changed.
+                self.refresh_updates(out).await?;
                 tagged(out, &tag, Status::Ok, code, &text);
             }
             Err(ImapError::No(code, text)) => tagged(
@@ -655,6 +676,13 @@ impl Session {
                 };
                 self.store_flags(&set, store, out).await
             }
+            C::Notify(n) => self.notify(n, out).await,
+            C::CancelUpdate(tags) => self.cancel_update(&tags),
+            C::GenUrlAuth(urls) => self.gen_url_auth(urls, out).await,
+            C::UrlFetch(urls) => self.url_fetch(urls, out).await,
+            C::ResetKey(arg) => self.reset_key(arg).await,
+            C::GetMetadata(g) => self.get_metadata(g, out).await,
+            C::SetMetadata(m) => self.set_metadata(m).await,
             C::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false, out).await,
             C::Move { uid, set, mailbox } => self.copy(uid, &set, &mailbox, true, out).await,
             C::Logout
@@ -711,16 +739,24 @@ impl Session {
     /// Waits until the selected mailbox changes or a terminal message
     /// arrives (IDLE); never resolves logged out.
     pub async fn wake(&mut self) -> Wake {
+        // NOTIFY (RFC 5465 4): its events wake an idling session too.
+        let notify = self.notify.as_deref_mut();
         match &mut self.state {
             State::Selected(account, sel) => tokio::select! {
                 () = sel.changed() => Wake::Changed,
                 Some(m) = account.terminal.inbox.recv() => Wake::Terminal(m),
+                () = super::notify::wait_feed(notify) => Wake::Changed,
             },
-            State::Authenticated(account) => match account.terminal.inbox.recv().await {
-                Some(m) => Wake::Terminal(m),
-                // The registry let go of the account: it was deleted.
-                None if self.account_deleted() => Wake::Changed,
-                None => std::future::pending().await,
+            State::Authenticated(account) => tokio::select! {
+                m = account.terminal.inbox.recv() => match m {
+                    Some(m) => Wake::Terminal(m),
+                    // The registry let go of the account: it was deleted.
+                    None if self.ctx.hub.deletions(&account.name) != account.deletions_at_login => {
+                        Wake::Changed
+                    }
+                    None => std::future::pending().await,
+                },
+                () = super::notify::wait_feed(notify) => Wake::Changed,
             },
             State::NotAuthenticated | State::Logout => std::future::pending().await,
         }

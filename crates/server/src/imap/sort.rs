@@ -78,6 +78,23 @@ impl Session {
         Ok(out)
     }
 
+    /// The UIDs `key` matches, in the order of `criteria` (CONTEXT=SORT
+    /// evaluates its searches again with it).
+    pub(super) async fn sorted_uids(
+        &mut self,
+        key: &proto_imap::search::SearchKey,
+        criteria: &[proto_imap::sort::SortCriterion],
+    ) -> Result<Vec<Uid>, ImapError> {
+        let search = proto_imap::search::SearchCommand {
+            returns: None,
+            charset: None,
+            key: key.clone(),
+        };
+        let mut msgs = self.sortables(true, &search).await?;
+        sort(&mut msgs, criteria);
+        Ok(msgs.iter().map(|m| Uid(m.id)).collect())
+    }
+
     pub(super) async fn sort(
         &mut self,
         tag: &Tag,
@@ -85,20 +102,59 @@ impl Session {
         cmd: SortCommand,
         out: &mut Out<'_>,
     ) -> CmdResult {
-        let mut msgs = self.sortables(uid_cmd, &cmd.search).await?;
+        // Sorted by UID identity, so that an updating sort (RFC 5267 4)
+        // keeps what it needs; numbered as the command asks.
+        let mut msgs = self.sortables(true, &cmd.search).await?;
         sort(&mut msgs, &cmd.criteria);
-        let nums: Vec<u32> = msgs.iter().map(|m| m.id).collect();
+        let uids: Vec<Uid> = msgs.iter().map(|m| Uid(m.id)).collect();
+        let nums: Vec<u32> = msgs
+            .iter()
+            .map(|m| if uid_cmd { m.id } else { m.seq })
+            .collect();
+        let mut code = None;
+        if let Some(r) = &cmd.returns
+            && r.contains(&SearchReturn::Update)
+        {
+            let sel = self.selected_mut().ok_or_else(no_mailbox)?;
+            if sel.updates.len() >= proto_imap::search::MAX_SEARCH_UPDATES {
+                code = Some(Code::NoUpdate(tag.as_str().to_string()));
+            } else {
+                let version = sel.version;
+                sel.updates.retain(|u| u.tag.as_str() != tag.as_str());
+                sel.updates.push(super::context_search::SearchUpdate {
+                    tag: tag.clone(),
+                    uid: uid_cmd,
+                    key: cmd.search.key.clone(),
+                    sort: Some(cmd.criteria.clone()),
+                    result: uids,
+                    version,
+                });
+            }
+        }
         match cmd.returns {
             None => out.data(Data::Sort(nums)),
             // RFC 5267 3: ESORT answers in an ESEARCH response; ALL is a
             // sequence set in the sort order (not compressed to ranges
             // across the order), MIN and MAX the first and last in it.
             Some(r) => {
-                let r = if r.is_empty() {
-                    vec![SearchReturn::All]
+                // RFC 5267 4.1: UPDATE alone answers as ALL does.
+                let r = if r.iter().all(|x| *x == SearchReturn::Update) {
+                    let mut r = r;
+                    r.push(SearchReturn::All);
+                    r
                 } else {
                     r
                 };
+                // RFC 5267 4.4: positions in the sort order.
+                let partial = r.iter().find_map(|x| match *x {
+                    SearchReturn::Partial(low, high) => {
+                        let from = low.saturating_sub(1) as usize;
+                        let to = (high as usize).min(nums.len());
+                        let part = nums.get(from..to).filter(|p| !p.is_empty());
+                        Some((low, high, part.map(in_order_set)))
+                    }
+                    _ => None,
+                });
                 let has = |x| r.contains(&x);
                 out.data(Data::ESearch {
                     tag: tag.clone(),
@@ -114,8 +170,12 @@ impl Session {
                     // RFC 7162 3.1.5 applies to SEARCH with MODSEQ; a
                     // SORT's ESEARCH carries none.
                     modseq: None,
+                    partial,
                 });
             }
+        }
+        if code.is_some() {
+            return Ok((code, "SORT completed".into()));
         }
         done("SORT completed")
     }

@@ -406,6 +406,14 @@ impl View {
         self.msgs.binary_search_by_key(&uid, |m| m.uid)
     }
 
+    /// The sequence number of `uid` in the view, and whether it is marked
+    /// expunged (not yet reported): an updating search (RFC 5267) removes
+    /// it from its result before the EXPUNGE renumbers the rest.
+    pub fn seq_of(&self, uid: Uid) -> Option<(u32, bool)> {
+        let i = self.index_of(uid).ok()?;
+        self.msgs.get(i).map(|m| (i as u32 + 1, m.expunged()))
+    }
+
     /// The view index of `uid`, unless it is not there or expunged.
     pub fn index(&self, uid: Uid) -> Option<usize> {
         let i = self.index_of(uid).ok()?;

@@ -13,9 +13,9 @@
 //!
 //! Adding a test: write `pub async fn name(backend: &dyn Backend)` in the
 //! file of its area (one file per area: `delivery`, `mailboxes`, `feed`,
-//! `imports`, `moves`, `queue`, `targets`, `conditions`, `appends`, or a
-//! new one declared below) and add its name to that area's list in
-//! [`store_conformance!`].
+//! `imports`, `moves`, `queue`, `targets`, `conditions`, `appends`,
+//! `metadata`, `threads`, `urlauth`, or a new one declared below) and add
+//! its name to that area's list in [`store_conformance!`].
 
 pub mod appends;
 pub mod conditions;
@@ -23,9 +23,12 @@ pub mod delivery;
 pub mod feed;
 pub mod imports;
 pub mod mailboxes;
+pub mod metadata;
 pub mod moves;
 pub mod queue;
 pub mod targets;
+pub mod threads;
+pub mod urlauth;
 
 use std::sync::Arc;
 
@@ -130,6 +133,17 @@ macro_rules! store_conformance {
                 a_failure_in_the_middle_of_append_many_stores_nothing,
                 save_dates_are_when_each_entry_was_made,
                 append_many_within_a_quota_stores_all_or_none,
+            }
+            metadata {
+                metadata_is_kept_per_server_and_mailbox_and_nil_deletes,
+                metadata_past_the_limit_writes_nothing,
+                metadata_follows_rename_and_goes_with_delete,
+            }
+            threads {
+                replies_join_their_thread_and_copies_keep_it,
+            }
+            urlauth {
+                urlauth_keys_are_made_once_reset_and_go_with_the_mailbox,
             }
         );
     };

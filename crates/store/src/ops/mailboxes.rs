@@ -25,6 +25,9 @@ pub fn delete_account(conn: &Connection, account: &str) -> Result<(), StoreError
         format!("DELETE FROM expunged WHERE mailbox_id IN {in_account}"),
         "DELETE FROM mailboxes WHERE account = ?1".to_string(),
         "DELETE FROM subscriptions WHERE account = ?1".to_string(),
+        "DELETE FROM metadata WHERE account = ?1".to_string(),
+        "DELETE FROM threads WHERE account = ?1".to_string(),
+        "DELETE FROM urlauth_keys WHERE account = ?1".to_string(),
         "DELETE FROM accounts WHERE name = ?1".to_string(),
     ] {
         conn.execute(&sql, [&account]).map_err(map_err)?;
@@ -67,6 +70,9 @@ pub fn delete_mailbox(conn: &Connection, account: &str, name: &str) -> Result<()
     for sql in [
         "DELETE FROM entries WHERE mailbox_id = ?1",
         "DELETE FROM expunged WHERE mailbox_id = ?1",
+        // RFC 5464 3.2: a mailbox's METADATA goes with it.
+        "DELETE FROM metadata WHERE mailbox = ?1",
+        "DELETE FROM urlauth_keys WHERE mailbox = ?1",
         "DELETE FROM mailboxes WHERE id = ?1",
     ] {
         conn.execute(sql, [id.0]).map_err(map_err)?;

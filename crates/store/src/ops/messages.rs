@@ -47,6 +47,7 @@ pub fn deliver(conn: &Connection, delivery: &Delivery) -> Result<Delivered, Stor
                 delivery.internal_date,
                 modseq,
             )?;
+            super::threads::assign(conn, &account, body, raw)?;
             record(
                 conn,
                 &account,
@@ -123,6 +124,7 @@ pub fn append(
         internal_date,
         modseq,
     )?;
+    super::threads::assign(conn, &account, body, raw)?;
     record(
         conn,
         &account,

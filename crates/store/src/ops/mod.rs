@@ -14,7 +14,10 @@
 
 mod mailboxes;
 mod messages;
+pub mod metadata;
 pub mod queue;
+pub mod threads;
+pub mod urlauth;
 
 use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
