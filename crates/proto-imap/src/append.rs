@@ -10,7 +10,7 @@
 //! append-data     = literal / literal8 / utf8-data / catenate
 //! utf8-data       = "UTF8" SP "(" literal8 ")"
 //! catenate        = "CATENATE" SP "(" cat-part *(SP cat-part) ")"
-//! cat-part        = "TEXT" SP literal / "URL" SP astring
+//! cat-part        = "TEXT" SP literal / "URL" SP astring / utf8-data
 //! ```
 
 use crate::date::parse_date_time;
@@ -38,6 +38,8 @@ pub enum AppendData {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CatPart {
     Text(Vec<u8>),
+    /// RFC 6855 4: `UTF8 (literal8)` text (after ENABLE UTF8=ACCEPT).
+    Utf8(Vec<u8>),
     /// An IMAP URL (RFC 5092) naming a message or a part of one.
     Url(String),
 }
@@ -111,6 +113,12 @@ fn parse_parts(c: &mut Cursor<'_>) -> LexResult<Vec<CatPart>> {
         c.sp()?;
         parts.push(match word.as_str() {
             "TEXT" => CatPart::Text(c.literal(false)?),
+            "UTF8" => {
+                c.expect(b'(', "expected '('")?;
+                let text = literal8(c)?;
+                c.expect(b')', "expected ')'")?;
+                CatPart::Utf8(text)
+            }
             "URL" => CatPart::Url(String::from_utf8(c.astring()?).map_err(|_| "URL is not UTF-8")?),
             _ => return Err("expected TEXT or URL"),
         });
@@ -153,6 +161,14 @@ mod tests {
         };
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[1], CatPart::Text(b"hello".to_vec()));
+        let m = messages(b"a APPEND x CATENATE (UTF8 (~{2}\r\nab) TEXT {1}\r\nc)\r\n");
+        assert_eq!(
+            m[0].data,
+            AppendData::Catenate(vec![
+                CatPart::Utf8(b"ab".to_vec()),
+                CatPart::Text(b"c".to_vec())
+            ])
+        );
     }
 
     #[test]

@@ -336,6 +336,11 @@ impl Writer {
                                     w.raw("TEXT ");
                                     w.literal(t);
                                 }
+                                CatPart::Utf8(t) => {
+                                    w.raw(&format!("UTF8 (~{{{}}}\r\n", t.len()));
+                                    w.out.extend_from_slice(t);
+                                    w.raw(")");
+                                }
                                 CatPart::Url(u) => {
                                     w.raw("URL ");
                                     w.string(u.as_bytes());

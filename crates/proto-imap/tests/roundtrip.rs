@@ -343,6 +343,7 @@ fn built_commands() -> Vec<CommandKind> {
                     data: AppendData::Catenate(vec![
                         CatPart::Url("/Drafts;UIDVALIDITY=385759045/;UID=20".into()),
                         CatPart::Text(b"\r\nmore\r\n".to_vec()),
+                        CatPart::Utf8("K\u{f6}ln\r\n".into()),
                     ]),
                 },
             ],

@@ -19,10 +19,12 @@
 //!   complete and byte-aligned, so the next reply can start a new raw
 //!   DEFLATE stream with an empty history, which the client's inflater
 //!   reads as more blocks of the same stream; [`Deflate::idle`] drops the
-//!   compressor (about 170 KiB in zlib-rs: its hash table alone is a fixed
-//!   128 KiB) and the emptied buffers while the session waits for the
-//!   client. What an idle session keeps is the inflater, whose 32 KiB
-//!   window the client's next command may refer back into.
+//!   compressor (zlib-rs's hash table alone is a fixed 128 KiB) and the
+//!   emptied buffers while the session waits for the client. What an idle
+//!   session keeps is the inflater, whose 32 KiB window the client's next
+//!   command may refer back into: `bench/imap_compress_rss.sh` measured
+//!   48.5 KiB more RSS per idle compressed session than per plain one,
+//!   and 198 KiB more when the compressor was kept.
 //!
 //! zlib-rs is used directly, not through flate2, because flate2 fixes the
 //! memory level at 8; its safe API takes the window and memory level.

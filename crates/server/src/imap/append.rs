@@ -87,6 +87,12 @@ impl Session {
         for part in parts {
             match part {
                 CatPart::Text(text) => out.extend_from_slice(&text),
+                CatPart::Utf8(text) if self.utf8_accept => out.extend_from_slice(&text),
+                CatPart::Utf8(_) => {
+                    return Err(ImapError::Bad(
+                        "CATENATE UTF8 needs ENABLE UTF8=ACCEPT first".into(),
+                    ));
+                }
                 CatPart::Url(url) => match self.url_data(account, &url).await? {
                     Some(data) => out.extend_from_slice(&data),
                     None => return Err(ImapError::no(Some(Code::BadUrl(url)), "bad URL")),
@@ -297,5 +303,22 @@ mod tests {
         .await;
         assert!(r.tagged.contains("NO [TOOBIG]"), "{r:?}");
         assert_eq!(kit.uids(ALICE, "INBOX").await, [1]);
+    }
+
+    #[tokio::test]
+    async fn a_utf8_catenate_part_needs_utf8_accept() {
+        let kit = Kit::new();
+        let mut s = kit.logged_in(ALICE).await;
+        let line = "t APPEND INBOX CATENATE (UTF8 (~{16+}\r\nSubject: K\u{f6}ln\r\n) TEXT {5+}\r\n\r\nx\r\n)\r\n";
+        let r = raw(&mut s, line.as_bytes()).await;
+        assert_eq!(r.status(), "BAD", "{r:?}");
+        cmd(&mut s, "ENABLE UTF8=ACCEPT").await.assert_ok();
+        raw(&mut s, line.as_bytes()).await.assert_ok();
+        let mut t = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut t, "FETCH 1 BODY.PEEK[]").await;
+        assert!(
+            r.untagged[0].contains("Subject: K\u{f6}ln\r\n\r\nx\r\n"),
+            "{r:?}"
+        );
     }
 }

@@ -1,8 +1,9 @@
-//! ENABLE (RFC 5161, RFC 9051 6.3.1) and ID (RFC 2971).
+//! ENABLE (RFC 5161, RFC 9051 6.3.1), ID (RFC 2971) and COMPRESS (RFC
+//! 4978; the driver then compresses the connection).
 
-use proto_imap::Data;
+use proto_imap::{Code, Data, Status, Tag};
 
-use super::session::{CmdResult, Out, Session, done};
+use super::session::{CmdResult, Flow, Out, Session, done, tagged};
 
 impl Session {
     pub(super) fn enable(&mut self, caps: &[String], out: &mut Out<'_>) -> CmdResult {
@@ -40,5 +41,22 @@ impl Session {
             ("version".into(), env!("CARGO_PKG_VERSION").into()),
         ]));
         done("ID completed")
+    }
+
+    /// RFC 4978 3: once on, compression stays on; DEFLATE is the only
+    /// mechanism. The tagged OK goes out uncompressed ([`Flow::Compress`]).
+    pub(super) fn compress(&mut self, tag: &Tag, mechanism: &str, out: &mut Out<'_>) -> Flow {
+        if self.compressed {
+            let text = "COMPRESS failed: DEFLATE is already active";
+            tagged(out, tag, Status::No, Some(Code::CompressionActive), text);
+            Flow::Continue
+        } else if mechanism != "DEFLATE" {
+            tagged(out, tag, Status::Bad, None, "Unknown compression mechanism");
+            Flow::Continue
+        } else {
+            self.compressed = true;
+            tagged(out, tag, Status::Ok, None, "DEFLATE active");
+            Flow::Compress
+        }
     }
 }

@@ -539,26 +539,7 @@ impl Session {
                 tagged(out, &tag, Status::Ok, None, "UNAUTHENTICATE completed");
                 return Ok(Flow::Continue);
             }
-            CommandKind::Compress(mechanism) => {
-                // RFC 4978 3: once on, it stays on; only DEFLATE exists.
-                if self.compressed {
-                    let text = "COMPRESS failed: DEFLATE is already active";
-                    tagged(out, &tag, Status::No, Some(Code::CompressionActive), text);
-                } else if mechanism != "DEFLATE" {
-                    tagged(
-                        out,
-                        &tag,
-                        Status::Bad,
-                        None,
-                        "Unknown compression mechanism",
-                    );
-                } else {
-                    self.compressed = true;
-                    tagged(out, &tag, Status::Ok, None, "DEFLATE active");
-                    return Ok(Flow::Compress);
-                }
-                return Ok(Flow::Continue);
-            }
+            CommandKind::Compress(mechanism) => return Ok(self.compress(&tag, &mechanism, out)),
             CommandKind::StartTls => {
                 // RFC 9051 6.2.1: a second STARTTLS is BAD.
                 if self.tls {
