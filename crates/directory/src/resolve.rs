@@ -19,11 +19,9 @@
 
 use std::collections::HashSet;
 
-use rusqlite::Connection;
-
 use crate::address;
-use crate::admin::{self, Group};
-use crate::{DirectoryDb, DirectoryError, Resolution};
+use crate::admin::Group;
+use crate::{DirectoryCore, DirectoryDb, DirectoryError, Lookup, Resolution};
 
 /// How deep aliases and lists may nest. Sendmail's alias expansion and
 /// Postfix's `virtual_alias_recursion_limit` use a similar small bound;
@@ -103,12 +101,12 @@ impl Expansion {
 }
 
 /// The entry stored exactly at `address`: user, alias or list.
-fn entry(conn: &Connection, address: &str) -> Result<Option<Located>, DirectoryError> {
-    if admin::user_exists(conn, address)? {
+fn entry(conn: &dyn Lookup, address: &str) -> Result<Option<Located>, DirectoryError> {
+    if conn.user_exists(address)? {
         return Ok(Some(Located::User(address.to_string())));
     }
     for group in [Group::Alias, Group::List] {
-        let targets = admin::group_targets(conn, group, address)?;
+        let targets = conn.group_targets(group, address)?;
         if !targets.is_empty() {
             return Ok(Some(Located::Group(address.to_string(), targets)));
         }
@@ -119,22 +117,32 @@ fn entry(conn: &Connection, address: &str) -> Result<Option<Located>, DirectoryE
 impl DirectoryDb {
     /// RCPT resolution of a fully qualified address.
     pub fn resolve(&self, address: &str) -> Result<Resolution, DirectoryError> {
+        self.resolve_in(&*self.lock(), address)
+    }
+}
+
+impl DirectoryCore {
+    /// RCPT resolution of a fully qualified address, reading `conn`.
+    pub fn resolve_in(
+        &self,
+        conn: &dyn Lookup,
+        address: &str,
+    ) -> Result<Resolution, DirectoryError> {
         let address = self.canonical(address)?;
         let (_, domain) = address::split(&address)?;
         if !self.is_local_domain(domain) {
             return Ok(Resolution::NotLocal);
         }
-        let conn = self.lock();
         let mut exp = Expansion::new();
         exp.visited.insert(address.clone());
-        match self.locate(&conn, &address)? {
+        match self.locate(conn, &address)? {
             Located::Unknown => Ok(Resolution::Unknown),
             Located::ImplicitPostmaster(account) => Ok(Resolution::Deliver {
                 local: vec![account],
                 remote: Vec::new(),
             }),
             Located::User(user) => {
-                let Some(fwd) = admin::load_forward(&conn, &user)? else {
+                let Some(fwd) = conn.forward(&user)? else {
                     return Ok(Resolution::Deliver {
                         local: vec![user],
                         remote: Vec::new(),
@@ -147,7 +155,7 @@ impl DirectoryDb {
                 if fwd.keep {
                     exp.push_local(&user);
                 }
-                self.expand(&conn, &fwd.target, 1, &mut exp)?;
+                self.expand(conn, &fwd.target, 1, &mut exp)?;
                 Ok(Resolution::Forward {
                     to: fwd.target,
                     local: exp.local,
@@ -157,12 +165,12 @@ impl DirectoryDb {
             Located::Group(entry, targets) => {
                 exp.visited.insert(entry);
                 for t in &targets {
-                    self.expand(&conn, t, 1, &mut exp)?;
+                    self.expand(conn, t, 1, &mut exp)?;
                 }
                 Ok(exp.into_deliver(&address))
             }
             Located::CatchAll(target) => {
-                self.expand(&conn, &target, 1, &mut exp)?;
+                self.expand(conn, &target, 1, &mut exp)?;
                 Ok(exp.into_deliver(&address))
             }
         }
@@ -173,9 +181,9 @@ impl DirectoryDb {
     /// Resolution cuts cycles, but a group that delivers to itself delivers
     /// to nobody on the cycle (`alias add a1 a2`, `alias add a2 a1`: 550
     /// User unknown), so adding one is refused. Bounded like an expansion.
-    pub(crate) fn cycle_through(
+    pub fn cycle_through(
         &self,
-        conn: &Connection,
+        conn: &dyn Lookup,
         address: &str,
     ) -> Result<Option<Vec<String>>, DirectoryError> {
         let mut seen = HashSet::from([address.to_string()]);
@@ -220,17 +228,13 @@ impl DirectoryDb {
 
     /// True when `target` (canonical) is in one of our domains and names
     /// nothing: mail through it would be skipped.
-    pub(crate) fn is_dangling(
-        &self,
-        conn: &Connection,
-        target: &str,
-    ) -> Result<bool, DirectoryError> {
+    pub fn is_dangling(&self, conn: &dyn Lookup, target: &str) -> Result<bool, DirectoryError> {
         let local = address::split(target).is_ok_and(|(_, d)| self.is_local_domain(d));
         Ok(local && matches!(self.locate(conn, target)?, Located::Unknown))
     }
 
     /// Applies the lookup order (module doc) to a canonical local address.
-    fn locate(&self, conn: &Connection, address: &str) -> Result<Located, DirectoryError> {
+    fn locate(&self, conn: &dyn Lookup, address: &str) -> Result<Located, DirectoryError> {
         if let Some(found) = entry(conn, address)? {
             return Ok(found);
         }
@@ -260,7 +264,7 @@ impl DirectoryDb {
     /// Adds where mail for `address` (a canonical target) goes to `exp`.
     fn expand(
         &self,
-        conn: &Connection,
+        conn: &dyn Lookup,
         address: &str,
         depth: usize,
         exp: &mut Expansion,
@@ -309,7 +313,7 @@ impl DirectoryDb {
                 tracing::warn!(address, "unknown local target in an alias or list skipped");
             }
             Located::ImplicitPostmaster(account) => exp.push_local(&account),
-            Located::User(user) => match admin::load_forward(conn, &user)? {
+            Located::User(user) => match conn.forward(&user)? {
                 None => exp.push_local(&user),
                 Some(fwd) if fwd.refuse => {
                     // The user has left and asked not to be forwarded to;

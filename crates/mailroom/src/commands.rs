@@ -55,16 +55,17 @@ pub fn backend_config(loaded: &Loaded) -> Result<BackendConfig, String> {
 }
 
 /// Opens the configured directory; the data directory must have been
-/// prepared ([`crate::datadir::prepare`]).
-pub fn open_directory(loaded: &Loaded) -> Result<Arc<dyn Directory>, OpenError> {
+/// prepared ([`crate::datadir::prepare`]). Async: PostgreSQL connects on
+/// the caller's runtime.
+pub async fn open_directory_async(loaded: &Loaded) -> Result<Arc<dyn Directory>, OpenError> {
     let config = backend_config(loaded).map_err(|e| OpenError::Store(StoreError::Invalid(e)))?;
-    backends::open_directory(&config)
+    backends::open_directory_async(&config).await
 }
 
 /// Opens the configured store.
-pub fn open_store(loaded: &Loaded) -> Result<Arc<dyn Store>, OpenError> {
+pub async fn open_store_async(loaded: &Loaded) -> Result<Arc<dyn Store>, OpenError> {
     let config = backend_config(loaded).map_err(|e| OpenError::Store(StoreError::Invalid(e)))?;
-    backends::open_store(&config)
+    backends::open_store_async(&config).await
 }
 
 /// `mailroom backup DIR`.
@@ -177,8 +178,10 @@ impl Ctx {
             };
             Failure::new(code, e.to_string())
         };
-        let dir = open_directory(loaded).map_err(failure)?;
-        let store = open_store(loaded).map_err(failure)?;
+        // On the CLI's runtime: PostgreSQL's listener runs there, while
+        // each command's block_on runs.
+        let dir = rt.block_on(open_directory_async(loaded)).map_err(failure)?;
+        let store = rt.block_on(open_store_async(loaded)).map_err(failure)?;
         Ok(Ctx {
             dir,
             store,

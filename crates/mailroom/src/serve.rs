@@ -15,7 +15,7 @@ use server::{
 use store::Store;
 use tokio::net::TcpListener;
 
-use crate::commands::{open_directory, open_store};
+use crate::commands::{open_directory_async, open_store_async};
 use crate::config::{Loaded, addresses, networks};
 
 pub fn run(loaded: Loaded) -> Result<(), String> {
@@ -286,8 +286,10 @@ fn load_tls(loaded: &Loaded) -> Result<Arc<Tls>, String> {
 
 async fn serve(loaded: Loaded) -> Result<(), String> {
     let c = &loaded.config;
-    let directory = open_directory(&loaded).map_err(|e| e.to_string())?;
-    let store = open_store(&loaded).map_err(|e| e.to_string())?;
+    let directory = open_directory_async(&loaded)
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = open_store_async(&loaded).await.map_err(|e| e.to_string())?;
     let tls = load_tls(&loaded)?;
     let presence = PresenceRegistry::new();
     let quota = server::quota::QuotaBook::start(
