@@ -19,10 +19,13 @@
 pub mod backup;
 
 /// The PostgreSQL backend's defaults for `[store]` (pool size, statement
-/// timeout, node name), so that the config need not name the backend
-/// crate.
+/// timeout, node name) and its shared state, so that the binary need not
+/// name the backend crate.
 pub mod postgres {
-    pub use store_pg::{POOL_SIZE, STATEMENT_TIMEOUT, default_node_id};
+    pub use store_pg::{
+        Copied, CopySource, POOL_SIZE, STATEMENT_TIMEOUT, SharedState, copy_from_sqlite,
+        default_node_id,
+    };
 }
 
 use std::fmt;

@@ -8,6 +8,7 @@ mod config;
 mod datadir;
 mod health;
 mod serve;
+mod shared;
 mod srskey;
 mod transfer;
 

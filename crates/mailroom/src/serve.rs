@@ -120,7 +120,10 @@ fn pop3_config(loaded: &Loaded) -> Result<server::pop3::Pop3Config, String> {
 /// The outbound worker of `[relay]`: a smarthost, or direct delivery to
 /// each domain's mail servers.
 /// `[checks]`, asking the `[relay] resolver` like the outbound worker.
-fn checks(loaded: &Loaded) -> Result<server::smtp::checks::Checks, String> {
+fn checks(
+    loaded: &Loaded,
+    signer: Arc<delivery::dkim::Signer>,
+) -> Result<server::smtp::checks::Checks, String> {
     let c = &loaded.config.checks;
     let r = &loaded.config.relay;
     let resolver = if r.resolver.is_empty() {
@@ -144,10 +147,7 @@ fn checks(loaded: &Loaded) -> Result<server::smtp::checks::Checks, String> {
         .map_err(|e| format!("checks: {e}"))?;
     // Forwarded mail is ARC-sealed with the primary domain's key.
     Ok(match loaded.config.domains.first() {
-        Some(primary) => checks.with_arc_sealer(
-            Arc::new(delivery::dkim::Signer::new(&loaded.data_dir)),
-            primary,
-        ),
+        Some(primary) => checks.with_arc_sealer(signer, primary),
         None => checks,
     })
 }
@@ -156,6 +156,7 @@ fn outbound_worker(
     loaded: &Loaded,
     store: Arc<dyn Store>,
     bounces: Arc<dyn delivery::worker::BounceRoute>,
+    signer: Arc<delivery::dkim::Signer>,
 ) -> Result<Arc<delivery::worker::Worker>, String> {
     let r = &loaded.config.relay;
     let helo = if r.helo_name.is_empty() {
@@ -233,7 +234,6 @@ fn outbound_worker(
             roots: Arc::new(relay_roots(loaded)?),
         })
     };
-    let signer = Arc::new(delivery::dkim::Signer::new(&loaded.data_dir));
     Ok(Arc::new(
         delivery::worker::Worker::new(store, cfg, routing, bounces).with_dkim(signer),
     ))
@@ -311,11 +311,19 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             lockout: Duration::from_secs(c.auth.lockout_secs),
         },
     );
-    let srs = Arc::new(crate::srskey::load(
-        &loaded.data_dir,
-        &c.relay.srs_secret.0,
-        directory.primary_domain(),
-    )?);
+    // On PostgreSQL the SRS secret and DKIM keys are the database's, so
+    // every node agrees (a node whose srs_secret differs stops here).
+    let shared = crate::shared::open(&loaded).await?;
+    let srs = Arc::new(
+        crate::shared::srs(
+            &loaded.data_dir,
+            &c.relay.srs_secret.0,
+            shared.as_ref(),
+            directory.primary_domain(),
+        )
+        .await?,
+    );
+    let signer = crate::shared::dkim_signer(&loaded, shared).await?;
     let bounces = Arc::new(server::bounce::DirectoryBounces {
         directory: Arc::clone(&directory),
         srs: Some(Arc::clone(&srs)),
@@ -334,7 +342,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         srs: Some(srs),
         bounces: Some(bounces.clone()),
         checks: if c.checks.enabled {
-            Some(Arc::new(checks(&loaded)?))
+            Some(Arc::new(checks(&loaded, Arc::clone(&signer))?))
         } else {
             None
         },
@@ -361,7 +369,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             shutdown.clone(),
         )));
     }
-    let worker = outbound_worker(&loaded, store.clone(), bounces)?;
+    let worker = outbound_worker(&loaded, store.clone(), bounces, Arc::clone(&signer))?;
     let status: Arc<dyn admin::Status> = Arc::new(AdminStatus::new(
         &loaded,
         Arc::clone(&metrics),

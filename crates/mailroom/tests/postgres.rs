@@ -19,16 +19,31 @@ fn pg_server(node_id: &str) -> Option<(Server, String)> {
         return None;
     }
     let url = store_pg::cluster::shared().create_database();
+    Some((pg_node(&url, node_id, ""), url))
+}
+
+/// A node on the database at `url` with a data directory of its own, not
+/// started; `tail` is appended to its config (sections after `[store]`).
+fn pg_node(url: &str, node_id: &str, tail: &str) -> Server {
     let server = Server::create("", "");
     let base = std::fs::read_to_string(&server.config).expect("config");
-    std::fs::write(
-        &server.config,
-        format!(
-            "{base}\n[store]\nbackend = \"postgres\"\nurl = \"{url}\"\nnode_id = \"{node_id}\"\n"
-        ),
-    )
-    .expect("write config");
-    Some((server, url))
+    let store =
+        format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\nnode_id = \"{node_id}\"");
+    std::fs::write(&server.config, format!("{base}\n{store}\n{tail}\n")).expect("write config");
+    server
+}
+
+/// Reads IMAP lines until one contains `needle` (within the kit's WAIT).
+fn wait_for_line(imap: &mut Imap, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while std::time::Instant::now() < deadline {
+        match imap.try_line() {
+            Some(line) if line.contains(needle) => return line,
+            Some(_) => {}
+            None => break,
+        }
+    }
+    panic!("no line with {needle:?} within {:?}", common::WAIT);
 }
 
 #[test]
@@ -77,4 +92,163 @@ fn serve_on_postgres_takes_smtp_and_serves_imap_and_pop3_with_cli_users() {
     for file in ["store.db", "directory.db"] {
         assert!(!server.data_dir().join(file).exists(), "{file} was created");
     }
+}
+
+/// Two nodes on one database: a message taken by SMTP on node A reaches
+/// an IDLE session on node B (the change feed across nodes); a DKIM key
+/// made by node A's CLI is listed by node B's (in the database, not a data
+/// directory); both take the SRS secret the first one stored, and a node
+/// configured with another one refuses to start, saying why.
+#[test]
+fn two_nodes_share_mail_dkim_keys_and_the_srs_secret() {
+    let Some((a, url)) = pg_server("node-a") else {
+        return;
+    };
+    a.cli(&["user", "add", "alice@example.test", "--password", "secret"]);
+    let a = a.run();
+    let b = pg_node(&url, "node-b", "").run();
+
+    let mut idle = Imap::login(&b, "alice@example.test", "secret");
+    idle.ok("SELECT INBOX");
+    idle.send("i1 IDLE");
+    wait_for_line(&mut idle, "+ ");
+    let mut smtp = Smtp::connect(a.smtp).ehlo();
+    let r = smtp.send_mail(
+        "sender@other.test",
+        &["alice@example.test"],
+        simple_message("cross-node", "through node A").as_bytes(),
+    );
+    assert_eq!(r.code, 250, "{r:?}");
+    wait_for_line(&mut idle, "* 1 EXISTS");
+    idle.send("DONE");
+    assert_eq!(idle.read_until_tagged("i1").tagged, "i1 OK IDLE terminated");
+    let r = idle.ok("UID FETCH 1 (BODY.PEEK[])");
+    assert!(r.has("through node A"), "{:?}", r.untagged);
+
+    let out = a.cli(&["dkim", "generate", "example.test", "--algorithm", "ed25519"]);
+    assert!(out.contains("mr-ed._domainkey.example.test"), "{out}");
+    let listed = b.cli(&["dkim", "list"]);
+    assert!(
+        listed.contains("example.test\tmr-ed\ted25519\tsigns"),
+        "{listed}"
+    );
+    assert!(!a.data_dir().join("dkim").exists(), "a key folder was made");
+    // The same selector again is refused, whichever node asks.
+    let out = b.cli_output(
+        &["dkim", "generate", "example.test", "--algorithm", "ed25519"],
+        None,
+    );
+    assert!(!out.status.success());
+
+    let c = pg_node(
+        &url,
+        "node-c",
+        "[relay]\nsrs_secret = \"not-the-database-one\"",
+    );
+    let out = c.cli_output(&["serve"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("srs_secret differs"), "{err}");
+    // Neither node made a key file of its own.
+    for node in [&a, &b] {
+        assert!(!node.data_dir().join("srs.key").exists());
+    }
+}
+
+/// The UIDVALIDITY, then each message's UID and flags, of a mailbox.
+fn mailbox_state(imap: &mut Imap, mailbox: &str) -> (String, Vec<String>) {
+    let r = imap.ok(&format!("SELECT {mailbox}"));
+    let validity = r
+        .lines_with("UIDVALIDITY")
+        .first()
+        .map(|l| l.to_string())
+        .unwrap_or_default();
+    let r = imap.ok("UID FETCH 1:* (UID FLAGS MODSEQ)");
+    // \Recent is per session (RFC 3501 2.3.2; gone in RFC 9051), not state
+    // that moves.
+    let mut fetched: Vec<String> = r
+        .lines_with("FETCH")
+        .iter()
+        .map(|l| l.replace(" \\Recent", "").replace("\\Recent", ""))
+        .collect();
+    fetched.sort();
+    (validity, fetched)
+}
+
+/// `mailroom migrate --to`: a populated embedded data directory (mail with
+/// flags and an expunged message, a mailbox of one's own and its
+/// subscription, an alias, a DKIM key) is copied into PostgreSQL; a rerun
+/// is refused; then the server on PostgreSQL shows every client the same
+/// UIDVALIDITY, UIDs, flags and mod-sequences, the same logins, alias
+/// and key.
+#[test]
+fn migrate_to_postgres_keeps_uids_flags_and_logins() {
+    if store_pg::cluster::skip() {
+        return;
+    }
+    let url = store_pg::cluster::shared().create_database();
+    let mut server = Server::start();
+    for i in 1..=3 {
+        imap_kit::deliver(
+            &server,
+            "alice@example.test",
+            &simple_message(&format!("m{i}"), "before the move"),
+        );
+    }
+    let before = {
+        let mut imap = Imap::login(&server, "alice@example.test", "secret");
+        imap.ok("SELECT INBOX");
+        imap.ok("UID STORE 2 +FLAGS (\\Flagged $Label1)");
+        imap.ok("UID STORE 1 +FLAGS (\\Deleted)");
+        imap.ok("EXPUNGE");
+        imap.ok("CREATE Projects");
+        imap.ok("SUBSCRIBE Projects");
+        let inbox = mailbox_state(&mut imap, "INBOX");
+        let r = imap.ok("LSUB \"\" *");
+        assert!(r.has("Projects"), "{:?}", r.untagged);
+        inbox
+    };
+    assert_eq!(before.1.len(), 2, "{before:?}");
+    server.cli(&["alias", "add", "team@example.test", "alice@example.test"]);
+    server.cli(&["dkim", "generate", "example.test", "--algorithm", "ed25519"]);
+    server.terminate();
+
+    let out = server.cli_output(&["migrate", "--to", &url], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 messages (2 bodies)"), "{stdout}");
+    assert!(stdout.contains("2 users, 1 aliases"), "{stdout}");
+    let out = server.cli_output(&["migrate", "--to", &url], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let text = std::fs::read_to_string(&server.config).expect("config");
+    std::fs::write(
+        &server.config,
+        format!("{text}\n[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n"),
+    )
+    .expect("config");
+    server.spawn();
+    let mut imap = Imap::login(&server, "alice@example.test", "secret");
+    assert_eq!(mailbox_state(&mut imap, "INBOX"), before);
+    let r = imap.ok("LSUB \"\" *");
+    assert!(r.has("Projects"), "{:?}", r.untagged);
+    // New mail continues above the copied UIDs.
+    imap_kit::deliver(&server, "team@example.test", &simple_message("m4", "after"));
+    imap.ok("SELECT INBOX");
+    let r = imap.ok("UID FETCH 4 (UID)");
+    assert!(r.has("UID 4"), "{:?}", r.untagged);
+    let listed = server.cli(&["dkim", "list"]);
+    assert!(
+        listed.contains("example.test\tmr-ed\ted25519\tsigns"),
+        "{listed}"
+    );
 }

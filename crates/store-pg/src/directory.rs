@@ -541,7 +541,7 @@ impl PgDirectory {
 /// Brings the directory schema to [`DIRECTORY_SCHEMA_VERSION`] in one
 /// transaction under [`DIRECTORY_MIGRATION_LOCK`], and returns the SCRAM
 /// secret (made here by the first node).
-async fn migrate(client: &mut Object) -> Result<String, DirectoryError> {
+pub(crate) async fn migrate(client: &mut Object) -> Result<String, DirectoryError> {
     let tx = client.transaction().await.map_err(db)?;
     tx.execute(
         "SELECT pg_advisory_xact_lock($1)",

@@ -28,11 +28,13 @@
 
 #[cfg(any(test, feature = "test-cluster"))]
 pub mod cluster;
+mod copy;
 mod directory;
 mod feed;
 mod ops;
 mod read;
 mod schema;
+mod shared;
 #[cfg(test)]
 mod tests;
 
@@ -52,10 +54,12 @@ use store::{
     batch_bucket,
 };
 
+pub use copy::{Copied, CopySource, copy_from_sqlite};
 pub use directory::{
     DIRECTORY_MIGRATIONS, DIRECTORY_POOL_SIZE, DIRECTORY_SCHEMA_VERSION, PgDirectory,
 };
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
+pub use shared::SharedState;
 
 /// Largest piece of a body in one `body_chunks` row: a big message is
 /// written and read as many modest values, never one huge one (a bytea

@@ -19,7 +19,7 @@ pub const MIGRATION_LOCK: i64 = 0x6d61_696c_726f_6f6d;
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1, V_DSN];
+pub const MIGRATIONS: &[&str] = &[V1, V_DSN, V_SHARED_STATE];
 
 /// Version 0 -> 1: the whole store as the embedded backend has it after
 /// its own migrations (docs/storage.md, "PostgreSQL").
@@ -159,6 +159,18 @@ ALTER TABLE queue
     ADD COLUMN smtputf8 BOOLEAN NOT NULL DEFAULT false,
     ADD COLUMN warned   BOOLEAN NOT NULL DEFAULT false,
     ADD COLUMN notice   BOOLEAN NOT NULL DEFAULT false;
+";
+
+/// State every node must agree on (issue 21, issue 16), one row per
+/// name: the SRS secret (`srs_secret`), DKIM keys (`dkim/<file name>`,
+/// the key file's text), kept here rather than in each node's data
+/// directory. The first writer of a name wins (`crate::SharedState`).
+const V_SHARED_STATE: &str = "
+CREATE TABLE shared_state (
+    name    TEXT PRIMARY KEY,
+    value   TEXT NOT NULL,
+    created BIGINT NOT NULL DEFAULT extract(epoch FROM now())::bigint
+);
 ";
 
 /// Brings the schema to [`SCHEMA_VERSION`], or refuses a newer database

@@ -1,0 +1,129 @@
+//! [`SharedState`]: named values every node of one database must agree
+//! on (issue 21: "shared state lives in the database so nodes agree"),
+//! such as the SRS secret and the DKIM keys, in the `shared_state` table.
+//! A value is written once: the first node (or CLI) to store a name wins
+//! and every later one reads it, so two nodes starting at once still end
+//! with one secret.
+
+use deadpool_postgres::Pool;
+use store::StoreError;
+
+use crate::{PgOptions, build_pool, map_err, pool_err, schema};
+
+/// Connections of a [`SharedState`]: it is read at start and refreshed
+/// now and then, never on a session's path.
+const SHARED_POOL_SIZE: usize = 1;
+
+/// The `shared_state` table of one database.
+pub struct SharedState {
+    pool: Pool,
+}
+
+impl SharedState {
+    /// Connects (and migrates the schema, as [`crate::PgStore::open`]
+    /// does, so the CLI can use it before any server ran).
+    pub async fn open(opts: &PgOptions) -> Result<SharedState, StoreError> {
+        let pool = build_pool(&opts.pg_config()?, SHARED_POOL_SIZE)?;
+        let mut client = pool.get().await.map_err(pool_err)?;
+        schema::migrate(&mut client).await?;
+        drop(client);
+        Ok(SharedState { pool })
+    }
+
+    /// The value stored under `name`.
+    pub async fn get(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_err)?;
+        let row = client
+            .query_opt("SELECT value FROM shared_state WHERE name = $1", &[&name])
+            .await
+            .map_err(map_err)?;
+        row.map(|r| r.try_get(0).map_err(map_err)).transpose()
+    }
+
+    /// Stores `value` under `name` unless a value is there; returns the
+    /// stored value (the one given, or the earlier one).
+    pub async fn get_or_put(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        let client = self.pool.get().await.map_err(pool_err)?;
+        client
+            .execute(
+                "INSERT INTO shared_state (name, value) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO NOTHING",
+                &[&name, &value],
+            )
+            .await
+            .map_err(map_err)?;
+        client
+            .query_one("SELECT value FROM shared_state WHERE name = $1", &[&name])
+            .await
+            .map_err(map_err)?
+            .try_get(0)
+            .map_err(map_err)
+    }
+
+    /// Stores `value` under `name` when there is none: false when one was
+    /// there (nothing changed).
+    pub async fn put_new(&self, name: &str, value: &str) -> Result<bool, StoreError> {
+        let client = self.pool.get().await.map_err(pool_err)?;
+        let n = client
+            .execute(
+                "INSERT INTO shared_state (name, value) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO NOTHING",
+                &[&name, &value],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(n == 1)
+    }
+
+    /// Every name starting with `prefix` and its value, by name.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_err)?;
+        let rows = client
+            .query(
+                "SELECT name, value FROM shared_state WHERE starts_with(name, $1) \
+                 ORDER BY name COLLATE \"C\"",
+                &[&prefix],
+            )
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(map_err)?,
+                    r.try_get(1).map_err(map_err)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_first_value_of_a_name_wins_on_every_node() {
+        if crate::cluster::skip() {
+            return;
+        }
+        let url = crate::cluster::shared().create_database();
+        let opts = PgOptions::new(url);
+        let (a, b) = (
+            SharedState::open(&opts).await.expect("a"),
+            SharedState::open(&opts).await.expect("b"),
+        );
+        assert_eq!(a.get("srs_secret").await.expect("get"), None);
+        assert_eq!(a.get_or_put("srs_secret", "one").await.expect("put"), "one");
+        assert_eq!(b.get_or_put("srs_secret", "two").await.expect("put"), "one");
+        assert!(b.put_new("dkim/x+s.key", "k1").await.expect("new"));
+        assert!(!a.put_new("dkim/x+s.key", "k2").await.expect("again"));
+        assert!(a.put_new("dkim/a+s.key", "k0").await.expect("new"));
+        assert_eq!(
+            a.list("dkim/").await.expect("list"),
+            vec![
+                ("dkim/a+s.key".to_string(), "k0".to_string()),
+                ("dkim/x+s.key".to_string(), "k1".to_string())
+            ]
+        );
+    }
+}
