@@ -252,3 +252,62 @@ fn migrate_to_postgres_keeps_uids_flags_and_logins() {
         "{listed}"
     );
 }
+
+/// PostgreSQL stopped under a running server: SMTP answers 451 4.3.0
+/// (never 250 for what was not committed), IMAP `NO [UNAVAILABLE]`, POP3
+/// `-ERR [SYS/TEMP]`; an IDLE session stays open and, once the database
+/// is back, hears the next delivery without reconnecting.
+#[test]
+fn database_outage_is_temporary_everywhere_and_idle_catches_up() {
+    if store_pg::cluster::skip() {
+        return;
+    }
+    // A cluster of this test's own: it is stopped and started again.
+    let cluster = store_pg::cluster::Cluster::private();
+    let url = cluster.create_database();
+    let server = pg_node(&url, "node-a", "");
+    server.cli(&["user", "add", "alice@example.test", "--password", "secret"]);
+    let server = server.run();
+    let mut idle = Imap::login(&server, "alice@example.test", "secret");
+    idle.ok("SELECT INBOX");
+    idle.send("i1 IDLE");
+    wait_for_line(&mut idle, "+ ");
+    let mut other = Imap::login(&server, "alice@example.test", "secret");
+    let mut smtp = Smtp::connect(server.smtp).ehlo();
+
+    cluster.stop();
+    smtp.cmd("MAIL FROM:<sender@other.test>", 250);
+    let rcpt = smtp.cmd("RCPT TO:<alice@example.test>", 451);
+    assert_eq!(common::enhanced(&rcpt), "4.3.0", "{rcpt:?}");
+    smtp.cmd("RSET", 250);
+    let r = other.no("SELECT INBOX");
+    assert!(r.tagged.contains("[UNAVAILABLE]"), "{}", r.tagged);
+    let mut pop = Pop3::connect(server.pop3);
+    pop.ok("USER alice@example.test");
+    let err = pop.err("PASS secret");
+    assert!(err.contains("[SYS/TEMP]"), "{err}");
+
+    cluster.restart();
+    // The pool reconnects by itself: the next transaction goes through.
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        smtp.cmd("MAIL FROM:<sender@other.test>", 250);
+        smtp.send("RCPT TO:<alice@example.test>");
+        let r = smtp.reply();
+        if r.code == 250 {
+            break;
+        }
+        assert!(
+            r.code == 451 && std::time::Instant::now() < deadline,
+            "{r:?}"
+        );
+        smtp.cmd("RSET", 250);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    smtp.cmd("DATA", 354);
+    smtp.send_raw(simple_message("after-outage", "back").as_bytes());
+    smtp.cmd(".", 250);
+    wait_for_line(&mut idle, "* 1 EXISTS");
+    idle.send("DONE");
+    assert_eq!(idle.read_until_tagged("i1").tagged, "i1 OK IDLE terminated");
+}
