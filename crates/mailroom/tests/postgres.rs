@@ -311,3 +311,78 @@ fn database_outage_is_temporary_everywhere_and_idle_catches_up() {
     idle.send("DONE");
     assert_eq!(idle.read_until_tagged("i1").tagged, "i1 OK IDLE terminated");
 }
+
+/// Two nodes on one database both run the queue: each message submitted
+/// on either node reaches the remote server exactly once (claims with
+/// `FOR UPDATE SKIP LOCKED` and leases on the database's clock), and the
+/// shared queue ends empty.
+#[test]
+fn two_nodes_send_each_queued_message_exactly_once() {
+    let Some((a, url)) = pg_server("node-a") else {
+        return;
+    };
+    // The receiving side: a mailroom of its own (SQLite) for remote.example.
+    let remote = Server::create("", "");
+    let text = std::fs::read_to_string(&remote.config).expect("config");
+    let text = text.replace(
+        "domains = [\"example.test\", \"other.test\"]",
+        "domains = [\"remote.example\"]",
+    );
+    std::fs::write(&remote.config, text).expect("config");
+    remote.cli(&["user", "add", "carol@remote.example", "--password", "pw"]);
+    let remote = remote.run();
+    let relay = format!(
+        "[relay]\nsmarthost = \"127.0.0.1:{}\"\nretry_initial = 1\nretry_max = 2",
+        remote.smtp.port()
+    );
+    let a = {
+        let text = std::fs::read_to_string(&a.config).expect("config");
+        std::fs::write(&a.config, format!("{text}\n{relay}\n")).expect("config");
+        a.cli(&["user", "add", "alice@example.test", "--password", "secret"]);
+        a.run()
+    };
+    let b = pg_node(&url, "node-b", &relay).run();
+
+    const PER_NODE: usize = 10;
+    for i in 0..PER_NODE {
+        for (name, node) in [("a", &a), ("b", &b)] {
+            let mut c = Smtp::connect(node.submission).ehlo();
+            let plain = proto_common::encode_plain("", "alice", "secret");
+            c.cmd(&format!("AUTH PLAIN {plain}"), 235);
+            let msg = format!("Subject: via-{name}-{i}\r\n\r\nonce\r\n");
+            let r = c.send_mail(
+                "alice@example.test",
+                &["carol@remote.example"],
+                msg.as_bytes(),
+            );
+            assert_eq!(r.code, 250, "{r:?}");
+        }
+    }
+    let deadline = std::time::Instant::now() + common::WAIT * 2;
+    while std::time::Instant::now() < deadline {
+        if remote.inbox("carol@remote.example").len() >= 2 * PER_NODE
+            && a.cli(&["queue", "list"]).trim().is_empty()
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // A little longer, so that a second copy would have arrived too.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let got = remote.inbox("carol@remote.example");
+    let mut subjects: Vec<String> = got
+        .iter()
+        .filter_map(|m| {
+            String::from_utf8_lossy(m)
+                .lines()
+                .find(|l| l.starts_with("Subject: "))
+                .map(str::to_string)
+        })
+        .collect();
+    subjects.sort();
+    let before = subjects.len();
+    subjects.dedup();
+    assert_eq!(before, 2 * PER_NODE, "{subjects:?}");
+    assert_eq!(subjects.len(), 2 * PER_NODE, "a message went out twice");
+    assert!(b.cli(&["queue", "list"]).trim().is_empty());
+}
