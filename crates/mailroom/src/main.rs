@@ -9,6 +9,7 @@ mod datadir;
 mod health;
 mod serve;
 mod shared;
+mod shared_throttle;
 mod srskey;
 mod transfer;
 

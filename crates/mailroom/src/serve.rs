@@ -303,17 +303,25 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     let metrics = Arc::new(Metrics::default());
     // One Authenticator for every protocol: its throttling follows a
     // guesser from SMTP to IMAP to POP3.
-    let auth = Authenticator::with_policy(
-        Arc::clone(&directory),
-        server::throttle::ThrottlePolicy {
-            max_delay: Duration::from_secs(c.auth.max_delay),
-            lockout_failures: c.auth.lockout_failures,
-            lockout: Duration::from_secs(c.auth.lockout_secs),
-        },
-    );
-    // On PostgreSQL the SRS secret and DKIM keys are the database's, so
-    // every node agrees (a node whose srs_secret differs stops here).
+    // On PostgreSQL the SRS secret, DKIM keys and failed-login counts are
+    // the database's, so every node agrees (a node whose srs_secret
+    // differs stops here).
     let shared = crate::shared::open(&loaded).await?;
+    let policy = server::throttle::ThrottlePolicy {
+        max_delay: Duration::from_secs(c.auth.max_delay),
+        lockout_failures: c.auth.lockout_failures,
+        lockout: Duration::from_secs(c.auth.lockout_secs),
+    };
+    let auth = match &shared {
+        Some(shared) => Authenticator::with_throttle(
+            Arc::clone(&directory),
+            Box::new(crate::shared_throttle::SharedThrottle::start(
+                policy,
+                shared.clone(),
+            )),
+        ),
+        None => Authenticator::with_policy(Arc::clone(&directory), policy),
+    };
     let srs = Arc::new(
         crate::shared::srs(
             &loaded.data_dir,

@@ -386,3 +386,39 @@ fn two_nodes_send_each_queued_message_exactly_once() {
     assert_eq!(subjects.len(), 2 * PER_NODE, "a message went out twice");
     assert!(b.cli(&["queue", "list"]).trim().is_empty());
 }
+
+/// Failed logins count over every node: two failures on node A and two
+/// on node B reach `lockout_failures = 4` for the address, so a right
+/// password from it is refused on both nodes, as one node would refuse it
+/// after four failures of its own.
+#[test]
+fn failed_logins_on_two_nodes_lock_the_address_out_on_both() {
+    let Some((a, url)) = pg_server("node-a") else {
+        return;
+    };
+    let b = pg_node(&url, "node-b", "");
+    for node in [&a, &b] {
+        let text = std::fs::read_to_string(&node.config).expect("config");
+        let text = text.replacen("[auth]\n", "[auth]\nlockout_failures = 4\n", 1);
+        std::fs::write(&node.config, text).expect("config");
+    }
+    a.cli(&["user", "add", "alice@example.test", "--password", "secret"]);
+    let (a, b) = (a.run(), b.run());
+    for node in [&a, &b] {
+        for _ in 0..2 {
+            let mut c = Imap::connect(node.imap);
+            c.no("LOGIN alice@example.test wrong");
+        }
+    }
+    // The nodes read the database's lockouts every second.
+    std::thread::sleep(3 * server_sync_interval());
+    for node in [&a, &b] {
+        let mut c = Imap::connect(node.imap);
+        c.no("LOGIN alice@example.test secret");
+    }
+}
+
+/// `shared_throttle::SYNC_INTERVAL` of the binary.
+fn server_sync_interval() -> std::time::Duration {
+    std::time::Duration::from_secs(1)
+}

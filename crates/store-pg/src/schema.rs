@@ -19,7 +19,7 @@ pub const MIGRATION_LOCK: i64 = 0x6d61_696c_726f_6f6d;
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1, V_DSN, V_SHARED_STATE];
+pub const MIGRATIONS: &[&str] = &[V1, V_DSN, V_SHARED_STATE, V_LOGIN_FAILURES];
 
 /// Version 0 -> 1: the whole store as the embedded backend has it after
 /// its own migrations (docs/storage.md, "PostgreSQL").
@@ -170,6 +170,20 @@ CREATE TABLE shared_state (
     name    TEXT PRIMARY KEY,
     value   TEXT NOT NULL,
     created BIGINT NOT NULL DEFAULT extract(epoch FROM now())::bigint
+);
+";
+
+/// Failed logins counted across nodes (issue 21), so a guesser gains
+/// nothing by spreading attempts over them: one row per client address
+/// (`ip:<addr>`) and per account (`account:<name>`), the failures within
+/// the window and the last one's time (unix seconds on the database's
+/// clock). Self-contained, so it can be reordered against other
+/// branches' steps.
+const V_LOGIN_FAILURES: &str = "
+CREATE TABLE login_failures (
+    key      TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    last     BIGINT NOT NULL
 );
 ";
 

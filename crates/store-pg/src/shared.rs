@@ -14,7 +14,8 @@ use crate::{PgOptions, build_pool, map_err, pool_err, schema};
 /// now and then, never on a session's path.
 const SHARED_POOL_SIZE: usize = 1;
 
-/// The `shared_state` table of one database.
+/// The `shared_state` table of one database (a clone shares the pool).
+#[derive(Clone)]
 pub struct SharedState {
     pool: Pool,
 }
@@ -97,6 +98,78 @@ impl SharedState {
     }
 }
 
+impl SharedState {
+    /// Counts one failed login under `key`, restarting the count when
+    /// the last failure is older than `window`; returns the failures
+    /// within the window, from every node.
+    pub async fn add_login_failure(
+        &self,
+        key: &str,
+        window: std::time::Duration,
+    ) -> Result<u32, StoreError> {
+        let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+        let client = self.pool.get().await.map_err(pool_err)?;
+        let n: i32 = client
+            .query_one(
+                "INSERT INTO login_failures (key, failures, last)
+                 VALUES ($1, 1, extract(epoch FROM clock_timestamp())::bigint)
+                 ON CONFLICT (key) DO UPDATE SET
+                     failures = CASE
+                         WHEN login_failures.last
+                              < extract(epoch FROM clock_timestamp())::bigint - $2 THEN 1
+                         ELSE login_failures.failures + 1 END,
+                     last = EXCLUDED.last
+                 RETURNING failures",
+                &[&key, &window],
+            )
+            .await
+            .map_err(map_err)?
+            .try_get(0)
+            .map_err(map_err)?;
+        Ok(u32::try_from(n).unwrap_or(0))
+    }
+
+    /// Forgets the failures of `keys` (a login succeeded).
+    pub async fn clear_login_failures(&self, keys: &[String]) -> Result<(), StoreError> {
+        let client = self.pool.get().await.map_err(pool_err)?;
+        client
+            .execute("DELETE FROM login_failures WHERE key = ANY($1)", &[&keys])
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    /// Keys with at least `failures` failures whose last one is less than
+    /// `within` ago, with how long ago that was.
+    pub async fn login_failures_over(
+        &self,
+        failures: u32,
+        within: std::time::Duration,
+    ) -> Result<Vec<(String, std::time::Duration)>, StoreError> {
+        let failures = i32::try_from(failures).unwrap_or(i32::MAX);
+        let within = i64::try_from(within.as_secs()).unwrap_or(i64::MAX);
+        let client = self.pool.get().await.map_err(pool_err)?;
+        let rows = client
+            .query(
+                "SELECT key, extract(epoch FROM clock_timestamp())::bigint - last FROM login_failures
+                 WHERE failures >= $1
+                   AND last > extract(epoch FROM clock_timestamp())::bigint - $2",
+                &[&failures, &within],
+            )
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let ago: i64 = r.try_get(1).map_err(map_err)?;
+                Ok((
+                    r.try_get(0).map_err(map_err)?,
+                    std::time::Duration::from_secs(u64::try_from(ago).unwrap_or(0)),
+                ))
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +191,22 @@ mod tests {
         assert!(b.put_new("dkim/x+s.key", "k1").await.expect("new"));
         assert!(!a.put_new("dkim/x+s.key", "k2").await.expect("again"));
         assert!(a.put_new("dkim/a+s.key", "k0").await.expect("new"));
+        let window = std::time::Duration::from_secs(60);
+        assert_eq!(
+            a.add_login_failure("ip:192.0.2.1", window).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            b.add_login_failure("ip:192.0.2.1", window).await.unwrap(),
+            2
+        );
+        let over = a.login_failures_over(2, window).await.unwrap();
+        assert_eq!(over.len(), 1);
+        assert_eq!(over[0].0, "ip:192.0.2.1");
+        b.clear_login_failures(&["ip:192.0.2.1".to_string()])
+            .await
+            .unwrap();
+        assert!(a.login_failures_over(1, window).await.unwrap().is_empty());
         assert_eq!(
             a.list("dkim/").await.expect("list"),
             vec![
