@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod cluster_presence;
 mod commands;
 mod config;
 mod datadir;

@@ -331,16 +331,26 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         )
         .await?,
     );
+    let shared_for_presence = shared.clone();
     let signer = crate::shared::dkim_signer(&loaded, shared).await?;
     let bounces = Arc::new(server::bounce::DirectoryBounces {
         directory: Arc::clone(&directory),
         srs: Some(Arc::clone(&srs)),
     });
+    // SEND/SOML/SAML: on PostgreSQL a session on another node counts.
+    let smtp_presence: Arc<dyn server::presence::Presence> = match &shared_for_presence {
+        Some(shared) => crate::cluster_presence::ClusterPresence::start(
+            presence.clone(),
+            shared.clone(),
+            crate::commands::backend_config(&loaded)?.node_id,
+        ),
+        None => presence.clone(),
+    };
     let ctx = Arc::new(SmtpContext {
         config: smtp_config(&loaded)?,
         directory: Arc::clone(&directory),
         store: store.clone(),
-        presence: presence.clone(),
+        presence: smtp_presence,
         quota: Arc::clone(&quota),
         memory: MemoryBudget::new(c.smtp.max_inflight_data),
         metrics: Arc::clone(&metrics),

@@ -422,3 +422,46 @@ fn failed_logins_on_two_nodes_lock_the_address_out_on_both() {
 fn server_sync_interval() -> std::time::Duration {
     std::time::Duration::from_secs(1)
 }
+
+/// SEND (RFC 821 3.4) to a user whose only IMAP session is on node B,
+/// through node A: once B's presence row is renewed, A accepts it (450
+/// before: nobody at a terminal) and B's IDLE session shows one
+/// `* OK [ALERT]` line; nothing goes to the mailbox.
+#[test]
+fn send_through_one_node_alerts_a_session_on_another() {
+    let Some((a, url)) = pg_server("node-a") else {
+        return;
+    };
+    a.cli(&["user", "add", "alice@example.test", "--password", "secret"]);
+    let a = a.run();
+    let b = pg_node(&url, "node-b", "").run();
+    let mut idle = Imap::login(&b, "alice@example.test", "secret");
+    idle.ok("SELECT INBOX");
+    idle.send("i1 IDLE");
+    wait_for_line(&mut idle, "+ ");
+
+    let mut smtp = Smtp::connect(a.smtp).ehlo();
+    // B announces its sessions every few seconds: until then A knows of
+    // no terminal, and SEND is 450 with no side effect.
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        smtp.cmd("SEND FROM:<bob@example.test>", 250);
+        smtp.send("RCPT TO:<alice@example.test>");
+        let r = smtp.reply();
+        if r.code == 250 {
+            break;
+        }
+        assert!(r.code == 450 && std::time::Instant::now() < deadline, "{r:?}");
+        smtp.cmd("RSET", 250);
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    smtp.cmd("DATA", 354);
+    smtp.send_raw(b"From: bob@example.test\r\nSubject: lunch\r\n\r\nnow?\r\n.\r\n");
+    assert_eq!(smtp.reply().code, 250);
+    let alert = wait_for_line(&mut idle, "[ALERT]");
+    assert!(alert.contains("Message from bob@example.test: lunch - now?"), "{alert}");
+    idle.send("DONE");
+    assert_eq!(idle.read_until_tagged("i1").tagged, "i1 OK IDLE terminated");
+    let r = idle.ok("STATUS INBOX (MESSAGES)");
+    assert!(r.has("MESSAGES 0"), "{:?}", r.untagged);
+}

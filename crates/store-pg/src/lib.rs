@@ -59,7 +59,7 @@ pub use directory::{
     DIRECTORY_MIGRATIONS, DIRECTORY_POOL_SIZE, DIRECTORY_SCHEMA_VERSION, PgDirectory,
 };
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
-pub use shared::SharedState;
+pub use shared::{SharedState, TerminalRow};
 
 /// Largest piece of a body in one `body_chunks` row: a big message is
 /// written and read as many modest values, never one huge one (a bytea

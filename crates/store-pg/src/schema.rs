@@ -19,7 +19,7 @@ pub const MIGRATION_LOCK: i64 = 0x6d61_696c_726f_6f6d;
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Migration steps. Append only; never edit a released step.
-pub const MIGRATIONS: &[&str] = &[V1, V_DSN, V_SHARED_STATE, V_LOGIN_FAILURES];
+pub const MIGRATIONS: &[&str] = &[V1, V_DSN, V_SHARED_STATE, V_LOGIN_FAILURES, V_PRESENCE];
 
 /// Version 0 -> 1: the whole store as the embedded backend has it after
 /// its own migrations (docs/storage.md, "PostgreSQL").
@@ -185,6 +185,28 @@ CREATE TABLE login_failures (
     failures INTEGER NOT NULL,
     last     BIGINT NOT NULL
 );
+";
+
+/// Presence for terminal delivery across nodes (issue 21, RFC 821 SEND):
+/// which node has a session of which account, with a lease (unix seconds
+/// on the database's clock) the node renews, so a dead node's sessions
+/// stop counting when it ends; and terminal messages for a session on
+/// another node, taken (deleted) by that node. Self-contained.
+const V_PRESENCE: &str = "
+CREATE TABLE presence (
+    account TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    expires BIGINT NOT NULL,
+    PRIMARY KEY (account, node_id)
+);
+CREATE TABLE terminal_messages (
+    id      BIGSERIAL PRIMARY KEY,
+    node_id TEXT NOT NULL,
+    account TEXT NOT NULL,
+    sender  TEXT NOT NULL,
+    text    TEXT NOT NULL
+);
+CREATE INDEX terminal_messages_node ON terminal_messages (node_id, id);
 ";
 
 /// Brings the schema to [`SCHEMA_VERSION`], or refuses a newer database

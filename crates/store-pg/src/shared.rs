@@ -170,6 +170,107 @@ impl SharedState {
     }
 }
 
+/// A terminal message stored for a session on another node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminalRow {
+    pub account: String,
+    pub sender: String,
+    pub text: String,
+}
+
+impl SharedState {
+    /// Announces that `node_id` has sessions of exactly `accounts`, until
+    /// `lease` from now on the database's clock (older rows of this node
+    /// go), and returns the accounts other nodes announce with a lease
+    /// not yet ended, with their node.
+    pub async fn renew_presence(
+        &self,
+        node_id: &str,
+        accounts: &[String],
+        lease: std::time::Duration,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let lease = i64::try_from(lease.as_secs()).unwrap_or(i64::MAX);
+        let mut client = self.pool.get().await.map_err(pool_err)?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        tx.execute(
+            "DELETE FROM presence WHERE node_id = $1 AND NOT (account = ANY($2))",
+            &[&node_id, &accounts],
+        )
+        .await
+        .map_err(map_err)?;
+        tx.execute(
+            "INSERT INTO presence (account, node_id, expires)
+             SELECT a, $1, extract(epoch FROM clock_timestamp())::bigint + $3
+             FROM unnest($2::text[]) AS a
+             ON CONFLICT (account, node_id) DO UPDATE SET expires = EXCLUDED.expires",
+            &[&node_id, &accounts, &lease],
+        )
+        .await
+        .map_err(map_err)?;
+        let rows = tx
+            .query(
+                "SELECT account, node_id FROM presence
+                 WHERE node_id <> $1 AND expires > extract(epoch FROM clock_timestamp())::bigint",
+                &[&node_id],
+            )
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(map_err)?,
+                    r.try_get(1).map_err(map_err)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Stores a terminal message for `account`'s session on `node_id`
+    /// (committed when this returns).
+    pub async fn send_terminal(&self, node_id: &str, msg: &TerminalRow) -> Result<(), StoreError> {
+        let client = self.pool.get().await.map_err(pool_err)?;
+        client
+            .execute(
+                "INSERT INTO terminal_messages (node_id, account, sender, text)
+                 VALUES ($1, $2, $3, $4)",
+                &[&node_id, &msg.account, &msg.sender, &msg.text],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    /// Takes (deletes and returns, oldest first) the terminal messages
+    /// for `node_id`'s sessions.
+    pub async fn take_terminal(&self, node_id: &str) -> Result<Vec<TerminalRow>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_err)?;
+        let rows = client
+            .query(
+                "DELETE FROM terminal_messages WHERE node_id = $1
+                 RETURNING id, account, sender, text",
+                &[&node_id],
+            )
+            .await
+            .map_err(map_err)?;
+        let mut out: Vec<(i64, TerminalRow)> = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(map_err)?,
+                    TerminalRow {
+                        account: r.try_get(1).map_err(map_err)?,
+                        sender: r.try_get(2).map_err(map_err)?,
+                        text: r.try_get(3).map_err(map_err)?,
+                    },
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        out.sort_by_key(|(id, _)| *id);
+        Ok(out.into_iter().map(|(_, m)| m).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +292,30 @@ mod tests {
         assert!(b.put_new("dkim/x+s.key", "k1").await.expect("new"));
         assert!(!a.put_new("dkim/x+s.key", "k2").await.expect("again"));
         assert!(a.put_new("dkim/a+s.key", "k0").await.expect("new"));
+        let lease = std::time::Duration::from_secs(30);
+        let accounts = vec!["alice@x".to_string()];
+        assert!(
+            a.renew_presence("a", &accounts, lease)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let seen = b.renew_presence("b", &[], lease).await.unwrap();
+        assert_eq!(seen, vec![("alice@x".to_string(), "a".to_string())]);
+        // A lease that has ended does not count.
+        a.renew_presence("a", &accounts, std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(b.renew_presence("b", &[], lease).await.unwrap().is_empty());
+        let m = TerminalRow {
+            account: "alice@x".into(),
+            sender: "bob@x".into(),
+            text: "hi".into(),
+        };
+        b.send_terminal("a", &m).await.unwrap();
+        assert!(b.take_terminal("b").await.unwrap().is_empty());
+        assert_eq!(a.take_terminal("a").await.unwrap(), vec![m]);
+        assert!(a.take_terminal("a").await.unwrap().is_empty());
         let window = std::time::Duration::from_secs(60);
         assert_eq!(
             a.add_login_failure("ip:192.0.2.1", window).await.unwrap(),
