@@ -235,7 +235,9 @@ fn outbound_worker(
         })
     };
     Ok(Arc::new(
-        delivery::worker::Worker::new(store, cfg, routing, bounces).with_dkim(signer),
+        delivery::worker::Worker::new(store, cfg, routing, bounces)
+            .with_dkim(signer)
+            .with_lease(Duration::from_secs(r.queue_lease)),
     ))
 }
 

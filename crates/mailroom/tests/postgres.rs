@@ -451,7 +451,10 @@ fn send_through_one_node_alerts_a_session_on_another() {
         if r.code == 250 {
             break;
         }
-        assert!(r.code == 450 && std::time::Instant::now() < deadline, "{r:?}");
+        assert!(
+            r.code == 450 && std::time::Instant::now() < deadline,
+            "{r:?}"
+        );
         smtp.cmd("RSET", 250);
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
@@ -459,9 +462,157 @@ fn send_through_one_node_alerts_a_session_on_another() {
     smtp.send_raw(b"From: bob@example.test\r\nSubject: lunch\r\n\r\nnow?\r\n.\r\n");
     assert_eq!(smtp.reply().code, 250);
     let alert = wait_for_line(&mut idle, "[ALERT]");
-    assert!(alert.contains("Message from bob@example.test: lunch - now?"), "{alert}");
+    assert!(
+        alert.contains("Message from bob@example.test: lunch - now?"),
+        "{alert}"
+    );
     idle.send("DONE");
     assert_eq!(idle.read_until_tagged("i1").tagged, "i1 OK IDLE terminated");
     let r = idle.ok("STATUS INBOX (MESSAGES)");
     assert!(r.has("MESSAGES 0"), "{:?}", r.untagged);
+}
+
+/// A remote SMTP server for the lease test: the first connection stalls
+/// after the message's final "." until the client goes away; every later
+/// one answers 250 and keeps the message.
+struct StallingRemote {
+    port: u16,
+    got: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn stalling_remote() -> StallingRemote {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let stalled = Arc::new(AtomicBool::new(false));
+    let (g, s) = (Arc::clone(&got), Arc::clone(&stalled));
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { continue };
+            let (g, s) = (Arc::clone(&g), Arc::clone(&s));
+            std::thread::spawn(move || serve_smtp(stream, n == 0, &g, &s));
+        }
+    });
+    StallingRemote { port, got, stalled }
+}
+
+fn serve_smtp(
+    stream: std::net::TcpStream,
+    stall: bool,
+    got: &std::sync::Mutex<Vec<String>>,
+    stalled: &std::sync::atomic::AtomicBool,
+) {
+    use std::io::{BufRead, Write};
+    let _ = stream.set_read_timeout(Some(common::WAIT * 3));
+    let Ok(read) = stream.try_clone() else { return };
+    let mut r = std::io::BufReader::new(read);
+    let mut w = stream;
+    let mut say = |text: &str| w.write_all(text.as_bytes()).is_ok();
+    if !say("220 remote.example ESMTP\r\n") {
+        return;
+    }
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+        let ok = match verb.as_str() {
+            "DATA" => {
+                if !say("354 go ahead\r\n") {
+                    return;
+                }
+                let mut message = String::new();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == ".\r\n" {
+                        break;
+                    }
+                    message.push_str(&line);
+                }
+                if stall {
+                    // No answer: the sender dies waiting for it.
+                    stalled.store(true, std::sync::atomic::Ordering::SeqCst);
+                    while r.read_line(&mut line).unwrap_or(0) > 0 {}
+                    return;
+                }
+                if let Ok(mut g) = got.lock() {
+                    g.push(message);
+                }
+                say("250 2.0.0 queued\r\n")
+            }
+            "QUIT" => {
+                say("221 bye\r\n");
+                return;
+            }
+            "EHLO" | "HELO" => say("250 remote.example\r\n"),
+            _ => say("250 ok\r\n"),
+        };
+        if !ok {
+            return;
+        }
+    }
+}
+
+/// kill -9 of a node in the middle of sending: nothing is lost, and its
+/// claimed queue row goes out from the other node once the claim's lease
+/// (`[relay] queue_lease`, on the database's clock) has ended.
+#[test]
+fn a_killed_nodes_queue_row_goes_out_from_another_after_the_lease() {
+    let Some((a, url)) = pg_server("node-a") else {
+        return;
+    };
+    let remote = stalling_remote();
+    let relay = format!(
+        "[relay]\nsmarthost = \"127.0.0.1:{}\"\nretry_initial = 1\nretry_max = 2\nqueue_lease = 3",
+        remote.port
+    );
+    let mut a = {
+        let text = std::fs::read_to_string(&a.config).expect("config");
+        std::fs::write(&a.config, format!("{text}\n{relay}\n")).expect("config");
+        a.cli(&["user", "add", "alice@example.test", "--password", "secret"]);
+        a.run()
+    };
+    let mut c = Smtp::connect(a.submission).ehlo();
+    let plain = proto_common::encode_plain("", "alice", "secret");
+    c.cmd(&format!("AUTH PLAIN {plain}"), 235);
+    let msg = b"Subject: survives-a-node\r\n\r\nonce\r\n";
+    let r = c.send_mail("alice@example.test", &["carol@remote.example"], msg);
+    assert_eq!(r.code, 250, "{r:?}");
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while !remote.stalled.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(std::time::Instant::now() < deadline, "node A never sent");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Node A holds the claim and dies before the remote's answer.
+    a.kill9();
+    let b = pg_node(&url, "node-b", &relay).run();
+    let deadline = std::time::Instant::now() + common::WAIT;
+    let count = || remote.got.lock().map(|g| g.len()).unwrap_or(0);
+    while count() == 0 {
+        assert!(std::time::Instant::now() < deadline, "node B never sent it");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(count(), 1);
+    let got = remote.got.lock().map(|g| g.clone()).unwrap_or_default();
+    assert!(
+        got.iter().all(|m| m.contains("Subject: survives-a-node")),
+        "{got:?}"
+    );
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while !b.cli(&["queue", "list"]).trim().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the row stayed queued"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
