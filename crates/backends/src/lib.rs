@@ -5,21 +5,27 @@
 //!
 //! `backend = "sqlite"` (the default) is the embedded store and directory
 //! in the data directory (`store.db`, `directory.db`). `"postgres"` selects
-//! both on one PostgreSQL database (SPEC 6, several nodes). The store half
-//! exists (crates/store-pg, passing the conformance suite) but the
-//! directory does not yet (issue 21), and a node needs both: opening
-//! either is a configuration error that says so until the directory runs
-//! on PostgreSQL too.
+//! both on one PostgreSQL database (SPEC 6, several nodes): `PgStore` and
+//! `PgDirectory` of crates/store-pg, each passing its conformance suite.
+//!
+//! Opening PostgreSQL is async (it connects, migrates and starts the
+//! change-feed listener on the caller's runtime): [`open_store_async`] and
+//! [`open_directory_async`]. The synchronous [`open_store`] and
+//! [`open_directory`] open it too when called on a multi-threaded tokio
+//! runtime (the server's), and refuse it elsewhere.
 
 #![forbid(unsafe_code)]
 
 pub mod backup;
 
 /// The PostgreSQL backend's defaults for `[store]` (pool size, statement
-/// timeout, node name), so that the config need not name the backend
-/// crate.
+/// timeout, node name) and its shared state, so that the binary need not
+/// name the backend crate.
 pub mod postgres {
-    pub use store_pg::{POOL_SIZE, STATEMENT_TIMEOUT, default_node_id};
+    pub use store_pg::{
+        Copied, CopySource, POOL_SIZE, STATEMENT_TIMEOUT, SharedState, TerminalRow,
+        copy_from_sqlite, default_node_id,
+    };
 }
 
 use std::fmt;
@@ -30,6 +36,7 @@ use std::time::Duration;
 
 use directory::{Directory, DirectoryConfig, DirectoryError, SqliteDirectory};
 use store::{SqliteStore, Store, StoreError, StoreOptions};
+use store_pg::{PgDirectory, PgOptions, PgStore};
 
 /// The directory's file in the data directory (SQLite backend).
 pub const DIRECTORY_FILE: &str = directory::DB_FILE_NAME;
@@ -123,6 +130,8 @@ impl BackendConfig {
 pub enum OpenError {
     /// The configured backend is not part of this build.
     NotBuilt(Backend),
+    /// PostgreSQL opened synchronously outside a multi-threaded runtime.
+    NeedsRuntime,
     Store(StoreError),
     Directory(DirectoryError),
 }
@@ -132,7 +141,7 @@ impl OpenError {
     /// configuration problems (a newer schema, a backend not built).
     pub fn is_temporary(&self) -> bool {
         match self {
-            OpenError::NotBuilt(_) => false,
+            OpenError::NotBuilt(_) | OpenError::NeedsRuntime => false,
             OpenError::Store(e) => e.is_temporary(),
             OpenError::Directory(e) => matches!(e, DirectoryError::Db(_)),
         }
@@ -148,6 +157,11 @@ impl fmt::Display for OpenError {
                  is, the directory is not); use \"sqlite\"",
                 b.name()
             ),
+            OpenError::NeedsRuntime => write!(
+                f,
+                "store.backend = \"postgres\" is opened on a multi-threaded tokio runtime \
+                 (open_store_async / open_directory_async elsewhere)"
+            ),
             OpenError::Store(e) => e.fmt(f),
             OpenError::Directory(e) => e.fmt(f),
         }
@@ -155,6 +169,30 @@ impl fmt::Display for OpenError {
 }
 
 impl std::error::Error for OpenError {}
+
+impl BackendConfig {
+    /// The PostgreSQL backend's options of `[store]`.
+    pub fn pg_options(&self) -> PgOptions {
+        let mut opts = PgOptions::new(self.url.clone());
+        opts.pool_size = self.pool_size;
+        opts.statement_timeout = self.statement_timeout;
+        opts.node_id = self.node_id.clone();
+        opts
+    }
+}
+
+/// Runs an async open on the current multi-threaded runtime from
+/// synchronous code (`block_in_place` keeps the worker's other tasks
+/// going); any other context is [`OpenError::NeedsRuntime`].
+fn open_blocking<T>(
+    open: impl std::future::Future<Output = Result<T, OpenError>>,
+) -> Result<T, OpenError> {
+    let handle = tokio::runtime::Handle::try_current().map_err(|_| OpenError::NeedsRuntime)?;
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return Err(OpenError::NeedsRuntime);
+    }
+    tokio::task::block_in_place(|| handle.block_on(open))
+}
 
 /// The message store of `config`'s backend, opened (and migrated).
 pub fn open_store(config: &BackendConfig) -> Result<Arc<dyn Store>, OpenError> {
@@ -164,7 +202,7 @@ pub fn open_store(config: &BackendConfig) -> Result<Arc<dyn Store>, OpenError> {
                 .map_err(OpenError::Store)?;
             Ok(store)
         }
-        Backend::Postgres => Err(OpenError::NotBuilt(Backend::Postgres)),
+        Backend::Postgres => open_blocking(open_store_async(config)),
     }
 }
 
@@ -179,7 +217,34 @@ pub fn open_directory(config: &BackendConfig) -> Result<Arc<dyn Directory>, Open
             .map_err(OpenError::Directory)?;
             Ok(Arc::new(dir))
         }
-        Backend::Postgres => Err(OpenError::NotBuilt(Backend::Postgres)),
+        Backend::Postgres => open_blocking(open_directory_async(config)),
+    }
+}
+
+/// [`open_store`] from async code; PostgreSQL's listener runs on the
+/// caller's runtime.
+pub async fn open_store_async(config: &BackendConfig) -> Result<Arc<dyn Store>, OpenError> {
+    match config.backend {
+        Backend::Sqlite => open_store(config),
+        Backend::Postgres => {
+            let store = PgStore::open(config.pg_options())
+                .await
+                .map_err(OpenError::Store)?;
+            Ok(store)
+        }
+    }
+}
+
+/// [`open_directory`] from async code.
+pub async fn open_directory_async(config: &BackendConfig) -> Result<Arc<dyn Directory>, OpenError> {
+    match config.backend {
+        Backend::Sqlite => open_directory(config),
+        Backend::Postgres => {
+            let dir = PgDirectory::open(&config.pg_options(), config.directory.clone())
+                .await
+                .map_err(OpenError::Directory)?;
+            Ok(dir)
+        }
     }
 }
 
@@ -197,19 +262,19 @@ mod tests {
     }
 
     #[test]
-    fn postgres_is_a_clear_configuration_error_until_it_is_built() {
+    fn postgres_outside_a_runtime_is_a_clear_error_and_creates_nothing() {
         let tmp = tempfile::tempdir().unwrap();
         let mut config = BackendConfig::sqlite(tmp.path(), DirectoryConfig::default());
         config.backend = Backend::Postgres;
+        config.url = "postgres://nobody@127.0.0.1:1/none".into();
         let err = open_store(&config).err().unwrap();
         assert!(!err.is_temporary());
-        assert!(err.to_string().contains("not built yet"), "{err}");
+        assert!(err.to_string().contains("runtime"), "{err}");
         let err = open_directory(&config).err().unwrap();
         assert!(
             err.to_string().contains("store.backend = \"postgres\""),
             "{err}"
         );
-        // Nothing was created for it.
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
     }
 

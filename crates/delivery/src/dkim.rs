@@ -1,7 +1,9 @@
 //! DKIM keys and the signing of outbound mail (RFC 6376, RFC 8463).
 //!
 //! Keys live in `<data_dir>/dkim/`, one file per key (0600: the private
-//! key signs for the whole domain). `mailroom dkim generate` writes them;
+//! key signs for the whole domain); on the PostgreSQL backend they live in
+//! the database instead, in the same text form ([`KeyInfo::to_text`]), so
+//! every node signs alike ([`Signer::with_keys`], refreshed by the server). `mailroom dkim generate` writes them;
 //! the queue worker signs each message it sends whose RFC 5322 From domain
 //! has a key, with the newest key per domain and algorithm, so a domain
 //! with an RSA and an Ed25519 key gets both signatures (RFC 8463 4: a
@@ -124,6 +126,30 @@ pub struct KeyInfo {
 }
 
 impl KeyInfo {
+    /// The key as stored: a key file's text, or a database row's value.
+    pub fn to_text(&self) -> String {
+        format!(
+            "domain = {}\nselector = {}\nalgorithm = {}\ncreated = {}\nprivate = {}\npublic = {}\n",
+            self.domain,
+            self.selector,
+            self.algorithm.name(),
+            self.created,
+            B64.encode(&self.private),
+            B64.encode(&self.public),
+        )
+    }
+
+    /// A key read back from [`KeyInfo::to_text`]; None when unreadable.
+    pub fn from_text(text: &str) -> Option<KeyInfo> {
+        parse_key(text)
+    }
+
+    /// The name the key is stored under (its file name in the key folder):
+    /// one key per domain and selector.
+    pub fn storage_name(&self) -> String {
+        file_name(&self.domain, &self.selector)
+    }
+
     /// The owner name of the TXT record (RFC 6376 3.6.2.1).
     pub fn record_name(&self) -> String {
         format!("{}._domainkey.{}", self.selector, self.domain)
@@ -187,6 +213,46 @@ fn file_name(domain: &str, selector: &str) -> String {
     format!("{domain}+{selector}.key")
 }
 
+/// Makes a key for `domain` (validated names, the algorithm's default
+/// selector) without storing it.
+pub fn make(
+    domain: &str,
+    selector: Option<&str>,
+    algorithm: Algorithm,
+) -> Result<KeyInfo, KeyError> {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let selector = selector.unwrap_or(algorithm.default_selector()).to_string();
+    for n in [&domain, &selector] {
+        if !valid_name(n) {
+            return Err(KeyError::BadName(n.clone()));
+        }
+    }
+    let (private, public) = match algorithm {
+        Algorithm::Rsa => {
+            let pair =
+                DkimKeyPair::generate_rsa(RSA_BITS).map_err(|e| KeyError::Crypto(e.to_string()))?;
+            let (private, pkcs1) = pair.into_inner();
+            (private, rsa_spki(&pkcs1))
+        }
+        Algorithm::Ed25519 => {
+            let pair =
+                DkimKeyPair::generate_ed25519().map_err(|e| KeyError::Crypto(e.to_string()))?;
+            pair.into_inner()
+        }
+    };
+    let created = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    Ok(KeyInfo {
+        domain,
+        selector,
+        algorithm,
+        created,
+        private,
+        public,
+    })
+}
+
 /// Makes a key for `domain`, stores it under `data_dir` (0600) and returns
 /// it, so the caller can print the record to publish.
 pub fn generate(
@@ -208,30 +274,7 @@ pub fn generate(
     if path.exists() {
         return Err(KeyError::Exists(path));
     }
-    let (private, public) = match algorithm {
-        Algorithm::Rsa => {
-            let pair =
-                DkimKeyPair::generate_rsa(RSA_BITS).map_err(|e| KeyError::Crypto(e.to_string()))?;
-            let (private, pkcs1) = pair.into_inner();
-            (private, rsa_spki(&pkcs1))
-        }
-        Algorithm::Ed25519 => {
-            let pair =
-                DkimKeyPair::generate_ed25519().map_err(|e| KeyError::Crypto(e.to_string()))?;
-            pair.into_inner()
-        }
-    };
-    let created = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let key = KeyInfo {
-        domain,
-        selector,
-        algorithm,
-        created,
-        private,
-        public,
-    };
+    let key = make(&domain, Some(&selector), algorithm)?;
     write_key(&dir, &path, &key)?;
     Ok(key)
 }
@@ -240,15 +283,7 @@ pub fn generate(
 /// its creation, never readable by others), fsync, rename, fsync the
 /// folder.
 fn write_key(dir: &Path, path: &Path, key: &KeyInfo) -> Result<(), KeyError> {
-    let text = format!(
-        "domain = {}\nselector = {}\nalgorithm = {}\ncreated = {}\nprivate = {}\npublic = {}\n",
-        key.domain,
-        key.selector,
-        key.algorithm.name(),
-        key.created,
-        B64.encode(&key.private),
-        B64.encode(&key.public),
-    );
+    let text = key.to_text();
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -304,10 +339,16 @@ pub fn list(data_dir: &Path) -> Result<Vec<KeyInfo>, KeyError> {
             None => tracing::warn!(path = %path.display(), "dkim: unreadable key file skipped"),
         }
     }
+    Ok(sorted(keys))
+}
+
+/// Keys oldest first, ties by domain and selector: the order in which
+/// [`signs`] takes the last one per domain and algorithm.
+pub fn sorted(mut keys: Vec<KeyInfo>) -> Vec<KeyInfo> {
     keys.sort_by(|a, b| {
         (a.created, &a.domain, &a.selector).cmp(&(b.created, &b.domain, &b.selector))
     });
-    Ok(keys)
+    keys
 }
 
 /// True when `key` is the one that signs for its domain and algorithm:
@@ -376,6 +417,8 @@ fn load(key: &KeyInfo) -> Option<Loaded> {
 /// message, with one stat per message).
 struct Cache {
     modified: Option<SystemTime>,
+    /// The [`Source::Keys`] generation the cache was made from.
+    generation: u64,
     signers: Signers,
     /// The newest RSA key per domain as an ARC sealer: RFC 8617 4.1.3
     /// allows rsa-sha256 only.
@@ -418,21 +461,77 @@ fn load_sealer(key: &KeyInfo) -> Option<Sealer> {
     )
 }
 
-/// Signs outbound messages with the keys under a data directory.
+/// Where a [`Signer`] finds its keys.
+enum Source {
+    /// The key folder of a data directory, read again when it changes.
+    Dir(PathBuf),
+    /// Keys handed over by the caller (the database's on PostgreSQL),
+    /// with a generation that [`Signer::set_keys`] advances.
+    Keys(Mutex<(u64, Vec<KeyInfo>)>),
+}
+
+/// Signs outbound messages with the keys under a data directory, or with
+/// keys given to it.
 pub struct Signer {
-    data_dir: PathBuf,
+    source: Source,
     cache: Mutex<Cache>,
 }
 
 impl Signer {
     pub fn new(data_dir: &Path) -> Signer {
+        Signer::from_source(Source::Dir(data_dir.to_path_buf()))
+    }
+
+    /// A signer of `keys` (as [`list`] orders them: oldest first), for
+    /// keys kept elsewhere than a key folder; [`Signer::set_keys`]
+    /// replaces them.
+    pub fn with_keys(keys: Vec<KeyInfo>) -> Signer {
+        Signer::from_source(Source::Keys(Mutex::new((1, sorted(keys)))))
+    }
+
+    /// Replaces the keys of a [`Signer::with_keys`] signer; the next
+    /// message is signed with them. No effect on a key-folder signer.
+    pub fn set_keys(&self, keys: Vec<KeyInfo>) {
+        if let Source::Keys(m) = &self.source
+            && let Ok(mut held) = m.lock()
+        {
+            held.0 += 1;
+            held.1 = sorted(keys);
+        }
+    }
+
+    fn from_source(source: Source) -> Signer {
         Signer {
-            data_dir: data_dir.to_path_buf(),
+            source,
             cache: Mutex::new(Cache {
                 modified: None,
+                generation: 0,
                 signers: Arc::new(Vec::new()),
                 sealers: Arc::new(Vec::new()),
             }),
+        }
+    }
+
+    /// The keys and whether they changed since the cache was made.
+    fn current_keys(&self, cache: &Cache) -> Option<(Option<SystemTime>, u64, Vec<KeyInfo>)> {
+        match &self.source {
+            Source::Dir(data_dir) => {
+                let modified = std::fs::metadata(data_dir.join(KEY_DIR))
+                    .and_then(|m| m.modified())
+                    .ok();
+                if cache.modified == modified && modified.is_some() {
+                    return None;
+                }
+                let keys = list(data_dir).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "dkim: cannot read the key folder");
+                    Vec::new()
+                });
+                Some((modified, 0, keys))
+            }
+            Source::Keys(m) => {
+                let held = m.lock().ok()?;
+                (held.0 != cache.generation).then(|| (None, held.0, held.1.clone()))
+            }
         }
     }
 
@@ -441,17 +540,10 @@ impl Signer {
     }
 
     fn loaded(&self) -> (Signers, Sealers) {
-        let modified = std::fs::metadata(self.data_dir.join(KEY_DIR))
-            .and_then(|m| m.modified())
-            .ok();
         let Ok(mut cache) = self.cache.lock() else {
             return (Arc::new(Vec::new()), Arc::new(Vec::new()));
         };
-        if cache.modified != modified || modified.is_none() {
-            let keys = list(&self.data_dir).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "dkim: cannot read the key folder");
-                Vec::new()
-            });
+        if let Some((modified, generation, keys)) = self.current_keys(&cache) {
             let mut signers = Vec::new();
             let mut sealers = Vec::new();
             for k in keys.iter().filter(|k| signs(&keys, k)) {
@@ -466,6 +558,7 @@ impl Signer {
             }
             *cache = Cache {
                 modified,
+                generation,
                 signers: Arc::new(signers),
                 sealers: Arc::new(sealers),
             };

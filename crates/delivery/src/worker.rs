@@ -237,6 +237,8 @@ pub struct Worker {
     bounces: Arc<dyn BounceRoute>,
     /// DKIM keys that sign what leaves (RFC 6376); None: nothing is signed.
     dkim: Option<Arc<crate::dkim::Signer>>,
+    /// How long a claim holds its rows ([`LEASE`] unless set).
+    lease: Duration,
 }
 
 impl Worker {
@@ -256,7 +258,15 @@ impl Worker {
             down: Arc::default(),
             bounces,
             dkim: None,
+            lease: LEASE,
         }
+    }
+
+    /// Claims hold their rows for `lease` (`[relay] queue_lease`): after
+    /// a node died, another node sends its rows once the lease ended.
+    pub fn with_lease(mut self, lease: Duration) -> Worker {
+        self.lease = lease.max(Duration::from_secs(1));
+        self
     }
 
     /// Signs each message at send time with the keys of its From domain.
@@ -325,7 +335,7 @@ impl Worker {
     /// Claims due rows and delivers them; true when there were some.
     pub async fn once(&self) -> bool {
         let now = unix_now();
-        let lease = now + LEASE.as_secs() as i64;
+        let lease = now + i64::try_from(self.lease.as_secs()).unwrap_or(i64::MAX / 2);
         let rows = match self.store.claim_queue(now, lease, CLAIM_BATCH).await {
             Ok(r) => r,
             Err(e) => {

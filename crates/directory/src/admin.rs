@@ -9,11 +9,11 @@
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::address::MAX_FULL_NAME_LEN;
-use crate::{DirectoryDb, DirectoryError, Forward, User, UserQuota};
+use crate::{DirectoryDb, DirectoryError, Forward, Lookup, User, UserQuota};
 
 /// The two kinds of multi-target entries; they share their code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Group {
+pub enum Group {
     Alias,
     List,
 }
@@ -33,7 +33,8 @@ impl Group {
         }
     }
 
-    fn other(self) -> Group {
+    /// The other kind: an address is at most one of them.
+    pub fn other(self) -> Group {
         match self {
             Group::Alias => Group::List,
             Group::List => Group::Alias,
@@ -106,7 +107,10 @@ pub(crate) fn password_hash(
         .optional()?)
 }
 
-fn check_full_name(name: Option<&str>) -> Result<Option<&str>, DirectoryError> {
+/// A full name as stored: trimmed, None when empty; refused with line
+/// breaks or control characters (it appears in VRFY replies) or past
+/// [`MAX_FULL_NAME_LEN`].
+pub fn check_full_name(name: Option<&str>) -> Result<Option<&str>, DirectoryError> {
     let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
         return Ok(None);
     };
@@ -118,6 +122,27 @@ fn check_full_name(name: Option<&str>) -> Result<Option<&str>, DirectoryError> {
         )));
     }
     Ok(Some(name))
+}
+
+impl Lookup for Connection {
+    fn user_exists(&self, address: &str) -> Result<bool, DirectoryError> {
+        user_exists(self, address)
+    }
+
+    fn group_targets(&self, group: Group, address: &str) -> Result<Vec<String>, DirectoryError> {
+        group_targets(self, group, address)
+    }
+
+    fn forward(&self, address: &str) -> Result<Option<Forward>, DirectoryError> {
+        load_forward(self, address)
+    }
+
+    fn full_name(&self, address: &str) -> Result<Option<Option<String>>, DirectoryError> {
+        Ok(self
+            .prepare_cached("SELECT full_name FROM users WHERE address = ?1")?
+            .query_row([address], |r| r.get::<_, Option<String>>(0))
+            .optional()?)
+    }
 }
 
 impl DirectoryDb {
@@ -351,7 +376,7 @@ impl DirectoryDb {
         }
         // Checked with the new rows in place; returning drops the
         // transaction, which rolls them back.
-        if let Some(path) = self.cycle_through(&tx, &address)? {
+        if let Some(path) = self.cycle_through(&*tx, &address)? {
             return Err(DirectoryError::InvalidAddress(format!(
                 "{address} (it would deliver to itself: {})",
                 path.join(" -> ")
@@ -359,7 +384,7 @@ impl DirectoryDb {
         }
         let mut warnings = Vec::new();
         for t in &targets {
-            if self.is_dangling(&tx, t)? {
+            if self.is_dangling(&*tx, t)? {
                 tracing::warn!(%address, target = %t, "group target does not exist");
                 warnings.push(format!(
                     "{t} does not exist (yet): mail to {address} skips it until it does"

@@ -27,6 +27,7 @@ mod address;
 mod admin;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+mod logic;
 mod password;
 mod resolve;
 mod schema;
@@ -37,21 +38,22 @@ mod vrfy;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::num::NonZeroU32;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::Connection;
 
 pub use address::{DETAIL_SEPARATOR, MAX_DOMAIN_LEN, MAX_FULL_NAME_LEN, MAX_LOCAL_PART_LEN};
+pub use admin::{Group, check_full_name};
+pub use logic::{DirectoryCore, Lookup, VrfyTerms};
 pub use password::{DEFAULT_MAX_CONCURRENT_HASHES, MAX_PASSWORD_LEN};
 pub use proto_common::ScramKeys;
 pub use proto_common::ServerNonce;
 pub use resolve::{MAX_EXPANSION_DEPTH, MAX_EXPANSION_TARGETS};
-pub use schema::{BUSY_TIMEOUT, SCHEMA_VERSION};
-pub use scram::{DEFAULT_SCRAM_ITERATIONS, SCRAM_SALT_LEN};
+pub use schema::{BUSY_TIMEOUT, SCHEMA_VERSION, fold};
+pub use scram::{DEFAULT_SCRAM_ITERATIONS, SCRAM_SALT_LEN, new_scram_secret};
 pub use sqlite::{DIRECTORY_CONNECTIONS, DIRECTORY_QUERY_THREADS, SqliteDirectory};
 
 /// The directory database's usual file name inside the data directory.
@@ -356,23 +358,15 @@ pub trait Directory: Send + Sync + 'static {
 }
 
 /// The synchronous SQLite directory that [`SqliteDirectory`] runs on the
-/// blocking pool. Crate-private: everything outside uses the trait.
+/// blocking pool. Crate-private: everything outside uses the trait. What
+/// is not SQL (the rules, hashing, SCRAM) is its [`DirectoryCore`], which
+/// it derefs to.
 pub(crate) struct DirectoryDb {
     /// The connection that migrated the schema, and the others.
     first: Mutex<Connection>,
     others: Vec<Mutex<Connection>>,
     next_conn: AtomicUsize,
-    domains: Vec<String>,
-    /// Domain -> canonical target.
-    catch_all: BTreeMap<String, String>,
-    hasher: password::Hasher,
-    /// A hash to verify against for unknown logins, made on first use.
-    dummy_hash: OnceLock<String>,
-    /// `auth.scram`.
-    scram: bool,
-    scram_iterations: NonZeroU32,
-    /// The key of the fake SCRAM salts (`scram.rs`), from the database.
-    scram_secret: ring::hmac::Key,
+    core: DirectoryCore,
     /// RCPT resolutions until the database changes (`resolve.rs`).
     resolve_cache: Mutex<resolve::ResolveCache>,
 }
@@ -380,62 +374,39 @@ pub(crate) struct DirectoryDb {
 impl fmt::Debug for DirectoryDb {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DirectoryDb")
-            .field("domains", &self.domains)
-            .field("catch_all", &self.catch_all)
-            .field("scram", &self.scram)
-            .field("scram_iterations", &self.scram_iterations)
+            .field("core", &self.core)
             .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for DirectoryDb {
+    type Target = DirectoryCore;
+
+    fn deref(&self) -> &DirectoryCore {
+        &self.core
     }
 }
 
 impl DirectoryDb {
     /// Opens (creating and migrating as needed) the database at `db_path`.
     /// Refuses a database from a newer mailroom with
-    /// [`DirectoryError::NewerSchema`].
+    /// [`DirectoryError::NewerSchema`]; a bad config before touching it.
     pub fn open(db_path: &Path, config: DirectoryConfig) -> Result<DirectoryDb, DirectoryError> {
-        let mut domains: Vec<String> = Vec::with_capacity(config.domains.len());
-        for d in &config.domains {
-            let d = address::normalize_domain(d)?;
-            if !domains.contains(&d) {
-                domains.push(d);
+        let mut opened = None;
+        let core = DirectoryCore::new(config, || {
+            if let Some(parent) = db_path.parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    DirectoryError::Db(format!("cannot create {}: {e}", parent.display()))
+                })?;
             }
-        }
-        if domains.is_empty() {
-            return Err(DirectoryError::UnknownDomain(String::new()));
-        }
-        let hasher = password::Hasher::new(
-            config.argon2_m_cost,
-            config.argon2_t_cost,
-            config.argon2_p_cost,
-            config.max_concurrent_hashes,
-        )?;
-        let scram_iterations = NonZeroU32::new(config.scram_iterations)
-            .filter(|n| n.get() >= DEFAULT_SCRAM_ITERATIONS)
-            .ok_or_else(|| {
-                DirectoryError::Password(format!(
-                    "scram_iterations = {} is below the {DEFAULT_SCRAM_ITERATIONS} that RFC 7677 \
-                     asks for",
-                    config.scram_iterations
-                ))
-            })?;
-        let mut catch_all = BTreeMap::new();
-        for (domain, target) in &config.catch_all {
-            let domain = address::normalize_domain(domain)?;
-            if !domains.contains(&domain) {
-                return Err(DirectoryError::UnknownDomain(domain));
-            }
-            let target = address::canonical(&domains, target)?;
-            catch_all.insert(domain, target);
-        }
-        if let Some(parent) = db_path.parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                DirectoryError::Db(format!("cannot create {}: {e}", parent.display()))
-            })?;
-        }
-        let conn = schema::open(db_path)?;
-        let scram_secret = scram::load_secret(&conn)?;
+            let conn = schema::open(db_path)?;
+            let secret = scram::load_secret(&conn)?;
+            opened = Some(conn);
+            Ok(secret)
+        })?;
+        let conn = opened.ok_or_else(|| DirectoryError::Db("the directory did not open".into()))?;
         let mut others = Vec::new();
         for _ in 1..DIRECTORY_CONNECTIONS {
             others.push(Mutex::new(schema::connect(db_path)?));
@@ -444,54 +415,9 @@ impl DirectoryDb {
             first: Mutex::new(conn),
             others,
             next_conn: AtomicUsize::new(0),
-            domains,
-            catch_all,
-            hasher,
-            dummy_hash: OnceLock::new(),
-            scram: config.scram,
-            scram_iterations,
-            scram_secret,
+            core,
             resolve_cache: Mutex::new(resolve::ResolveCache::new(schema::connect(db_path)?)),
         })
-    }
-
-    /// Our domains, lowercased; the first is the primary.
-    pub fn domains(&self) -> &[String] {
-        &self.domains
-    }
-
-    /// How many password checks may run at once ([`Directory::authenticate`]
-    /// blocks past it): callers bound their own queue to this.
-    pub fn max_concurrent_hashes(&self) -> usize {
-        self.hasher.max_concurrent()
-    }
-
-    /// The first configured domain.
-    pub fn primary_domain(&self) -> &str {
-        // open() refuses an empty domain list.
-        self.domains.first().map(String::as_str).unwrap_or("")
-    }
-
-    /// Whether `domain` is one of ours (case-insensitive).
-    pub fn is_local_domain(&self, domain: &str) -> bool {
-        address::is_local(&self.domains, domain)
-    }
-
-    /// Splits and canonicalises "local@domain" (domain lowercased; local
-    /// lowercased only when the domain is local). Bare "local" →
-    /// InvalidAddress (callers qualify first).
-    pub fn canonical(&self, address: &str) -> Result<String, DirectoryError> {
-        address::canonical(&self.domains, address)
-    }
-
-    /// The canonical form of an address that must be in one of our domains.
-    fn canonical_local(&self, address: &str) -> Result<String, DirectoryError> {
-        let canonical = self.canonical(address)?;
-        let (_, domain) = address::split(&canonical)?;
-        if !self.is_local_domain(domain) {
-            return Err(DirectoryError::UnknownDomain(domain.to_string()));
-        }
-        Ok(canonical)
     }
 
     /// A free connection, else the next one in turn (waiting for it). A

@@ -30,8 +30,8 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::Connection;
 
 use crate::address;
-use crate::admin::{self, Group};
-use crate::{DirectoryDb, DirectoryError, Resolution};
+use crate::admin::Group;
+use crate::{DirectoryCore, DirectoryDb, DirectoryError, Lookup, Resolution};
 
 /// How deep aliases and lists may nest. Sendmail's alias expansion and
 /// Postfix's `virtual_alias_recursion_limit` use a similar small bound;
@@ -147,12 +147,12 @@ impl Expansion {
 }
 
 /// The entry stored exactly at `address`: user, alias or list.
-fn entry(conn: &Connection, address: &str) -> Result<Option<Located>, DirectoryError> {
-    if admin::user_exists(conn, address)? {
+fn entry(conn: &dyn Lookup, address: &str) -> Result<Option<Located>, DirectoryError> {
+    if conn.user_exists(address)? {
         return Ok(Some(Located::User(address.to_string())));
     }
     for group in [Group::Alias, Group::List] {
-        let targets = admin::group_targets(conn, group, address)?;
+        let targets = conn.group_targets(group, address)?;
         if !targets.is_empty() {
             return Ok(Some(Located::Group(address.to_string(), targets)));
         }
@@ -172,7 +172,7 @@ impl DirectoryDb {
         if let Some(found) = cache.entries.get(address) {
             return Ok(found.clone());
         }
-        let resolution = self.resolve_uncached(address)?;
+        let resolution = self.core.resolve_in(&*self.lock(), address)?;
         if cache.entries.len() >= RESOLVE_CACHE_ENTRIES {
             cache.entries.clear();
         }
@@ -181,25 +181,30 @@ impl DirectoryDb {
             .insert(address.to_string(), resolution.clone());
         Ok(resolution)
     }
+}
 
-    /// RCPT resolution from the database.
-    fn resolve_uncached(&self, address: &str) -> Result<Resolution, DirectoryError> {
+impl DirectoryCore {
+    /// RCPT resolution of a fully qualified address, reading `conn`.
+    pub fn resolve_in(
+        &self,
+        conn: &dyn Lookup,
+        address: &str,
+    ) -> Result<Resolution, DirectoryError> {
         let address = self.canonical(address)?;
         let (_, domain) = address::split(&address)?;
         if !self.is_local_domain(domain) {
             return Ok(Resolution::NotLocal);
         }
-        let conn = self.lock();
         let mut exp = Expansion::new();
         exp.visited.insert(address.clone());
-        match self.locate(&conn, &address)? {
+        match self.locate(conn, &address)? {
             Located::Unknown => Ok(Resolution::Unknown),
             Located::ImplicitPostmaster(account) => Ok(Resolution::Deliver {
                 local: vec![account],
                 remote: Vec::new(),
             }),
             Located::User(user) => {
-                let Some(fwd) = admin::load_forward(&conn, &user)? else {
+                let Some(fwd) = conn.forward(&user)? else {
                     return Ok(Resolution::Deliver {
                         local: vec![user],
                         remote: Vec::new(),
@@ -212,7 +217,7 @@ impl DirectoryDb {
                 if fwd.keep {
                     exp.push_local(&user);
                 }
-                self.expand(&conn, &fwd.target, 1, &mut exp)?;
+                self.expand(conn, &fwd.target, 1, &mut exp)?;
                 Ok(Resolution::Forward {
                     to: fwd.target,
                     local: exp.local,
@@ -222,12 +227,12 @@ impl DirectoryDb {
             Located::Group(entry, targets) => {
                 exp.visited.insert(entry);
                 for t in &targets {
-                    self.expand(&conn, t, 1, &mut exp)?;
+                    self.expand(conn, t, 1, &mut exp)?;
                 }
                 Ok(exp.into_deliver(&address))
             }
             Located::CatchAll(target) => {
-                self.expand(&conn, &target, 1, &mut exp)?;
+                self.expand(conn, &target, 1, &mut exp)?;
                 Ok(exp.into_deliver(&address))
             }
         }
@@ -238,9 +243,9 @@ impl DirectoryDb {
     /// Resolution cuts cycles, but a group that delivers to itself delivers
     /// to nobody on the cycle (`alias add a1 a2`, `alias add a2 a1`: 550
     /// User unknown), so adding one is refused. Bounded like an expansion.
-    pub(crate) fn cycle_through(
+    pub fn cycle_through(
         &self,
-        conn: &Connection,
+        conn: &dyn Lookup,
         address: &str,
     ) -> Result<Option<Vec<String>>, DirectoryError> {
         let mut seen = HashSet::from([address.to_string()]);
@@ -285,17 +290,13 @@ impl DirectoryDb {
 
     /// True when `target` (canonical) is in one of our domains and names
     /// nothing: mail through it would be skipped.
-    pub(crate) fn is_dangling(
-        &self,
-        conn: &Connection,
-        target: &str,
-    ) -> Result<bool, DirectoryError> {
+    pub fn is_dangling(&self, conn: &dyn Lookup, target: &str) -> Result<bool, DirectoryError> {
         let local = address::split(target).is_ok_and(|(_, d)| self.is_local_domain(d));
         Ok(local && matches!(self.locate(conn, target)?, Located::Unknown))
     }
 
     /// Applies the lookup order (module doc) to a canonical local address.
-    fn locate(&self, conn: &Connection, address: &str) -> Result<Located, DirectoryError> {
+    fn locate(&self, conn: &dyn Lookup, address: &str) -> Result<Located, DirectoryError> {
         if let Some(found) = entry(conn, address)? {
             return Ok(found);
         }
@@ -325,7 +326,7 @@ impl DirectoryDb {
     /// Adds where mail for `address` (a canonical target) goes to `exp`.
     fn expand(
         &self,
-        conn: &Connection,
+        conn: &dyn Lookup,
         address: &str,
         depth: usize,
         exp: &mut Expansion,
@@ -374,7 +375,7 @@ impl DirectoryDb {
                 tracing::warn!(address, "unknown local target in an alias or list skipped");
             }
             Located::ImplicitPostmaster(account) => exp.push_local(&account),
-            Located::User(user) => match admin::load_forward(conn, &user)? {
+            Located::User(user) => match conn.forward(&user)? {
                 None => exp.push_local(&user),
                 Some(fwd) if fwd.refuse => {
                     // The user has left and asked not to be forwarded to;

@@ -113,7 +113,7 @@ const V4: &str = "";
 /// Upper case first maps each of those to one spelling, whose lower case
 /// is then the same for every variant. Computed in Rust because SQLite's
 /// `lower()` folds ASCII only.
-pub(crate) fn fold(text: &str) -> String {
+pub fn fold(text: &str) -> String {
     text.to_uppercase().to_lowercase()
 }
 

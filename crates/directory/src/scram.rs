@@ -20,7 +20,7 @@ use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{DirectoryDb, DirectoryError};
+use crate::{DirectoryCore, DirectoryDb, DirectoryError};
 
 /// Octets of a SCRAM salt: issue 11 asks for 16 (RFC 5802 sets no length;
 /// NIST SP 800-132 5.1 asks for at least 128 bits).
@@ -62,17 +62,16 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 /// Migration to version 3 (and any database missing it): makes the
 /// secret once; a second process finds it there.
 pub(crate) fn create_secret(conn: &Connection) -> Result<(), DirectoryError> {
-    let secret = random::<SECRET_LEN>()?;
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
-        params![SECRET_KEY, hex(&secret)],
+        params![SECRET_KEY, new_scram_secret()?],
     )?;
     Ok(())
 }
 
-/// The fake-salt key, made when missing (a database restored without its
-/// meta row).
-pub(crate) fn load_secret(conn: &Connection) -> Result<hmac::Key, DirectoryError> {
+/// The stored fake-salt secret (hex), made when missing (a database
+/// restored without its meta row).
+pub(crate) fn load_secret(conn: &Connection) -> Result<String, DirectoryError> {
     let read = |conn: &Connection| -> Result<Option<String>, DirectoryError> {
         Ok(conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [SECRET_KEY], |r| {
@@ -80,19 +79,30 @@ pub(crate) fn load_secret(conn: &Connection) -> Result<hmac::Key, DirectoryError
             })
             .optional()?)
     };
-    let text = match read(conn)? {
-        Some(t) => t,
+    match read(conn)? {
+        Some(t) => Ok(t),
         None => {
             create_secret(conn)?;
-            read(conn)?.ok_or_else(|| DirectoryError::Db("the SCRAM secret vanished".into()))?
+            read(conn)?.ok_or_else(|| DirectoryError::Db("the SCRAM secret vanished".into()))
         }
-    };
-    match unhex(&text) {
+    }
+}
+
+/// A new fake-salt secret, as a backend stores it (hex of
+/// [`SECRET_LEN`] random octets).
+pub fn new_scram_secret() -> Result<String, DirectoryError> {
+    Ok(hex(&random::<SECRET_LEN>()?))
+}
+
+/// The HMAC key of a stored secret; an unreadable one is an error rather
+/// than a silently different secret.
+pub(crate) fn secret_key(text: &str) -> Result<hmac::Key, DirectoryError> {
+    match unhex(text.trim()) {
         Some(secret) if secret.len() == SECRET_LEN => {
             Ok(hmac::Key::new(hmac::HMAC_SHA256, &secret))
         }
         _ => Err(DirectoryError::Db(format!(
-            "unreadable {SECRET_KEY} in the meta table"
+            "unreadable {SECRET_KEY} in the directory's meta table"
         ))),
     }
 }
@@ -159,9 +169,9 @@ pub(crate) fn write_keys(
     )?)
 }
 
-impl DirectoryDb {
+impl DirectoryCore {
     /// Whether SCRAM-SHA-256 is on (`auth.scram`): when off, no keys are
-    /// written, [`DirectoryDb::scram_keys`] finds none, and the protocols do
+    /// written, `scram_keys` finds none, and the protocols do
     /// not advertise the mechanism.
     pub fn scram_enabled(&self) -> bool {
         self.scram
@@ -169,31 +179,12 @@ impl DirectoryDb {
 
     /// Keys for `password` with a fresh random salt, or None when SCRAM
     /// is off. PBKDF2 runs here: call it outside the connection lock.
-    pub(crate) fn new_scram_keys(
-        &self,
-        password: &str,
-    ) -> Result<Option<ScramKeys>, DirectoryError> {
+    pub fn new_scram_keys(&self, password: &str) -> Result<Option<ScramKeys>, DirectoryError> {
         if !self.scram_enabled() {
             return Ok(None);
         }
         let salt = random::<SCRAM_SALT_LEN>()?;
         Ok(Some(derive_keys(password, &salt, self.scram_iterations)))
-    }
-
-    /// The account and stored keys for a SCRAM user name, resolved as
-    /// [`DirectoryDb::authenticate`] resolves logins (a full address, or a
-    /// bare local part in the primary domain, else the one user with that
-    /// local part). None when the name matches nobody, the user has no
-    /// keys yet, or SCRAM is off: then use [`DirectoryDb::fake_scram_keys`].
-    pub fn scram_keys(&self, login: &str) -> Result<Option<(String, ScramKeys)>, DirectoryError> {
-        if !self.scram_enabled() {
-            return Ok(None);
-        }
-        let Some(account) = self.find_login(login)? else {
-            return Ok(None);
-        };
-        let keys = stored_keys(&self.lock(), &account)?;
-        Ok(keys.map(|k| (account, k)))
     }
 
     /// Keys for a name that has none: the salt is HMAC-SHA-256 of the name
@@ -235,8 +226,32 @@ impl DirectoryDb {
         }
     }
 
+    /// A fresh server nonce for a SCRAM exchange, from the system's
+    /// random source (RFC 5802 5.1: fresh and unpredictable).
+    pub fn scram_server_nonce(&self) -> Result<ServerNonce, DirectoryError> {
+        Ok(ServerNonce::from_random(&random()?))
+    }
+}
+
+impl DirectoryDb {
+    /// The account and stored keys for a SCRAM user name, resolved as
+    /// `authenticate` resolves logins (a full address, or a
+    /// bare local part in the primary domain, else the one user with that
+    /// local part). None when the name matches nobody, the user has no
+    /// keys yet, or SCRAM is off: then use [`DirectoryCore::fake_scram_keys`].
+    pub fn scram_keys(&self, login: &str) -> Result<Option<(String, ScramKeys)>, DirectoryError> {
+        if !self.scram_enabled() {
+            return Ok(None);
+        }
+        let Some(account) = self.find_login(login)? else {
+            return Ok(None);
+        };
+        let keys = stored_keys(&self.lock(), &account)?;
+        Ok(keys.map(|k| (account, k)))
+    }
+
     /// Writes keys for a user who has none (stored before schema version
-    /// 3): call it with the password right after [`DirectoryDb::authenticate`]
+    /// 3): call it with the password right after `authenticate`
     /// accepted it for `account` (PLAIN, LOGIN, USER/PASS). True when keys
     /// were written; false when the user already has keys, does not exist,
     /// or SCRAM is off. Costs one PBKDF2, only the first time.
@@ -258,12 +273,6 @@ impl DirectoryDb {
             tracing::info!(%account, "SCRAM keys written at login");
         }
         Ok(written)
-    }
-
-    /// A fresh server nonce for a SCRAM exchange, from the system's
-    /// random source (RFC 5802 5.1: fresh and unpredictable).
-    pub fn scram_server_nonce(&self) -> Result<ServerNonce, DirectoryError> {
-        Ok(ServerNonce::from_random(&random()?))
     }
 }
 

@@ -70,6 +70,15 @@ pub enum Cmd {
     /// Restore a backup from DIR into the configured data directory, which
     /// must be missing or empty (so no server runs on it)
     Restore { dir: PathBuf },
+    /// Copy the configured (embedded) data directory's mail, queue,
+    /// directory, DKIM keys and SRS secret into an empty PostgreSQL
+    /// database, keeping UIDs, flags and mod-sequences; stop the server
+    /// first, then set `[store] backend = "postgres"` and `url`
+    Migrate {
+        /// postgres://user:password@host:port/dbname
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// Export ADDRESS's mailboxes into DIR (Maildir++, or one mbox file
     /// per folder)
     Export {
@@ -382,6 +391,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Backup { dir } => commands::backup(&loaded, &dir),
         Cmd::Restore { dir } => commands::restore(&loaded, &dir),
+        Cmd::Migrate { to } => commands::migrate(&loaded, &to),
         Cmd::Deliver { .. } => Ok(()),
     };
     Ok(result?)

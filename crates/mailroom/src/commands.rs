@@ -55,16 +55,17 @@ pub fn backend_config(loaded: &Loaded) -> Result<BackendConfig, String> {
 }
 
 /// Opens the configured directory; the data directory must have been
-/// prepared ([`crate::datadir::prepare`]).
-pub fn open_directory(loaded: &Loaded) -> Result<Arc<dyn Directory>, OpenError> {
+/// prepared ([`crate::datadir::prepare`]). Async: PostgreSQL connects on
+/// the caller's runtime.
+pub async fn open_directory_async(loaded: &Loaded) -> Result<Arc<dyn Directory>, OpenError> {
     let config = backend_config(loaded).map_err(|e| OpenError::Store(StoreError::Invalid(e)))?;
-    backends::open_directory(&config)
+    backends::open_directory_async(&config).await
 }
 
 /// Opens the configured store.
-pub fn open_store(loaded: &Loaded) -> Result<Arc<dyn Store>, OpenError> {
+pub async fn open_store_async(loaded: &Loaded) -> Result<Arc<dyn Store>, OpenError> {
     let config = backend_config(loaded).map_err(|e| OpenError::Store(StoreError::Invalid(e)))?;
-    backends::open_store(&config)
+    backends::open_store_async(&config).await
 }
 
 /// `mailroom backup DIR`.
@@ -78,6 +79,22 @@ pub fn backup(loaded: &Loaded, dir: &std::path::Path) -> Result<(), String> {
         dir.display()
     );
     Ok(())
+}
+
+/// The database's shared state (PostgreSQL) with a runtime to use it
+/// on; None on SQLite.
+fn shared_state(
+    loaded: &Loaded,
+) -> Result<Option<(tokio::runtime::Runtime, backends::postgres::SharedState)>, String> {
+    if backend_config(loaded)?.backend != backends::Backend::Postgres {
+        return Ok(None);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let shared = rt.block_on(crate::shared::open(loaded))?;
+    Ok(shared.map(|s| (rt, s)))
 }
 
 /// `mailroom dkim generate DOMAIN`: one of our domains only, since a key
@@ -100,8 +117,18 @@ pub fn dkim_generate(
     {
         return Err(format!("{domain} is not one of our domains"));
     }
-    let key = delivery::dkim::generate(&loaded.data_dir, &domain, selector, algorithm)
-        .map_err(|e| e.to_string())?;
+    let key = match shared_state(loaded)? {
+        // On PostgreSQL the key goes into the database: every node signs
+        // with it (within `shared::DKIM_REFRESH`).
+        Some((rt, shared)) => {
+            let key =
+                delivery::dkim::make(&domain, selector, algorithm).map_err(|e| e.to_string())?;
+            rt.block_on(crate::shared::dkim_store(&shared, &key))?;
+            key
+        }
+        None => delivery::dkim::generate(&loaded.data_dir, &domain, selector, algorithm)
+            .map_err(|e| e.to_string())?,
+    };
     println!("Publish this TXT record, then mail From {domain} is signed with it:");
     println!("{}. IN TXT \"{}\"", key.record_name(), key.record());
     Ok(())
@@ -109,7 +136,10 @@ pub fn dkim_generate(
 
 /// `mailroom dkim list`: each key, its record, and whether it signs.
 pub fn dkim_list(loaded: &Loaded) -> Result<(), String> {
-    let keys = delivery::dkim::list(&loaded.data_dir).map_err(|e| e.to_string())?;
+    let keys = match shared_state(loaded)? {
+        Some((rt, shared)) => rt.block_on(crate::shared::dkim_keys(&shared))?,
+        None => delivery::dkim::list(&loaded.data_dir).map_err(|e| e.to_string())?,
+    };
     for k in &keys {
         let state = if delivery::dkim::signs(&keys, k) {
             "signs"
@@ -126,6 +156,82 @@ pub fn dkim_list(loaded: &Loaded) -> Result<(), String> {
             k.record()
         );
     }
+    Ok(())
+}
+
+/// `mailroom migrate --to postgres://...` (SPEC 7): the configured
+/// embedded data directory into an empty PostgreSQL database
+/// (`store_pg::copy_from_sqlite`, one transaction), with progress on
+/// stderr and the counts at the end.
+pub fn migrate(loaded: &Loaded, to: &str) -> Result<(), String> {
+    let mut config = backend_config(loaded)?;
+    if config.backend != backends::Backend::Sqlite {
+        return Err(
+            "migrate copies the embedded (sqlite) data directory of the config; its \
+             [store] backend is already \"postgres\""
+                .to_string(),
+        );
+    }
+    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+        return Err("--to: a postgres://user:password@host:port/dbname URL".to_string());
+    }
+    crate::datadir::prepare(&loaded.data_dir, Missing::Refuse, &mut |note| {
+        eprintln!("mailroom: {note}");
+    })?;
+    // Opening them brings both SQLite schemas up to this build's, which
+    // is what the copy reads.
+    drop(backends::open_store(&config).map_err(|e| e.to_string())?);
+    drop(backends::open_directory(&config).map_err(|e| e.to_string())?);
+    let mut shared = Vec::new();
+    let srs = loaded.data_dir.join("srs.key");
+    match std::fs::read_to_string(&srs) {
+        Ok(s) if !s.trim().is_empty() => {
+            shared.push(("srs_secret".to_string(), s.trim().to_string()))
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{}: {e}", srs.display())),
+    }
+    for key in delivery::dkim::list(&loaded.data_dir).map_err(|e| e.to_string())? {
+        shared.push((format!("dkim/{}", key.storage_name()), key.to_text()));
+    }
+    config.url = to.to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let source = backends::postgres::CopySource {
+        store_db: &loaded.data_dir.join("store.db"),
+        directory_db: &loaded.data_dir.join(backends::DIRECTORY_FILE),
+        shared,
+    };
+    let mut progress = |what: &str, rows: u64| eprintln!("mailroom migrate: {what}: {rows}");
+    let n = rt
+        .block_on(backends::postgres::copy_from_sqlite(
+            &config.pg_options(),
+            source,
+            &mut progress,
+        ))
+        .map_err(|e| format!("migrate: {e} (nothing was copied)"))?;
+    println!(
+        "migrated {} to PostgreSQL: {} accounts, {} mailboxes, {} messages ({} bodies), {} \
+         tombstones, {} subscriptions, {} queued, {} users, {} aliases, {} lists, {} forwards, \
+         {} shared values",
+        loaded.data_dir.display(),
+        n.accounts,
+        n.mailboxes,
+        n.messages,
+        n.bodies,
+        n.tombstones,
+        n.subscriptions,
+        n.queue,
+        n.users,
+        n.aliases,
+        n.lists,
+        n.forwards,
+        n.shared
+    );
+    println!("now set [store] backend = \"postgres\" and url in the config, and start the server");
     Ok(())
 }
 
@@ -149,10 +255,11 @@ pub struct Ctx {
     /// Ours: Authentication-Results claiming it are removed on delivery.
     hostname: String,
     /// Where `deliver` finds the SRS key for forwarded copies
-    /// (`[relay] srs_secret`, else the data directory's), read only when a
-    /// delivery forwards.
+    /// (`[relay] srs_secret`, else the data directory's or, on
+    /// PostgreSQL, the database's), read only when a delivery forwards.
     data_dir: std::path::PathBuf,
     srs_secret: String,
+    backend: BackendConfig,
 }
 
 impl Ctx {
@@ -177,8 +284,10 @@ impl Ctx {
             };
             Failure::new(code, e.to_string())
         };
-        let dir = open_directory(loaded).map_err(failure)?;
-        let store = open_store(loaded).map_err(failure)?;
+        // On the CLI's runtime: PostgreSQL's listener runs there, while
+        // each command's block_on runs.
+        let dir = rt.block_on(open_directory_async(loaded)).map_err(failure)?;
+        let store = rt.block_on(open_store_async(loaded)).map_err(failure)?;
         Ok(Ctx {
             dir,
             store,
@@ -187,6 +296,7 @@ impl Ctx {
             hostname: loaded.hostname.clone(),
             data_dir: loaded.data_dir.clone(),
             srs_secret: loaded.config.relay.srs_secret.0.clone(),
+            backend: backend_config(loaded).map_err(|e| Failure::new(exit::CONFIG, e))?,
         })
     }
 
@@ -199,7 +309,13 @@ impl Ctx {
         if !forwards || self.dir.is_local_domain(domain) {
             return Ok(None);
         }
-        let srs = crate::srskey::load(&self.data_dir, &self.srs_secret, self.dir.primary_domain())
+        let srs = self
+            .rt
+            .block_on(async {
+                let shared = crate::shared::open_backend(&self.backend).await?;
+                let primary = self.dir.primary_domain();
+                crate::shared::srs(&self.data_dir, &self.srs_secret, shared.as_ref(), primary).await
+            })
             .map_err(|e| Failure::new(exit::TEMP_FAIL, e))?;
         Ok(Some(srs.forward(sender, delivery::srs::today())))
     }

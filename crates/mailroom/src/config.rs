@@ -102,6 +102,9 @@ pub struct RelaySection {
     pub retry_max: u64,
     /// Seconds a message may wait in the queue before it fails.
     pub max_queue_lifetime: u64,
+    /// Seconds a delivery run's claim holds its queue rows: on several
+    /// nodes, how soon another node sends the rows of one that died.
+    pub queue_lease: u64,
     /// Destinations served at once.
     pub max_connections: usize,
     /// Connections to one destination at once.
@@ -129,6 +132,7 @@ impl Default for RelaySection {
             retry_initial: DEFAULT_RETRY_INITIAL_SECS,
             retry_max: DEFAULT_RETRY_MAX_SECS,
             max_queue_lifetime: DEFAULT_MAX_QUEUE_LIFETIME_SECS,
+            queue_lease: delivery::worker::LEASE.as_secs(),
             max_connections: delivery::worker::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_domain: delivery::worker::DEFAULT_MAX_CONNECTIONS_PER_DOMAIN,
             delay_warning: delivery::worker::DEFAULT_DELAY_WARNING.as_secs(),
@@ -862,6 +866,7 @@ impl Config {
             ("relay.retry_initial", self.relay.retry_initial),
             ("relay.retry_max", self.relay.retry_max),
             ("relay.max_queue_lifetime", self.relay.max_queue_lifetime),
+            ("relay.queue_lease", self.relay.queue_lease),
             ("relay.max_connections", self.relay.max_connections as u64),
             (
                 "relay.max_connections_per_domain",

@@ -3,11 +3,14 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod cluster_presence;
 mod commands;
 mod config;
 mod datadir;
 mod health;
 mod serve;
+mod shared;
+mod shared_throttle;
 mod srskey;
 mod transfer;
 

@@ -15,7 +15,7 @@ use server::{
 use store::Store;
 use tokio::net::TcpListener;
 
-use crate::commands::{open_directory, open_store};
+use crate::commands::{open_directory_async, open_store_async};
 use crate::config::{Loaded, addresses, networks};
 
 pub fn run(loaded: Loaded) -> Result<(), String> {
@@ -120,7 +120,10 @@ fn pop3_config(loaded: &Loaded) -> Result<server::pop3::Pop3Config, String> {
 /// The outbound worker of `[relay]`: a smarthost, or direct delivery to
 /// each domain's mail servers.
 /// `[checks]`, asking the `[relay] resolver` like the outbound worker.
-fn checks(loaded: &Loaded) -> Result<server::smtp::checks::Checks, String> {
+fn checks(
+    loaded: &Loaded,
+    signer: Arc<delivery::dkim::Signer>,
+) -> Result<server::smtp::checks::Checks, String> {
     let c = &loaded.config.checks;
     let r = &loaded.config.relay;
     let resolver = if r.resolver.is_empty() {
@@ -144,10 +147,7 @@ fn checks(loaded: &Loaded) -> Result<server::smtp::checks::Checks, String> {
         .map_err(|e| format!("checks: {e}"))?;
     // Forwarded mail is ARC-sealed with the primary domain's key.
     Ok(match loaded.config.domains.first() {
-        Some(primary) => checks.with_arc_sealer(
-            Arc::new(delivery::dkim::Signer::new(&loaded.data_dir)),
-            primary,
-        ),
+        Some(primary) => checks.with_arc_sealer(signer, primary),
         None => checks,
     })
 }
@@ -156,6 +156,7 @@ fn outbound_worker(
     loaded: &Loaded,
     store: Arc<dyn Store>,
     bounces: Arc<dyn delivery::worker::BounceRoute>,
+    signer: Arc<delivery::dkim::Signer>,
 ) -> Result<Arc<delivery::worker::Worker>, String> {
     let r = &loaded.config.relay;
     let helo = if r.helo_name.is_empty() {
@@ -233,9 +234,10 @@ fn outbound_worker(
             roots: Arc::new(relay_roots(loaded)?),
         })
     };
-    let signer = Arc::new(delivery::dkim::Signer::new(&loaded.data_dir));
     Ok(Arc::new(
-        delivery::worker::Worker::new(store, cfg, routing, bounces).with_dkim(signer),
+        delivery::worker::Worker::new(store, cfg, routing, bounces)
+            .with_dkim(signer)
+            .with_lease(Duration::from_secs(r.queue_lease)),
     ))
 }
 
@@ -286,8 +288,10 @@ fn load_tls(loaded: &Loaded) -> Result<Arc<Tls>, String> {
 
 async fn serve(loaded: Loaded) -> Result<(), String> {
     let c = &loaded.config;
-    let directory = open_directory(&loaded).map_err(|e| e.to_string())?;
-    let store = open_store(&loaded).map_err(|e| e.to_string())?;
+    let directory = open_directory_async(&loaded)
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = open_store_async(&loaded).await.map_err(|e| e.to_string())?;
     let tls = load_tls(&loaded)?;
     let presence = PresenceRegistry::new();
     let quota = server::quota::QuotaBook::start(
@@ -301,28 +305,54 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     let metrics = Arc::new(Metrics::default());
     // One Authenticator for every protocol: its throttling follows a
     // guesser from SMTP to IMAP to POP3.
-    let auth = Authenticator::with_policy(
-        Arc::clone(&directory),
-        server::throttle::ThrottlePolicy {
-            max_delay: Duration::from_secs(c.auth.max_delay),
-            lockout_failures: c.auth.lockout_failures,
-            lockout: Duration::from_secs(c.auth.lockout_secs),
-        },
+    // On PostgreSQL the SRS secret, DKIM keys and failed-login counts are
+    // the database's, so every node agrees (a node whose srs_secret
+    // differs stops here).
+    let shared = crate::shared::open(&loaded).await?;
+    let policy = server::throttle::ThrottlePolicy {
+        max_delay: Duration::from_secs(c.auth.max_delay),
+        lockout_failures: c.auth.lockout_failures,
+        lockout: Duration::from_secs(c.auth.lockout_secs),
+    };
+    let auth = match &shared {
+        Some(shared) => Authenticator::with_throttle(
+            Arc::clone(&directory),
+            Box::new(crate::shared_throttle::SharedThrottle::start(
+                policy,
+                shared.clone(),
+            )),
+        ),
+        None => Authenticator::with_policy(Arc::clone(&directory), policy),
+    };
+    let srs = Arc::new(
+        crate::shared::srs(
+            &loaded.data_dir,
+            &c.relay.srs_secret.0,
+            shared.as_ref(),
+            directory.primary_domain(),
+        )
+        .await?,
     );
-    let srs = Arc::new(crate::srskey::load(
-        &loaded.data_dir,
-        &c.relay.srs_secret.0,
-        directory.primary_domain(),
-    )?);
+    let shared_for_presence = shared.clone();
+    let signer = crate::shared::dkim_signer(&loaded, shared).await?;
     let bounces = Arc::new(server::bounce::DirectoryBounces {
         directory: Arc::clone(&directory),
         srs: Some(Arc::clone(&srs)),
     });
+    // SEND/SOML/SAML: on PostgreSQL a session on another node counts.
+    let smtp_presence: Arc<dyn server::presence::Presence> = match &shared_for_presence {
+        Some(shared) => crate::cluster_presence::ClusterPresence::start(
+            presence.clone(),
+            shared.clone(),
+            crate::commands::backend_config(&loaded)?.node_id,
+        ),
+        None => presence.clone(),
+    };
     let ctx = Arc::new(SmtpContext {
         config: smtp_config(&loaded)?,
         directory: Arc::clone(&directory),
         store: store.clone(),
-        presence: presence.clone(),
+        presence: smtp_presence,
         quota: Arc::clone(&quota),
         memory: MemoryBudget::new(c.smtp.max_inflight_data),
         metrics: Arc::clone(&metrics),
@@ -332,7 +362,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         srs: Some(srs),
         bounces: Some(bounces.clone()),
         checks: if c.checks.enabled {
-            Some(Arc::new(checks(&loaded)?))
+            Some(Arc::new(checks(&loaded, Arc::clone(&signer))?))
         } else {
             None
         },
@@ -359,7 +389,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             shutdown.clone(),
         )));
     }
-    let worker = outbound_worker(&loaded, store.clone(), bounces)?;
+    let worker = outbound_worker(&loaded, store.clone(), bounces, Arc::clone(&signer))?;
     let status: Arc<dyn admin::Status> = Arc::new(AdminStatus::new(
         &loaded,
         Arc::clone(&metrics),

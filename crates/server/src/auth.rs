@@ -68,6 +68,21 @@ impl Authenticator {
         })
     }
 
+    /// An authenticator counting failures in `throttle` (the scale-out
+    /// backend's, shared by every node).
+    pub fn with_throttle(
+        directory: Arc<dyn Directory>,
+        throttle: Box<dyn LoginThrottle>,
+    ) -> Arc<Self> {
+        Arc::new(Authenticator {
+            hashing: Semaphore::new(directory.max_concurrent_hashes()),
+            directory,
+            throttle,
+            delay_scale: 1.0,
+            stats: LoginStats::default(),
+        })
+    }
+
     /// Like `new` with delays multiplied by `scale` (0.0 for tests that
     /// must not wait).
     pub fn with_delay_scale(directory: Arc<dyn Directory>, scale: f64) -> Arc<Self> {

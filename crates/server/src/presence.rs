@@ -179,6 +179,16 @@ impl PresenceRegistry {
         self.lock().remove(&account.to_lowercase());
     }
 
+    /// Every account with at least one session that can show a message:
+    /// what a node announces to the others (scale-out presence).
+    pub fn active_accounts(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, list)| list.iter().any(|(_, tx)| !tx.is_closed()))
+            .map(|(account, _)| account.clone())
+            .collect()
+    }
+
     /// How many sessions of `account` are registered.
     pub fn sessions_of(&self, account: &str) -> usize {
         self.lock().get(&account.to_lowercase()).map_or(0, |list| {

@@ -43,6 +43,8 @@ pub struct Cluster {
     pub dir: PathBuf,
     bin: PathBuf,
     next_db: AtomicU64,
+    /// `pg_ctl start -o` options, to start it again after [`Cluster::stop`].
+    opts: String,
 }
 
 /// The process's cluster, started on first use; panics with the reason
@@ -217,7 +219,40 @@ impl Cluster {
             dir,
             bin,
             next_db: AtomicU64::new(0),
+            opts,
         })
+    }
+
+    fn pg_ctl(&self) -> Command {
+        let tool = if self.bin.as_os_str().is_empty() {
+            PathBuf::from("pg_ctl")
+        } else {
+            self.bin.join("pg_ctl")
+        };
+        let mut c = as_owner(&tool);
+        c.arg("-D").arg(self.dir.join("data"));
+        c
+    }
+
+    /// Stops the server (fast shutdown: sessions are disconnected), as an
+    /// outage of the database would; panics when it fails.
+    pub fn stop(&self) {
+        let mut c = self.pg_ctl();
+        c.args(["-w", "-m", "fast", "stop"]);
+        if let Err(e) = run(c, "pg_ctl stop") {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts the server again after [`Cluster::stop`], on the same port.
+    pub fn restart(&self) {
+        let mut c = self.pg_ctl();
+        c.args(["-w", "-t", "60", "-l"])
+            .arg(self.dir.join("log"))
+            .args(["-o", &self.opts, "start"]);
+        if let Err(e) = run(c, "pg_ctl start") {
+            panic!("{e}");
+        }
     }
 
     /// The URL of database `db` of this cluster.

@@ -20,18 +20,22 @@
 //!   sessions answer 451 4.3.0, `NO [UNAVAILABLE]`, `-ERR [SYS/TEMP]`.
 //!
 //! Module map: `schema` (migrations), `ops` (the writes), `read` (the
-//! reads), `feed` (publishing and the listener), `cluster` (a private
-//! PostgreSQL for tests).
+//! reads), `feed` (publishing and the listener), `directory` (the
+//! [`directory::Directory`] trait on the same database: [`PgDirectory`]),
+//! `cluster` (a private PostgreSQL for tests).
 
 #![forbid(unsafe_code)]
 
 #[cfg(any(test, feature = "test-cluster"))]
 pub mod cluster;
+mod copy;
+mod directory;
 mod feed;
 mod metadata;
 mod ops;
 mod read;
 mod schema;
+mod shared;
 #[cfg(test)]
 mod tests;
 mod threads;
@@ -53,7 +57,12 @@ use store::{
     StoreStats, Uid, batch_bucket,
 };
 
+pub use copy::{Copied, CopySource, copy_from_sqlite};
+pub use directory::{
+    DIRECTORY_MIGRATIONS, DIRECTORY_POOL_SIZE, DIRECTORY_SCHEMA_VERSION, PgDirectory,
+};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
+pub use shared::{SharedState, TerminalRow};
 
 /// Largest piece of a body in one `body_chunks` row: a big message is
 /// written and read as many modest values, never one huge one (a bytea
@@ -181,6 +190,25 @@ async fn check_durability(client: &deadpool_postgres::Object) -> Result<(), Stor
     Ok(())
 }
 
+/// A pool of at most `size` connections with `config`'s settings; it
+/// connects lazily, on the first `get`.
+pub(crate) fn build_pool(config: &tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        config.clone(),
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .wait_timeout(Some(POOL_WAIT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| StoreError::Invalid(format!("store pool: {e}")))
+}
+
 pub(crate) fn pool_err(err: deadpool_postgres::PoolError) -> StoreError {
     match err {
         deadpool_postgres::PoolError::Backend(e) => map_err(e),
@@ -224,20 +252,7 @@ impl PgStore {
     /// the listener. Must run inside a tokio runtime.
     pub async fn open(opts: PgOptions) -> Result<Arc<PgStore>, StoreError> {
         let pg_config = opts.pg_config()?;
-        let manager = Manager::from_config(
-            pg_config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(opts.pool_size.max(1))
-            .wait_timeout(Some(POOL_WAIT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Invalid(format!("store pool: {e}")))?;
+        let pool = build_pool(&pg_config, opts.pool_size)?;
         let mut client = pool.get().await.map_err(pool_err)?;
         check_durability(&client).await?;
         schema::migrate(&mut client).await?;

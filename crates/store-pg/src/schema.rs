@@ -27,6 +27,9 @@ pub const MIGRATIONS: &[&str] = &[
     V_METADATA,
     V_THREADS,
     V_URLAUTH,
+    V_SHARED_STATE,
+    V_LOGIN_FAILURES,
+    V_PRESENCE,
 ];
 
 /// SAVEDATE (RFC 8514): when each entry was saved into its mailbox;
@@ -229,6 +232,54 @@ CREATE TABLE urlauth_keys (
     key     BYTEA NOT NULL,
     PRIMARY KEY (account, mailbox)
 );
+";
+
+/// State every node must agree on (issue 21, issue 16), one row per
+/// name: the SRS secret (`srs_secret`), DKIM keys (`dkim/<file name>`,
+/// the key file's text), kept here rather than in each node's data
+/// directory. The first writer of a name wins (`crate::SharedState`).
+const V_SHARED_STATE: &str = "
+CREATE TABLE shared_state (
+    name    TEXT PRIMARY KEY,
+    value   TEXT NOT NULL,
+    created BIGINT NOT NULL DEFAULT extract(epoch FROM now())::bigint
+);
+";
+
+/// Failed logins counted across nodes (issue 21), so a guesser gains
+/// nothing by spreading attempts over them: one row per client address
+/// (`ip:<addr>`) and per account (`account:<name>`), the failures within
+/// the window and the last one's time (unix seconds on the database's
+/// clock). Self-contained, so it can be reordered against other
+/// branches' steps.
+const V_LOGIN_FAILURES: &str = "
+CREATE TABLE login_failures (
+    key      TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    last     BIGINT NOT NULL
+);
+";
+
+/// Presence for terminal delivery across nodes (issue 21, RFC 821 SEND):
+/// which node has a session of which account, with a lease (unix seconds
+/// on the database's clock) the node renews, so a dead node's sessions
+/// stop counting when it ends; and terminal messages for a session on
+/// another node, taken (deleted) by that node. Self-contained.
+const V_PRESENCE: &str = "
+CREATE TABLE presence (
+    account TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    expires BIGINT NOT NULL,
+    PRIMARY KEY (account, node_id)
+);
+CREATE TABLE terminal_messages (
+    id      BIGSERIAL PRIMARY KEY,
+    node_id TEXT NOT NULL,
+    account TEXT NOT NULL,
+    sender  TEXT NOT NULL,
+    text    TEXT NOT NULL
+);
+CREATE INDEX terminal_messages_node ON terminal_messages (node_id, id);
 ";
 
 /// Brings the schema to [`SCHEMA_VERSION`], or refuses a newer database

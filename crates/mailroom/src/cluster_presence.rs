@@ -1,0 +1,157 @@
+//! Presence for terminal delivery across the nodes of one PostgreSQL
+//! database (issue 21; RFC 821 3.4 SEND, SOML, SAML): a user whose IMAP
+//! session is on another node is "at their terminal" here too, and the
+//! message reaches that session as its `* OK [ALERT]`.
+//!
+//! - Each node announces the accounts of its logged-in sessions in the
+//!   `presence` table every [`PRESENCE_RENEW`], with a lease of
+//!   [`PRESENCE_LEASE`] on the database's clock, and reads the others'
+//!   rows whose lease has not ended: a node that died stops counting when
+//!   its lease ends, with nobody cleaning up after it.
+//! - A terminal message for a session on another node is a row of
+//!   `terminal_messages`, committed before the SMTP reply (so a 250 means
+//!   it reached a session, the other node's, or the mailbox); that node
+//!   takes its rows every [`TERMINAL_POLL`] and hands them to its
+//!   sessions.
+//!
+//! Local sessions are served as before, by the node's own
+//! [`PresenceRegistry`], without the database.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use backends::postgres::{SharedState, TerminalRow};
+use server::presence::{Presence, PresenceRegistry, TerminalMessage};
+
+/// How long a node's presence rows count without a renewal (issue 21:
+/// 30 s).
+pub const PRESENCE_LEASE: Duration = Duration::from_secs(30);
+
+/// How often a node renews its rows and reads the others': well inside
+/// the lease, so a live node never lapses; a new session counts on the
+/// other nodes within this.
+pub const PRESENCE_RENEW: Duration = Duration::from_secs(3);
+
+/// How often a node takes the terminal messages stored for its sessions.
+pub const TERMINAL_POLL: Duration = Duration::from_millis(250);
+
+/// The SMTP side's [`Presence`] on PostgreSQL (module doc).
+pub struct ClusterPresence {
+    local: Arc<PresenceRegistry>,
+    shared: SharedState,
+    /// Account -> the node that has a session of it, as last read.
+    elsewhere: Arc<Mutex<HashMap<String, String>>>,
+    rt: tokio::runtime::Handle,
+}
+
+fn lock(m: &Mutex<HashMap<String, String>>) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ClusterPresence {
+    /// Starts the renewal and the terminal poller of node `node_id`; they
+    /// end with the process. Must run on the server's multi-threaded
+    /// runtime.
+    pub fn start(
+        local: Arc<PresenceRegistry>,
+        shared: SharedState,
+        node_id: String,
+    ) -> Arc<ClusterPresence> {
+        let elsewhere = Arc::new(Mutex::new(HashMap::new()));
+        let presence = Arc::new(ClusterPresence {
+            local: Arc::clone(&local),
+            shared: shared.clone(),
+            elsewhere: Arc::clone(&elsewhere),
+            rt: tokio::runtime::Handle::current(),
+        });
+        let (renew_shared, renew_local, renew_node) =
+            (shared.clone(), Arc::clone(&local), node_id.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PRESENCE_RENEW);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let mine = renew_local.active_accounts();
+                match renew_shared
+                    .renew_presence(&renew_node, &mine, PRESENCE_LEASE)
+                    .await
+                {
+                    Ok(rows) => *lock(&elsewhere) = rows.into_iter().collect(),
+                    // Our rows lapse after the lease; the others' we knew
+                    // are kept until the database answers again.
+                    Err(e) => tracing::warn!(error = %e, "presence: cannot renew"),
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TERMINAL_POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match shared.take_terminal(&node_id).await {
+                    Ok(rows) => {
+                        for row in rows {
+                            let msg = TerminalMessage {
+                                from: row.sender,
+                                text: row.text.into(),
+                            };
+                            if !local.deliver_terminal(&row.account, &msg) {
+                                tracing::info!(account = %row.account, "presence: the session left before its terminal message arrived");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "presence: cannot take terminal messages")
+                    }
+                }
+            }
+        });
+        presence
+    }
+
+    fn node_of(&self, account: &str) -> Option<String> {
+        lock(&self.elsewhere).get(&account.to_lowercase()).cloned()
+    }
+}
+
+impl Presence for ClusterPresence {
+    fn is_active(&self, account: &str) -> bool {
+        self.local.is_active(account) || self.node_of(account).is_some()
+    }
+
+    fn claim_alert(&self, account: &str) -> bool {
+        if self.local.is_active(account) {
+            return self.local.claim_alert(account);
+        }
+        // One ALERT per ALERT_INTERVAL is kept per node; a session on
+        // another node is alerted through it.
+        self.node_of(account).is_some()
+    }
+
+    fn deliver_terminal(&self, account: &str, msg: &TerminalMessage) -> bool {
+        if self.local.deliver_terminal(account, msg) {
+            return true;
+        }
+        let Some(node) = self.node_of(account) else {
+            return false;
+        };
+        let row = TerminalRow {
+            account: account.to_lowercase(),
+            sender: msg.from.clone(),
+            text: msg.text.to_string(),
+        };
+        // Committed before the SMTP reply; the trait is synchronous, so
+        // this worker waits for the insert (SEND is rare).
+        let stored = tokio::task::block_in_place(|| {
+            self.rt.block_on(self.shared.send_terminal(&node, &row))
+        });
+        match stored {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "presence: cannot store a terminal message");
+                false
+            }
+        }
+    }
+}
