@@ -185,9 +185,15 @@ fn bad_notify_requests_get_protocol_errors() {
         "{r:#?}"
     );
     a.no("NOTIFY SET (inboxes (MessageNew MessageExpunge SomethingNew))");
-    // RFC 5465 5: MessageNew without MessageExpunge, FlagChange alone.
-    a.bad("NOTIFY SET (personal (MessageNew))");
-    a.bad("NOTIFY SET (personal (FlagChange))");
+    // RFC 5465 5: for the selected mailbox MessageNew without
+    // MessageExpunge, or FlagChange alone, is BAD; for other mailboxes
+    // (STATUS responses only) a part of the set is taken, as Dovecot does.
+    a.ok("SELECT INBOX");
+    a.bad("NOTIFY SET (selected (MessageNew))");
+    a.bad("NOTIFY SET (selected (FlagChange))");
+    a.ok("NOTIFY SET (personal (MessageNew))");
+    a.ok("NOTIFY SET (personal (FlagChange))");
+    a.ok("NOTIFY NONE");
     // FETCH attributes are for the selected mailbox only (5.2).
     a.bad("NOTIFY SET (inboxes (MessageNew (UID) MessageExpunge))");
     a.bad("NOTIFY SET (selected (MailboxName))");

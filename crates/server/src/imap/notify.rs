@@ -160,12 +160,16 @@ fn validate(group: &EventGroup) -> Result<(Wants, Vec<FetchAtt>), ImapError> {
     }
     // RFC 5465 5: MessageNew and MessageExpunge come together, and
     // FlagChange needs both (a client that cannot count cannot use it).
-    if w.new != w.expunge {
+    // Held to for the selected mailbox, whose sequence numbers the client
+    // must track; for other mailboxes these events only bring STATUS
+    // responses, where any subset is meaningful, so it is accepted there
+    // as Dovecot does (imaptest's notify script relies on it).
+    if selected && w.new != w.expunge {
         return Err(ImapError::Bad(
             "MessageNew and MessageExpunge must be given together".into(),
         ));
     }
-    if w.flags && !w.new {
+    if selected && w.flags && !w.new {
         return Err(ImapError::Bad(
             "FlagChange needs MessageNew and MessageExpunge".into(),
         ));
