@@ -46,8 +46,8 @@ use tokio_postgres::error::SqlState;
 
 use store::{
     BATCH_BUCKETS, BodyId, Change, Delivered, Delivery, FlagOp, MailboxChanges, MailboxId,
-    MailboxInfo, MessageMeta, QueueEntry, Settle, Store, StoreError, StoreFuture, StoreStats, Uid,
-    batch_bucket,
+    MailboxInfo, MessageMeta, QueueEntry, Settle, Spooled, Store, StoreError, StoreFuture,
+    StoreStats, Uid, batch_bucket,
 };
 
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
@@ -423,10 +423,46 @@ impl Store for PgStore {
         write!(self, |tx| ops::append(
             &tx,
             mailbox,
-            &raw,
+            store::BodyParts::whole(&raw),
             flags.clone(),
             internal_date
         ))
+    }
+
+    fn read_body_range(&self, body: BodyId, offset: u64, len: usize) -> StoreFuture<'_, Vec<u8>> {
+        read!(self, |tx| read::read_body_range(&tx, body, offset, len))
+    }
+
+    fn append_spooled(
+        &self,
+        mailbox: MailboxId,
+        head: Vec<u8>,
+        tail: Spooled,
+        flags: Vec<String>,
+        internal_date: i64,
+    ) -> StoreFuture<'_, Uid> {
+        write!(self, |tx| ops::append(
+            &tx,
+            mailbox,
+            store::BodyParts {
+                head: &head,
+                tail: Some(&tail)
+            },
+            flags.clone(),
+            internal_date
+        ))
+    }
+
+    fn deliver_all_spooled(
+        &self,
+        deliveries: Vec<Delivery>,
+        tail: Spooled,
+    ) -> StoreFuture<'_, Vec<Delivered>> {
+        let settle = Settle {
+            dsns: deliveries,
+            ..Settle::default()
+        };
+        write!(self, |tx| ops::settle_spooled(&tx, &settle, Some(&tail)))
     }
 
     fn import(

@@ -18,8 +18,8 @@ use crate::schema::{self, map_err, open_connection};
 use crate::writer::{FnJob, Job, Stats, Writer};
 use crate::{
     BodyId, Change, Delivered, Delivery, FlagOp, MailboxChanges, MailboxId, MailboxInfo,
-    MessageMeta, QueueEntry, Settle, Store, StoreError, StoreFuture, StoreOptions, StoreStats, Uid,
-    ops,
+    MessageMeta, QueueEntry, Settle, Spooled, Store, StoreError, StoreFuture, StoreOptions,
+    StoreStats, Uid, ops,
 };
 
 /// The SQLite store of one data directory. Several may be open on the same
@@ -310,6 +310,39 @@ impl Store for SqliteStore {
         internal_date: i64,
     ) -> StoreFuture<'_, Uid> {
         self.write(move |c| ops::append(c, mailbox, &raw, flags, internal_date))
+    }
+
+    fn read_body_range(&self, body: BodyId, offset: u64, len: usize) -> StoreFuture<'_, Vec<u8>> {
+        self.read(move |c| read::read_body_range(c, body, offset, len))
+    }
+
+    fn append_spooled(
+        &self,
+        mailbox: MailboxId,
+        head: Vec<u8>,
+        tail: Spooled,
+        flags: Vec<String>,
+        internal_date: i64,
+    ) -> StoreFuture<'_, Uid> {
+        self.write(move |c| {
+            let parts = crate::BodyParts {
+                head: &head,
+                tail: Some(&tail),
+            };
+            ops::append_parts(c, mailbox, parts, flags, internal_date)
+        })
+    }
+
+    fn deliver_all_spooled(
+        &self,
+        deliveries: Vec<Delivery>,
+        tail: Spooled,
+    ) -> StoreFuture<'_, Vec<Delivered>> {
+        let settle = Settle {
+            dsns: deliveries,
+            ..Settle::default()
+        };
+        self.write(move |c| ops::queue::settle_spooled(c, settle, Some(&tail)))
     }
 
     fn import(

@@ -51,6 +51,13 @@ pub struct ImapConfig {
     /// SPEC 7 `local_networks`) until TLS arrives; elsewhere LOGIN is
     /// disabled (RFC 9051 6.2.3: LOGINDISABLED, `NO [PRIVACYREQUIRED]`).
     pub plaintext_networks: Vec<IpNet>,
+    /// Where APPEND literals above `[store] spool_threshold` go while they
+    /// arrive (issue 19); None: held in memory.
+    pub spool: Option<std::sync::Arc<crate::spool::Spool>>,
+    /// `imap.max_inflight_literals`: memory for APPEND literals of every
+    /// session together; an APPEND that does not fit is refused with
+    /// `NO [UNAVAILABLE]` and the connection goes on.
+    pub literals: crate::budget::MemoryBudget,
 }
 
 impl ImapConfig {
@@ -71,6 +78,8 @@ impl ImapConfig {
                 .iter()
                 .filter_map(|n| n.parse().ok())
                 .collect(),
+            spool: None,
+            literals: crate::budget::MemoryBudget::new(crate::budget::DEFAULT_INFLIGHT_BYTES),
         }
     }
 }

@@ -116,15 +116,57 @@ impl Session {
         else {
             return Err(ImapError::no(Some(Code::TryCreate), "no such mailbox"));
         };
+        // The driver streamed a big literal (issue 19): the command has an
+        // empty one in its place.
+        let (message, tail) = match self.streamed.take() {
+            Some(s) => match s.message {
+                Ok(m) => (m.head, m.tail.filter(|t| !t.is_empty()).map(|t| (t, m.nul))),
+                Err(crate::spool::SpoolError::DiskFull) => {
+                    return Err(ImapError::no(
+                        Some(Code::Unavailable),
+                        "disk full, try later",
+                    ));
+                }
+                Err(crate::spool::SpoolError::Io(_)) => {
+                    return Err(ImapError::no(
+                        Some(Code::Unavailable),
+                        "cannot store, try later",
+                    ));
+                }
+            },
+            None => (message, None),
+        };
         if message.is_empty() {
             return Err(ImapError::no(Some(Code::Cannot), "empty message"));
         }
-        // RFC 3516 4.3: parts holding NUL (a literal8 APPEND) are stored in
-        // base64, so no non-BINARY FETCH has to send NUL in a literal.
-        let message = proto_imap::mime::encode_binary_parts(&message).unwrap_or(message);
-        self.check_quota(message.len() as u64, 1).await?;
         let date = date.unwrap_or_else(now);
-        let uid = match self.ctx.store.append(dest.id, message, flags, date).await {
+        let stored = match tail {
+            Some((_, true)) => {
+                // encode_binary_parts needs the message whole; a spooled
+                // one is not read back into memory for it.
+                return Err(ImapError::no(
+                    Some(Code::Cannot),
+                    "binary content larger than spool_threshold is not supported",
+                ));
+            }
+            Some((tail, false)) => {
+                self.check_quota(message.len() as u64 + tail.len(), 1)
+                    .await?;
+                self.ctx
+                    .store
+                    .append_spooled(dest.id, message, tail, flags, date)
+                    .await
+            }
+            None => {
+                // RFC 3516 4.3: parts holding NUL (a literal8 APPEND) are
+                // stored in base64, so no non-BINARY FETCH has to send NUL
+                // in a literal.
+                let message = proto_imap::mime::encode_binary_parts(&message).unwrap_or(message);
+                self.check_quota(message.len() as u64, 1).await?;
+                self.ctx.store.append(dest.id, message, flags, date).await
+            }
+        };
+        let uid = match stored {
             Ok(u) => u,
             Err(StoreError::Invalid(why)) => return Err(ImapError::Bad(why)),
             Err(e) => return Err(e.into()),

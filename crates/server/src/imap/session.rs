@@ -149,6 +149,18 @@ pub enum Flow {
     StartTls,
 }
 
+/// A streamed APPEND literal and the literal memory it holds.
+pub(super) struct Streamed {
+    pub message: Result<crate::spool::Message, crate::spool::SpoolError>,
+    pub _memory: crate::budget::Reservation,
+}
+
+impl std::fmt::Debug for Streamed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streamed").finish_non_exhaustive()
+    }
+}
+
 /// One IMAP session.
 pub struct Session {
     pub(super) ctx: Arc<ImapContext>,
@@ -170,6 +182,9 @@ pub struct Session {
     pub(super) storage_limit: u64,
     /// The AUTHENTICATE exchange waiting for the client's response.
     pub(super) sasl: Option<crate::sasl::Exchange>,
+    /// The APPEND literal the driver streamed for the command being
+    /// applied (issue 19); None for any other command.
+    pub(super) streamed: Option<Streamed>,
 }
 
 impl Session {
@@ -185,11 +200,21 @@ impl Session {
             qresync: false,
             storage_limit: 0,
             sasl: None,
+            streamed: None,
         }
     }
 
     pub fn config(&self) -> &ImapConfig {
         &self.ctx.config
+    }
+
+    /// A writer for an APPEND literal: spooled past the threshold when
+    /// the server has a spool (issue 19).
+    pub(super) fn spool_writer(&self) -> crate::spool::SpoolWriter {
+        match &self.ctx.config.spool {
+            Some(spool) => spool.writer(),
+            None => crate::spool::SpoolWriter::in_memory(),
+        }
     }
 
     /// The session of a connection on a listener of `role`.

@@ -13,7 +13,7 @@
 //!
 //! Adding a test: write `pub async fn name(backend: &dyn Backend)` in the
 //! file of its area (one file per area: `delivery`, `mailboxes`, `feed`,
-//! `imports`, `moves`, `queue`, `targets`, or a new one declared below) and add its
+//! `imports`, `moves`, `queue`, `spooled`, `targets`, or a new one declared below) and add its
 //! name to that area's list in [`store_conformance!`].
 
 pub mod delivery;
@@ -22,6 +22,7 @@ pub mod imports;
 pub mod mailboxes;
 pub mod moves;
 pub mod queue;
+pub mod spooled;
 pub mod targets;
 
 use std::sync::Arc;
@@ -114,6 +115,10 @@ macro_rules! store_conformance {
             }
             imports {
                 an_import_with_a_known_digest_appends_nothing,
+            }
+            spooled {
+                a_spooled_append_is_stored_whole_and_read_back_in_ranges,
+                a_spooled_delivery_ends_both_copies_with_the_tail,
             }
         );
     };

@@ -7,6 +7,15 @@ use super::*;
 use crate::{Delivered, Delivery, FlagOp, MessageMeta};
 
 pub fn deliver(conn: &Connection, delivery: Delivery) -> Result<Delivered, StoreError> {
+    deliver_spooled(conn, delivery, None)
+}
+
+/// [`deliver`] with both copies followed by `tail` (issue 19).
+pub fn deliver_spooled(
+    conn: &Connection,
+    delivery: Delivery,
+    tail: Option<&crate::Spooled>,
+) -> Result<Delivered, StoreError> {
     let now = now();
     // One entry per (account, mailbox): a target reached twice gets one.
     let mut targets: Vec<(String, String, String)> = Vec::with_capacity(delivery.local.len());
@@ -28,8 +37,9 @@ pub fn deliver(conn: &Connection, delivery: Delivery) -> Result<Delivered, Store
             .local_raw
             .as_deref()
             .ok_or_else(|| StoreError::Invalid("local recipients but no local message".into()))?;
-        let body = insert_body(conn, raw)?;
-        local_body = Some((body, raw));
+        let parts = crate::BodyParts { head: raw, tail };
+        let body = insert_body_parts(conn, parts)?;
+        local_body = Some((body, parts));
         for (account, mailbox, flags) in targets {
             create_account_if_missing(conn, &account)?;
             // RFC 5228 2.10.2: a folder that is not there means INBOX.
@@ -61,9 +71,13 @@ pub fn deliver(conn: &Connection, delivery: Delivery) -> Result<Delivered, Store
     }
     let mut queue_ids = Vec::new();
     if let Some(out) = delivery.outbound.filter(|o| !o.recipients.is_empty()) {
+        let parts = crate::BodyParts {
+            head: &out.raw,
+            tail,
+        };
         let body = match local_body {
-            Some((id, raw)) if raw == out.raw.as_slice() => id,
-            _ => insert_body(conn, &out.raw)?,
+            Some((id, local)) if local.same_as(&parts) => id,
+            _ => insert_body_parts(conn, parts)?,
         };
         let mut stmt = conn
             .prepare_cached(
@@ -107,8 +121,25 @@ pub fn append(
     flags: Vec<String>,
     internal_date: i64,
 ) -> Result<Uid, StoreError> {
+    append_parts(
+        conn,
+        mailbox,
+        crate::BodyParts::whole(raw),
+        flags,
+        internal_date,
+    )
+}
+
+/// [`append`] of a body whose end may be in a spool file (issue 19).
+pub fn append_parts(
+    conn: &Connection,
+    mailbox: MailboxId,
+    raw: crate::BodyParts<'_>,
+    flags: Vec<String>,
+    internal_date: i64,
+) -> Result<Uid, StoreError> {
     let flags = normalize_flags(flags)?;
-    let body = insert_body(conn, raw)?;
+    let body = insert_body_parts(conn, raw)?;
     let (account, uid, modseq) = alloc_uid(conn, mailbox)?;
     insert_entry(
         conn,
