@@ -509,3 +509,38 @@ fn a_big_message_reads_back_by_top_and_partial_fetch() {
     let want = header_end + 79 + 78;
     assert!(text == raw[..want], "{}", String::from_utf8_lossy(&text));
 }
+
+/// BDAT (RFC 3030) of a spooled message in several chunks: bare LFs are
+/// made CRLF as they stream, also where a CR ends one chunk and its LF
+/// starts the next, and the stored copy is the canonical message.
+#[test]
+fn a_big_bdat_message_in_chunks_is_stored_crlf_canonical() {
+    let server = Server::start();
+    let canonical = message(21, 3 << 20);
+    // The same message with bare LF line ends.
+    let bare: Vec<u8> = String::from_utf8(canonical.clone())
+        .expect("ascii")
+        .replace("\r\n", "\n")
+        .into_bytes();
+    let mut c = Smtp::connect(server.smtp).ehlo();
+    c.cmd("MAIL FROM:<bob@other.test>", 250);
+    c.cmd("RCPT TO:<alice@example.test>", 250);
+    // Cut after a CR (made by hand) so that it pairs with the next LF.
+    let cut = bare.len() / 2;
+    let mut first = bare[..cut].to_vec();
+    while first.last() != Some(&b'\n') {
+        first.pop();
+    }
+    first.pop();
+    first.extend_from_slice(b"\r");
+    let rest = &bare[first.len() - 1..];
+    c.send_raw(format!("BDAT {}\r\n", first.len()).as_bytes());
+    c.send_raw(&first);
+    c.expect(250);
+    c.send_raw(format!("BDAT {} LAST\r\n", rest.len()).as_bytes());
+    c.send_raw(rest);
+    c.expect(250);
+    let stored = server.inbox("alice@example.test");
+    assert_eq!(stored.len(), 1);
+    assert_delivered_whole(&stored[0], &canonical);
+}

@@ -162,10 +162,11 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                     sync,
                     tag,
                 };
+                // A refusal for want of memory is no protocol error of
+                // the client's: it does not count towards max_errors.
                 if !stream_literal(io, session, &cfg, literal).await? {
                     framer.restart();
                     deadline = None;
-                    errors += 1;
                 }
                 continue;
             }
