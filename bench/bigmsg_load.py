@@ -22,13 +22,15 @@ def message(seed, mib):
     rnd = random.Random(seed)
     head = (f"From: <bob@other.test>\r\nTo: <alice@example.test>\r\n"
             f"Subject: big {seed}\r\n\r\n").encode()
-    line = bytes(rnd.choice(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-                 for _ in range(76)) + b"\r\n"
+    text = bytes(rnd.choice(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+                 for _ in range(76))
     body = bytearray(head)
     n = 0
     while len(body) < mib << 20:
-        # A line of its own per 1000 (varies the content, and tests dots).
-        body += (b"." if n % 1000 == 0 else b"") + line[n % 7:] + line[:n % 7]
+        # Lines rotate (the content varies), and one in 1000 starts with a
+        # dot (stuffing is exercised).
+        dot = b"." if n % 1000 == 0 else b""
+        body += dot + text[n % 7:] + text[:n % 7] + b"\r\n"
         n += 1
     return bytes(body)
 
@@ -81,7 +83,12 @@ def main():
         got = b"\r\n".join(lines) + b"\r\n"
         seed = int(got.split(b"Subject: big ", 1)[1].split(b"\r\n", 1)[0])
         want = message(seed, mib)
-        assert got.endswith(want), f"message {i + 1} differs"
+        if not got.endswith(want):
+            at = next((k for k in range(1, min(len(got), len(want)) + 1)
+                       if got[-k] != want[-k]), 0)
+            raise AssertionError(f"message {i + 1} differs: {len(got)} octets for "
+                                 f"{len(want)}, first difference {at} from the end: "
+                                 f"{got[-at - 40:-at + 40]!r} for {want[-at - 40:-at + 40]!r}")
         p.quit()
 
     def imap(i):
