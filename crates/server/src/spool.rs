@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use store::{BODY_CHUNK, Spooled};
+use store::Spooled;
 
 /// Default `[store] spool_threshold`: messages above 1 MiB are spooled.
 /// Most mail is far smaller and never touches the disk twice; a big one
@@ -35,6 +35,11 @@ pub const DEFAULT_SPOOL_THRESHOLD: usize = 1024 * 1024;
 /// sets no limit on the header, so one is ours; fields past it are passed
 /// on as they are, uninspected.
 pub const MAX_SPOOLED_HEAD: usize = 256 * 1024;
+
+/// The spool file's write buffer, and how much a receiver holds before it
+/// hands its octets to the writer: small against the threshold, so that a
+/// message in flight costs about the threshold, not a multiple of it.
+pub const SPOOL_BUFFER: usize = 64 * 1024;
 
 /// Why a message could not be spooled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,7 +187,7 @@ impl SpoolWriter {
 
     /// Octets held in memory (for the memory budget).
     pub fn in_memory_len(&self) -> usize {
-        self.mem.len() + if self.file.is_some() { BODY_CHUNK } else { 0 }
+        self.mem.len() + if self.file.is_some() { SPOOL_BUFFER } else { 0 }
     }
 
     pub fn failed(&self) -> Option<&SpoolError> {
@@ -226,7 +231,7 @@ impl SpoolWriter {
             Target::File(f, _) => f.take().ok_or_else(|| io::Error::other("used")),
         };
         let mut file = match opened {
-            Ok(f) => BufWriter::with_capacity(BODY_CHUNK, f),
+            Ok(f) => BufWriter::with_capacity(SPOOL_BUFFER, f),
             Err(e) => return self.fail(&e),
         };
         let mem = std::mem::take(&mut self.mem);
@@ -265,6 +270,8 @@ impl SpoolWriter {
             .read_to_end(&mut head)
             .map_err(err)?;
         head.truncate(head_end(&head));
+        // Held until the store has committed: no more than the header.
+        head.shrink_to_fit();
         let tail = Spooled::new(file, head.len() as u64, self.len - head.len() as u64);
         Ok(Message {
             head,

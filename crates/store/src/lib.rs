@@ -520,6 +520,20 @@ pub trait Store: Send + Sync + 'static {
             Ok(raw.get(start..end).unwrap_or_default().to_vec())
         })
     }
+    /// [`Store::read_body_range`] into `buf` (cleared first), which comes
+    /// back with the octets: a reader streaming a big body reuses one
+    /// buffer, allocated where it runs, instead of a new one per chunk on
+    /// the store's threads (whose allocator arenas keep what is freed).
+    fn read_body_range_into(
+        &self,
+        body: BodyId,
+        offset: u64,
+        len: usize,
+        buf: Vec<u8>,
+    ) -> StoreFuture<'_, Vec<u8>> {
+        drop(buf);
+        self.read_body_range(body, offset, len)
+    }
     /// [`Store::append`] of `head` followed by `tail`, the rest of the
     /// message still in its spool file (issue 19): the backend copies the
     /// tail in chunks. The default reads the tail into memory.

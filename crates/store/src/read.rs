@@ -292,6 +292,7 @@ pub fn read_body_range(
     body: BodyId,
     offset: u64,
     len: usize,
+    mut out: Vec<u8>,
 ) -> Result<Vec<u8>, StoreError> {
     let blob = match conn.blob_open(rusqlite::MAIN_DB, "bodies", "data", body.0, true) {
         Ok(b) => b,
@@ -303,7 +304,8 @@ pub fn read_body_range(
     let size = blob.len();
     let start = usize::try_from(offset).unwrap_or(usize::MAX).min(size);
     let end = start.saturating_add(len).min(size);
-    let mut out = vec![0; end - start];
+    out.clear();
+    out.resize(end - start, 0);
     blob.read_at_exact(&mut out, start).map_err(map_err)?;
     Ok(out)
 }

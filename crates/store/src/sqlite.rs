@@ -313,7 +313,17 @@ impl Store for SqliteStore {
     }
 
     fn read_body_range(&self, body: BodyId, offset: u64, len: usize) -> StoreFuture<'_, Vec<u8>> {
-        self.read(move |c| read::read_body_range(c, body, offset, len))
+        self.read_body_range_into(body, offset, len, Vec::new())
+    }
+
+    fn read_body_range_into(
+        &self,
+        body: BodyId,
+        offset: u64,
+        len: usize,
+        buf: Vec<u8>,
+    ) -> StoreFuture<'_, Vec<u8>> {
+        self.read(move |c| read::read_body_range(c, body, offset, len, buf))
     }
 
     fn append_spooled(

@@ -358,7 +358,7 @@ async fn stream_literal(
     let threshold = cfg.spool.as_ref().map_or(usize::MAX, |s| s.threshold());
     let need = usize::try_from(literal.size)
         .unwrap_or(usize::MAX)
-        .min(threshold.saturating_add(2 * store::BODY_CHUNK));
+        .min(threshold.saturating_add(4 * crate::spool::SPOOL_BUFFER));
     let mut reservation = cfg.literals.reservation();
     if !reservation.cover(need) {
         tracing::warn!(bytes = need, "imap: literal budget spent; refusing APPEND");

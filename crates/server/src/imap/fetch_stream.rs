@@ -64,8 +64,12 @@ fn name(base: &str, partial: Option<(u32, u32)>) -> String {
 /// the buffered way reports it (`EXPUNGEISSUED`).
 pub(super) async fn has_nul(store: &dyn Store, body: BodyId, size: u64) -> Result<bool, ImapError> {
     let mut pos = 0;
+    let mut chunk = Vec::new();
     while pos < size {
-        let chunk = match store.read_body_range(body, pos, BODY_CHUNK).await {
+        chunk = match store
+            .read_body_range_into(body, pos, BODY_CHUNK, chunk)
+            .await
+        {
             Ok(c) => c,
             Err(store::StoreError::NotFound(_)) => return Ok(true),
             Err(e) => return Err(e.into()),
@@ -116,9 +120,13 @@ pub(super) async fn write(
     out.buf
         .extend_from_slice(format!("{name} {{{len}}}\r\n").as_bytes());
     let mut sent = 0u64;
+    let mut chunk = Vec::new();
     while sent < len {
         let want = usize::try_from((len - sent).min(BODY_CHUNK as u64)).unwrap_or(BODY_CHUNK);
-        let chunk = match store.read_body_range(body, start + sent, want).await {
+        chunk = match store
+            .read_body_range_into(body, start + sent, want, chunk)
+            .await
+        {
             Ok(c) if !c.is_empty() => c,
             Ok(_) | Err(_) => {
                 tracing::warn!(body = body.0, "imap: body gone while it was sent; closing");

@@ -65,8 +65,12 @@ async fn stream(
     let mut stuffer = DotStuffer::new();
     let mut cut = lines.map(proto_pop3::TopCut::new);
     let mut pos = 0u64;
+    let mut chunk = Vec::new();
     loop {
-        let chunk = match store.read_body_range(body, pos, store::BODY_CHUNK).await {
+        chunk = match store
+            .read_body_range_into(body, pos, store::BODY_CHUNK, chunk)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "pop3: reading a message failed mid-way; closing");

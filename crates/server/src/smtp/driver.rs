@@ -271,7 +271,7 @@ async fn read_data(io: &mut Io, session: &mut Session) -> Result<Reply, End> {
     loop {
         let (consumed, status) = rx.feed(io.pending());
         io.consume(consumed);
-        if !rx.too_large() && rx.stored() >= store::BODY_CHUNK {
+        if !rx.too_large() && rx.stored() >= crate::spool::SPOOL_BUFFER {
             spool.write(&rx.drain());
         }
         // Account for what is held; past the server-wide budget the rest

@@ -359,10 +359,14 @@ impl Session {
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX).min(max),
             None => max,
         };
-        // A spooled message holds the threshold in memory, plus a chunk
-        // in the receiver and one in the file's buffer (issue 19).
+        // A spooled message holds the threshold in memory, plus the
+        // receiver's buffer, a read and the file's buffer (issue 19).
         match &self.ctx.config.spool {
-            Some(spool) => size.min(spool.threshold().saturating_add(2 * store::BODY_CHUNK)),
+            Some(spool) => size.min(
+                spool
+                    .threshold()
+                    .saturating_add(4 * crate::spool::SPOOL_BUFFER),
+            ),
             None => size,
         }
     }

@@ -74,6 +74,12 @@ pub async fn a_spooled_append_is_stored_whole_and_read_back_in_ranges(backend: &
         joined.extend_from_slice(&got);
     }
     assert!(joined == want);
+    // Into a buffer that had other octets: it holds the range alone.
+    let got = store
+        .read_body_range_into(body, 7, 10, vec![9; 100])
+        .await
+        .expect("into");
+    assert!(got == want[7..17]);
     let past = store
         .read_body_range(body, len + 5, 10)
         .await
