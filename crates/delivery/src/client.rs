@@ -575,10 +575,13 @@ impl Connection {
             return Ok(outcomes.into_iter().flatten().collect());
         }
         let r = if binary {
-            // One chunk: the body is already whole in memory.
-            let mut chunk = format!("BDAT {} LAST\r\n", msg.raw.len()).into_bytes();
-            chunk.extend_from_slice(&msg.raw);
-            self.write(&chunk).await?;
+            // One chunk: the body is already whole in memory, and goes
+            // out a piece at a time without another copy.
+            self.write(format!("BDAT {} LAST\r\n", msg.raw.len()).as_bytes())
+                .await?;
+            for piece in msg.raw.chunks(WRITE_PIECE) {
+                self.write(piece).await?;
+            }
             self.read_reply(DATA_END_TIMEOUT).await?
         } else {
             let r = match data_reply {
@@ -589,7 +592,14 @@ impl Connection {
                 let _ = self.command("RSET", COMMAND_TIMEOUT).await;
                 return Err(ClientError::Reply(r.code, reply_text(&r)));
             }
-            self.write(&dot_stuff(&msg.raw)).await?;
+            let mut at_line_start = true;
+            let mut buf = Vec::with_capacity(WRITE_PIECE + WRITE_PIECE / 64);
+            for piece in msg.raw.chunks(WRITE_PIECE) {
+                buf.clear();
+                stuff_piece(piece, &mut at_line_start, &mut buf);
+                self.write(&buf).await?;
+            }
+            self.write(data_end(&msg.raw)).await?;
             self.read_reply(DATA_END_TIMEOUT).await?
         };
         let text = reply_text(&r);
@@ -675,19 +685,36 @@ pub fn needs_binarymime(raw: &[u8]) -> bool {
 pub fn dot_stuff(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len() + raw.len() / 64 + 5);
     let mut at_line_start = true;
-    for &b in raw {
-        if at_line_start && b == b'.' {
+    stuff_piece(raw, &mut at_line_start, &mut out);
+    out.extend_from_slice(data_end(raw));
+    out
+}
+
+/// Dot-stuffs one piece of a message into `out`; `at_line_start` carries
+/// the state from piece to piece.
+fn stuff_piece(piece: &[u8], at_line_start: &mut bool, out: &mut Vec<u8>) {
+    for &b in piece {
+        if *at_line_start && b == b'.' {
             out.push(b'.');
         }
         out.push(b);
-        at_line_start = b == b'\n';
+        *at_line_start = b == b'\n';
     }
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
 }
+
+/// What follows the stuffed message: a CRLF if its last line is open,
+/// then `.` CRLF (RFC 5321 4.1.1.4).
+fn data_end(raw: &[u8]) -> &'static [u8] {
+    if raw.ends_with(b"\r\n") {
+        b".\r\n"
+    } else {
+        b"\r\n.\r\n"
+    }
+}
+
+/// Octets of a message written at a time: DATA's stuffed copy and
+/// BDAT's chunk are never made whole beside the message (issue 19).
+const WRITE_PIECE: usize = 256 * 1024;
 
 #[cfg(test)]
 mod tests {
@@ -700,6 +727,20 @@ mod tests {
             b"a\r\n..b\r\n...c\r\n.\r\n"
         );
         assert_eq!(dot_stuff(b".x"), b"..x\r\n.\r\n");
+    }
+
+    #[test]
+    fn stuffing_in_pieces_is_stuffing_whole() {
+        let raw = b"a\r\n.b\r\n..c\r\n.\r\nend";
+        for size in 1..raw.len() {
+            let mut at_line_start = true;
+            let mut out = Vec::new();
+            for piece in raw.chunks(size) {
+                stuff_piece(piece, &mut at_line_start, &mut out);
+            }
+            out.extend_from_slice(data_end(raw));
+            assert_eq!(out, dot_stuff(raw), "pieces of {size}");
+        }
     }
 
     #[test]

@@ -259,6 +259,10 @@ pub struct ImapSection {
     pub max_connections_per_ip: usize,
     /// Largest literal (APPEND message, long argument) accepted, in octets.
     pub max_literal_size: usize,
+    /// Octets of literal data all IMAP sessions together may hold in
+    /// memory (issue 19, like `smtp.max_inflight_data`); an APPEND past it
+    /// is refused `NO [LIMIT]` before its literal is sent.
+    pub max_inflight_literals: usize,
     /// Mailboxes one user may have; CREATE past it is `NO [LIMIT]`.
     pub max_mailboxes: u64,
     /// Seconds between `* OK Still here` lines during IDLE; 0: none.
@@ -302,6 +306,7 @@ impl Default for ImapSection {
             max_connections: smtp_defaults::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: smtp_defaults::DEFAULT_MAX_CONNECTIONS_PER_IP,
             max_literal_size: smtp_defaults::DEFAULT_MAX_MESSAGE_SIZE,
+            max_inflight_literals: server::budget::DEFAULT_INFLIGHT_BYTES,
             max_mailboxes: server::imap::config::DEFAULT_MAX_MAILBOXES,
             idle_keepalive: server::imap::config::DEFAULT_IDLE_KEEPALIVE.as_secs(),
             terminal_max_chars: server::imap::config::DEFAULT_TERMINAL_MAX_CHARS,
@@ -404,6 +409,9 @@ pub struct StoreSection {
     /// Seconds a tombstone (an expunged UID, for QRESYNC) is kept; 0
     /// keeps them forever.
     pub tombstone_retention: u64,
+    /// Messages (SMTP DATA/BDAT, IMAP APPEND) larger than this many
+    /// octets go to `<data_dir>/spool` while they arrive (issue 19).
+    pub spool_threshold: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -499,6 +507,7 @@ impl Default for StoreSection {
             statement_timeout: backends::postgres::STATEMENT_TIMEOUT.as_secs(),
             node_id: String::new(),
             tombstone_retention: store::DEFAULT_TOMBSTONE_RETENTION.as_secs(),
+            spool_threshold: server::spool::DEFAULT_SPOOL_THRESHOLD,
         }
     }
 }
@@ -860,6 +869,11 @@ impl Config {
                 self.imap.max_connections_per_ip as u64,
             ),
             ("imap.max_literal_size", self.imap.max_literal_size as u64),
+            (
+                "imap.max_inflight_literals",
+                self.imap.max_inflight_literals as u64,
+            ),
+            ("store.spool_threshold", self.store.spool_threshold as u64),
             ("imap.max_mailboxes", self.imap.max_mailboxes),
             ("tls.handshake_timeout", self.tls.handshake_timeout),
             ("relay.port", u64::from(self.relay.port)),
@@ -1000,6 +1014,8 @@ listen = "127.0.0.1:9025"
         assert_eq!(c.store.pool_size, d.store.pool_size);
         assert_eq!(c.store.statement_timeout, d.store.statement_timeout);
         assert_eq!(c.store.node_id, d.store.node_id);
+        assert_eq!(c.store.spool_threshold, d.store.spool_threshold);
+        assert_eq!(c.imap.max_inflight_literals, d.imap.max_inflight_literals);
         assert_eq!(c.auth.scram_iterations, d.auth.scram_iterations);
         assert_eq!(c.auth.scram, d.auth.scram);
     }

@@ -348,8 +348,17 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         ),
         None => presence.clone(),
     };
+    // Issue 19: big messages are spooled while they arrive; what a
+    // previous process left in the spool is removed now.
+    let spool_dir = loaded.data_dir.join("spool");
+    let spool = Arc::new(
+        server::spool::Spool::open(&spool_dir, c.store.spool_threshold)
+            .map_err(|e| format!("cannot prepare the spool {}: {e}", spool_dir.display()))?,
+    );
+    let mut smtp_cfg = smtp_config(&loaded)?;
+    smtp_cfg.spool = Some(Arc::clone(&spool));
     let ctx = Arc::new(SmtpContext {
-        config: smtp_config(&loaded)?,
+        config: smtp_cfg,
         directory: Arc::clone(&directory),
         store: store.clone(),
         presence: smtp_presence,
@@ -437,6 +446,8 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
         max_per_ip: c.imap.max_connections_per_ip,
     };
     imap_config.plaintext_networks = networks("local_networks", &c.local_networks)?;
+    imap_config.spool = Some(Arc::clone(&spool));
+    imap_config.literals = server::MemoryBudget::new(c.imap.max_inflight_literals);
     let imap_ctx = server::imap::ImapContext::new(
         imap_config,
         store.clone(),

@@ -33,7 +33,37 @@ enum Outcome {
 
 #[test]
 fn six_concurrent_20mb_messages_against_64mb_are_admitted_whole_or_refused_at_data() {
+    // Held in memory whole: a spool threshold above the messages' size.
+    let server = Server::start_with(
+        &format!("[store]\nspool_threshold = {}\n", 2 * MESSAGE),
+        &format!("max_inflight_data = {BUDGET}\n"),
+    );
+    let outcomes = send_six(&server);
+    let delivered = outcomes
+        .iter()
+        .filter(|o| **o == Outcome::Delivered)
+        .count();
+    // 64 MB holds three 20 MB reservations, not four.
+    assert_eq!(delivered, BUDGET / MESSAGE, "{outcomes:?}");
+    assert_eq!(server.inbox_meta("alice@example.test").len(), SENDERS);
+}
+
+/// Issue 19: past `[store] spool_threshold` a message is spooled to disk
+/// as it arrives and reserves about the threshold, not its size, so the
+/// same budget admits all six at once.
+#[test]
+fn spooled_20mb_messages_reserve_the_threshold_so_six_fit_in_64mb() {
     let server = Server::start_with("", &format!("max_inflight_data = {BUDGET}\n"));
+    let outcomes = send_six(&server);
+    assert!(
+        outcomes.iter().all(|o| *o == Outcome::Delivered),
+        "{outcomes:?}"
+    );
+    assert_eq!(server.inbox_meta("alice@example.test").len(), SENDERS);
+}
+
+/// Six senders at once: what each saw.
+fn send_six(server: &Server) -> Vec<Outcome> {
     // Every sender has its DATA answered before any sends data, then every
     // admitted one finishes before any refused one retries.
     let asked = Arc::new(Barrier::new(SENDERS));
@@ -81,17 +111,10 @@ fn six_concurrent_20mb_messages_against_64mb_are_admitted_whole_or_refused_at_da
             })
         })
         .collect();
-    let outcomes: Vec<Outcome> = threads
+    threads
         .into_iter()
         .map(|t| t.join().expect("sender thread"))
-        .collect();
-    let delivered = outcomes
-        .iter()
-        .filter(|o| **o == Outcome::Delivered)
-        .count();
-    // 64 MB holds three 20 MB reservations, not four.
-    assert_eq!(delivered, BUDGET / MESSAGE, "{outcomes:?}");
-    assert_eq!(server.inbox_meta("alice@example.test").len(), SENDERS);
+        .collect()
 }
 
 #[test]

@@ -43,6 +43,10 @@ pub struct FramerLimits {
     pub max_line: usize,
     pub max_literal: usize,
     pub max_append_literal: usize,
+    /// APPEND literals larger than this are not buffered with the command
+    /// but handed to the driver ([`Frame::Stream`]), which writes them to
+    /// the spool as they arrive (issue 19). `usize::MAX`: never.
+    pub stream_above: usize,
 }
 
 impl Default for FramerLimits {
@@ -51,6 +55,7 @@ impl Default for FramerLimits {
             max_line: MAX_LINE,
             max_literal: MAX_LITERAL,
             max_append_literal: 64 * 1024 * 1024,
+            stream_above: usize::MAX,
         }
     }
 }
@@ -79,6 +84,20 @@ pub enum Frame {
     /// otherwise the client is already sending it: `BAD [TOOBIG]`, close.
     LiteralTooBig {
         discard: usize,
+        sync: bool,
+        tag: Option<String>,
+    },
+    /// An APPEND literal over `stream_above`: its `size` octets start at
+    /// offset `data` (after its announcement line) and are for the driver
+    /// to take out of the stream (and answer "+" first when `sync`).
+    /// `announce` is the announcement's range in the buffer (`{n}`,
+    /// `{n+}`, `~{n}` without the `~`): the driver replaces it with `{0}`
+    /// once it took the literal, so that the command parses with an empty
+    /// literal in its place.
+    Stream {
+        announce: std::ops::Range<usize>,
+        data: usize,
+        size: u64,
         sync: bool,
         tag: Option<String>,
     },
@@ -112,6 +131,14 @@ impl Framer {
     /// New limits from the next literal on (the session logged in).
     pub fn set_limits(&mut self, limits: FramerLimits) {
         self.limits = limits;
+    }
+
+    /// Forgets the current command (the driver dropped it: a streamed
+    /// literal it refused).
+    pub fn restart(&mut self) {
+        self.reset();
+        self.discarding = false;
+        self.discard_tag = None;
     }
 
     fn reset(&mut self) {
@@ -188,6 +215,17 @@ impl Framer {
                 self.reset();
                 return Frame::LiteralTooBig {
                     discard: line_end,
+                    sync,
+                    tag,
+                };
+            }
+            if is_append(buf) && size > self.limits.stream_above as u64 {
+                let tag = self.tag_of(buf);
+                let open = line.iter().rposition(|&b| b == b'{').unwrap_or(0);
+                return Frame::Stream {
+                    announce: self.pos + open..self.pos + line.len(),
+                    data: line_end,
+                    size,
                     sync,
                     tag,
                 };
@@ -273,7 +311,51 @@ mod tests {
             max_line: 100,
             max_literal: 10,
             max_append_literal: 1000,
+            stream_above: usize::MAX,
         })
+    }
+
+    #[test]
+    fn a_big_append_literal_is_left_to_the_driver_then_parses_as_empty() {
+        let mut f = Framer::new(FramerLimits {
+            stream_above: 100,
+            ..FramerLimits::default()
+        });
+        let mut buf = b"a1 APPEND INBOX {500}\r\nxx".to_vec();
+        let Frame::Stream {
+            announce,
+            data,
+            size,
+            sync,
+            tag,
+        } = f.next(&buf)
+        else {
+            panic!("not streamed: {:?}", f.next(&buf));
+        };
+        assert_eq!(
+            (&buf[announce.clone()], data, size, sync),
+            (&b"{500}"[..], 23, 500, true)
+        );
+        assert_eq!(tag.as_deref(), Some("a1"));
+        // The driver took the literal and put an empty one in its place.
+        buf.truncate(data);
+        buf.extend_from_slice(b"\r\n");
+        buf.splice(announce, b"{0}".iter().copied());
+        assert_eq!(f.next(&buf), Frame::Complete(buf.len()));
+        // A small one is buffered as before, and other commands never.
+        let mut f = Framer::new(FramerLimits {
+            stream_above: 100,
+            ..FramerLimits::default()
+        });
+        assert_eq!(f.next(b"a APPEND INBOX {50}\r\n"), Frame::Continue);
+        assert!(matches!(
+            Framer::new(FramerLimits {
+                stream_above: 1,
+                ..FramerLimits::default()
+            })
+            .next(b"a LOGIN {50}\r\n"),
+            Frame::Continue
+        ));
     }
 
     #[test]
@@ -349,6 +431,7 @@ mod tests {
             max_line: 100,
             max_literal: 10,
             max_append_literal: 1000,
+            stream_above: usize::MAX,
         });
         let mut buf = b"a APPEND x {200}\r\n".to_vec();
         assert_eq!(f.next(&buf), Frame::Continue);

@@ -199,6 +199,7 @@ fn drive(input: &[u8], cuts: &[usize], limits: FramerLimits, opts: ParseOptions)
         loop {
             match framer.next(&buf) {
                 Frame::Incomplete | Frame::Continue => break,
+                Frame::Stream { .. } => unreachable!("stream_above is usize::MAX"),
                 Frame::Complete(n) => {
                     assert!(n > 0 && n <= buf.len(), "Complete({n}) of {}", buf.len());
                     events.push(Event::Parsed(parse_command(&buf[..n], opts)));
@@ -246,6 +247,7 @@ const LIMITS: FramerLimits = FramerLimits {
     max_line: 64,
     max_literal: 16,
     max_append_literal: 200,
+    stream_above: usize::MAX,
 };
 
 #[test]

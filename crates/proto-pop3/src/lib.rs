@@ -25,7 +25,7 @@ pub mod sasl;
 
 pub use command::{AuthStart, Command, CommandError, MsgNum, parse_command};
 pub use line::{Line, LineSplitter, MAX_COMMAND_LINE, MAX_SASL_LINE};
-pub use multiline::{DotStuffer, parse_multiline, top, write_lines};
+pub use multiline::{DotStuffer, TopCut, parse_multiline, top, write_lines};
 pub use response::write_continuation;
 pub use response::{MAX_STATUS_LINE, RespCode, Response, ResponseError, parse_response};
 pub use sasl::{PlainCredentials, SaslError, decode_plain, encode_plain};

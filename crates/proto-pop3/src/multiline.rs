@@ -76,6 +76,65 @@ pub fn write_lines<S: AsRef<str>>(lines: &[S], out: &mut Vec<u8>) {
     stuffer.finish(out);
 }
 
+/// [`top`] for a message read in chunks (issue 19: a big message is never
+/// read whole): says how much of each chunk belongs to the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopCut {
+    in_header: bool,
+    /// Octets of the current line so far, and whether they are just "\r".
+    line_len: usize,
+    only_cr: bool,
+    left: u64,
+    done: bool,
+}
+
+impl TopCut {
+    pub fn new(lines: u64) -> TopCut {
+        TopCut {
+            in_header: true,
+            line_len: 0,
+            only_cr: false,
+            left: lines,
+            done: false,
+        }
+    }
+
+    /// True once the answer is complete: no more chunks are needed.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// How many leading octets of `chunk` (the next part of the message)
+    /// belong to the answer.
+    pub fn take(&mut self, chunk: &[u8]) -> usize {
+        for (i, &b) in chunk.iter().enumerate() {
+            if self.done {
+                return i;
+            }
+            let first = self.line_len == 0;
+            self.line_len += 1;
+            if b != b'\n' {
+                self.only_cr = first && b == b'\r';
+                continue;
+            }
+            // A whole line (up to its LF).
+            let empty = self.line_len == 1 || (self.line_len == 2 && self.only_cr);
+            if self.in_header {
+                if empty {
+                    self.in_header = false;
+                    self.done = self.left == 0;
+                }
+            } else {
+                self.left = self.left.saturating_sub(1);
+                self.done = self.left == 0;
+            }
+            self.line_len = 0;
+            self.only_cr = false;
+        }
+        chunk.len()
+    }
+}
+
 /// RFC 1939 7: the header, the blank line after it, and the first `lines`
 /// lines of the body. A message without a blank line is all header.
 pub fn top(message: &[u8], lines: u64) -> &[u8] {
@@ -134,6 +193,34 @@ pub fn parse_multiline(buf: &[u8]) -> Parsed<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_cut_in_chunks_agrees_with_top() {
+        let messages: [&[u8]; 5] = [
+            b"A: b\r\nC: d\r\n\r\nl1\r\nl2\r\nl3\r\n",
+            b"A: b\n\nl1\nl2",
+            b"no blank line\r\nat all",
+            b"\r\n\r\nx\r\n",
+            b"A: b\r\n\r\n\r\n.\r\nlast",
+        ];
+        for m in messages {
+            for lines in 0..5 {
+                let want = top(m, lines);
+                for piece in 1..=m.len() {
+                    let mut cut = TopCut::new(lines);
+                    let mut got = Vec::new();
+                    for chunk in m.chunks(piece) {
+                        let n = cut.take(chunk);
+                        got.extend_from_slice(&chunk[..n]);
+                        if cut.is_done() {
+                            break;
+                        }
+                    }
+                    assert_eq!(got, want, "{m:?} TOP {lines} in pieces of {piece}");
+                }
+            }
+        }
+    }
 
     fn stuff(body: &[u8], step: usize) -> Vec<u8> {
         let mut out = Vec::new();

@@ -46,6 +46,9 @@ pub struct DataReceiver {
     max_size: usize,
     state: State,
     message: Vec<u8>,
+    /// Octets handed out by [`DataReceiver::drain`]: they count against
+    /// `max_size` as if still stored.
+    drained: usize,
     size: u64,
     too_large: bool,
 }
@@ -57,9 +60,19 @@ impl DataReceiver {
             max_size,
             state: State::LineStart { real: true },
             message: Vec::new(),
+            drained: 0,
             size: 0,
             too_large: false,
         }
+    }
+
+    /// Hands out what is stored so far, so that a caller that writes a
+    /// big message to disk as it arrives holds a bounded part of it
+    /// (issue 19); the size limit still counts it.
+    pub fn drain(&mut self) -> Vec<u8> {
+        let out = std::mem::take(&mut self.message);
+        self.drained = self.drained.saturating_add(out.len());
+        out
     }
 
     /// Feeds bytes that follow the 354 reply. Consumes all of `input` while
@@ -161,7 +174,7 @@ impl DataReceiver {
     /// large, dropping what it stored and scanning on for the end.
     pub fn limit_to(&mut self, max_size: usize) {
         self.max_size = self.max_size.min(max_size);
-        if self.message.len() > self.max_size {
+        if self.message.len().saturating_add(self.drained) > self.max_size {
             self.too_large = true;
             self.message = Vec::new();
         }
@@ -204,6 +217,7 @@ impl DataReceiver {
         let fits = self
             .message
             .len()
+            .saturating_add(self.drained)
             .checked_add(bytes.len())
             .is_some_and(|total| total <= self.max_size);
         if fits {

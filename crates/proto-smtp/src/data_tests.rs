@@ -323,3 +323,19 @@ fn limit_to_below_stored_switches_to_discarding_but_finds_the_end() {
     assert!(matches!(status, DataStatus::Done));
     assert!(rx.into_message().is_empty());
 }
+
+#[test]
+fn drained_octets_still_count_against_the_size_limit() {
+    let mut rx = DataReceiver::new(10);
+    rx.feed(b"123456");
+    assert_eq!(rx.drain(), b"123456");
+    assert_eq!(rx.stored(), 0);
+    rx.feed(b"789");
+    assert!(!rx.too_large());
+    assert_eq!(rx.drain(), b"789");
+    // 9 drained: two more octets pass the limit of 10.
+    let (_, status) = rx.feed(b"ab\r\n.\r\n");
+    assert!(matches!(status, DataStatus::Done));
+    assert!(rx.too_large());
+    assert_eq!(rx.size(), 13);
+}

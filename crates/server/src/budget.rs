@@ -34,6 +34,14 @@ pub struct MemoryBudget {
     sem: Arc<Semaphore>,
 }
 
+impl std::fmt::Debug for MemoryBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBudget")
+            .field("free_units", &self.sem.available_permits())
+            .finish()
+    }
+}
+
 impl MemoryBudget {
     pub fn new(bytes: usize) -> Self {
         let units = bytes.div_ceil(BUDGET_UNIT).clamp(1, Semaphore::MAX_PERMITS);

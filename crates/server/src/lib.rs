@@ -21,6 +21,7 @@ pub mod quota;
 pub mod sasl;
 pub mod shutdown;
 pub mod smtp;
+pub mod spool;
 #[cfg(test)]
 mod testutil;
 pub mod throttle;

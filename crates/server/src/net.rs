@@ -246,6 +246,15 @@ impl Io {
         self.buf.get(self.pos..).unwrap_or_default()
     }
 
+    /// Replaces `range` of the pending bytes with `with`: the IMAP driver
+    /// takes a streamed literal out of a command and puts `{0}` in its
+    /// announcement's place (issue 19).
+    pub fn splice_pending(&mut self, range: std::ops::Range<usize>, with: &[u8]) {
+        let end = self.pos.saturating_add(range.end).min(self.buf.len());
+        let start = self.pos.saturating_add(range.start).min(end);
+        self.buf.splice(start..end, with.iter().copied());
+    }
+
     pub fn consume(&mut self, n: usize) {
         self.pos = self.pos.saturating_add(n).min(self.buf.len());
     }

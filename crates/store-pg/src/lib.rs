@@ -53,8 +53,8 @@ use tokio_postgres::error::SqlState;
 
 use store::{
     BATCH_BUCKETS, BodyId, Change, ConditionalFlags, Delivered, Delivery, FlagOp, MailboxChanges,
-    MailboxId, MailboxInfo, MessageMeta, QueueEntry, Quota, Settle, Store, StoreError, StoreFuture,
-    StoreStats, Uid, batch_bucket,
+    MailboxId, MailboxInfo, MessageMeta, QueueEntry, Quota, Settle, Spooled, Store, StoreError,
+    StoreFuture, StoreStats, Uid, batch_bucket,
 };
 
 pub use copy::{Copied, CopySource, copy_from_sqlite};
@@ -510,7 +510,7 @@ impl Store for PgStore {
         write!(self, |tx| ops::append(
             &tx,
             mailbox,
-            &raw,
+            store::BodyParts::whole(&raw),
             flags.clone(),
             internal_date
         ))
@@ -532,6 +532,44 @@ impl Store for PgStore {
         last: Uid,
     ) -> StoreFuture<'_, Vec<(Uid, Option<i64>)>> {
         read!(self, |tx| read::save_dates(&tx, mailbox, first, last))
+    }
+
+    fn read_body_range(&self, body: BodyId, offset: u64, len: usize) -> StoreFuture<'_, Vec<u8>> {
+        read!(self, |tx| read::read_body_range(&tx, body, offset, len))
+    }
+
+    fn append_spooled(
+        &self,
+        mailbox: MailboxId,
+        head: Vec<u8>,
+        tail: Spooled,
+        flags: Vec<String>,
+        internal_date: i64,
+        quota: Quota,
+    ) -> StoreFuture<'_, Uid> {
+        write!(self, |tx| ops::append_within(
+            &tx,
+            mailbox,
+            store::BodyParts {
+                head: &head,
+                tail: Some(&tail)
+            },
+            flags.clone(),
+            internal_date,
+            quota
+        ))
+    }
+
+    fn deliver_all_spooled(
+        &self,
+        deliveries: Vec<Delivery>,
+        tail: Spooled,
+    ) -> StoreFuture<'_, Vec<Delivered>> {
+        let settle = Settle {
+            dsns: deliveries,
+            ..Settle::default()
+        };
+        write!(self, |tx| ops::settle_spooled(&tx, &settle, Some(&tail)))
     }
 
     fn import(
@@ -597,7 +635,7 @@ impl Store for PgStore {
         write!(self, |tx| ops::append_within(
             &tx,
             mailbox,
-            &raw,
+            store::BodyParts::whole(&raw),
             flags.clone(),
             internal_date,
             quota

@@ -17,13 +17,14 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use store::BodyParts;
 use store::rules::{
     MAX_BODY_BYTES, MAX_FLAGS_PER_MESSAGE, canonical_account, check_new_mailbox_name,
     flags_from_text, flags_to_text, normalize_flags, normalize_mailbox_name, now, same_flags,
 };
 use store::{
     BodyId, ConditionalFlags, Delivered, Delivery, FlagOp, MailboxId, MailboxInfo, MessageMeta,
-    QueueEntry, QueueRcpt, Quota, SPECIAL_MAILBOXES, Settle, StoreError, Uid,
+    QueueEntry, QueueRcpt, Quota, SPECIAL_MAILBOXES, Settle, Spooled, StoreError, Uid,
 };
 
 use crate::{BODY_CHUNK, map_err, read};
@@ -290,17 +291,21 @@ async fn bump_modseq(tx: &Tx<'_>, mailbox: MailboxId) -> Result<u64, StoreError>
     Ok(modseq.max(0) as u64)
 }
 
-/// Stores a body in chunks of at most [`BODY_CHUNK`] bytes (one chunk,
-/// possibly empty, at least), with no references yet.
-async fn insert_body(tx: &Tx<'_>, raw: &[u8]) -> Result<BodyId, StoreError> {
-    if raw.len() > MAX_BODY_BYTES {
+/// Stores a body in chunks of exactly [`BODY_CHUNK`] bytes, the last one
+/// shorter (one chunk, possibly empty, at least), with no references yet.
+/// Chunk `n` thus starts at `n * BODY_CHUNK`, which ranged reads rely on.
+/// A spooled tail is read a chunk at a time (issue 19).
+async fn insert_body_parts(tx: &Tx<'_>, body: BodyParts<'_>) -> Result<BodyId, StoreError> {
+    let total = body.len();
+    if total > MAX_BODY_BYTES as u64 {
         return Err(StoreError::Invalid(format!(
             "message larger than {MAX_BODY_BYTES} bytes"
         )));
     }
-    let size = raw.len() as i64;
-    let mut chunks = raw.chunks(BODY_CHUNK);
-    let first: &[u8] = chunks.next().unwrap_or_default();
+    let size = total as i64;
+    let mut buf = vec![0; BODY_CHUNK.min(usize::try_from(total).unwrap_or(BODY_CHUNK))];
+    let n = body.read_at(0, &mut buf)?;
+    let first: &[u8] = buf.get(..n).unwrap_or_default();
     // The body row and its first chunk in one round trip.
     let row = tx
         .opt(
@@ -312,13 +317,23 @@ async fn insert_body(tx: &Tx<'_>, raw: &[u8]) -> Result<BodyId, StoreError> {
         .await?
         .ok_or_else(|| StoreError::Io("body insert returned nothing".into()))?;
     let id: i64 = row.try_get(0).map_err(map_err)?;
-    for (n, chunk) in chunks.enumerate() {
-        let n = i32::try_from(n + 1).map_err(|_| StoreError::Invalid("too many chunks".into()))?;
+    let mut pos = n as u64;
+    let mut index: i32 = 0;
+    while pos < total {
+        let got = body.read_at(pos, &mut buf)?;
+        if got == 0 {
+            return Err(StoreError::Io("body shorter than its size".into()));
+        }
+        index = index
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Invalid("too many chunks".into()))?;
+        let chunk: &[u8] = buf.get(..got).unwrap_or_default();
         tx.exec(
             "INSERT INTO body_chunks (body_id, n, data) VALUES ($1, $2, $3)",
-            &[&id, &n, &chunk],
+            &[&id, &index, &chunk],
         )
         .await?;
+        pos += got as u64;
     }
     Ok(BodyId(id))
 }
@@ -575,6 +590,15 @@ pub async fn set_subscribed(
 // --- messages ---
 
 pub async fn deliver(tx: &Tx<'_>, delivery: &Delivery) -> Result<Delivered, StoreError> {
+    deliver_spooled(tx, delivery, None).await
+}
+
+/// [`deliver`] with both copies followed by `tail` (issue 19).
+pub async fn deliver_spooled(
+    tx: &Tx<'_>,
+    delivery: &Delivery,
+    tail: Option<&Spooled>,
+) -> Result<Delivered, StoreError> {
     let now = now();
     // One entry per (account, mailbox): a target reached twice gets one.
     let mut targets: Vec<(String, String, String)> = Vec::with_capacity(delivery.local.len());
@@ -615,8 +639,9 @@ pub async fn deliver(tx: &Tx<'_>, delivery: &Delivery) -> Result<Delivered, Stor
     let mut entries = Vec::with_capacity(targets.len());
     let mut local_body = None;
     if let Some(raw) = raw {
-        let body = insert_body(tx, raw).await?;
-        local_body = Some((body, raw));
+        let parts = BodyParts { head: raw, tail };
+        let body = insert_body_parts(tx, parts).await?;
+        local_body = Some((body, parts));
         for (account, mailbox, flags) in targets {
             create_account_if_missing(tx, &account).await?;
             // RFC 5228 2.10.2: a folder that is not there means INBOX.
@@ -644,9 +669,13 @@ pub async fn deliver(tx: &Tx<'_>, delivery: &Delivery) -> Result<Delivered, Stor
     }
     let mut queue_ids = Vec::new();
     if let Some(out) = outbound {
+        let parts = BodyParts {
+            head: &out.raw,
+            tail,
+        };
         let body = match local_body {
-            Some((id, raw)) if raw == out.raw.as_slice() => id,
-            _ => insert_body(tx, &out.raw).await?,
+            Some((id, local)) if local.same_as(&parts) => id,
+            _ => insert_body_parts(tx, parts).await?,
         };
         let none = QueueRcpt::default();
         for (i, rcpt) in out.recipients.iter().enumerate() {
@@ -687,13 +716,13 @@ pub async fn deliver(tx: &Tx<'_>, delivery: &Delivery) -> Result<Delivered, Stor
 pub async fn append(
     tx: &Tx<'_>,
     mailbox: MailboxId,
-    raw: &[u8],
+    raw: BodyParts<'_>,
     flags: Vec<String>,
     internal_date: i64,
 ) -> Result<Uid, StoreError> {
     let flags = normalize_flags(flags)?;
     let account = lock_mailbox_account(tx, mailbox).await?;
-    let body = insert_body(tx, raw).await?;
+    let body = insert_body_parts(tx, raw).await?;
     let (uid, modseq) = alloc_uid(tx, mailbox).await?;
     insert_entry(
         tx,
@@ -705,7 +734,7 @@ pub async fn append(
         modseq,
     )
     .await?;
-    crate::threads::assign(tx, &account, body, raw).await?;
+    crate::threads::assign(tx, &account, body, raw.head).await?;
     tx.record(&account, Some(mailbox), "append", Some(uid), Some(modseq))
         .await?;
     Ok(uid)
@@ -728,7 +757,16 @@ pub async fn append_many(
     check_quota(tx, &account, quota, bytes, messages.len() as u64).await?;
     let mut uids = Vec::with_capacity(messages.len());
     for m in messages {
-        uids.push(append(tx, mailbox, &m.raw, m.flags.clone(), m.internal_date).await?);
+        uids.push(
+            append(
+                tx,
+                mailbox,
+                store::BodyParts::whole(&m.raw),
+                m.flags.clone(),
+                m.internal_date,
+            )
+            .await?,
+        );
     }
     Ok(uids)
 }
@@ -753,7 +791,7 @@ pub async fn import(
     if inserted == 0 {
         return Ok(None);
     }
-    append(tx, mailbox, raw, flags, internal_date)
+    append(tx, mailbox, BodyParts::whole(raw), flags, internal_date)
         .await
         .map(Some)
 }
@@ -905,13 +943,13 @@ async fn check_quota(
 pub async fn append_within(
     tx: &Tx<'_>,
     mailbox: MailboxId,
-    raw: &[u8],
+    raw: store::BodyParts<'_>,
     flags: Vec<String>,
     internal_date: i64,
     quota: Quota,
 ) -> Result<Uid, StoreError> {
     let account = lock_mailbox_account(tx, mailbox).await?;
-    check_quota(tx, &account, quota, raw.len() as u64, 1).await?;
+    check_quota(tx, &account, quota, raw.len(), 1).await?;
     append(tx, mailbox, raw, flags, internal_date).await
 }
 
@@ -1156,6 +1194,15 @@ pub async fn fail(tx: &Tx<'_>, id: i64, error: &str) -> Result<(), StoreError> {
 /// queue change); the queue rows' own locks come after both, as in
 /// [`retry`].
 pub async fn settle(tx: &Tx<'_>, settle: &Settle) -> Result<Vec<Delivered>, StoreError> {
+    settle_spooled(tx, settle, None).await
+}
+
+/// [`settle`] where the first delivery ends in `tail` (issue 19).
+pub async fn settle_spooled(
+    tx: &Tx<'_>,
+    settle: &Settle,
+    tail: Option<&Spooled>,
+) -> Result<Vec<Delivered>, StoreError> {
     let mut accounts = BTreeSet::new();
     for d in &settle.dsns {
         for t in &d.local {
@@ -1166,8 +1213,9 @@ pub async fn settle(tx: &Tx<'_>, settle: &Settle) -> Result<Vec<Delivered>, Stor
         tx.lock_account(account).await?;
     }
     let mut done = Vec::with_capacity(settle.dsns.len());
-    for d in &settle.dsns {
-        done.push(deliver(tx, d).await?);
+    for (i, d) in settle.dsns.iter().enumerate() {
+        let tail = tail.filter(|_| i == 0);
+        done.push(deliver_spooled(tx, d, tail).await?);
     }
     for &id in &settle.remove {
         complete(tx, id).await?;

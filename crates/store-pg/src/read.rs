@@ -10,8 +10,8 @@ use store::{
     BodyId, MailboxChanges, MailboxId, MailboxInfo, MessageMeta, QueueEntry, StoreError, Uid,
 };
 
-use crate::map_err;
 use crate::ops::{QUEUE_COLUMNS, queue_entry, uid_of};
+use crate::{BODY_CHUNK, map_err};
 
 const MAILBOX_COLUMNS: &str = "m.id, m.account, m.name, m.uidvalidity, m.uidnext, \
      m.highestmodseq, m.special_use, \
@@ -300,6 +300,50 @@ pub async fn read_bodies(
         found.entry(id).or_default().extend_from_slice(data);
     }
     Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+}
+
+/// Part of a body: only the chunks that overlap the range, which start
+/// at multiples of [`BODY_CHUNK`] (see `ops::insert_body_parts`).
+pub async fn read_body_range(
+    tx: &Transaction<'_>,
+    body: BodyId,
+    offset: u64,
+    len: usize,
+) -> Result<Vec<u8>, StoreError> {
+    let size = rows(tx, "SELECT size FROM bodies WHERE id = $1", &[&body.0]).await?;
+    let size: i64 = match size.first() {
+        Some(r) => r.try_get(0).map_err(map_err)?,
+        None => return Err(StoreError::NotFound(format!("body {}", body.0))),
+    };
+    let size = size.max(0) as u64;
+    let start = offset.min(size);
+    let end = start.saturating_add(len as u64).min(size);
+    if start == end {
+        return Ok(Vec::new());
+    }
+    let chunk = BODY_CHUNK as u64;
+    let first = i32::try_from(start / chunk).map_err(|_| StoreError::Invalid("offset".into()))?;
+    let last =
+        i32::try_from((end - 1) / chunk).map_err(|_| StoreError::Invalid("offset".into()))?;
+    let got = rows(
+        tx,
+        "SELECT n, data FROM body_chunks WHERE body_id = $1 AND n BETWEEN $2 AND $3 ORDER BY n",
+        &[&body.0, &first, &last],
+    )
+    .await?;
+    let mut out = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
+    for r in &got {
+        let n: i32 = r.try_get(0).map_err(map_err)?;
+        let data: &[u8] = r.try_get(1).map_err(map_err)?;
+        let at = u64::try_from(n).unwrap_or(0) * chunk;
+        let from = usize::try_from(start.saturating_sub(at)).unwrap_or(usize::MAX);
+        let to = usize::try_from(end.saturating_sub(at)).unwrap_or(usize::MAX);
+        out.extend_from_slice(
+            data.get(from.min(data.len())..to.min(data.len()))
+                .unwrap_or_default(),
+        );
+    }
+    Ok(out)
 }
 
 pub async fn queue(tx: &Transaction<'_>) -> Result<Vec<QueueEntry>, StoreError> {

@@ -12,6 +12,8 @@
 //! - `ops`: the SQL of each write operation, run by the writer;
 //! - `read`: the read connection pool and the read queries;
 //! - `feed`: the change feed and the watcher thread for other processes;
+//! - `spooled`: bodies whose end is still in a spool file, copied in
+//!   chunks (issue 19);
 //! - `sqlite`: [`SqliteStore`], which ties them together;
 //! - `conformance` (tests, or the `conformance` feature): the behaviour
 //!   tests every backend passes.
@@ -25,6 +27,7 @@ mod feed;
 mod ops;
 mod read;
 mod schema;
+mod spooled;
 mod sqlite;
 pub mod threads;
 mod writer;
@@ -46,6 +49,7 @@ pub mod rules {
     };
 }
 pub use schema::SCHEMA_VERSION;
+pub use spooled::{BODY_CHUNK, BodyParts, Spooled};
 pub use sqlite::SqliteStore;
 
 /// The future every store method returns: boxed so that [`Store`] stays
@@ -564,6 +568,74 @@ pub trait Store: Send + Sync + 'static {
                 }
             }
             Ok(out)
+        })
+    }
+    /// `len` octets of a body from `offset` (fewer at its end, none past
+    /// it): RETR, FETCH BODY[] and the outbound client read a big message
+    /// this way, [`BODY_CHUNK`] at a time, never whole (issue 19). The
+    /// default reads the whole body; backends override it.
+    fn read_body_range(&self, body: BodyId, offset: u64, len: usize) -> StoreFuture<'_, Vec<u8>> {
+        Box::pin(async move {
+            let raw = self.read_body(body).await?;
+            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(raw.len());
+            let end = start.saturating_add(len).min(raw.len());
+            Ok(raw.get(start..end).unwrap_or_default().to_vec())
+        })
+    }
+    /// [`Store::read_body_range`] into `buf` (cleared first), which comes
+    /// back with the octets: a reader streaming a big body reuses one
+    /// buffer, allocated where it runs, instead of a new one per chunk on
+    /// the store's threads (whose allocator arenas keep what is freed).
+    fn read_body_range_into(
+        &self,
+        body: BodyId,
+        offset: u64,
+        len: usize,
+        buf: Vec<u8>,
+    ) -> StoreFuture<'_, Vec<u8>> {
+        drop(buf);
+        self.read_body_range(body, offset, len)
+    }
+    /// [`Store::append_within`] of `head` followed by `tail`, the rest of
+    /// the message still in its spool file (issue 19): the backend copies
+    /// the tail in chunks. The default reads the tail into memory.
+    fn append_spooled(
+        &self,
+        mailbox: MailboxId,
+        head: Vec<u8>,
+        tail: Spooled,
+        flags: Vec<String>,
+        internal_date: i64,
+        quota: Quota,
+    ) -> StoreFuture<'_, Uid> {
+        Box::pin(async move {
+            let mut raw = head;
+            raw.extend_from_slice(&tail.to_vec()?);
+            self.append_within(mailbox, raw, flags, internal_date, quota)
+                .await
+        })
+    }
+    /// [`Store::deliver_all`] where the FIRST delivery's copies end in a
+    /// spool file (issue 19): its local copy is `local_raw` then `tail`,
+    /// its relayed copy `raw` then `tail`; the other deliveries (DSNs) are
+    /// whole. The backend copies the tail in chunks; the default reads it
+    /// into memory.
+    fn deliver_all_spooled(
+        &self,
+        mut deliveries: Vec<Delivery>,
+        tail: Spooled,
+    ) -> StoreFuture<'_, Vec<Delivered>> {
+        Box::pin(async move {
+            let rest = tail.to_vec()?;
+            if let Some(first) = deliveries.first_mut() {
+                if let Some(raw) = first.local_raw.as_mut() {
+                    raw.extend_from_slice(&rest);
+                }
+                if let Some(out) = first.outbound.as_mut() {
+                    out.raw.extend_from_slice(&rest);
+                }
+            }
+            self.deliver_all(deliveries).await
         })
     }
     /// IMAP APPEND: durable before Ok, group-committed.

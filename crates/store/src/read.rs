@@ -313,6 +313,31 @@ pub fn read_body(conn: &Connection, body: BodyId) -> Result<Vec<u8>, StoreError>
         .ok_or_else(|| StoreError::NotFound(format!("body {}", body.0)))
 }
 
+/// Part of a body through SQLite's incremental BLOB I/O: only the pages
+/// of the range are read (issue 19).
+pub fn read_body_range(
+    conn: &Connection,
+    body: BodyId,
+    offset: u64,
+    len: usize,
+    mut out: Vec<u8>,
+) -> Result<Vec<u8>, StoreError> {
+    let blob = match conn.blob_open(rusqlite::MAIN_DB, "bodies", "data", body.0, true) {
+        Ok(b) => b,
+        Err(rusqlite::Error::SqliteFailure(_, Some(msg))) if msg.contains("no such rowid") => {
+            return Err(StoreError::NotFound(format!("body {}", body.0)));
+        }
+        Err(e) => return Err(map_err(e)),
+    };
+    let size = blob.len();
+    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(size);
+    let end = start.saturating_add(len).min(size);
+    out.clear();
+    out.resize(end - start, 0);
+    blob.read_at_exact(&mut out, start).map_err(map_err)?;
+    Ok(out)
+}
+
 /// The queue's row count and oldest creation time.
 pub fn queue_stats(conn: &Connection) -> Result<(u64, Option<i64>), StoreError> {
     conn.query_row("SELECT count(*), min(created) FROM queue", [], |r| {

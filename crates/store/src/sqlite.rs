@@ -18,7 +18,7 @@ use crate::schema::{self, map_err, open_connection};
 use crate::writer::{FnJob, Job, Stats, Writer};
 use crate::{
     BodyId, Change, ConditionalFlags, Delivered, Delivery, FlagOp, MailboxChanges, MailboxId,
-    MailboxInfo, MessageMeta, QueueEntry, Quota, Settle, Store, StoreError, StoreFuture,
+    MailboxInfo, MessageMeta, QueueEntry, Quota, Settle, Spooled, Store, StoreError, StoreFuture,
     StoreOptions, StoreStats, Uid, ops,
 };
 
@@ -393,6 +393,50 @@ impl Store for SqliteStore {
         last: Uid,
     ) -> StoreFuture<'_, Vec<(Uid, Option<i64>)>> {
         self.read(move |c| read::save_dates(c, mailbox, first, last))
+    }
+
+    fn read_body_range(&self, body: BodyId, offset: u64, len: usize) -> StoreFuture<'_, Vec<u8>> {
+        self.read_body_range_into(body, offset, len, Vec::new())
+    }
+
+    fn read_body_range_into(
+        &self,
+        body: BodyId,
+        offset: u64,
+        len: usize,
+        buf: Vec<u8>,
+    ) -> StoreFuture<'_, Vec<u8>> {
+        self.read(move |c| read::read_body_range(c, body, offset, len, buf))
+    }
+
+    fn append_spooled(
+        &self,
+        mailbox: MailboxId,
+        head: Vec<u8>,
+        tail: Spooled,
+        flags: Vec<String>,
+        internal_date: i64,
+        quota: Quota,
+    ) -> StoreFuture<'_, Uid> {
+        self.write(move |c| {
+            let parts = crate::BodyParts {
+                head: &head,
+                tail: Some(&tail),
+            };
+            ops::append_parts_within(c, mailbox, parts, flags, internal_date, quota)
+        })
+    }
+
+    fn deliver_all_spooled(
+        &self,
+        deliveries: Vec<Delivery>,
+        tail: Spooled,
+    ) -> StoreFuture<'_, Vec<Delivered>> {
+        let settle = Settle {
+            dsns: deliveries,
+            ..Settle::default()
+        };
+        self.write(move |c| ops::queue::settle_spooled(c, settle, Some(&tail)))
     }
 
     fn import(

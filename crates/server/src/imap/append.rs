@@ -17,7 +17,9 @@ use proto_imap::types::format_set;
 use proto_imap::{AppendData, AppendMessage, CatPart, Code, Mailbox, utf7};
 use store::{NewMessage, StoreError};
 
-use super::session::{CmdResult, ImapError, Session};
+use std::collections::VecDeque;
+
+use super::session::{CmdResult, ImapError, Session, Streamed};
 
 impl Session {
     pub(super) async fn append(
@@ -34,18 +36,42 @@ impl Session {
         else {
             return Err(ImapError::no(Some(Code::TryCreate), "no such mailbox"));
         };
+        // Literals the driver took into the spool (issue 19) have an empty
+        // literal in their place, in order.
+        let mut streamed: VecDeque<Streamed> = std::mem::take(&mut self.streamed).into();
+        if let [one] = messages.as_slice()
+            && streamed.len() == 1
+            && let AppendData::Literal(raw) | AppendData::Utf8(raw) = &one.data
+            && raw.is_empty()
+            && (self.utf8_accept || matches!(one.data, AppendData::Literal(_)))
+            && let Some(s) = streamed.pop_front()
+        {
+            let flags = one.flags.clone();
+            let date = one.date.unwrap_or_else(now);
+            return self.append_streamed(&account, &dest, s, flags, date).await;
+        }
         let mut batch = Vec::with_capacity(messages.len());
         for m in messages {
             let raw = match m.data {
-                AppendData::Literal(raw) => raw,
+                AppendData::Literal(raw) => in_memory(&mut streamed, raw)?,
                 // RFC 6855 4: only a session that enabled UTF8=ACCEPT.
-                AppendData::Utf8(raw) if self.utf8_accept => raw,
+                AppendData::Utf8(raw) if self.utf8_accept => in_memory(&mut streamed, raw)?,
                 AppendData::Utf8(_) => {
                     return Err(ImapError::Bad(
                         "APPEND UTF8 needs ENABLE UTF8=ACCEPT first".into(),
                     ));
                 }
-                AppendData::Catenate(parts) => self.catenate(&account, parts).await?,
+                AppendData::Catenate(parts) => {
+                    let mut filled = Vec::with_capacity(parts.len());
+                    for p in parts {
+                        filled.push(match p {
+                            CatPart::Text(t) => CatPart::Text(in_memory(&mut streamed, t)?),
+                            CatPart::Utf8(t) => CatPart::Utf8(in_memory(&mut streamed, t)?),
+                            url => url,
+                        });
+                    }
+                    self.catenate(&account, filled).await?
+                }
             };
             if raw.is_empty() {
                 return Err(ImapError::no(Some(Code::Cannot), "empty message"));
@@ -171,6 +197,96 @@ pub(super) fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// A literal of a MULTIAPPEND or CATENATE: what the driver streamed in
+/// its place is read back into memory (bounded, with the command's other
+/// literals, by the framer's APPEND limit), so the set is stored as one.
+fn in_memory(streamed: &mut VecDeque<Streamed>, raw: Vec<u8>) -> Result<Vec<u8>, ImapError> {
+    if !raw.is_empty() {
+        return Ok(raw);
+    }
+    let Some(s) = streamed.pop_front() else {
+        return Ok(raw);
+    };
+    let m = spool_result(s.message)?;
+    let mut whole = m.head;
+    if let Some(tail) = m.tail {
+        whole.extend_from_slice(&tail.to_vec()?);
+    }
+    Ok(whole)
+}
+
+/// A spool failure is the server's, and temporary (issue 19).
+fn spool_result(
+    r: Result<crate::spool::Message, crate::spool::SpoolError>,
+) -> Result<crate::spool::Message, ImapError> {
+    match r {
+        Ok(m) => Ok(m),
+        Err(crate::spool::SpoolError::DiskFull) => Err(ImapError::no(
+            Some(Code::Unavailable),
+            "disk full, try later",
+        )),
+        Err(crate::spool::SpoolError::Io(_)) => Err(ImapError::no(
+            Some(Code::Unavailable),
+            "cannot store, try later",
+        )),
+    }
+}
+
+impl Session {
+    /// One APPEND whose literal the driver streamed (issue 19): from the
+    /// spool into the store in chunks, within the user's quota.
+    async fn append_streamed(
+        &mut self,
+        account: &str,
+        dest: &store::MailboxInfo,
+        s: Streamed,
+        flags: Vec<String>,
+        date: i64,
+    ) -> CmdResult {
+        let m = spool_result(s.message)?;
+        let quota = self.ctx.quota.limits(account);
+        let stored = match m.tail.filter(|t| !t.is_empty()) {
+            // encode_binary_parts needs the message whole; a spooled one
+            // is not read back into memory for it.
+            Some(_) if m.nul => {
+                return Err(ImapError::no(
+                    Some(Code::Cannot),
+                    "binary content larger than spool_threshold is not supported",
+                ));
+            }
+            Some(tail) => {
+                self.ctx
+                    .store
+                    .append_spooled(dest.id, m.head, tail, flags, date, quota)
+                    .await
+            }
+            None => {
+                if m.head.is_empty() {
+                    return Err(ImapError::no(Some(Code::Cannot), "empty message"));
+                }
+                // RFC 3516 4.3, as for an APPEND held in memory.
+                let raw = proto_imap::mime::encode_binary_parts(&m.head).unwrap_or(m.head);
+                self.ctx
+                    .store
+                    .append_within(dest.id, raw, flags, date, quota)
+                    .await
+            }
+        };
+        let uid = match stored {
+            Ok(u) => u,
+            Err(StoreError::Invalid(why)) => return Err(ImapError::Bad(why)),
+            Err(e) => return Err(e.into()),
+        };
+        Ok((
+            Some(Code::AppendUid {
+                validity: dest.uidvalidity,
+                uids: uid.0.to_string(),
+            }),
+            "APPEND completed".into(),
+        ))
+    }
 }
 
 #[cfg(test)]

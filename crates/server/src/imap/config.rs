@@ -69,6 +69,13 @@ pub struct ImapConfig {
     /// [`DEFAULT_METADATA_MAX_ENTRIES`]).
     pub metadata_max_size: usize,
     pub metadata_max_entries: usize,
+    /// Where APPEND literals above `[store] spool_threshold` go while they
+    /// arrive (issue 19); None: held in memory.
+    pub spool: Option<std::sync::Arc<crate::spool::Spool>>,
+    /// `imap.max_inflight_literals`: memory for APPEND literals of every
+    /// session together; an APPEND that does not fit is refused with
+    /// `NO [UNAVAILABLE]` and the connection goes on.
+    pub literals: crate::budget::MemoryBudget,
 }
 
 impl ImapConfig {
@@ -92,6 +99,8 @@ impl ImapConfig {
             notify_queue: DEFAULT_NOTIFY_QUEUE,
             metadata_max_size: DEFAULT_METADATA_MAX_SIZE,
             metadata_max_entries: DEFAULT_METADATA_MAX_ENTRIES,
+            spool: None,
+            literals: crate::budget::MemoryBudget::new(crate::budget::DEFAULT_INFLIGHT_BYTES),
         }
     }
 }

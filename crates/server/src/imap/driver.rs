@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto_imap::command::parse_command;
-use proto_imap::framer::{MAX_LINE, PRE_AUTH_LITERAL_MAX};
+use proto_imap::framer::{LITERAL_MINUS_MAX, MAX_LINE, PRE_AUTH_LITERAL_MAX};
 use proto_imap::{Code, Frame, Framer, FramerLimits, Response, Status, Tag};
 
 use super::config::WRITE_TIMEOUT;
@@ -144,6 +144,32 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
             let logged_in = session.state() != super::session::StateKind::NotAuthenticated;
             framer.set_limits(framer_limits(&cfg, logged_in));
             let frame = framer.next(io.pending());
+            // A big APPEND literal is taken out of the stream into the
+            // spool (issue 19), then the command is framed again with an
+            // empty literal in its place.
+            if let Frame::Stream {
+                announce,
+                data,
+                size,
+                sync,
+                tag,
+            } = frame
+            {
+                let literal = Literal {
+                    announce,
+                    data,
+                    size,
+                    sync,
+                    tag,
+                };
+                // A refusal for want of memory is no protocol error of
+                // the client's: it does not count towards max_errors.
+                if !stream_literal(io, session, &cfg, literal).await? {
+                    framer.restart();
+                    deadline = None;
+                }
+                continue;
+            }
             // A command ends complete, or refused whole.
             if matches!(
                 frame,
@@ -167,12 +193,12 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                     io.consume(*n);
                     Some(p)
                 }
-                Frame::Incomplete | Frame::Continue => None,
+                Frame::Incomplete | Frame::Continue | Frame::Stream { .. } => None,
             };
             let enc = session.encoder();
             let mut out = Out::new(io, enc);
             match frame {
-                Frame::Incomplete => break,
+                Frame::Incomplete | Frame::Stream { .. } => break,
                 Frame::Continue => {
                     out.push(&Response::Continue("Ready for literal data".into()));
                     out.flush().await?;
@@ -291,6 +317,9 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                             }
                         },
                     }
+                    // A streamed literal belongs to its command alone:
+                    // APPEND took it, or it goes (with its memory) now.
+                    session.streamed.clear();
                     if errors >= cfg.max_errors {
                         out.untagged(Status::Bye, None, "Too many errors, closing connection");
                         out.flush().await?;
@@ -317,6 +346,116 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
     }
 }
 
+/// A streamed APPEND literal, as the framer announced it.
+struct Literal {
+    announce: std::ops::Range<usize>,
+    data: usize,
+    size: u64,
+    sync: bool,
+    tag: Option<String>,
+}
+
+/// Takes a big APPEND literal out of the stream into a spool writer
+/// (issue 19): in memory up to the threshold, then in a spool file, never
+/// in the connection's buffer. Its memory comes from
+/// `imap.max_inflight_literals`; when that is spent the APPEND is refused
+/// `NO [UNAVAILABLE]` (false): before the "+" for a synchronising literal,
+/// so the client does not send it; a non-synchronising one (LITERAL+,
+/// RFC 7888) is read and dropped with the rest of its line, so the
+/// connection stays in step and usable.
+async fn stream_literal(
+    io: &mut Io,
+    session: &mut Session,
+    cfg: &super::config::ImapConfig,
+    literal: Literal,
+) -> Result<bool, End> {
+    let until = net::deadline(cfg.idle_timeout);
+    let threshold = cfg.spool.as_ref().map_or(usize::MAX, |s| s.threshold());
+    let need = usize::try_from(literal.size)
+        .unwrap_or(usize::MAX)
+        .min(threshold.saturating_add(4 * crate::spool::SPOOL_BUFFER));
+    let mut reservation = cfg.literals.reservation();
+    if !reservation.cover(need) {
+        tracing::warn!(bytes = need, "imap: literal budget spent; refusing APPEND");
+        io.consume(literal.data);
+        if !literal.sync {
+            discard_exact(io, literal.size, until).await?;
+            discard_line(io, until).await?;
+        }
+        let mut out = Out::new(io, session.encoder());
+        let text = "Too many messages in flight, try again later";
+        match literal.tag.as_deref().and_then(Tag::new) {
+            Some(t) => tagged(&mut out, &t, Status::No, Some(Code::Unavailable), text),
+            None => out.untagged(Status::No, Some(Code::Unavailable), text),
+        }
+        out.flush().await?;
+        return Ok(false);
+    }
+    if literal.sync {
+        let mut out = Out::new(io, session.encoder());
+        out.push(&Response::Continue("Ready for literal data".into()));
+        out.flush().await?;
+    }
+    let mut writer = session.spool_writer();
+    // The announcement becomes `{0}`: the data then starts earlier.
+    let placeholder: &[u8] = b"{0}";
+    let at = literal
+        .data
+        .saturating_sub(literal.announce.len())
+        .saturating_add(placeholder.len());
+    io.splice_pending(literal.announce, placeholder);
+    let mut left = literal.size;
+    loop {
+        let avail = io.pending().len().saturating_sub(at) as u64;
+        let take = usize::try_from(avail.min(left)).unwrap_or(0);
+        if let Some(part) = io.pending().get(at..at + take) {
+            writer.write(part);
+        }
+        io.splice_pending(at..at + take, b"");
+        left -= take as u64;
+        if left == 0 {
+            break;
+        }
+        io.fill_data(until).await?;
+    }
+    session.streamed.push(super::session::Streamed {
+        message: writer.finish(),
+        _memory: reservation,
+    });
+    Ok(true)
+}
+
+/// Reads and drops `n` octets.
+async fn discard_exact(io: &mut Io, mut n: u64, until: Instant) -> Result<(), End> {
+    loop {
+        let take = usize::try_from((io.pending().len() as u64).min(n)).unwrap_or(0);
+        io.consume(take);
+        n -= take as u64;
+        if n == 0 {
+            return Ok(());
+        }
+        io.fill_data(until).await?;
+    }
+}
+
+/// Reads and drops the rest of a command line, at most `MAX_LINE`.
+async fn discard_line(io: &mut Io, until: Instant) -> Result<(), End> {
+    let mut seen = 0;
+    loop {
+        if let Some(nl) = io.pending().iter().position(|&b| b == b'\n') {
+            io.consume(nl + 1);
+            return Ok(());
+        }
+        seen += io.pending().len();
+        let n = io.pending().len();
+        io.consume(n);
+        if seen > MAX_LINE {
+            return Err(End::Done);
+        }
+        fill(io, until).await?;
+    }
+}
+
 fn new_framer(cfg: &super::config::ImapConfig) -> Framer {
     Framer::new(framer_limits(cfg, false))
 }
@@ -328,6 +467,9 @@ fn framer_limits(cfg: &super::config::ImapConfig, logged_in: bool) -> FramerLimi
         FramerLimits {
             max_line: MAX_LINE,
             max_append_literal: cfg.max_literal_size,
+            // Every APPEND literal but the smallest is streamed, so the
+            // literal budget sees them all (issue 19).
+            stream_above: LITERAL_MINUS_MAX,
             ..FramerLimits::default()
         }
     } else {
@@ -335,6 +477,7 @@ fn framer_limits(cfg: &super::config::ImapConfig, logged_in: bool) -> FramerLimi
             max_line: MAX_LINE,
             max_literal: PRE_AUTH_LITERAL_MAX,
             max_append_literal: PRE_AUTH_LITERAL_MAX,
+            stream_above: usize::MAX,
         }
     }
 }

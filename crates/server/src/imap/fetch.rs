@@ -14,6 +14,7 @@ use proto_imap::mime::{self, BinaryError, Part};
 use proto_imap::{Code, Data, FetchAtt, FetchModifiers, FetchValue, SeqSet};
 use store::{FlagOp, MessageMeta, Uid};
 
+use super::fetch_stream;
 use super::select::no_mailbox;
 use super::selected::{find_meta, meta_chunks};
 use super::session::{CmdResult, ImapError, Out, Session, done};
@@ -149,19 +150,76 @@ impl Session {
                 std::collections::HashMap::new()
             };
             // Bodies come in batches of bounded size: one store read each.
+            // A big message asked for whole is streamed instead (issue 19).
+            let stream_at = fetch_stream::plan(&atts);
+            let big = |m: Option<&MessageMeta>| {
+                stream_at.is_some() && m.is_some_and(|m| m.size > fetch_stream::STREAM_ABOVE)
+            };
             for batch in body_batches(&rows, needs_body) {
                 let raws = if needs_body {
                     let ids = batch
                         .iter()
+                        .filter(|(_, _, m)| !big(*m))
                         .filter_map(|(_, _, m)| m.map(|m| m.body))
                         .collect();
                     ctx.store.read_bodies(ids).await?
                 } else {
                     Vec::new()
                 };
-                for (k, (i, msg, meta)) in batch.iter().enumerate() {
+                let mut next_raw = 0;
+                for (i, msg, meta) in batch.iter() {
                     let raw = if needs_body {
-                        match raws.get(k).cloned().flatten() {
+                        let got = match (stream_at, meta.filter(|m| big(Some(m)))) {
+                            (Some(at), Some(m)) => {
+                                if !fetch_stream::has_nul(ctx.store.as_ref(), m.body, m.size)
+                                    .await?
+                                {
+                                    let flags = sel.flags(msg, rev2);
+                                    let item = Item {
+                                        uid: msg.uid(),
+                                        flags: &flags,
+                                        meta: Some(m),
+                                        raw: None,
+                                        part: None,
+                                        save_date: super::search::save_date_of(
+                                            &save_dates,
+                                            msg.uid(),
+                                            Some(m),
+                                        ),
+                                        thread: threads.get(&m.body).copied(),
+                                    };
+                                    let mut items = Vec::with_capacity(atts.len() + 1);
+                                    for (k, att) in atts.iter().enumerate() {
+                                        if k != at {
+                                            items.push(fetch_item(att, &item)?);
+                                        }
+                                    }
+                                    if seen_now.binary_search(&msg.uid()).is_ok()
+                                        && !atts.contains(&FetchAtt::Flags)
+                                    {
+                                        items.push(FetchValue::Flags(flags.clone()));
+                                    }
+                                    let att = atts.get(at).ok_or(ImapError::Gone)?;
+                                    let seq = *i as u32 + 1;
+                                    let store = ctx.store.as_ref();
+                                    fetch_stream::write(
+                                        out, store, seq, items, att, m.body, m.size,
+                                    )
+                                    .await?;
+                                    continue;
+                                }
+                                match ctx.store.read_body(m.body).await {
+                                    Ok(r) => Some(r),
+                                    Err(store::StoreError::NotFound(_)) => None,
+                                    Err(e) => return Err(e.into()),
+                                }
+                            }
+                            _ => {
+                                next_raw += 1;
+                                raws.get(next_raw - 1).cloned().flatten()
+                            }
+                        };
+                        match got {
                             // Mail stored with NUL in a part (BINARYMIME
                             // delivery) is shown as APPEND stores it: that
                             // part in base64 (RFC 3516 4.3), never NUL in a

@@ -160,6 +160,18 @@ pub enum Flow {
     Compress,
 }
 
+/// A streamed APPEND literal and the literal memory it holds.
+pub(super) struct Streamed {
+    pub message: Result<crate::spool::Message, crate::spool::SpoolError>,
+    pub _memory: crate::budget::Reservation,
+}
+
+impl std::fmt::Debug for Streamed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streamed").finish_non_exhaustive()
+    }
+}
+
 /// One IMAP session.
 pub struct Session {
     pub(super) ctx: Arc<ImapContext>,
@@ -188,6 +200,9 @@ pub struct Session {
     pub(super) compressed: bool,
     /// NOTIFY SET in effect (RFC 5465).
     pub(super) notify: Option<Box<super::notify::Notify>>,
+    /// The APPEND literals the driver streamed for the command being
+    /// applied (issue 19), in order; empty for any other command.
+    pub(super) streamed: Vec<Streamed>,
 }
 
 impl Session {
@@ -206,11 +221,21 @@ impl Session {
             sasl: None,
             compressed: false,
             notify: None,
+            streamed: Vec::new(),
         }
     }
 
     pub fn config(&self) -> &ImapConfig {
         &self.ctx.config
+    }
+
+    /// A writer for an APPEND literal: spooled past the threshold when
+    /// the server has a spool (issue 19).
+    pub(super) fn spool_writer(&self) -> crate::spool::SpoolWriter {
+        match &self.ctx.config.spool {
+            Some(spool) => spool.writer(),
+            None => crate::spool::SpoolWriter::in_memory(),
+        }
     }
 
     /// The session of a connection on a listener of `role`.

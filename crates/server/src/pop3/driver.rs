@@ -53,6 +53,47 @@ async fn message(io: &mut Io, body: &[u8]) -> Result<(), End> {
     Ok(())
 }
 
+/// Queues a big message read from the store a chunk at a time (issue
+/// 19), dot-stuffed, all of it or TOP's `lines`. A read that fails after
+/// the `+OK` cannot be answered in the protocol: the connection ends.
+async fn stream(
+    io: &mut Io,
+    store: &dyn store::Store,
+    body: store::BodyId,
+    lines: Option<u64>,
+) -> Result<(), End> {
+    let mut stuffer = DotStuffer::new();
+    let mut cut = lines.map(proto_pop3::TopCut::new);
+    let mut pos = 0u64;
+    let mut chunk = Vec::new();
+    loop {
+        chunk = match store
+            .read_body_range_into(body, pos, store::BODY_CHUNK, chunk)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "pop3: reading a message failed mid-way; closing");
+                return Err(End::Gone);
+            }
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        pos += chunk.len() as u64;
+        let take = cut.as_mut().map_or(chunk.len(), |c| c.take(&chunk));
+        for piece in chunk.get(..take).unwrap_or_default().chunks(WRITE_CHUNK) {
+            stuffer.push(piece, &mut io.out);
+            flush_if_full(io).await?;
+        }
+        if cut.as_ref().is_some_and(proto_pop3::TopCut::is_done) {
+            break;
+        }
+    }
+    stuffer.finish(&mut io.out);
+    Ok(())
+}
+
 fn queue(io: &mut Io, r: &Response) {
     r.write_to(&mut io.out);
 }
@@ -158,6 +199,19 @@ async fn serve(io: &mut Io, session: &mut Session, mut shutdown: Shutdown) -> Re
                 } => {
                     queue(io, &status);
                     message(io, body.get(..len).unwrap_or(&body)).await?;
+                    if let Some(uid) = seen {
+                        session.retrieved(uid);
+                    }
+                }
+                Action::Stream {
+                    status,
+                    body,
+                    lines,
+                    seen,
+                } => {
+                    queue(io, &status);
+                    let store = Arc::clone(&session.ctx.store);
+                    stream(io, store.as_ref(), body, lines).await?;
                     if let Some(uid) = seen {
                         session.retrieved(uid);
                     }

@@ -1,7 +1,9 @@
 //! RETR and TOP (RFC 1939 5, 7). The body is read from the store per
 //! command (one copy in memory while it is written) and handed to the
-//! driver, which dot-stuffs it into the socket in chunks. RETR sets \Seen
-//! once the message is written; TOP does not (SPEC 2).
+//! driver, which dot-stuffs it into the socket in chunks; a message above
+//! [`STREAM_ABOVE`] is read from the store a chunk at a time instead, never
+//! whole (issue 19). RETR sets \Seen once the message is written; TOP does
+//! not (SPEC 2).
 
 use std::sync::Arc;
 
@@ -11,8 +13,23 @@ use store::StoreError;
 use super::listing::unusable;
 use super::session::{Action, Session, temporary_failure};
 
+/// Messages larger than this are streamed from the store.
+pub const STREAM_ABOVE: u64 = 4 * store::BODY_CHUNK as u64;
+
 impl Session {
     pub(super) async fn retr(&mut self, n: MsgNum) -> Action {
+        match self.locate_big(n).await {
+            Ok(Some((body, uid))) => {
+                return Action::Stream {
+                    status: Response::ok(""),
+                    body,
+                    lines: None,
+                    seen: Some(uid),
+                };
+            }
+            Ok(None) => {}
+            Err(r) => return Action::Reply(r),
+        }
         match self.read(n).await {
             Ok((body, uid)) => {
                 let len = body.len();
@@ -28,6 +45,18 @@ impl Session {
     }
 
     pub(super) async fn top(&mut self, n: MsgNum, lines: u64) -> Action {
+        match self.locate_big(n).await {
+            Ok(Some((body, _))) => {
+                return Action::Stream {
+                    status: Response::ok(""),
+                    body,
+                    lines: Some(lines),
+                    seen: None,
+                };
+            }
+            Ok(None) => {}
+            Err(r) => return Action::Reply(r),
+        }
         match self.read(n).await {
             Ok((body, _)) => {
                 let len = proto_pop3::top(&body, lines).len();
@@ -39,6 +68,42 @@ impl Session {
                 }
             }
             Err(r) => Action::Reply(r),
+        }
+    }
+
+    /// The body of message `n` when it is big enough to stream, after
+    /// the checks of [`Session::read`] (and that the body is still there,
+    /// before the `+OK` promises it); None for a small one.
+    async fn locate_big(
+        &mut self,
+        n: MsgNum,
+    ) -> Result<Option<(store::BodyId, store::Uid)>, Response> {
+        let store = Arc::clone(&self.ctx.store);
+        let Some(m) = self.maildrop() else {
+            return Err(Response::err("Not logged in"));
+        };
+        let (uid, body, size, gone) = match m.get(n) {
+            Ok(e) => (e.uid, e.body, e.size, e.gone),
+            Err(why) => return Err(unusable(n, why, m)),
+        };
+        if size <= STREAM_ABOVE {
+            return Ok(None);
+        }
+        if let Err(e) = m.refresh(&store).await {
+            tracing::warn!(error = %e, "pop3: reading the change feed failed");
+        }
+        let gone = gone || m.get(n).is_ok_and(|e| e.gone);
+        let expunged = || Response::err(format!("message {n} was removed by another session"));
+        if gone {
+            return Err(expunged());
+        }
+        match store.read_body_range(body, 0, 1).await {
+            Ok(_) => Ok(Some((body, uid))),
+            Err(StoreError::NotFound(_)) => Err(expunged()),
+            Err(e) => {
+                tracing::warn!(error = %e, "pop3: reading a message failed");
+                Err(temporary_failure())
+            }
         }
     }
 

@@ -51,6 +51,15 @@ pub enum Action {
         len: usize,
         seen: Option<Uid>,
     },
+    /// A positive status line, then a big message read from the store a
+    /// chunk at a time and dot-stuffed as it goes (issue 19), all of it
+    /// (RETR) or TOP's `lines`. `seen` as for `Message`.
+    Stream {
+        status: Response,
+        body: store::BodyId,
+        lines: Option<u64>,
+        seen: Option<Uid>,
+    },
     /// A SASL challenge `+ base64` (RFC 5034 4): the next line is the
     /// client's response, for [`Session::sasl_response`].
     Continue(String),

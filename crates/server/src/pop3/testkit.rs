@@ -157,6 +157,22 @@ pub(crate) async fn cmd(s: &mut Session, line: &str) -> Out {
                 s.retrieved(uid);
             }
         }
+        Action::Stream {
+            status,
+            body,
+            lines,
+            seen,
+        } => {
+            out.status = status;
+            let raw = s.ctx.store.read_body(body).await.expect("body");
+            out.body = Some(match lines {
+                Some(n) => proto_pop3::top(&raw, n).to_vec(),
+                None => raw,
+            });
+            if let Some(uid) = seen {
+                s.retrieved(uid);
+            }
+        }
         Action::Continue(_) => out.continuation = true,
         Action::StartTls(r) => out.status = r,
         Action::Close(r) => {

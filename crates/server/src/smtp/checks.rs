@@ -317,6 +317,10 @@ pub struct Input<'a> {
     /// The reverse-path; "" for `<>`.
     pub sender: &'a str,
     pub message: &'a [u8],
+    /// `message` is the whole message; false when it is the header
+    /// section of a spooled one (issue 19), whose signatures are not
+    /// verified: mail-auth hashes a body held whole in memory.
+    pub whole: bool,
     /// Some recipient is remote (a 251 forward, an alias or list member
     /// elsewhere): the relayed copy gets an ARC set.
     pub relaying: bool,
@@ -492,14 +496,23 @@ impl Checks {
             temp: spf_mail.result() == SpfResult::TempError,
         };
 
-        let Some(message) = AuthenticatedMessage::parse(input.message) else {
-            // Nothing to verify a signature or a From domain in.
+        let parsed = AuthenticatedMessage::parse(input.message).filter(|_| input.whole);
+        let Some(message) = parsed else {
+            // Nothing to verify a signature or a From domain in, or a
+            // spooled message: SPF only, and DKIM recorded as not checked
+            // (RFC 8601 2.7.1 `policy`: signed or not, the signatures were
+            // not acceptable to us to evaluate). Without a DKIM result
+            // DMARC is not evaluated either, so it refuses nothing.
             let mut ar = AuthenticationResults::new(&self.hostname);
             if let Some(h) = &spf_helo {
                 ar = ar.with_spf_ehlo_result(h, input.ip, helo_name);
             }
             ar = ar.with_spf_mailfrom_result(&spf_mail, input.ip, input.sender, helo_name);
-            return self.decide(fold(&ar.to_header()), spf, None, false);
+            let mut header = fold(&ar.to_header());
+            if !input.whole {
+                header = not_verified(&header);
+            }
+            return self.decide(header, spf, None, false);
         };
         let dkim = body_hash_is_fail(&message, self.auth.verify_dkim(c.params(&message)).await);
         let arc = self.auth.verify_arc(c.params(&message)).await;
@@ -621,6 +634,7 @@ impl super::session::Session {
         sender: &str,
         message: Vec<u8>,
         relaying: bool,
+        whole: bool,
     ) -> (Vec<u8>, Option<Verdict>) {
         let Some(checks) = self.ctx.checks.as_ref() else {
             return (message, None);
@@ -645,6 +659,7 @@ impl super::session::Session {
                 helo: &helo,
                 sender: &sender,
                 message: &shared,
+                whole,
                 relaying,
             };
             checks.check(&input).await
@@ -729,6 +744,12 @@ fn fold(header: &str) -> String {
 }
 
 /// RFC 7372 3.2: X.7.24, SPF (or another DNS-based check) could not finish.
+/// Adds `dkim=policy` for a spooled message to a results field.
+fn not_verified(header: &str) -> String {
+    let trimmed = header.trim_end_matches("\r\n");
+    format!("{trimmed};\r\n\tdkim=policy (larger than spool_threshold: not verified)\r\n")
+}
+
 fn dns_error() -> Reply {
     reply(
         451,

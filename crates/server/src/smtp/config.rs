@@ -87,6 +87,9 @@ pub struct SmtpConfig {
     /// AUTH on the MTA listener too (`smtp.mta_auth`; submission always).
     pub mta_auth: bool,
     pub submission: SubmissionLimits,
+    /// Where messages above `[store] spool_threshold` go while they
+    /// arrive (issue 19); None: held in memory whole.
+    pub spool: Option<std::sync::Arc<crate::spool::Spool>>,
 }
 
 impl SmtpConfig {
@@ -116,6 +119,7 @@ impl SmtpConfig {
             },
             mta_auth: false,
             submission: SubmissionLimits::default(),
+            spool: None,
         }
     }
 }

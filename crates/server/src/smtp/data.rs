@@ -15,6 +15,7 @@ use super::session::{
     Action, Chunks, Session, State, Transaction, bad_sequence, local_error, reply,
 };
 use crate::presence::TerminalMessage;
+use crate::spool::{Message, SpoolError};
 
 impl Session {
     pub(crate) fn data_start(&mut self) -> Action {
@@ -44,9 +45,14 @@ impl Session {
         Action::ReadData(Reply::new(354, None, "End data with <CR><LF>.<CR><LF>"))
     }
 
-    /// The end of DATA: `message` is dot-unstuffed and CRLF-canonical;
-    /// `too_large` says the receiver stopped storing at the size limit.
-    pub async fn finish_data(&mut self, message: Vec<u8>, too_large: bool) -> Reply {
+    /// The end of DATA: `message` is dot-unstuffed and CRLF-canonical,
+    /// or the spool's error; `too_large` says the receiver stopped storing
+    /// at the size limit.
+    pub async fn finish_data(
+        &mut self,
+        message: Result<Message, SpoolError>,
+        too_large: bool,
+    ) -> Reply {
         let State::Transaction(tx) = std::mem::replace(&mut self.state, State::Ready) else {
             return bad_sequence("No transaction");
         };
@@ -55,7 +61,10 @@ impl Session {
         } else if too_large {
             too_big()
         } else {
-            self.deliver(tx, message).await
+            match message {
+                Ok(message) => self.deliver(tx, message).await,
+                Err(e) => spool_error_reply(&e),
+            }
         };
         self.end_message();
         r
@@ -96,24 +105,31 @@ impl Session {
                 };
             }
         }
+        let writer = self.spool_writer();
         if let State::Transaction(tx) = &mut self.state {
-            tx.chunks.get_or_insert_with(Chunks::default);
+            tx.chunks.get_or_insert_with(|| {
+                Box::new(Chunks {
+                    data: writer,
+                    ..Chunks::default()
+                })
+            });
         }
         Action::ReadChunk { size, last, refuse }
     }
 
-    /// Appends part of a BDAT chunk; stops storing past the size limit but
-    /// keeps counting, so the error comes once at the end of the chunk.
+    /// Appends part of a BDAT chunk, canonicalised to CRLF and spooled
+    /// past the threshold; stops storing past the size limit but keeps
+    /// counting, so the error comes once at the end of the chunk.
     pub fn bdat_append(&mut self, bytes: &[u8]) {
         let max = self.ctx.config.max_message_size;
-        let stored = match &self.state {
+        let held = match &self.state {
             State::Transaction(Transaction {
                 chunks: Some(chunks),
                 ..
-            }) => chunks.data.len(),
+            }) => chunks.data.in_memory_len(),
             _ => return,
         };
-        let fits = self.reserve(stored.saturating_add(bytes.len()));
+        let fits = self.reserve(held.saturating_add(2 * bytes.len()));
         if let State::Transaction(Transaction {
             chunks: Some(chunks),
             ..
@@ -121,9 +137,11 @@ impl Session {
         {
             chunks.received = chunks.received.saturating_add(bytes.len() as u64);
             if !fits {
-                chunks.data = Vec::new();
+                chunks.data.discard();
             } else if chunks.received <= max as u64 {
-                chunks.data.extend_from_slice(bytes);
+                let mut canonical = Vec::with_capacity(bytes.len() + bytes.len() / 8);
+                chunks.crlf.push(bytes, &mut canonical);
+                chunks.data.write(&canonical);
             }
         }
     }
@@ -132,17 +150,19 @@ impl Session {
     /// LAST the delivery; a size overrun ends the transaction with 552.
     pub async fn bdat_end(&mut self, size: u64, last: bool) -> Reply {
         let max = self.ctx.config.max_message_size as u64;
-        let over = match &self.state {
+        let (over, spool_failed) = match &self.state {
             State::Transaction(Transaction {
                 chunks: Some(c), ..
-            }) => c.received > max,
+            }) => (c.received > max, c.data.failed().cloned()),
             _ => return bad_sequence("No transaction"),
         };
         // RFC 3030 2: an error on a chunk ends the transaction.
-        if self.out_of_memory || over {
+        if self.out_of_memory || over || spool_failed.is_some() {
             self.state = State::Ready;
             let r = if self.out_of_memory {
                 insufficient_storage()
+            } else if let Some(e) = spool_failed {
+                spool_error_reply(&e)
             } else {
                 too_big()
             };
@@ -155,11 +175,16 @@ impl Session {
         let State::Transaction(mut tx) = std::mem::replace(&mut self.state, State::Ready) else {
             return bad_sequence("No transaction");
         };
-        let data = tx.chunks.take().map(|c| c.data).unwrap_or_default();
-        // BDAT content is not dot-stuffed, but we store CRLF canonical (SPEC 1).
-        let message = proto_smtp::canonicalize_line_endings(&data);
-        drop(data);
-        let r = self.deliver(tx, message).await;
+        // BDAT content is not dot-stuffed, but we store CRLF canonical
+        // (SPEC 1): a CR the last chunk ended with is a line break.
+        let mut chunks = tx.chunks.take().unwrap_or_default();
+        let mut rest = Vec::new();
+        chunks.crlf.finish(&mut rest);
+        chunks.data.write(&rest);
+        let r = match chunks.data.finish() {
+            Ok(message) => self.deliver(tx, message).await,
+            Err(e) => spool_error_reply(&e),
+        };
         self.end_message();
         r
     }
@@ -167,7 +192,18 @@ impl Session {
     /// Adds the trace fields, stores the message for local recipients,
     /// queues it for remote ones and hands it to terminals, all before the
     /// reply.
-    async fn deliver(&mut self, tx: Transaction, message: Vec<u8>) -> Reply {
+    ///
+    /// A spooled message (issue 19) keeps its header section in memory
+    /// (`message.head`), where every header change happens; its tail goes
+    /// from the spool file to the store in chunks.
+    async fn deliver(&mut self, tx: Transaction, message: Message) -> Reply {
+        let size = message.len();
+        let Message {
+            head: message,
+            tail,
+            ..
+        } = message;
+        let tail = tail.filter(|t| !t.is_empty());
         if delivery::check_hops(&message) == Err(Refusal::TooManyHops) {
             return reply(554, 5, 4, 6, "Too many hops: mail loop detected");
         }
@@ -195,10 +231,15 @@ impl Session {
         });
         // RFC 6409 8: an authenticated submission gets Date and Message-ID.
         let submission_id = self.authenticated.is_some().then_some(id.as_str());
+        let head_len = message.len();
         let body = delivery::clean(message, &config.hostname, submission_id);
         // SPF, DKIM, DMARC, ARC (issue 16): refused here, or recorded.
         let relaying = tx.recipients.iter().any(|r| !r.remote.is_empty());
-        let (body, verdict) = self.auth_checks(&tx.sender, body, relaying).await;
+        let (body, verdict) = self
+            .auth_checks(&tx.sender, body, relaying, tail.is_none())
+            .await;
+        // What `body` lacks of the message: the spooled tail.
+        let size = size - head_len + body.len();
         let (results, junk, arc) = match verdict {
             Some(Verdict::Reject(r)) => return r,
             Some(Verdict::Accept { header, junk, arc }) => (Some(header), junk, arc),
@@ -249,7 +290,6 @@ impl Session {
             }
         }
 
-        let size = body.len();
         if let Some(refusal) = self.quota_at_data(&targets.local, size as u64) {
             return refusal;
         }
@@ -274,8 +314,19 @@ impl Session {
                 checks::seal_relayed(&mut store_delivery, set);
             }
             let mut writes = vec![store_delivery];
+            // A spooled message's DSN returns its header section only (as
+            // RET=HDRS): it is not read back into memory for a report.
             writes.extend(self.delivered_report(&tx, &body).await);
-            if let Err(e) = self.ctx.store.deliver_all(writes).await {
+            let stored = match &tail {
+                Some(tail) => {
+                    self.ctx
+                        .store
+                        .deliver_all_spooled(writes, tail.clone())
+                        .await
+                }
+                None => self.ctx.store.deliver_all(writes).await,
+            };
+            if let Err(e) = stored {
                 tracing::warn!(id = %id, error = %e, "delivery failed");
                 return store_error_reply(&e);
             }
@@ -308,8 +359,15 @@ impl Session {
                 &fallback,
                 now,
                 &envelope,
-            ) && let Err(e) = delivery::deliver(self.ctx.store.as_ref(), d).await
-            {
+            ) && let Err(e) = match &tail {
+                Some(tail) => self
+                    .ctx
+                    .store
+                    .deliver_all_spooled(vec![d], tail.clone())
+                    .await
+                    .map(|_| ()),
+                None => delivery::deliver(self.ctx.store.as_ref(), d).await,
+            } {
                 tracing::warn!(id = %id, error = %e, "delivery failed");
                 return store_error_reply(&e);
             }
@@ -401,6 +459,15 @@ fn too_big() -> Reply {
 /// temporary refusal, the client tries again later.
 fn insufficient_storage() -> Reply {
     reply(452, 4, 3, 1, "Insufficient system storage, try again later")
+}
+
+/// The spool could not take the message (issue 19): disk full is
+/// `452 4.3.1` (SPEC 1), any other I/O error `451 4.3.0`; both temporary.
+fn spool_error_reply(e: &SpoolError) -> Reply {
+    match e {
+        SpoolError::DiskFull => insufficient_storage(),
+        SpoolError::Io(_) => local_error(),
+    }
 }
 
 /// Maps a store failure to its SMTP reply (SPEC 1: mailbox full 452 4.2.2,

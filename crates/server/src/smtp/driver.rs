@@ -265,13 +265,20 @@ async fn read_data(io: &mut Io, session: &mut Session) -> Result<Reply, End> {
     // RFC 5321 4.5.3.2.6: the timeout bounds the whole DATA phase.
     let until = net::deadline(session.config().data_timeout);
     let mut rx = DataReceiver::new(session.config().max_message_size);
+    // Past the threshold the message goes to a spool file as it arrives
+    // (issue 19): the receiver hands on what it holds a chunk at a time.
+    let mut spool = session.spool_writer();
     loop {
         let (consumed, status) = rx.feed(io.pending());
         io.consume(consumed);
+        if !rx.too_large() && rx.stored() >= crate::spool::SPOOL_BUFFER {
+            spool.write(&rx.drain());
+        }
         // Account for what is held; past the server-wide budget the rest
         // of the message is discarded and refused with 452 4.3.1.
-        if !rx.too_large() && !session.reserve(rx.stored()) {
+        if !rx.too_large() && !session.reserve(rx.stored() + spool.in_memory_len()) {
             rx.limit_to(0);
+            spool.discard();
         }
         if let DataStatus::Done = status {
             break;
@@ -279,10 +286,13 @@ async fn read_data(io: &mut Io, session: &mut Session) -> Result<Reply, End> {
         io.fill_data(until).await?;
     }
     let too_large = rx.too_large();
+    if !too_large {
+        spool.write(&rx.drain());
+    }
     // DATA's time is the server's, from the final dot to the reply (the
     // commit), not the client's transfer.
     let ended = Instant::now();
-    let r = session.finish_data(rx.into_message(), too_large).await;
+    let r = session.finish_data(spool.finish(), too_large).await;
     session.ctx.metrics.command("smtp", "DATA", ended.elapsed());
     Ok(r)
 }

@@ -107,13 +107,16 @@ pub struct Transaction {
     pub params: MailParams,
     pub recipients: Vec<Recipient>,
     /// BDAT chunks received so far (RFC 3030); None until the first BDAT.
-    pub chunks: Option<Chunks>,
+    pub chunks: Option<Box<Chunks>>,
 }
 
-/// The body being assembled from BDAT chunks.
+/// The body being assembled from BDAT chunks: canonicalised to CRLF as
+/// it arrives (a CR at the end of one chunk may pair with an LF at the
+/// start of the next) and spooled past the threshold (issue 19).
 #[derive(Debug, Default)]
 pub struct Chunks {
-    pub data: Vec<u8>,
+    pub data: crate::spool::SpoolWriter,
+    pub crlf: proto_smtp::CrlfNormalizer,
     /// Octets received in all, stored or not.
     pub received: u64,
 }
@@ -352,9 +355,28 @@ impl Session {
     /// still fits what was reserved and is never refused after 354.
     pub(crate) fn admission_size(&self, declared: Option<u64>, whole: Option<u64>) -> usize {
         let max = self.ctx.config.max_message_size;
-        match declared.or(whole) {
+        let size = match declared.or(whole) {
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX).min(max),
             None => max,
+        };
+        // A spooled message holds the threshold in memory, plus the
+        // receiver's buffer, a read and the file's buffer (issue 19).
+        match &self.ctx.config.spool {
+            Some(spool) => size.min(
+                spool
+                    .threshold()
+                    .saturating_add(4 * crate::spool::SPOOL_BUFFER),
+            ),
+            None => size,
+        }
+    }
+
+    /// A writer for the message about to arrive: spooled past the
+    /// threshold when the server has a spool.
+    pub(crate) fn spool_writer(&self) -> crate::spool::SpoolWriter {
+        match &self.ctx.config.spool {
+            Some(spool) => spool.writer(),
+            None => crate::spool::SpoolWriter::in_memory(),
         }
     }
 

@@ -138,7 +138,8 @@ pub(crate) async fn data(s: &mut Session, message: &[u8]) -> Reply {
         rx.limit_to(0);
     }
     let too_large = rx.too_large();
-    s.finish_data(rx.into_message(), too_large).await
+    let message = crate::spool::Message::whole(rx.into_message());
+    s.finish_data(Ok(message), too_large).await
 }
 
 /// A full transaction: MAIL, RCPTs (each must be accepted), DATA.

@@ -14,8 +14,8 @@
 //! Adding a test: write `pub async fn name(backend: &dyn Backend)` in the
 //! file of its area (one file per area: `delivery`, `mailboxes`, `feed`,
 //! `imports`, `moves`, `queue`, `targets`, `conditions`, `appends`,
-//! `metadata`, `threads`, `urlauth`, or a new one declared below) and add
-//! its name to that area's list in [`store_conformance!`].
+//! `metadata`, `threads`, `urlauth`, `spooled`, or a new one declared
+//! below) and add its name to that area's list in [`store_conformance!`].
 
 pub mod appends;
 pub mod conditions;
@@ -26,6 +26,7 @@ pub mod mailboxes;
 pub mod metadata;
 pub mod moves;
 pub mod queue;
+pub mod spooled;
 pub mod targets;
 pub mod threads;
 pub mod urlauth;
@@ -144,6 +145,10 @@ macro_rules! store_conformance {
             }
             urlauth {
                 urlauth_keys_are_made_once_reset_and_go_with_the_mailbox,
+            }
+            spooled {
+                a_spooled_append_is_stored_whole_and_read_back_in_ranges,
+                a_spooled_delivery_ends_both_copies_with_the_tail,
             }
         );
     };

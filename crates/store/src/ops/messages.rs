@@ -7,6 +7,15 @@ use super::*;
 use crate::{ConditionalFlags, Delivered, Delivery, FlagOp, MessageMeta, Quota};
 
 pub fn deliver(conn: &Connection, delivery: &Delivery) -> Result<Delivered, StoreError> {
+    deliver_spooled(conn, delivery, None)
+}
+
+/// [`deliver`] with both copies followed by `tail` (issue 19).
+pub fn deliver_spooled(
+    conn: &Connection,
+    delivery: &Delivery,
+    tail: Option<&crate::Spooled>,
+) -> Result<Delivered, StoreError> {
     let now = now();
     // One entry per (account, mailbox): a target reached twice gets one.
     let mut targets: Vec<(String, String, String)> = Vec::with_capacity(delivery.local.len());
@@ -28,8 +37,9 @@ pub fn deliver(conn: &Connection, delivery: &Delivery) -> Result<Delivered, Stor
             .local_raw
             .as_deref()
             .ok_or_else(|| StoreError::Invalid("local recipients but no local message".into()))?;
-        let body = insert_body(conn, raw)?;
-        local_body = Some((body, raw));
+        let parts = crate::BodyParts { head: raw, tail };
+        let body = insert_body_parts(conn, parts)?;
+        local_body = Some((body, parts));
         for (account, mailbox, flags) in targets {
             create_account_if_missing(conn, &account)?;
             // RFC 5228 2.10.2: a folder that is not there means INBOX.
@@ -66,9 +76,13 @@ pub fn deliver(conn: &Connection, delivery: &Delivery) -> Result<Delivered, Stor
         .as_ref()
         .filter(|o| !o.recipients.is_empty())
     {
+        let parts = crate::BodyParts {
+            head: &out.raw,
+            tail,
+        };
         let body = match local_body {
-            Some((id, raw)) if raw == out.raw.as_slice() => id,
-            _ => insert_body(conn, &out.raw)?,
+            Some((id, local)) if local.same_as(&parts) => id,
+            _ => insert_body_parts(conn, parts)?,
         };
         let mut stmt = conn
             .prepare_cached(
@@ -112,8 +126,25 @@ pub fn append(
     flags: Vec<String>,
     internal_date: i64,
 ) -> Result<Uid, StoreError> {
+    append_parts(
+        conn,
+        mailbox,
+        crate::BodyParts::whole(raw),
+        flags,
+        internal_date,
+    )
+}
+
+/// [`append`] of a body whose end may be in a spool file (issue 19).
+pub fn append_parts(
+    conn: &Connection,
+    mailbox: MailboxId,
+    raw: crate::BodyParts<'_>,
+    flags: Vec<String>,
+    internal_date: i64,
+) -> Result<Uid, StoreError> {
     let flags = normalize_flags(flags)?;
-    let body = insert_body(conn, raw)?;
+    let body = insert_body_parts(conn, raw)?;
     let (account, uid, modseq) = alloc_uid(conn, mailbox)?;
     insert_entry(
         conn,
@@ -124,7 +155,7 @@ pub fn append(
         internal_date,
         modseq,
     )?;
-    super::threads::assign(conn, &account, body, raw)?;
+    super::threads::assign(conn, &account, body, raw.head)?;
     record(
         conn,
         &account,
@@ -317,9 +348,28 @@ pub fn append_within(
     internal_date: i64,
     quota: Quota,
 ) -> Result<Uid, StoreError> {
+    append_parts_within(
+        conn,
+        mailbox,
+        crate::BodyParts::whole(raw),
+        flags,
+        internal_date,
+        quota,
+    )
+}
+
+/// [`append_within`] of a body whose end may be in a spool file.
+pub fn append_parts_within(
+    conn: &Connection,
+    mailbox: MailboxId,
+    parts: crate::BodyParts<'_>,
+    flags: Vec<String>,
+    internal_date: i64,
+    quota: Quota,
+) -> Result<Uid, StoreError> {
     let account = mailbox_account(conn, mailbox)?;
-    check_quota(conn, &account, quota, raw.len() as u64, 1)?;
-    append(conn, mailbox, raw, flags, internal_date)
+    check_quota(conn, &account, quota, parts.len(), 1)?;
+    append_parts(conn, mailbox, parts, flags, internal_date)
 }
 
 /// MULTIAPPEND within `quota`: the whole set checked, then appended, in

@@ -32,8 +32,8 @@ pub use mailboxes::{
     create_mailbox, delete_account, delete_mailbox, ensure_account, rename_mailbox, set_subscribed,
 };
 pub use messages::{
-    append, append_many_within, append_within, copy, copy_within, deliver, expunge, import,
-    move_messages, set_flags, set_flags_if,
+    append, append_many_within, append_parts_within, append_within, copy, copy_within, deliver,
+    expunge, import, move_messages, set_flags, set_flags_if,
 };
 
 /// Largest message body the store accepts. SQLite's default
@@ -316,16 +316,41 @@ pub(super) fn bump_modseq(conn: &Connection, mailbox: MailboxId) -> Result<u64, 
     .map_err(map_err)
 }
 
-pub(super) fn insert_body(conn: &Connection, raw: &[u8]) -> Result<BodyId, StoreError> {
-    if raw.len() > MAX_BODY_BYTES {
+/// Stores a body with no references yet. A spooled tail is copied with
+/// SQLite's incremental BLOB I/O into a `zeroblob` of the body's size, a
+/// chunk at a time (issue 19), so the writer never holds the message
+/// whole; SQLite spills dirty pages past its cache to the WAL.
+pub(super) fn insert_body_parts(
+    conn: &Connection,
+    body: crate::BodyParts<'_>,
+) -> Result<BodyId, StoreError> {
+    let size = body.len();
+    if size > MAX_BODY_BYTES as u64 {
         return Err(StoreError::Invalid(format!(
             "message larger than {MAX_BODY_BYTES} bytes"
         )));
     }
-    conn.prepare_cached("INSERT INTO bodies (data, size, refs) VALUES (?1, ?2, 0)")
-        .and_then(|mut s| s.execute(params![raw, raw.len() as i64]))
+    let Some(tail) = body.tail.filter(|t| !t.is_empty()) else {
+        conn.prepare_cached("INSERT INTO bodies (data, size, refs) VALUES (?1, ?2, 0)")
+            .and_then(|mut s| s.execute(params![body.head, size as i64]))
+            .map_err(map_err)?;
+        return Ok(BodyId(conn.last_insert_rowid()));
+    };
+    conn.prepare_cached("INSERT INTO bodies (data, size, refs) VALUES (zeroblob(?1), ?1, 0)")
+        .and_then(|mut s| s.execute(params![size as i64]))
         .map_err(map_err)?;
-    Ok(BodyId(conn.last_insert_rowid()))
+    let id = conn.last_insert_rowid();
+    let mut blob = conn
+        .blob_open(rusqlite::MAIN_DB, "bodies", "data", id, false)
+        .map_err(map_err)?;
+    blob.write_at(body.head, 0).map_err(map_err)?;
+    let mut at = body.head.len();
+    tail.for_each_chunk(|chunk| {
+        blob.write_at(chunk, at).map_err(map_err)?;
+        at += chunk.len();
+        Ok(())
+    })?;
+    Ok(BodyId(id))
 }
 
 /// Inserts one entry; the body's reference count follows by trigger.

@@ -86,9 +86,19 @@ pub fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueEntry> {
 
 /// One delivery run's outcome for some rows (see [`crate::Settle`]).
 pub fn settle(conn: &Connection, settle: Settle) -> Result<Vec<Delivered>, StoreError> {
+    settle_spooled(conn, settle, None)
+}
+
+/// [`settle`] where the first delivery ends in `tail` (issue 19).
+pub fn settle_spooled(
+    conn: &Connection,
+    settle: Settle,
+    tail: Option<&crate::Spooled>,
+) -> Result<Vec<Delivered>, StoreError> {
     let mut done = Vec::with_capacity(settle.dsns.len());
-    for d in settle.dsns {
-        done.push(super::messages::deliver(conn, &d)?);
+    for (i, d) in settle.dsns.iter().enumerate() {
+        let tail = tail.filter(|_| i == 0);
+        done.push(super::messages::deliver_spooled(conn, d, tail)?);
     }
     for id in settle.remove {
         complete(conn, id)?;
