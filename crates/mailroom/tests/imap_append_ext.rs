@@ -8,6 +8,7 @@ mod imap_kit;
 use std::process::Command;
 
 use common::Server;
+use imap_kit::Imap;
 
 /// imaplib helpers: `raw(M, bytes)` sends one command (LITERAL+ literals
 /// inline) and returns (tagged line, untagged lines).
@@ -203,4 +204,42 @@ M.logout()
 print("ok")
 "#,
     );
+}
+
+#[test]
+fn streamed_literals_in_a_multiappend_and_a_catenate_are_each_kept() {
+    // Issue 19: literals above the streaming size go to the spool as they
+    // arrive; several in one MULTIAPPEND, or a big TEXT part of a
+    // CATENATE, must each land where it was sent, byte for byte.
+    let server = Server::start();
+    let mut c = Imap::login(&server, "alice", "secret");
+    let a = format!("Subject: a\r\n\r\n{}\r\n", "a".repeat(6000));
+    let b = format!("Subject: b\r\n\r\n{}\r\n", "b".repeat(9000));
+    let tag = c.tag();
+    c.send_raw(
+        format!(
+            "{tag} APPEND INBOX {{{}+}}\r\n{a} {{{}+}}\r\n{b}\r\n",
+            a.len(),
+            b.len()
+        )
+        .as_bytes(),
+    );
+    let r = c.read_until_tagged(&tag);
+    assert!(r.tagged.contains("OK"), "{r:#?}");
+    let big = format!("{}\r\n", "c".repeat(7000));
+    let tag = c.tag();
+    c.send_raw(
+        format!(
+            "{tag} APPEND INBOX CATENATE (TEXT {{14+}}\r\nSubject: c\r\n\r\n TEXT {{{}+}}\r\n{big})\r\n",
+            big.len()
+        )
+        .as_bytes(),
+    );
+    let r = c.read_until_tagged(&tag);
+    assert!(r.tagged.contains("OK"), "{r:#?}");
+    let inbox = server.inbox("alice@example.test");
+    assert_eq!(inbox.len(), 3);
+    assert_eq!(inbox[0], a.as_bytes());
+    assert_eq!(inbox[1], b.as_bytes());
+    assert_eq!(inbox[2], format!("Subject: c\r\n\r\n{big}").as_bytes());
 }
