@@ -374,6 +374,29 @@ pub fn schema_version(conn: &Connection) -> Result<u32, StoreError> {
 /// Brings the schema to [`SCHEMA_VERSION`] in one transaction, or refuses a
 /// newer one. Returns the version found before migrating.
 pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    // A current schema needs no write lock: opening a store that another
+    // process writes back to back (the server, `mailroom import`) must not
+    // wait for a gap between its commits, which may not come within the
+    // busy timeout. The check is repeated under the lock when a step is due.
+    let has_meta: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(map_err)?;
+    if has_meta {
+        let found = schema_version(conn)?;
+        if found == SCHEMA_VERSION {
+            return Ok(found);
+        }
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+    }
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(map_err)?;
