@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[&str] = &[
     V_METADATA,
     V_THREADS,
     V_URLAUTH,
+    V_BODY_META,
 ];
 
 /// SAVEDATE (RFC 8514): when each entry was saved into its mailbox;
@@ -228,6 +229,18 @@ CREATE TABLE urlauth_keys (
     mailbox BIGINT NOT NULL,
     key     BYTEA NOT NULL,
     PRIMARY KEY (account, mailbox)
+);
+";
+
+/// IMAP FETCH's per-body cache (issue 18), as the embedded store's
+/// `V_BODY_META`: a body's ENVELOPE and BODYSTRUCTURE in proto-imap's
+/// stored form, written at its first FETCH and gone with the body.
+/// Self-contained, so that it can be reordered against other branches'
+/// steps.
+const V_BODY_META: &str = "
+CREATE TABLE body_meta (
+    body_id BIGINT PRIMARY KEY REFERENCES bodies(id) ON DELETE CASCADE,
+    data    BYTEA NOT NULL
 );
 ";
 

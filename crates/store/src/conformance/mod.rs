@@ -14,10 +14,11 @@
 //! Adding a test: write `pub async fn name(backend: &dyn Backend)` in the
 //! file of its area (one file per area: `delivery`, `mailboxes`, `feed`,
 //! `imports`, `moves`, `queue`, `targets`, `conditions`, `appends`,
-//! `metadata`, `threads`, `urlauth`, or a new one declared below) and add
-//! its name to that area's list in [`store_conformance!`].
+//! `metadata`, `threads`, `urlauth`, `body_meta`, or a new one declared
+//! below) and add its name to that area's list in [`store_conformance!`].
 
 pub mod appends;
+pub mod body_meta;
 pub mod conditions;
 pub mod delivery;
 pub mod feed;
@@ -144,6 +145,9 @@ macro_rules! store_conformance {
             }
             urlauth {
                 urlauth_keys_are_made_once_reset_and_go_with_the_mailbox,
+            }
+            body_meta {
+                body_meta_is_kept_per_body_replaced_and_goes_with_it,
             }
         );
     };
