@@ -1,6 +1,7 @@
 //! The MIME parser and what FETCH builds on it (RFC 2045-2047, RFC 9051
 //! 7.5.2): BODYSTRUCTURE, ENVELOPE, sections, the SEARCH text, encoded
-//! through the response encoder. Nothing may panic.
+//! through the response encoder, and their stored form (`mime::cache`),
+//! which must decode to what was encoded. Nothing may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -12,6 +13,13 @@ fuzz_target!(|raw: &[u8]| {
     let structure = mime::body_structure(&root);
     let envelope = mime::envelope(&root);
     let _ = format!("{structure:?}{envelope:?}");
+    let stored = mime::cache::encode(&envelope, &structure);
+    assert_eq!(
+        mime::cache::decode(&stored),
+        Some((envelope.clone(), structure.clone()))
+    );
+    // The store's octets, if damaged, are refused, not trusted.
+    let _ = mime::cache::decode(raw);
     for path in [vec![], vec![1], vec![1, 1], vec![2], vec![1, 2, 1]] {
         for text in [
             None,

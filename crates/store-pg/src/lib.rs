@@ -26,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+mod body_meta;
 #[cfg(any(test, feature = "test-cluster"))]
 pub mod cluster;
 mod copy;
@@ -477,6 +478,14 @@ impl Store for PgStore {
         mailbox: Option<MailboxId>,
     ) -> StoreFuture<'_, ()> {
         write!(self, |tx| urlauth::reset_keys(&tx, &account, mailbox))
+    }
+
+    fn body_meta(&self, bodies: Vec<BodyId>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>> {
+        read!(self, |tx| body_meta::body_meta(&tx, &bodies))
+    }
+
+    fn set_body_meta(&self, entries: Vec<(BodyId, Vec<u8>)>) -> StoreFuture<'_, ()> {
+        write!(self, |tx| body_meta::set_body_meta(&tx, &entries))
     }
 
     fn thread_ids(&self, account: String, bodies: Vec<BodyId>) -> StoreFuture<'_, Vec<u64>> {

@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[&str] = &[
     V_SHARED_STATE,
     V_LOGIN_FAILURES,
     V_PRESENCE,
+    V_BODY_META,
 ];
 
 /// SAVEDATE (RFC 8514): when each entry was saved into its mailbox;
@@ -280,6 +281,18 @@ CREATE TABLE terminal_messages (
     text    TEXT NOT NULL
 );
 CREATE INDEX terminal_messages_node ON terminal_messages (node_id, id);
+";
+
+/// IMAP FETCH's per-body cache (issue 18), as the embedded store's
+/// `V_BODY_META`: a body's ENVELOPE and BODYSTRUCTURE in proto-imap's
+/// stored form, written at its first FETCH and gone with the body.
+/// Self-contained, so that it can be reordered against other branches'
+/// steps.
+const V_BODY_META: &str = "
+CREATE TABLE body_meta (
+    body_id BIGINT PRIMARY KEY REFERENCES bodies(id) ON DELETE CASCADE,
+    data    BYTEA NOT NULL
+);
 ";
 
 /// Brings the schema to [`SCHEMA_VERSION`], or refuses a newer database

@@ -638,6 +638,23 @@ pub trait Store: Send + Sync + 'static {
             self.deliver_all(deliveries).await
         })
     }
+    /// The cached FETCH structure of each body, in order: octets that
+    /// [`Store::set_body_meta`] stored, opaque to the store (IMAP keeps its
+    /// ENVELOPE and BODYSTRUCTURE there, RFC 9051 7.5.2), `None` where
+    /// nothing is cached or the body is gone. The default (for test
+    /// doubles) caches nothing.
+    fn body_meta(&self, bodies: Vec<BodyId>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>> {
+        Box::pin(async move { Ok(vec![None; bodies.len()]) })
+    }
+    /// Caches each `(body, data)`, replacing what was there, in one
+    /// transaction (a FETCH batch's worth); a body that is gone is skipped.
+    /// An entry goes with its body. It is a cache: losing it costs a
+    /// re-parse, so callers need not wait for it. The default (for test
+    /// doubles) keeps nothing.
+    fn set_body_meta(&self, entries: Vec<(BodyId, Vec<u8>)>) -> StoreFuture<'_, ()> {
+        let _ = entries;
+        Box::pin(async { Ok(()) })
+    }
     /// IMAP APPEND: durable before Ok, group-committed.
     fn append(
         &self,

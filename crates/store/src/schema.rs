@@ -46,6 +46,7 @@ pub const MIGRATIONS: &[&str] = &[
     V_METADATA,
     V_THREADS,
     V_URLAUTH,
+    V_BODY_META,
 ];
 
 /// SAVEDATE (RFC 8514): when each entry was saved into its mailbox.
@@ -248,6 +249,18 @@ CREATE TABLE urlauth_keys (
     key     BLOB NOT NULL,
     PRIMARY KEY (account, mailbox)
 ) WITHOUT ROWID;
+";
+
+/// IMAP FETCH's per-body cache (issue 18): the ENVELOPE and
+/// BODYSTRUCTURE of a body in proto-imap's stored form, written at its
+/// first FETCH (never when mail is accepted) and gone with the body.
+/// Bodies stored before have none until then. Self-contained, so that it
+/// can be reordered against other branches'.
+const V_BODY_META: &str = "
+CREATE TABLE body_meta (
+    body_id INTEGER PRIMARY KEY REFERENCES bodies(id) ON DELETE CASCADE,
+    data    BLOB NOT NULL
+);
 ";
 
 /// Maps a SQLite error to the store's error: SQLITE_FULL is a temporary

@@ -341,6 +341,14 @@ impl Store for SqliteStore {
         self.write(move |c| ops::urlauth::reset_keys(c, &account, mailbox))
     }
 
+    fn body_meta(&self, bodies: Vec<BodyId>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>> {
+        self.read(move |c| ops::body_meta::body_meta(c, &bodies))
+    }
+
+    fn set_body_meta(&self, entries: Vec<(BodyId, Vec<u8>)>) -> StoreFuture<'_, ()> {
+        self.write(move |c| ops::body_meta::set_body_meta(c, &entries))
+    }
+
     fn thread_ids(&self, account: String, bodies: Vec<BodyId>) -> StoreFuture<'_, Vec<u64>> {
         self.read(move |c| ops::threads::thread_ids(c, &account, &bodies))
     }

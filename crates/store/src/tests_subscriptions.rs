@@ -104,7 +104,7 @@ async fn version_one_subscriptions_survive_the_migration() {
              DROP INDEX expunged_by_time; ALTER TABLE expunged DROP COLUMN expunged_at; \
              ALTER TABLE mailboxes DROP COLUMN vanished_floor; \
              ALTER TABLE entries DROP COLUMN save_date; \
-             DROP TABLE metadata; DROP TABLE threads; DROP TABLE urlauth_keys; \
+             DROP TABLE metadata; DROP TABLE threads; DROP TABLE urlauth_keys; DROP TABLE body_meta; \
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .expect("downgrade");

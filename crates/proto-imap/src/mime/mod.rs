@@ -11,11 +11,14 @@
 //! - `structure`: ENVELOPE and BODYSTRUCTURE values and their syntax;
 //! - `address`: RFC 5322 address lists for ENVELOPE;
 //! - `section`: BODY[section] and BINARY[part] extraction;
+//! - `cache`: the stored form of ENVELOPE and BODYSTRUCTURE, kept per
+//!   body so FETCH parses a message once;
 //! - `encode`: parts holding NUL re-encoded in base64 (RFC 3516 4.3);
 //! - `text`: decoded text (RFC 2047 headers, transfer encodings,
 //!   charsets) for SEARCH, with mail-parser.
 
 mod address;
+pub mod cache;
 mod encode;
 mod section;
 mod structure;

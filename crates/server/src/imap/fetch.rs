@@ -1,7 +1,11 @@
 //! FETCH and UID FETCH (RFC 9051 6.4.5, 6.4.9; RFC 3516 BINARY).
 //!
 //! The body is read from the store only when an item needs it, and parsed
-//! (once per message) only for ENVELOPE, BODY[STRUCTURE] and sections.
+//! (once per message) only for sections and the like. ENVELOPE and
+//! BODY[STRUCTURE] come from the store's per-body cache (issue 18): a
+//! body's first FETCH of them parses it and stores them in proto-imap's
+//! stored form (`mime::cache`), later ones read only that; each session
+//! still writes them in its own mode (UTF8=ACCEPT, IMAP4rev2).
 //! Fetching a section without PEEK sets \Seen first (durably) and the
 //! response then carries the new FLAGS. Responses stream out as they are
 //! made. A message expunged by another session but not yet reported gets
@@ -10,9 +14,11 @@
 //! data that was sent is good, and the code tells the client why some
 //! is missing.
 
-use proto_imap::mime::{self, BinaryError, Part};
+use std::sync::Arc;
+
+use proto_imap::mime::{self, BinaryError, BodyStructure, Envelope, Part};
 use proto_imap::{Code, Data, FetchAtt, FetchModifiers, FetchValue, SeqSet};
-use store::{FlagOp, MessageMeta, Uid};
+use store::{BodyId, FlagOp, MessageMeta, Store, Uid};
 
 use super::fetch_stream;
 use super::select::no_mailbox;
@@ -89,7 +95,11 @@ impl Session {
                 seen_now.sort_unstable();
             }
         }
-        let needs_body = atts.iter().any(FetchAtt::needs_body);
+        // ENVELOPE and BODY[STRUCTURE] come from the cache when it has
+        // them; anything else that needs the body reads it.
+        let needs_structure = atts.iter().any(is_structural);
+        let needs_raw = atts.iter().any(|a| a.needs_body() && !is_structural(a));
+        let needs_body = needs_raw || needs_structure;
         // The view keeps only UIDs and flags: the rest is re-read, a
         // bounded run of the set at a time.
         let needs_meta = needs_body
@@ -107,6 +117,9 @@ impl Session {
         let needs_save_dates = atts.contains(&FetchAtt::SaveDate);
         let wants_thread = atts.contains(&FetchAtt::ThreadId);
         let mut expunge_issued = false;
+        // The previous batch's cache write: at most one in flight per
+        // FETCH, overlapping the next batch.
+        let mut caching: Option<tokio::task::JoinHandle<()>> = None;
         for chunk in meta_chunks(&indices) {
             let metas = if needs_meta {
                 sel.load_meta(&ctx, chunk).await?
@@ -156,20 +169,47 @@ impl Session {
                 stream_at.is_some() && m.is_some_and(|m| m.size > fetch_stream::STREAM_ABOVE)
             };
             for batch in body_batches(&rows, needs_body) {
-                let raws = if needs_body {
-                    let ids = batch
-                        .iter()
-                        .filter(|(_, _, m)| !big(*m))
-                        .filter_map(|(_, _, m)| m.map(|m| m.body))
-                        .collect();
-                    ctx.store.read_bodies(ids).await?
+                let ids: Vec<BodyId> = batch
+                    .iter()
+                    .filter_map(|(_, _, m)| m.map(|m| m.body))
+                    .collect();
+                let mut cached = if needs_structure {
+                    read_structures(&*ctx.store, &ids).await?
                 } else {
                     Vec::new()
                 };
-                let mut next_raw = 0;
-                for (i, msg, meta) in batch.iter() {
-                    let raw = if needs_body {
-                        let got = match (stream_at, meta.filter(|m| big(Some(m)))) {
+                // Read the bodies that some item needs: all of them, or
+                // only those the cache does not have; a big one asked for
+                // whole is streamed instead (issue 19), not read here.
+                let wanted: Vec<bool> = batch
+                    .iter()
+                    .enumerate()
+                    .map(|(k, (_, _, m))| {
+                        !big(*m) && (needs_raw || cached.get(k).is_none_or(Option::is_none))
+                    })
+                    .collect();
+                let mut raws = if needs_body {
+                    let read = ids
+                        .iter()
+                        .zip(&wanted)
+                        .filter(|(_, w)| **w)
+                        .map(|(id, _)| *id)
+                        .collect::<Vec<_>>();
+                    if read.is_empty() {
+                        Vec::new()
+                    } else {
+                        ctx.store.read_bodies(read).await?
+                    }
+                    .into_iter()
+                } else {
+                    Vec::new().into_iter()
+                };
+                let mut fresh: Vec<(BodyId, Vec<u8>)> = Vec::new();
+                for (k, (i, msg, meta)) in batch.iter().enumerate() {
+                    let big_one = meta.filter(|m| needs_body && big(Some(m)));
+                    let read = needs_body && wanted.get(k).copied().unwrap_or(false);
+                    let raw = if read || big_one.is_some() {
+                        let got = match (stream_at, big_one) {
                             (Some(at), Some(m)) => {
                                 if !fetch_stream::has_nul(ctx.store.as_ref(), m.body, m.size)
                                     .await?
@@ -181,6 +221,7 @@ impl Session {
                                         meta: Some(m),
                                         raw: None,
                                         part: None,
+                                        structure: None,
                                         save_date: super::search::save_date_of(
                                             &save_dates,
                                             msg.uid(),
@@ -214,10 +255,7 @@ impl Session {
                                     Err(e) => return Err(e.into()),
                                 }
                             }
-                            _ => {
-                                next_raw += 1;
-                                raws.get(next_raw - 1).cloned().flatten()
-                            }
+                            _ => raws.next().flatten(),
                         };
                         match got {
                             // Mail stored with NUL in a part (BINARYMIME
@@ -234,6 +272,15 @@ impl Session {
                         None
                     };
                     let part = raw.as_deref().map(Part::parse);
+                    let mut structure = cached.get_mut(k).and_then(Option::take);
+                    if needs_structure
+                        && structure.is_none()
+                        && let (Some(p), Some(m)) = (&part, meta)
+                    {
+                        let computed = (mime::envelope(p), mime::body_structure(p));
+                        fresh.push((m.body, mime::cache::encode(&computed.0, &computed.1)));
+                        structure = Some(computed);
+                    }
                     let flags = sel.flags(msg, rev2);
                     let item = Item {
                         uid: msg.uid(),
@@ -241,6 +288,7 @@ impl Session {
                         meta: *meta,
                         raw: raw.as_deref(),
                         part: part.as_ref(),
+                        structure: structure.as_ref(),
                         save_date: super::search::save_date_of(&save_dates, msg.uid(), *meta),
                         thread: meta.and_then(|m| threads.get(&m.body).copied()),
                     };
@@ -259,6 +307,12 @@ impl Session {
                     });
                     out.flush_if_big().await?;
                 }
+                if !fresh.is_empty() {
+                    if let Some(previous) = caching.take() {
+                        let _ = previous.await;
+                    }
+                    caching = Some(cache_structures(Arc::clone(&ctx.store), fresh));
+                }
             }
         }
         if expunge_issued {
@@ -269,6 +323,45 @@ impl Session {
         }
         done("FETCH completed")
     }
+}
+
+/// The items the per-body cache answers (RFC 9051 7.5.2).
+fn is_structural(att: &FetchAtt) -> bool {
+    matches!(
+        att,
+        FetchAtt::Envelope | FetchAtt::Body | FetchAtt::BodyStructure
+    )
+}
+
+/// The cached ENVELOPE and BODYSTRUCTURE of each body, in order; `None`
+/// where there is none or it is of another format (then it is parsed and
+/// written again).
+async fn read_structures(
+    store: &dyn Store,
+    ids: &[BodyId],
+) -> Result<Vec<Option<(Envelope, BodyStructure)>>, ImapError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stored = store.body_meta(ids.to_vec()).await?;
+    Ok(stored
+        .into_iter()
+        .map(|d| d.as_deref().and_then(mime::cache::decode))
+        .collect())
+}
+
+/// Writes a batch's new cache entries without holding up the FETCH
+/// responses: a lost write costs only a parse at the next FETCH (the
+/// entry is not data a client was told is stored).
+fn cache_structures(
+    store: Arc<dyn Store>,
+    entries: Vec<(BodyId, Vec<u8>)>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = store.set_body_meta(entries).await {
+            tracing::debug!(error = %e, "caching FETCH structures failed");
+        }
+    })
 }
 
 /// Most bodies one store read returns for FETCH.
@@ -314,6 +407,8 @@ struct Item<'a> {
     meta: Option<&'a MessageMeta>,
     raw: Option<&'a [u8]>,
     part: Option<&'a Part<'a>>,
+    /// ENVELOPE and BODYSTRUCTURE, when an item needs them.
+    structure: Option<&'a (Envelope, BodyStructure)>,
     /// RFC 8514, when SAVEDATE is asked for.
     save_date: Option<i64>,
     /// The message's thread (RFC 8474 5.2), when THREADID is asked for.
@@ -353,6 +448,10 @@ fn fetch_item(att: &FetchAtt, it: &Item<'_>) -> Result<FetchValue, ImapError> {
             .zip(it.part)
             .ok_or_else(|| ImapError::no(Some(Code::ServerBug), "no body"))
     };
+    let structure = || {
+        it.structure
+            .ok_or_else(|| ImapError::no(Some(Code::ServerBug), "no structure"))
+    };
     let meta = || {
         it.meta
             .ok_or_else(|| ImapError::no(Some(Code::ServerBug), "no metadata"))
@@ -371,11 +470,9 @@ fn fetch_item(att: &FetchAtt, it: &Item<'_>) -> Result<FetchValue, ImapError> {
         FetchAtt::ThreadId => FetchValue::ThreadId(it.thread.map(thread_id)),
         FetchAtt::ModSeq => FetchValue::ModSeq(meta()?.modseq),
         FetchAtt::Preview { .. } => FetchValue::Preview(mime::preview(body()?.1)),
-        FetchAtt::Envelope => FetchValue::Envelope(Box::new(mime::envelope(body()?.1))),
-        FetchAtt::Body => FetchValue::Body(Box::new(mime::body_structure(body()?.1))),
-        FetchAtt::BodyStructure => {
-            FetchValue::BodyStructure(Box::new(mime::body_structure(body()?.1)))
-        }
+        FetchAtt::Envelope => FetchValue::Envelope(Box::new(structure()?.0.clone())),
+        FetchAtt::Body => FetchValue::Body(Box::new(structure()?.1.clone())),
+        FetchAtt::BodyStructure => FetchValue::BodyStructure(Box::new(structure()?.1.clone())),
         FetchAtt::Rfc822 => FetchValue::Section {
             name: "RFC822".into(),
             data: Some(body()?.0.to_vec()),
@@ -459,6 +556,7 @@ mod tests {
     use super::{BODY_BATCH, BODY_BATCH_BYTES, body_batches};
     use crate::imap::testkit::{ALICE, BOB, Kit, cmd};
     use crate::imap::view::Msg;
+    use std::sync::atomic::Ordering;
     use store::{BodyId, MessageMeta, Uid};
 
     #[test]
@@ -510,6 +608,107 @@ mod tests {
             "BAD"
         );
         assert!(cmd(&mut s, "CAPABILITY").await.has(" PREVIEW"));
+    }
+
+    const UTF8_HEADERS: &str = "From: J\u{f6}rg <j@example.test>\r\nSubject: Gr\u{fc}\u{df}e\r\n\
+        Content-Type: text/plain; charset=utf-8\r\n\r\n\u{fc}\r\n";
+
+    /// Waits (boundedly) until the store has a cache entry for every
+    /// message of Alice's INBOX; the entries are written after the FETCH
+    /// responses, in the background. Returns the bodies.
+    async fn cached_bodies(kit: &Kit) -> Vec<BodyId> {
+        let inbox = kit.mailbox(ALICE, "INBOX").await.expect("inbox");
+        let bodies: Vec<BodyId> = kit
+            .store
+            .messages(inbox.id)
+            .await
+            .expect("messages")
+            .iter()
+            .map(|m| m.body)
+            .collect();
+        for _ in 0..500 {
+            let got = kit.store.body_meta(bodies.clone()).await.expect("meta");
+            if got.iter().all(Option::is_some) {
+                return bodies;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the FETCH structures were never cached");
+    }
+
+    #[tokio::test]
+    async fn envelope_and_bodystructure_come_from_the_cache_without_reading_the_body() {
+        let (kit, reads) = Kit::counting_body_reads();
+        kit.deliver(ALICE, MULTIPART).await;
+        kit.deliver(ALICE, UTF8_HEADERS).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        const ITEMS: &str = "FETCH 1:2 (ENVELOPE BODYSTRUCTURE BODY FLAGS)";
+        // Nothing is cached at delivery: the first FETCH reads and parses.
+        let first = cmd(&mut s, ITEMS).await;
+        first.assert_ok();
+        assert!(first.has("BODYSTRUCTURE ((\"TEXT\" \"PLAIN\""), "{first:?}");
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        cached_bodies(&kit).await;
+        // Then the same answer, without reading a body.
+        let again = cmd(&mut s, ITEMS).await;
+        again.assert_ok();
+        assert_eq!(again.untagged, first.untagged);
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "no body read");
+        // A session in another mode (IMAP4rev2, UTF8=ACCEPT: RFC 6855 3)
+        // writes the cached structure its own way, as it would have
+        // written a fresh parse.
+        let mut v2 = kit.logged_in(ALICE).await;
+        cmd(&mut v2, "ENABLE IMAP4rev2 UTF8=ACCEPT")
+            .await
+            .assert_ok();
+        cmd(&mut v2, "EXAMINE INBOX").await.assert_ok();
+        let cached = cmd(&mut v2, "FETCH 2 (ENVELOPE BODYSTRUCTURE)").await;
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "no body read");
+        let fresh_kit = Kit::new();
+        fresh_kit.deliver(ALICE, MULTIPART).await;
+        fresh_kit.deliver(ALICE, UTF8_HEADERS).await;
+        let mut f = fresh_kit.logged_in(ALICE).await;
+        cmd(&mut f, "ENABLE IMAP4rev2 UTF8=ACCEPT")
+            .await
+            .assert_ok();
+        cmd(&mut f, "EXAMINE INBOX").await.assert_ok();
+        let parsed = cmd(&mut f, "FETCH 2 (ENVELOPE BODYSTRUCTURE)").await;
+        assert_eq!(cached.untagged, parsed.untagged);
+        assert!(cached.has("\"Gr\u{fc}\u{df}e\""), "{cached:?}");
+        assert_ne!(
+            cached.lines_with("* 2 FETCH"),
+            again.lines_with("* 2 FETCH"),
+            "the modes differ"
+        );
+        // Sections still read the body.
+        cmd(&mut s, "FETCH 1 BODY.PEEK[2]").await.assert_ok();
+        assert_eq!(reads.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_cache_entry_of_another_format_is_parsed_again_and_replaced() {
+        let kit = Kit::new();
+        kit.deliver(ALICE, MULTIPART).await;
+        let inbox = kit.mailbox(ALICE, "INBOX").await.expect("inbox");
+        let body = kit.store.messages(inbox.id).await.expect("messages")[0].body;
+        let stale = vec![proto_imap::mime::cache::FORMAT.wrapping_add(1), 0xff];
+        kit.store
+            .set_body_meta(vec![(body, stale.clone())])
+            .await
+            .expect("write");
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "FETCH 1 (BODY ENVELOPE)").await;
+        r.assert_ok();
+        assert!(r.has("\"MIXED\""), "{r:?}");
+        assert!(r.has("\"parts\""), "{r:?}");
+        for _ in 0..500 {
+            let got = kit.store.body_meta(vec![body]).await.expect("meta");
+            if got[0].as_ref().is_some_and(|d| *d != stale) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the stale entry was never replaced");
     }
 
     #[tokio::test]

@@ -85,12 +85,38 @@ impl Kit {
         Kit::build(|_| {}, defaults)
     }
 
+    /// A kit whose store counts the bodies it reads, in the counter
+    /// returned.
+    pub fn counting_body_reads() -> (Kit, Arc<std::sync::atomic::AtomicUsize>) {
+        let mut counter = None;
+        let kit = Kit::build_on(
+            |_| {},
+            Default::default(),
+            |store| {
+                let (store, reads) = crate::smtp::testkit::counting_body_reads(store);
+                counter = Some(reads);
+                store
+            },
+        );
+        (kit, counter.unwrap_or_default())
+    }
+
     fn build(tune: impl FnOnce(&mut ImapConfig), quota: crate::quota::QuotaDefaults) -> Kit {
+        Kit::build_on(tune, quota, |store| store)
+    }
+
+    /// `wrap` puts a test double around the real store.
+    fn build_on(
+        tune: impl FnOnce(&mut ImapConfig),
+        quota: crate::quota::QuotaDefaults,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    ) -> Kit {
         let crate::testutil::Fixture {
             dir,
             directory,
             store,
         } = crate::testutil::fixture();
+        let store = wrap(store);
         let mut config = ImapConfig::new("mx.example.test");
         tune(&mut config);
         let ctx = ImapContext::new(

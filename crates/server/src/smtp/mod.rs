@@ -19,7 +19,7 @@ mod rcpt;
 pub mod session;
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 pub use config::{SmtpConfig, VrfyPolicy};
 pub use listener::serve;

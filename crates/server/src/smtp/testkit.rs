@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proto_smtp::{DataReceiver, DataStatus, Reply, parse_command};
 use store::{
@@ -49,7 +50,8 @@ impl Kit {
         let session_store: Arc<dyn Store> = match failing {
             Some(error) => Arc::new(Failing {
                 inner: store.clone(),
-                error,
+                error: Some(error),
+                body_reads: Arc::default(),
             }),
             None => store.clone(),
         };
@@ -160,16 +162,33 @@ pub(crate) async fn transaction(
 }
 
 /// A store whose deliveries fail with a given error (disk full, quota,
-/// I/O); everything else goes to the real store.
+/// I/O), if any; everything else goes to the real store, with the bodies
+/// it reads counted.
 struct Failing {
     inner: Arc<dyn Store>,
-    error: StoreError,
+    error: Option<StoreError>,
+    body_reads: Arc<AtomicUsize>,
+}
+
+/// `inner`, counting in the returned counter every body it reads
+/// (`read_body`, and each body of `read_bodies`), for tests that show a
+/// path does not read bodies.
+pub(crate) fn counting_body_reads(inner: Arc<dyn Store>) -> (Arc<dyn Store>, Arc<AtomicUsize>) {
+    let body_reads = Arc::new(AtomicUsize::new(0));
+    let store = Arc::new(Failing {
+        inner,
+        error: None,
+        body_reads: Arc::clone(&body_reads),
+    });
+    (store, body_reads)
 }
 
 impl Store for Failing {
-    fn deliver(&self, _: Delivery) -> StoreFuture<'_, Delivered> {
-        let e = self.error.clone();
-        Box::pin(async move { Err(e) })
+    fn deliver(&self, d: Delivery) -> StoreFuture<'_, Delivered> {
+        match self.error.clone() {
+            Some(e) => Box::pin(async move { Err(e) }),
+            None => self.inner.deliver(d),
+        }
     }
     fn ensure_account(&self, a: String) -> StoreFuture<'_, ()> {
         self.inner.ensure_account(a)
@@ -210,7 +229,18 @@ impl Store for Failing {
         self.inner.messages(m)
     }
     fn read_body(&self, b: BodyId) -> StoreFuture<'_, Vec<u8>> {
+        self.body_reads.fetch_add(1, Ordering::SeqCst);
         self.inner.read_body(b)
+    }
+    fn read_bodies(&self, b: Vec<BodyId>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>> {
+        self.body_reads.fetch_add(b.len(), Ordering::SeqCst);
+        self.inner.read_bodies(b)
+    }
+    fn body_meta(&self, b: Vec<BodyId>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>> {
+        self.inner.body_meta(b)
+    }
+    fn set_body_meta(&self, e: Vec<(BodyId, Vec<u8>)>) -> StoreFuture<'_, ()> {
+        self.inner.set_body_meta(e)
     }
     fn append(&self, m: MailboxId, r: Vec<u8>, f: Vec<String>, d: i64) -> StoreFuture<'_, Uid> {
         self.inner.append(m, r, f, d)
@@ -310,11 +340,10 @@ impl Store for Failing {
         self.inner.fail_queue(id, e)
     }
     fn settle_queue(&self, s: store::Settle) -> StoreFuture<'_, Vec<Delivered>> {
-        let e = self.error.clone();
-        if s.dsns.is_empty() {
-            return self.inner.settle_queue(s);
+        match self.error.clone() {
+            Some(e) if !s.dsns.is_empty() => Box::pin(async move { Err(e) }),
+            _ => self.inner.settle_queue(s),
         }
-        Box::pin(async move { Err(e) })
     }
     fn retry_queue(&self, id: Option<i64>) -> StoreFuture<'_, usize> {
         self.inner.retry_queue(id)

@@ -14,10 +14,12 @@
 //! Adding a test: write `pub async fn name(backend: &dyn Backend)` in the
 //! file of its area (one file per area: `delivery`, `mailboxes`, `feed`,
 //! `imports`, `moves`, `queue`, `targets`, `conditions`, `appends`,
-//! `metadata`, `threads`, `urlauth`, `spooled`, or a new one declared
-//! below) and add its name to that area's list in [`store_conformance!`].
+//! `metadata`, `threads`, `urlauth`, `spooled`, `body_meta`, or a new one
+//! declared below) and add its name to that area's list in
+//! [`store_conformance!`].
 
 pub mod appends;
+pub mod body_meta;
 pub mod conditions;
 pub mod delivery;
 pub mod feed;
@@ -149,6 +151,9 @@ macro_rules! store_conformance {
             spooled {
                 a_spooled_append_is_stored_whole_and_read_back_in_ranges,
                 a_spooled_delivery_ends_both_copies_with_the_tail,
+            }
+            body_meta {
+                body_meta_is_kept_per_body_replaced_and_goes_with_it,
             }
         );
     };

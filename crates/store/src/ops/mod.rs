@@ -12,6 +12,7 @@
 //! UIDs may start again at 1. Every change to a mailbox bumps its
 //! `highestmodseq` and stamps the entry with it (RFC 7162 3.1).
 
+pub mod body_meta;
 mod mailboxes;
 mod messages;
 pub mod metadata;
