@@ -298,6 +298,13 @@ fn after_tombstones_are_trimmed_known_uids_still_give_every_vanished_uid() {
         ["* VANISHED (EARLIER) 2,4"],
         "{r:#?}"
     );
+    // Known UIDs past the last one given out are not reported.
+    let r = c.ok(&format!("SELECT INBOX (QRESYNC ({validity} {high} 1:100))"));
+    assert_eq!(
+        r.lines_with("VANISHED"),
+        ["* VANISHED (EARLIER) 2,4"],
+        "{r:#?}"
+    );
     // Known UIDs limit the answer to what the client knows.
     let r = c.ok(&format!("SELECT INBOX (QRESYNC ({validity} {high} 3:5))"));
     assert_eq!(

@@ -292,8 +292,14 @@ impl Selected {
         };
         if changes.trimmed {
             let top = self.max_uid().max(self.info.uidnext.saturating_sub(1));
-            let known = match set {
-                Some(s) => s.intervals(top.max(1)),
+            // Never a UID above the highest one given out (UIDNEXT - 1).
+            let known: Vec<(u32, u32)> = match set {
+                Some(s) => s
+                    .intervals(top.max(1))
+                    .into_iter()
+                    .filter(|&(a, _)| a <= top)
+                    .map(|(a, b)| (a, b.min(top)))
+                    .collect(),
                 None if top == 0 => Vec::new(),
                 None => vec![(1, top)],
             };
