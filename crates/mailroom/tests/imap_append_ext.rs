@@ -243,3 +243,29 @@ fn streamed_literals_in_a_multiappend_and_a_catenate_are_each_kept() {
     assert_eq!(inbox[1], b.as_bytes());
     assert_eq!(inbox[2], format!("Subject: c\r\n\r\n{big}").as_bytes());
 }
+
+#[test]
+fn streamed_literals_of_one_append_together_stay_within_the_append_limit() {
+    // Each literal fits imap.max_literal_size, the set does not: what is
+    // read back from the spool for one MULTIAPPEND is bounded, and nothing
+    // is stored.
+    let server = Server::start_with_extra(common::Extra {
+        imap: "max_literal_size = 10000".into(),
+        ..Default::default()
+    });
+    let mut c = Imap::login(&server, "alice", "secret");
+    let a = format!("Subject: a\r\n\r\n{}\r\n", "a".repeat(6000));
+    let tag = c.tag();
+    c.send_raw(
+        format!(
+            "{tag} APPEND INBOX {{{n}+}}\r\n{a} {{{n}+}}\r\n{a}\r\n",
+            n = a.len()
+        )
+        .as_bytes(),
+    );
+    let r = c.read_until_tagged(&tag);
+    assert!(r.tagged.contains("NO [TOOBIG]"), "{r:#?}");
+    assert!(server.inbox("alice@example.test").is_empty());
+    // The connection goes on.
+    c.ok("NOOP");
+}

@@ -50,6 +50,19 @@ impl Session {
             let date = one.date.unwrap_or_else(now);
             return self.append_streamed(&account, &dest, s, flags, date).await;
         }
+        // What is read back into memory below is bounded like the
+        // literals the framer buffers: the APPEND limit for the command.
+        let spooled: u64 = streamed
+            .iter()
+            .map(|s| {
+                s.message.as_ref().map_or(0, |m| {
+                    (m.head.len() as u64).saturating_add(m.tail.as_ref().map_or(0, |t| t.len()))
+                })
+            })
+            .fold(0, u64::saturating_add);
+        if spooled > self.ctx.config.max_literal_size as u64 {
+            return Err(ImapError::no(Some(Code::TooBig), "messages too large"));
+        }
         let mut batch = Vec::with_capacity(messages.len());
         for m in messages {
             let raw = match m.data {
