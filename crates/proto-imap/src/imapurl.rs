@@ -29,7 +29,7 @@ pub struct MessageUrl {
 }
 
 /// %-decodes `s` (RFC 3986 2.1); None on a bad escape.
-fn percent_decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn percent_decode(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len());
     let mut bytes = s.bytes();
     while let Some(b) = bytes.next() {
@@ -49,6 +49,94 @@ fn param<'a>(segment: &'a str, name: &str) -> Option<&'a str> {
     let rest = segment.strip_prefix(';')?;
     let (key, value) = rest.split_once('=')?;
     key.eq_ignore_ascii_case(name).then_some(value)
+}
+
+/// What RFC 5092 3's `imessagepart` names after the server:
+/// `enc-mailbox [uidvalidity] iuid [isection] [ipartial]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MessagePath {
+    pub mailbox: Vec<u8>,
+    pub uidvalidity: Option<u32>,
+    pub uid: u32,
+    pub section: Option<Section>,
+    pub partial: Option<(u64, Option<u64>)>,
+}
+
+/// Parses `mailbox[;UIDVALIDITY=n]/;UID=n[/;SECTION=s][/;PARTIAL=o[.l]]`
+/// (the path after the host's `/`), in the grammar's order. CATENATE's
+/// URLs and URLAUTH's share it; each handles its own prefix and suffix.
+pub(crate) fn parse_message_path(path: &str) -> Result<MessagePath, &'static str> {
+    let mut segments = path.split('/');
+    // "mailbox[;UIDVALIDITY=n]"; both numbers are nz-number (RFC 5092 3).
+    let first = segments.next().ok_or("URL without a mailbox")?;
+    let (name, uidvalidity) = match first.find(';') {
+        Some(i) => {
+            let (n, p) = first.split_at(i);
+            let v = param(p, "UIDVALIDITY")
+                .and_then(|v| v.parse::<u32>().ok())
+                .filter(|v| *v > 0)
+                .ok_or("bad UIDVALIDITY")?;
+            (n, Some(v))
+        }
+        None => (first, None),
+    };
+    if name.is_empty() {
+        return Err("URL without a mailbox");
+    }
+    let mailbox = percent_decode(name).ok_or("bad %-encoding")?;
+    let uid = segments
+        .next()
+        .and_then(|s| param(s, "UID"))
+        .ok_or("URL without ;UID=")?
+        .parse::<u32>()
+        .ok()
+        .filter(|u| *u > 0)
+        .ok_or("bad UID")?;
+    let mut section = None;
+    let mut partial = None;
+    for seg in segments {
+        if let Some(s) = param(seg, "SECTION") {
+            if section.is_some() || partial.is_some() {
+                return Err("bad SECTION");
+            }
+            let text = percent_decode(s).ok_or("bad %-encoding")?;
+            let wire = [b"[".as_slice(), &text, b"]"].concat();
+            let mut c = Cursor::new(&wire);
+            let parsed = parse_section(&mut c).map_err(|_| "bad SECTION")?;
+            if !c.rest().is_empty() {
+                return Err("bad SECTION");
+            }
+            section = Some(parsed);
+        } else if let Some(p) = param(seg, "PARTIAL") {
+            if partial.is_some() {
+                return Err("bad PARTIAL");
+            }
+            // partial-range = number ["." nz-number] (RFC 5092 3).
+            let (o, l) = match p.split_once('.') {
+                Some((o, l)) => (
+                    o,
+                    Some(
+                        l.parse::<u64>()
+                            .ok()
+                            .filter(|l| *l > 0)
+                            .ok_or("bad PARTIAL")?,
+                    ),
+                ),
+                None => (p, None),
+            };
+            partial = Some((o.parse::<u64>().map_err(|_| "bad PARTIAL")?, l));
+        } else {
+            // ;URLAUTH=, ;EXPIRE= (the caller's), or anything else.
+            return Err("unknown URL part");
+        }
+    }
+    Ok(MessagePath {
+        mailbox,
+        uidvalidity,
+        uid,
+        section,
+        partial,
+    })
 }
 
 /// Parses a message URL; None when it is not one we can resolve.
@@ -74,60 +162,14 @@ pub fn parse_message_url(url: &str) -> Option<MessageUrl> {
     } else {
         url
     };
-    let path = path.strip_prefix('/')?;
-    let mut segments = path.split('/');
-    // "mailbox[;UIDVALIDITY=n]"
-    let first = segments.next()?;
-    let (name, validity) = match first.find(';') {
-        Some(i) => {
-            let (n, p) = first.split_at(i);
-            (n, Some(param(p, "UIDVALIDITY")?.parse().ok()?))
-        }
-        None => (first, None),
-    };
-    if name.is_empty() {
-        return None;
-    }
-    let mailbox = percent_decode(name)?;
-    let uid: u32 = param(segments.next()?, "UID")?.parse().ok()?;
-    if uid == 0 {
-        return None;
-    }
-    let mut section = None;
-    let mut partial = None;
-    for seg in segments {
-        if let Some(s) = param(seg, "SECTION") {
-            if section.is_some() || partial.is_some() {
-                return None;
-            }
-            let text = percent_decode(s)?;
-            let wire = [b"[".as_slice(), &text, b"]"].concat();
-            let mut c = Cursor::new(&wire);
-            let parsed = parse_section(&mut c).ok()?;
-            if !c.rest().is_empty() {
-                return None;
-            }
-            section = Some(parsed);
-        } else if let Some(p) = param(seg, "PARTIAL") {
-            if partial.is_some() {
-                return None;
-            }
-            partial = Some(match p.split_once('.') {
-                Some((o, l)) => (o.parse().ok()?, Some(l.parse().ok()?)),
-                None => (p.parse().ok()?, None),
-            });
-        } else {
-            // ;URLAUTH=, ;EXPIRE=, or anything else.
-            return None;
-        }
-    }
+    let p = parse_message_path(path.strip_prefix('/')?).ok()?;
     Some(MessageUrl {
         user,
-        mailbox,
-        uidvalidity: validity,
-        uid,
-        section,
-        partial,
+        mailbox: p.mailbox,
+        uidvalidity: p.uidvalidity,
+        uid: p.uid,
+        section: p.section,
+        partial: p.partial,
     })
 }
 
@@ -163,6 +205,8 @@ mod tests {
             "/INBOX/;UID=0",
             "/INBOX/;UID=x",
             "/INBOX;UIDVALIDITY=x/;UID=1",
+            "/INBOX;UIDVALIDITY=0/;UID=1",
+            "/INBOX/;UID=1/;PARTIAL=1.0",
             "/INBOX/;UID=1/;SECTION=BOGUS",
             "/INBOX/;UID=1/;URLAUTH=anonymous",
             "/INBOX/;UID=1/;PARTIAL=1.2/;SECTION=1",

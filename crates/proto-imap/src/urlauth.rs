@@ -8,8 +8,8 @@
 //! Keywords are case-insensitive; names are %-decoded UTF-8.
 
 use crate::date::days_from_civil;
-use crate::fetch::{Section, parse_section};
-use crate::lexer::Cursor;
+use crate::fetch::Section;
+use crate::imapurl::{parse_message_path, percent_decode};
 
 /// Longest URL accepted (RFC 4467 sets none): bounds parsing and storage.
 pub const MAX_URL: usize = 8192;
@@ -62,20 +62,7 @@ fn find_ci(s: &str, needle: &str) -> Option<usize> {
 
 /// %-decoding (RFC 3986 2.1) to UTF-8.
 fn pct_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(c);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(percent_decode(s)?).ok()
 }
 
 /// RFC 3339 `date-time` (RFC 4467 9: `expire`), as unix seconds.
@@ -164,64 +151,16 @@ pub fn parse_url(url: &str) -> Result<AuthUrl, &'static str> {
         expire = Some(parse_rfc3339(when).ok_or("bad EXPIRE")?);
         path = path.get(..e).ok_or("bad URL")?;
     }
-    let mut segments = path.split("/;");
-    let first = segments.next().ok_or("URL without a mailbox")?;
-    let (mailbox, uidvalidity) = match find_ci(first, ";UIDVALIDITY=") {
-        Some(i) => {
-            let v = first
-                .get(i + ";UIDVALIDITY=".len()..)
-                .and_then(|v| v.parse::<u32>().ok())
-                .filter(|v| *v > 0)
-                .ok_or("bad UIDVALIDITY")?;
-            (first.get(..i).unwrap_or(""), Some(v))
-        }
-        None => (first, None),
-    };
-    let mailbox = pct_decode(mailbox).ok_or("bad %-encoding")?;
-    if mailbox.is_empty() {
-        return Err("URL without a mailbox");
-    }
-    let mut uid = None;
-    let mut section = None;
-    let mut partial = None;
-    for seg in segments {
-        if let Some(v) = strip_prefix_ci(seg, "UID=") {
-            uid = Some(v.parse::<u32>().ok().filter(|u| *u > 0).ok_or("bad UID")?);
-        } else if let Some(v) = strip_prefix_ci(seg, "SECTION=") {
-            let v = pct_decode(v).ok_or("bad %-encoding")?;
-            let text = format!("[{v}]");
-            let mut c = Cursor::new(text.as_bytes());
-            let s = parse_section(&mut c).map_err(|_| "bad SECTION")?;
-            if !c.at_end() {
-                return Err("bad SECTION");
-            }
-            section = Some(s);
-        } else if let Some(v) = strip_prefix_ci(seg, "PARTIAL=") {
-            let (o, l) = match v.split_once('.') {
-                Some((o, l)) => (
-                    o,
-                    Some(
-                        l.parse::<u64>()
-                            .ok()
-                            .filter(|l| *l > 0)
-                            .ok_or("bad PARTIAL")?,
-                    ),
-                ),
-                None => (v, None),
-            };
-            partial = Some((o.parse::<u64>().map_err(|_| "bad PARTIAL")?, l));
-        } else {
-            return Err("unknown URL part");
-        }
-    }
+    let p = parse_message_path(path)?;
+    let mailbox = String::from_utf8(p.mailbox).map_err(|_| "bad %-encoding")?;
     Ok(AuthUrl {
         rump,
         user,
         mailbox,
-        uidvalidity,
-        uid: uid.ok_or("URLAUTH needs ;UID=")?,
-        section,
-        partial,
+        uidvalidity: p.uidvalidity,
+        uid: p.uid,
+        section: p.section,
+        partial: p.partial,
         expire,
         access,
         verifier,
