@@ -306,15 +306,48 @@ pub fn changes_since(
     })
 }
 
-pub fn read_body(conn: &Connection, body: BodyId) -> Result<Vec<u8>, StoreError> {
-    conn.prepare_cached("SELECT data FROM bodies WHERE id = ?1")
-        .and_then(|mut s| s.query_row([body.0], |r| r.get(0)).optional())
+/// A body's size and whether it is kept inline in `bodies.data` (else
+/// in `body_chunks`, see `V_BODY_CHUNKS`). `length()` of a BLOB column
+/// reads its header, not its content.
+fn body_layout(conn: &Connection, body: BodyId) -> Result<(u64, bool), StoreError> {
+    conn.prepare_cached("SELECT size, length(data) = size FROM bodies WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row([body.0], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?))
+            })
+            .optional()
+        })
         .map_err(map_err)?
+        .map(|(size, inline)| (size.max(0) as u64, inline))
         .ok_or_else(|| StoreError::NotFound(format!("body {}", body.0)))
 }
 
+pub fn read_body(conn: &Connection, body: BodyId) -> Result<Vec<u8>, StoreError> {
+    let (size, inline) = body_layout(conn, body)?;
+    if inline {
+        return conn
+            .prepare_cached("SELECT data FROM bodies WHERE id = ?1")
+            .and_then(|mut s| s.query_row([body.0], |r| r.get(0)))
+            .map_err(map_err);
+    }
+    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let mut stmt = conn
+        .prepare_cached("SELECT data FROM body_chunks WHERE body_id = ?1 ORDER BY seq")
+        .map_err(map_err)?;
+    let mut rows = stmt.query([body.0]).map_err(map_err)?;
+    while let Some(row) = rows.next().map_err(map_err)? {
+        let chunk = row
+            .get_ref(0)
+            .and_then(|v| Ok(v.as_blob()?))
+            .map_err(map_err)?;
+        out.extend_from_slice(chunk);
+    }
+    Ok(out)
+}
+
 /// Part of a body through SQLite's incremental BLOB I/O: only the pages
-/// of the range are read (issue 19).
+/// of the range are read (issue 19), from the one or two chunks it
+/// spans when the body is chunked.
 pub fn read_body_range(
     conn: &Connection,
     body: BodyId,
@@ -322,19 +355,43 @@ pub fn read_body_range(
     len: usize,
     mut out: Vec<u8>,
 ) -> Result<Vec<u8>, StoreError> {
-    let blob = match conn.blob_open(rusqlite::MAIN_DB, "bodies", "data", body.0, true) {
-        Ok(b) => b,
-        Err(rusqlite::Error::SqliteFailure(_, Some(msg))) if msg.contains("no such rowid") => {
-            return Err(StoreError::NotFound(format!("body {}", body.0)));
-        }
-        Err(e) => return Err(map_err(e)),
-    };
-    let size = blob.len();
-    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(size);
-    let end = start.saturating_add(len).min(size);
+    let (size, inline) = body_layout(conn, body)?;
+    let start = offset.min(size);
+    let end = start.saturating_add(len as u64).min(size);
     out.clear();
-    out.resize(end - start, 0);
-    blob.read_at_exact(&mut out, start).map_err(map_err)?;
+    out.resize(usize::try_from(end - start).unwrap_or(0), 0);
+    if inline {
+        let blob = conn
+            .blob_open(rusqlite::MAIN_DB, "bodies", "data", body.0, true)
+            .map_err(map_err)?;
+        blob.read_at_exact(&mut out, usize::try_from(start).unwrap_or(usize::MAX))
+            .map_err(map_err)?;
+        return Ok(out);
+    }
+    let chunk = crate::BODY_CHUNK as u64;
+    let mut stmt = conn
+        .prepare_cached("SELECT rowid FROM body_chunks WHERE body_id = ?1 AND seq = ?2")
+        .map_err(map_err)?;
+    let mut pos = start;
+    while pos < end {
+        let seq = pos / chunk;
+        let within = pos - seq * chunk;
+        let take = (chunk - within).min(end - pos);
+        let rowid: i64 = stmt
+            .query_row(params![body.0, seq as i64], |r| r.get(0))
+            .optional()
+            .map_err(map_err)?
+            .ok_or_else(|| StoreError::Io(format!("body {} lacks chunk {seq}", body.0)))?;
+        let blob = conn
+            .blob_open(rusqlite::MAIN_DB, "body_chunks", "data", rowid, true)
+            .map_err(map_err)?;
+        let at = usize::try_from(pos - start).unwrap_or(usize::MAX);
+        let dst = out
+            .get_mut(at..at + take as usize)
+            .ok_or_else(|| StoreError::Io(format!("body {} range out of bounds", body.0)))?;
+        blob.read_at_exact(dst, within as usize).map_err(map_err)?;
+        pos += take;
+    }
     Ok(out)
 }
 

@@ -47,6 +47,7 @@ pub const MIGRATIONS: &[&str] = &[
     V_THREADS,
     V_URLAUTH,
     V_BODY_META,
+    V_BODY_CHUNKS,
 ];
 
 /// SAVEDATE (RFC 8514): when each entry was saved into its mailbox.
@@ -260,6 +261,21 @@ const V_BODY_META: &str = "
 CREATE TABLE body_meta (
     body_id INTEGER PRIMARY KEY REFERENCES bodies(id) ON DELETE CASCADE,
     data    BLOB NOT NULL
+);
+";
+
+/// Spooled bodies (issue 19) are kept as rows of [`crate::BODY_CHUNK`]
+/// octets, the `bodies` row holding an empty `data` and the size: a
+/// range read opens one or two short chunks. Read out of one long BLOB,
+/// each range had to walk its overflow-page chain from the start, so a
+/// streamed read cost the square of the body's size. Bodies written
+/// before this step, and every body kept inline, stay one BLOB.
+const V_BODY_CHUNKS: &str = "
+CREATE TABLE body_chunks (
+    body_id INTEGER NOT NULL REFERENCES bodies(id) ON DELETE CASCADE,
+    seq     INTEGER NOT NULL,
+    data    BLOB NOT NULL,
+    PRIMARY KEY (body_id, seq)
 );
 ";
 

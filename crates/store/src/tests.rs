@@ -526,3 +526,82 @@ fn a_connection_without_full_sync_is_refused() {
     });
     assert!(crate::schema::check_durability(&conn).is_err());
 }
+
+/// `data` in an unlinked temporary file, as the spool holds it.
+fn spooled(data: &[u8]) -> Spooled {
+    use std::io::Write;
+    let mut f = tempfile::tempfile().expect("spool file");
+    f.write_all(data).expect("write");
+    Spooled::new(f, 0, data.len() as u64)
+}
+
+#[tokio::test]
+async fn a_spooled_body_is_kept_in_chunks_that_go_with_it() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    store.ensure_account("a@x".into()).await.expect("account");
+    let mailbox = inbox(&store, "a@x").await.id;
+    let head = b"Subject: big\r\n\r\n".to_vec();
+    let tail: Vec<u8> = (0..2 * BODY_CHUNK + 10).map(|i| (i % 253) as u8).collect();
+    let uid = store
+        .append_spooled(
+            mailbox,
+            head.clone(),
+            spooled(&tail),
+            vec![],
+            1_700_000_000,
+            Quota::default(),
+        )
+        .await
+        .expect("append");
+    let want = [head, tail].concat();
+    let db = raw_db(dir.path());
+    // Three chunks, cut at BODY_CHUNK; the body row holds no data.
+    assert_eq!(count(&db, "SELECT count(*) FROM body_chunks"), 3);
+    assert_eq!(
+        count(&db, "SELECT max(length(data)) FROM body_chunks"),
+        BODY_CHUNK as i64
+    );
+    assert_eq!(count(&db, "SELECT length(data) FROM bodies"), 0);
+    let body = store.messages(mailbox).await.expect("messages")[0].body;
+    assert!(store.read_body(body).await.expect("body") == want);
+    let across = store
+        .read_body_range(body, BODY_CHUNK as u64 - 3, 6)
+        .await
+        .expect("range");
+    assert!(across == want[BODY_CHUNK - 3..BODY_CHUNK + 3]);
+
+    // A big body stored before V_BODY_CHUNKS, as one BLOB, still reads.
+    db.execute(
+        "UPDATE bodies SET data = ?1 WHERE id = ?2",
+        rusqlite::params![want, body.0],
+    )
+    .expect("inline");
+    db.execute("DELETE FROM body_chunks", []).expect("unchunk");
+    let again = store
+        .read_body_range(body, BODY_CHUNK as u64 - 3, 6)
+        .await
+        .expect("inline range");
+    assert!(again == across);
+    assert!(store.read_body(body).await.expect("inline body") == want);
+
+    // The chunks are freed with their body.
+    let uid2 = store
+        .append_spooled(
+            mailbox,
+            b"\r\n".to_vec(),
+            spooled(&want),
+            vec![],
+            0,
+            Quota::default(),
+        )
+        .await
+        .expect("append");
+    assert!(count(&db, "SELECT count(*) FROM body_chunks") > 0);
+    store
+        .expunge(mailbox, vec![uid, uid2])
+        .await
+        .expect("expunge");
+    assert_eq!(count(&db, "SELECT count(*) FROM bodies"), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM body_chunks"), 0);
+}

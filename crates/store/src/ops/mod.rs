@@ -317,10 +317,11 @@ pub(super) fn bump_modseq(conn: &Connection, mailbox: MailboxId) -> Result<u64, 
     .map_err(map_err)
 }
 
-/// Stores a body with no references yet. A spooled tail is copied with
-/// SQLite's incremental BLOB I/O into a `zeroblob` of the body's size, a
-/// chunk at a time (issue 19), so the writer never holds the message
-/// whole; SQLite spills dirty pages past its cache to the WAL.
+/// Stores a body with no references yet. A body with a spooled tail is
+/// written as `body_chunks` rows of [`crate::BODY_CHUNK`] octets, one at a
+/// time (issue 19), so the writer never holds the message whole and a
+/// later range read touches only the chunks it needs; the `bodies` row
+/// keeps the size and an empty `data`.
 pub(super) fn insert_body_parts(
     conn: &Connection,
     body: crate::BodyParts<'_>,
@@ -331,24 +332,23 @@ pub(super) fn insert_body_parts(
             "message larger than {MAX_BODY_BYTES} bytes"
         )));
     }
-    let Some(tail) = body.tail.filter(|t| !t.is_empty()) else {
+    if body.tail.is_none_or(|t| t.is_empty()) {
         conn.prepare_cached("INSERT INTO bodies (data, size, refs) VALUES (?1, ?2, 0)")
             .and_then(|mut s| s.execute(params![body.head, size as i64]))
             .map_err(map_err)?;
         return Ok(BodyId(conn.last_insert_rowid()));
-    };
-    conn.prepare_cached("INSERT INTO bodies (data, size, refs) VALUES (zeroblob(?1), ?1, 0)")
+    }
+    conn.prepare_cached("INSERT INTO bodies (data, size, refs) VALUES (X'', ?1, 0)")
         .and_then(|mut s| s.execute(params![size as i64]))
         .map_err(map_err)?;
     let id = conn.last_insert_rowid();
-    let mut blob = conn
-        .blob_open(rusqlite::MAIN_DB, "bodies", "data", id, false)
+    let mut insert = conn
+        .prepare_cached("INSERT INTO body_chunks (body_id, seq, data) VALUES (?1, ?2, ?3)")
         .map_err(map_err)?;
-    blob.write_at(body.head, 0).map_err(map_err)?;
-    let mut at = body.head.len();
-    tail.for_each_chunk(|chunk| {
-        blob.write_at(chunk, at).map_err(map_err)?;
-        at += chunk.len();
+    let mut seq: i64 = 0;
+    body.for_each_chunk(|chunk| {
+        insert.execute(params![id, seq, chunk]).map_err(map_err)?;
+        seq += 1;
         Ok(())
     })?;
     Ok(BodyId(id))
