@@ -27,10 +27,15 @@ use tokio::sync::Semaphore;
 use crate::client::{ClientError, Connection, Credentials, Outcome, Outgoing, TlsPolicy};
 use crate::dsn::{Action, RecipientReport, Report};
 
-/// How long a claim holds its rows: longer than any one delivery run
-/// (the client's own timeouts bound it), short enough that rows of a
-/// crashed process are sent soon after it restarts.
-pub const LEASE: Duration = Duration::from_secs(900);
+/// How long a claim holds its rows unless renewed: a run still at work
+/// renews its claim every [`LEASE`] / [`RENEWALS_PER_LEASE`], so a run may
+/// last as long as the client's own timeouts let it (RFC 5321 4.5.3.2:
+/// minutes), while the rows of a node that died go to another within
+/// this time.
+pub const LEASE: Duration = Duration::from_secs(120);
+/// Renewals of a claim within one lease: two may fail (a slow database)
+/// before the lease ends.
+pub const RENEWALS_PER_LEASE: u32 = 3;
 /// Rows claimed at once.
 pub const CLAIM_BATCH: usize = 500;
 /// The longest the worker sleeps without looking for due rows.
@@ -346,6 +351,13 @@ impl Worker {
         if rows.is_empty() {
             return false;
         }
+        // The claim is renewed until every destination's run has ended,
+        // including while a run waits for a slot: an ended lease would let
+        // another claim (this node's next, or another node's) send the
+        // rows a second time. Each run holds a sender; the renewer stops
+        // when the last one is dropped.
+        let (running, ended) = tokio::sync::mpsc::channel::<()>(1);
+        self.renew_claims(rows.iter().map(|r| r.id).collect(), ended);
         let mut by_domain: BTreeMap<String, Vec<QueueEntry>> = BTreeMap::new();
         for row in rows {
             by_domain
@@ -369,12 +381,36 @@ impl Worker {
                 bounces: Arc::clone(&self.bounces),
                 dkim: self.dkim.clone(),
             };
+            let running = running.clone();
             tokio::spawn(async move {
                 job.domain(&domain, rows).await;
                 drop(permit);
+                drop(running);
             });
         }
         true
+    }
+
+    /// Renews the claim on `ids` every [`LEASE`] / [`RENEWALS_PER_LEASE`]
+    /// until every sender of `ended` is gone. Rows settled meanwhile are
+    /// left as they are (the store renews only rows still `sending`).
+    fn renew_claims(&self, ids: Vec<i64>, mut ended: tokio::sync::mpsc::Receiver<()>) {
+        let store = Arc::clone(&self.store);
+        let lease = self.lease;
+        let every = (lease / RENEWALS_PER_LEASE).max(Duration::from_millis(200));
+        let secs = i64::try_from(lease.as_secs()).unwrap_or(i64::MAX / 2);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = ended.recv() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                let now = unix_now();
+                if let Err(e) = store.renew_queue_claims(ids.clone(), now, now + secs).await {
+                    tracing::warn!(error = %e, "queue: cannot renew a claim");
+                }
+            }
+        });
     }
 }
 

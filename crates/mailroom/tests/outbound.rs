@@ -201,6 +201,34 @@ fn a_451_twice_is_retried_and_delivered_once() {
     assert_eq!(log.matches("outbound: delivered").count(), 1, "{log}");
 }
 
+/// A delivery run that outlasts its claim's lease (`[relay] queue_lease`)
+/// keeps the claim: the worker renews it while the remote takes its time,
+/// so the next claim (every second here) does not send the row again.
+#[test]
+fn a_run_longer_than_the_lease_renews_its_claim_and_sends_once() {
+    let remote = Scripted::start("250 ok", 2, &["sleep:4:250 2.0.0 ok"]);
+    let a = Server::start_with_extra(Extra {
+        top: format!(
+            "[relay]\nsmarthost = \"127.0.0.1:{}\"\nretry_initial = 1\nretry_max = 2\nqueue_lease = 1",
+            remote.port
+        ),
+        ..Extra::default()
+    });
+    submit(&a, "dave@remote.example", "a long run");
+    wait_until("the queue to empty", || a.queue().is_empty());
+    // Two more leases: a second claim's connection, waiting in the
+    // remote's backlog, would have been taken by now.
+    std::thread::sleep(Duration::from_secs(2));
+    let mut remote = remote;
+    let _ = remote.child.kill();
+    let lines = remote.lines();
+    let count = |p: &str| lines.iter().filter(|l| l.starts_with(p)).count();
+    assert_eq!((count("peer"), count("250")), (1, 1), "{lines:?}");
+    let log = a.log();
+    assert_eq!(log.matches("outbound: delivered").count(), 1, "{log}");
+    assert!(!log.contains("cannot renew"), "{log}");
+}
+
 #[test]
 fn a_permanent_failure_bounces_and_leaves_the_queue() {
     let remote = Scripted::start("550 5.1.1 no such user", 1, &[]);

@@ -716,6 +716,16 @@ impl Store for PgStore {
         write!(self, |tx| ops::claim(&tx, &node, now, lease_until, limit))
     }
 
+    fn renew_queue_claims(
+        &self,
+        ids: Vec<i64>,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreFuture<'_, usize> {
+        let node = self.node_id.clone();
+        write!(self, |tx| ops::renew(&tx, &node, &ids, now, lease_until))
+    }
+
     fn complete_queue(&self, id: i64) -> StoreFuture<'_, ()> {
         write!(self, |tx| ops::complete(&tx, id))
     }

@@ -1158,6 +1158,30 @@ pub async fn claim(
     Ok(out)
 }
 
+/// Extends `node`'s claim on the rows `ids` still `sending`, on the
+/// database's clock like [`claim`]; a row another node claimed since (its
+/// lease ran out) is not touched.
+pub async fn renew(
+    tx: &Tx<'_>,
+    node: &str,
+    ids: &[i64],
+    now: i64,
+    lease_until: i64,
+) -> Result<usize, StoreError> {
+    let skew = now - store::rules::now();
+    let lease = lease_until.saturating_sub(now).max(0);
+    let ids: Vec<i64> = ids.iter().take(MAX_CLAIM).copied().collect();
+    let n = tx
+        .exec(
+            "UPDATE queue SET next_attempt = \
+             floor(extract(epoch FROM clock_timestamp()))::bigint + $1 + $2 \
+             WHERE id = ANY($3) AND status = 'sending' AND claimed_by = $4",
+            &[&skew, &lease, &ids, &node],
+        )
+        .await?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
 pub async fn complete(tx: &Tx<'_>, id: i64) -> Result<(), StoreError> {
     tx.exec("DELETE FROM queue WHERE id = $1", &[&id]).await?;
     Ok(())

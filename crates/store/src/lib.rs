@@ -856,6 +856,17 @@ pub trait Store: Send + Sync + 'static {
         lease_until: i64,
         limit: usize,
     ) -> StoreFuture<'_, Vec<QueueEntry>>;
+    /// Extends this process's claim on the rows `ids` still being sent to
+    /// `lease_until` (seen from `now`, as in [`Store::claim_queue`]), while
+    /// a delivery run is still at work on them; returns how many it
+    /// renewed. A row already settled, or claimed by another node since,
+    /// is left alone.
+    fn renew_queue_claims(
+        &self,
+        ids: Vec<i64>,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreFuture<'_, usize>;
     /// Delivered: removes the row.
     fn complete_queue(&self, id: i64) -> StoreFuture<'_, ()>;
     /// A temporary failure: due again at `next_attempt`.

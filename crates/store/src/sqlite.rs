@@ -556,6 +556,15 @@ impl Store for SqliteStore {
         self.write(move |c| ops::queue::claim(c, now, lease_until, limit))
     }
 
+    fn renew_queue_claims(
+        &self,
+        ids: Vec<i64>,
+        _now: i64,
+        lease_until: i64,
+    ) -> StoreFuture<'_, usize> {
+        self.write(move |c| ops::queue::renew(c, &ids, lease_until))
+    }
+
     fn complete_queue(&self, id: i64) -> StoreFuture<'_, ()> {
         self.write(move |c| ops::queue::complete(c, id))
     }

@@ -330,6 +330,9 @@ impl Store for Failing {
     fn claim_queue(&self, n: i64, l: i64, m: usize) -> StoreFuture<'_, Vec<QueueEntry>> {
         self.inner.claim_queue(n, l, m)
     }
+    fn renew_queue_claims(&self, ids: Vec<i64>, n: i64, l: i64) -> StoreFuture<'_, usize> {
+        self.inner.renew_queue_claims(ids, n, l)
+    }
     fn complete_queue(&self, id: i64) -> StoreFuture<'_, ()> {
         self.inner.complete_queue(id)
     }

@@ -109,6 +109,7 @@ macro_rules! store_conformance {
             }
             queue {
                 a_claim_leases_rows_and_an_expired_lease_is_claimed_again,
+                a_renewed_claim_holds_its_rows_past_the_first_lease,
                 claims_of_a_stopped_sender_are_released_at_start,
                 complete_defer_fail_retry_and_delete,
                 queue_changes_reach_the_feed,

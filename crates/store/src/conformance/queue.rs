@@ -48,6 +48,57 @@ pub async fn a_claim_leases_rows_and_an_expired_lease_is_claimed_again(backend: 
     assert_eq!(again.len(), 2);
 }
 
+pub async fn a_renewed_claim_holds_its_rows_past_the_first_lease(backend: &dyn Backend) {
+    let store = backend.open();
+    store
+        .deliver(outbound(&["r1@y", "r2@y", "r3@y"]))
+        .await
+        .expect("deliver");
+    let now = ops::now();
+    let claimed = store.claim_queue(now, now + 60, 10).await.expect("claim");
+    let ids: Vec<i64> = claimed.iter().map(|q| q.id).collect();
+    assert_eq!(ids.len(), 3);
+    // One row is settled meanwhile: renewing it does not bring it back.
+    store.complete_queue(ids[0]).await.expect("complete");
+    let renewed = store
+        .renew_queue_claims(ids.clone(), now + 30, now + 150)
+        .await
+        .expect("renew");
+    assert_eq!(renewed, 2);
+    // Past the first lease the rows are still held...
+    assert!(
+        store
+            .claim_queue(now + 90, now + 200, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    // ...and come back after the renewed one, as a dead sender's do.
+    let again = store
+        .claim_queue(now + 151, now + 300, 10)
+        .await
+        .expect("claim");
+    assert_eq!(
+        again.iter().map(|q| q.id).collect::<Vec<_>>(),
+        ids[1..].to_vec()
+    );
+    // A row deferred is not renewed into `sending`.
+    store
+        .defer_queue(ids[1], now + 1000, "later".into())
+        .await
+        .expect("defer");
+    assert_eq!(
+        store
+            .renew_queue_claims(vec![ids[1]], now + 151, now + 400)
+            .await
+            .expect("renew"),
+        0
+    );
+    let rows = store.queue().await.expect("queue");
+    let row = rows.iter().find(|q| q.id == ids[1]).expect("row");
+    assert_eq!(row.status, "deferred");
+}
+
 pub async fn claims_of_a_stopped_sender_are_released_at_start(backend: &dyn Backend) {
     let store = backend.open();
     store.deliver(outbound(&["r@y"])).await.expect("deliver");

@@ -60,6 +60,19 @@ pub fn claim(
     Ok(rows)
 }
 
+/// Moves the end of the lease of the rows `ids` still `sending` to
+/// `lease_until`: the one sender of an embedded store owns every claim.
+pub fn renew(conn: &Connection, ids: &[i64], lease_until: i64) -> Result<usize, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("UPDATE queue SET next_attempt = ?2 WHERE id = ?1 AND status = 'sending'")
+        .map_err(map_err)?;
+    let mut renewed = 0;
+    for id in ids.iter().take(MAX_CLAIM) {
+        renewed += stmt.execute(params![id, lease_until]).map_err(map_err)?;
+    }
+    Ok(renewed)
+}
+
 /// One queue row from the columns `id, body_id, sender, recipient,
 /// status, attempts, next_attempt, created, last_error, envid, ret,
 /// notify, orcpt, smtputf8, warned, notice`, in that order.
