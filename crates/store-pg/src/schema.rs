@@ -296,11 +296,17 @@ CREATE TABLE body_meta (
 );
 ";
 
-/// `mailroom migrate` (issue 21): the one row that records which source
-/// (data directory, fingerprint) a copy into this database comes from and
-/// how far it got (the table, the rows of it in key order that are in),
-/// committed with each batch, so a rerun resumes and a target holding
-/// another source's data is refused. `step = 'finished'` once complete.
+/// Issue 21, two tables:
+/// - `migrate_marker` (`mailroom migrate`): the one row that records
+///   which source (data directory, fingerprint) a copy into this database
+///   comes from and how far it got (the table, the rows of it in key
+///   order that are in), committed with each batch, so a rerun resumes
+///   and a target holding another source's data is refused;
+///   `step = 'finished'` once complete.
+/// - `alert_claims` (SEND/SAML): each account's last terminal ALERT on
+///   the database's clock, so the one-per-interval limit holds across
+///   nodes.
+///
 /// Self-contained, so that it can be reordered against other branches'
 /// steps.
 const V_MIGRATE_MARKER: &str = "
@@ -311,6 +317,10 @@ CREATE TABLE migrate_marker (
     step        TEXT NOT NULL,
     done        BIGINT NOT NULL,
     updated     TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE alert_claims (
+    account    TEXT PRIMARY KEY,
+    last_alert TIMESTAMPTZ NOT NULL
 );
 ";
 
