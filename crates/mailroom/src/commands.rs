@@ -160,8 +160,9 @@ pub fn dkim_list(loaded: &Loaded) -> Result<(), String> {
 }
 
 /// Test hook: `mailroom migrate` aborts (as a kill -9 would end it)
-/// right after committing this many batches, so an end-to-end test can
-/// check that the rerun resumes. Never set outside tests.
+/// right after committing this many batches (unless that finished the
+/// copy), so an end-to-end test can check that the rerun resumes. Never
+/// set outside tests.
 pub const MIGRATE_ABORT_ENV: &str = "MAILROOM_TEST_MIGRATE_ABORT_AFTER";
 
 /// `mailroom migrate --to postgres://...` (SPEC 7): the configured
@@ -223,7 +224,7 @@ pub fn migrate(loaded: &Loaded, to: &str, batch: usize) -> Result<(), String> {
     let bar = MigrateBar::new();
     let mut progress = |p: backends::postgres::CopyProgress<'_>| {
         bar.show(&p);
-        if abort_after.is_some_and(|n| p.batches >= n) {
+        if !p.finished && abort_after.is_some_and(|n| p.batches >= n) {
             eprintln!(
                 "mailroom migrate: {MIGRATE_ABORT_ENV}: aborting after batch {}",
                 p.batches

@@ -84,6 +84,8 @@ pub struct Progress<'a> {
     pub total: u64,
     /// Batches committed by this run.
     pub batches: u64,
+    /// The copy is complete (the last batch committed).
+    pub finished: bool,
 }
 
 /// How many rows of each kind were copied.
@@ -295,6 +297,7 @@ pub async fn copy_from_sqlite(
                     done,
                     total,
                     batches,
+                    finished: false,
                 });
                 tx = client.transaction().await.map_err(map_err)?;
                 (in_batch, bytes) = (0, 0);
@@ -311,6 +314,7 @@ pub async fn copy_from_sqlite(
                 done,
                 total,
                 batches,
+                finished: false,
             });
         } else {
             // The last table's rest commits with the finishing touches.
@@ -322,6 +326,7 @@ pub async fn copy_from_sqlite(
                 done,
                 total,
                 batches: batches + 1,
+                finished: true,
             });
         }
     }
