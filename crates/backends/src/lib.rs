@@ -23,8 +23,8 @@ pub mod backup;
 /// name the backend crate.
 pub mod postgres {
     pub use store_pg::{
-        Copied, CopySource, POOL_SIZE, STATEMENT_TIMEOUT, SharedState, TerminalRow,
-        copy_from_sqlite, default_node_id,
+        Copied, CopyProgress, CopySource, MIGRATE_BATCH, POOL_SIZE, STATEMENT_TIMEOUT, SharedState,
+        TerminalRow, copy_from_sqlite, default_node_id,
     };
 }
 

@@ -72,12 +72,16 @@ pub enum Cmd {
     Restore { dir: PathBuf },
     /// Copy the configured (embedded) data directory's mail, queue,
     /// directory, DKIM keys and SRS secret into an empty PostgreSQL
-    /// database, keeping UIDs, flags and mod-sequences; stop the server
+    /// database, keeping UIDs, flags and mod-sequences, in committed
+    /// batches: a rerun after an interruption resumes; stop the server
     /// first, then set `[store] backend = "postgres"` and `url`
     Migrate {
-        /// postgres://user:password@host:port/dbname
+        /// postgres://user:password@host:port/dbname (sslmode=, sslrootcert=)
         #[arg(long, value_name = "URL")]
         to: String,
+        /// Rows per committed batch
+        #[arg(long, value_name = "ROWS", default_value_t = backends::postgres::MIGRATE_BATCH)]
+        batch: usize,
     },
     /// Export ADDRESS's mailboxes into DIR (Maildir++, or one mbox file
     /// per folder)
@@ -391,7 +395,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Backup { dir } => commands::backup(&loaded, &dir),
         Cmd::Restore { dir } => commands::restore(&loaded, &dir),
-        Cmd::Migrate { to } => commands::migrate(&loaded, &to),
+        Cmd::Migrate { to, batch } => commands::migrate(&loaded, &to, batch),
         Cmd::Deliver { .. } => Ok(()),
     };
     Ok(result?)

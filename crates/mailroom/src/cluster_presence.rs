@@ -14,7 +14,13 @@
 //!   takes its rows every [`TERMINAL_POLL`] and hands them to its
 //!   sessions.
 //!
-//! Local sessions are served as before, by the node's own
+//! - The one ALERT per user per [`ALERT_INTERVAL`] holds across the
+//!   nodes: the slot is a conditional upsert of the account's last-alert
+//!   time on the database's clock (`alert_claims`), so two nodes taking
+//!   SEND for one user within the interval show one ALERT; the other
+//!   message goes to the mailbox (SEND, SOML) as on one node.
+//!
+//! Local sessions get their messages as before, from the node's own
 //! [`PresenceRegistry`], without the database.
 
 use std::collections::HashMap;
@@ -22,15 +28,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use backends::postgres::{SharedState, TerminalRow};
-use server::presence::{Presence, PresenceRegistry, TerminalMessage};
+use server::presence::{ALERT_INTERVAL, Presence, PresenceRegistry, TerminalMessage};
 
-/// How long a node's presence rows count without a renewal (issue 21:
-/// 30 s).
+/// Default `store.presence_lease`: how long a node's presence rows count
+/// without a renewal (issue 21: 30 s).
 pub const PRESENCE_LEASE: Duration = Duration::from_secs(30);
 
-/// How often a node renews its rows and reads the others': well inside
-/// the lease, so a live node never lapses; a new session counts on the
-/// other nodes within this.
+/// How often a node renews its rows and reads the others' (a third of
+/// the lease when that is shorter): well inside the lease, so a live
+/// node never lapses; a new session counts on the other nodes within
+/// this.
 pub const PRESENCE_RENEW: Duration = Duration::from_secs(3);
 
 /// How often a node takes the terminal messages stored for its sessions.
@@ -57,7 +64,11 @@ impl ClusterPresence {
         local: Arc<PresenceRegistry>,
         shared: SharedState,
         node_id: String,
+        lease: Duration,
     ) -> Arc<ClusterPresence> {
+        let renew = PRESENCE_RENEW
+            .min(lease / 3)
+            .max(Duration::from_millis(100));
         let elsewhere = Arc::new(Mutex::new(HashMap::new()));
         let presence = Arc::new(ClusterPresence {
             local: Arc::clone(&local),
@@ -68,15 +79,12 @@ impl ClusterPresence {
         let (renew_shared, renew_local, renew_node) =
             (shared.clone(), Arc::clone(&local), node_id.clone());
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PRESENCE_RENEW);
+            let mut tick = tokio::time::interval(renew);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 let mine = renew_local.active_accounts();
-                match renew_shared
-                    .renew_presence(&renew_node, &mine, PRESENCE_LEASE)
-                    .await
-                {
+                match renew_shared.renew_presence(&renew_node, &mine, lease).await {
                     Ok(rows) => *lock(&elsewhere) = rows.into_iter().collect(),
                     // Our rows lapse after the lease; the others' we knew
                     // are kept until the database answers again.
@@ -121,12 +129,27 @@ impl Presence for ClusterPresence {
     }
 
     fn claim_alert(&self, account: &str) -> bool {
-        if self.local.is_active(account) {
-            return self.local.claim_alert(account);
+        let here = self.local.is_active(account);
+        if !here && self.node_of(account).is_none() {
+            return false;
         }
-        // One ALERT per ALERT_INTERVAL is kept per node; a session on
-        // another node is alerted through it.
-        self.node_of(account).is_some()
+        // The slot is the database's, so it holds across nodes; the trait
+        // is synchronous, so this worker waits (SEND is rare).
+        let account = account.to_lowercase();
+        let claimed = tokio::task::block_in_place(|| {
+            self.rt
+                .block_on(self.shared.claim_alert(&account, ALERT_INTERVAL))
+        });
+        match claimed {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                // Without the database a session here still gets its one
+                // ALERT per interval (per node); one elsewhere could not
+                // be reached anyway.
+                tracing::warn!(error = %e, "presence: cannot claim the ALERT slot");
+                here && self.local.claim_alert(&account)
+            }
+        }
     }
 
     fn deliver_terminal(&self, account: &str, msg: &TerminalMessage) -> bool {

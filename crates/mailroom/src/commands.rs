@@ -159,11 +159,18 @@ pub fn dkim_list(loaded: &Loaded) -> Result<(), String> {
     Ok(())
 }
 
+/// Test hook: `mailroom migrate` aborts (as a kill -9 would end it)
+/// right after committing this many batches (unless that finished the
+/// copy), so an end-to-end test can check that the rerun resumes. Never
+/// set outside tests.
+pub const MIGRATE_ABORT_ENV: &str = "MAILROOM_TEST_MIGRATE_ABORT_AFTER";
+
 /// `mailroom migrate --to postgres://...` (SPEC 7): the configured
-/// embedded data directory into an empty PostgreSQL database
-/// (`store_pg::copy_from_sqlite`, one transaction), with progress on
-/// stderr and the counts at the end.
-pub fn migrate(loaded: &Loaded, to: &str) -> Result<(), String> {
+/// embedded data directory into an empty PostgreSQL database, or on
+/// into the one an interrupted run of the same source left
+/// (`store_pg::copy_from_sqlite`, in batches of `batch` rows), with a
+/// progress bar on stderr and the counts at the end.
+pub fn migrate(loaded: &Loaded, to: &str, batch: usize) -> Result<(), String> {
     let mut config = backend_config(loaded)?;
     if config.backend != backends::Backend::Sqlite {
         return Err(
@@ -200,19 +207,51 @@ pub fn migrate(loaded: &Loaded, to: &str) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let identity = std::fs::canonicalize(&loaded.data_dir)
+        .unwrap_or_else(|_| loaded.data_dir.clone())
+        .display()
+        .to_string();
     let source = backends::postgres::CopySource {
         store_db: &loaded.data_dir.join("store.db"),
         directory_db: &loaded.data_dir.join(backends::DIRECTORY_FILE),
         shared,
+        identity,
+        batch,
     };
-    let mut progress = |what: &str, rows: u64| eprintln!("mailroom migrate: {what}: {rows}");
+    let abort_after: Option<u64> = std::env::var(MIGRATE_ABORT_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let bar = MigrateBar::new();
+    let mut progress = |p: backends::postgres::CopyProgress<'_>| {
+        bar.show(&p);
+        if !p.finished && abort_after.is_some_and(|n| p.batches >= n) {
+            eprintln!(
+                "mailroom migrate: {MIGRATE_ABORT_ENV}: aborting after batch {}",
+                p.batches
+            );
+            std::process::abort();
+        }
+    };
     let n = rt
         .block_on(backends::postgres::copy_from_sqlite(
             &config.pg_options(),
             source,
             &mut progress,
         ))
-        .map_err(|e| format!("migrate: {e} (nothing was copied)"))?;
+        .map_err(|e| {
+            format!("migrate: {e} (what was committed stays; rerun the same command to resume)")
+        })?;
+    bar.finish();
+    if n.already_complete {
+        println!(
+            "{} was already migrated to this database: nothing to do",
+            loaded.data_dir.display()
+        );
+        return Ok(());
+    }
+    if let Some(step) = &n.resumed_at {
+        println!("resumed the interrupted migrate at {step}");
+    }
     println!(
         "migrated {} to PostgreSQL: {} accounts, {} mailboxes, {} messages ({} bodies), {} \
          tombstones, {} subscriptions, {} queued, {} users, {} aliases, {} lists, {} forwards, \
@@ -233,6 +272,55 @@ pub fn migrate(loaded: &Loaded, to: &str) -> Result<(), String> {
     );
     println!("now set [store] backend = \"postgres\" and url in the config, and start the server");
     Ok(())
+}
+
+/// `mailroom migrate`'s progress on stderr: a bar on a terminal, a line
+/// per table otherwise.
+struct MigrateBar {
+    bar: Option<indicatif::ProgressBar>,
+    last: std::cell::RefCell<String>,
+}
+
+impl MigrateBar {
+    fn new() -> MigrateBar {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            let style = indicatif::ProgressStyle::with_template(
+                "migrate {msg} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar
+        });
+        MigrateBar {
+            bar,
+            last: std::cell::RefCell::new(String::new()),
+        }
+    }
+
+    fn show(&self, p: &backends::postgres::CopyProgress<'_>) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_length(p.total);
+                bar.set_position(p.done);
+                bar.set_message(p.what.to_string());
+            }
+            None => {
+                let mut last = self.last.borrow_mut();
+                if *last != p.what {
+                    eprintln!("mailroom migrate: {}: {}/{} rows", p.what, p.done, p.total);
+                    *last = p.what.to_string();
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
 }
 
 /// `mailroom restore DIR`: needs no data directory (it makes one).

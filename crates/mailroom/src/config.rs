@@ -406,6 +406,10 @@ pub struct StoreSection {
     /// PostgreSQL: this node's name in the queue's claims; empty means
     /// the host name.
     pub node_id: String,
+    /// PostgreSQL: seconds this node's presence rows (its logged-in
+    /// accounts, for SEND/SOML/SAML from other nodes) count without a
+    /// renewal, so a dead node's sessions stop counting after this.
+    pub presence_lease: u64,
     /// Seconds a tombstone (an expunged UID, for QRESYNC) is kept; 0
     /// keeps them forever.
     pub tombstone_retention: u64,
@@ -506,6 +510,7 @@ impl Default for StoreSection {
             pool_size: backends::postgres::POOL_SIZE,
             statement_timeout: backends::postgres::STATEMENT_TIMEOUT.as_secs(),
             node_id: String::new(),
+            presence_lease: crate::cluster_presence::PRESENCE_LEASE.as_secs(),
             tombstone_retention: store::DEFAULT_TOMBSTONE_RETENTION.as_secs(),
             spool_threshold: server::spool::DEFAULT_SPOOL_THRESHOLD,
         }
@@ -856,6 +861,7 @@ impl Config {
             ("store.group_commit_max", self.store.group_commit_max as u64),
             ("store.pool_size", self.store.pool_size as u64),
             ("store.statement_timeout", self.store.statement_timeout),
+            ("store.presence_lease", self.store.presence_lease),
             ("pop3.idle_timeout", self.pop3.idle_timeout),
             ("pop3.max_connections", self.pop3.max_connections as u64),
             (
@@ -1014,6 +1020,7 @@ listen = "127.0.0.1:9025"
         assert_eq!(c.store.pool_size, d.store.pool_size);
         assert_eq!(c.store.statement_timeout, d.store.statement_timeout);
         assert_eq!(c.store.node_id, d.store.node_id);
+        assert_eq!(c.store.presence_lease, d.store.presence_lease);
         assert_eq!(c.store.spool_threshold, d.store.spool_threshold);
         assert_eq!(c.imap.max_inflight_literals, d.imap.max_inflight_literals);
         assert_eq!(c.auth.scram_iterations, d.auth.scram_iterations);

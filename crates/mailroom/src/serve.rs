@@ -345,6 +345,7 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
             presence.clone(),
             shared.clone(),
             crate::commands::backend_config(&loaded)?.node_id,
+            std::time::Duration::from_secs(loaded.config.store.presence_lease),
         ),
         None => presence.clone(),
     };

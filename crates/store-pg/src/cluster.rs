@@ -284,3 +284,76 @@ impl Cluster {
         }
     }
 }
+
+impl Cluster {
+    /// Turns TLS on with the PEM `cert` and `key` (written into the
+    /// cluster's directory, owned by its user, the key mode 0600 as
+    /// PostgreSQL demands) and replaces `pg_hba.conf` with `hba` (plus
+    /// `local all all trust` for the owner's tools), then restarts the
+    /// server so both take effect; panics when a step fails. Run
+    /// [`Cluster::psql`] steps (databases, passwords) before: afterwards
+    /// it may be refused by `hba`.
+    pub fn enable_tls(&self, cert: &str, key: &str, hba: &str) {
+        let cert_file = self.dir.join("server.crt");
+        let key_file = self.dir.join("server.key");
+        let write = |path: &Path, text: &str, mode: &str| {
+            if let Err(e) = std::fs::write(path, text) {
+                panic!("{}: {e}", path.display());
+            }
+            let mut chmod = Command::new("chmod");
+            chmod.arg(mode).arg(path);
+            if let Err(e) = run(chmod, "chmod") {
+                panic!("{e}");
+            }
+            if is_root() {
+                let mut chown = Command::new("chown");
+                chown.arg("postgres:postgres").arg(path);
+                if let Err(e) = run(chown, "chown") {
+                    panic!("{e}");
+                }
+            }
+        };
+        write(&cert_file, cert, "0644");
+        write(&key_file, key, "0600");
+        self.psql("ALTER SYSTEM SET ssl = on");
+        self.psql(&format!(
+            "ALTER SYSTEM SET ssl_cert_file = '{}'",
+            cert_file.display()
+        ));
+        self.psql(&format!(
+            "ALTER SYSTEM SET ssl_key_file = '{}'",
+            key_file.display()
+        ));
+        write(
+            &self.dir.join("data").join("pg_hba.conf"),
+            &format!("local all all trust\n{hba}\n"),
+            "0600",
+        );
+        self.stop();
+        self.restart();
+    }
+
+    /// Runs `sql` in database `db` with psql over TCP with the extra
+    /// libpq environment `env` (PGSSLMODE, PGPASSWORD, ...) and returns
+    /// its unaligned, tuples-only output; panics when it fails.
+    pub fn query_with(&self, db: &str, sql: &str, env: &[(&str, &str)]) -> String {
+        let psql = if self.bin.as_os_str().is_empty() {
+            PathBuf::from("psql")
+        } else {
+            self.bin.join("psql")
+        };
+        let mut cmd = Command::new(psql);
+        cmd.args(["-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+            .args(["-U", USER, "-p", &self.port.to_string(), "-d", db])
+            .args(["-c", sql])
+            .envs(env.iter().copied());
+        let out = match cmd.stdin(Stdio::null()).output() {
+            Ok(o) => o,
+            Err(e) => panic!("psql: {e}"),
+        };
+        if !out.status.success() {
+            panic!("{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}

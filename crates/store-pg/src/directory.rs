@@ -97,11 +97,11 @@ CREATE TABLE forwards (
 ";
 
 fn db(e: tokio_postgres::Error) -> DirectoryError {
-    DirectoryError::Db(format!("PostgreSQL: {e}"))
+    DirectoryError::Db(format!("PostgreSQL: {}", crate::tls::error_chain(&e)))
 }
 
 fn pool_db(e: deadpool_postgres::PoolError) -> DirectoryError {
-    DirectoryError::Db(format!("PostgreSQL pool: {e}"))
+    DirectoryError::Db(format!("PostgreSQL pool: {}", crate::tls::error_chain(&e)))
 }
 
 fn table(group: Group) -> (&'static str, &'static str) {

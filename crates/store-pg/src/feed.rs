@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Object;
 use tokio::sync::{Mutex, broadcast, mpsc};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use store::{Change, MailboxId, StoreError, Uid};
 
@@ -240,7 +240,7 @@ pub async fn notify(tx: &Tx<'_>, accounts: &[String]) -> Result<(), StoreError> 
 /// The listener task of one handle: a dedicated connection LISTENing on
 /// [`CHANNEL`], reconnecting for ever; ends when the store is dropped
 /// (the task is aborted).
-pub async fn listen(shared: Arc<Shared>, config: tokio_postgres::Config) {
+pub async fn listen(shared: Arc<Shared>, config: crate::tls::PgConnect) {
     let mut last_trim = tokio::time::Instant::now();
     loop {
         if let Err(e) = listen_once(&shared, &config, &mut last_trim).await {
@@ -252,14 +252,14 @@ pub async fn listen(shared: Arc<Shared>, config: tokio_postgres::Config) {
 
 async fn listen_once(
     shared: &Shared,
-    config: &tokio_postgres::Config,
+    connect: &crate::tls::PgConnect,
     last_trim: &mut tokio::time::Instant,
 ) -> Result<(), StoreError> {
     // Named apart from the pool's connections, so an operator (and a
     // test) can tell the listener in pg_stat_activity.
-    let mut config = config.clone();
+    let mut config = connect.config.clone();
     config.application_name(LISTENER_NAME);
-    let (client, mut connection) = config.connect(NoTls).await.map_err(map_err)?;
+    let (client, mut connection) = connect.connect(&config).await.map_err(map_err)?;
     let (wake, mut wakes) = mpsc::channel::<String>(WAKE_QUEUE);
     let overflow = Arc::new(AtomicBool::new(false));
     let overflowed = Arc::clone(&overflow);

@@ -40,16 +40,15 @@ mod shared;
 #[cfg(test)]
 mod tests;
 mod threads;
+mod tls;
 mod urlauth;
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::broadcast;
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use store::{
@@ -58,7 +57,10 @@ use store::{
     StoreFuture, StoreStats, Uid, batch_bucket,
 };
 
-pub use copy::{Copied, CopySource, copy_from_sqlite};
+pub use copy::{
+    Copied, CopySource, MIGRATE_BATCH, MIGRATE_BATCH_BYTES, Progress as CopyProgress,
+    copy_from_sqlite,
+};
 pub use directory::{
     DIRECTORY_MIGRATIONS, DIRECTORY_POOL_SIZE, DIRECTORY_SCHEMA_VERSION, PgDirectory,
 };
@@ -123,18 +125,19 @@ impl PgOptions {
         }
     }
 
-    /// The connection settings: every connection of the store commits
+    /// The connection settings and the TLS connector (`sslmode`,
+    /// `sslrootcert`: see `tls.rs`): every connection of the store commits
     /// synchronously and times statements out.
-    fn pg_config(&self) -> Result<tokio_postgres::Config, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(&self.url)
-            .map_err(|e| StoreError::Invalid(format!("store.url: {e}")))?;
+    pub(crate) fn pg_config(&self) -> Result<tls::PgConnect, StoreError> {
+        let mut connect = tls::parse_url(&self.url)?;
+        let config = &mut connect.config;
         config.options(format!(
             "-c synchronous_commit=on -c statement_timeout={}",
             self.statement_timeout.as_millis()
         ));
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("mailroom");
-        Ok(config)
+        Ok(connect)
     }
 }
 
@@ -164,7 +167,7 @@ pub(crate) fn map_err(err: tokio_postgres::Error) -> StoreError {
             StoreError::Busy
         }
         Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::AlreadyExists(err.to_string()),
-        _ => StoreError::Io(format!("PostgreSQL: {err}")),
+        _ => StoreError::Io(format!("PostgreSQL: {}", tls::error_chain(&err))),
     }
 }
 
@@ -193,10 +196,10 @@ async fn check_durability(client: &deadpool_postgres::Object) -> Result<(), Stor
 
 /// A pool of at most `size` connections with `config`'s settings; it
 /// connects lazily, on the first `get`.
-pub(crate) fn build_pool(config: &tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
+pub(crate) fn build_pool(connect: &tls::PgConnect, size: usize) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
-        config.clone(),
-        NoTls,
+        connect.config.clone(),
+        connect.tls.clone(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -215,7 +218,7 @@ pub(crate) fn pool_err(err: deadpool_postgres::PoolError) -> StoreError {
         deadpool_postgres::PoolError::Backend(e) => map_err(e),
         deadpool_postgres::PoolError::Timeout(_) => StoreError::Busy,
         deadpool_postgres::PoolError::Closed => StoreError::Closed,
-        other => StoreError::Io(format!("PostgreSQL pool: {other}")),
+        other => StoreError::Io(format!("PostgreSQL pool: {}", tls::error_chain(&other))),
     }
 }
 
@@ -257,6 +260,7 @@ impl PgStore {
         let mut client = pool.get().await.map_err(pool_err)?;
         check_durability(&client).await?;
         schema::migrate(&mut client).await?;
+        copy::refuse_unfinished(&client).await?;
         let heads = feed::heads(&client).await?;
         drop(client);
         let shared = Arc::new(Shared {

@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[&str] = &[
     V_LOGIN_FAILURES,
     V_PRESENCE,
     V_BODY_META,
+    V_MIGRATE_MARKER,
 ];
 
 /// SAVEDATE (RFC 8514): when each entry was saved into its mailbox;
@@ -292,6 +293,34 @@ const V_BODY_META: &str = "
 CREATE TABLE body_meta (
     body_id BIGINT PRIMARY KEY REFERENCES bodies(id) ON DELETE CASCADE,
     data    BYTEA NOT NULL
+);
+";
+
+/// Issue 21, two tables:
+/// - `migrate_marker` (`mailroom migrate`): the one row that records
+///   which source (data directory, fingerprint) a copy into this database
+///   comes from and how far it got (the table, the rows of it in key
+///   order that are in), committed with each batch, so a rerun resumes
+///   and a target holding another source's data is refused;
+///   `step = 'finished'` once complete.
+/// - `alert_claims` (SEND/SAML): each account's last terminal ALERT on
+///   the database's clock, so the one-per-interval limit holds across
+///   nodes.
+///
+/// Self-contained, so that it can be reordered against other branches'
+/// steps.
+const V_MIGRATE_MARKER: &str = "
+CREATE TABLE migrate_marker (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    source      TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    step        TEXT NOT NULL,
+    done        BIGINT NOT NULL,
+    updated     TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE alert_claims (
+    account    TEXT PRIMARY KEY,
+    last_alert TIMESTAMPTZ NOT NULL
 );
 ";
 

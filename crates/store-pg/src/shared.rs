@@ -226,6 +226,31 @@ impl SharedState {
             .collect()
     }
 
+    /// Takes `account`'s ALERT slot for every node of the database: true
+    /// when its last ALERT (on any node) is at least `interval` ago on
+    /// the database's clock, which it then sets to now. One conditional
+    /// upsert: of two nodes claiming at once, the row lock lets one win.
+    pub async fn claim_alert(
+        &self,
+        account: &str,
+        interval: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let millis = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        let client = self.pool.get().await.map_err(pool_err)?;
+        let row = client
+            .query_opt(
+                "INSERT INTO alert_claims (account, last_alert) VALUES ($1, clock_timestamp())
+                 ON CONFLICT (account) DO UPDATE SET last_alert = EXCLUDED.last_alert
+                 WHERE alert_claims.last_alert
+                       <= clock_timestamp() - $2::bigint * interval '1 millisecond'
+                 RETURNING 1",
+                &[&account, &millis],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(row.is_some())
+    }
+
     /// Stores a terminal message for `account`'s session on `node_id`
     /// (committed when this returns).
     pub async fn send_terminal(&self, node_id: &str, msg: &TerminalRow) -> Result<(), StoreError> {
@@ -338,6 +363,36 @@ mod tests {
                 ("dkim/a+s.key".to_string(), "k0".to_string()),
                 ("dkim/x+s.key".to_string(), "k1".to_string())
             ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod alert_tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_alert_slot_per_interval_across_handles() {
+        if crate::cluster::skip() {
+            return;
+        }
+        let url = crate::cluster::shared().create_database();
+        let opts = PgOptions::new(url);
+        let (a, b) = (
+            SharedState::open(&opts).await.expect("a"),
+            SharedState::open(&opts).await.expect("b"),
+        );
+        let hour = std::time::Duration::from_secs(3600);
+        assert!(a.claim_alert("alice@x", hour).await.expect("claim"));
+        // Taken, on the other node too; another account has its own slot.
+        assert!(!b.claim_alert("alice@x", hour).await.expect("claim"));
+        assert!(!a.claim_alert("alice@x", hour).await.expect("claim"));
+        assert!(b.claim_alert("bob@x", hour).await.expect("claim"));
+        // Once the interval has passed (here: none), the slot is free.
+        assert!(
+            b.claim_alert("alice@x", std::time::Duration::ZERO)
+                .await
+                .expect("claim")
         );
     }
 }
