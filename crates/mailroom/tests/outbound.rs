@@ -206,18 +206,20 @@ fn a_451_twice_is_retried_and_delivered_once() {
 /// so the next claim (every second here) does not send the row again.
 #[test]
 fn a_run_longer_than_the_lease_renews_its_claim_and_sends_once() {
-    let remote = Scripted::start("250 ok", 2, &["sleep:4:250 2.0.0 ok"]);
+    // Leases are whole seconds, so a 3 s one lasts at least 2 s, and is
+    // renewed every second; the remote answers after 8 s.
+    let remote = Scripted::start("250 ok", 2, &["sleep:8:250 2.0.0 ok"]);
     let a = Server::start_with_extra(Extra {
         top: format!(
-            "[relay]\nsmarthost = \"127.0.0.1:{}\"\nretry_initial = 1\nretry_max = 2\nqueue_lease = 1",
+            "[relay]\nsmarthost = \"127.0.0.1:{}\"\nretry_initial = 1\nretry_max = 2\nqueue_lease = 3",
             remote.port
         ),
         ..Extra::default()
     });
     submit(&a, "dave@remote.example", "a long run");
     wait_until("the queue to empty", || a.queue().is_empty());
-    // Two more leases: a second claim's connection, waiting in the
-    // remote's backlog, would have been taken by now.
+    // A second claim's connection, waiting in the remote's backlog,
+    // would have been taken by now.
     std::thread::sleep(Duration::from_secs(2));
     let mut remote = remote;
     let _ = remote.child.kill();
