@@ -12,6 +12,7 @@
 //! however they were reached (SPEC 1), durably before the caller answers.
 #![forbid(unsafe_code)]
 
+pub mod bodyhash;
 pub mod client;
 pub mod dkim;
 pub mod dsn;
