@@ -14,6 +14,7 @@
 
 pub mod bodyhash;
 pub mod client;
+pub mod content;
 pub mod dkim;
 pub mod dsn;
 pub mod route;
