@@ -237,3 +237,40 @@ fn dmarc_reject_refuses_a_changed_big_message_as_it_would_a_small_one() {
     );
     assert_eq!(s.inbox(ALICE).len(), 1);
 }
+
+#[test]
+fn a_header_section_too_long_to_hold_is_recorded_as_not_verified() {
+    // Over MAX_SPOOLED_HEAD (256 KiB) of header fields: the signatures
+    // cannot be evaluated from the part held in memory, so DKIM is
+    // `policy` (RFC 8601 2.7.1) and DMARC refuses nothing, while SPF is
+    // still checked.
+    let keys = tempfile::tempdir().expect("tempdir");
+    let records = sender_keys(keys.path());
+    let dns = DnsServer::start(zone(&records)).expect("dns");
+    let s = Server::start_with_extra(Extra {
+        top: format!(
+            "[relay]\nresolver = \"{}\"\n[checks]\ndmarc_reject = true\n",
+            dns.addr()
+        ),
+        ..Extra::default()
+    });
+    let signer = delivery::dkim::Signer::new(keys.path());
+    let mut fields = String::new();
+    for i in 0..4000 {
+        fields.push_str(&format!("X-Filler-{i}: {}\r\n", "x".repeat(70)));
+    }
+    let msg = message(9);
+    let text = String::from_utf8(msg).expect("ascii");
+    let long = text.replacen("Subject:", &format!("{fields}Subject:"), 1);
+    let signed = signer.sign(long.into_bytes());
+    assert_eq!(send(&s, "b@bounces.example", &signed), 250);
+    let inbox = s.inbox(ALICE);
+    let (ar, rest) = results_and_rest(inbox.last().expect("stored"), signed.len());
+    assert!(rest == signed.as_slice(), "stored as sent");
+    assert!(
+        ar.contains("dkim=policy (header section too long or unreadable: not verified)"),
+        "{ar}"
+    );
+    assert!(ar.contains("spf=pass"), "{ar}");
+    assert!(!ar.contains("dmarc="), "{ar}");
+}
