@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto_smtp::{Parsed, Reply, parse_reply};
+
+pub use crate::content::Content;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -139,12 +141,13 @@ impl Extensions {
     }
 }
 
-/// One message to send: the raw message (CRLF) and its envelope.
+/// One message to send: its octets (CRLF) and its envelope.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub sender: String,
     pub recipients: Vec<String>,
-    pub raw: Arc<Vec<u8>>,
+    /// Whole in memory, or streamed from the store (issue 19).
+    pub content: Content,
     /// RFC 3461 ENVID (xtext) and RET, passed on to a DSN server.
     pub envid: Option<String>,
     pub ret: Option<String>,
@@ -442,8 +445,8 @@ impl Connection {
     /// the session itself (MAIL, DATA, the connection) applies to every
     /// recipient and is returned as the error.
     pub async fn send(&mut self, msg: &Outgoing) -> Result<Vec<Outcome>, ClientError> {
-        let eight_bit = msg.raw.iter().any(|b| *b >= 0x80);
-        let binary = needs_binarymime(&msg.raw);
+        let scan = msg.content.scan();
+        let (eight_bit, binary, len) = (scan.eight_bit, scan.binary(), scan.len);
         let utf8_envelope = !msg.sender.is_ascii() || msg.recipients.iter().any(|r| !r.is_ascii());
         if utf8_envelope && !self.ext.smtputf8 {
             // RFC 6531 3.2: never downgrade an internationalised envelope.
@@ -477,7 +480,7 @@ impl Connection {
                 .collect());
         }
         if let Some(max) = self.ext.size
-            && msg.raw.len() as u64 > max
+            && len > max
         {
             let why = format!("552 5.3.4 message larger than the next hop's SIZE {max}");
             return Ok(msg
@@ -488,7 +491,7 @@ impl Connection {
         }
         let mut mail = format!("MAIL FROM:<{}>", msg.sender);
         if self.ext.size.is_some() {
-            mail.push_str(&format!(" SIZE={}", msg.raw.len()));
+            mail.push_str(&format!(" SIZE={len}"));
         }
         if binary {
             mail.push_str(" BODY=BINARYMIME");
@@ -574,12 +577,16 @@ impl Connection {
             let _ = self.command("RSET", COMMAND_TIMEOUT).await;
             return Ok(outcomes.into_iter().flatten().collect());
         }
+        // The octets go out a piece at a time as they are read (from the
+        // store for a big message, issue 19); a read that fails leaves the
+        // message unfinished and the connection is dropped, so the server
+        // never takes a truncated message (RFC 5321 4.1.1.4, RFC 3030 2).
+        let mut pieces = msg.content.pieces();
         let r = if binary {
-            // One chunk: the body is already whole in memory, and goes
-            // out a piece at a time without another copy.
-            self.write(format!("BDAT {} LAST\r\n", msg.raw.len()).as_bytes())
+            // One chunk of the length the first pass found.
+            self.write(format!("BDAT {len} LAST\r\n").as_bytes())
                 .await?;
-            for piece in msg.raw.chunks(WRITE_PIECE) {
+            while let Some(piece) = pieces.next().await.map_err(store_error)? {
                 self.write(piece).await?;
             }
             self.read_reply(DATA_END_TIMEOUT).await?
@@ -594,12 +601,17 @@ impl Connection {
             }
             let mut at_line_start = true;
             let mut buf = Vec::with_capacity(WRITE_PIECE + WRITE_PIECE / 64);
-            for piece in msg.raw.chunks(WRITE_PIECE) {
+            while let Some(piece) = pieces.next().await.map_err(store_error)? {
                 buf.clear();
                 stuff_piece(piece, &mut at_line_start, &mut buf);
                 self.write(&buf).await?;
             }
-            self.write(data_end(&msg.raw)).await?;
+            self.write(if scan.ends_with_crlf() {
+                b".\r\n"
+            } else {
+                b"\r\n.\r\n"
+            })
+            .await?;
             self.read_reply(DATA_END_TIMEOUT).await?
         };
         let text = reply_text(&r);
@@ -629,6 +641,12 @@ impl Connection {
     }
 }
 
+/// A body that could not be read mid-message: the connection is given up
+/// like a broken one, and the message tried again later.
+fn store_error(e: store::StoreError) -> ClientError {
+    ClientError::Network(format!("reading the message: {e}"))
+}
+
 /// Connects from `source` (`[relay] source_address`) when given and of
 /// the same family as `addr`.
 async fn connect(addr: SocketAddr, source: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
@@ -644,40 +662,10 @@ async fn connect(addr: SocketAddr, source: Option<std::net::IpAddr>) -> std::io:
     socket.connect(addr).await
 }
 
-/// RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF.
-const MAX_TEXT_LINE: usize = 1000;
-
-/// Whether `raw` can only travel as BODY=BINARYMIME (RFC 3030 3): it holds
-/// a NUL, a CR or LF that is not part of a CRLF pair, or a line longer
-/// than SMTP's text limit. 8-bit text is not binary (RFC 6152).
+/// Whether `raw` can only travel as BODY=BINARYMIME (RFC 3030 3); see
+/// [`crate::content::Scan::binary`].
 pub fn needs_binarymime(raw: &[u8]) -> bool {
-    let mut line = 0usize;
-    let mut prev = 0u8;
-    for (i, &b) in raw.iter().enumerate() {
-        match b {
-            0 => return true,
-            b'\r' => {
-                if raw.get(i + 1) != Some(&b'\n') {
-                    return true;
-                }
-            }
-            b'\n' => {
-                if prev != b'\r' {
-                    return true;
-                }
-                line = 0;
-            }
-            _ => {
-                line += 1;
-                // The line's octets plus its CRLF.
-                if line + 2 > MAX_TEXT_LINE {
-                    return true;
-                }
-            }
-        }
-        prev = b;
-    }
-    false
+    crate::content::Scan::of(raw).binary()
 }
 
 /// The message as DATA carries it: lines starting with a dot get another
@@ -748,7 +736,7 @@ mod tests {
         let m = Outgoing {
             sender: "a@x".into(),
             recipients: vec!["b@y".into(), "c@y".into()],
-            raw: Arc::new(Vec::new()),
+            content: Content::whole(Vec::new()),
             envid: Some("QQ314159".into()),
             ret: Some("HDRS".into()),
             rcpt_dsn: vec![(Some("SUCCESS,DELAY".into()), Some("rfc822;b+40y".into()))],

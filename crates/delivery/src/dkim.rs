@@ -31,6 +31,9 @@ use mail_auth::dkim::generate::DkimKeyPair;
 use mail_auth::dkim::{Canonicalization, DkimSigner};
 use mail_auth::{ArcOutput, AuthenticatedMessage, AuthenticationResults};
 
+mod stream;
+pub use stream::{Keys, SigningStreams};
+
 /// The folder under the data directory that holds the keys.
 pub const KEY_DIR: &str = "dkim";
 

@@ -12,7 +12,9 @@
 //! however they were reached (SPEC 1), durably before the caller answers.
 #![forbid(unsafe_code)]
 
+pub mod bodyhash;
 pub mod client;
+pub mod content;
 pub mod dkim;
 pub mod dsn;
 pub mod route;

@@ -24,7 +24,7 @@ use proto_smtp::Notify;
 use store::{BodyId, Change, QueueEntry, Settle, Store};
 use tokio::sync::Semaphore;
 
-use crate::client::{ClientError, Connection, Credentials, Outcome, Outgoing, TlsPolicy};
+use crate::client::{ClientError, Connection, Content, Credentials, Outcome, Outgoing, TlsPolicy};
 use crate::dsn::{Action, RecipientReport, Report};
 
 /// How long a claim holds its rows unless renewed: a run still at work
@@ -532,17 +532,17 @@ impl Job {
                 .or_default()
                 .push(r);
         }
+        // A big body is not held here: its first pass signs it and learns
+        // its size, and the connection streams it from the store (issue
+        // 19), so pending messages cost their envelope each.
         let mut pending: Vec<(Outgoing, Vec<QueueEntry>)> = Vec::new();
         for ((body, sender), rows) in messages {
-            match self.store.read_body(body).await {
-                Ok(raw) => pending.push((
+            match Content::from_store(&self.store, body, self.dkim.as_deref()).await {
+                Ok(content) => pending.push((
                     Outgoing {
                         sender,
                         recipients: rows.iter().map(|r| r.recipient.clone()).collect(),
-                        raw: Arc::new(match &self.dkim {
-                            Some(signer) => signer.sign(raw),
-                            None => raw,
-                        }),
+                        content,
                         envid: rows.first().and_then(|r| r.envid.clone()),
                         ret: rows.first().and_then(|r| r.ret.clone()),
                         rcpt_dsn: rows
@@ -601,7 +601,8 @@ impl Job {
                 .into_iter()
                 .map(|r| (r, Outcome::Deferred(why.to_string())))
                 .collect();
-            self.settle(results, host, false, Some(msg.raw)).await;
+            self.settle(results, host, false, msg.content.whole_bytes())
+                .await;
         }
     }
 
@@ -663,7 +664,7 @@ impl Job {
                 }
             };
             let hop_dsn = conn.ext.dsn;
-            self.settle(results, &peer, hop_dsn, Some(Arc::clone(&msg.raw)))
+            self.settle(results, &peer, hop_dsn, msg.content.whole_bytes())
                 .await;
             if i + 1 < count && conn.reset().await.is_err() {
                 self.defer_rest(pending, i + 1, "RSET failed", &peer).await;

@@ -340,6 +340,8 @@ pub struct Ctx {
     store: Arc<dyn Store>,
     rt: tokio::runtime::Runtime,
     max_message_size: usize,
+    /// `[store] spool_threshold`: `deliver` spools a bigger message.
+    spool_threshold: usize,
     /// Ours: Authentication-Results claiming it are removed on delivery.
     hostname: String,
     /// Where `deliver` finds the SRS key for forwarded copies
@@ -381,6 +383,7 @@ impl Ctx {
             store,
             rt,
             max_message_size: loaded.config.smtp.max_message_size,
+            spool_threshold: loaded.config.store.spool_threshold,
             hostname: loaded.hostname.clone(),
             data_dir: loaded.data_dir.clone(),
             srs_secret: loaded.config.relay.srs_secret.0.clone(),
@@ -776,26 +779,7 @@ impl Ctx {
     /// scripts). The message is durable when this returns Ok; each failure
     /// carries its sysexits code ([`exit`]).
     pub fn deliver(&self, address: &str, from: Option<&str>) -> Result<(), Failure> {
-        let mut raw = Vec::new();
-        std::io::stdin()
-            .take(self.max_message_size as u64 + 1)
-            .read_to_end(&mut raw)
-            .map_err(|e| Failure::new(exit::TEMP_FAIL, format!("cannot read the message: {e}")))?;
-        if raw.is_empty() {
-            return Err(Failure::new(
-                exit::DATA_ERR,
-                "empty message on stdin: nothing delivered",
-            ));
-        }
-        if raw.len() > self.max_message_size {
-            return Err(Failure::new(
-                exit::DATA_ERR,
-                format!(
-                    "message larger than smtp.max_message_size ({} octets)",
-                    self.max_message_size
-                ),
-            ));
-        }
+        let message = self.read_message(std::io::stdin().lock())?;
         let address = self.qualify(address);
         let resolution = match self.rt.block_on(self.dir.resolve(&address)) {
             Ok(r) => r,
@@ -829,8 +813,12 @@ impl Ctx {
         };
         // The same local delivery as SMTP's (the delivery crate): Return-
         // Path on local copies only, untrusted fields removed, loops
-        // refused.
-        let body = proto_smtp::canonicalize_line_endings(&raw);
+        // refused, all on the header section; a spooled tail goes from
+        // its file to the store in chunks, as SMTP's does (issue 19).
+        let server::spool::Message {
+            head: body, tail, ..
+        } = message;
+        let tail = tail.filter(|t| !t.is_empty());
         if delivery::check_hops(&body).is_err() {
             return Err(Failure::new(
                 exit::DATA_ERR,
@@ -860,18 +848,91 @@ impl Ctx {
         else {
             return Ok(());
         };
-        self.rt
-            .block_on(delivery::deliver(self.store.as_ref(), delivery))
-            .map_err(|e| {
-                // Disk full, busy, I/O: the MTA keeps the message and retries.
-                let code = if e.is_temporary() {
-                    exit::TEMP_FAIL
-                } else {
-                    exit::DATA_ERR
-                };
-                Failure::new(code, format!("delivery failed: {e}"))
-            })?;
+        let stored = match tail {
+            Some(tail) => self
+                .rt
+                .block_on(self.store.deliver_all_spooled(vec![delivery], tail))
+                .map(|_| ()),
+            None => self
+                .rt
+                .block_on(delivery::deliver(self.store.as_ref(), delivery)),
+        };
+        stored.map_err(|e| {
+            // Disk full, busy, I/O: the MTA keeps the message and retries.
+            let code = if e.is_temporary() {
+                exit::TEMP_FAIL
+            } else {
+                exit::DATA_ERR
+            };
+            Failure::new(code, format!("delivery failed: {e}"))
+        })?;
         Ok(())
+    }
+}
+
+/// Octets `deliver` reads from its input at a time.
+const DELIVER_READ: usize = server::spool::SPOOL_BUFFER;
+
+impl Ctx {
+    /// The message on `input` for `deliver`, its line endings made CRLF
+    /// (RFC 5322 2.3) as it is read: in memory up to `[store]
+    /// spool_threshold`, past it in a file under `<data_dir>/spool` as
+    /// the SMTP listener spools (issue 19), so a big message never sits
+    /// in memory whole. Over `smtp.max_message_size` (counted as read) or
+    /// empty is a data error; a spool that cannot take it (disk full) is
+    /// temporary, so the calling MTA retries.
+    fn read_message(&self, mut input: impl Read) -> Result<server::spool::Message, Failure> {
+        let spool_dir = self.data_dir.join("spool");
+        let spool =
+            server::spool::Spool::attach(&spool_dir, self.spool_threshold).map_err(|e| {
+                Failure::new(
+                    exit::TEMP_FAIL,
+                    format!("cannot use the spool {}: {e}", spool_dir.display()),
+                )
+            })?;
+        let mut writer = std::sync::Arc::new(spool).writer();
+        let mut crlf = proto_smtp::CrlfNormalizer::new();
+        let mut buf = vec![0; DELIVER_READ];
+        let mut out = Vec::with_capacity(DELIVER_READ + DELIVER_READ / 8);
+        let mut read = 0usize;
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Failure::new(
+                        exit::TEMP_FAIL,
+                        format!("cannot read the message: {e}"),
+                    ));
+                }
+            };
+            read = read.saturating_add(n);
+            if read > self.max_message_size {
+                return Err(Failure::new(
+                    exit::DATA_ERR,
+                    format!(
+                        "message larger than smtp.max_message_size ({} octets)",
+                        self.max_message_size
+                    ),
+                ));
+            }
+            out.clear();
+            crlf.push(buf.get(..n).unwrap_or_default(), &mut out);
+            writer.write(&out);
+        }
+        out.clear();
+        crlf.finish(&mut out);
+        writer.write(&out);
+        if read == 0 {
+            return Err(Failure::new(
+                exit::DATA_ERR,
+                "empty message on stdin: nothing delivered",
+            ));
+        }
+        writer
+            .finish()
+            .map_err(|e| Failure::new(exit::TEMP_FAIL, format!("cannot spool the message: {e:?}")))
     }
 }
 

@@ -199,6 +199,51 @@ fn mail_forwarded_through_a_list_is_arc_sealed_and_passes_at_the_next_hop() {
     assert!(ar.contains("arc=fail"), "{ar}\n{got}");
 }
 
+/// Issue 19: a message above `[store] spool_threshold` is sealed at A
+/// with the body hash of its spool file, and B, which spools it too,
+/// verifies the chain from its own streamed pass: `arc=pass`, as for
+/// a small message, and dkimpy agrees.
+#[test]
+fn a_big_message_forwarded_through_a_list_is_sealed_and_passes_at_the_next_hop() {
+    let dns = DnsServer::start(zone()).expect("dns");
+    let (a, b) = servers(&dns, "");
+    let mut msg = MSG.replace("hello list\r\n", "").into_bytes();
+    let mut n = 0u64;
+    while msg.len() < 3 << 20 {
+        msg.extend_from_slice(format!("line {n}  with \t spaces \t\r\n").as_bytes());
+        n += 1;
+    }
+    msg.extend_from_slice(b"\r\n\r\n");
+    let mut c = Smtp::connect(a.smtp);
+    c.expect(220);
+    c.cmd("EHLO client.example", 250);
+    assert_eq!(
+        c.send_mail("bob@sender.example", &["team@example.test"], &msg)
+            .code,
+        250
+    );
+    wait_until("carol's copy at B", || {
+        !b.inbox("carol@remote.example").is_empty()
+    });
+    let got = b.inbox("carol@remote.example")[0].clone();
+    assert!(got.ends_with(&msg), "the body changed on its way");
+    let got = String::from_utf8(got).expect("utf8");
+    let seal = field(&got, "ARC-Seal").expect("ARC-Seal");
+    assert!(seal.contains("i=1") && seal.contains("cv=none"), "{seal}");
+    let ar = field(&got, "Authentication-Results").expect("AR");
+    assert!(ar.contains("arc=pass"), "{ar}");
+    assert!(!ar.contains("dkim=policy"), "{ar}");
+    let records: Vec<String> = a
+        .cli(&["dkim", "list"])
+        .lines()
+        .filter_map(|l| l.split('\t').nth(4))
+        .filter_map(|rr| rr.split_once(". IN TXT "))
+        .map(|(n, v)| format!("{n}={}", v.trim_matches('"')))
+        .collect();
+    let verdict = dkimpy_arc(&records, got.as_bytes());
+    assert!(verdict.starts_with("pass"), "{verdict}");
+}
+
 fn dkimpy_arc(records: &[String], raw: &[u8]) -> String {
     use std::io::Write;
     let mut p = Command::new("python3")

@@ -93,6 +93,22 @@ impl Spool {
         })
     }
 
+    /// The spool directory of a server that may be running, for another
+    /// process (`mailroom deliver`): created (0700) if missing but not
+    /// emptied, since the files in it may be the server's; names carry
+    /// the process id, so the two never collide.
+    pub fn attach(dir: &Path, threshold: usize) -> io::Result<Spool> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        Ok(Spool {
+            dir: dir.to_path_buf(),
+            threshold,
+            next: AtomicU64::new(0),
+        })
+    }
+
     pub fn threshold(&self) -> usize {
         self.threshold
     }
@@ -364,6 +380,27 @@ mod tests {
         let tail = m.tail.as_ref().expect("tail");
         assert_eq!(tail.to_vec().expect("read"), body);
         assert_eq!(m.len(), 1000 + 14);
+    }
+
+    #[test]
+    fn attaching_to_a_running_servers_spool_leaves_its_files_alone() {
+        let dir = tempfile::tempdir().expect("dir");
+        let spool_dir = dir.path().join("spool");
+        let attached = Spool::attach(&spool_dir, 10).expect("attach");
+        let mode = std::fs::metadata(&spool_dir)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        std::fs::write(spool_dir.join("servers-file"), b"x").expect("write");
+        let again = Arc::new(Spool::attach(&spool_dir, 10).expect("attach"));
+        assert!(spool_dir.join("servers-file").exists());
+        let mut w = again.writer();
+        w.write(b"Subject: s\r\n\r\n0123456789");
+        let m = w.finish().expect("finish");
+        assert!(m.is_spooled());
+        drop(attached);
+        assert_eq!(std::fs::read_dir(&spool_dir).expect("ls").count(), 1);
     }
 
     #[test]

@@ -5,6 +5,9 @@
 
 use super::*;
 
+/// The largest message a DSN reads back whole; see [`Job::original`].
+pub const REPORT_WHOLE_MAX: usize = 1024 * 1024;
+
 impl Job {
     /// Records the outcomes of one delivery attempt in the store: the
     /// rows that are done go, the others are deferred, and the DSNs they
@@ -122,9 +125,9 @@ impl Job {
         }
         for ((body, _), (row, recipients)) in reports {
             let original = match &raw {
-                Some(r) if row.body == body => Arc::clone(r),
-                _ => match self.store.read_body(body).await {
-                    Ok(r) => Arc::new(r),
+                Some(r) if row.body == body => (Arc::clone(r), true),
+                _ => match self.original(body).await {
+                    Ok(r) => r,
                     Err(e) => {
                         // The rows stay leased, and come back after the
                         // lease: the report is late, not lost.
@@ -133,7 +136,7 @@ impl Job {
                     }
                 },
             };
-            if let Some(d) = self.dsn(&row, recipients, &original).await {
+            if let Some(d) = self.dsn(&row, recipients, &original.0, original.1).await {
                 settle.dsns.push(d);
             }
         }
@@ -160,11 +163,33 @@ impl Job {
     /// The DSN about `row`'s message for `recipients`, as a delivery to
     /// its sender (or, for a `<>` message or a sender we cannot reach,
     /// once to postmaster).
+    /// The message a report is about, and whether it is whole: a body up
+    /// to [`REPORT_WHOLE_MAX`] is read whole, a bigger one only its
+    /// header section (RFC 3461 4.3: RET=FULL of a message over an
+    /// implementation's limit may return the headers only), so a report
+    /// on a big message never holds it in memory (issue 19).
+    async fn original(&self, body: BodyId) -> Result<(Arc<Vec<u8>>, bool), store::StoreError> {
+        let mut raw = self
+            .store
+            .read_body_range(body, 0, REPORT_WHOLE_MAX + 1)
+            .await?;
+        if raw.len() <= REPORT_WHOLE_MAX {
+            return Ok((Arc::new(raw), true));
+        }
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(0, |i| i + 4);
+        raw.truncate(end);
+        Ok((Arc::new(raw), false))
+    }
+
     async fn dsn(
         &self,
         row: &QueueEntry,
         recipients: Vec<RecipientReport>,
         original: &[u8],
+        whole: bool,
     ) -> Option<store::Delivery> {
         let mut to = row.sender.clone();
         let mut notice = to.is_empty();
@@ -193,7 +218,7 @@ impl Job {
             arrival: Some(row.created),
             recipients,
             original,
-            full: row.ret.as_deref() == Some("FULL"),
+            full: whole && row.ret.as_deref() == Some("FULL"),
             utf8,
         };
         let message = crate::dsn::build(&report);

@@ -317,10 +317,10 @@ pub struct Input<'a> {
     /// The reverse-path; "" for `<>`.
     pub sender: &'a str,
     pub message: &'a [u8],
-    /// `message` is the whole message; false when it is the header
-    /// section of a spooled one (issue 19), whose signatures are not
-    /// verified: mail-auth hashes a body held whole in memory.
-    pub whole: bool,
+    /// The rest of a spooled message (issue 19): `message` is then its
+    /// header section, and the body hashes are computed over this in one
+    /// streamed pass ([`delivery::bodyhash`]).
+    pub body: Option<&'a store::Spooled>,
     /// Some recipient is remote (a 251 forward, an alias or list member
     /// elsewhere): the relayed copy gets an ARC set.
     pub relaying: bool,
@@ -496,20 +496,29 @@ impl Checks {
             temp: spf_mail.result() == SpfResult::TempError,
         };
 
-        let parsed = AuthenticatedMessage::parse(input.message).filter(|_| input.whole);
+        let sealing = self.sealer.is_some() && input.relaying;
+        let (parsed, verifiable) = match input.body {
+            None => (AuthenticatedMessage::parse(input.message), true),
+            Some(body) => match self.parse_spooled(input.message, body, sealing).await {
+                Some(m) => (Some(m), true),
+                None => (None, false),
+            },
+        };
         let Some(message) = parsed else {
             // Nothing to verify a signature or a From domain in, or a
-            // spooled message: SPF only, and DKIM recorded as not checked
-            // (RFC 8601 2.7.1 `policy`: signed or not, the signatures were
-            // not acceptable to us to evaluate). Without a DKIM result
-            // DMARC is not evaluated either, so it refuses nothing.
+            // spooled message whose header section did not fit in memory
+            // or whose spool file could not be read: SPF only, and DKIM
+            // recorded as not checked (RFC 8601 2.7.1 `policy`: signed or
+            // not, the signatures were not acceptable to us to evaluate).
+            // Without a DKIM result DMARC is not evaluated either, so it
+            // refuses nothing.
             let mut ar = AuthenticationResults::new(&self.hostname);
             if let Some(h) = &spf_helo {
                 ar = ar.with_spf_ehlo_result(h, input.ip, helo_name);
             }
             ar = ar.with_spf_mailfrom_result(&spf_mail, input.ip, input.sender, helo_name);
             let mut header = fold(&ar.to_header());
-            if !input.whole {
+            if !verifiable {
                 header = not_verified(&header);
             }
             return self.decide(header, spf, None, false);
@@ -554,9 +563,7 @@ impl Checks {
             ar = ar.with_dmarc_result(&dmarc);
         }
         let arc_set = match &self.sealer {
-            Some((signer, domain)) if input.relaying => {
-                signer.arc_seal(domain, &message, &ar, &arc)
-            }
+            Some((signer, domain)) if sealing => signer.arc_seal(domain, &message, &ar, &arc),
             _ => None,
         };
 
@@ -583,6 +590,49 @@ impl Checks {
             *arc = arc_set;
         }
         verdict
+    }
+
+    /// The header section of a spooled message, parsed, with the body
+    /// hashes its DKIM and ARC signatures need (and the sealer's when
+    /// `sealing`) computed over `body` in one pass off the async threads,
+    /// so that it verifies exactly as the whole message would. None when
+    /// `head` is not a complete header section (it is cut at
+    /// [`crate::spool::MAX_SPOOLED_HEAD`]) or the spool file fails.
+    async fn parse_spooled<'x>(
+        &self,
+        head: &'x [u8],
+        body: &store::Spooled,
+        sealing: bool,
+    ) -> Option<AuthenticatedMessage<'x>> {
+        let mut message = AuthenticatedMessage::parse(head)?;
+        if !head.ends_with(b"\r\n\r\n") || message.body_offset() != head.len() {
+            tracing::info!("checks: header section of a spooled message too long to verify");
+            return None;
+        }
+        let mut keys = delivery::bodyhash::needed(&message);
+        if sealing {
+            keys.push(delivery::bodyhash::SEAL_KEY);
+        }
+        if keys.is_empty() {
+            return Some(message);
+        }
+        let body = body.clone();
+        let hashed =
+            tokio::task::spawn_blocking(move || delivery::bodyhash::of_spooled(&keys, &body)).await;
+        match hashed {
+            Ok(Ok(hashes)) => {
+                delivery::bodyhash::install(&mut message, hashes);
+                Some(message)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "checks: cannot read the spooled body");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "checks: body hashing failed");
+                None
+            }
+        }
     }
 
     /// Applies `[checks]` to the results. `dmarc_policy` is the policy of
@@ -634,7 +684,7 @@ impl super::session::Session {
         sender: &str,
         message: Vec<u8>,
         relaying: bool,
-        whole: bool,
+        body: Option<store::Spooled>,
     ) -> (Vec<u8>, Option<Verdict>) {
         let Some(checks) = self.ctx.checks.as_ref() else {
             return (message, None);
@@ -659,7 +709,7 @@ impl super::session::Session {
                 helo: &helo,
                 sender: &sender,
                 message: &shared,
-                whole,
+                body: body.as_ref(),
                 relaying,
             };
             checks.check(&input).await
@@ -743,13 +793,15 @@ fn fold(header: &str) -> String {
     out
 }
 
-/// RFC 7372 3.2: X.7.24, SPF (or another DNS-based check) could not finish.
-/// Adds `dkim=policy` for a spooled message to a results field.
+/// Adds `dkim=policy` to a results field for a spooled message whose
+/// signatures could not be verified (its header section is over
+/// [`crate::spool::MAX_SPOOLED_HEAD`], or its spool file failed).
 fn not_verified(header: &str) -> String {
     let trimmed = header.trim_end_matches("\r\n");
-    format!("{trimmed};\r\n\tdkim=policy (larger than spool_threshold: not verified)\r\n")
+    format!("{trimmed};\r\n\tdkim=policy (header section too long or unreadable: not verified)\r\n")
 }
 
+/// RFC 7372 3.2: X.7.24, SPF (or another DNS-based check) could not finish.
 fn dns_error() -> Reply {
     reply(
         451,

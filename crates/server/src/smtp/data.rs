@@ -236,7 +236,7 @@ impl Session {
         // SPF, DKIM, DMARC, ARC (issue 16): refused here, or recorded.
         let relaying = tx.recipients.iter().any(|r| !r.remote.is_empty());
         let (body, verdict) = self
-            .auth_checks(&tx.sender, body, relaying, tail.is_none())
+            .auth_checks(&tx.sender, body, relaying, tail.clone())
             .await;
         // What `body` lacks of the message: the spooled tail.
         let size = size - head_len + body.len();
