@@ -16,7 +16,8 @@
 
 use std::sync::Arc;
 
-use proto_imap::mime::{self, BinaryError, BodyStructure, Envelope, Part};
+use proto_imap::mime::cache::Cached;
+use proto_imap::mime::{self, BinaryError, Part};
 use proto_imap::{Code, Data, FetchAtt, FetchModifiers, FetchValue, SeqSet};
 use store::{BodyId, FlagOp, MessageMeta, Store, Uid};
 
@@ -207,6 +208,9 @@ impl Session {
                 let mut fresh: Vec<(BodyId, Vec<u8>)> = Vec::new();
                 for (k, (i, msg, meta)) in batch.iter().enumerate() {
                     let big_one = meta.filter(|m| needs_body && big(Some(m)));
+                    // The octets shown are not the stored ones (parts
+                    // holding NUL): then the cache keeps no offsets.
+                    let mut reencoded = false;
                     let read = needs_body && wanted.get(k).copied().unwrap_or(false);
                     let raw = if read || big_one.is_some() {
                         let got = match (stream_at, big_one) {
@@ -262,7 +266,13 @@ impl Session {
                             // delivery) is shown as APPEND stores it: that
                             // part in base64 (RFC 3516 4.3), never NUL in a
                             // literal.
-                            Some(r) => Some(mime::encode_binary_parts(&r).unwrap_or(r)),
+                            Some(r) => Some(match mime::encode_binary_parts(&r) {
+                                Some(shown) => {
+                                    reencoded = true;
+                                    shown
+                                }
+                                None => r,
+                            }),
                             None => {
                                 expunge_issued = true;
                                 continue;
@@ -277,8 +287,11 @@ impl Session {
                         && structure.is_none()
                         && let (Some(p), Some(m)) = (&part, meta)
                     {
-                        let computed = (mime::envelope(p), mime::body_structure(p));
-                        fresh.push((m.body, mime::cache::encode(&computed.0, &computed.1)));
+                        let mut computed = Cached::of_parsed(p);
+                        if reencoded {
+                            computed.map = None;
+                        }
+                        fresh.push((m.body, mime::cache::encode(&computed)));
                         structure = Some(computed);
                     }
                     let flags = sel.flags(msg, rev2);
@@ -339,7 +352,7 @@ fn is_structural(att: &FetchAtt) -> bool {
 async fn read_structures(
     store: &dyn Store,
     ids: &[BodyId],
-) -> Result<Vec<Option<(Envelope, BodyStructure)>>, ImapError> {
+) -> Result<Vec<Option<Cached>>, ImapError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -408,7 +421,7 @@ struct Item<'a> {
     raw: Option<&'a [u8]>,
     part: Option<&'a Part<'a>>,
     /// ENVELOPE and BODYSTRUCTURE, when an item needs them.
-    structure: Option<&'a (Envelope, BodyStructure)>,
+    structure: Option<&'a Cached>,
     /// RFC 8514, when SAVEDATE is asked for.
     save_date: Option<i64>,
     /// The message's thread (RFC 8474 5.2), when THREADID is asked for.
@@ -470,9 +483,11 @@ fn fetch_item(att: &FetchAtt, it: &Item<'_>) -> Result<FetchValue, ImapError> {
         FetchAtt::ThreadId => FetchValue::ThreadId(it.thread.map(thread_id)),
         FetchAtt::ModSeq => FetchValue::ModSeq(meta()?.modseq),
         FetchAtt::Preview { .. } => FetchValue::Preview(mime::preview(body()?.1)),
-        FetchAtt::Envelope => FetchValue::Envelope(Box::new(structure()?.0.clone())),
-        FetchAtt::Body => FetchValue::Body(Box::new(structure()?.1.clone())),
-        FetchAtt::BodyStructure => FetchValue::BodyStructure(Box::new(structure()?.1.clone())),
+        FetchAtt::Envelope => FetchValue::Envelope(Box::new(structure()?.envelope.clone())),
+        FetchAtt::Body => FetchValue::Body(Box::new(structure()?.structure.clone())),
+        FetchAtt::BodyStructure => {
+            FetchValue::BodyStructure(Box::new(structure()?.structure.clone()))
+        }
         FetchAtt::Rfc822 => FetchValue::Section {
             name: "RFC822".into(),
             data: Some(body()?.0.to_vec()),
