@@ -20,6 +20,7 @@ mod copy;
 pub mod driver;
 pub mod error;
 mod fetch;
+mod fetch_part;
 mod fetch_stream;
 mod flags;
 mod folders;
