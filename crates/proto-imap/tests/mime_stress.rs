@@ -254,6 +254,31 @@ fn exercise(raw: &[u8]) {
 /// form.
 fn same_sections_by_offsets(raw: &[u8], root: &Part<'_>) {
     let cached = mime::cache::Cached::of(raw);
+    // The streaming scan of big messages finds the same, fed in chunks of
+    // any size (one octet, a few, more than the message).
+    for chunk in [1, 7, 4096] {
+        let mut scanner = mime::scan::Scanner::new();
+        for c in raw.chunks(chunk) {
+            scanner.feed(c);
+        }
+        match scanner.finish() {
+            Some(scanned) => {
+                if scanned != cached {
+                    let _ = std::fs::write("/tmp/po_mutant.eml", raw);
+                }
+                assert_eq!(scanned.map, cached.map, "map, chunks of {chunk}");
+                assert_eq!(
+                    scanned.envelope, cached.envelope,
+                    "envelope, chunks of {chunk}"
+                );
+                assert_eq!(
+                    scanned.structure, cached.structure,
+                    "structure, chunks of {chunk}"
+                );
+            }
+            None => assert_eq!(cached.map, None, "scan in chunks of {chunk}"),
+        }
+    }
     assert_eq!(
         mime::cache::decode(&mime::cache::encode(&cached)).as_ref(),
         Some(&cached)

@@ -15,6 +15,8 @@
 //!   body so FETCH parses a message once;
 //! - `offsets`: where each part lies in the stored message, so a section
 //!   is read from the store alone;
+//! - `scan`: the same structure found by a streaming scan, for big
+//!   messages;
 //! - `stream`: transfer decoding a chunk at a time, for big parts;
 //! - `encode`: parts holding NUL re-encoded in base64 (RFC 3516 4.3);
 //! - `text`: decoded text (RFC 2047 headers, transfer encodings,
@@ -24,6 +26,7 @@ mod address;
 pub mod cache;
 mod encode;
 pub mod offsets;
+pub mod scan;
 mod section;
 pub mod stream;
 mod structure;
@@ -32,7 +35,7 @@ mod text;
 pub use address::{Address, parse_address_list};
 pub use encode::{encode_base64_lines, encode_binary_parts};
 pub use section::{BinaryError, binary, decode_base64, decode_qp, resolve, section};
-pub use structure::{BodyStructure, Envelope, body_structure, envelope};
+pub use structure::{BodyStructure, Entity, Envelope, Shape, body_structure, envelope};
 pub use text::{
     MAX_PREVIEW_CHARS, SearchText, date_utc, preview, search_text, search_text_of,
     unstructured_text,
@@ -68,7 +71,7 @@ impl ContentType {
             .map(|(_, v)| v.as_str())
     }
 
-    fn is(&self, t: &str, s: &str) -> bool {
+    pub(crate) fn is(&self, t: &str, s: &str) -> bool {
         self.mtype.eq_ignore_ascii_case(t) && self.subtype.eq_ignore_ascii_case(s)
     }
 }
@@ -292,7 +295,7 @@ fn split_params(s: &str) -> Vec<String> {
     out
 }
 
-fn default_type(in_digest: bool) -> ContentType {
+pub(crate) fn default_type(in_digest: bool) -> ContentType {
     if in_digest {
         ContentType {
             mtype: "message".into(),
