@@ -188,6 +188,21 @@ impl Session {
                 // Read the bodies that some item needs: all of them, or
                 // only those the cache does not have; a big one asked for
                 // whole is streamed instead (issue 19), not read here.
+                // A big message not cached yet is scanned a chunk at a
+                // time, never read whole (issue 19); not when it is only
+                // streamed whole, which needs no structure.
+                let mut fresh: Vec<(BodyId, Vec<u8>)> = Vec::new();
+                for (k, (_, _, m)) in batch.iter().enumerate() {
+                    let scan = needs_structure || (parts_big(*m) && stream_at.is_none());
+                    if let (true, Some(m), Some(slot @ None)) = (scan, m, cached.get_mut(k))
+                        && m.size > fetch_part::PARTS_ABOVE
+                        && let Some(c) =
+                            fetch_part::scan(ctx.store.as_ref(), m.body, m.size).await?
+                    {
+                        fresh.push((m.body, mime::cache::encode(&c)));
+                        *slot = Some(c);
+                    }
+                }
                 let use_parts: Vec<bool> = batch
                     .iter()
                     .enumerate()
@@ -223,7 +238,6 @@ impl Session {
                 } else {
                     Vec::new().into_iter()
                 };
-                let mut fresh: Vec<(BodyId, Vec<u8>)> = Vec::new();
                 for (k, (i, msg, meta)) in batch.iter().enumerate() {
                     // Read by range from the part offsets, unless the
                     // plan says the whole message is needed after all.

@@ -14,7 +14,9 @@
 //! Streamed literals come after the other items of the response (RFC 9051
 //! 7.5.2 allows any order).
 
+use proto_imap::mime::cache::Cached;
 use proto_imap::mime::offsets::{self, Cte, PartMap, SectionPlan};
+use proto_imap::mime::scan::Scanner;
 use proto_imap::mime::stream::Decoder;
 use proto_imap::mime::{self, BinaryError};
 use proto_imap::{Code, Data, FetchAtt, FetchValue};
@@ -402,6 +404,33 @@ pub(super) async fn plan_items(
     Ok(Ok(planned))
 }
 
+/// The cache entry of a big message, found by the streaming scan
+/// (`mime::scan`) over its chunks; `None` when it is gone or FETCH shows
+/// it re-encoded (a part holding NUL): then the whole-message way.
+pub(super) async fn scan(
+    store: &dyn Store,
+    body: BodyId,
+    size: u64,
+) -> Result<Option<Cached>, ImapError> {
+    let mut scanner = Scanner::new();
+    let mut pos = 0u64;
+    let mut chunk = Vec::new();
+    while pos < size {
+        chunk = match store
+            .read_body_range_into(body, pos, BODY_CHUNK, chunk)
+            .await
+        {
+            Ok(c) if !c.is_empty() => c,
+            Ok(_) => break,
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        pos += chunk.len() as u64;
+        scanner.feed(&chunk);
+    }
+    Ok(scanner.finish())
+}
+
 fn decode_all(cte: Cte, raw: &[u8]) -> Result<Vec<u8>, ImapError> {
     Ok(match cte {
         Cte::Identity => raw.to_vec(),
@@ -503,6 +532,7 @@ mod tests {
     use super::*;
     use crate::imap::testkit::{ALICE, Kit, cmd};
     use std::sync::atomic::Ordering;
+    use store::BodyId;
 
     /// A nested multipart message of about 3 MiB: a text part, a big
     /// base64 part holding NUL once decoded, a message/rfc822 with a
@@ -539,7 +569,7 @@ mod tests {
     /// the streamed ones last and in order, so that the response of the
     /// whole-message path and the range path can be compared octet for
     /// octet.
-    const ITEMS: &str = "FETCH 1 (UID BODY.PEEK[1] BODY.PEEK[1.MIME] BODY.PEEK[3.HEADER] \
+    const ITEMS: &str = "(BODY.PEEK[1] BODY.PEEK[1.MIME] BODY.PEEK[3.HEADER] \
         BODY.PEEK[3.HEADER.FIELDS (SUBJECT)] BODY.PEEK[HEADER.FIELDS.NOT (FROM)] \
         BODY.PEEK[5.1] BODY.PEEK[9] BODY.PEEK[3.1]<5.40> BINARY.SIZE[2] BINARY.SIZE[3.1] \
         BINARY.SIZE[3.2] BINARY.PEEK[1] BINARY.PEEK[3.1]<3.100> BINARY.PEEK[7] \
@@ -575,42 +605,71 @@ mod tests {
         let (kit, reads) = Kit::counting_body_reads();
         let raw = big_message();
         kit.deliver(ALICE, &raw).await;
+        kit.deliver(ALICE, &raw).await;
+        let inbox = kit.mailbox(ALICE, "INBOX").await.expect("inbox");
+        let bodies: Vec<BodyId> = kit
+            .store
+            .messages(inbox.id)
+            .await
+            .expect("messages")
+            .iter()
+            .map(|m| m.body)
+            .collect();
+        // Message 1's entry has no offsets (as for a message shown
+        // re-encoded): it is answered the whole-message way.
+        let mut whole_entry = Cached::of(raw.as_bytes());
+        whole_entry.map = None;
+        kit.store
+            .set_body_meta(vec![(bodies[0], mime::cache::encode(&whole_entry))])
+            .await
+            .expect("meta");
         let mut s = kit.selected(ALICE, "INBOX").await;
-        // Nothing cached: the whole message is read, parsed and cached.
-        let whole = cmd(&mut s, ITEMS).await;
+        let whole = cmd(&mut s, &format!("FETCH 1 {ITEMS}")).await;
         whole.assert_ok();
         assert_eq!(reads.load(Ordering::SeqCst), 1);
-        let inbox = kit.mailbox(ALICE, "INBOX").await.expect("inbox");
-        let body = kit.store.messages(inbox.id).await.expect("messages")[0].body;
+        // Message 2, nothing cached: scanned in chunks, then read by
+        // range. The same octets, and no whole read.
+        let ranged = cmd(&mut s, &format!("FETCH 2 {ITEMS}")).await;
+        ranged.assert_ok();
+        assert_eq!(reads.load(Ordering::SeqCst), 1, "no whole read");
+        let renumbered: Vec<String> = ranged
+            .untagged
+            .iter()
+            .map(|l| l.replacen("* 2 FETCH", "* 1 FETCH", 1))
+            .collect();
+        same(&renumbered, &whole.untagged);
+        // The scan cached what the whole parse finds.
+        let mut entry = None;
         for _ in 0..500 {
-            if kit.store.body_meta(vec![body]).await.expect("meta")[0].is_some() {
+            entry = kit.store.body_meta(vec![bodies[1]]).await.expect("meta")[0].take();
+            if entry.is_some() {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        // Then by range: the same octets, and no whole read.
-        let ranged = cmd(&mut s, ITEMS).await;
-        ranged.assert_ok();
-        assert_eq!(reads.load(Ordering::SeqCst), 1, "no whole read");
+        let entry = entry.and_then(|e| mime::cache::decode(&e));
+        assert_eq!(entry, Some(Cached::of(raw.as_bytes())));
+        let ranged = cmd(&mut s, &format!("FETCH 1 {ITEMS}")).await;
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "message 1 again whole");
         same(&ranged.untagged, &whole.untagged);
         let line = ranged.lines_with("* 1 FETCH")[0];
         assert!(line.contains("BINARY[2] ~{"), "literal8 for NUL");
         assert!(line.contains("BODY[9] {0}\r\n"));
         assert!(line.contains("BINARY[7] NIL"));
         // Unknown encoding: NO [UNKNOWN-CTE], as the whole path says.
-        let r = cmd(&mut s, "FETCH 1 (BINARY.PEEK[4])").await;
+        let r = cmd(&mut s, "FETCH 2 (BINARY.PEEK[4])").await;
         assert_eq!(r.status(), "NO", "{r:?}");
         assert!(r.tagged.contains("UNKNOWN-CTE"), "{r:?}");
         // With ENVELOPE and BODYSTRUCTURE from the cache alongside.
-        let r = cmd(&mut s, "FETCH 1 (BODYSTRUCTURE ENVELOPE BODY.PEEK[1])").await;
+        let r = cmd(&mut s, "FETCH 2 (BODYSTRUCTURE ENVELOPE BODY.PEEK[1])").await;
         r.assert_ok();
         assert!(r.has("BODY[1] {5}\r\nhello"), "{r:?}");
-        assert_eq!(reads.load(Ordering::SeqCst), 1, "no whole read");
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "no whole read");
         // Without PEEK the message becomes \Seen, and the FLAGS say so.
-        let r = cmd(&mut s, "FETCH 1 (BODY[3.2])").await;
+        let r = cmd(&mut s, "FETCH 2 (BODY[3.2])").await;
         r.assert_ok();
         assert!(r.has("\\Seen"), "{r:?}");
-        assert_eq!(reads.load(Ordering::SeqCst), 1, "no whole read");
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "no whole read");
     }
 
     #[test]
