@@ -119,7 +119,7 @@ fn join(path: &[u32]) -> String {
 }
 
 /// Reads `start..end` of the body into memory; `None` if it is gone.
-async fn read_range(
+pub(super) async fn read_range(
     store: &dyn Store,
     body: BodyId,
     start: u64,

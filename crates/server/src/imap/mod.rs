@@ -34,6 +34,7 @@ mod notify;
 pub mod out;
 mod quota;
 mod search;
+mod search_big;
 mod select;
 mod selected;
 pub mod session;
