@@ -61,9 +61,10 @@ async fn entry(store: &dyn Store, body: BodyId, size: u64) -> Result<Option<Cach
         .next()
         .flatten()
         .and_then(|d| mime::cache::decode(&d))
-        .filter(|c| c.map.is_some())
     {
-        return Ok(Some(c));
+        // An entry without offsets is a message shown re-encoded: a scan
+        // would find the same.
+        return Ok(c.map.is_some().then_some(c));
     }
     let Some(c) = fetch_part::scan(store, body, size).await? else {
         return Ok(None);
