@@ -1,11 +1,14 @@
 //! The MIME parser and what FETCH builds on it (RFC 2045-2047, RFC 9051
 //! 7.5.2): BODYSTRUCTURE, ENVELOPE, sections, the SEARCH text, encoded
 //! through the response encoder, and their stored form (`mime::cache`),
-//! which must decode to what was encoded. Nothing may panic.
+//! which must decode to what was encoded; the part offsets give the
+//! sections' octets, and the streaming scan of big messages finds what
+//! the parser finds. Nothing may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use proto_imap::fetch::{Section, SectionText};
+use proto_imap::mime::offsets::{self, SectionPlan};
 use proto_imap::mime::{self, Part};
 
 fuzz_target!(|raw: &[u8]| {
@@ -13,11 +16,18 @@ fuzz_target!(|raw: &[u8]| {
     let structure = mime::body_structure(&root);
     let envelope = mime::envelope(&root);
     let _ = format!("{structure:?}{envelope:?}");
-    let stored = mime::cache::encode(&envelope, &structure);
-    assert_eq!(
-        mime::cache::decode(&stored),
-        Some((envelope.clone(), structure.clone()))
-    );
+    let cached = mime::cache::Cached::of(raw);
+    let stored = mime::cache::encode(&cached);
+    assert_eq!(mime::cache::decode(&stored).as_ref(), Some(&cached));
+    // In chunks of 5: every kind of line split.
+    let mut scanner = mime::scan::Scanner::new();
+    for c in raw.chunks(5) {
+        scanner.feed(c);
+    }
+    match scanner.finish() {
+        Some(scanned) => assert_eq!(scanned, cached),
+        None => assert_eq!(cached.map, None),
+    }
     // The store's octets, if damaged, are refused, not trusted.
     let _ = mime::cache::decode(raw);
     for path in [vec![], vec![1], vec![1, 1], vec![2], vec![1, 2, 1]] {
@@ -32,7 +42,21 @@ fuzz_target!(|raw: &[u8]| {
                 part: path.clone(),
                 text,
             };
-            let _ = mime::section(&root, raw, &section);
+            let whole = mime::section(&root, raw, &section);
+            if let Some(map) = &cached.map {
+                let by_offsets = offsets::plan(map, &section).and_then(|p| match p {
+                    SectionPlan::Range(a, b) => raw.get(a as usize..b as usize).map(<[u8]>::to_vec),
+                    SectionPlan::Fields {
+                        start,
+                        end,
+                        names,
+                        keep,
+                    } => raw
+                        .get(start as usize..end as usize)
+                        .map(|h| offsets::header_fields(h, &names, keep)),
+                });
+                assert_eq!(by_offsets, whole);
+            }
         }
         let _ = mime::binary(&root, raw, &path);
     }

@@ -18,6 +18,7 @@ use std::path::Path;
 
 use proto_imap::Encoder;
 use proto_imap::fetch::{Section, SectionText};
+use proto_imap::mime::offsets::{self, Cte, PartMap, SectionPlan};
 use proto_imap::mime::{self, MAX_DEPTH, MAX_PARTS, Part, PartKind};
 
 struct Rng(u64);
@@ -245,6 +246,93 @@ fn exercise(raw: &[u8]) {
     }
     // Paths that do not exist are refused, not invented.
     assert!(mime::resolve(&root, &[MAX_PARTS as u32 + 2]).is_none());
+    same_sections_by_offsets(raw, &root);
+}
+
+/// The stored part offsets (issue 18) give exactly the octets of the
+/// parsed message's sections and BINARY, and survive the cache's stored
+/// form.
+fn same_sections_by_offsets(raw: &[u8], root: &Part<'_>) {
+    let cached = mime::cache::Cached::of(raw);
+    // The streaming scan of big messages finds the same, fed in chunks of
+    // any size (one octet, a few, more than the message).
+    for chunk in [1, 7, 4096] {
+        let mut scanner = mime::scan::Scanner::new();
+        for c in raw.chunks(chunk) {
+            scanner.feed(c);
+        }
+        match scanner.finish() {
+            Some(scanned) => {
+                if scanned != cached {
+                    let _ = std::fs::write("/tmp/po_mutant.eml", raw);
+                }
+                assert_eq!(scanned.map, cached.map, "map, chunks of {chunk}");
+                assert_eq!(
+                    scanned.envelope, cached.envelope,
+                    "envelope, chunks of {chunk}"
+                );
+                assert_eq!(
+                    scanned.structure, cached.structure,
+                    "structure, chunks of {chunk}"
+                );
+            }
+            None => assert_eq!(cached.map, None, "scan in chunks of {chunk}"),
+        }
+    }
+    assert_eq!(
+        mime::cache::decode(&mime::cache::encode(&cached)).as_ref(),
+        Some(&cached)
+    );
+    let Some(map) = cached.map else {
+        assert!(mime::encode_binary_parts(raw).is_some());
+        return;
+    };
+    assert_eq!(map, PartMap::of(root));
+    let slice = |a: u64, b: u64| raw.get(a as usize..b as usize).map(<[u8]>::to_vec);
+    let names = vec!["Subject".to_string(), "content-type".to_string()];
+    let mut paths = vec![Vec::new()];
+    for a in 1..=3u32 {
+        paths.push(vec![a]);
+        for b in 1..=3u32 {
+            paths.push(vec![a, b]);
+            paths.push(vec![a, b, 1]);
+        }
+    }
+    for path in paths {
+        for text in [
+            None,
+            Some(SectionText::Header),
+            Some(SectionText::Text),
+            Some(SectionText::Mime),
+            Some(SectionText::HeaderFields(names.clone())),
+            Some(SectionText::HeaderFieldsNot(names.clone())),
+        ] {
+            let s = Section {
+                part: path.clone(),
+                text,
+            };
+            let got = offsets::plan(&map, &s).and_then(|p| match p {
+                SectionPlan::Range(a, b) => slice(a, b),
+                SectionPlan::Fields {
+                    start,
+                    end,
+                    names,
+                    keep,
+                } => Some(offsets::header_fields(&slice(start, end)?, &names, keep)),
+            });
+            assert_eq!(got, mime::section(root, raw, &s), "BODY[{}]", s.to_wire());
+        }
+        let got = offsets::binary_part(&map, &path).map(|(p, cte)| {
+            let body = slice(p.body, p.end).unwrap_or_default();
+            match cte {
+                _ if path.is_empty() => raw.to_vec(),
+                Cte::Base64 => mime::decode_base64(&body),
+                Cte::QuotedPrintable => mime::decode_qp(&body),
+                _ => body,
+            }
+        });
+        assert_eq!(got, mime::binary(root, raw, &path), "BINARY[{path:?}]");
+    }
 }
 
 fn corpus() -> Vec<Vec<u8>> {

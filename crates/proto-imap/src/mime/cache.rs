@@ -1,6 +1,7 @@
 //! The stored form of a message's ENVELOPE and BODYSTRUCTURE (RFC 9051
-//! 7.5.2), so that FETCH computes them once per body instead of parsing
-//! the message at every FETCH.
+//! 7.5.2) and of its parts' offsets ([`PartMap`]), so that FETCH computes
+//! them once per body instead of parsing the message at every FETCH, and
+//! reads a section (RFC 9051 6.4.5) from the store alone.
 //!
 //! What is stored is the parsed structure ([`Envelope`], [`BodyStructure`]),
 //! not the wire text: UTF8=ACCEPT (RFC 6855 3) and IMAP4rev2 change how
@@ -10,30 +11,80 @@
 //! order, lengths as little-endian u32, options as a 0/1 tag. A value of
 //! another format, or one that does not decode, is `None`: the caller
 //! parses the message again and stores the current format.
+//!
+//! Formats: 1 had no offsets; 2 (this one) adds the [`PartMap`], absent
+//! for a message shown re-encoded (parts holding NUL, RFC 3516 4.3), whose
+//! shown octets are not the stored ones.
 
 use super::address::Address;
+use super::offsets::{Cte, MapKind, PartMap};
 use super::structure::{BodyStructure, Envelope, Extension};
+use super::{Part, body_structure, encode_binary_parts, envelope};
 
 /// The format written by [`encode`]; a later change to the structure types
 /// takes the next number, and values of older ones are recomputed.
-pub const FORMAT: u8 = 1;
+pub const FORMAT: u8 = 2;
+
+/// What the cache keeps of one body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cached {
+    pub envelope: Envelope,
+    pub structure: BodyStructure,
+    /// Where each part lies in the stored octets; `None` when the message
+    /// is shown re-encoded ([`encode_binary_parts`]).
+    pub map: Option<PartMap>,
+}
+
+impl Cached {
+    /// The entry of a stored message, as FETCH shows it.
+    pub fn of(raw: &[u8]) -> Cached {
+        match encode_binary_parts(raw) {
+            Some(shown) => {
+                let p = Part::parse(&shown);
+                Cached {
+                    envelope: envelope(&p),
+                    structure: body_structure(&p),
+                    map: None,
+                }
+            }
+            None => Cached::of_parsed(&Part::parse(raw)),
+        }
+    }
+
+    /// The entry of a message parsed as it is stored (holding no part
+    /// that [`encode_binary_parts`] would re-encode).
+    pub fn of_parsed(p: &Part<'_>) -> Cached {
+        Cached {
+            envelope: envelope(p),
+            structure: body_structure(p),
+            map: Some(PartMap::of(p)),
+        }
+    }
+}
 
 /// Deepest nesting [`decode`] accepts: the parser stops at
 /// [`super::MAX_DEPTH`] multiparts or messages, and each message/rfc822
 /// part adds one structure level inside it.
 const MAX_DECODE_DEPTH: usize = 2 * super::MAX_DEPTH + 2;
 
-/// The stored form of a message's ENVELOPE and BODYSTRUCTURE.
-pub fn encode(envelope: &Envelope, structure: &BodyStructure) -> Vec<u8> {
+/// The stored form of a cache entry.
+pub fn encode(c: &Cached) -> Vec<u8> {
     let mut out = vec![FORMAT];
-    put_envelope(&mut out, envelope);
-    put_structure(&mut out, structure);
+    put_envelope(&mut out, &c.envelope);
+    put_structure(&mut out, &c.structure);
+    match &c.map {
+        None => out.push(0),
+        Some(m) => {
+            out.push(1);
+            put_map(&mut out, m);
+        }
+    }
     out
 }
 
-/// The ENVELOPE and BODYSTRUCTURE of a stored form; `None` for another
-/// format or damaged data (never a panic: the octets come from the store).
-pub fn decode(data: &[u8]) -> Option<(Envelope, BodyStructure)> {
+/// The entry of a stored form; `None` for another format or damaged data
+/// (never a panic: the octets come from the store).
+pub fn decode(data: &[u8]) -> Option<Cached> {
     let (&format, rest) = data.split_first()?;
     if format != FORMAT {
         return None;
@@ -41,7 +92,38 @@ pub fn decode(data: &[u8]) -> Option<(Envelope, BodyStructure)> {
     let mut r = Reader(rest);
     let envelope = r.envelope()?;
     let structure = r.structure(0)?;
-    r.0.is_empty().then_some((envelope, structure))
+    let map = if r.flag()? { Some(r.map(0)?) } else { None };
+    r.0.is_empty().then_some(Cached {
+        envelope,
+        structure,
+        map,
+    })
+}
+
+fn put_map(out: &mut Vec<u8>, m: &PartMap) {
+    for n in [m.start, m.body, m.end] {
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    out.push(match m.cte {
+        Cte::Identity => 0,
+        Cte::Base64 => 1,
+        Cte::QuotedPrintable => 2,
+        Cte::Unknown => 3,
+    });
+    match &m.kind {
+        MapKind::Leaf => out.push(0),
+        MapKind::Multipart(children) => {
+            out.push(1);
+            put_len(out, children.len());
+            for c in children {
+                put_map(out, c);
+            }
+        }
+        MapKind::Message(inner) => {
+            out.push(2);
+            put_map(out, inner);
+        }
+    }
 }
 
 fn put_len(out: &mut Vec<u8>, n: usize) {
@@ -310,6 +392,45 @@ impl Reader<'_> {
         })
     }
 
+    fn map(&mut self, depth: usize) -> Option<PartMap> {
+        if depth > MAX_DECODE_DEPTH {
+            return None;
+        }
+        let (start, body, end) = (self.u64()?, self.u64()?, self.u64()?);
+        // Offsets that do not nest are damage: a range read would be
+        // refused or wrong.
+        if !(start <= body && body <= end) {
+            return None;
+        }
+        let cte = match self.byte()? {
+            0 => Cte::Identity,
+            1 => Cte::Base64,
+            2 => Cte::QuotedPrintable,
+            3 => Cte::Unknown,
+            _ => return None,
+        };
+        let kind = match self.byte()? {
+            0 => MapKind::Leaf,
+            1 => {
+                let n = self.len()?;
+                let mut children = Vec::with_capacity(n);
+                for _ in 0..n {
+                    children.push(self.map(depth + 1)?);
+                }
+                MapKind::Multipart(children)
+            }
+            2 => MapKind::Message(Box::new(self.map(depth + 1)?)),
+            _ => return None,
+        };
+        Some(PartMap {
+            start,
+            body,
+            end,
+            cte,
+            kind,
+        })
+    }
+
     fn structure(&mut self, depth: usize) -> Option<BodyStructure> {
         if depth > MAX_DECODE_DEPTH {
             return None;
@@ -370,7 +491,6 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mime::{Part, body_structure, envelope};
 
     const MESSAGES: &[&[u8]] = &[
         b"Subject: one part\r\n\r\nhello\r\n",
@@ -392,18 +512,37 @@ Content-MD5: abc\r\n\r\nSubject: inner\r\nFrom: i@x\r\n\r\ninner body\r\n\
     #[test]
     fn decode_of_encode_is_the_same_structure() {
         for raw in MESSAGES {
-            let part = Part::parse(raw);
-            let (env, bs) = (envelope(&part), body_structure(&part));
-            let data = encode(&env, &bs);
+            let c = Cached::of(raw);
+            assert!(c.map.is_some());
+            let data = encode(&c);
             assert_eq!(data.first(), Some(&FORMAT));
-            assert_eq!(decode(&data), Some((env, bs)), "{}", raw.escape_ascii());
+            assert_eq!(decode(&data), Some(c), "{}", raw.escape_ascii());
         }
     }
 
     #[test]
+    fn a_message_shown_reencoded_has_no_offsets() {
+        let raw = b"Content-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: binary\r\n\r\n\0\x01\r\n";
+        let c = Cached::of(raw);
+        assert_eq!(c.map, None);
+        assert!(format!("{:?}", c.structure).contains("BASE64"));
+        assert_eq!(decode(&encode(&c)), Some(c));
+    }
+
+    #[test]
+    fn format_1_entries_are_not_read() {
+        // Format 1: the same fields, without the map; recomputed.
+        let c = Cached::of(MESSAGES[0]);
+        let mut v1 = vec![1];
+        put_envelope(&mut v1, &c.envelope);
+        put_structure(&mut v1, &c.structure);
+        assert_eq!(decode(&v1), None);
+    }
+
+    #[test]
     fn damaged_or_other_format_data_is_none() {
-        let part = Part::parse(MESSAGES[2]);
-        let data = encode(&envelope(&part), &body_structure(&part));
+        let data = encode(&Cached::of(MESSAGES[2]));
         // Every truncation, and anything after the end, is refused.
         for n in 0..data.len() {
             assert_eq!(decode(&data[..n]), None, "prefix of {n}");
@@ -426,5 +565,15 @@ Content-MD5: abc\r\n\r\nSubject: inner\r\nFrom: i@x\r\n\r\ninner body\r\n\
             deep.extend_from_slice(&1u32.to_le_bytes());
         }
         assert_eq!(decode(&deep), None);
+        // Offsets that do not nest are refused.
+        let mut bad = vec![FORMAT];
+        put_envelope(&mut bad, &Envelope::default());
+        put_structure(&mut bad, &Cached::of(b"").structure);
+        bad.push(1);
+        for n in [5u64, 3, 9] {
+            bad.extend_from_slice(&n.to_le_bytes());
+        }
+        bad.extend_from_slice(&[0, 0]);
+        assert_eq!(decode(&bad), None);
     }
 }

@@ -13,6 +13,11 @@
 //! - `section`: BODY[section] and BINARY[part] extraction;
 //! - `cache`: the stored form of ENVELOPE and BODYSTRUCTURE, kept per
 //!   body so FETCH parses a message once;
+//! - `offsets`: where each part lies in the stored message, so a section
+//!   is read from the store alone;
+//! - `scan`: the same structure found by a streaming scan, for big
+//!   messages;
+//! - `stream`: transfer decoding a chunk at a time, for big parts;
 //! - `encode`: parts holding NUL re-encoded in base64 (RFC 3516 4.3);
 //! - `text`: decoded text (RFC 2047 headers, transfer encodings,
 //!   charsets) for SEARCH, with mail-parser.
@@ -20,17 +25,20 @@
 mod address;
 pub mod cache;
 mod encode;
+pub mod offsets;
+pub mod scan;
 mod section;
+pub mod stream;
 mod structure;
 mod text;
 
 pub use address::{Address, parse_address_list};
 pub use encode::{encode_base64_lines, encode_binary_parts};
 pub use section::{BinaryError, binary, decode_base64, decode_qp, resolve, section};
-pub use structure::{BodyStructure, Envelope, body_structure, envelope};
+pub use structure::{BodyStructure, Entity, Envelope, Shape, body_structure, envelope};
 pub use text::{
-    MAX_PREVIEW_CHARS, SearchText, date_utc, preview, search_text, search_text_of,
-    unstructured_text,
+    MAX_PREVIEW_CHARS, SearchText, TEXT_PENDING_MAX, TextStream, date_utc, preview, search_text,
+    search_text_of, unstructured_text,
 };
 
 /// Deepest nesting of multiparts and message/rfc822 parts we descend.
@@ -63,7 +71,7 @@ impl ContentType {
             .map(|(_, v)| v.as_str())
     }
 
-    fn is(&self, t: &str, s: &str) -> bool {
+    pub(crate) fn is(&self, t: &str, s: &str) -> bool {
         self.mtype.eq_ignore_ascii_case(t) && self.subtype.eq_ignore_ascii_case(s)
     }
 }
@@ -80,6 +88,9 @@ pub enum PartKind<'a> {
 /// One MIME entity: a whole message, or a body part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part<'a> {
+    /// Where the header starts, as an offset into the whole message: the
+    /// part's octets are `start..start + header.len() + body.len()`.
+    pub start: usize,
     /// The header block, including the blank line that ends it.
     pub header: &'a [u8],
     pub body: &'a [u8],
@@ -92,7 +103,17 @@ impl<'a> Part<'a> {
     /// Parses a whole message.
     pub fn parse(raw: &'a [u8]) -> Part<'a> {
         let mut budget = MAX_PARTS;
-        parse_entity(raw, false, 0, &mut budget)
+        parse_entity(raw, 0, false, 0, &mut budget)
+    }
+
+    /// Where the body starts in the whole message.
+    pub fn body_start(&self) -> usize {
+        self.start + self.header.len()
+    }
+
+    /// Where the part ends in the whole message.
+    pub fn end(&self) -> usize {
+        self.body_start() + self.body.len()
     }
 
     /// The first field of that name (case-insensitive).
@@ -274,7 +295,7 @@ fn split_params(s: &str) -> Vec<String> {
     out
 }
 
-fn default_type(in_digest: bool) -> ContentType {
+pub(crate) fn default_type(in_digest: bool) -> ContentType {
     if in_digest {
         ContentType {
             mtype: "message".into(),
@@ -290,11 +311,20 @@ fn default_type(in_digest: bool) -> ContentType {
     }
 }
 
-fn parse_entity<'a>(raw: &'a [u8], in_digest: bool, depth: usize, budget: &mut usize) -> Part<'a> {
+/// `start`: where `raw` begins in the whole message.
+fn parse_entity<'a>(
+    raw: &'a [u8],
+    start: usize,
+    in_digest: bool,
+    depth: usize,
+    budget: &mut usize,
+) -> Part<'a> {
     *budget = budget.saturating_sub(1);
     let (header, body) = split_header(raw);
     let fields = parse_fields(header);
+    let body_start = start + header.len();
     let mut part = Part {
+        start,
         header,
         body,
         fields,
@@ -332,24 +362,37 @@ fn parse_entity<'a>(raw: &'a [u8], in_digest: bool, depth: usize, budget: &mut u
         }
         let digest = ct.subtype.eq_ignore_ascii_case("digest");
         let mut children = Vec::with_capacity(bodies.len());
-        for b in bodies {
+        for (offset, b) in bodies {
             if *budget == 0 {
                 break;
             }
-            children.push(parse_entity(b, digest, depth + 1, budget));
+            children.push(parse_entity(
+                b,
+                body_start + offset,
+                digest,
+                depth + 1,
+                budget,
+            ));
         }
         part.kind = PartKind::Multipart(children);
     } else if (ct.is("message", "rfc822") || ct.is("message", "global"))
         && matches!(part.encoding().as_str(), "7bit" | "8bit" | "binary")
     {
-        part.kind = PartKind::Message(Box::new(parse_entity(body, false, depth + 1, budget)));
+        part.kind = PartKind::Message(Box::new(parse_entity(
+            body,
+            body_start,
+            false,
+            depth + 1,
+            budget,
+        )));
     }
     part
 }
 
 /// The bodies of a multipart: the octets between delimiter lines, without
-/// the line break that belongs to the delimiter (RFC 2046 5.1.1).
-fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
+/// the line break that belongs to the delimiter (RFC 2046 5.1.1), each
+/// with its offset in `body`.
+fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<(usize, &'a [u8])> {
     let mut delim = b"--".to_vec();
     delim.extend_from_slice(boundary);
     let mut parts = Vec::new();
@@ -379,7 +422,7 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
                             end -= 1;
                         }
                     }
-                    parts.push(body.get(s..end.max(s)).unwrap_or_default());
+                    parts.push((s, body.get(s..end.max(s)).unwrap_or_default()));
                 }
                 if close || parts.len() >= MAX_PARTS {
                     return parts;
@@ -393,7 +436,7 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
         i = le + 1;
     }
     if let Some(s) = cur {
-        parts.push(body.get(s..).unwrap_or_default());
+        parts.push((s, body.get(s..).unwrap_or_default()));
     }
     parts
 }

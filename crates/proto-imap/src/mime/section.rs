@@ -45,8 +45,17 @@ fn child<'p, 'a>(node: &'p Part<'a>, n: u32) -> Option<&'p Part<'a>> {
 
 /// Header fields selected (or excluded) by name, then the blank line.
 fn header_fields(p: &Part<'_>, names: &[String], keep: bool) -> Vec<u8> {
+    header_fields_of(&p.fields, names, keep)
+}
+
+/// [`header_fields`] of a list of fields.
+pub(super) fn header_fields_of(
+    fields: &[super::Field<'_>],
+    names: &[String],
+    keep: bool,
+) -> Vec<u8> {
     let mut out = Vec::new();
-    for f in &p.fields {
+    for f in fields {
         let listed = names
             .iter()
             .any(|n| n.as_bytes().eq_ignore_ascii_case(f.name));
@@ -151,45 +160,57 @@ pub fn decode_base64(s: &[u8]) -> Vec<u8> {
 /// they are (the robustness note after rule 5). Line breaks stay as sent.
 pub fn decode_qp(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
-    let hex = |b: u8| (b as char).to_digit(16);
     let mut rest = s;
     while !rest.is_empty() {
-        let (line, brk, next) = match rest.iter().position(|&b| b == b'\n') {
-            Some(nl) => {
-                let line = rest.get(..nl).unwrap_or_default();
-                let (line, brk): (&[u8], &[u8]) = match line.strip_suffix(b"\r") {
-                    Some(l) => (l, b"\r\n"),
-                    None => (line, b"\n"),
-                };
-                (line, brk, rest.get(nl + 1..).unwrap_or_default())
-            }
-            None => (rest, &b""[..], &b""[..]),
+        let (line, next) = match rest.iter().position(|&b| b == b'\n') {
+            Some(nl) => rest.split_at(nl + 1),
+            None => (rest, &b""[..]),
         };
+        decode_qp_line(line, &mut out);
         rest = next;
-        let line = line.trim_ascii_end();
-        let (line, soft) = match line.strip_suffix(b"=") {
-            Some(l) => (l, true),
-            None => (line, false),
-        };
-        let mut i = 0;
-        while let Some(&c) = line.get(i) {
-            match (c, line.get(i + 1), line.get(i + 2)) {
-                (b'=', Some(&a), Some(&b)) if hex(a).is_some() && hex(b).is_some() => {
-                    let v = hex(a).unwrap_or(0) * 16 + hex(b).unwrap_or(0);
-                    out.push(v as u8);
-                    i += 3;
-                }
-                _ => {
-                    out.push(c);
-                    i += 1;
-                }
-            }
-        }
-        if !soft {
-            out.extend_from_slice(brk);
-        }
     }
     out
+}
+
+/// One line of quoted-printable, with its line break if it has one (the
+/// last line may not): decoded into `out` by the rules of [`decode_qp`].
+pub(super) fn decode_qp_line(line: &[u8], out: &mut Vec<u8>) {
+    let (line, brk): (&[u8], &[u8]) = match line.strip_suffix(b"\n") {
+        Some(l) => match l.strip_suffix(b"\r") {
+            Some(l) => (l, b"\r\n"),
+            None => (l, b"\n"),
+        },
+        None => (line, b""),
+    };
+    let line = line.trim_ascii_end();
+    let (line, soft) = match line.strip_suffix(b"=") {
+        Some(l) => (l, true),
+        None => (line, false),
+    };
+    decode_qp_escapes(line, out);
+    if !soft {
+        out.extend_from_slice(brk);
+    }
+}
+
+/// The `=XX` escapes of a stretch of quoted-printable decoded, malformed
+/// ones kept as they are.
+pub(super) fn decode_qp_escapes(line: &[u8], out: &mut Vec<u8>) {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut i = 0;
+    while let Some(&c) = line.get(i) {
+        match (c, line.get(i + 1), line.get(i + 2)) {
+            (b'=', Some(&a), Some(&b)) if hex(a).is_some() && hex(b).is_some() => {
+                let v = hex(a).unwrap_or(0) * 16 + hex(b).unwrap_or(0);
+                out.push(v as u8);
+                i += 3;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

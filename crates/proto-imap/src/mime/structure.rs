@@ -1,8 +1,59 @@
 //! ENVELOPE and BODYSTRUCTURE (RFC 9051 7.5.2) of a parsed message.
 
 use super::address::{Address, parse_address_list};
-use super::{Part, PartKind, parse_content_type, unfold};
+use super::{ContentType, Part, PartKind, parse_content_type, unfold};
 use crate::response::Encoder;
+
+/// What ENVELOPE and BODYSTRUCTURE read of a part: a parsed [`Part`], or a
+/// part found by the streaming scan of a big message (`mime::scan`),
+/// which keeps its header but not its body.
+pub trait Entity: Sized {
+    /// The first field of that name (case-insensitive).
+    fn field(&self, name: &str) -> Option<&[u8]>;
+    fn content_type(&self) -> &ContentType;
+    /// The body's size in octets.
+    fn body_size(&self) -> u64;
+    /// The body's line count, as BODYSTRUCTURE gives it (RFC 9051 7.5.2).
+    fn body_lines(&self) -> u64;
+    fn children(&self) -> Shape<'_, Self>;
+
+    /// The transfer encoding, lowercased; "7bit" when absent.
+    fn encoding(&self) -> String {
+        self.field("Content-Transfer-Encoding")
+            .map(|v| String::from_utf8_lossy(&unfold(v)).to_ascii_lowercase())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "7bit".into())
+    }
+}
+
+/// What an [`Entity`] contains.
+pub enum Shape<'e, E> {
+    Leaf,
+    Multipart(&'e [E]),
+    Message(&'e E),
+}
+
+impl Entity for Part<'_> {
+    fn field(&self, name: &str) -> Option<&[u8]> {
+        Part::field(self, name)
+    }
+    fn content_type(&self) -> &ContentType {
+        &self.content_type
+    }
+    fn body_size(&self) -> u64 {
+        self.body.len() as u64
+    }
+    fn body_lines(&self) -> u64 {
+        count_lines(self.body)
+    }
+    fn children(&self) -> Shape<'_, Self> {
+        match &self.kind {
+            PartKind::Leaf => Shape::Leaf,
+            PartKind::Multipart(c) => Shape::Multipart(c),
+            PartKind::Message(m) => Shape::Message(m),
+        }
+    }
+}
 
 /// The ENVELOPE of a message: raw header values, unfolded.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -19,18 +70,18 @@ pub struct Envelope {
     pub message_id: Option<Vec<u8>>,
 }
 
-fn value(p: &Part<'_>, name: &str) -> Option<Vec<u8>> {
+fn value<E: Entity>(p: &E, name: &str) -> Option<Vec<u8>> {
     p.field(name).map(unfold).filter(|v| !v.is_empty())
 }
 
-fn addresses(p: &Part<'_>, name: &str) -> Vec<Address> {
+fn addresses<E: Entity>(p: &E, name: &str) -> Vec<Address> {
     p.field(name)
         .map(|v| parse_address_list(&unfold(v)))
         .unwrap_or_default()
 }
 
 /// The envelope of a message (or of an encapsulated message part).
-pub fn envelope(p: &Part<'_>) -> Envelope {
+pub fn envelope<E: Entity>(p: &E) -> Envelope {
     let from = addresses(p, "From");
     let mut sender = addresses(p, "Sender");
     if sender.is_empty() {
@@ -156,7 +207,7 @@ fn count_lines(b: &[u8]) -> u64 {
     }
 }
 
-fn extension(p: &Part<'_>) -> Extension {
+fn extension<E: Entity>(p: &E) -> Extension {
     let disposition = p.field("Content-Disposition").map(|v| {
         let d = parse_content_type(v);
         (d.mtype, d.params)
@@ -177,10 +228,10 @@ fn extension(p: &Part<'_>) -> Extension {
 }
 
 /// The BODYSTRUCTURE of a parsed message.
-pub fn body_structure(p: &Part<'_>) -> BodyStructure {
-    let ct = &p.content_type;
-    match &p.kind {
-        PartKind::Multipart(children) => BodyStructure::Multi {
+pub fn body_structure<E: Entity>(p: &E) -> BodyStructure {
+    let ct = p.content_type();
+    match p.children() {
+        Shape::Multipart(children) => BodyStructure::Multi {
             parts: children.iter().map(body_structure).collect(),
             subtype: ct.subtype.clone(),
             params: ct.params.clone(),
@@ -189,10 +240,10 @@ pub fn body_structure(p: &Part<'_>) -> BodyStructure {
         kind => {
             let is_text = ct.mtype.eq_ignore_ascii_case("text");
             let message = match kind {
-                PartKind::Message(m) => Some((Box::new(envelope(m)), Box::new(body_structure(m)))),
+                Shape::Message(m) => Some((Box::new(envelope(m)), Box::new(body_structure(m)))),
                 _ => None,
             };
-            let lines = (is_text || message.is_some()).then(|| count_lines(p.body));
+            let lines = (is_text || message.is_some()).then(|| p.body_lines());
             BodyStructure::Single {
                 mtype: ct.mtype.clone(),
                 subtype: ct.subtype.clone(),
@@ -200,7 +251,7 @@ pub fn body_structure(p: &Part<'_>) -> BodyStructure {
                 id: value(p, "Content-ID"),
                 description: value(p, "Content-Description"),
                 encoding: p.encoding().to_ascii_uppercase(),
-                size: p.body.len() as u64,
+                size: p.body_size(),
                 lines,
                 message,
                 md5: value(p, "Content-MD5"),

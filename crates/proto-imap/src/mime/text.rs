@@ -305,9 +305,131 @@ pub fn search_text(raw: &[u8], with_bodies: bool) -> SearchText {
     search_text_of(&Part::parse(raw), with_bodies)
 }
 
+/// Longest stretch of a non-UTF-8 text part [`TextStream`] holds before
+/// decoding it without waiting for a line break.
+pub const TEXT_PENDING_MAX: usize = 64 * 1024;
+
+/// A text part's charset decoding (RFC 2046 4.1.2) a chunk at a time, for
+/// SEARCH of a big message (issue 19): the transfer-decoded octets go in
+/// (`mime::stream`), text comes out, the same text [`search_text`] finds
+/// for the part. UTF-8 (and US-ASCII, and an unknown charset) is decoded
+/// as it comes, an incomplete character kept for the next chunk; another
+/// charset up to the last line feed (no multi-octet charset mail uses puts
+/// 0x0A inside a character; ISO-2022-JP returns to ASCII before a line
+/// end, RFC 1468), or [`TEXT_PENDING_MAX`] octets without one.
+pub struct TextStream {
+    decode: Option<fn(&[u8]) -> String>,
+    pending: Vec<u8>,
+}
+
+impl TextStream {
+    /// The decoder of a text part with this Content-Type.
+    pub fn new(content_type: &super::ContentType) -> TextStream {
+        let charset = content_type.param("charset").unwrap_or("utf-8");
+        let native = ["utf-8", "utf8", "us-ascii", "ascii"]
+            .iter()
+            .any(|c| charset.eq_ignore_ascii_case(c));
+        TextStream {
+            decode: charset_decoder(charset.as_bytes()).filter(|_| !native),
+            pending: Vec::new(),
+        }
+    }
+
+    /// The text of the next octets (as far as it can be decoded yet).
+    pub fn feed(&mut self, bytes: &[u8], out: &mut String) {
+        self.pending.extend_from_slice(bytes);
+        match self.decode {
+            None => {
+                let mut rest: &[u8] = &self.pending;
+                loop {
+                    match std::str::from_utf8(rest) {
+                        Ok(t) => {
+                            out.push_str(t);
+                            rest = &[];
+                            break;
+                        }
+                        Err(e) => {
+                            let (good, bad) = rest.split_at(e.valid_up_to());
+                            out.push_str(std::str::from_utf8(good).unwrap_or_default());
+                            match e.error_len() {
+                                Some(n) => {
+                                    out.push(char::REPLACEMENT_CHARACTER);
+                                    rest = bad.get(n..).unwrap_or_default();
+                                }
+                                // An incomplete character: the next chunk
+                                // has the rest.
+                                None => {
+                                    rest = bad;
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+                let keep = rest.len();
+                let at = self.pending.len() - keep;
+                self.pending.drain(..at);
+            }
+            Some(decode) => {
+                let cut = match self.pending.iter().rposition(|&b| b == b'\n') {
+                    Some(nl) => nl + 1,
+                    None if self.pending.len() > TEXT_PENDING_MAX => self.pending.len(),
+                    None => return,
+                };
+                let head: Vec<u8> = self.pending.drain(..cut).collect();
+                out.push_str(&decode(&head));
+            }
+        }
+    }
+
+    /// The text of what is left at the part's end.
+    pub fn finish(&mut self, out: &mut String) {
+        let rest = std::mem::take(&mut self.pending);
+        match self.decode {
+            None => out.push_str(&String::from_utf8_lossy(&rest)),
+            Some(decode) if !rest.is_empty() => out.push_str(&decode(&rest)),
+            Some(_) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_stream_decodes_as_the_whole_part_does() {
+        let parts: &[(&str, &[u8])] = &[
+            (
+                "utf-8",
+                "caf\u{e9} \u{1f600} na\u{ef}ve\r\nline two\r\n".as_bytes(),
+            ),
+            ("utf-8", b"bad \xff\xfe utf-8 \xe2\x82 cut"),
+            ("iso-8859-1", b"caf\xe9\r\nna\xefve\r\n"),
+            ("windows-1252", b"\x93quoted\x94 \x80\r\nend"),
+            ("shift_jis", b"\x82\xa0\x82\xa2\r\n\x93\xfa\x96\x7b\r\n"),
+        ];
+        for (charset, bytes) in parts {
+            let ct = crate::mime::parse_content_type(
+                format!("text/plain; charset={charset}").as_bytes(),
+            );
+            let raw = [
+                format!("Content-Type: text/plain; charset={charset}\r\n\r\n").as_bytes(),
+                bytes,
+            ]
+            .concat();
+            let want = search_text(&raw, true).bodies;
+            for size in [1, 2, 3, 7, 1000] {
+                let mut t = TextStream::new(&ct);
+                let mut out = String::new();
+                for c in bytes.chunks(size) {
+                    t.feed(c, &mut out);
+                }
+                t.finish(&mut out);
+                assert_eq!(vec![out], want, "{charset} in chunks of {size}");
+            }
+        }
+    }
 
     #[test]
     fn preview_is_the_first_text_collapsed_and_bounded() {

@@ -16,15 +16,16 @@
 
 use std::sync::Arc;
 
-use proto_imap::mime::{self, BinaryError, BodyStructure, Envelope, Part};
+use proto_imap::mime::cache::Cached;
+use proto_imap::mime::{self, BinaryError, Part};
 use proto_imap::{Code, Data, FetchAtt, FetchModifiers, FetchValue, SeqSet};
 use store::{BodyId, FlagOp, MessageMeta, Store, Uid};
 
-use super::fetch_stream;
 use super::select::no_mailbox;
 use super::selected::{find_meta, meta_chunks};
 use super::session::{CmdResult, ImapError, Out, Session, done};
 use super::view::Msg;
+use super::{fetch_part, fetch_stream};
 
 fn partial_name(base: String, partial: Option<(u32, u32)>) -> String {
     match partial {
@@ -168,12 +169,18 @@ impl Session {
             let big = |m: Option<&MessageMeta>| {
                 stream_at.is_some() && m.is_some_and(|m| m.size > fetch_stream::STREAM_ABOVE)
             };
+            // A big message whose sections the stored part offsets answer
+            // is read by range instead (issue 18).
+            let by_parts = fetch_part::answerable(&atts);
+            let parts_big = |m: Option<&MessageMeta>| {
+                by_parts && m.is_some_and(|m| m.size > fetch_part::PARTS_ABOVE)
+            };
             for batch in body_batches(&rows, needs_body) {
                 let ids: Vec<BodyId> = batch
                     .iter()
                     .filter_map(|(_, _, m)| m.map(|m| m.body))
                     .collect();
-                let mut cached = if needs_structure {
+                let mut cached = if needs_structure || batch.iter().any(|(_, _, m)| parts_big(*m)) {
                     read_structures(&*ctx.store, &ids).await?
                 } else {
                     Vec::new()
@@ -181,11 +188,38 @@ impl Session {
                 // Read the bodies that some item needs: all of them, or
                 // only those the cache does not have; a big one asked for
                 // whole is streamed instead (issue 19), not read here.
+                // A big message not cached yet is scanned a chunk at a
+                // time, never read whole (issue 19); not when it is only
+                // streamed whole, which needs no structure.
+                let mut fresh: Vec<(BodyId, Vec<u8>)> = Vec::new();
+                for (k, (_, _, m)) in batch.iter().enumerate() {
+                    let scan = needs_structure || (parts_big(*m) && stream_at.is_none());
+                    if let (true, Some(m), Some(slot @ None)) = (scan, m, cached.get_mut(k))
+                        && m.size > fetch_part::PARTS_ABOVE
+                        && let Some(c) =
+                            fetch_part::scan(ctx.store.as_ref(), m.body, m.size).await?
+                    {
+                        fresh.push((m.body, mime::cache::encode(&c)));
+                        *slot = Some(c);
+                    }
+                }
+                let use_parts: Vec<bool> = batch
+                    .iter()
+                    .enumerate()
+                    .map(|(k, (_, _, m))| {
+                        parts_big(*m)
+                            && cached
+                                .get(k)
+                                .is_some_and(|c| c.as_ref().is_some_and(|c| c.map.is_some()))
+                    })
+                    .collect();
                 let wanted: Vec<bool> = batch
                     .iter()
                     .enumerate()
                     .map(|(k, (_, _, m))| {
-                        !big(*m) && (needs_raw || cached.get(k).is_none_or(Option::is_none))
+                        !use_parts.get(k).copied().unwrap_or(false)
+                            && !big(*m)
+                            && (needs_raw || cached.get(k).is_none_or(Option::is_none))
                     })
                     .collect();
                 let mut raws = if needs_body {
@@ -204,11 +238,60 @@ impl Session {
                 } else {
                     Vec::new().into_iter()
                 };
-                let mut fresh: Vec<(BodyId, Vec<u8>)> = Vec::new();
                 for (k, (i, msg, meta)) in batch.iter().enumerate() {
+                    // Read by range from the part offsets, unless the
+                    // plan says the whole message is needed after all.
+                    let mut whole_after_all = false;
+                    if use_parts.get(k).copied().unwrap_or(false)
+                        && let (Some(m), Some(Some(c))) = (meta, cached.get(k))
+                        && let Some(map) = &c.map
+                    {
+                        let part_atts: Vec<&FetchAtt> =
+                            atts.iter().filter(|a| fetch_part::by_range(a)).collect();
+                        let store = ctx.store.as_ref();
+                        match fetch_part::plan_items(store, m.body, map, &part_atts).await? {
+                            Ok(planned) => {
+                                let flags = sel.flags(msg, rev2);
+                                let item = Item {
+                                    uid: msg.uid(),
+                                    flags: &flags,
+                                    meta: Some(m),
+                                    raw: None,
+                                    part: None,
+                                    structure: Some(c),
+                                    save_date: super::search::save_date_of(
+                                        &save_dates,
+                                        msg.uid(),
+                                        Some(m),
+                                    ),
+                                    thread: threads.get(&m.body).copied(),
+                                };
+                                let mut items = Vec::with_capacity(atts.len() + 1);
+                                for att in atts.iter().filter(|a| !fetch_part::by_range(a)) {
+                                    items.push(fetch_item(att, &item)?);
+                                }
+                                if seen_now.binary_search(&msg.uid()).is_ok()
+                                    && !atts.contains(&FetchAtt::Flags)
+                                {
+                                    items.push(FetchValue::Flags(flags.clone()));
+                                }
+                                let seq = *i as u32 + 1;
+                                fetch_part::write(out, store, seq, items, planned, m.body).await?;
+                                continue;
+                            }
+                            Err(fetch_part::Unplanned::Gone) => {
+                                expunge_issued = true;
+                                continue;
+                            }
+                            Err(fetch_part::Unplanned::Whole) => whole_after_all = true,
+                        }
+                    }
                     let big_one = meta.filter(|m| needs_body && big(Some(m)));
+                    // The octets shown are not the stored ones (parts
+                    // holding NUL): then the cache keeps no offsets.
+                    let mut reencoded = false;
                     let read = needs_body && wanted.get(k).copied().unwrap_or(false);
-                    let raw = if read || big_one.is_some() {
+                    let raw = if read || big_one.is_some() || whole_after_all {
                         let got = match (stream_at, big_one) {
                             (Some(at), Some(m)) => {
                                 if !fetch_stream::has_nul(ctx.store.as_ref(), m.body, m.size)
@@ -255,6 +338,14 @@ impl Session {
                                     Err(e) => return Err(e.into()),
                                 }
                             }
+                            _ if whole_after_all => match meta {
+                                Some(m) => match ctx.store.read_body(m.body).await {
+                                    Ok(r) => Some(r),
+                                    Err(store::StoreError::NotFound(_)) => None,
+                                    Err(e) => return Err(e.into()),
+                                },
+                                None => None,
+                            },
                             _ => raws.next().flatten(),
                         };
                         match got {
@@ -262,7 +353,13 @@ impl Session {
                             // delivery) is shown as APPEND stores it: that
                             // part in base64 (RFC 3516 4.3), never NUL in a
                             // literal.
-                            Some(r) => Some(mime::encode_binary_parts(&r).unwrap_or(r)),
+                            Some(r) => Some(match mime::encode_binary_parts(&r) {
+                                Some(shown) => {
+                                    reencoded = true;
+                                    shown
+                                }
+                                None => r,
+                            }),
                             None => {
                                 expunge_issued = true;
                                 continue;
@@ -273,12 +370,15 @@ impl Session {
                     };
                     let part = raw.as_deref().map(Part::parse);
                     let mut structure = cached.get_mut(k).and_then(Option::take);
-                    if needs_structure
+                    if (needs_structure || parts_big(*meta))
                         && structure.is_none()
                         && let (Some(p), Some(m)) = (&part, meta)
                     {
-                        let computed = (mime::envelope(p), mime::body_structure(p));
-                        fresh.push((m.body, mime::cache::encode(&computed.0, &computed.1)));
+                        let mut computed = Cached::of_parsed(p);
+                        if reencoded {
+                            computed.map = None;
+                        }
+                        fresh.push((m.body, mime::cache::encode(&computed)));
                         structure = Some(computed);
                     }
                     let flags = sel.flags(msg, rev2);
@@ -339,7 +439,7 @@ fn is_structural(att: &FetchAtt) -> bool {
 async fn read_structures(
     store: &dyn Store,
     ids: &[BodyId],
-) -> Result<Vec<Option<(Envelope, BodyStructure)>>, ImapError> {
+) -> Result<Vec<Option<Cached>>, ImapError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -408,7 +508,7 @@ struct Item<'a> {
     raw: Option<&'a [u8]>,
     part: Option<&'a Part<'a>>,
     /// ENVELOPE and BODYSTRUCTURE, when an item needs them.
-    structure: Option<&'a (Envelope, BodyStructure)>,
+    structure: Option<&'a Cached>,
     /// RFC 8514, when SAVEDATE is asked for.
     save_date: Option<i64>,
     /// The message's thread (RFC 8474 5.2), when THREADID is asked for.
@@ -470,9 +570,11 @@ fn fetch_item(att: &FetchAtt, it: &Item<'_>) -> Result<FetchValue, ImapError> {
         FetchAtt::ThreadId => FetchValue::ThreadId(it.thread.map(thread_id)),
         FetchAtt::ModSeq => FetchValue::ModSeq(meta()?.modseq),
         FetchAtt::Preview { .. } => FetchValue::Preview(mime::preview(body()?.1)),
-        FetchAtt::Envelope => FetchValue::Envelope(Box::new(structure()?.0.clone())),
-        FetchAtt::Body => FetchValue::Body(Box::new(structure()?.1.clone())),
-        FetchAtt::BodyStructure => FetchValue::BodyStructure(Box::new(structure()?.1.clone())),
+        FetchAtt::Envelope => FetchValue::Envelope(Box::new(structure()?.envelope.clone())),
+        FetchAtt::Body => FetchValue::Body(Box::new(structure()?.structure.clone())),
+        FetchAtt::BodyStructure => {
+            FetchValue::BodyStructure(Box::new(structure()?.structure.clone()))
+        }
         FetchAtt::Rfc822 => FetchValue::Section {
             name: "RFC822".into(),
             data: Some(body()?.0.to_vec()),

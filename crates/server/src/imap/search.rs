@@ -4,7 +4,8 @@
 //!
 //! Text keys match decoded content (RFC 2047 headers, transfer encodings,
 //! charsets) case-insensitively in UTF-8; the body is read and decoded
-//! only when a key needs it, once per message.
+//! only when a key needs it, once per message; a big one only in chunks
+//! (`search_big`).
 
 use proto_imap::mime::{SearchText, search_text};
 use proto_imap::search::{SearchCommand, SearchKey, SearchReturn};
@@ -12,6 +13,7 @@ use proto_imap::types::{format_set, in_intervals};
 use proto_imap::{Code, Data, SeqSet, Tag};
 use store::{MessageMeta, StoreError, Uid};
 
+use super::search_big;
 use super::select::no_mailbox;
 use super::selected::{find_meta, meta_chunks};
 use super::session::{CmdResult, ImapError, Out, Session, done};
@@ -198,6 +200,8 @@ impl Session {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let mut hits: Vec<(u32, Uid, u64)> = Vec::new();
+        let mut needles = Vec::new();
+        search_big::needles(key, &mut needles);
         let with_meta = n.meta || n.headers || n.bodies;
         let all: Vec<usize> = (0..sel.msgs().len()).collect();
         let save_dates = if n.save_dates {
@@ -230,6 +234,20 @@ impl Session {
                     continue;
                 }
                 let text = match meta.filter(|_| n.headers || n.bodies) {
+                    // A big message is searched in chunks (issue 19).
+                    Some(m) if m.size > search_big::BIG_ABOVE => {
+                        let store = ctx.store.as_ref();
+                        match search_big::text_of(store, m.body, m.size, n.bodies, &needles).await?
+                        {
+                            search_big::Found::Text(t) => Some(t),
+                            search_big::Found::Gone => continue,
+                            search_big::Found::Whole => match ctx.store.read_body(m.body).await {
+                                Ok(raw) => Some(search_text(&raw, n.bodies)),
+                                Err(StoreError::NotFound(_)) => continue,
+                                Err(e) => return Err(e.into()),
+                            },
+                        }
+                    }
                     Some(m) => match ctx.store.read_body(m.body).await {
                         Ok(raw) => Some(search_text(&raw, n.bodies)),
                         Err(StoreError::NotFound(_)) => continue,

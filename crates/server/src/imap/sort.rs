@@ -14,6 +14,7 @@ use proto_imap::{Code, Data, Tag};
 use store::Uid;
 
 use super::fetch::body_batches;
+use super::search_big;
 use super::select::no_mailbox;
 use super::selected::{find_meta, meta_chunks};
 use super::session::{CmdResult, ImapError, Out, Session, done};
@@ -53,6 +54,27 @@ impl Session {
                 .collect();
             // Bodies are read in FETCH's bounded batches (count and octets)
             // and only their header is kept.
+            // A big message's header is read alone (issue 19).
+            let (big, rows): (Vec<_>, Vec<_>) = rows
+                .into_iter()
+                .partition(|(_, _, m)| m.is_some_and(|m| m.size > search_big::BIG_ABOVE));
+            let mut rows = rows;
+            for (i, msg, m) in big {
+                let Some(m) = m else { continue };
+                let store = ctx.store.as_ref();
+                let Some(header) = search_big::header_of(store, m.body, m.size).await? else {
+                    rows.push((i, msg, Some(m)));
+                    continue;
+                };
+                let seq = i as u32 + 1;
+                out.push(Sortable {
+                    id: if uid_cmd { m.uid.0 } else { seq },
+                    seq,
+                    internal_date: m.internal_date,
+                    size: m.size,
+                    info: sort_info(&header),
+                });
+            }
             for batch in body_batches(&rows, true) {
                 let ids = batch
                     .iter()

@@ -1,0 +1,692 @@
+//! FETCH of sections of a big message from its part offsets (issues 18
+//! and 19): `BODY[section]` with any text specifier (`HEADER`, `TEXT`,
+//! `MIME`, `HEADER.FIELDS`), `<partial>`, `RFC822`, `RFC822.HEADER`,
+//! `RFC822.TEXT`, `BINARY[section]` and `BINARY.SIZE[section]` of a message
+//! above [`PARTS_ABOVE`] whose cache entry has its [`PartMap`] are read from
+//! the store by range, never the whole message: a section up to
+//! [`INLINE_MAX`] into memory, a bigger one [`BODY_CHUNK`] at a time
+//! straight into its literal. BINARY of a bigger part is decoded a chunk at
+//! a time (`mime::stream`), after a first pass over it that finds the
+//! decoded size and whether the literal must be a `literal8` (RFC 3516
+//! 4.3: it holds NUL). The octets are those of the whole-message path
+//! (RFC 9051 6.4.5), which the MIME stress test checks against the map.
+//!
+//! Streamed literals come after the other items of the response (RFC 9051
+//! 7.5.2 allows any order).
+
+use proto_imap::mime::cache::Cached;
+use proto_imap::mime::offsets::{self, Cte, PartMap, SectionPlan};
+use proto_imap::mime::scan::Scanner;
+use proto_imap::mime::stream::Decoder;
+use proto_imap::mime::{self, BinaryError};
+use proto_imap::{Code, Data, FetchAtt, FetchValue};
+use store::{BODY_CHUNK, BodyId, Store, StoreError};
+
+use super::session::{ImapError, Out};
+
+/// Messages above this answer their sections from the part offsets.
+pub(super) const PARTS_ABOVE: u64 = super::fetch_stream::STREAM_ABOVE;
+
+/// Sections (and encoded BINARY parts) up to this are read into memory;
+/// bigger ones are streamed.
+pub(super) const INLINE_MAX: u64 = BODY_CHUNK as u64;
+
+/// Headers read for HEADER.FIELDS: a header block longer than this is
+/// read the whole-message way (RFC 5322 2.1.1 bounds lines, not headers;
+/// a header this long is abuse, not mail).
+const FIELDS_HEADER_MAX: u64 = 1024 * 1024;
+
+/// True for the items that read the body and that the offsets answer
+/// (everything but PREVIEW and what the cache answers itself).
+pub(super) fn by_range(att: &FetchAtt) -> bool {
+    matches!(
+        att,
+        FetchAtt::Rfc822
+            | FetchAtt::Rfc822Header
+            | FetchAtt::Rfc822Text
+            | FetchAtt::Section { .. }
+            | FetchAtt::Binary { .. }
+            | FetchAtt::BinarySize { .. }
+    )
+}
+
+/// True when every body item of `atts` is answered from the cache and the
+/// offsets (a HEADER.FIELDS of an overlong header is found out later, by
+/// [`plan_items`]).
+pub(super) fn answerable(atts: &[FetchAtt]) -> bool {
+    atts.iter().any(by_range)
+        && atts.iter().all(|a| {
+            !a.needs_body()
+                || by_range(a)
+                || matches!(
+                    a,
+                    FetchAtt::Envelope | FetchAtt::Body | FetchAtt::BodyStructure
+                )
+        })
+}
+
+/// One literal to stream: the decoded octets `skip..skip + len` of the
+/// stored range `start..end`.
+struct Stream {
+    name: String,
+    literal8: bool,
+    start: u64,
+    end: u64,
+    cte: Cte,
+    skip: u64,
+    len: u64,
+}
+
+/// What the items of one message come to: values made in memory, and
+/// literals to stream after them.
+pub(super) struct Planned {
+    values: Vec<FetchValue>,
+    streams: Vec<Stream>,
+}
+
+/// Why a message cannot be answered by range.
+pub(super) enum Unplanned {
+    /// The body is gone (expunged since): no data for it.
+    Gone,
+    /// Answer it the whole-message way.
+    Whole,
+}
+
+fn partial_name(base: String, partial: Option<(u32, u32)>) -> String {
+    match partial {
+        Some((start, _)) => format!("{base}<{start}>"),
+        None => base,
+    }
+}
+
+/// `skip..skip + len` of `total` octets under `<partial>`: what
+/// `apply_partial` keeps of the whole value.
+fn window(total: u64, partial: Option<(u32, u32)>) -> (u64, u64) {
+    match partial {
+        None => (0, total),
+        Some((start, n)) => {
+            let start = u64::from(start).min(total);
+            (start, u64::from(n).min(total - start))
+        }
+    }
+}
+
+fn join(path: &[u32]) -> String {
+    path.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Reads `start..end` of the body into memory; `None` if it is gone.
+pub(super) async fn read_range(
+    store: &dyn Store,
+    body: BodyId,
+    start: u64,
+    end: u64,
+) -> Result<Option<Vec<u8>>, ImapError> {
+    let mut out = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
+    let mut pos = start;
+    let mut chunk = Vec::new();
+    while pos < end {
+        let want = usize::try_from((end - pos).min(BODY_CHUNK as u64)).unwrap_or(BODY_CHUNK);
+        chunk = match store.read_body_range_into(body, pos, want, chunk).await {
+            Ok(c) if !c.is_empty() => c,
+            Ok(_) | Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        pos += chunk.len() as u64;
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Some(out))
+}
+
+/// Decodes `start..end` a chunk at a time, handing each decoded piece to
+/// `each`; false if the body is gone.
+async fn decode_range<F>(
+    store: &dyn Store,
+    body: BodyId,
+    start: u64,
+    end: u64,
+    cte: Cte,
+    mut each: F,
+) -> Result<bool, ImapError>
+where
+    F: FnMut(&[u8]),
+{
+    let Some(mut dec) = Decoder::new(cte) else {
+        return Err(unknown_cte());
+    };
+    let mut pos = start;
+    let mut chunk = Vec::new();
+    let mut decoded = Vec::new();
+    while pos < end {
+        let want = usize::try_from((end - pos).min(BODY_CHUNK as u64)).unwrap_or(BODY_CHUNK);
+        chunk = match store.read_body_range_into(body, pos, want, chunk).await {
+            Ok(c) if !c.is_empty() => c,
+            Ok(_) | Err(StoreError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        pos += chunk.len() as u64;
+        decoded.clear();
+        dec.feed(&chunk, &mut decoded);
+        each(&decoded);
+    }
+    decoded.clear();
+    dec.finish(&mut decoded);
+    each(&decoded);
+    Ok(true)
+}
+
+fn unknown_cte() -> ImapError {
+    ImapError::no(Some(Code::UnknownCte), "unknown content transfer encoding")
+}
+
+/// Plans the body items of one message (`atts`, in order) from its map:
+/// small values are read now, big ones become streams. Nothing is
+/// written yet, so an error (UNKNOWN-CTE) leaves the response unsent.
+pub(super) async fn plan_items(
+    store: &dyn Store,
+    body: BodyId,
+    map: &PartMap,
+    atts: &[&FetchAtt],
+) -> Result<Result<Planned, Unplanned>, ImapError> {
+    let mut planned = Planned {
+        values: Vec::new(),
+        streams: Vec::new(),
+    };
+    for att in atts {
+        // A section or RFC822 item: a range of stored octets.
+        let (name, range, partial) = match att {
+            FetchAtt::Rfc822 => ("RFC822".to_string(), Some((map.start, map.end)), None),
+            FetchAtt::Rfc822Header => (
+                "RFC822.HEADER".to_string(),
+                Some((map.start, map.body)),
+                None,
+            ),
+            FetchAtt::Rfc822Text => ("RFC822.TEXT".to_string(), Some((map.body, map.end)), None),
+            FetchAtt::Section {
+                section, partial, ..
+            } => {
+                let name = partial_name(format!("BODY[{}]", section.to_wire()), *partial);
+                match offsets::plan(map, section) {
+                    Some(SectionPlan::Range(a, b)) => (name, Some((a, b)), *partial),
+                    Some(SectionPlan::Fields {
+                        start,
+                        end,
+                        names,
+                        keep,
+                    }) => {
+                        if end - start > FIELDS_HEADER_MAX {
+                            return Ok(Err(Unplanned::Whole));
+                        }
+                        let Some(header) = read_range(store, body, start, end).await? else {
+                            return Ok(Err(Unplanned::Gone));
+                        };
+                        let data = offsets::header_fields(&header, &names, keep);
+                        let (skip, len) = window(data.len() as u64, *partial);
+                        let data = data
+                            .get(skip as usize..(skip + len) as usize)
+                            .unwrap_or_default()
+                            .to_vec();
+                        planned.values.push(FetchValue::Section {
+                            name,
+                            data: Some(data),
+                        });
+                        continue;
+                    }
+                    // No such part: the empty string, as the whole-message
+                    // path answers (fetch.rs says why).
+                    None => (name, None, None),
+                }
+            }
+            FetchAtt::Binary {
+                part: path,
+                partial,
+                ..
+            } => {
+                let name = partial_name(format!("BINARY[{}]", join(path)), *partial);
+                let (node, cte) = match offsets::binary_part(map, path) {
+                    Ok(found) => found,
+                    Err(BinaryError::UnknownEncoding) => return Err(unknown_cte()),
+                    Err(BinaryError::NoSuchPart) => {
+                        planned.values.push(FetchValue::Binary { name, data: None });
+                        continue;
+                    }
+                };
+                let (start, end) = if path.is_empty() {
+                    (map.start, map.end)
+                } else {
+                    (node.body, node.end)
+                };
+                if end - start <= INLINE_MAX {
+                    let Some(raw) = read_range(store, body, start, end).await? else {
+                        return Ok(Err(Unplanned::Gone));
+                    };
+                    let data = decode_all(cte, &raw)?;
+                    let (skip, len) = window(data.len() as u64, *partial);
+                    let data = data
+                        .get(skip as usize..(skip + len) as usize)
+                        .unwrap_or_default()
+                        .to_vec();
+                    planned.values.push(FetchValue::Binary {
+                        name,
+                        data: Some(data),
+                    });
+                    continue;
+                }
+                // First pass: the decoded size, then whether the window
+                // sent holds NUL (RFC 3516 4.3: then a literal8).
+                let mut total = 0u64;
+                let ok = decode_range(store, body, start, end, cte, |d| {
+                    total += d.len() as u64;
+                })
+                .await?;
+                if !ok {
+                    return Ok(Err(Unplanned::Gone));
+                }
+                let (skip, len) = window(total, *partial);
+                if len <= INLINE_MAX {
+                    // A small window of a big part: kept in memory.
+                    let mut at = 0u64;
+                    let mut data = Vec::new();
+                    let ok = decode_range(store, body, start, end, cte, |d| {
+                        let (a, b) = (at, at + d.len() as u64);
+                        at = b;
+                        let (lo, hi) = (a.max(skip), b.min(skip + len));
+                        if lo < hi
+                            && let Some(w) = d.get((lo - a) as usize..(hi - a) as usize)
+                        {
+                            data.extend_from_slice(w);
+                        }
+                    })
+                    .await?;
+                    if !ok {
+                        return Ok(Err(Unplanned::Gone));
+                    }
+                    planned.values.push(FetchValue::Binary {
+                        name,
+                        data: Some(data),
+                    });
+                    continue;
+                }
+                let mut at = 0u64;
+                let mut nul = false;
+                let ok = decode_range(store, body, start, end, cte, |d| {
+                    let (a, b) = (at, at + d.len() as u64);
+                    at = b;
+                    let (lo, hi) = (a.max(skip), b.min(skip + len));
+                    if lo < hi
+                        && d.get((lo - a) as usize..(hi - a) as usize)
+                            .is_some_and(|w| w.contains(&0))
+                    {
+                        nul = true;
+                    }
+                })
+                .await?;
+                if !ok {
+                    return Ok(Err(Unplanned::Gone));
+                }
+                planned.streams.push(Stream {
+                    name,
+                    literal8: nul,
+                    start,
+                    end,
+                    cte,
+                    skip,
+                    len,
+                });
+                continue;
+            }
+            FetchAtt::BinarySize { part: path } => {
+                let name = format!("BINARY.SIZE[{}]", join(path));
+                let (node, cte) = match offsets::binary_part(map, path) {
+                    Ok(found) => found,
+                    Err(BinaryError::UnknownEncoding) => return Err(unknown_cte()),
+                    Err(BinaryError::NoSuchPart) => {
+                        planned
+                            .values
+                            .push(FetchValue::BinarySize { name, size: 0 });
+                        continue;
+                    }
+                };
+                let (start, end) = if path.is_empty() {
+                    (map.start, map.end)
+                } else {
+                    (node.body, node.end)
+                };
+                let size = if cte == Cte::Identity {
+                    end - start
+                } else {
+                    let mut total = 0u64;
+                    if !decode_range(store, body, start, end, cte, |d| {
+                        total += d.len() as u64;
+                    })
+                    .await?
+                    {
+                        return Ok(Err(Unplanned::Gone));
+                    }
+                    total
+                };
+                planned.values.push(FetchValue::BinarySize { name, size });
+                continue;
+            }
+            _ => return Ok(Err(Unplanned::Whole)),
+        };
+        let Some((a, b)) = range else {
+            planned.values.push(FetchValue::Section {
+                name,
+                data: Some(Vec::new()),
+            });
+            continue;
+        };
+        let (skip, len) = window(b - a, partial);
+        if len <= INLINE_MAX {
+            let Some(data) = read_range(store, body, a + skip, a + skip + len).await? else {
+                return Ok(Err(Unplanned::Gone));
+            };
+            planned.values.push(FetchValue::Section {
+                name,
+                data: Some(data),
+            });
+        } else {
+            planned.streams.push(Stream {
+                name,
+                literal8: false,
+                start: a + skip,
+                end: a + skip + len,
+                cte: Cte::Identity,
+                skip: 0,
+                len,
+            });
+        }
+    }
+    Ok(Ok(planned))
+}
+
+/// The cache entry of a big message, found by the streaming scan
+/// (`mime::scan`) over its chunks; `None` when it is gone or FETCH shows
+/// it re-encoded (a part holding NUL): then the whole-message way.
+pub(super) async fn scan(
+    store: &dyn Store,
+    body: BodyId,
+    size: u64,
+) -> Result<Option<Cached>, ImapError> {
+    let mut scanner = Scanner::new();
+    let mut pos = 0u64;
+    let mut chunk = Vec::new();
+    while pos < size {
+        chunk = match store
+            .read_body_range_into(body, pos, BODY_CHUNK, chunk)
+            .await
+        {
+            Ok(c) if !c.is_empty() => c,
+            Ok(_) => break,
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        pos += chunk.len() as u64;
+        scanner.feed(&chunk);
+    }
+    Ok(scanner.finish())
+}
+
+fn decode_all(cte: Cte, raw: &[u8]) -> Result<Vec<u8>, ImapError> {
+    Ok(match cte {
+        Cte::Identity => raw.to_vec(),
+        Cte::Base64 => mime::decode_base64(raw),
+        Cte::QuotedPrintable => mime::decode_qp(raw),
+        Cte::Unknown => return Err(unknown_cte()),
+    })
+}
+
+/// Writes `* seq FETCH (items... values... NAME {n}` with each stream's
+/// octets from the store, then `)`. A read that fails once a literal is
+/// announced cannot be answered in the protocol: the connection ends
+/// (`Gone`), as in `fetch_stream`.
+pub(super) async fn write(
+    out: &mut Out<'_>,
+    store: &dyn Store,
+    seq: u32,
+    mut items: Vec<FetchValue>,
+    planned: Planned,
+    body: BodyId,
+) -> Result<(), ImapError> {
+    items.extend(planned.values);
+    if planned.streams.is_empty() {
+        out.data(Data::Fetch { seq, items });
+        return out.flush_if_big().await;
+    }
+    let mut had_items = !items.is_empty();
+    out.data(Data::Fetch { seq, items });
+    // The serialiser closed the list: reopen it for the literals.
+    if out.buf.ends_with(b")\r\n") {
+        out.buf.truncate(out.buf.len() - 3);
+    }
+    for s in planned.streams {
+        if had_items {
+            out.buf.push(b' ');
+        }
+        had_items = true;
+        let tilde = if s.literal8 { "~" } else { "" };
+        out.buf
+            .extend_from_slice(format!("{} {tilde}{{{}}}\r\n", s.name, s.len).as_bytes());
+        send(out, store, body, &s).await?;
+    }
+    out.buf.extend_from_slice(b")\r\n");
+    out.flush_if_big().await
+}
+
+/// The octets of one stream, a chunk at a time.
+async fn send(
+    out: &mut Out<'_>,
+    store: &dyn Store,
+    body: BodyId,
+    s: &Stream,
+) -> Result<(), ImapError> {
+    let Some(mut dec) = Decoder::new(s.cte) else {
+        return Err(ImapError::Gone);
+    };
+    let (mut at, mut sent) = (0u64, 0u64);
+    let mut pos = s.start;
+    let mut chunk = Vec::new();
+    let mut decoded = Vec::new();
+    let mut finished = false;
+    while sent < s.len {
+        decoded.clear();
+        if pos < s.end {
+            let want = usize::try_from((s.end - pos).min(BODY_CHUNK as u64)).unwrap_or(BODY_CHUNK);
+            chunk = match store.read_body_range_into(body, pos, want, chunk).await {
+                Ok(c) if !c.is_empty() => c,
+                Ok(_) | Err(_) => {
+                    tracing::warn!(body = body.0, "imap: body gone while it was sent; closing");
+                    return Err(ImapError::Gone);
+                }
+            };
+            pos += chunk.len() as u64;
+            dec.feed(&chunk, &mut decoded);
+        } else if !finished {
+            dec.finish(&mut decoded);
+            finished = true;
+        } else {
+            // Fewer octets than the first pass counted: the body changed
+            // under us, which a stored body never does.
+            return Err(ImapError::Gone);
+        }
+        let (a, b) = (at, at + decoded.len() as u64);
+        at = b;
+        let (lo, hi) = (a.max(s.skip), b.min(s.skip + s.len));
+        if lo < hi
+            && let Some(w) = decoded.get((lo - a) as usize..(hi - a) as usize)
+        {
+            out.buf.extend_from_slice(w);
+            sent += w.len() as u64;
+        }
+        out.flush_if_big().await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::testkit::{ALICE, Kit, cmd};
+    use std::sync::atomic::Ordering;
+    use store::BodyId;
+
+    /// A nested multipart message of about 3 MiB: a text part, a big
+    /// base64 part holding NUL once decoded, a message/rfc822 with a
+    /// quoted-printable part and a big plain part, an unknown encoding,
+    /// and an unclosed inner multipart.
+    fn big_message() -> String {
+        let mut b64 = String::new();
+        let line = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4v\r\n";
+        while b64.len() < 1_400_000 {
+            b64.push_str(line);
+        }
+        let mut qp = String::new();
+        while qp.len() < 600_000 {
+            qp.push_str("caf=C3=A9 soft=\r\nbreak  \r\n=3D trailing\t \r\n");
+        }
+        let plain = "x".repeat(1_200_000);
+        format!(
+            "From: a@example.test\r\nSubject: big\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"o\"\r\n\r\npreamble\r\n\
+             --o\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
+             --o\r\nContent-Type: application/octet-stream\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{b64}\
+             --o\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nFrom: i@x\r\n\
+             Content-Type: multipart/alternative; boundary=i\r\n\r\n\
+             --i\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{qp}\r\n\
+             --i\r\nContent-Type: text/plain\r\n\r\n{plain}\r\n--i--\r\n\
+             --o\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin\r\n\
+             --o\r\nContent-Type: multipart/mixed; boundary=u\r\n\r\n--u\r\n\r\nunclosed\r\n\
+             --o--\r\nepilogue\r\n"
+        )
+    }
+
+    /// Every kind of item the offsets answer, the small ones first and
+    /// the streamed ones last and in order, so that the response of the
+    /// whole-message path and the range path can be compared octet for
+    /// octet.
+    const ITEMS: &str = "(BODY.PEEK[1] BODY.PEEK[1.MIME] BODY.PEEK[3.HEADER] \
+        BODY.PEEK[3.HEADER.FIELDS (SUBJECT)] BODY.PEEK[HEADER.FIELDS.NOT (FROM)] \
+        BODY.PEEK[5.1] BODY.PEEK[9] BODY.PEEK[3.1]<5.40> BINARY.SIZE[2] BINARY.SIZE[3.1] \
+        BINARY.SIZE[3.2] BINARY.PEEK[1] BINARY.PEEK[3.1]<3.100> BINARY.PEEK[7] \
+        RFC822.HEADER BINARY.PEEK[2] BINARY.PEEK[3.1] BODY.PEEK[3.2] \
+        BODY.PEEK[TEXT]<100.2000000> BODY.PEEK[3.TEXT] BINARY.PEEK[2]<1000.300000>)";
+
+    /// Equal responses; where not, the first difference and a little
+    /// around it (the responses are megabytes long).
+    fn same(got: &[String], want: &[String]) {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            if g != w {
+                let at = g.bytes().zip(w.bytes()).take_while(|(a, b)| a == b).count();
+                let around = |s: &str| {
+                    let b = s.as_bytes();
+                    b[at.saturating_sub(80)..(at + 80).min(b.len())]
+                        .escape_ascii()
+                        .to_string()
+                };
+                panic!(
+                    "differ at {at} (lengths {} {}):\n got {}\nwant {}",
+                    g.len(),
+                    w.len(),
+                    around(g),
+                    around(w)
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn sections_of_a_big_message_by_offsets_are_the_whole_message_octets() {
+        let (kit, reads) = Kit::counting_body_reads();
+        let raw = big_message();
+        kit.deliver(ALICE, &raw).await;
+        kit.deliver(ALICE, &raw).await;
+        let inbox = kit.mailbox(ALICE, "INBOX").await.expect("inbox");
+        let bodies: Vec<BodyId> = kit
+            .store
+            .messages(inbox.id)
+            .await
+            .expect("messages")
+            .iter()
+            .map(|m| m.body)
+            .collect();
+        // Message 1's entry has no offsets (as for a message shown
+        // re-encoded): it is answered the whole-message way.
+        let mut whole_entry = Cached::of(raw.as_bytes());
+        whole_entry.map = None;
+        kit.store
+            .set_body_meta(vec![(bodies[0], mime::cache::encode(&whole_entry))])
+            .await
+            .expect("meta");
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let whole = cmd(&mut s, &format!("FETCH 1 {ITEMS}")).await;
+        whole.assert_ok();
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        // Message 2, nothing cached: scanned in chunks, then read by
+        // range. The same octets, and no whole read.
+        let ranged = cmd(&mut s, &format!("FETCH 2 {ITEMS}")).await;
+        ranged.assert_ok();
+        assert_eq!(reads.load(Ordering::SeqCst), 1, "no whole read");
+        let renumbered: Vec<String> = ranged
+            .untagged
+            .iter()
+            .map(|l| l.replacen("* 2 FETCH", "* 1 FETCH", 1))
+            .collect();
+        same(&renumbered, &whole.untagged);
+        // The scan cached what the whole parse finds.
+        let mut entry = None;
+        for _ in 0..500 {
+            entry = kit.store.body_meta(vec![bodies[1]]).await.expect("meta")[0].take();
+            if entry.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let entry = entry.and_then(|e| mime::cache::decode(&e));
+        assert_eq!(entry, Some(Cached::of(raw.as_bytes())));
+        let ranged = cmd(&mut s, &format!("FETCH 1 {ITEMS}")).await;
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "message 1 again whole");
+        same(&ranged.untagged, &whole.untagged);
+        let line = ranged.lines_with("* 1 FETCH")[0];
+        assert!(line.contains("BINARY[2] ~{"), "literal8 for NUL");
+        assert!(line.contains("BODY[9] {0}\r\n"));
+        assert!(line.contains("BINARY[7] NIL"));
+        // Unknown encoding: NO [UNKNOWN-CTE], as the whole path says.
+        let r = cmd(&mut s, "FETCH 2 (BINARY.PEEK[4])").await;
+        assert_eq!(r.status(), "NO", "{r:?}");
+        assert!(r.tagged.contains("UNKNOWN-CTE"), "{r:?}");
+        // With ENVELOPE and BODYSTRUCTURE from the cache alongside.
+        let r = cmd(&mut s, "FETCH 2 (BODYSTRUCTURE ENVELOPE BODY.PEEK[1])").await;
+        r.assert_ok();
+        assert!(r.has("BODY[1] {5}\r\nhello"), "{r:?}");
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "no whole read");
+        // Without PEEK the message becomes \Seen, and the FLAGS say so.
+        let r = cmd(&mut s, "FETCH 2 (BODY[3.2])").await;
+        r.assert_ok();
+        assert!(r.has("\\Seen"), "{r:?}");
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "no whole read");
+    }
+
+    #[test]
+    fn window_is_apply_partial() {
+        assert_eq!(window(10, None), (0, 10));
+        assert_eq!(window(10, Some((3, 4))), (3, 4));
+        assert_eq!(window(10, Some((8, 4))), (8, 2));
+        assert_eq!(window(10, Some((12, 4))), (10, 0));
+    }
+
+    #[test]
+    fn preview_is_not_answered_by_range() {
+        assert!(!answerable(&[FetchAtt::Envelope]));
+        assert!(answerable(&[FetchAtt::Rfc822Header, FetchAtt::Envelope]));
+        assert!(!answerable(&[
+            FetchAtt::Rfc822Header,
+            FetchAtt::Preview { lazy: false }
+        ]));
+    }
+}
