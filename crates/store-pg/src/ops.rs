@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::{Mutex, PoisonError};
 
 use deadpool_postgres::Transaction;
+use futures_util::future::try_join_all;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -45,6 +46,9 @@ type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 pub struct Tx<'a> {
     pub tx: Transaction<'a>,
     touched: Mutex<BTreeSet<String>>,
+    /// Accounts locked by [`Tx::prelock`], outside every savepoint, so
+    /// held to COMMIT: [`Tx::lock_account`] skips them.
+    held: BTreeSet<String>,
 }
 
 impl<'a> Tx<'a> {
@@ -52,7 +56,29 @@ impl<'a> Tx<'a> {
         Tx {
             tx,
             touched: Mutex::new(BTreeSet::new()),
+            held: BTreeSet::new(),
         }
+    }
+
+    /// Locks every account of `accounts` in one statement, in the lock
+    /// order (ascending, as the set iterates; the upsert takes the rows
+    /// in the array's order). Must run before any savepoint (group
+    /// commit, batch.rs): rolling a savepoint back releases the row locks
+    /// taken after it.
+    pub async fn prelock(&mut self, accounts: &BTreeSet<String>) -> Result<(), StoreError> {
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = accounts.iter().map(String::as_str).collect();
+        self.exec(
+            "INSERT INTO change_heads (account, seq) \
+             SELECT a.name, 0 FROM unnest($1::text[]) WITH ORDINALITY AS a(name, n) ORDER BY a.n \
+             ON CONFLICT (account) DO UPDATE SET seq = change_heads.seq",
+            &[&names],
+        )
+        .await?;
+        self.held.extend(accounts.iter().cloned());
+        Ok(())
     }
 
     pub fn touched(&self) -> Vec<String> {
@@ -82,6 +108,9 @@ impl<'a> Tx<'a> {
     /// Takes the account's `change_heads` row lock (creating the row), held
     /// to COMMIT: the per-account serialisation point of every write.
     pub async fn lock_account(&self, account: &str) -> Result<(), StoreError> {
+        if self.held.contains(account) {
+            return Ok(());
+        }
         self.exec(
             "INSERT INTO change_heads (account, seq) VALUES ($1, 0) \
              ON CONFLICT (account) DO UPDATE SET seq = change_heads.seq",
@@ -589,11 +618,8 @@ pub async fn set_subscribed(
 
 // --- messages ---
 
-pub async fn deliver(tx: &Tx<'_>, delivery: &Delivery) -> Result<Delivered, StoreError> {
-    deliver_spooled(tx, delivery, None).await
-}
-
-/// [`deliver`] with both copies followed by `tail` (issue 19).
+/// One message to its local accounts and remote recipients; both copies
+/// are followed by `tail` when it is given (issue 19).
 pub async fn deliver_spooled(
     tx: &Tx<'_>,
     delivery: &Delivery,
@@ -640,31 +666,73 @@ pub async fn deliver_spooled(
     let mut local_body = None;
     if let Some(raw) = raw {
         let parts = BodyParts { head: raw, tail };
-        let body = insert_body_parts(tx, parts).await?;
+        // Pipelined in three steps, each a group of statements that do not
+        // depend on each other, sent together (one round trip a step
+        // instead of one a statement; the account locks are held, so
+        // nothing else changes these rows meanwhile).
+        let mut accounts: Vec<&str> = Vec::with_capacity(targets.len());
+        for (a, _, _) in &targets {
+            if !accounts.contains(&a.as_str()) {
+                accounts.push(a);
+            }
+        }
+        // 1: the body, each account (created with its mailboxes if
+        // missing), each account's thread for the message.
+        let (body, _, threads) = futures_util::future::try_join3(
+            insert_body_parts(tx, parts),
+            try_join_all(accounts.iter().map(|a| create_account_if_missing(tx, a))),
+            try_join_all(accounts.iter().map(|a| crate::threads::lookup(tx, a, raw))),
+        )
+        .await?;
         local_body = Some((body, parts));
-        for (account, mailbox, flags) in targets {
-            create_account_if_missing(tx, &account).await?;
+        // 2: a UID and mod-sequence in each target mailbox.
+        let allocs = try_join_all(targets.iter().map(|(account, mailbox, _)| async move {
             // RFC 5228 2.10.2: a folder that is not there means INBOX.
-            let (target, uid, modseq) = match alloc_uid_by_name(tx, &account, &mailbox).await? {
-                Some(got) => got,
-                None => alloc_uid_by_name(tx, &account, "INBOX")
+            match alloc_uid_by_name(tx, account, mailbox).await? {
+                Some(got) => Ok(got),
+                None => alloc_uid_by_name(tx, account, "INBOX")
                     .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("INBOX of {account}")))?,
-            };
-            insert_entry(
-                tx,
-                target,
-                uid,
-                body,
-                &flags,
-                delivery.internal_date,
-                modseq,
-            )
-            .await?;
-            crate::threads::assign(tx, &account, body, raw).await?;
-            tx.record(&account, Some(target), "append", Some(uid), Some(modseq))
-                .await?;
-            entries.push((account, target, uid));
+                    .ok_or_else(|| StoreError::NotFound(format!("INBOX of {account}"))),
+            }
+        }))
+        .await?;
+        // 3: the entries, the threads, the change rows. One account's
+        // rows go one after the other in (mailbox, UID) order, so its
+        // feed never shows a smaller UID of a mailbox after a larger one
+        // (a missing folder's fallback to INBOX is allocated last).
+        let mut records: Vec<(&str, MailboxId, Uid, u64)> = targets
+            .iter()
+            .zip(&allocs)
+            .map(|((account, _, _), &(target, uid, modseq))| {
+                (account.as_str(), target, uid, modseq)
+            })
+            .collect();
+        records.sort_by_key(|&(account, mailbox, uid, _)| (account, mailbox.0, uid.0));
+        let internal_date = delivery.internal_date;
+        let inserts = try_join_all(targets.iter().zip(&allocs).map(
+            |((_, _, flags), &(target, uid, modseq))| {
+                insert_entry(tx, target, uid, body, flags, internal_date, modseq)
+            },
+        ));
+        let threads = try_join_all(
+            accounts
+                .iter()
+                .zip(&threads)
+                .map(|(a, found)| crate::threads::insert(tx, a, body, found)),
+        );
+        let records = try_join_all(accounts.iter().map(|&account| {
+            let mine: Vec<_> = records.iter().filter(|r| r.0 == account).copied().collect();
+            async move {
+                for (account, mailbox, uid, modseq) in mine {
+                    tx.record(account, Some(mailbox), "append", Some(uid), Some(modseq))
+                        .await?;
+                }
+                Ok::<_, StoreError>(())
+            }
+        }));
+        futures_util::future::try_join3(inserts, threads, records).await?;
+        for ((account, _, _), &(target, uid, _)) in targets.iter().zip(&allocs) {
+            entries.push((account.clone(), target, uid));
         }
     }
     let mut queue_ids = Vec::new();
@@ -1197,14 +1265,17 @@ pub async fn settle(tx: &Tx<'_>, settle: &Settle) -> Result<Vec<Delivered>, Stor
     settle_spooled(tx, settle, None).await
 }
 
-/// [`settle`] where the first delivery ends in `tail` (issue 19).
-pub async fn settle_spooled(
+/// Several deliveries, all or none; the first one's copies end in
+/// `tail` (issue 19). Every local account is locked first, ascending, so
+/// the queue's `''` (taken by a delivery with remote recipients) is still
+/// taken after them.
+pub async fn deliver_all(
     tx: &Tx<'_>,
-    settle: &Settle,
+    deliveries: &[Delivery],
     tail: Option<&Spooled>,
 ) -> Result<Vec<Delivered>, StoreError> {
     let mut accounts = BTreeSet::new();
-    for d in &settle.dsns {
+    for d in deliveries {
         for t in &d.local {
             accounts.insert(canonical_account(&t.account)?);
         }
@@ -1212,11 +1283,21 @@ pub async fn settle_spooled(
     for account in &accounts {
         tx.lock_account(account).await?;
     }
-    let mut done = Vec::with_capacity(settle.dsns.len());
-    for (i, d) in settle.dsns.iter().enumerate() {
+    let mut done = Vec::with_capacity(deliveries.len());
+    for (i, d) in deliveries.iter().enumerate() {
         let tail = tail.filter(|_| i == 0);
         done.push(deliver_spooled(tx, d, tail).await?);
     }
+    Ok(done)
+}
+
+/// [`settle`] where the first delivery ends in `tail` (issue 19).
+pub async fn settle_spooled(
+    tx: &Tx<'_>,
+    settle: &Settle,
+    tail: Option<&Spooled>,
+) -> Result<Vec<Delivered>, StoreError> {
+    let done = deliver_all(tx, &settle.dsns, tail).await?;
     for &id in &settle.remove {
         complete(tx, id).await?;
     }

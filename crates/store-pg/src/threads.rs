@@ -30,24 +30,56 @@ pub async fn assign(
     {
         return Ok(());
     }
+    let found = lookup(tx, account, raw).await?;
+    insert(tx, account, body, &found).await
+}
+
+/// The thread a new message of `account` joins: that of the first of its
+/// own Message-ID, In-Reply-To and References (in that order) already in
+/// the account, the smallest thread of that id; in one round trip.
+pub async fn lookup(tx: &Tx<'_>, account: &str, raw: &[u8]) -> Result<Found, StoreError> {
     let (own, refs) = thread_refs(raw);
-    let mut thread: Option<i64> = None;
-    for id in own.iter().chain(refs.iter()) {
-        if let Some(r) = tx
+    let ids: Vec<&str> = own.iter().chain(refs.iter()).map(String::as_str).collect();
+    let thread = if ids.is_empty() {
+        None
+    } else {
+        match tx
             .opt(
-                "SELECT thread_id FROM threads WHERE account = $1 AND message_id = $2 \
-                 ORDER BY thread_id LIMIT 1",
-                &[&account, id],
+                "SELECT thread_id FROM threads WHERE account = $1 AND message_id = ANY($2) \
+                 ORDER BY array_position($2, message_id), thread_id LIMIT 1",
+                &[&account, &ids],
             )
             .await?
         {
-            thread = Some(r.try_get(0).map_err(map_err)?);
-            break;
+            Some(r) => Some(r.try_get(0).map_err(map_err)?),
+            None => None,
         }
-    }
+    };
+    Ok(Found { own, thread })
+}
+
+/// What [`lookup`] found for one message.
+pub struct Found {
+    own: Option<String>,
+    thread: Option<i64>,
+}
+
+/// Records `body`'s thread in `account` (a body new to the account: the
+/// caller just stored it); a message joining no thread starts its own.
+pub async fn insert(
+    tx: &Tx<'_>,
+    account: &str,
+    body: BodyId,
+    found: &Found,
+) -> Result<(), StoreError> {
     tx.exec(
         "INSERT INTO threads (account, body_id, message_id, thread_id) VALUES ($1, $2, $3, $4)",
-        &[&account, &body.0, &own, &thread.unwrap_or(body.0)],
+        &[
+            &account,
+            &body.0,
+            &found.own,
+            &found.thread.unwrap_or(body.0),
+        ],
     )
     .await?;
     Ok(())
