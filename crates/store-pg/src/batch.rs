@@ -43,7 +43,7 @@ use tokio::sync::{mpsc, oneshot};
 use store::rules::canonical_account;
 use store::{Delivered, Delivery, Spooled, StoreError, batch_bucket};
 
-use crate::{DEADLOCK_RETRIES, Shared, feed, map_err, ops};
+use crate::{DEADLOCK_RETRIES, Shared, feed, many, map_err, ops};
 
 /// What a job answers.
 pub type Reply = Result<Vec<Delivered>, StoreError>;
@@ -168,7 +168,32 @@ async fn pass(
         tx.prelock(accounts).await?;
         let mut replies = Vec::with_capacity(batch.len());
         let mut ok = 0u64;
-        for job in batch {
+        if !isolate && batch.len() > 1 {
+            // Step by step for every delivery at once (many.rs).
+            let items: Vec<many::Item<'_>> = batch
+                .iter()
+                .flat_map(|job| {
+                    job.deliveries
+                        .iter()
+                        .enumerate()
+                        .map(|(i, delivery)| many::Item {
+                            delivery,
+                            tail: job.tail.as_ref().filter(|_| i == 0),
+                        })
+                })
+                .collect();
+            let mut done = match many::deliver_many(&tx, &items).await {
+                Ok(done) => done.into_iter(),
+                Err(StoreError::Busy) => return Err(StoreError::Busy),
+                // Which one failed is found one savepoint per job.
+                Err(_) => return Ok(Pass::JobFailed),
+            };
+            for job in batch {
+                replies.push(Ok(done.by_ref().take(job.deliveries.len()).collect()));
+                ok += 1;
+            }
+        }
+        for job in batch.iter().filter(|_| isolate || batch.len() == 1) {
             if isolate {
                 tx.exec("SAVEPOINT job", &[]).await?;
                 let reply = job.apply(&tx).await;

@@ -33,6 +33,7 @@ pub mod cluster;
 mod copy;
 mod directory;
 mod feed;
+mod many;
 mod metadata;
 mod ops;
 mod read;

@@ -25,7 +25,7 @@ use store::rules::{
 };
 use store::{
     BodyId, ConditionalFlags, Delivered, Delivery, FlagOp, MailboxId, MailboxInfo, MessageMeta,
-    QueueEntry, QueueRcpt, Quota, SPECIAL_MAILBOXES, Settle, Spooled, StoreError, Uid,
+    Outbound, QueueEntry, QueueRcpt, Quota, SPECIAL_MAILBOXES, Settle, Spooled, StoreError, Uid,
 };
 
 use crate::{BODY_CHUNK, map_err, read};
@@ -40,6 +40,9 @@ pub const QUEUE_ACCOUNT: &str = "";
 pub const MAX_CLAIM: usize = 1000;
 
 type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+/// One change row for [`Tx::record_many`]: mailbox, kind, UID, modseq.
+pub type ChangeRow<'k> = (Option<i64>, &'k str, Option<i64>, Option<i64>);
 
 /// One write transaction and the accounts whose change rows it wrote (the
 /// feed catches up on those after the commit; NOTIFY names them).
@@ -117,6 +120,44 @@ impl<'a> Tx<'a> {
             &[&account],
         )
         .await?;
+        Ok(())
+    }
+
+    /// Records changes of one account in one statement, in the order
+    /// given, under its next `change_seq`s: `(mailbox, kind, uid,
+    /// modseq)` each.
+    pub async fn record_many(
+        &self,
+        account: &str,
+        rows: &[ChangeRow<'_>],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        let mailboxes: Vec<Option<i64>> = rows.iter().map(|r| r.0).collect();
+        let kinds: Vec<&str> = rows.iter().map(|r| r.1).collect();
+        let uids: Vec<Option<i64>> = rows.iter().map(|r| r.2).collect();
+        let modseqs: Vec<Option<i64>> = rows.iter().map(|r| r.3).collect();
+        // The head moves by n at once; row k (from 1) takes head - n + k.
+        let inserted = self
+            .exec(
+                "WITH head AS (INSERT INTO change_heads (account, seq) VALUES ($1, $2) \
+                 ON CONFLICT (account) DO UPDATE SET seq = change_heads.seq + $2 RETURNING seq) \
+                 INSERT INTO changes (account, change_seq, mailbox_id, kind, uid, modseq, created) \
+                 SELECT $1, head.seq - $2 + r.k, r.mailbox, r.kind, r.uid, r.modseq, $7 \
+                 FROM head, unnest($3::bigint[], $4::text[], $5::bigint[], $6::bigint[]) \
+                 WITH ORDINALITY AS r(mailbox, kind, uid, modseq, k)",
+                &[&account, &n, &mailboxes, &kinds, &uids, &modseqs, &now()],
+            )
+            .await?;
+        if inserted != rows.len() as u64 {
+            return Err(StoreError::Io("change rows not recorded".into()));
+        }
+        self.touched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(account.to_string());
         Ok(())
     }
 
@@ -241,7 +282,10 @@ async fn insert_mailbox(
 
 /// Creates the account and its special mailboxes if missing (the caller
 /// holds its lock); true if it was created.
-async fn create_account_if_missing(tx: &Tx<'_>, account: &str) -> Result<bool, StoreError> {
+pub(crate) async fn create_account_if_missing(
+    tx: &Tx<'_>,
+    account: &str,
+) -> Result<bool, StoreError> {
     let inserted = tx
         .exec(
             "INSERT INTO accounts (name, created) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -324,7 +368,10 @@ async fn bump_modseq(tx: &Tx<'_>, mailbox: MailboxId) -> Result<u64, StoreError>
 /// shorter (one chunk, possibly empty, at least), with no references yet.
 /// Chunk `n` thus starts at `n * BODY_CHUNK`, which ranged reads rely on.
 /// A spooled tail is read a chunk at a time (issue 19).
-async fn insert_body_parts(tx: &Tx<'_>, body: BodyParts<'_>) -> Result<BodyId, StoreError> {
+pub(crate) async fn insert_body_parts(
+    tx: &Tx<'_>,
+    body: BodyParts<'_>,
+) -> Result<BodyId, StoreError> {
     let total = body.len();
     if total > MAX_BODY_BYTES as u64 {
         return Err(StoreError::Invalid(format!(
@@ -618,15 +665,16 @@ pub async fn set_subscribed(
 
 // --- messages ---
 
-/// One message to its local accounts and remote recipients; both copies
-/// are followed by `tail` when it is given (issue 19).
-pub async fn deliver_spooled(
-    tx: &Tx<'_>,
-    delivery: &Delivery,
-    tail: Option<&Spooled>,
-) -> Result<Delivered, StoreError> {
-    let now = now();
-    // One entry per (account, mailbox): a target reached twice gets one.
+/// A delivery checked and normalised: its local targets (account,
+/// mailbox, flags; one per account and mailbox: a target reached twice
+/// gets one entry), the local copy and the remote part.
+pub(crate) struct Plan<'d> {
+    pub targets: Vec<(String, String, String)>,
+    pub raw: Option<&'d [u8]>,
+    pub outbound: Option<&'d Outbound>,
+}
+
+pub(crate) fn plan(delivery: &Delivery) -> Result<Plan<'_>, StoreError> {
     let mut targets: Vec<(String, String, String)> = Vec::with_capacity(delivery.local.len());
     for t in &delivery.local {
         let account = canonical_account(&t.account)?;
@@ -655,6 +703,26 @@ pub async fn deliver_spooled(
             ));
         }
     };
+    Ok(Plan {
+        targets,
+        raw,
+        outbound,
+    })
+}
+
+/// One message to its local accounts and remote recipients; both copies
+/// are followed by `tail` when it is given (issue 19).
+pub async fn deliver_spooled(
+    tx: &Tx<'_>,
+    delivery: &Delivery,
+    tail: Option<&Spooled>,
+) -> Result<Delivered, StoreError> {
+    let now = now();
+    let Plan {
+        targets,
+        raw,
+        outbound,
+    } = plan(delivery)?;
     // The lock order: every account, ascending; the queue's '' last (its
     // change row at the end), so that outbound deliveries of all nodes
     // wait on each other only for that last instant before COMMIT.
@@ -745,12 +813,29 @@ pub async fn deliver_spooled(
             Some((id, local)) if local.same_as(&parts) => id,
             _ => insert_body_parts(tx, parts).await?,
         };
-        let none = QueueRcpt::default();
-        for (i, rcpt) in out.recipients.iter().enumerate() {
-            // A recipient without its own entry has the message's sender
-            // and no NOTIFY or ORCPT (as the embedded store).
-            let extra = out.rcpt.get(i).unwrap_or(&none);
-            let sender = extra.sender.as_deref().unwrap_or(&out.sender);
+        queue_ids = queue_rows(tx, out, body, now).await?;
+        // Wakes the outbound workers of every node (issue 12).
+        tx.record(QUEUE_ACCOUNT, None, QUEUE_KIND, None, None)
+            .await?;
+    }
+    Ok(Delivered { entries, queue_ids })
+}
+
+/// The queue rows of a delivery's remote recipients (pipelined: one
+/// round trip for all of them), their ids in recipient order.
+pub(crate) async fn queue_rows(
+    tx: &Tx<'_>,
+    out: &Outbound,
+    body: BodyId,
+    now: i64,
+) -> Result<Vec<i64>, StoreError> {
+    let none = QueueRcpt::default();
+    try_join_all(out.recipients.iter().enumerate().map(|(i, rcpt)| {
+        // A recipient without its own entry has the message's sender and
+        // no NOTIFY or ORCPT (as the embedded store).
+        let extra = out.rcpt.get(i).unwrap_or(&none);
+        let sender = extra.sender.as_deref().unwrap_or(&out.sender);
+        async move {
             let row = tx
                 .opt(
                     "INSERT INTO queue (body_id, sender, recipient, status, attempts, \
@@ -772,13 +857,10 @@ pub async fn deliver_spooled(
                 )
                 .await?
                 .ok_or_else(|| StoreError::Io("queue insert returned nothing".into()))?;
-            queue_ids.push(row.try_get(0).map_err(map_err)?);
+            row.try_get(0).map_err(map_err)
         }
-        // Wakes the outbound workers of every node (issue 12).
-        tx.record(QUEUE_ACCOUNT, None, QUEUE_KIND, None, None)
-            .await?;
-    }
-    Ok(Delivered { entries, queue_ids })
+    }))
+    .await
 }
 
 pub async fn append(

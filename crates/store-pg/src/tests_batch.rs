@@ -163,3 +163,109 @@ async fn a_failing_delivery_in_a_batch_fails_alone() {
         .await;
     assert!(matches!(err, Err(StoreError::Invalid(_))), "{err:?}");
 }
+
+/// One batch of every kind of delivery (many.rs's steps for all at once):
+/// a reply joins its parent's thread delivered in the same batch, a
+/// missing folder means INBOX, a new account is made, a remote copy is
+/// queued, and the feed shows each mailbox's UIDs in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_batch_of_mixed_deliveries_keeps_every_rule() {
+    if cluster::skip() {
+        return;
+    }
+    let pg = pg();
+    let store = pg.open();
+    store.ensure_account("u@x".into()).await.expect("account");
+    let mut feed = store.subscribe();
+    let before = store.stats().commits;
+    let holder = hold_lock(pg.url(), "u@x").await;
+    let parent = local(&["u@x"], b"Message-ID: <p@x>\r\nSubject: p\r\n\r\n1\r\n");
+    let reply = local(
+        &["u@x", "new@x"],
+        b"Message-ID: <r@x>\r\nIn-Reply-To: <p@x>\r\n\r\n2\r\n",
+    );
+    let mut missing = local(&["u@x"], b"Subject: nope\r\n\r\n3\r\n");
+    missing.local = vec![LocalTarget {
+        mailbox: "Nope".into(),
+        ..LocalTarget::inbox("u@x")
+    }];
+    let mut both = local(&["u@x"], b"Subject: both\r\n\r\n4\r\n");
+    both.outbound = Some(store::Outbound {
+        raw: b"Subject: both\r\n\r\n4\r\n".to_vec(),
+        sender: "u@x".into(),
+        recipients: vec!["far@remote.example".into()],
+        rcpt: Vec::new(),
+        envid: None,
+        ret: None,
+        smtputf8: false,
+        notice: false,
+    });
+    let deliveries = vec![
+        local(&["u@x"], b"Subject: first\r\n\r\n0\r\n"),
+        parent,
+        reply,
+        missing,
+        both,
+    ];
+    let futures: Vec<_> = deliveries
+        .into_iter()
+        .map(|d| {
+            let store = Arc::clone(&store);
+            async move { store.deliver(d).await }
+        })
+        .collect();
+    let pending = send_all(futures).await;
+    holder.batch_execute("COMMIT").await.expect("release");
+    let results: Vec<Delivered> = pending
+        .await
+        .into_iter()
+        .map(|r| r.expect("delivered"))
+        .collect();
+    let commits = store.stats().commits - before;
+    assert!(commits <= 2, "{commits} commits");
+
+    let mailbox = inbox(&*store, "u@x").await;
+    let metas = store.messages(mailbox.id).await.expect("list");
+    assert_eq!(
+        metas.iter().map(|m| m.uid.0).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+    // Every answer names the entry it made, in INBOX (also "Nope").
+    for (d, uid) in results.iter().zip(1u32..) {
+        assert_eq!(
+            d.entries.first().map(|e| (e.1, e.2.0)),
+            Some((mailbox.id, uid))
+        );
+    }
+    let body_of = |uid: u32| metas.iter().find(|m| m.uid.0 == uid).map(|m| m.body);
+    let (p, r) = (body_of(2).expect("parent"), body_of(3).expect("reply"));
+    let threads = store
+        .thread_ids("u@x".into(), vec![p, r])
+        .await
+        .expect("threads");
+    assert_eq!(
+        threads.first(),
+        threads.get(1),
+        "the reply joins its parent"
+    );
+    // The new account was made, with the reply in its INBOX.
+    let theirs = inbox(&*store, "new@x").await;
+    assert_eq!(store.messages(theirs.id).await.expect("list").len(), 1);
+    assert_eq!(results.get(2).map(|d| d.entries.len()), Some(2));
+    // The remote copy is queued once.
+    let queue = store.queue().await.expect("queue");
+    assert_eq!(queue.len(), 1);
+    assert_eq!(results.get(4).map(|d| d.queue_ids.len()), Some(1));
+    // The feed: u@x's INBOX in UID order.
+    let mut uids = Vec::new();
+    while uids.len() < 5 {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), feed.recv()).await {
+            Ok(Ok(store::Change::Appended {
+                mailbox: m, uid, ..
+            })) if m == mailbox.id => uids.push(uid.0),
+            Ok(Ok(_)) => {}
+            other => panic!("feed: {other:?} after {uids:?}"),
+        }
+    }
+    assert_eq!(uids, vec![1, 2, 3, 4, 5]);
+}

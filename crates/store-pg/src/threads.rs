@@ -85,6 +85,53 @@ pub async fn insert(
     Ok(())
 }
 
+/// The smallest thread of each of `ids` that `account` has (group
+/// commit, many.rs: the batch chooses threads from these).
+pub async fn known(
+    tx: &Tx<'_>,
+    account: &str,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+    let mut found = std::collections::HashMap::new();
+    if ids.is_empty() {
+        return Ok(found);
+    }
+    let rows = tx
+        .rows(
+            "SELECT message_id, min(thread_id) FROM threads \
+             WHERE account = $1 AND message_id = ANY($2) GROUP BY message_id",
+            &[&account, &ids],
+        )
+        .await?;
+    for r in &rows {
+        let id: String = r.try_get(0).map_err(map_err)?;
+        let thread: i64 = r.try_get(1).map_err(map_err)?;
+        found.insert(id, thread);
+    }
+    Ok(found)
+}
+
+/// Thread rows `(account, body, Message-ID, thread)` in one statement.
+pub async fn insert_many(
+    tx: &Tx<'_>,
+    rows: &[(&str, i64, Option<&str>, i64)],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let accounts: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    let bodies: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    let ids: Vec<Option<&str>> = rows.iter().map(|r| r.2).collect();
+    let threads: Vec<i64> = rows.iter().map(|r| r.3).collect();
+    tx.exec(
+        "INSERT INTO threads (account, body_id, message_id, thread_id) \
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[])",
+        &[&accounts, &bodies, &ids, &threads],
+    )
+    .await?;
+    Ok(())
+}
+
 /// The thread of each body in `account`; one without a row is its own.
 pub async fn thread_ids(
     tx: &Transaction<'_>,
