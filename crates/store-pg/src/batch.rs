@@ -223,7 +223,8 @@ async fn pass(
             }
         }
         let touched = tx.touched();
-        if !touched.is_empty() {
+        // The fast path sent its NOTIFY with its last step.
+        if !touched.is_empty() && (isolate || batch.len() == 1) {
             feed::notify(&tx, &touched).await?;
         }
         tx.tx.commit().await.map_err(map_err)?;

@@ -14,7 +14,7 @@
 //!    a missing folder means INBOX, RFC 5228 2.10.2);
 //! 3. every entry and every thread row in one statement each, each
 //!    account's change rows in one statement (in mailbox and UID order, so
-//!    the feed keeps rule 4), and the queue rows.
+//!    the feed keeps rule 4), the queue rows, and the batch's NOTIFY.
 //!
 //! Threads are chosen in Rust, in delivery order, from what the database
 //! had and what earlier deliveries of the batch gave, so a reply in the
@@ -231,6 +231,15 @@ pub async fn deliver_many(tx: &Tx<'_>, items: &[Item<'_>]) -> Result<Vec<Deliver
         }
     }
     let outbound = planned.iter().filter(|p| p.plan.outbound.is_some()).count();
+    // The batch's one NOTIFY goes with this step (it is delivered at
+    // COMMIT): the accounts whose change rows this step writes, and those
+    // made in step 1.
+    let mut touched: BTreeSet<String> = changes.keys().map(|a| a.to_string()).collect();
+    touched.extend(created.iter().map(|a| a.to_string()));
+    if outbound > 0 {
+        touched.insert(ops::QUEUE_ACCOUNT.to_string());
+    }
+    let touched: Vec<String> = touched.into_iter().collect();
     let entries = insert_entries(tx, &entry_rows);
     let threads = threads::insert_many(tx, &thread_rows);
     let accounts = try_join_all(changes.iter_mut().map(|(account, rows)| {
@@ -263,7 +272,9 @@ pub async fn deliver_many(tx: &Tx<'_>, items: &[Item<'_>]) -> Result<Vec<Deliver
                 ops::queue_rows(tx, out, body, now).await
             }),
     );
-    let (_, _, _, queue_ids) = try_join4(entries, threads, records, queue).await?;
+    let notify = crate::feed::notify(tx, &touched);
+    let ((_, _, _, queue_ids), ()) =
+        futures_util::future::try_join(try_join4(entries, threads, records, queue), notify).await?;
 
     let mut done = Vec::with_capacity(planned.len());
     for (i, (p, queue_ids)) in planned.iter().zip(queue_ids).enumerate() {
