@@ -20,16 +20,19 @@
 //!    feed publishes the batch's rows, and only then is each job
 //!    answered: an acknowledgement still follows a durable commit.
 //! 3. **A failing job does not fail the others.** The first pass runs the
-//!    jobs with no savepoint (each costs a round trip, and jobs rarely
-//!    fail). If one fails, the transaction is rolled back and the batch
-//!    runs again with `SAVEPOINT job` around each job, rolling back to it
-//!    for a job that fails: the outcome is that of one transaction per
-//!    job. Deliveries borrow their input, so running one again is exact.
-//!    An error of the connection or of COMMIT fails every job (nothing of
-//!    the batch is stored: COMMIT is all or nothing).
-//! 4. **Order.** Jobs run in the order they were sent, one after the
-//!    other on the connection, so UIDs, mod-sequences and each account's
-//!    `change_seq` follow that order as with one transaction per job.
+//!    deliveries of every job step by step for all at once (many.rs:
+//!    three round trips for the batch, no savepoint, since jobs rarely
+//!    fail). If anything fails, the transaction is rolled back and the
+//!    batch runs again one job after the other with `SAVEPOINT job` around
+//!    each, rolling back to it for a job that fails: the outcome is that
+//!    of one transaction per job. Deliveries borrow their input, so
+//!    running one again is exact. A batch of one job runs alone, and its
+//!    error rolls it back. An error of the connection or of COMMIT fails
+//!    every job (nothing of the batch is stored: COMMIT is all or
+//!    nothing); a deadlock runs the batch again.
+//! 4. **Order.** UIDs and mod-sequences of a mailbox are handed out in the
+//!    order the jobs were sent, and each account's change rows follow
+//!    them, as with one transaction per job.
 //!
 //! One batcher per handle: while one batch commits, the next one gathers
 //! (every delivery to one account is serialised by its lock anyway).
@@ -122,7 +125,7 @@ async fn run_batch(shared: &Shared, batch: Vec<Job>) {
     for job in &batch {
         job.accounts(&mut accounts);
     }
-    // A single job needs no savepoint: its error is its answer.
+    // Savepoints only once the fast pass failed (rule 3).
     let mut isolate = false;
     let mut attempt = 0;
     let outcome = loop {
@@ -168,7 +171,34 @@ async fn pass(
         tx.prelock(accounts).await?;
         let mut replies = Vec::with_capacity(batch.len());
         let mut ok = 0u64;
-        if !isolate && batch.len() > 1 {
+        if isolate {
+            for job in batch {
+                tx.exec("SAVEPOINT job", &[]).await?;
+                let reply = job.apply(&tx).await;
+                if reply.is_ok() {
+                    tx.exec("RELEASE SAVEPOINT job", &[]).await?;
+                    ok += 1;
+                } else {
+                    // Undoes exactly this job; fails when the connection
+                    // or the transaction itself is gone (every job fails
+                    // then).
+                    tx.exec("ROLLBACK TO SAVEPOINT job", &[]).await?;
+                    tx.exec("RELEASE SAVEPOINT job", &[]).await?;
+                }
+                replies.push(reply);
+            }
+        } else if let [job] = batch {
+            let reply = job.apply(&tx).await;
+            match &reply {
+                Ok(_) => ok += 1,
+                // A deadlock: tried again.
+                Err(StoreError::Busy) => return Err(StoreError::Busy),
+                // Dropping the transaction rolls back whatever the job did
+                // before it failed: nothing of it is committed.
+                Err(_) => return Ok(Pass::Done(vec![reply])),
+            }
+            replies.push(reply);
+        } else {
             // Step by step for every delivery at once (many.rs).
             let items: Vec<many::Item<'_>> = batch
                 .iter()
@@ -193,37 +223,8 @@ async fn pass(
                 ok += 1;
             }
         }
-        for job in batch.iter().filter(|_| isolate || batch.len() == 1) {
-            if isolate {
-                tx.exec("SAVEPOINT job", &[]).await?;
-                let reply = job.apply(&tx).await;
-                if reply.is_ok() {
-                    tx.exec("RELEASE SAVEPOINT job", &[]).await?;
-                    ok += 1;
-                } else {
-                    // Undoes exactly this job; fails when the connection
-                    // or the transaction itself is gone (every job fails
-                    // then).
-                    tx.exec("ROLLBACK TO SAVEPOINT job", &[]).await?;
-                    tx.exec("RELEASE SAVEPOINT job", &[]).await?;
-                }
-                replies.push(reply);
-            } else {
-                let reply = job.apply(&tx).await;
-                match &reply {
-                    Ok(_) => ok += 1,
-                    // A deadlock: the whole batch is tried again.
-                    Err(StoreError::Busy) => return Err(StoreError::Busy),
-                    // Dropping the transaction rolls back whatever the job
-                    // did before it failed: nothing of it is committed.
-                    Err(_) if batch.len() == 1 => return Ok(Pass::Done(vec![reply])),
-                    Err(_) => return Ok(Pass::JobFailed),
-                }
-                replies.push(reply);
-            }
-        }
         let touched = tx.touched();
-        // The fast path sent its NOTIFY with its last step.
+        // The fast path (many.rs) sent its NOTIFY with its last step.
         if !touched.is_empty() && (isolate || batch.len() == 1) {
             feed::notify(&tx, &touched).await?;
         }
