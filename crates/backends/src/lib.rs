@@ -177,6 +177,7 @@ impl BackendConfig {
         opts.pool_size = self.pool_size;
         opts.statement_timeout = self.statement_timeout;
         opts.node_id = self.node_id.clone();
+        opts.group_commit_max = self.store.group_commit_max;
         opts
     }
 }

@@ -37,11 +37,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, store) in [("sqlite", &sqlite), ("postgres", &pg)] {
         for accounts in [1usize, ACCOUNTS] {
             for concurrency in [1usize, 20, 64] {
+                let before = store.stats();
                 let (per_sec, latency) = runtime.block_on(run(store, concurrency, accounts))?;
+                let after = store.stats();
+                let commits = after.commits.saturating_sub(before.commits).max(1);
+                let ops = after.ops.saturating_sub(before.ops);
                 println!(
                     "{name:>8}: {concurrency:>2} concurrent, {accounts:>2} account(s): \
-                     {per_sec:>7.0} deliveries/s, mean latency {:.2} ms",
-                    latency.as_secs_f64() * 1e3
+                     {per_sec:>7.0} deliveries/s, mean latency {:.2} ms, {:.1} per commit",
+                    latency.as_secs_f64() * 1e3,
+                    ops as f64 / commits as f64
                 );
             }
         }

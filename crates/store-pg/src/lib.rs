@@ -26,12 +26,14 @@
 
 #![forbid(unsafe_code)]
 
+mod batch;
 mod body_meta;
 #[cfg(any(test, feature = "test-cluster"))]
 pub mod cluster;
 mod copy;
 mod directory;
 mod feed;
+mod many;
 mod metadata;
 mod ops;
 mod read;
@@ -39,6 +41,8 @@ mod schema;
 mod shared;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_batch;
 mod threads;
 mod tls;
 mod urlauth;
@@ -90,7 +94,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often a write that deadlocked is tried again: PostgreSQL aborts
 /// one side of a deadlock (SQLSTATE 40P01), whose work is then redone.
-const DEADLOCK_RETRIES: usize = 3;
+pub(crate) const DEADLOCK_RETRIES: usize = 3;
 
 /// Tunables of [`PgStore`] (`[store]` of the config).
 #[derive(Clone)]
@@ -101,6 +105,9 @@ pub struct PgOptions {
     pub statement_timeout: Duration,
     /// This node's name in the queue's claims (`store.node_id`).
     pub node_id: String,
+    /// Most deliveries one transaction (one WAL flush) carries
+    /// (`store.group_commit_max`, as on SQLite; batch.rs).
+    pub group_commit_max: usize,
 }
 
 impl std::fmt::Debug for PgOptions {
@@ -110,6 +117,7 @@ impl std::fmt::Debug for PgOptions {
             .field("pool_size", &self.pool_size)
             .field("statement_timeout", &self.statement_timeout)
             .field("node_id", &self.node_id)
+            .field("group_commit_max", &self.group_commit_max)
             .finish_non_exhaustive()
     }
 }
@@ -122,6 +130,7 @@ impl PgOptions {
             pool_size: POOL_SIZE,
             statement_timeout: STATEMENT_TIMEOUT,
             node_id: default_node_id(),
+            group_commit_max: store::GROUP_COMMIT_MAX,
         }
     }
 
@@ -223,16 +232,17 @@ pub(crate) fn pool_err(err: deadpool_postgres::PoolError) -> StoreError {
 }
 
 #[derive(Default)]
-struct Stats {
-    commits: AtomicU64,
-    ops: AtomicU64,
-    batches: [AtomicU64; BATCH_BUCKETS],
+pub(crate) struct Stats {
+    pub(crate) commits: AtomicU64,
+    pub(crate) ops: AtomicU64,
+    pub(crate) batches: [AtomicU64; BATCH_BUCKETS],
 }
 
-/// What the store's tasks share: the pool and the feed.
+/// What the store's tasks share: the pool, the feed, the commit counters.
 pub(crate) struct Shared {
     pool: Pool,
     feed: feed::Feed,
+    stats: Stats,
 }
 
 /// The message store on one PostgreSQL database; one handle per node
@@ -240,7 +250,10 @@ pub(crate) struct Shared {
 pub struct PgStore {
     shared: Arc<Shared>,
     node_id: String,
-    stats: Stats,
+    /// The batcher's queue (batch.rs). Unbounded: every job has a caller
+    /// waiting for its answer (an SMTP session, the delivery worker), so
+    /// the queue is bounded by the connection limits.
+    deliveries: tokio::sync::mpsc::UnboundedSender<batch::Job>,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -266,14 +279,31 @@ impl PgStore {
         let shared = Arc::new(Shared {
             pool,
             feed: feed::Feed::new(heads),
+            stats: Stats::default(),
         });
         let listener = tokio::spawn(feed::listen(Arc::clone(&shared), pg_config));
+        let (deliveries, jobs) = tokio::sync::mpsc::unbounded_channel();
+        // Ends when the store (the only sender) is dropped and every job
+        // sent has been answered.
+        tokio::spawn(batch::run(Arc::clone(&shared), jobs, opts.group_commit_max));
         Ok(Arc::new(PgStore {
             shared,
             node_id: opts.node_id,
-            stats: Stats::default(),
+            deliveries,
             listener,
         }))
+    }
+
+    /// Deliveries through the batcher (group commit, batch.rs): durable
+    /// when this resolves Ok.
+    async fn deliver_batched(
+        &self,
+        deliveries: Vec<Delivery>,
+        tail: Option<Spooled>,
+    ) -> Result<Vec<Delivered>, StoreError> {
+        let (job, answer) = batch::Job::new(deliveries, tail);
+        self.deliveries.send(job).map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -294,9 +324,10 @@ impl PgStore {
             feed::notify(&tx, &touched).await?;
         }
         tx.tx.commit().await.map_err(map_err)?;
-        self.stats.commits.fetch_add(1, Ordering::Relaxed);
-        self.stats.ops.fetch_add(1, Ordering::Relaxed);
-        if let Some(b) = self.stats.batches.get(batch_bucket(1)) {
+        let stats = &self.shared.stats;
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats.ops.fetch_add(1, Ordering::Relaxed);
+        if let Some(b) = stats.batches.get(batch_bucket(1)) {
             b.fetch_add(1, Ordering::Relaxed);
         }
         Ok((value, touched))
@@ -355,7 +386,16 @@ macro_rules! read {
 
 impl Store for PgStore {
     fn deliver(&self, delivery: Delivery) -> StoreFuture<'_, Delivered> {
-        write!(self, |tx| ops::deliver(&tx, &delivery))
+        Box::pin(async move {
+            self.deliver_batched(vec![delivery], None)
+                .await?
+                .pop()
+                .ok_or_else(|| StoreError::Io("delivery not answered".into()))
+        })
+    }
+
+    fn deliver_all(&self, deliveries: Vec<Delivery>) -> StoreFuture<'_, Vec<Delivered>> {
+        Box::pin(self.deliver_batched(deliveries, None))
     }
 
     fn ensure_account(&self, account: String) -> StoreFuture<'_, ()> {
@@ -578,11 +618,7 @@ impl Store for PgStore {
         deliveries: Vec<Delivery>,
         tail: Spooled,
     ) -> StoreFuture<'_, Vec<Delivered>> {
-        let settle = Settle {
-            dsns: deliveries,
-            ..Settle::default()
-        };
-        write!(self, |tx| ops::settle_spooled(&tx, &settle, Some(&tail)))
+        Box::pin(self.deliver_batched(deliveries, Some(tail)))
     }
 
     fn import(
@@ -768,13 +804,14 @@ impl Store for PgStore {
     }
 
     fn stats(&self) -> StoreStats {
+        let stats = &self.shared.stats;
         let mut batches = [0; BATCH_BUCKETS];
-        for (out, b) in batches.iter_mut().zip(&self.stats.batches) {
+        for (out, b) in batches.iter_mut().zip(&stats.batches) {
             *out = b.load(Ordering::Relaxed);
         }
         StoreStats {
-            commits: self.stats.commits.load(Ordering::Relaxed),
-            ops: self.stats.ops.load(Ordering::Relaxed),
+            commits: stats.commits.load(Ordering::Relaxed),
+            ops: stats.ops.load(Ordering::Relaxed),
             batches,
         }
     }

@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::{Mutex, PoisonError};
 
 use deadpool_postgres::Transaction;
+use futures_util::future::try_join_all;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -24,7 +25,7 @@ use store::rules::{
 };
 use store::{
     BodyId, ConditionalFlags, Delivered, Delivery, FlagOp, MailboxId, MailboxInfo, MessageMeta,
-    QueueEntry, QueueRcpt, Quota, SPECIAL_MAILBOXES, Settle, Spooled, StoreError, Uid,
+    Outbound, QueueEntry, QueueRcpt, Quota, SPECIAL_MAILBOXES, Settle, Spooled, StoreError, Uid,
 };
 
 use crate::{BODY_CHUNK, map_err, read};
@@ -40,11 +41,17 @@ pub const MAX_CLAIM: usize = 1000;
 
 type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 
+/// One change row for [`Tx::record_many`]: mailbox, kind, UID, modseq.
+pub type ChangeRow<'k> = (Option<i64>, &'k str, Option<i64>, Option<i64>);
+
 /// One write transaction and the accounts whose change rows it wrote (the
 /// feed catches up on those after the commit; NOTIFY names them).
 pub struct Tx<'a> {
     pub tx: Transaction<'a>,
     touched: Mutex<BTreeSet<String>>,
+    /// Accounts locked by [`Tx::prelock`], outside every savepoint, so
+    /// held to COMMIT: [`Tx::lock_account`] skips them.
+    held: BTreeSet<String>,
 }
 
 impl<'a> Tx<'a> {
@@ -52,7 +59,29 @@ impl<'a> Tx<'a> {
         Tx {
             tx,
             touched: Mutex::new(BTreeSet::new()),
+            held: BTreeSet::new(),
         }
+    }
+
+    /// Locks every account of `accounts` in one statement, in the lock
+    /// order (ascending, as the set iterates; the upsert takes the rows
+    /// in the array's order). Must run before any savepoint (group
+    /// commit, batch.rs): rolling a savepoint back releases the row locks
+    /// taken after it.
+    pub async fn prelock(&mut self, accounts: &BTreeSet<String>) -> Result<(), StoreError> {
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = accounts.iter().map(String::as_str).collect();
+        self.exec(
+            "INSERT INTO change_heads (account, seq) \
+             SELECT a.name, 0 FROM unnest($1::text[]) WITH ORDINALITY AS a(name, n) ORDER BY a.n \
+             ON CONFLICT (account) DO UPDATE SET seq = change_heads.seq",
+            &[&names],
+        )
+        .await?;
+        self.held.extend(accounts.iter().cloned());
+        Ok(())
     }
 
     pub fn touched(&self) -> Vec<String> {
@@ -82,12 +111,53 @@ impl<'a> Tx<'a> {
     /// Takes the account's `change_heads` row lock (creating the row), held
     /// to COMMIT: the per-account serialisation point of every write.
     pub async fn lock_account(&self, account: &str) -> Result<(), StoreError> {
+        if self.held.contains(account) {
+            return Ok(());
+        }
         self.exec(
             "INSERT INTO change_heads (account, seq) VALUES ($1, 0) \
              ON CONFLICT (account) DO UPDATE SET seq = change_heads.seq",
             &[&account],
         )
         .await?;
+        Ok(())
+    }
+
+    /// Records changes of one account in one statement, in the order
+    /// given, under its next `change_seq`s: `(mailbox, kind, uid,
+    /// modseq)` each.
+    pub async fn record_many(
+        &self,
+        account: &str,
+        rows: &[ChangeRow<'_>],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        let mailboxes: Vec<Option<i64>> = rows.iter().map(|r| r.0).collect();
+        let kinds: Vec<&str> = rows.iter().map(|r| r.1).collect();
+        let uids: Vec<Option<i64>> = rows.iter().map(|r| r.2).collect();
+        let modseqs: Vec<Option<i64>> = rows.iter().map(|r| r.3).collect();
+        // The head moves by n at once; row k (from 1) takes head - n + k.
+        let inserted = self
+            .exec(
+                "WITH head AS (INSERT INTO change_heads (account, seq) VALUES ($1, $2) \
+                 ON CONFLICT (account) DO UPDATE SET seq = change_heads.seq + $2 RETURNING seq) \
+                 INSERT INTO changes (account, change_seq, mailbox_id, kind, uid, modseq, created) \
+                 SELECT $1, head.seq - $2 + r.k, r.mailbox, r.kind, r.uid, r.modseq, $7 \
+                 FROM head, unnest($3::bigint[], $4::text[], $5::bigint[], $6::bigint[]) \
+                 WITH ORDINALITY AS r(mailbox, kind, uid, modseq, k)",
+                &[&account, &n, &mailboxes, &kinds, &uids, &modseqs, &now()],
+            )
+            .await?;
+        if inserted != rows.len() as u64 {
+            return Err(StoreError::Io("change rows not recorded".into()));
+        }
+        self.touched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(account.to_string());
         Ok(())
     }
 
@@ -212,7 +282,10 @@ async fn insert_mailbox(
 
 /// Creates the account and its special mailboxes if missing (the caller
 /// holds its lock); true if it was created.
-async fn create_account_if_missing(tx: &Tx<'_>, account: &str) -> Result<bool, StoreError> {
+pub(crate) async fn create_account_if_missing(
+    tx: &Tx<'_>,
+    account: &str,
+) -> Result<bool, StoreError> {
     let inserted = tx
         .exec(
             "INSERT INTO accounts (name, created) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -295,7 +368,10 @@ async fn bump_modseq(tx: &Tx<'_>, mailbox: MailboxId) -> Result<u64, StoreError>
 /// shorter (one chunk, possibly empty, at least), with no references yet.
 /// Chunk `n` thus starts at `n * BODY_CHUNK`, which ranged reads rely on.
 /// A spooled tail is read a chunk at a time (issue 19).
-async fn insert_body_parts(tx: &Tx<'_>, body: BodyParts<'_>) -> Result<BodyId, StoreError> {
+pub(crate) async fn insert_body_parts(
+    tx: &Tx<'_>,
+    body: BodyParts<'_>,
+) -> Result<BodyId, StoreError> {
     let total = body.len();
     if total > MAX_BODY_BYTES as u64 {
         return Err(StoreError::Invalid(format!(
@@ -589,18 +665,16 @@ pub async fn set_subscribed(
 
 // --- messages ---
 
-pub async fn deliver(tx: &Tx<'_>, delivery: &Delivery) -> Result<Delivered, StoreError> {
-    deliver_spooled(tx, delivery, None).await
+/// A delivery checked and normalised: its local targets (account,
+/// mailbox, flags; one per account and mailbox: a target reached twice
+/// gets one entry), the local copy and the remote part.
+pub(crate) struct Plan<'d> {
+    pub targets: Vec<(String, String, String)>,
+    pub raw: Option<&'d [u8]>,
+    pub outbound: Option<&'d Outbound>,
 }
 
-/// [`deliver`] with both copies followed by `tail` (issue 19).
-pub async fn deliver_spooled(
-    tx: &Tx<'_>,
-    delivery: &Delivery,
-    tail: Option<&Spooled>,
-) -> Result<Delivered, StoreError> {
-    let now = now();
-    // One entry per (account, mailbox): a target reached twice gets one.
+pub(crate) fn plan(delivery: &Delivery) -> Result<Plan<'_>, StoreError> {
     let mut targets: Vec<(String, String, String)> = Vec::with_capacity(delivery.local.len());
     for t in &delivery.local {
         let account = canonical_account(&t.account)?;
@@ -629,6 +703,26 @@ pub async fn deliver_spooled(
             ));
         }
     };
+    Ok(Plan {
+        targets,
+        raw,
+        outbound,
+    })
+}
+
+/// One message to its local accounts and remote recipients; both copies
+/// are followed by `tail` when it is given (issue 19).
+pub async fn deliver_spooled(
+    tx: &Tx<'_>,
+    delivery: &Delivery,
+    tail: Option<&Spooled>,
+) -> Result<Delivered, StoreError> {
+    let now = now();
+    let Plan {
+        targets,
+        raw,
+        outbound,
+    } = plan(delivery)?;
     // The lock order: every account, ascending; the queue's '' last (its
     // change row at the end), so that outbound deliveries of all nodes
     // wait on each other only for that last instant before COMMIT.
@@ -640,31 +734,73 @@ pub async fn deliver_spooled(
     let mut local_body = None;
     if let Some(raw) = raw {
         let parts = BodyParts { head: raw, tail };
-        let body = insert_body_parts(tx, parts).await?;
+        // Pipelined in three steps, each a group of statements that do not
+        // depend on each other, sent together (one round trip a step
+        // instead of one a statement; the account locks are held, so
+        // nothing else changes these rows meanwhile).
+        let mut accounts: Vec<&str> = Vec::with_capacity(targets.len());
+        for (a, _, _) in &targets {
+            if !accounts.contains(&a.as_str()) {
+                accounts.push(a);
+            }
+        }
+        // 1: the body, each account (created with its mailboxes if
+        // missing), each account's thread for the message.
+        let (body, _, threads) = futures_util::future::try_join3(
+            insert_body_parts(tx, parts),
+            try_join_all(accounts.iter().map(|a| create_account_if_missing(tx, a))),
+            try_join_all(accounts.iter().map(|a| crate::threads::lookup(tx, a, raw))),
+        )
+        .await?;
         local_body = Some((body, parts));
-        for (account, mailbox, flags) in targets {
-            create_account_if_missing(tx, &account).await?;
+        // 2: a UID and mod-sequence in each target mailbox.
+        let allocs = try_join_all(targets.iter().map(|(account, mailbox, _)| async move {
             // RFC 5228 2.10.2: a folder that is not there means INBOX.
-            let (target, uid, modseq) = match alloc_uid_by_name(tx, &account, &mailbox).await? {
-                Some(got) => got,
-                None => alloc_uid_by_name(tx, &account, "INBOX")
+            match alloc_uid_by_name(tx, account, mailbox).await? {
+                Some(got) => Ok(got),
+                None => alloc_uid_by_name(tx, account, "INBOX")
                     .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("INBOX of {account}")))?,
-            };
-            insert_entry(
-                tx,
-                target,
-                uid,
-                body,
-                &flags,
-                delivery.internal_date,
-                modseq,
-            )
-            .await?;
-            crate::threads::assign(tx, &account, body, raw).await?;
-            tx.record(&account, Some(target), "append", Some(uid), Some(modseq))
-                .await?;
-            entries.push((account, target, uid));
+                    .ok_or_else(|| StoreError::NotFound(format!("INBOX of {account}"))),
+            }
+        }))
+        .await?;
+        // 3: the entries, the threads, the change rows. One account's
+        // rows go one after the other in (mailbox, UID) order, so its
+        // feed never shows a smaller UID of a mailbox after a larger one
+        // (a missing folder's fallback to INBOX is allocated last).
+        let mut records: Vec<(&str, MailboxId, Uid, u64)> = targets
+            .iter()
+            .zip(&allocs)
+            .map(|((account, _, _), &(target, uid, modseq))| {
+                (account.as_str(), target, uid, modseq)
+            })
+            .collect();
+        records.sort_by_key(|&(account, mailbox, uid, _)| (account, mailbox.0, uid.0));
+        let internal_date = delivery.internal_date;
+        let inserts = try_join_all(targets.iter().zip(&allocs).map(
+            |((_, _, flags), &(target, uid, modseq))| {
+                insert_entry(tx, target, uid, body, flags, internal_date, modseq)
+            },
+        ));
+        let threads = try_join_all(
+            accounts
+                .iter()
+                .zip(&threads)
+                .map(|(a, found)| crate::threads::insert(tx, a, body, found)),
+        );
+        let records = try_join_all(accounts.iter().map(|&account| {
+            let mine: Vec<_> = records.iter().filter(|r| r.0 == account).copied().collect();
+            async move {
+                for (account, mailbox, uid, modseq) in mine {
+                    tx.record(account, Some(mailbox), "append", Some(uid), Some(modseq))
+                        .await?;
+                }
+                Ok::<_, StoreError>(())
+            }
+        }));
+        futures_util::future::try_join3(inserts, threads, records).await?;
+        for ((account, _, _), &(target, uid, _)) in targets.iter().zip(&allocs) {
+            entries.push((account.clone(), target, uid));
         }
     }
     let mut queue_ids = Vec::new();
@@ -677,12 +813,29 @@ pub async fn deliver_spooled(
             Some((id, local)) if local.same_as(&parts) => id,
             _ => insert_body_parts(tx, parts).await?,
         };
-        let none = QueueRcpt::default();
-        for (i, rcpt) in out.recipients.iter().enumerate() {
-            // A recipient without its own entry has the message's sender
-            // and no NOTIFY or ORCPT (as the embedded store).
-            let extra = out.rcpt.get(i).unwrap_or(&none);
-            let sender = extra.sender.as_deref().unwrap_or(&out.sender);
+        queue_ids = queue_rows(tx, out, body, now).await?;
+        // Wakes the outbound workers of every node (issue 12).
+        tx.record(QUEUE_ACCOUNT, None, QUEUE_KIND, None, None)
+            .await?;
+    }
+    Ok(Delivered { entries, queue_ids })
+}
+
+/// The queue rows of a delivery's remote recipients (pipelined: one
+/// round trip for all of them), their ids in recipient order.
+pub(crate) async fn queue_rows(
+    tx: &Tx<'_>,
+    out: &Outbound,
+    body: BodyId,
+    now: i64,
+) -> Result<Vec<i64>, StoreError> {
+    let none = QueueRcpt::default();
+    try_join_all(out.recipients.iter().enumerate().map(|(i, rcpt)| {
+        // A recipient without its own entry has the message's sender and
+        // no NOTIFY or ORCPT (as the embedded store).
+        let extra = out.rcpt.get(i).unwrap_or(&none);
+        let sender = extra.sender.as_deref().unwrap_or(&out.sender);
+        async move {
             let row = tx
                 .opt(
                     "INSERT INTO queue (body_id, sender, recipient, status, attempts, \
@@ -704,13 +857,10 @@ pub async fn deliver_spooled(
                 )
                 .await?
                 .ok_or_else(|| StoreError::Io("queue insert returned nothing".into()))?;
-            queue_ids.push(row.try_get(0).map_err(map_err)?);
+            row.try_get(0).map_err(map_err)
         }
-        // Wakes the outbound workers of every node (issue 12).
-        tx.record(QUEUE_ACCOUNT, None, QUEUE_KIND, None, None)
-            .await?;
-    }
-    Ok(Delivered { entries, queue_ids })
+    }))
+    .await
 }
 
 pub async fn append(
@@ -1221,14 +1371,17 @@ pub async fn settle(tx: &Tx<'_>, settle: &Settle) -> Result<Vec<Delivered>, Stor
     settle_spooled(tx, settle, None).await
 }
 
-/// [`settle`] where the first delivery ends in `tail` (issue 19).
-pub async fn settle_spooled(
+/// Several deliveries, all or none; the first one's copies end in
+/// `tail` (issue 19). Every local account is locked first, ascending, so
+/// the queue's `''` (taken by a delivery with remote recipients) is still
+/// taken after them.
+pub async fn deliver_all(
     tx: &Tx<'_>,
-    settle: &Settle,
+    deliveries: &[Delivery],
     tail: Option<&Spooled>,
 ) -> Result<Vec<Delivered>, StoreError> {
     let mut accounts = BTreeSet::new();
-    for d in &settle.dsns {
+    for d in deliveries {
         for t in &d.local {
             accounts.insert(canonical_account(&t.account)?);
         }
@@ -1236,11 +1389,21 @@ pub async fn settle_spooled(
     for account in &accounts {
         tx.lock_account(account).await?;
     }
-    let mut done = Vec::with_capacity(settle.dsns.len());
-    for (i, d) in settle.dsns.iter().enumerate() {
+    let mut done = Vec::with_capacity(deliveries.len());
+    for (i, d) in deliveries.iter().enumerate() {
         let tail = tail.filter(|_| i == 0);
         done.push(deliver_spooled(tx, d, tail).await?);
     }
+    Ok(done)
+}
+
+/// [`settle`] where the first delivery ends in `tail` (issue 19).
+pub async fn settle_spooled(
+    tx: &Tx<'_>,
+    settle: &Settle,
+    tail: Option<&Spooled>,
+) -> Result<Vec<Delivered>, StoreError> {
+    let done = deliver_all(tx, &settle.dsns, tail).await?;
     for &id in &settle.remove {
         complete(tx, id).await?;
     }

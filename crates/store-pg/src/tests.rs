@@ -28,6 +28,13 @@ impl store::conformance::Backend for Pg {
     }
 }
 
+impl Pg {
+    /// The database's URL, for plain connections beside the store.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+}
+
 pub(crate) fn pg() -> Pg {
     Pg {
         url: cluster::shared().create_database(),
