@@ -83,7 +83,16 @@ impl Decoder {
                 }
                 pending.extend_from_slice(rest);
                 if pending.len() > QP_PENDING_MAX {
-                    let cut = safe_cut(pending);
+                    let cut = match safe_cut(pending) {
+                        // Blanks (and `=`) alone for longer than any
+                        // conforming line (RFC 2045 6.7 rule 5: 76
+                        // characters): kept as text rather than held until
+                        // the line ends, so memory stays bounded; only such
+                        // malformed input decodes otherwise than whole. The
+                        // last two octets stay, so no `=XX` is cut.
+                        0 => pending.len().saturating_sub(2),
+                        cut => cut,
+                    };
                     if cut > 0 {
                         let head: Vec<u8> = pending.drain(..cut).collect();
                         decode_qp_line_part(&head, out);
@@ -187,6 +196,30 @@ mod tests {
             }
             d.finish(&mut out);
             assert_eq!(out, decode_qp(&data), "chunks of {size}");
+        }
+    }
+
+    #[test]
+    fn a_line_of_blanks_alone_is_held_in_bounded_memory() {
+        let blanks = vec![b' '; 4 * QP_PENDING_MAX];
+        for tail in [b"x\r\n".as_slice(), b"\r\n".as_slice()] {
+            let data = [blanks.as_slice(), tail].concat();
+            let mut d = Decoder::new(Cte::QuotedPrintable).expect("qp");
+            let mut out = Vec::new();
+            for c in data.chunks(4096) {
+                d.feed(c, &mut out);
+                let Decoder::QuotedPrintable { pending } = &d else {
+                    panic!("not qp")
+                };
+                assert!(pending.len() <= QP_PENDING_MAX + 4096, "{}", pending.len());
+            }
+            d.finish(&mut out);
+            if tail.starts_with(b"x") {
+                // Blanks before text are text: the same as whole.
+                assert_eq!(out, decode_qp(&data));
+            } else {
+                assert!(out.ends_with(b"\r\n") && out.len() <= data.len());
+            }
         }
     }
 }
