@@ -37,8 +37,8 @@ pub use encode::{encode_base64_lines, encode_binary_parts};
 pub use section::{BinaryError, binary, decode_base64, decode_qp, resolve, section};
 pub use structure::{BodyStructure, Entity, Envelope, Shape, body_structure, envelope};
 pub use text::{
-    MAX_PREVIEW_CHARS, SearchText, TEXT_PENDING_MAX, TextStream, date_utc, preview, search_text,
-    search_text_of, unstructured_text,
+    MAX_PREVIEW_CHARS, PreviewKind, SearchText, TEXT_PENDING_MAX, TextStream, date_utc, preview,
+    preview_kind, search_text, search_text_of, unstructured_text,
 };
 
 /// Deepest nesting of multiparts and message/rfc822 parts we descend.

@@ -209,20 +209,39 @@ fn first_text<'p, 'a>(
         PartKind::Multipart(children) => {
             children.iter().find_map(|c| first_text(c, depth + 1, html))
         }
-        PartKind::Leaf
-            if p.content_type.mtype.eq_ignore_ascii_case("text") && !is_attachment(p) =>
-        {
-            if p.content_type.subtype.eq_ignore_ascii_case("plain") {
-                Some(p)
-            } else {
-                if html.is_none() && p.content_type.subtype.eq_ignore_ascii_case("html") {
+        PartKind::Leaf => match preview_kind(p) {
+            Some(PreviewKind::Plain) => Some(p),
+            Some(PreviewKind::Html) => {
+                if html.is_none() {
                     *html = Some(p);
                 }
                 None
             }
-        }
+            None => None,
+        },
         // Attached messages and other leaves are not the message's text.
         _ => None,
+    }
+}
+
+/// What a leaf is to [`preview`]: the first text/plain that is not an
+/// attachment is the text; failing one, the first such text/html.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreviewKind {
+    Plain,
+    Html,
+}
+
+/// The leaf's [`PreviewKind`], from its header alone.
+pub fn preview_kind(p: &Part<'_>) -> Option<PreviewKind> {
+    if !p.content_type.mtype.eq_ignore_ascii_case("text") || is_attachment(p) {
+        None
+    } else if p.content_type.subtype.eq_ignore_ascii_case("plain") {
+        Some(PreviewKind::Plain)
+    } else if p.content_type.subtype.eq_ignore_ascii_case("html") {
+        Some(PreviewKind::Html)
+    } else {
+        None
     }
 }
 

@@ -1,7 +1,8 @@
 //! FETCH of sections of a big message from its part offsets (issues 18
 //! and 19): `BODY[section]` with any text specifier (`HEADER`, `TEXT`,
 //! `MIME`, `HEADER.FIELDS`), `<partial>`, `RFC822`, `RFC822.HEADER`,
-//! `RFC822.TEXT`, `BINARY[section]` and `BINARY.SIZE[section]` of a message
+//! `RFC822.TEXT`, `BINARY[section]`, `BINARY.SIZE[section]` and `PREVIEW`
+//! (from its text part's header and first octets) of a message
 //! above [`PARTS_ABOVE`] whose cache entry has its [`PartMap`] are read from
 //! the store by range, never the whole message: a section up to
 //! [`INLINE_MAX`] into memory, a bigger one [`BODY_CHUNK`] at a time
@@ -36,8 +37,17 @@ pub(super) const INLINE_MAX: u64 = BODY_CHUNK as u64;
 /// a header this long is abuse, not mail).
 const FIELDS_HEADER_MAX: u64 = 1024 * 1024;
 
+/// A part's header read for PREVIEW: one longer than this sends the
+/// message the whole-message way (as [`FIELDS_HEADER_MAX`]).
+const PREVIEW_HEADER_MAX: u64 = 64 * 1024;
+
+/// Octets of the chosen text part read for PREVIEW: far more than
+/// [`mime::MAX_PREVIEW_CHARS`] characters of text need, even as base64 of
+/// a multi-octet charset or HTML with markup before its text.
+const PREVIEW_BODY_MAX: u64 = 64 * 1024;
+
 /// True for the items that read the body and that the offsets answer
-/// (everything but PREVIEW and what the cache answers itself).
+/// (everything but what the cache answers itself).
 pub(super) fn by_range(att: &FetchAtt) -> bool {
     matches!(
         att,
@@ -47,6 +57,7 @@ pub(super) fn by_range(att: &FetchAtt) -> bool {
             | FetchAtt::Section { .. }
             | FetchAtt::Binary { .. }
             | FetchAtt::BinarySize { .. }
+            | FetchAtt::Preview { .. }
     )
 }
 
@@ -176,6 +187,58 @@ where
     dec.finish(&mut decoded);
     each(&decoded);
     Ok(true)
+}
+
+/// PREVIEW (RFC 8970) of a big message from its map: the leaves are
+/// looked at in [`mime::preview`]'s order from their headers alone, and
+/// the chosen one's header and at most [`PREVIEW_BODY_MAX`] of its body
+/// make a small message that `mime::preview` reads, so its rules
+/// (charsets, HTML, whitespace) stay in one place.
+async fn preview(
+    store: &dyn Store,
+    body: BodyId,
+    map: &PartMap,
+) -> Result<Result<Option<String>, Unplanned>, ImapError> {
+    // Depth first, children in order, as mime::preview walks the parse;
+    // attached messages are not the message's text.
+    let mut stack: Vec<(&PartMap, usize)> = vec![(map, 0)];
+    let mut html: Option<&PartMap> = None;
+    let mut plain: Option<&PartMap> = None;
+    while let Some((node, depth)) = stack.pop() {
+        if depth > mime::MAX_DEPTH {
+            continue;
+        }
+        match &node.kind {
+            offsets::MapKind::Multipart(children) => {
+                stack.extend(children.iter().rev().map(|c| (c, depth + 1)));
+            }
+            offsets::MapKind::Message(_) => {}
+            offsets::MapKind::Leaf => {
+                if node.body - node.start > PREVIEW_HEADER_MAX {
+                    return Ok(Err(Unplanned::Whole));
+                }
+                let Some(head) = read_range(store, body, node.start, node.body).await? else {
+                    return Ok(Err(Unplanned::Gone));
+                };
+                match mime::preview_kind(&mime::Part::parse(&head)) {
+                    Some(mime::PreviewKind::Plain) => {
+                        plain = Some(node);
+                        break;
+                    }
+                    Some(mime::PreviewKind::Html) if html.is_none() => html = Some(node),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let Some(node) = plain.or(html) else {
+        return Ok(Ok(None));
+    };
+    let end = node.end.min(node.body.saturating_add(PREVIEW_BODY_MAX));
+    let Some(small) = read_range(store, body, node.start, end).await? else {
+        return Ok(Err(Unplanned::Gone));
+    };
+    Ok(Ok(mime::preview(&mime::Part::parse(&small))))
 }
 
 fn unknown_cte() -> ImapError {
@@ -369,6 +432,13 @@ pub(super) async fn plan_items(
                     total
                 };
                 planned.values.push(FetchValue::BinarySize { name, size });
+                continue;
+            }
+            FetchAtt::Preview { .. } => {
+                match preview(store, body, map).await? {
+                    Ok(text) => planned.values.push(FetchValue::Preview(text)),
+                    Err(why) => return Ok(Err(why)),
+                }
                 continue;
             }
             _ => return Ok(Err(Unplanned::Whole)),
@@ -569,7 +639,7 @@ mod tests {
     /// the streamed ones last and in order, so that the response of the
     /// whole-message path and the range path can be compared octet for
     /// octet.
-    const ITEMS: &str = "(BODY.PEEK[1] BODY.PEEK[1.MIME] BODY.PEEK[3.HEADER] \
+    const ITEMS: &str = "(PREVIEW BODY.PEEK[1] BODY.PEEK[1.MIME] BODY.PEEK[3.HEADER] \
         BODY.PEEK[3.HEADER.FIELDS (SUBJECT)] BODY.PEEK[HEADER.FIELDS.NOT (FROM)] \
         BODY.PEEK[5.1] BODY.PEEK[9] BODY.PEEK[3.1]<5.40> BINARY.SIZE[2] BINARY.SIZE[3.1] \
         BINARY.SIZE[3.2] BINARY.PEEK[1] BINARY.PEEK[3.1]<3.100> BINARY.PEEK[7] \
@@ -680,13 +750,55 @@ mod tests {
         assert_eq!(window(10, Some((12, 4))), (10, 0));
     }
 
+    /// PREVIEW of a big message by range picks what the whole-message
+    /// way picks: the first inline text/plain, here after an HTML part,
+    /// an attached text and a big attachment, or failing one the first
+    /// HTML part; and never reads the message whole.
+    #[tokio::test]
+    async fn preview_of_a_big_message_is_found_by_range() {
+        let (kit, reads) = Kit::counting_body_reads();
+        let big = "QUJD\r\n".repeat(300_000);
+        let with_plain = format!(
+            "Subject: p\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+             --b\r\nContent-Type: text/html\r\n\r\n<p>the <b>html</b></p>\r\n\
+             --b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment\r\n\r\nattached\r\n\
+             --b\r\nContent-Type: application/octet-stream\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{big}\
+             --b\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\
+             Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9   au\r\n  lait\r\n\
+             --b--\r\n"
+        );
+        let html_only = with_plain
+            .replace("charset=iso-8859-1", "charset=x\r\nX-Was: text/plain")
+            .replace(
+                "Content-Type: text/plain; charset=x",
+                "Content-Type: image/png; charset=x",
+            );
+        for raw in [&with_plain, &html_only] {
+            kit.deliver(ALICE, raw).await;
+        }
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = cmd(&mut s, "FETCH 1:2 (PREVIEW)").await;
+        r.assert_ok();
+        assert_eq!(reads.load(Ordering::SeqCst), 0, "no whole read");
+        let want: Vec<String> = [&with_plain, &html_only]
+            .iter()
+            .map(|raw| mime::preview(&mime::Part::parse(raw.as_bytes())).expect("text"))
+            .collect();
+        assert_eq!(want, ["café au lait", "the html"]);
+        for (line, want) in r.untagged.iter().zip(&want) {
+            // A quoted string, or a literal for the non-ASCII one.
+            assert!(
+                line.contains("PREVIEW ") && line.contains(want.as_str()),
+                "{line}"
+            );
+        }
+    }
+
     #[test]
-    fn preview_is_not_answered_by_range() {
+    fn what_the_offsets_answer() {
         assert!(!answerable(&[FetchAtt::Envelope]));
         assert!(answerable(&[FetchAtt::Rfc822Header, FetchAtt::Envelope]));
-        assert!(!answerable(&[
-            FetchAtt::Rfc822Header,
-            FetchAtt::Preview { lazy: false }
-        ]));
+        assert!(answerable(&[FetchAtt::Preview { lazy: false }]));
     }
 }
