@@ -702,6 +702,10 @@ impl Store for PgStore {
         read!(self, |tx| read::changes_since(&tx, mailbox, since))
     }
 
+    fn mailbox_index(&self, mailbox: MailboxId) -> StoreFuture<'_, store::MailboxIndex> {
+        read!(self, |tx| read::mailbox_index(&tx, mailbox))
+    }
+
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>> {
         read!(self, |tx| read::queue(&tx))
     }

@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 mod feed;
+mod index;
 mod ops;
 mod read;
 mod schema;
@@ -36,6 +37,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use index::{IndexBuilder, MailboxIndex};
 pub use ops::MAX_FLAGS_PER_MESSAGE;
 
 /// The validation and canonical forms every backend applies the same way
@@ -775,6 +777,22 @@ pub trait Store: Send + Sync + 'static {
     /// `since == 0` lists every entry (and no tombstones). NotFound when
     /// the mailbox is gone.
     fn changes_since(&self, mailbox: MailboxId, since: u64) -> StoreFuture<'_, MailboxChanges>;
+    /// Every entry's UID and flags, ascending UID, and the HIGHESTMODSEQ,
+    /// from one snapshot: what SELECT opens a mailbox from (see
+    /// [`MailboxIndex`]), reading nothing else of an entry. NotFound when
+    /// the mailbox is gone. The default (for test doubles) takes them from
+    /// [`Store::changes_since`]; backends override it with one narrow
+    /// query.
+    fn mailbox_index(&self, mailbox: MailboxId) -> StoreFuture<'_, MailboxIndex> {
+        Box::pin(async move {
+            let all = self.changes_since(mailbox, 0).await?;
+            let mut b = IndexBuilder::new(all.highestmodseq, all.changed.len());
+            for m in &all.changed {
+                b.push_flags(m.uid, &m.flags);
+            }
+            Ok(b.finish())
+        })
+    }
     /// METADATA (RFC 5464): the entries (lower-case name, value) of
     /// `account`'s server (`mailbox` None) or of one of its mailboxes, by
     /// name. NotFound for a mailbox that is gone or not the account's.

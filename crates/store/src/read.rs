@@ -20,7 +20,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::ops::{canonical_account, flags_from_text, normalize_mailbox_name};
 use crate::schema::{map_err, open_connection};
 use crate::{
-    BodyId, MailboxChanges, MailboxId, MailboxInfo, MessageMeta, QueueEntry, StoreError, Uid,
+    BodyId, IndexBuilder, MailboxChanges, MailboxId, MailboxIndex, MailboxInfo, MessageMeta,
+    QueueEntry, StoreError, Uid,
 };
 
 /// Read connections per store. Reads are short (metadata, or one body), so
@@ -304,6 +305,38 @@ pub fn changes_since(
         // those the caller needs may be gone.
         trimmed: since != 0 && since < floor.max(0) as u64,
     })
+}
+
+/// UIDs and flags of every entry, and the HIGHESTMODSEQ, in one snapshot
+/// (see [`crate::MailboxIndex`]). A range scan of `entries` by its
+/// primary key (mailbox_id, uid), which holds the row (WITHOUT ROWID):
+/// no join, no sort, and no body page is read. NotFound when the mailbox
+/// is gone.
+pub fn mailbox_index(conn: &Connection, mailbox: MailboxId) -> Result<MailboxIndex, StoreError> {
+    let tx = conn.unchecked_transaction().map_err(map_err)?;
+    let highestmodseq = tx
+        .prepare_cached("SELECT highestmodseq FROM mailboxes WHERE id = ?1")
+        .and_then(|mut s| s.query_row([mailbox.0], |r| r.get::<_, i64>(0)).optional())
+        .map_err(map_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox id {}", mailbox.0)))?;
+    let mut b = IndexBuilder::new(highestmodseq.max(0) as u64, 0);
+    {
+        let mut stmt = tx
+            .prepare_cached("SELECT uid, flags FROM entries WHERE mailbox_id = ?1 ORDER BY uid")
+            .map_err(map_err)?;
+        let mut rows = stmt.query([mailbox.0]).map_err(map_err)?;
+        while let Some(r) = rows.next().map_err(map_err)? {
+            let uid = Uid(r.get(0).map_err(map_err)?);
+            // Borrowed from SQLite's row: no allocation per entry.
+            let flags = r
+                .get_ref(1)
+                .and_then(|v| Ok(v.as_str()?))
+                .map_err(map_err)?;
+            b.push_text(uid, flags);
+        }
+    }
+    tx.finish().map_err(map_err)?;
+    Ok(b.finish())
 }
 
 pub fn read_body(conn: &Connection, body: BodyId) -> Result<Vec<u8>, StoreError> {

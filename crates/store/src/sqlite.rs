@@ -535,6 +535,10 @@ impl Store for SqliteStore {
         self.read(move |c| read::changes_since(c, mailbox, since))
     }
 
+    fn mailbox_index(&self, mailbox: MailboxId) -> StoreFuture<'_, crate::MailboxIndex> {
+        self.read(move |c| read::mailbox_index(c, mailbox))
+    }
+
     fn usage(&self, account: String) -> StoreFuture<'_, crate::Usage> {
         self.read(move |c| read::usage(c, &account))
     }
