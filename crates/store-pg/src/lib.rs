@@ -396,6 +396,14 @@ impl Store for PgStore {
         read!(self, |tx| read::mailbox(&tx, &account, &name))
     }
 
+    fn mailbox_uncounted(
+        &self,
+        account: String,
+        name: String,
+    ) -> StoreFuture<'_, Option<MailboxInfo>> {
+        read!(self, |tx| read::mailbox_uncounted(&tx, &account, &name))
+    }
+
     fn create_mailbox(
         &self,
         account: String,

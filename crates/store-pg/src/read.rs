@@ -21,6 +21,13 @@ const MAILBOX_COLUMNS: &str = "m.id, m.account, m.name, m.uidvalidity, m.uidnext
      (SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id \
         AND (' ' || e.flags || ' ') NOT LIKE '% \\\\Seen %')";
 
+/// [`MAILBOX_COLUMNS`] without the two counts, which cost a scan of the
+/// mailbox's entries: 0 in their place.
+const MAILBOX_UNCOUNTED: &str = "m.id, m.account, m.name, m.uidvalidity, m.uidnext, \
+     m.highestmodseq, m.special_use, \
+     EXISTS (SELECT 1 FROM subscriptions s WHERE s.account = m.account AND s.name = m.name), \
+     0::bigint, 0::bigint";
+
 fn u32_of(v: i64, what: &str) -> Result<u32, StoreError> {
     u32::try_from(v).map_err(|_| StoreError::Io(format!("{what} {v} out of range")))
 }
@@ -139,6 +146,23 @@ pub async fn mailbox(
     let name = normalize_mailbox_name(name);
     let sql =
         format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes m WHERE m.account = $1 AND m.name = $2");
+    match rows(tx, &sql, &[&account, &name]).await?.first() {
+        Some(r) => Ok(Some(mailbox_from_row(r)?)),
+        None => Ok(None),
+    }
+}
+
+/// [`mailbox`] without the message counts (see
+/// [`store::Store::mailbox_uncounted`]).
+pub async fn mailbox_uncounted(
+    tx: &Transaction<'_>,
+    account: &str,
+    name: &str,
+) -> Result<Option<MailboxInfo>, StoreError> {
+    let account = canonical_account(account)?;
+    let name = normalize_mailbox_name(name);
+    let sql =
+        format!("SELECT {MAILBOX_UNCOUNTED} FROM mailboxes m WHERE m.account = $1 AND m.name = $2");
     match rows(tx, &sql, &[&account, &name]).await?.first() {
         Some(r) => Ok(Some(mailbox_from_row(r)?)),
         None => Ok(None),

@@ -516,6 +516,24 @@ pub trait Store: Send + Sync + 'static {
     }
     /// One mailbox by name: "INBOX" case-insensitive, others exact.
     fn mailbox(&self, account: String, name: String) -> StoreFuture<'_, Option<MailboxInfo>>;
+    /// [`Store::mailbox`] with `messages` and `unseen` left 0, for a
+    /// caller that counts them itself: SELECT does from the mailbox index
+    /// ([`Store::mailbox_index`]), and counting costs a scan of the
+    /// entries (the unseen count a text match per entry). The default asks
+    /// [`Store::mailbox`] and zeroes them.
+    fn mailbox_uncounted(
+        &self,
+        account: String,
+        name: String,
+    ) -> StoreFuture<'_, Option<MailboxInfo>> {
+        Box::pin(async move {
+            Ok(self.mailbox(account, name).await?.map(|m| MailboxInfo {
+                messages: 0,
+                unseen: 0,
+                ..m
+            }))
+        })
+    }
     fn create_mailbox(
         &self,
         account: String,

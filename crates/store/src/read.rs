@@ -80,6 +80,13 @@ const MAILBOX_COLUMNS: &str = "m.id, m.account, m.name, m.uidvalidity, m.uidnext
      (SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id \
         AND (' ' || e.flags || ' ') NOT LIKE '% \\Seen %')";
 
+/// [`MAILBOX_COLUMNS`] without the two counts, which cost a scan of the
+/// mailbox's entries (the unseen one a LIKE per entry): 0 in their place.
+const MAILBOX_UNCOUNTED: &str = "m.id, m.account, m.name, m.uidvalidity, m.uidnext, \
+     m.highestmodseq, m.special_use, \
+     EXISTS (SELECT 1 FROM subscriptions s WHERE s.account = m.account AND s.name = m.name), \
+     0, 0";
+
 fn mailbox_from_row(r: &Row<'_>) -> rusqlite::Result<MailboxInfo> {
     Ok(MailboxInfo {
         id: MailboxId(r.get(0)?),
@@ -164,6 +171,23 @@ pub fn mailbox(
     let account = canonical_account(account)?;
     conn.prepare_cached(&format!(
         "SELECT {MAILBOX_COLUMNS} FROM mailboxes m WHERE m.account = ?1 AND m.name = ?2"
+    ))
+    .and_then(|mut s| {
+        s.query_row([account, normalize_mailbox_name(name)], mailbox_from_row)
+            .optional()
+    })
+    .map_err(map_err)
+}
+
+/// [`mailbox`] without the message counts (see [`crate::Store::mailbox_uncounted`]).
+pub fn mailbox_uncounted(
+    conn: &Connection,
+    account: &str,
+    name: &str,
+) -> Result<Option<MailboxInfo>, StoreError> {
+    let account = canonical_account(account)?;
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_UNCOUNTED} FROM mailboxes m WHERE m.account = ?1 AND m.name = ?2"
     ))
     .and_then(|mut s| {
         s.query_row([account, normalize_mailbox_name(name)], mailbox_from_row)

@@ -274,6 +274,14 @@ impl Store for SqliteStore {
         self.read(move |c| read::mailbox(c, &account, &name))
     }
 
+    fn mailbox_uncounted(
+        &self,
+        account: String,
+        name: String,
+    ) -> StoreFuture<'_, Option<MailboxInfo>> {
+        self.read(move |c| read::mailbox_uncounted(c, &account, &name))
+    }
+
     fn create_mailbox(
         &self,
         account: String,

@@ -31,7 +31,7 @@ impl Session {
         let Some(info) = self
             .ctx
             .store
-            .mailbox(account, name.as_str().to_string())
+            .mailbox_uncounted(account, name.as_str().to_string())
             .await?
         else {
             return Err(ImapError::no(Some(Code::NonExistent), "no such mailbox"));

@@ -48,9 +48,11 @@ impl Selected {
     /// Opens a mailbox: loads its messages and claims \Recent. The watch
     /// is taken before the read, so a change committed in between wakes
     /// the session (and the next sync reads it from the mark).
+    /// `info`'s counts may be left out ([`store::Store::mailbox_uncounted`]):
+    /// they are set from the view.
     pub async fn open(
         ctx: &Arc<ImapContext>,
-        info: MailboxInfo,
+        mut info: MailboxInfo,
         read_only: bool,
     ) -> Result<Selected, ImapError> {
         let watch = ctx.hub.watch(info.id);
@@ -58,6 +60,8 @@ impl Selected {
         let index = ctx.store.mailbox_index(info.id).await?;
         let recent = ctx.recent.claim_above(info.id, index.uids(), !read_only);
         let view = View::from_index(&index, &recent, read_only);
+        info.messages = view.exists();
+        info.unseen = view.unseen_count();
         Ok(Selected {
             info,
             read_only,

@@ -552,6 +552,18 @@ impl View {
         self.msgs.len() as u32
     }
 
+    /// Messages without \Seen (not counting those expunged elsewhere):
+    /// a sum over the flag-set table, not a pass over the messages.
+    pub fn unseen_count(&self) -> u32 {
+        let sets = &self.flag_sets;
+        sets.sets
+            .iter()
+            .zip(&sets.refs)
+            .filter(|(set, _)| !set.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")))
+            .map(|(_, &n)| n)
+            .sum()
+    }
+
     pub fn recent_count(&self) -> u32 {
         self.recent
     }
@@ -743,6 +755,20 @@ mod tests {
         let mut v = View::new(&[meta(1, &[])], &[], true);
         let r = apply(&mut v, &[meta(1, &["kw"])], &[], REV1);
         assert!(r[1].starts_with("* OK [PERMANENTFLAGS ()]"), "{r:?}");
+    }
+
+    #[test]
+    fn unseen_counts_live_messages_without_seen() {
+        let metas = [
+            meta(1, &["\\Seen"]),
+            meta(2, &[]),
+            meta(3, &["$x"]),
+            meta(4, &[]),
+        ];
+        let mut v = View::new(&metas, &[], false);
+        assert_eq!(v.unseen_count(), 3);
+        apply(&mut v, &[meta(2, &["\\Seen"])], &[4], REV1);
+        assert_eq!(v.unseen_count(), 1);
     }
 
     #[test]

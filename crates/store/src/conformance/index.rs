@@ -1,6 +1,7 @@
 //! Conformance: [`Store::mailbox_index`], the compact listing SELECT
 //! opens a mailbox from (issue 18): the same entries and flags as
-//! [`Store::messages`], each distinct flag set once, from one snapshot.
+//! [`Store::messages`], each distinct flag set once, from one snapshot;
+//! and [`Store::mailbox_uncounted`], the mailbox without its counts.
 
 use crate::conformance::{Backend, inbox, local};
 use crate::*;
@@ -63,6 +64,28 @@ pub async fn mailbox_index_has_every_entry_and_its_flags_once_per_set(backend: &
     assert_eq!(index.flag_sets.len(), 3, "{:?}", index.flag_sets);
     let info = inbox(&*other, "a@x").await;
     assert_eq!(index.highestmodseq, info.highestmodseq);
+    // The same mailbox without its counts ("INBOX" in any case).
+    let uncounted = other
+        .mailbox_uncounted("a@x".into(), "inbox".into())
+        .await
+        .expect("query")
+        .expect("INBOX exists");
+    assert_eq!((info.messages, info.unseen), (5, 2));
+    assert_eq!(
+        uncounted,
+        MailboxInfo {
+            messages: 0,
+            unseen: 0,
+            ..info
+        }
+    );
+    assert!(
+        other
+            .mailbox_uncounted("a@x".into(), "Nowhere".into())
+            .await
+            .expect("query")
+            .is_none()
+    );
 
     // An empty mailbox has an empty index; a gone one is NotFound.
     let archive = other
