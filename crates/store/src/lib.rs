@@ -11,6 +11,8 @@
 //!   (its header holds the durability and ordering rules);
 //! - `ops`: the SQL of each write operation, run by the writer;
 //! - `read`: the read connection pool and the read queries;
+//! - `index`: [`MailboxIndex`], the UIDs and flags SELECT opens a
+//!   mailbox from, and the builder every backend makes it with;
 //! - `feed`: the change feed and the watcher thread for other processes;
 //! - `spooled`: bodies whose end is still in a spool file, copied in
 //!   chunks (issue 19);
