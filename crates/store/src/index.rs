@@ -51,6 +51,12 @@ impl MailboxIndex {
 pub struct IndexBuilder {
     index: MailboxIndex,
     by_text: HashMap<String, u32>,
+    /// The set of the empty text, once seen: most entries (new mail) have
+    /// no flags, and they skip the hash map.
+    empty: Option<u32>,
+    /// The previous entry's text and set: neighbours mostly share flags
+    /// (old mail all \Seen), and a comparison costs less than a lookup.
+    last: Option<(String, u32)>,
 }
 
 impl IndexBuilder {
@@ -62,12 +68,26 @@ impl IndexBuilder {
                 entries: Vec::with_capacity(capacity),
             },
             by_text: HashMap::new(),
+            empty: None,
+            last: None,
         }
     }
 
     /// One entry whose flags are stored as `text` (space-separated, as
     /// [`crate::rules::flags_to_text`] writes them).
     pub fn push_text(&mut self, uid: Uid, text: &str) {
+        if text.is_empty()
+            && let Some(set) = self.empty
+        {
+            self.index.entries.push((uid, set));
+            return;
+        }
+        if let Some((last, set)) = &self.last
+            && last == text
+        {
+            self.index.entries.push((uid, *set));
+            return;
+        }
         let set = match self.by_text.get(text) {
             Some(&set) => set,
             None => {
@@ -76,10 +96,21 @@ impl IndexBuilder {
                     .flag_sets
                     .push(crate::rules::flags_from_text(text));
                 self.by_text.insert(text.to_string(), set);
+                if text.is_empty() {
+                    self.empty = Some(set);
+                }
                 set
             }
         };
         self.index.entries.push((uid, set));
+        match &mut self.last {
+            Some((last, last_set)) => {
+                last.clear();
+                last.push_str(text);
+                *last_set = set;
+            }
+            None => self.last = Some((text.to_string(), set)),
+        }
     }
 
     /// One entry with its flags as a list (for a backend that has them
@@ -108,14 +139,21 @@ mod tests {
         b.push_text(Uid(1), "");
         b.push_text(Uid(2), "\\Seen");
         b.push_flags(Uid(4), &["\\Seen".to_string()]);
+        // The empty text again, after another: its own set still.
+        b.push_text(Uid(5), "");
+        b.push_text(Uid(6), "$Work");
         let ix = b.finish();
         assert_eq!(ix.highestmodseq, 7);
-        assert_eq!(ix.flag_sets.len(), 2);
-        assert_eq!(ix.uids().map(|u| u.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(ix.flag_sets.len(), 3);
+        assert_eq!(
+            ix.uids().map(|u| u.0).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5, 6]
+        );
         let sets: Vec<&[String]> = ix.entries.iter().map(|&(_, s)| ix.flags(s)).collect();
-        assert!(sets[0].is_empty());
-        assert!(sets[1..].iter().all(|s| *s == ["\\Seen".to_string()]));
-        assert!(ix.contains(Uid(4)) && !ix.contains(Uid(5)));
+        assert!(sets[0].is_empty() && sets[4].is_empty());
+        assert!(sets[1..4].iter().all(|s| *s == ["\\Seen".to_string()]));
+        assert_eq!(sets[5], ["$Work".to_string()]);
+        assert!(ix.contains(Uid(4)) && !ix.contains(Uid(7)));
         assert!(ix.flags(99).is_empty());
     }
 }
