@@ -440,6 +440,14 @@ impl Store for PgStore {
         read!(self, |tx| read::mailbox(&tx, &account, &name))
     }
 
+    fn mailbox_uncounted(
+        &self,
+        account: String,
+        name: String,
+    ) -> StoreFuture<'_, Option<MailboxInfo>> {
+        read!(self, |tx| read::mailbox_uncounted(&tx, &account, &name))
+    }
+
     fn create_mailbox(
         &self,
         account: String,
@@ -740,6 +748,10 @@ impl Store for PgStore {
 
     fn changes_since(&self, mailbox: MailboxId, since: u64) -> StoreFuture<'_, MailboxChanges> {
         read!(self, |tx| read::changes_since(&tx, mailbox, since))
+    }
+
+    fn mailbox_index(&self, mailbox: MailboxId) -> StoreFuture<'_, store::MailboxIndex> {
+        read!(self, |tx| read::mailbox_index(&tx, mailbox))
     }
 
     fn queue(&self) -> StoreFuture<'_, Vec<QueueEntry>> {

@@ -7,7 +7,8 @@ use tokio_postgres::Row;
 
 use store::rules::{canonical_account, flags_from_text, normalize_mailbox_name};
 use store::{
-    BodyId, MailboxChanges, MailboxId, MailboxInfo, MessageMeta, QueueEntry, StoreError, Uid,
+    BodyId, IndexBuilder, MailboxChanges, MailboxId, MailboxIndex, MailboxInfo, MessageMeta,
+    QueueEntry, StoreError, Uid,
 };
 
 use crate::ops::{QUEUE_COLUMNS, queue_entry, uid_of};
@@ -19,6 +20,13 @@ const MAILBOX_COLUMNS: &str = "m.id, m.account, m.name, m.uidvalidity, m.uidnext
      (SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id), \
      (SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id \
         AND (' ' || e.flags || ' ') NOT LIKE '% \\\\Seen %')";
+
+/// [`MAILBOX_COLUMNS`] without the two counts, which cost a scan of the
+/// mailbox's entries: 0 in their place.
+const MAILBOX_UNCOUNTED: &str = "m.id, m.account, m.name, m.uidvalidity, m.uidnext, \
+     m.highestmodseq, m.special_use, \
+     EXISTS (SELECT 1 FROM subscriptions s WHERE s.account = m.account AND s.name = m.name), \
+     0::bigint, 0::bigint";
 
 fn u32_of(v: i64, what: &str) -> Result<u32, StoreError> {
     u32::try_from(v).map_err(|_| StoreError::Io(format!("{what} {v} out of range")))
@@ -144,6 +152,23 @@ pub async fn mailbox(
     }
 }
 
+/// [`mailbox`] without the message counts (see
+/// [`store::Store::mailbox_uncounted`]).
+pub async fn mailbox_uncounted(
+    tx: &Transaction<'_>,
+    account: &str,
+    name: &str,
+) -> Result<Option<MailboxInfo>, StoreError> {
+    let account = canonical_account(account)?;
+    let name = normalize_mailbox_name(name);
+    let sql =
+        format!("SELECT {MAILBOX_UNCOUNTED} FROM mailboxes m WHERE m.account = $1 AND m.name = $2");
+    match rows(tx, &sql, &[&account, &name]).await?.first() {
+        Some(r) => Ok(Some(mailbox_from_row(r)?)),
+        None => Ok(None),
+    }
+}
+
 const META_SELECT: &str = "SELECT e.uid, e.body_id, b.size, e.internal_date, e.flags, e.modseq \
      FROM entries e JOIN bodies b ON b.id = e.body_id";
 
@@ -181,6 +206,40 @@ async fn highestmodseq(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<u64, 
         .first()
         .ok_or_else(|| StoreError::NotFound(format!("mailbox id {}", mailbox.0)))?;
     Ok(row.try_get::<_, i64>(0).map_err(map_err)?.max(0) as u64)
+}
+
+/// Rows one trip of [`mailbox_index`] brings: bounds what the client
+/// library holds of a big mailbox at once.
+const INDEX_BATCH: i32 = 8192;
+
+/// UIDs and flags of every entry, and the HIGHESTMODSEQ, from the
+/// caller's snapshot (see [`store::MailboxIndex`]): the primary key's
+/// order, no join with the bodies, read through a portal
+/// [`INDEX_BATCH`] rows at a time. NotFound when the mailbox is gone.
+pub async fn mailbox_index(
+    tx: &Transaction<'_>,
+    mailbox: MailboxId,
+) -> Result<MailboxIndex, StoreError> {
+    let mut b = IndexBuilder::new(highestmodseq(tx, mailbox).await?, 0);
+    let stmt = tx
+        .prepare_cached("SELECT uid, flags FROM entries WHERE mailbox_id = $1 ORDER BY uid")
+        .await
+        .map_err(map_err)?;
+    let portal = tx.bind(&stmt, &[&mailbox.0]).await.map_err(map_err)?;
+    loop {
+        let batch = tx
+            .query_portal(&portal, INDEX_BATCH)
+            .await
+            .map_err(map_err)?;
+        for r in &batch {
+            let uid = uid_of(r.try_get(0).map_err(map_err)?)?;
+            b.push_text(uid, r.try_get::<_, &str>(1).map_err(map_err)?);
+        }
+        if batch.len() < INDEX_BATCH as usize {
+            break;
+        }
+    }
+    Ok(b.finish())
 }
 
 pub async fn messages_range(

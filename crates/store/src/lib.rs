@@ -11,6 +11,8 @@
 //!   (its header holds the durability and ordering rules);
 //! - `ops`: the SQL of each write operation, run by the writer;
 //! - `read`: the read connection pool and the read queries;
+//! - `index`: [`MailboxIndex`], the UIDs and flags SELECT opens a
+//!   mailbox from, and the builder every backend makes it with;
 //! - `feed`: the change feed and the watcher thread for other processes;
 //! - `spooled`: bodies whose end is still in a spool file, copied in
 //!   chunks (issue 19);
@@ -24,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 mod feed;
+mod index;
 mod ops;
 mod read;
 mod schema;
@@ -36,6 +39,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use index::{IndexBuilder, MailboxIndex};
 pub use ops::MAX_FLAGS_PER_MESSAGE;
 
 /// The validation and canonical forms every backend applies the same way
@@ -514,6 +518,24 @@ pub trait Store: Send + Sync + 'static {
     }
     /// One mailbox by name: "INBOX" case-insensitive, others exact.
     fn mailbox(&self, account: String, name: String) -> StoreFuture<'_, Option<MailboxInfo>>;
+    /// [`Store::mailbox`] with `messages` and `unseen` left 0, for a
+    /// caller that counts them itself: SELECT does from the mailbox index
+    /// ([`Store::mailbox_index`]), and counting costs a scan of the
+    /// entries (the unseen count a text match per entry). The default asks
+    /// [`Store::mailbox`] and zeroes them.
+    fn mailbox_uncounted(
+        &self,
+        account: String,
+        name: String,
+    ) -> StoreFuture<'_, Option<MailboxInfo>> {
+        Box::pin(async move {
+            Ok(self.mailbox(account, name).await?.map(|m| MailboxInfo {
+                messages: 0,
+                unseen: 0,
+                ..m
+            }))
+        })
+    }
     fn create_mailbox(
         &self,
         account: String,
@@ -775,6 +797,22 @@ pub trait Store: Send + Sync + 'static {
     /// `since == 0` lists every entry (and no tombstones). NotFound when
     /// the mailbox is gone.
     fn changes_since(&self, mailbox: MailboxId, since: u64) -> StoreFuture<'_, MailboxChanges>;
+    /// Every entry's UID and flags, ascending UID, and the HIGHESTMODSEQ,
+    /// from one snapshot: what SELECT opens a mailbox from (see
+    /// [`MailboxIndex`]), reading nothing else of an entry. NotFound when
+    /// the mailbox is gone. The default (for test doubles) takes them from
+    /// [`Store::changes_since`]; backends override it with one narrow
+    /// query.
+    fn mailbox_index(&self, mailbox: MailboxId) -> StoreFuture<'_, MailboxIndex> {
+        Box::pin(async move {
+            let all = self.changes_since(mailbox, 0).await?;
+            let mut b = IndexBuilder::new(all.highestmodseq, all.changed.len());
+            for m in &all.changed {
+                b.push_flags(m.uid, &m.flags);
+            }
+            Ok(b.finish())
+        })
+    }
     /// METADATA (RFC 5464): the entries (lower-case name, value) of
     /// `account`'s server (`mailbox` None) or of one of its mailboxes, by
     /// name. NotFound for a mailbox that is gone or not the account's.

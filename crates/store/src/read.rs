@@ -20,7 +20,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::ops::{canonical_account, flags_from_text, normalize_mailbox_name};
 use crate::schema::{map_err, open_connection};
 use crate::{
-    BodyId, MailboxChanges, MailboxId, MailboxInfo, MessageMeta, QueueEntry, StoreError, Uid,
+    BodyId, IndexBuilder, MailboxChanges, MailboxId, MailboxIndex, MailboxInfo, MessageMeta,
+    QueueEntry, StoreError, Uid,
 };
 
 /// Read connections per store. Reads are short (metadata, or one body), so
@@ -78,6 +79,13 @@ const MAILBOX_COLUMNS: &str = "m.id, m.account, m.name, m.uidvalidity, m.uidnext
      (SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id), \
      (SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id \
         AND (' ' || e.flags || ' ') NOT LIKE '% \\Seen %')";
+
+/// [`MAILBOX_COLUMNS`] without the two counts, which cost a scan of the
+/// mailbox's entries (the unseen one a LIKE per entry): 0 in their place.
+const MAILBOX_UNCOUNTED: &str = "m.id, m.account, m.name, m.uidvalidity, m.uidnext, \
+     m.highestmodseq, m.special_use, \
+     EXISTS (SELECT 1 FROM subscriptions s WHERE s.account = m.account AND s.name = m.name), \
+     0, 0";
 
 fn mailbox_from_row(r: &Row<'_>) -> rusqlite::Result<MailboxInfo> {
     Ok(MailboxInfo {
@@ -163,6 +171,23 @@ pub fn mailbox(
     let account = canonical_account(account)?;
     conn.prepare_cached(&format!(
         "SELECT {MAILBOX_COLUMNS} FROM mailboxes m WHERE m.account = ?1 AND m.name = ?2"
+    ))
+    .and_then(|mut s| {
+        s.query_row([account, normalize_mailbox_name(name)], mailbox_from_row)
+            .optional()
+    })
+    .map_err(map_err)
+}
+
+/// [`mailbox`] without the message counts (see [`crate::Store::mailbox_uncounted`]).
+pub fn mailbox_uncounted(
+    conn: &Connection,
+    account: &str,
+    name: &str,
+) -> Result<Option<MailboxInfo>, StoreError> {
+    let account = canonical_account(account)?;
+    conn.prepare_cached(&format!(
+        "SELECT {MAILBOX_UNCOUNTED} FROM mailboxes m WHERE m.account = ?1 AND m.name = ?2"
     ))
     .and_then(|mut s| {
         s.query_row([account, normalize_mailbox_name(name)], mailbox_from_row)
@@ -304,6 +329,38 @@ pub fn changes_since(
         // those the caller needs may be gone.
         trimmed: since != 0 && since < floor.max(0) as u64,
     })
+}
+
+/// UIDs and flags of every entry, and the HIGHESTMODSEQ, in one snapshot
+/// (see [`crate::MailboxIndex`]). A range scan of `entries` by its
+/// primary key (mailbox_id, uid), which holds the row (WITHOUT ROWID):
+/// no join, no sort, and no body page is read. NotFound when the mailbox
+/// is gone.
+pub fn mailbox_index(conn: &Connection, mailbox: MailboxId) -> Result<MailboxIndex, StoreError> {
+    let tx = conn.unchecked_transaction().map_err(map_err)?;
+    let highestmodseq = tx
+        .prepare_cached("SELECT highestmodseq FROM mailboxes WHERE id = ?1")
+        .and_then(|mut s| s.query_row([mailbox.0], |r| r.get::<_, i64>(0)).optional())
+        .map_err(map_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox id {}", mailbox.0)))?;
+    let mut b = IndexBuilder::new(highestmodseq.max(0) as u64, 0);
+    {
+        let mut stmt = tx
+            .prepare_cached("SELECT uid, flags FROM entries WHERE mailbox_id = ?1 ORDER BY uid")
+            .map_err(map_err)?;
+        let mut rows = stmt.query([mailbox.0]).map_err(map_err)?;
+        while let Some(r) = rows.next().map_err(map_err)? {
+            let uid = Uid(r.get(0).map_err(map_err)?);
+            // Borrowed from SQLite's row: no allocation per entry.
+            let flags = r
+                .get_ref(1)
+                .and_then(|v| Ok(v.as_str()?))
+                .map_err(map_err)?;
+            b.push_text(uid, flags);
+        }
+    }
+    tx.finish().map_err(map_err)?;
+    Ok(b.finish())
 }
 
 /// A body's size and whether it is kept inline in `bodies.data` (else

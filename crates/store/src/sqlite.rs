@@ -274,6 +274,14 @@ impl Store for SqliteStore {
         self.read(move |c| read::mailbox(c, &account, &name))
     }
 
+    fn mailbox_uncounted(
+        &self,
+        account: String,
+        name: String,
+    ) -> StoreFuture<'_, Option<MailboxInfo>> {
+        self.read(move |c| read::mailbox_uncounted(c, &account, &name))
+    }
+
     fn create_mailbox(
         &self,
         account: String,
@@ -533,6 +541,10 @@ impl Store for SqliteStore {
 
     fn changes_since(&self, mailbox: MailboxId, since: u64) -> StoreFuture<'_, MailboxChanges> {
         self.read(move |c| read::changes_since(c, mailbox, since))
+    }
+
+    fn mailbox_index(&self, mailbox: MailboxId) -> StoreFuture<'_, crate::MailboxIndex> {
+        self.read(move |c| read::mailbox_index(c, mailbox))
     }
 
     fn usage(&self, account: String) -> StoreFuture<'_, crate::Usage> {

@@ -69,9 +69,20 @@ impl RecentTracker {
     /// The UIDs (ascending) that are recent for a session seeing them now;
     /// with `claim`, they stop being recent for every other session.
     pub fn claim(&self, mailbox: MailboxId, uids: &[Uid], claim: bool) -> Vec<Uid> {
+        self.claim_above(mailbox, uids.iter().copied(), claim)
+    }
+
+    /// [`RecentTracker::claim`] over any ascending run of UIDs (a mailbox
+    /// index's, without a copy of them all).
+    pub fn claim_above(
+        &self,
+        mailbox: MailboxId,
+        uids: impl Iterator<Item = Uid>,
+        claim: bool,
+    ) -> Vec<Uid> {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         let last = seen.get(&mailbox).copied().unwrap_or(0);
-        let recent: Vec<Uid> = uids.iter().copied().filter(|u| u.0 > last).collect();
+        let recent: Vec<Uid> = uids.filter(|u| u.0 > last).collect();
         if claim && let Some(max) = recent.last() {
             seen.insert(mailbox, max.0);
         }

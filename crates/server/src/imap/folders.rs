@@ -234,20 +234,26 @@ impl Session {
         items: &[StatusItem],
         out: &mut Out<'_>,
     ) -> Result<(), ImapError> {
-        let needs_messages = items.iter().any(|i| {
-            matches!(
-                i,
-                StatusItem::Deleted
-                    | StatusItem::DeletedStorage
-                    | StatusItem::Size
-                    | StatusItem::Recent
-            )
-        });
-        let msgs = if needs_messages {
+        // Sizes need every entry's metadata; \Deleted and \Recent only
+        // the UIDs and flags, which the mailbox index has for less.
+        let needs_sizes = items
+            .iter()
+            .any(|i| matches!(i, StatusItem::DeletedStorage | StatusItem::Size));
+        let needs_index = !needs_sizes
+            && items
+                .iter()
+                .any(|i| matches!(i, StatusItem::Deleted | StatusItem::Recent));
+        let msgs = if needs_sizes {
             self.ctx.store.messages(info.id).await?
         } else {
             Vec::new()
         };
+        let index = if needs_index {
+            self.ctx.store.mailbox_index(info.id).await?
+        } else {
+            store::MailboxIndex::default()
+        };
+        let deleted = |flags: &[String]| flags.iter().any(|f| f == "\\Deleted");
         let mut values = Vec::new();
         for &item in items {
             let v: u64 = match item {
@@ -257,20 +263,28 @@ impl Session {
                 StatusItem::Unseen => u64::from(info.unseen),
                 StatusItem::HighestModSeq => info.highestmodseq,
                 StatusItem::MailboxId => info.id.0.max(0) as u64,
-                StatusItem::Deleted => msgs
+                StatusItem::Deleted if needs_sizes => {
+                    msgs.iter().filter(|m| deleted(&m.flags)).count() as u64
+                }
+                StatusItem::Deleted => index
+                    .entries
                     .iter()
-                    .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
+                    .filter(|&&(_, set)| deleted(index.flags(set)))
                     .count() as u64,
                 StatusItem::Size => msgs.iter().map(|m| m.size).sum(),
                 // RFC 9208 4.2.2: in units of 1024 octets, like STORAGE.
                 StatusItem::DeletedStorage => msgs
                     .iter()
-                    .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
+                    .filter(|m| deleted(&m.flags))
                     .map(|m| m.size)
                     .sum::<u64>()
                     .div_ceil(1024),
-                StatusItem::Recent => {
+                StatusItem::Recent if needs_sizes => {
                     let uids: Vec<Uid> = msgs.iter().map(|m| m.uid).collect();
+                    u64::from(self.ctx.recent.count_unclaimed(info.id, &uids))
+                }
+                StatusItem::Recent => {
+                    let uids: Vec<Uid> = index.uids().collect();
                     u64::from(self.ctx.recent.count_unclaimed(info.id, &uids))
                 }
             };

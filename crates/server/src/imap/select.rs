@@ -31,7 +31,7 @@ impl Session {
         let Some(info) = self
             .ctx
             .store
-            .mailbox(account, name.as_str().to_string())
+            .mailbox_uncounted(account, name.as_str().to_string())
             .await?
         else {
             return Err(ImapError::no(Some(Code::NonExistent), "no such mailbox"));
@@ -106,11 +106,14 @@ impl Session {
             && expunge
             && !sel.read_only
         {
-            let fresh = self.ctx.store.messages(sel.id()).await?;
+            // The store's flags, not the view's: \Deleted set elsewhere
+            // since the last sync goes too. UIDs and flags only.
+            let fresh = self.ctx.store.mailbox_index(sel.id()).await?;
             let deleted: Vec<Uid> = fresh
+                .entries
                 .iter()
-                .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
-                .map(|m| m.uid)
+                .filter(|&&(_, set)| fresh.flags(set).iter().any(|f| f == "\\Deleted"))
+                .map(|&(uid, _)| uid)
                 .collect();
             if !deleted.is_empty() {
                 self.ctx.store.expunge(sel.id(), deleted).await?;

@@ -48,21 +48,25 @@ impl Selected {
     /// Opens a mailbox: loads its messages and claims \Recent. The watch
     /// is taken before the read, so a change committed in between wakes
     /// the session (and the next sync reads it from the mark).
+    /// `info`'s counts may be left out ([`store::Store::mailbox_uncounted`]):
+    /// they are set from the view.
     pub async fn open(
         ctx: &Arc<ImapContext>,
-        info: MailboxInfo,
+        mut info: MailboxInfo,
         read_only: bool,
     ) -> Result<Selected, ImapError> {
         let watch = ctx.hub.watch(info.id);
-        let all = ctx.store.changes_since(info.id, 0).await?;
-        let uids: Vec<Uid> = all.changed.iter().map(|m| m.uid).collect();
-        let recent = ctx.recent.claim(info.id, &uids, !read_only);
-        let view = View::new(&all.changed, &recent, read_only);
+        // UIDs and flags only (issue 18): the rest is read per command.
+        let index = ctx.store.mailbox_index(info.id).await?;
+        let recent = ctx.recent.claim_above(info.id, index.uids(), !read_only);
+        let view = View::from_index(&index, &recent, read_only);
+        info.messages = view.exists();
+        info.unseen = view.unseen_count();
         Ok(Selected {
             info,
             read_only,
             view,
-            modseq: all.highestmodseq,
+            modseq: index.highestmodseq,
             watch,
             saved: Vec::new(),
             pending: false,
@@ -117,22 +121,14 @@ impl Selected {
             // Tombstones this view needed were trimmed (a session idle
             // past `[store] tombstone_retention` without a sync): what is
             // gone is what the view has and the mailbox has not.
-            let all = ctx.store.changes_since(self.id(), 0).await?;
-            let present: Vec<Uid> = all.changed.iter().map(|m| m.uid).collect();
+            let present = ctx.store.mailbox_index(self.id()).await?;
             delta.vanished = self
                 .view
                 .msgs()
                 .iter()
                 .map(|m| m.uid())
-                .filter(|u| present.binary_search(u).is_err())
+                .filter(|u| !present.contains(*u))
                 .collect();
-            let mark = self.modseq;
-            delta.changed = all
-                .changed
-                .into_iter()
-                .filter(|m| m.modseq > mark)
-                .collect();
-            delta.highestmodseq = all.highestmodseq;
         }
         let max_uid = self.view.max_uid();
         let new: Vec<Uid> = delta
@@ -303,13 +299,13 @@ impl Selected {
                 None if top == 0 => Vec::new(),
                 None => vec![(1, top)],
             };
-            let all = match ctx.store.changes_since(self.id(), 0).await {
+            let all = match ctx.store.mailbox_index(self.id()).await {
                 Ok(c) => c,
                 Err(StoreError::NotFound(_)) => return Ok(Vec::new()),
                 Err(e) => return Err(e.into()),
             };
             // The mailbox's UIDs and the view's, merged ascending.
-            let mut here: Vec<u32> = all.changed.iter().map(|m| m.uid.0).collect();
+            let mut here: Vec<u32> = all.uids().map(|u| u.0).collect();
             here.extend(self.view.msgs().iter().map(|m| m.uid().0));
             here.sort_unstable();
             here.dedup();

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use proto_imap::types::in_intervals;
 use proto_imap::{Code, Data, FetchValue, Response, SeqSet, Status};
-use store::{MessageMeta, Uid};
+use store::{MailboxIndex, MessageMeta, Uid};
 
 /// System flags (RFC 9051 2.3.2).
 pub const SYSTEM_FLAGS: [&str; 5] = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
@@ -138,13 +138,18 @@ impl FlagSets {
                 i
             }
         };
+        self.hold(i);
+        i
+    }
+
+    /// One message more holds set `i` (which is in the table).
+    fn hold(&mut self, i: u32) {
         if let Some(r) = self.refs.get_mut(i as usize) {
             if *r == 0 {
                 self.dead = self.dead.saturating_sub(1);
             }
             *r = r.saturating_add(1);
         }
-        i
     }
 
     /// One message fewer holds set `i`.
@@ -207,25 +212,50 @@ pub struct View {
 
 impl View {
     /// The view of a freshly selected mailbox: `metas` ascending UID,
-    /// `recent` the UIDs \Recent for this session (ascending).
+    /// `recent` the UIDs \Recent for this session (ascending). Through
+    /// [`View::from_index`], as SELECT makes it.
+    #[cfg(test)]
     pub fn new(metas: &[MessageMeta], recent: &[Uid], read_only: bool) -> View {
+        let mut b = store::IndexBuilder::new(0, metas.len());
+        for m in metas {
+            b.push_flags(m.uid, &m.flags);
+        }
+        View::from_index(&b.finish(), recent, read_only)
+    }
+
+    /// The view of a freshly selected mailbox from the store's compact
+    /// listing (what SELECT reads): each of the index's flag sets is
+    /// interned once, not once per message. `recent` as [`View::new`].
+    pub fn from_index(index: &MailboxIndex, recent: &[Uid], read_only: bool) -> View {
         let mut view = View {
-            msgs: Vec::with_capacity(metas.len()),
+            msgs: Vec::with_capacity(index.entries.len()),
             flag_sets: FlagSets::new(),
             keywords: Vec::new(),
             read_only,
             pending_expunges: 0,
             recent: 0,
         };
-        for meta in metas {
-            view.push(meta, recent);
-        }
-        let distinct: Vec<String> = view
+        // The index's set numbers as the view's; counted below per message.
+        let sets: Vec<u32> = index
             .flag_sets
-            .sets
             .iter()
-            .flat_map(|s| s.iter().cloned())
+            .map(|f| {
+                let i = view.flag_sets.intern(f);
+                view.flag_sets.release(i as usize);
+                i
+            })
             .collect();
+        for &(uid, set) in &index.entries {
+            let set = sets.get(set as usize).copied().unwrap_or(0);
+            view.flag_sets.hold(set);
+            let mut bits = set;
+            if recent.binary_search(&uid).is_ok() {
+                bits |= RECENT;
+                view.recent += 1;
+            }
+            view.msgs.push(Msg { uid, bits });
+        }
+        let distinct: Vec<String> = index.flag_sets.iter().flatten().cloned().collect();
         view.note_new_flags(distinct.iter());
         view
     }
@@ -522,6 +552,18 @@ impl View {
         self.msgs.len() as u32
     }
 
+    /// Messages without \Seen (not counting those expunged elsewhere):
+    /// a sum over the flag-set table, not a pass over the messages.
+    pub fn unseen_count(&self) -> u32 {
+        let sets = &self.flag_sets;
+        sets.sets
+            .iter()
+            .zip(&sets.refs)
+            .filter(|(set, _)| !set.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")))
+            .map(|(_, &n)| n)
+            .sum()
+    }
+
     pub fn recent_count(&self) -> u32 {
         self.recent
     }
@@ -713,6 +755,20 @@ mod tests {
         let mut v = View::new(&[meta(1, &[])], &[], true);
         let r = apply(&mut v, &[meta(1, &["kw"])], &[], REV1);
         assert!(r[1].starts_with("* OK [PERMANENTFLAGS ()]"), "{r:?}");
+    }
+
+    #[test]
+    fn unseen_counts_live_messages_without_seen() {
+        let metas = [
+            meta(1, &["\\Seen"]),
+            meta(2, &[]),
+            meta(3, &["$x"]),
+            meta(4, &[]),
+        ];
+        let mut v = View::new(&metas, &[], false);
+        assert_eq!(v.unseen_count(), 3);
+        apply(&mut v, &[meta(2, &["\\Seen"])], &[4], REV1);
+        assert_eq!(v.unseen_count(), 1);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! Adding a test: write `pub async fn name(backend: &dyn Backend)` in the
 //! file of its area (one file per area: `delivery`, `mailboxes`, `feed`,
 //! `imports`, `moves`, `queue`, `targets`, `conditions`, `appends`,
-//! `metadata`, `threads`, `urlauth`, `spooled`, `body_meta`, or a new one
+//! `metadata`, `threads`, `urlauth`, `spooled`, `body_meta`, `index`, or a new one
 //! declared below) and add its name to that area's list in
 //! [`store_conformance!`].
 
@@ -24,6 +24,7 @@ pub mod conditions;
 pub mod delivery;
 pub mod feed;
 pub mod imports;
+pub mod index;
 pub mod mailboxes;
 pub mod metadata;
 pub mod moves;
@@ -155,6 +156,10 @@ macro_rules! store_conformance {
             }
             body_meta {
                 body_meta_is_kept_per_body_replaced_and_goes_with_it,
+            }
+            index {
+                mailbox_index_has_every_entry_and_its_flags_once_per_set,
+                mailbox_index_of_a_big_mailbox_is_whole_and_ascending,
             }
         );
     };
