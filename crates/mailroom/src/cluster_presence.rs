@@ -5,8 +5,9 @@
 //!
 //! - Each node announces the accounts of its logged-in sessions in the
 //!   `presence` table every [`PRESENCE_RENEW`], with a lease of
-//!   [`PRESENCE_LEASE`] on the database's clock, and reads the others'
-//!   rows whose lease has not ended: a node that died stops counting when
+//!   `[store] presence_lease` ([`crate::config::DEFAULT_PRESENCE_LEASE`]
+//!   s) on the database's clock, and reads the others' rows whose lease
+//!   has not ended: a node that died stops counting when
 //!   its lease ends, with nobody cleaning up after it.
 //! - A terminal message for a session on another node is a row of
 //!   `terminal_messages`, committed before the SMTP reply (so a 250 means
@@ -29,10 +30,6 @@ use std::time::Duration;
 
 use backends::postgres::{SharedState, TerminalRow};
 use server::presence::{ALERT_INTERVAL, Presence, PresenceRegistry, TerminalMessage};
-
-/// Default `store.presence_lease`: how long a node's presence rows count
-/// without a renewal (issue 21: 30 s).
-pub const PRESENCE_LEASE: Duration = Duration::from_secs(30);
 
 /// How often a node renews its rows and reads the others' (a third of
 /// the lease when that is shorter): well inside the lease, so a live

@@ -501,6 +501,12 @@ impl Default for AuthSection {
     }
 }
 
+/// Default `store.presence_lease`, seconds: how long a node's presence
+/// rows count without a renewal (issue 21). Here rather than in
+/// `cluster_presence`, since the config fuzz target builds this module
+/// alone.
+pub const DEFAULT_PRESENCE_LEASE: u64 = 30;
+
 impl Default for StoreSection {
     fn default() -> Self {
         StoreSection {
@@ -510,7 +516,7 @@ impl Default for StoreSection {
             pool_size: backends::postgres::POOL_SIZE,
             statement_timeout: backends::postgres::STATEMENT_TIMEOUT.as_secs(),
             node_id: String::new(),
-            presence_lease: crate::cluster_presence::PRESENCE_LEASE.as_secs(),
+            presence_lease: DEFAULT_PRESENCE_LEASE,
             tombstone_retention: store::DEFAULT_TOMBSTONE_RETENTION.as_secs(),
             spool_threshold: server::spool::DEFAULT_SPOOL_THRESHOLD,
         }
