@@ -296,3 +296,39 @@ fn migrate_refuses_a_target_with_other_data_or_a_changed_source() {
         "{err}"
     );
 }
+
+/// A body above `[store] spool_threshold` is kept in SQLite's chunk rows
+/// (`V_BODY_CHUNKS`), not in `bodies.data`: the copy takes its octets
+/// from them, and POP3 reads the same message from PostgreSQL.
+#[test]
+fn a_spooled_body_is_copied_byte_for_byte() {
+    if store_pg::cluster::skip() {
+        return;
+    }
+    let url = store_pg::cluster::shared().create_database();
+    let mut server = Server::start_with_extra(Extra::default());
+    let mut big = simple_message("big", "above the threshold").into_bytes();
+    for i in 0..60_000 {
+        big.extend_from_slice(format!("line {i:06} of a message that is spooled\r\n").as_bytes());
+    }
+    assert!(big.len() > 1 << 21);
+    pop3_kit::deliver(&server, "bob@example.test", &[&big]);
+    let mut pop = Pop3::login(server.pop3, "bob@example.test", "secret");
+    let before = pop.retr(1);
+    pop.ok("QUIT");
+    assert!(before.ends_with(&big), "RETR before the copy");
+    server.terminate();
+    let out = migrate(&server, &url, 1000, None);
+    assert!(out.status.success(), "{}", text(&out));
+    use_postgres(&server, &url);
+    server.spawn();
+    let mut pop = Pop3::login(server.pop3, "bob@example.test", "secret");
+    let after = pop.retr(1);
+    pop.ok("QUIT");
+    assert!(
+        after == before,
+        "{} octets after, {} before",
+        after.len(),
+        before.len()
+    );
+}

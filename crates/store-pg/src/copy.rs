@@ -274,7 +274,7 @@ pub async fn copy_from_sqlite(
         let (mut in_batch, mut bytes) = (0usize, 0usize);
         while let Some(r) = rows.next().map_err(&e)? {
             if step.name == "bodies" {
-                bytes += copy_body(&tx, r, &insert, &chunk)
+                bytes += copy_body(&tx, conn, r, &insert, &chunk)
                     .await
                     .map_err(|x| x.or(&e))?;
             } else {
@@ -384,6 +384,7 @@ impl BodyErr {
 /// inserted later. Returns its size.
 async fn copy_body(
     tx: &tokio_postgres::Transaction<'_>,
+    src: &Connection,
     r: &rusqlite::Row<'_>,
     body: &tokio_postgres::Statement,
     chunk: &tokio_postgres::Statement,
@@ -392,15 +393,39 @@ async fn copy_body(
     let size: i64 = r.get(1).map_err(BodyErr::Source)?;
     let data: Vec<u8> = r.get(2).map_err(BodyErr::Source)?;
     let target = |e| BodyErr::Target(map_err(e));
+    let too_large = || BodyErr::Target(StoreError::Invalid("body too large".into()));
     tx.execute(body, &[&id, &size]).await.map_err(target)?;
-    for (i, piece) in data.chunks(BODY_CHUNK).enumerate() {
-        let i = i32::try_from(i)
-            .map_err(|_| BodyErr::Target(StoreError::Invalid("body too large".into())))?;
+    if i64::try_from(data.len()).ok() == Some(size) {
+        for (i, piece) in data.chunks(BODY_CHUNK).enumerate() {
+            let i = i32::try_from(i).map_err(|_| too_large())?;
+            tx.execute(chunk, &[&id, &i, &piece])
+                .await
+                .map_err(target)?;
+        }
+        return Ok(data.len());
+    }
+    // A spooled body (SQLite's V_BODY_CHUNKS) is in chunk rows already
+    // cut at BODY_CHUNK, as PostgreSQL's are: copied one at a time.
+    let mut stmt = src
+        .prepare_cached("SELECT seq, data FROM body_chunks WHERE body_id = ?1 ORDER BY seq")
+        .map_err(BodyErr::Source)?;
+    let mut rows = stmt.query([id]).map_err(BodyErr::Source)?;
+    let mut copied = 0usize;
+    while let Some(row) = rows.next().map_err(BodyErr::Source)? {
+        let seq: i64 = row.get(0).map_err(BodyErr::Source)?;
+        let piece: Vec<u8> = row.get(1).map_err(BodyErr::Source)?;
+        let i = i32::try_from(seq).map_err(|_| too_large())?;
         tx.execute(chunk, &[&id, &i, &piece])
             .await
             .map_err(target)?;
+        copied += piece.len();
     }
-    Ok(data.len())
+    if i64::try_from(copied).ok() != Some(size) {
+        return Err(BodyErr::Target(StoreError::Invalid(format!(
+            "body {id}: {copied} of its {size} octets found in the source"
+        ))));
+    }
+    Ok(copied)
 }
 
 /// The directory's SCRAM fake-salt secret, if it has one.
