@@ -380,12 +380,17 @@ fn body_layout(conn: &Connection, body: BodyId) -> Result<(u64, bool), StoreErro
 }
 
 pub fn read_body(conn: &Connection, body: BodyId) -> Result<Vec<u8>, StoreError> {
-    let (size, inline) = body_layout(conn, body)?;
-    if inline {
-        return conn
-            .prepare_cached("SELECT data FROM bodies WHERE id = ?1")
-            .and_then(|mut s| s.query_row([body.0], |r| r.get(0)))
-            .map_err(map_err);
+    // One query for the common inline body: its data and size together.
+    let (data, size): (Vec<u8>, i64) = conn
+        .prepare_cached("SELECT data, size FROM bodies WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row([body.0], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(map_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("body {}", body.0)))?;
+    if i64::try_from(data.len()).ok() == Some(size) {
+        return Ok(data);
     }
     let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     let mut stmt = conn
