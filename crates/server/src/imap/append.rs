@@ -12,13 +12,13 @@
 //! which checks the quota for the whole set in the same transaction.
 
 use proto_imap::imapurl::parse_message_url;
-use proto_imap::mime::{self, Part};
 use proto_imap::types::format_set;
 use proto_imap::{AppendData, AppendMessage, CatPart, Code, Mailbox, utf7};
 use store::{NewMessage, StoreError};
 
 use std::collections::VecDeque;
 
+use super::fetch_part::{self, UrlOctets};
 use super::session::{CmdResult, ImapError, Session, Streamed};
 
 impl Session {
@@ -63,6 +63,11 @@ impl Session {
         if spooled > self.ctx.config.max_literal_size as u64 {
             return Err(ImapError::no(Some(Code::TooBig), "messages too large"));
         }
+        let single = messages.len() == 1;
+        // In memory for the set: the streamed literals read back, and
+        // what CATENATE builds (RFC 4469 5) when there is more than one
+        // message; the APPEND limit bounds it all.
+        let mut held = spooled;
         let mut batch = Vec::with_capacity(messages.len());
         for m in messages {
             let raw = match m.data {
@@ -75,15 +80,28 @@ impl Session {
                     ));
                 }
                 AppendData::Catenate(parts) => {
-                    let mut filled = Vec::with_capacity(parts.len());
-                    for p in parts {
-                        filled.push(match p {
-                            CatPart::Text(t) => CatPart::Text(in_memory(&mut streamed, t)?),
-                            CatPart::Utf8(t) => CatPart::Utf8(in_memory(&mut streamed, t)?),
-                            url => url,
-                        });
+                    let (built, memory) = self.catenate(&account, parts, &mut streamed).await?;
+                    if single {
+                        // One message: from its spool file into the store
+                        // in chunks, as a streamed literal (issue 19).
+                        let date = m.date.unwrap_or_else(now);
+                        let s = Streamed {
+                            message: Ok(built),
+                            _memory: memory,
+                        };
+                        return self
+                            .append_streamed(&account, &dest, s, m.flags, date)
+                            .await;
                     }
-                    self.catenate(&account, filled).await?
+                    held = held.saturating_add(built.len() as u64);
+                    if held > self.ctx.config.max_literal_size as u64 {
+                        return Err(ImapError::no(Some(Code::TooBig), "messages too large"));
+                    }
+                    let mut whole = built.head;
+                    if let Some(tail) = built.tail {
+                        whole.extend_from_slice(&tail.to_vec()?);
+                    }
+                    whole
                 }
             };
             if raw.is_empty() {
@@ -119,33 +137,66 @@ impl Session {
 }
 
 impl Session {
-    /// RFC 4469 5: the parts, concatenated.
-    async fn catenate(&self, account: &str, parts: Vec<CatPart>) -> Result<Vec<u8>, ImapError> {
-        let max = self.ctx.config.max_literal_size;
-        let mut out = Vec::new();
+    /// RFC 4469 5: the parts, concatenated, into a spool writer: past
+    /// `[store] spool_threshold` the result is in a spool file, a big part
+    /// of a stored message is copied a chunk at a time and a streamed
+    /// TEXT literal from its own spool file, so the message is never
+    /// whole in memory (issue 19). What the writer holds in memory comes
+    /// from `imap.max_inflight_literals`, as a streamed literal's does.
+    async fn catenate(
+        &self,
+        account: &str,
+        parts: Vec<CatPart>,
+        streamed: &mut VecDeque<Streamed>,
+    ) -> Result<(crate::spool::Message, crate::budget::Reservation), ImapError> {
+        let max = self.ctx.config.max_literal_size as u64;
+        let too_big = || ImapError::no(Some(Code::TooBig), "message too large");
+        let mut memory = self.ctx.config.literals.reservation();
+        let mut w = self.spool_writer();
         for part in parts {
             match part {
-                CatPart::Text(text) => out.extend_from_slice(&text),
-                CatPart::Utf8(text) if self.utf8_accept => out.extend_from_slice(&text),
+                CatPart::Text(text) => copy_text(&mut w, text, streamed)?,
+                CatPart::Utf8(text) if self.utf8_accept => copy_text(&mut w, text, streamed)?,
                 CatPart::Utf8(_) => {
                     return Err(ImapError::Bad(
                         "CATENATE UTF8 needs ENABLE UTF8=ACCEPT first".into(),
                     ));
                 }
                 CatPart::Url(url) => match self.url_data(account, &url).await? {
-                    Some(data) => out.extend_from_slice(&data),
+                    Some((_, UrlOctets::Mem(data))) => w.write(&data),
+                    Some((body, UrlOctets::Range(a, b))) => {
+                        // Known before a chunk is read: refused at once.
+                        if w.len().saturating_add(b - a) > max {
+                            return Err(too_big());
+                        }
+                        let store = self.ctx.store.as_ref();
+                        if !fetch_part::for_each_chunk(store, body, a, b, |c| w.write(c)).await? {
+                            return Err(ImapError::no(Some(Code::BadUrl(url)), "bad URL"));
+                        }
+                    }
                     None => return Err(ImapError::no(Some(Code::BadUrl(url)), "bad URL")),
                 },
             }
-            if out.len() > max {
-                return Err(ImapError::no(Some(Code::TooBig), "message too large"));
+            if w.len() > max {
+                return Err(too_big());
+            }
+            if !memory.cover(w.in_memory_len()) {
+                return Err(ImapError::no(
+                    Some(Code::Unavailable),
+                    "Too many messages in flight, try again later",
+                ));
             }
         }
-        Ok(out)
+        Ok((spool_result(w.finish())?, memory))
     }
 
-    /// What an IMAP URL names in `account`'s own mailboxes, or None.
-    async fn url_data(&self, account: &str, url: &str) -> Result<Option<Vec<u8>>, ImapError> {
+    /// What an IMAP URL names in `account`'s own mailboxes, and the body
+    /// it is in; None when it names nothing there.
+    async fn url_data(
+        &self,
+        account: &str,
+        url: &str,
+    ) -> Result<Option<(store::BodyId, UrlOctets)>, ImapError> {
         let Some(u) = parse_message_url(url) else {
             return Ok(None);
         };
@@ -175,34 +226,41 @@ impl Session {
         let Some(meta) = metas.first() else {
             return Ok(None);
         };
-        let raw = match store.read_body(meta.body).await {
-            Ok(raw) => raw,
-            Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let data = match &u.section {
-            None => raw,
-            Some(section) => match mime::section(&Part::parse(&raw), &raw, section) {
-                Some(d) => d,
-                None => return Ok(None),
-            },
-        };
-        Ok(Some(match u.partial {
-            None => data,
-            Some((offset, length)) => {
-                let start = usize::try_from(offset)
-                    .unwrap_or(usize::MAX)
-                    .min(data.len());
-                let end = match length {
-                    Some(l) => start
-                        .saturating_add(usize::try_from(l).unwrap_or(usize::MAX))
-                        .min(data.len()),
-                    None => data.len(),
-                };
-                data.get(start..end).unwrap_or_default().to_vec()
-            }
-        }))
+        let found = fetch_part::url_octets(
+            store.as_ref(),
+            meta.body,
+            meta.size,
+            u.section.as_ref(),
+            u.partial,
+        )
+        .await?;
+        Ok(found.map(|o| (meta.body, o)))
     }
+}
+
+/// A CATENATE TEXT part into the writer: the literal, or what the driver
+/// streamed in its place (an empty literal), copied from its spool file.
+fn copy_text(
+    w: &mut crate::spool::SpoolWriter,
+    text: Vec<u8>,
+    streamed: &mut VecDeque<Streamed>,
+) -> Result<(), ImapError> {
+    if !text.is_empty() {
+        w.write(&text);
+        return Ok(());
+    }
+    let Some(s) = streamed.pop_front() else {
+        return Ok(());
+    };
+    let m = spool_result(s.message)?;
+    w.write(&m.head);
+    if let Some(tail) = m.tail {
+        tail.for_each_chunk(|c| {
+            w.write(c);
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 pub(super) fn now() -> i64 {
@@ -305,6 +363,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use crate::imap::testkit::{ALICE, Kit, cmd, raw};
+    use std::sync::atomic::Ordering;
 
     #[tokio::test]
     async fn append_answers_appenduid_and_selected_session_sees_exists() {
@@ -449,5 +508,75 @@ mod tests {
             r.untagged[0].contains("Subject: K\u{f6}ln\r\n\r\nx\r\n"),
             "{r:?}"
         );
+    }
+    /// About 1.5 MiB: above the size from which sections come by range.
+    fn big_multipart() -> (String, String) {
+        let big = "y".repeat(1_500_000);
+        let raw = format!(
+            "From: a@example.test\r\nSubject: big\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\nhello\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\n{big}\r\n--b--\r\n"
+        );
+        (raw, big)
+    }
+
+    #[tokio::test]
+    async fn catenate_copies_parts_of_a_big_message_by_range_through_the_spool() {
+        let dir = tempfile::tempdir().expect("dir");
+        let spool = crate::spool::Spool::open(dir.path(), 64 * 1024).expect("spool");
+        let (kit, reads) =
+            Kit::counting_body_reads_with(|c| c.spool = Some(std::sync::Arc::new(spool)));
+        let (source, big) = big_multipart();
+        kit.deliver(ALICE, &source).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = raw(
+            &mut s,
+            b"t APPEND Drafts CATENATE (URL \"/INBOX/;UID=1/;SECTION=HEADER\" TEXT {7+}\r\nfirst\r\n \
+              URL \"/INBOX/;UID=1/;SECTION=2/;PARTIAL=7.1400000\" URL \"/INBOX/;UID=1/;SECTION=1\")\r\n",
+        )
+        .await;
+        r.assert_ok();
+        assert_eq!(reads.load(Ordering::SeqCst), 0, "no whole read");
+        let header_end = source.find("\r\n\r\n").expect("header") + 4;
+        let want = format!(
+            "{}first\r\n{}hello",
+            &source[..header_end],
+            &big[7..1_400_007]
+        );
+        let drafts = kit.mailbox(ALICE, "Drafts").await.expect("drafts");
+        let metas = kit.store.messages(drafts.id).await.expect("messages");
+        assert_eq!(metas.len(), 1);
+        assert_eq!(metas[0].size, want.len() as u64);
+        let stored = kit.store.read_body(metas[0].body).await.expect("body");
+        assert!(stored == want.as_bytes(), "the catenated message differs");
+        // A section that is not there, and a part too big for the limit
+        // once joined: BADURL and TOOBIG, nothing appended.
+        let r = raw(
+            &mut s,
+            b"t APPEND Drafts CATENATE (URL \"/INBOX/;UID=1/;SECTION=2\" URL \"/INBOX/;UID=1/;SECTION=7\")\r\n",
+        )
+        .await;
+        assert!(
+            r.tagged.contains("NO [BADURL /INBOX/;UID=1/;SECTION=7]"),
+            "{r:?}"
+        );
+        assert_eq!(kit.uids(ALICE, "Drafts").await, [1]);
+    }
+
+    #[tokio::test]
+    async fn a_catenated_big_part_over_the_limit_is_toobig_before_it_is_read() {
+        let (kit, reads) = Kit::counting_body_reads_with(|c| c.max_literal_size = 1_000_000);
+        let (source, _) = big_multipart();
+        kit.deliver(ALICE, &source).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let r = raw(
+            &mut s,
+            b"t APPEND Drafts CATENATE (TEXT {3+}\r\nx\r\n URL \"/INBOX/;UID=1/;SECTION=2\")\r\n",
+        )
+        .await;
+        assert!(r.tagged.contains("NO [TOOBIG]"), "{r:?}");
+        assert_eq!(reads.load(Ordering::SeqCst), 0);
+        assert!(kit.uids(ALICE, "Drafts").await.is_empty());
     }
 }

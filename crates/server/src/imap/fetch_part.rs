@@ -501,6 +501,172 @@ pub(super) async fn scan(
     Ok(scanner.finish())
 }
 
+/// The cache entry of `body` with its part offsets: the stored one, or
+/// a scan's (then stored). None: the whole-message way.
+pub(super) async fn entry(
+    store: &dyn Store,
+    body: BodyId,
+    size: u64,
+) -> Result<Option<Cached>, ImapError> {
+    let stored = store.body_meta(vec![body]).await?;
+    if let Some(c) = stored
+        .into_iter()
+        .next()
+        .flatten()
+        .and_then(|d| mime::cache::decode(&d))
+    {
+        // An entry without offsets is a message shown re-encoded: a scan
+        // would find the same.
+        return Ok(c.map.is_some().then_some(c));
+    }
+    let Some(c) = scan(store, body, size).await? else {
+        return Ok(None);
+    };
+    // A cache: a failed write costs a scan next time.
+    if let Err(e) = store
+        .set_body_meta(vec![(body, mime::cache::encode(&c))])
+        .await
+    {
+        tracing::debug!(error = %e, "caching a scanned structure failed");
+    }
+    Ok(Some(c))
+}
+
+/// What an IMAP URL (RFC 5092 3) names in one stored message, for
+/// CATENATE (RFC 4469 5) and URLFETCH (RFC 4467 6.3): octets in memory,
+/// or a range of the stored body too big for that, copied a chunk at a
+/// time by whoever sends or stores it (issue 19).
+pub(super) enum UrlOctets {
+    Mem(Vec<u8>),
+    /// `start..end` of the stored body, more than [`INLINE_MAX`] octets.
+    Range(u64, u64),
+}
+
+/// The octets `section` and `partial` of an IMAP URL name in the stored
+/// message `body` of `size` octets; None when that section does not exist
+/// or the body is gone (the URL is bad). A message above [`PARTS_ABOVE`]
+/// is answered from its part offsets, like FETCH BODY[section]<partial>
+/// (the same octets: RFC 5092 3 defines the URL's section as FETCH's);
+/// smaller ones, and those without offsets (shown re-encoded), are read
+/// whole.
+pub(super) async fn url_octets(
+    store: &dyn Store,
+    body: BodyId,
+    size: u64,
+    section: Option<&proto_imap::Section>,
+    partial: Option<(u64, Option<u64>)>,
+) -> Result<Option<UrlOctets>, ImapError> {
+    let map = if size > PARTS_ABOVE {
+        entry(store, body, size).await?.and_then(|c| c.map)
+    } else {
+        None
+    };
+    let Some(map) = map else {
+        return url_whole(store, body, section, partial).await;
+    };
+    let (a, b) = match section {
+        None => (map.start, map.end),
+        Some(s) => match offsets::plan(&map, s) {
+            Some(SectionPlan::Range(a, b)) => (a, b),
+            Some(SectionPlan::Fields {
+                start,
+                end,
+                names,
+                keep,
+            }) => {
+                if end - start > FIELDS_HEADER_MAX {
+                    return url_whole(store, body, section, partial).await;
+                }
+                let Some(header) = read_range(store, body, start, end).await? else {
+                    return Ok(None);
+                };
+                let data = offsets::header_fields(&header, &names, keep);
+                return Ok(Some(UrlOctets::Mem(url_partial(data, partial))));
+            }
+            None => return Ok(None),
+        },
+    };
+    let (start, end) = url_window(a, b, partial);
+    if end - start <= INLINE_MAX {
+        return Ok(read_range(store, body, start, end)
+            .await?
+            .map(UrlOctets::Mem));
+    }
+    Ok(Some(UrlOctets::Range(start, end)))
+}
+
+/// `;PARTIAL=offset[.length]` (RFC 5092 3) of the octets `a..b`: past the
+/// end is empty, a length past it stops there.
+fn url_window(a: u64, b: u64, partial: Option<(u64, Option<u64>)>) -> (u64, u64) {
+    match partial {
+        None => (a, b),
+        Some((offset, length)) => {
+            let start = a.saturating_add(offset).min(b);
+            let end = length.map_or(b, |l| start.saturating_add(l).min(b));
+            (start, end)
+        }
+    }
+}
+
+fn url_partial(data: Vec<u8>, partial: Option<(u64, Option<u64>)>) -> Vec<u8> {
+    if partial.is_none() {
+        return data;
+    }
+    let (start, end) = url_window(0, data.len() as u64, partial);
+    data.get(start as usize..end as usize)
+        .unwrap_or_default()
+        .to_vec()
+}
+
+/// [`url_octets`] of the message read whole.
+async fn url_whole(
+    store: &dyn Store,
+    body: BodyId,
+    section: Option<&proto_imap::Section>,
+    partial: Option<(u64, Option<u64>)>,
+) -> Result<Option<UrlOctets>, ImapError> {
+    let raw = match store.read_body(body).await {
+        Ok(raw) => raw,
+        Err(StoreError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let data = match section {
+        None => raw,
+        Some(s) => match mime::section(&mime::Part::parse(&raw), &raw, s) {
+            Some(d) => d,
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(UrlOctets::Mem(url_partial(data, partial))))
+}
+
+/// Hands `start..end` of the body to `each` a chunk at a time, in order;
+/// false if the body is gone (or shorter than the range).
+pub(super) async fn for_each_chunk<F>(
+    store: &dyn Store,
+    body: BodyId,
+    start: u64,
+    end: u64,
+    mut each: F,
+) -> Result<bool, ImapError>
+where
+    F: FnMut(&[u8]),
+{
+    let mut pos = start;
+    let mut chunk = Vec::new();
+    while pos < end {
+        let want = usize::try_from((end - pos).min(BODY_CHUNK as u64)).unwrap_or(BODY_CHUNK);
+        chunk = match store.read_body_range_into(body, pos, want, chunk).await {
+            Ok(c) if !c.is_empty() => c,
+            Ok(_) | Err(StoreError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        pos += chunk.len() as u64;
+        each(&chunk);
+    }
+    Ok(true)
+}
+
 fn decode_all(cte: Cte, raw: &[u8]) -> Result<Vec<u8>, ImapError> {
     Ok(match cte {
         Cte::Identity => raw.to_vec(),

@@ -11,7 +11,6 @@
 //! `mime::search_text` looks at (text leaves and the header fields of
 //! nested messages), so a big message matches as it would whole.
 
-use proto_imap::mime::cache::Cached;
 use proto_imap::mime::offsets::{Cte, MapKind, PartMap};
 use proto_imap::mime::stream::Decoder;
 use proto_imap::mime::{self, BodyStructure, ContentType, SearchText, TextStream};
@@ -52,40 +51,13 @@ pub(super) enum Found {
     Whole,
 }
 
-/// The cache entry of `body` with its part offsets: the stored one, or
-/// a scan's (then stored). None: the whole-message way.
-async fn entry(store: &dyn Store, body: BodyId, size: u64) -> Result<Option<Cached>, ImapError> {
-    let stored = store.body_meta(vec![body]).await?;
-    if let Some(c) = stored
-        .into_iter()
-        .next()
-        .flatten()
-        .and_then(|d| mime::cache::decode(&d))
-    {
-        // An entry without offsets is a message shown re-encoded: a scan
-        // would find the same.
-        return Ok(c.map.is_some().then_some(c));
-    }
-    let Some(c) = fetch_part::scan(store, body, size).await? else {
-        return Ok(None);
-    };
-    // A cache: a failed write costs a scan next time.
-    if let Err(e) = store
-        .set_body_meta(vec![(body, mime::cache::encode(&c))])
-        .await
-    {
-        tracing::debug!(error = %e, "caching a scanned structure failed");
-    }
-    Ok(Some(c))
-}
-
 /// The header of a big message (for SORT); None: read it whole.
 pub(super) async fn header_of(
     store: &dyn Store,
     body: BodyId,
     size: u64,
 ) -> Result<Option<Vec<u8>>, ImapError> {
-    let Some(c) = entry(store, body, size).await? else {
+    let Some(c) = fetch_part::entry(store, body, size).await? else {
         return Ok(None);
     };
     let Some(map) = c.map else { return Ok(None) };
@@ -213,7 +185,7 @@ pub(super) async fn text_of(
     with_bodies: bool,
     needles: &[String],
 ) -> Result<Found, ImapError> {
-    let Some(c) = entry(store, body, size).await? else {
+    let Some(c) = fetch_part::entry(store, body, size).await? else {
         return Ok(Found::Whole);
     };
     let Some(map) = &c.map else {

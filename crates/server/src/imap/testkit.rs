@@ -88,16 +88,19 @@ impl Kit {
     /// A kit whose store counts the bodies it reads, in the counter
     /// returned.
     pub fn counting_body_reads() -> (Kit, Arc<std::sync::atomic::AtomicUsize>) {
+        Kit::counting_body_reads_with(|_| {})
+    }
+
+    /// [`Kit::counting_body_reads`] with a config `tune` adjusts.
+    pub fn counting_body_reads_with(
+        tune: impl FnOnce(&mut ImapConfig),
+    ) -> (Kit, Arc<std::sync::atomic::AtomicUsize>) {
         let mut counter = None;
-        let kit = Kit::build_on(
-            |_| {},
-            Default::default(),
-            |store| {
-                let (store, reads) = crate::smtp::testkit::counting_body_reads(store);
-                counter = Some(reads);
-                store
-            },
-        );
+        let kit = Kit::build_on(tune, Default::default(), |store| {
+            let (store, reads) = crate::smtp::testkit::counting_body_reads(store);
+            counter = Some(reads);
+            store
+        });
         (kit, counter.unwrap_or_default())
     }
 

@@ -11,12 +11,23 @@
 //! (RFC 4467 6: "the server MUST return NIL"), never a reason. RESETKEY
 //! forgets the keys, so every URL they signed stops working.
 
+use proto_imap::response::literal;
 use proto_imap::urlauth::{Access, AuthUrl, parse_url};
 use proto_imap::{Code, Data, Mailbox};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
+use store::BODY_CHUNK;
+
+use super::fetch_part::{UrlOctets, for_each_chunk, url_octets};
 use super::session::{CmdResult, ImapError, Out, Session, done};
+
+/// A failure once a response has begun: logged, and the connection ends
+/// (the client cannot be told in the protocol).
+fn mid_response(e: ImapError) -> ImapError {
+    tracing::warn!(error = ?e, "urlfetch: failed after the response began; closing");
+    ImapError::Gone
+}
 
 /// RFC 4467 7 asks for at least 128 bits of key; these are 256.
 const KEY_LEN: usize = 32;
@@ -107,21 +118,92 @@ impl Session {
         done("GENURLAUTH completed")
     }
 
-    /// URLFETCH (RFC 4467 6.3): each URL's data, or NIL.
+    /// URLFETCH (RFC 4467 6.3): each URL's data, or NIL. Every URL is
+    /// checked first (a failure there is a NO); then each one's data is
+    /// read and written in turn, a big section a chunk at a time straight
+    /// into its literal (issue 19), so no URL's message is whole in memory.
+    /// A store failure once the response has begun cannot be answered in
+    /// the protocol: the connection ends, as in a streamed FETCH.
     pub(super) async fn url_fetch(&mut self, urls: Vec<String>, out: &mut Out<'_>) -> CmdResult {
-        let mut answers = Vec::with_capacity(urls.len());
+        let mut located = Vec::with_capacity(urls.len());
         for url in urls {
-            let data = match parse_url(&url) {
-                Ok(u) => self.fetch_url(&u).await?,
+            let at = match parse_url(&url) {
+                Ok(u) => self
+                    .locate_url(&u)
+                    .await?
+                    .map(|at| (at, u.section, u.partial)),
                 Err(_) => None,
             };
-            answers.push((url, data));
+            located.push((url, at));
         }
-        out.data(Data::UrlFetch(answers));
+        let store = self.ctx.store.as_ref();
+        let enc = out.enc;
+        out.buf.extend_from_slice(b"* URLFETCH");
+        for (url, at) in located {
+            out.buf.push(b' ');
+            enc.astring(&mut out.buf, url.as_bytes());
+            out.buf.push(b' ');
+            let data = match at {
+                None => None,
+                Some(((body, size), section, partial)) => {
+                    match url_octets(store, body, size, section.as_ref(), partial).await {
+                        Ok(d) => d.map(|d| (body, d)),
+                        Err(e) => return Err(mid_response(e)),
+                    }
+                }
+            };
+            match data {
+                None => out.buf.extend_from_slice(b"NIL"),
+                // The octets as they are: a literal8 when they hold NUL
+                // (RFC 3516 4.3), as the serialiser writes small ones.
+                Some((_, UrlOctets::Mem(d))) => {
+                    if d.contains(&0) {
+                        out.buf.push(b'~');
+                    }
+                    literal(&mut out.buf, &d);
+                }
+                Some((body, UrlOctets::Range(a, b))) => {
+                    let mut nul = false;
+                    let scanned =
+                        for_each_chunk(store, body, a, b, |c| nul |= c.contains(&0)).await;
+                    match scanned {
+                        Ok(true) => {}
+                        Ok(false) => return Err(ImapError::Gone),
+                        Err(e) => return Err(mid_response(e)),
+                    }
+                    let tilde = if nul { "~" } else { "" };
+                    out.buf
+                        .extend_from_slice(format!("{tilde}{{{}}}\r\n", b - a).as_bytes());
+                    let mut pos = a;
+                    let mut chunk = Vec::new();
+                    while pos < b {
+                        let want =
+                            usize::try_from((b - pos).min(BODY_CHUNK as u64)).unwrap_or(BODY_CHUNK);
+                        chunk = match store.read_body_range_into(body, pos, want, chunk).await {
+                            Ok(c) if !c.is_empty() => c,
+                            Ok(_) | Err(_) => {
+                                tracing::warn!(
+                                    body = body.0,
+                                    "urlfetch: body gone while it was sent; closing"
+                                );
+                                return Err(ImapError::Gone);
+                            }
+                        };
+                        pos += chunk.len() as u64;
+                        out.buf.extend_from_slice(&chunk);
+                        out.flush_if_big().await?;
+                    }
+                }
+            }
+            out.flush_if_big().await?;
+        }
+        out.buf.extend_from_slice(b"\r\n");
         done("URLFETCH completed")
     }
 
-    async fn fetch_url(&self, u: &AuthUrl) -> Result<Option<Vec<u8>>, ImapError> {
+    /// The message a URL names, if its token, access and expiry check
+    /// out: its body and size.
+    async fn locate_url(&self, u: &AuthUrl) -> Result<Option<(store::BodyId, u64)>, ImapError> {
         let me = self.account()?.to_string();
         let Some((mech, tok)) = &u.verifier else {
             return Ok(None);
@@ -166,35 +248,7 @@ impl Session {
         let Some(meta) = metas.first() else {
             return Ok(None);
         };
-        let raw = match self.ctx.store.read_body(meta.body).await {
-            Ok(r) => r,
-            Err(store::StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let data = match &u.section {
-            None => raw,
-            Some(s) => {
-                let root = proto_imap::mime::Part::parse(&raw);
-                match proto_imap::mime::section(&root, &raw, s) {
-                    Some(d) => d,
-                    None => return Ok(None),
-                }
-            }
-        };
-        Ok(Some(match u.partial {
-            None => data,
-            Some((offset, len)) => {
-                let start = usize::try_from(offset)
-                    .unwrap_or(usize::MAX)
-                    .min(data.len());
-                let end = match len {
-                    Some(l) => start.saturating_add(usize::try_from(l).unwrap_or(usize::MAX)),
-                    None => data.len(),
-                }
-                .min(data.len());
-                data.get(start..end).unwrap_or_default().to_vec()
-            }
-        }))
+        Ok(Some((meta.body, meta.size)))
     }
 
     /// RESETKEY (RFC 4467 6.2): forgets one mailbox's key, or all.
@@ -237,5 +291,77 @@ mod tests {
         );
         assert_eq!(unhex("abc"), None);
         assert_eq!(unhex("zz"), None);
+    }
+    #[tokio::test]
+    async fn urlfetch_of_a_big_message_streams_its_section_without_a_whole_read() {
+        use crate::imap::testkit::{ALICE, Kit, cmd};
+        use std::sync::atomic::Ordering;
+        let (kit, reads) = Kit::counting_body_reads();
+        let big = "z".repeat(1_500_000);
+        let source = format!(
+            "From: a@example.test\r\nSubject: big\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\nhello\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\n{big}\r\n--b--\r\n"
+        );
+        kit.deliver(ALICE, &source).await;
+        let mut s = kit.selected(ALICE, "INBOX").await;
+        let v = kit
+            .mailbox(ALICE, "INBOX")
+            .await
+            .expect("inbox")
+            .uidvalidity;
+        let user = ALICE.split('@').next().unwrap_or(ALICE);
+        let base = format!("imap://{user}@mx/INBOX;UIDVALIDITY={v}/;UID=1");
+        let mut signed = Vec::new();
+        for rump in [
+            format!("{base}/;SECTION=2;URLAUTH=authuser"),
+            format!("{base}/;SECTION=1;URLAUTH=authuser"),
+            format!("{base}/;PARTIAL=10.2000000;URLAUTH=authuser"),
+        ] {
+            let r = cmd(&mut s, &format!("GENURLAUTH \"{rump}\" INTERNAL")).await;
+            r.assert_ok();
+            let url = r.untagged[0]
+                .trim_start_matches("* GENURLAUTH ")
+                .trim_end()
+                .trim_matches('"')
+                .to_string();
+            signed.push(url);
+        }
+        let bogus = format!("{base}/;SECTION=9;URLAUTH=authuser:INTERNAL:00");
+        let r = cmd(
+            &mut s,
+            &format!(
+                "URLFETCH \"{}\" \"{}\" \"{bogus}\" \"{}\"",
+                signed[0], signed[1], signed[2]
+            ),
+        )
+        .await;
+        r.assert_ok();
+        assert_eq!(reads.load(Ordering::SeqCst), 0, "no whole read");
+        assert_eq!(r.untagged.len(), 1, "{:?}", r.untagged.len());
+        let want = format!(
+            "* URLFETCH {} {{{}}}\r\n{big} {} {{5}}\r\nhello {bogus} NIL {} {{{}}}\r\n{}",
+            signed[0],
+            big.len(),
+            signed[1],
+            signed[2],
+            source.len() - 10,
+            &source[10..]
+        );
+        let got = &r.untagged[0];
+        let at = got
+            .bytes()
+            .zip(want.bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        assert!(
+            *got == want,
+            "URLFETCH differs at {at} (lengths {} {}): {:?} / {:?}",
+            got.len(),
+            want.len(),
+            &got[at.saturating_sub(40)..(at + 40).min(got.len())],
+            &want[at.saturating_sub(40)..(at + 40).min(want.len())]
+        );
     }
 }

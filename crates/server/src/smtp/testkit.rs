@@ -258,6 +258,23 @@ impl Store for Failing {
     fn append(&self, m: MailboxId, r: Vec<u8>, f: Vec<String>, d: i64) -> StoreFuture<'_, Uid> {
         self.inner.append(m, r, f, d)
     }
+    fn urlauth_key(&self, a: String, m: MailboxId) -> StoreFuture<'_, Option<Vec<u8>>> {
+        self.inner.urlauth_key(a, m)
+    }
+    fn ensure_urlauth_key(&self, a: String, m: MailboxId, k: Vec<u8>) -> StoreFuture<'_, Vec<u8>> {
+        self.inner.ensure_urlauth_key(a, m, k)
+    }
+    fn append_spooled(
+        &self,
+        m: MailboxId,
+        head: Vec<u8>,
+        tail: store::Spooled,
+        f: Vec<String>,
+        d: i64,
+        q: store::Quota,
+    ) -> StoreFuture<'_, Uid> {
+        self.inner.append_spooled(m, head, tail, f, d, q)
+    }
     fn append_many(
         &self,
         m: MailboxId,
