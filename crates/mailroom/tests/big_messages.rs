@@ -693,3 +693,153 @@ fn structure_sections_and_search_of_concurrent_20_mib_multiparts_in_bounded_memo
         growth >> 20
     );
 }
+
+/// The `* GENURLAUTH "url"` of a response, read to its tagged line.
+fn signed_url(c: &mut Imap, tag: &str, rump: &str) -> String {
+    c.send(format!("{tag} GENURLAUTH \"{rump}\" INTERNAL\r\n").as_bytes());
+    let line = c.line();
+    let url = line
+        .strip_prefix("* GENURLAUTH ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .trim_end()
+        .trim_matches('"')
+        .to_string();
+    assert!(c.tagged(tag).starts_with(&format!("{tag} OK")));
+    url
+}
+
+/// The `{n}` a line ends with.
+fn literal_size(line: &str) -> usize {
+    line.trim_end()
+        .rsplit_once('{')
+        .and_then(|(_, s)| s.strip_suffix('}'))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no literal in {line:?}"))
+}
+
+/// Issue 19: CATENATE (RFC 4469) and URLFETCH (RFC 4467) of the big part
+/// of several 20 MiB messages at once copy it by range: the message
+/// built and the data fetched are byte-identical to the source's octets,
+/// and the server's RSS grows by far less than the parts would take
+/// whole.
+#[test]
+fn catenate_and_urlfetch_of_big_parts_at_once_run_in_bounded_memory() {
+    let count = env_or("MAILROOM_BIGCAT_COUNT", 4) as u64;
+    let size = env_or("MAILROOM_BIGMSG_MIB", 20) << 20;
+    let server = Server::start();
+    let pid = server.pid().expect("pid");
+    let imap = server.imap;
+    let validity = {
+        let mut c = Imap::login(imap, "bob");
+        for seed in 1..=count {
+            let (raw, _, _) = multipart(seed, size);
+            let r = c.append(&raw);
+            assert!(r.starts_with("a OK"), "APPEND {seed}: {r}");
+        }
+        let r = c.cmd("c", "CREATE Built");
+        assert!(r.starts_with("c OK"), "{r}");
+        c.send(b"s EXAMINE INBOX\r\n");
+        let mut validity = None;
+        loop {
+            let l = c.line();
+            if let Some(rest) = l.strip_prefix("* OK [UIDVALIDITY ") {
+                validity = rest.split(']').next().map(str::to_string);
+            }
+            if l.starts_with("s ") {
+                assert!(l.starts_with("s OK"), "{l}");
+                break;
+            }
+        }
+        validity.expect("UIDVALIDITY")
+    };
+    let stored = peak_rss(pid);
+    std::thread::scope(|s| {
+        let mut jobs = Vec::new();
+        for seed in 1..=count {
+            let validity = validity.clone();
+            jobs.push(s.spawn(move || {
+                let (raw, first, big_len) = multipart(seed, size);
+                let at = raw
+                    .windows(8)
+                    .position(|w| w == b"base64\r\n")
+                    .expect("part 2")
+                    + 10;
+                let part = &raw[at..at + big_len];
+                let header_end = raw
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .expect("header")
+                    + 4;
+                let mut c = Imap::login(imap, "bob");
+                // A new message: the source's header, a line of text, the
+                // big part from offset 3, the first part.
+                let text = format!("built from {seed}\r\n\r\n");
+                c.send(
+                    format!(
+                        "b APPEND Built CATENATE (URL \"/INBOX/;UID={seed}/;SECTION=HEADER\" \
+                         TEXT {{{}+}}\r\n{text} URL \"/INBOX/;UID={seed}/;SECTION=2/;PARTIAL=3\" \
+                         URL \"/INBOX/;UID={seed}/;SECTION=1\")\r\n",
+                        text.len()
+                    )
+                    .as_bytes(),
+                );
+                let r = c.tagged("b");
+                assert!(r.starts_with("b OK [APPENDUID "), "CATENATE {seed}: {r}");
+                let uid: u32 = r
+                    .split_whitespace()
+                    .nth(4)
+                    .and_then(|u| u.trim_end_matches(']').parse().ok())
+                    .unwrap_or_else(|| panic!("{r}"));
+                let mut want = raw[..header_end].to_vec();
+                want.extend_from_slice(text.as_bytes());
+                want.extend_from_slice(&part[3..]);
+                want.extend_from_slice(&first);
+                assert!(c.cmd("x", "EXAMINE Built").starts_with("x OK"));
+                c.send(format!("f UID FETCH {uid} BODY.PEEK[]\r\n").as_bytes());
+                let head = c.line();
+                let mut got = vec![0; literal_size(&head)];
+                c.r.read_exact(&mut got).expect("literal");
+                assert!(
+                    got == want,
+                    "the message CATENATE built from {seed} differs"
+                );
+                assert!(c.tagged("f").starts_with("f OK"));
+                // The big part again, through a signed URL.
+                let url = signed_url(
+                    &mut c,
+                    "g",
+                    &format!(
+                        "imap://bob@example.test/INBOX;UIDVALIDITY={validity}/;UID={seed}\
+                         /;SECTION=2;URLAUTH=authuser"
+                    ),
+                );
+                c.send(format!("u URLFETCH \"{url}\"\r\n").as_bytes());
+                let head = c.line();
+                assert!(head.starts_with("* URLFETCH "), "{head}");
+                let mut got = vec![0; literal_size(&head)];
+                c.r.read_exact(&mut got).expect("literal");
+                assert!(got == part, "URLFETCH of part 2 of {seed} differs");
+                assert_eq!(c.line(), "\r\n");
+                assert!(c.tagged("u").starts_with("u OK"));
+            }));
+        }
+        for j in jobs {
+            j.join().expect("session");
+        }
+    });
+    let peak = peak_rss(pid);
+    eprintln!(
+        "{count} CATENATE + URLFETCH of {} MiB parts: peak RSS {} MiB after storing, {} MiB after",
+        size >> 20,
+        stored >> 20,
+        peak >> 20
+    );
+    // Whole, each session would hold its 20 MiB source and the message it
+    // builds (and URLFETCH the source again): 40 MiB or more each.
+    let growth = peak.saturating_sub(stored);
+    assert!(
+        growth < count * (size as u64) / 2,
+        "RSS grew by {} MiB",
+        growth >> 20
+    );
+}
