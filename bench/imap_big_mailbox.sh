@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# SELECT and FETCH 1:* (FLAGS) on one big mailbox, mailroom against Dovecot
+# SELECT, FETCH 1:* (FLAGS), FETCH 1:* (RFC822.SIZE) and STATUS SIZE on
+# one big mailbox, mailroom against Dovecot
 # in the same run (issue 18): wall time of each command as the client sees
 # it, and the server's memory (PSS, KiB; Dovecot: the sum over all its
 # processes, which share their libraries) before the login and after the
@@ -105,11 +106,20 @@ for run in ("first", "second"):
     t1 = time.time()
     typ2, rows = c.fetch("1:*", "(FLAGS)")
     t2 = time.time()
+    typ3, sizes = c.fetch("1:*", "(RFC822.SIZE)")
+    t3 = time.time()
+    # STATUS SIZE (RFC 8438), where the server has it.
+    try:
+        c.status("INBOX", "(MESSAGES SIZE)")
+        status = f"{time.time()-t3:.3f} s"
+    except imaplib.IMAP4.error:
+        status = "n/a"
     after = pss()
     hwm = session_hwm()
     c.logout()
     print(f"{name} {run}: SELECT {t1-t0:.3f} s ({int(data[0])} messages), "
           f"FETCH 1:* (FLAGS) {t2-t1:.3f} s ({len(rows)} responses), "
+          f"FETCH 1:* (RFC822.SIZE) {t3-t2:.3f} s ({len(sizes)}), STATUS SIZE {status}, "
           f"PSS {before} -> {after} KiB, peak RSS of the serving process {hwm} KiB")
 PY
 }

@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[&str] = &[
     V_URLAUTH,
     V_BODY_META,
     V_BODY_CHUNKS,
+    V_BODY_SIZE_INDEX,
 ];
 
 /// SAVEDATE (RFC 8514): when each entry was saved into its mailbox.
@@ -277,6 +278,16 @@ CREATE TABLE body_chunks (
     data    BLOB NOT NULL,
     PRIMARY KEY (body_id, seq)
 );
+";
+
+/// A covering index of every body's size (issue 18): `bodies.size` lies
+/// after the BLOB, so reading it from the row walks an inline body's
+/// overflow pages (every message over a page). The listings that join
+/// `bodies` for RFC822.SIZE (`MessageMeta`, the quota's usage) read it
+/// from here instead, `INDEXED BY` this index (SQLite's planner prefers
+/// the rowid, not knowing what a wide row costs).
+const V_BODY_SIZE_INDEX: &str = "
+CREATE INDEX bodies_size ON bodies(id, size);
 ";
 
 /// Maps a SQLite error to the store's error: SQLITE_FULL is a temporary

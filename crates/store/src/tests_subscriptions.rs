@@ -105,7 +105,7 @@ async fn version_one_subscriptions_survive_the_migration() {
              ALTER TABLE mailboxes DROP COLUMN vanished_floor; \
              ALTER TABLE entries DROP COLUMN save_date; \
              DROP TABLE metadata; DROP TABLE threads; DROP TABLE urlauth_keys; DROP TABLE body_meta; \
-             DROP TABLE body_chunks; \
+             DROP TABLE body_chunks; DROP INDEX bodies_size; \
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .expect("downgrade");
