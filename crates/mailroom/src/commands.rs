@@ -640,12 +640,18 @@ impl Ctx {
         self.rt
             .block_on(self.store.ensure_account(account.clone()))
             .map_err(|e| e.to_string())?;
+        // Big messages go through the spool as SMTP's do (issue 19); a
+        // server may be running, so its spool is attached, not emptied.
+        let spool_dir = self.data_dir.join("spool");
+        let spool = server::spool::Spool::attach(&spool_dir, self.spool_threshold)
+            .map_err(|e| format!("cannot use the spool {}: {e}", spool_dir.display()))?;
         let r = self.rt.block_on(crate::transfer::run::import(
             &*self.store,
             &account,
             path,
             format,
             folder,
+            &std::sync::Arc::new(spool),
         ))?;
         println!(
             "imported {} messages into {} folders of {account}; {} already there, {} skipped",

@@ -640,7 +640,31 @@ impl Store for PgStore {
         write!(self, |tx| ops::import(
             &tx,
             mailbox,
-            &raw,
+            store::BodyParts::whole(&raw),
+            flags.clone(),
+            internal_date,
+            &digest
+        ))
+    }
+
+    fn import_spooled(
+        &self,
+        mailbox: MailboxId,
+        head: Vec<u8>,
+        tail: Spooled,
+        flags: Vec<String>,
+        internal_date: i64,
+        digest: [u8; 32],
+    ) -> StoreFuture<'_, Option<Uid>> {
+        // A retried transaction reads the tail again: `Spooled` reads at
+        // offsets, never from a cursor.
+        write!(self, |tx| ops::import(
+            &tx,
+            mailbox,
+            store::BodyParts {
+                head: &head,
+                tail: Some(&tail)
+            },
             flags.clone(),
             internal_date,
             &digest

@@ -922,11 +922,12 @@ pub async fn append_many(
 }
 
 /// `mailroom import`: appends unless a message with this `digest` was
-/// imported into `mailbox` before, in the same transaction.
+/// imported into `mailbox` before, in the same transaction; the body's
+/// end may be in a spool file (issue 19).
 pub async fn import(
     tx: &Tx<'_>,
     mailbox: MailboxId,
-    raw: &[u8],
+    raw: BodyParts<'_>,
     flags: Vec<String>,
     internal_date: i64,
     digest: &[u8],
@@ -941,7 +942,7 @@ pub async fn import(
     if inserted == 0 {
         return Ok(None);
     }
-    append(tx, mailbox, BodyParts::whole(raw), flags, internal_date)
+    append(tx, mailbox, raw, flags, internal_date)
         .await
         .map(Some)
 }

@@ -723,6 +723,27 @@ pub trait Store: Send + Sync + 'static {
         internal_date: i64,
         digest: [u8; 32],
     ) -> StoreFuture<'_, Option<Uid>>;
+    /// [`Store::import`] of `head` followed by `tail`, the rest of the
+    /// message in its spool file (issue 19: `mailroom import` of a big
+    /// message): `digest` is of the whole message, and the backend copies
+    /// the tail in chunks as [`Store::append_spooled`] does. The default
+    /// reads the tail into memory; backends override it.
+    fn import_spooled(
+        &self,
+        mailbox: MailboxId,
+        head: Vec<u8>,
+        tail: Spooled,
+        flags: Vec<String>,
+        internal_date: i64,
+        digest: [u8; 32],
+    ) -> StoreFuture<'_, Option<Uid>> {
+        Box::pin(async move {
+            let mut raw = head;
+            raw.extend_from_slice(&tail.to_vec()?);
+            self.import(mailbox, raw, flags, internal_date, digest)
+                .await
+        })
+    }
     /// Returns the entries whose flags actually changed.
     fn set_flags(
         &self,

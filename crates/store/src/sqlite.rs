@@ -466,6 +466,24 @@ impl Store for SqliteStore {
         self.write(move |c| ops::import(c, mailbox, &raw, flags, internal_date, &digest))
     }
 
+    fn import_spooled(
+        &self,
+        mailbox: MailboxId,
+        head: Vec<u8>,
+        tail: Spooled,
+        flags: Vec<String>,
+        internal_date: i64,
+        digest: [u8; 32],
+    ) -> StoreFuture<'_, Option<Uid>> {
+        self.write(move |c| {
+            let parts = crate::BodyParts {
+                head: &head,
+                tail: Some(&tail),
+            };
+            ops::import_parts(c, mailbox, parts, flags, internal_date, &digest)
+        })
+    }
+
     fn set_flags(
         &self,
         mailbox: MailboxId,

@@ -605,3 +605,25 @@ async fn a_spooled_body_is_kept_in_chunks_that_go_with_it() {
     assert_eq!(count(&db, "SELECT count(*) FROM bodies"), 0);
     assert_eq!(count(&db, "SELECT count(*) FROM body_chunks"), 0);
 }
+
+#[tokio::test]
+async fn a_spooled_import_is_kept_in_chunks_as_a_spooled_append_is() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    store.ensure_account("a@x".into()).await.expect("account");
+    let mailbox = inbox(&store, "a@x").await.id;
+    let head = b"Subject: big import\r\n\r\n".to_vec();
+    let tail: Vec<u8> = (0..2 * BODY_CHUNK + 10).map(|i| (i % 253) as u8).collect();
+    store
+        .import_spooled(mailbox, head.clone(), spooled(&tail), vec![], 0, [9; 32])
+        .await
+        .expect("import")
+        .expect("new");
+    let db = raw_db(dir.path());
+    // Copied from the file a chunk at a time, never made one BLOB.
+    assert_eq!(count(&db, "SELECT count(*) FROM body_chunks"), 3);
+    assert_eq!(count(&db, "SELECT length(data) FROM bodies"), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM imports"), 1);
+    let body = store.messages(mailbox).await.expect("messages")[0].body;
+    assert!(store.read_body(body).await.expect("body") == [head, tail].concat());
+}

@@ -1,7 +1,8 @@
 //! mboxrd (the "From_"-quoting mbox variant, as mutt, Thunderbird and
-//! Dovecot's `mbox` format read it): a reader that yields one message at
-//! a time, so an import's memory is one message whatever the file's size,
-//! and a writer.
+//! Dovecot's `mbox` format read it): a reader that streams one message
+//! at a time, line by line, to a sink, so an import's memory is a line's
+//! piece and the header whatever the size of the file or of a message
+//! (issue 19: a big message goes on to a spool file), and a writer.
 //!
 //! mboxrd quoting: every line that starts with `From ` is a separator; a
 //! body line matching `^>*From ` is written with one more `>` and read
@@ -10,15 +11,29 @@
 
 use std::io::{self, BufRead, Write};
 
-/// Largest message an import takes; a larger one is skipped and reported,
-/// never buffered beyond this (SPEC 8: bounded memory on any input).
+/// Largest message an import takes; a larger one is skipped and reported
+/// (SPEC 8: bounded work on any input). Streamed, it costs the spool
+/// file, not memory.
 pub const MAX_IMPORT_MESSAGE: usize = 64 * 1024 * 1024;
 
-/// One message read from an mbox.
+/// How much of a message's start the reader keeps to read its `Status:`
+/// and `X-Status:` fields from: RFC 5322 sets no limit on the header
+/// section, so this one is ours (the spool's own header bound); fields
+/// past it are not looked at.
+pub const MAX_STATUS_HEAD: usize = 256 * 1024;
+
+/// The most of a `From ` separator line kept (its sender and date come
+/// first; the rest of a longer line is read and dropped).
+const MAX_FROM_LINE: usize = 4096;
+
+/// `>`s at a line's start the reader looks past to tell a quoted `From `
+/// line (mboxrd): a line with more is taken as it is.
+const MAX_QUOTE_DEPTH: usize = 4096;
+
+/// What one message of an mbox was, once its octets have gone to the
+/// sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MboxMessage {
-    /// The message, CRLF line endings, quoting removed.
-    pub raw: Vec<u8>,
+pub struct MessageInfo {
     /// The envelope sender of the `From ` line (`MAILER-DAEMON` if none).
     pub sender: String,
     /// The `From ` line's date, unix seconds, when it parses.
@@ -26,23 +41,40 @@ pub struct MboxMessage {
     /// IMAP flags from the `Status:` / `X-Status:` headers mail readers
     /// write (R: \Seen; A: \Answered, F: \Flagged, T: \Draft, D: \Deleted).
     pub flags: Vec<String>,
+    /// Octets given to the sink.
+    pub len: usize,
 }
 
 /// What one step of the reader gives.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Item {
-    Message(MboxMessage),
+    /// A message: its octets, CRLF line endings and quoting removed, went
+    /// to the sink in order.
+    Message(MessageInfo),
     /// A message over [`MAX_IMPORT_MESSAGE`], skipped; its `From ` line.
+    /// The sink got a part of it, which the caller throws away.
     TooLarge(String),
 }
 
-/// Reads an mbox message by message.
+/// Reads an mbox message by message, each streamed to a sink.
 pub struct MboxReader<R> {
     input: R,
     /// The `From ` line that starts the next message, once read.
     pending: Option<String>,
-    line: Vec<u8>,
+    /// A line's start, until it tells what the line is.
+    start: Vec<u8>,
     done: bool,
+}
+
+/// How far [`MboxReader::read_start`] got into a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// At the end of the input, nothing read.
+    Eof,
+    /// The whole line is in `start`, its LF (if any) consumed.
+    Line,
+    /// `start` tells what the line is; the rest of it is still to read.
+    Open,
 }
 
 impl<R: BufRead> MboxReader<R> {
@@ -50,23 +82,101 @@ impl<R: BufRead> MboxReader<R> {
         MboxReader {
             input,
             pending: None,
-            line: Vec::new(),
+            start: Vec::new(),
             done: false,
         }
     }
 
-    /// Reads one line (with its LF) into `self.line`; false at the end.
-    fn read_line(&mut self) -> io::Result<bool> {
-        self.line.clear();
-        // A line is bounded by the message bound: a file without newlines
-        // is read in bounded pieces.
-        let limit = MAX_IMPORT_MESSAGE as u64 + 1;
-        let n = io::Read::take(&mut self.input, limit).read_until(b'\n', &mut self.line)?;
-        Ok(n > 0)
+    /// Reads a line's start into `self.start`: up to its end, or until it
+    /// holds its leading `>`s and the five octets after them (enough to
+    /// tell a separator, a quoted `From ` line and any other).
+    fn read_start(&mut self) -> io::Result<Start> {
+        self.start.clear();
+        // Where the first octet other than `>` is, once seen.
+        let mut other: Option<usize> = None;
+        loop {
+            let avail = match self.input.fill_buf() {
+                Ok(a) => a,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if avail.is_empty() {
+                return Ok(if self.start.is_empty() {
+                    Start::Eof
+                } else {
+                    Start::Line
+                });
+            }
+            let mut used = 0;
+            let mut found = None;
+            for &b in avail {
+                used += 1;
+                if b == b'\n' {
+                    found = Some(Start::Line);
+                    break;
+                }
+                if b != b'>' && other.is_none() {
+                    other = Some(self.start.len());
+                }
+                self.start.push(b);
+                let told = match other {
+                    Some(k) => self.start.len() >= k + 5,
+                    None => self.start.len() > MAX_QUOTE_DEPTH,
+                };
+                if told {
+                    found = Some(Start::Open);
+                    break;
+                }
+            }
+            self.input.consume(used);
+            if let Some(s) = found {
+                return Ok(s);
+            }
+        }
     }
 
-    /// The next message, `None` at the end of the file.
-    pub fn next_item(&mut self) -> io::Result<Option<Item>> {
+    /// Hands the rest of the current line (without its LF) to `f` piece
+    /// by piece, and consumes its LF.
+    fn read_rest(&mut self, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+        loop {
+            let avail = match self.input.fill_buf() {
+                Ok(a) => a,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if avail.is_empty() {
+                return Ok(());
+            }
+            match avail.iter().position(|b| *b == b'\n') {
+                Some(i) => {
+                    f(avail.get(..i).unwrap_or_default());
+                    self.input.consume(i + 1);
+                    return Ok(());
+                }
+                None => {
+                    let n = avail.len();
+                    f(avail);
+                    self.input.consume(n);
+                }
+            }
+        }
+    }
+
+    /// The separator line whose start is in `self.start`, read to its end.
+    fn read_from_line(&mut self, state: Start) -> io::Result<String> {
+        let mut line = std::mem::take(&mut self.start);
+        if state == Start::Open {
+            self.read_rest(|piece| {
+                let room = MAX_FROM_LINE.saturating_sub(line.len());
+                line.extend_from_slice(piece.get(..room.min(piece.len())).unwrap_or_default());
+            })?;
+        }
+        Ok(String::from_utf8_lossy(trim_eol(&line)).into_owned())
+    }
+
+    /// Streams the next message's octets to `sink` and says what it was;
+    /// `None` at the end of the file.
+    pub fn next_item(&mut self, sink: &mut impl FnMut(&[u8])) -> io::Result<Option<Item>> {
         if self.done {
             return Ok(None);
         }
@@ -74,59 +184,174 @@ impl<R: BufRead> MboxReader<R> {
         let from_line = match self.pending.take() {
             Some(l) => l,
             None => loop {
-                if !self.read_line()? {
-                    self.done = true;
-                    return Ok(None);
-                }
-                if self.line.starts_with(b"From ") {
-                    break String::from_utf8_lossy(trim_eol(&self.line)).into_owned();
+                match self.read_start()? {
+                    Start::Eof => {
+                        self.done = true;
+                        return Ok(None);
+                    }
+                    s if self.start.starts_with(b"From ") => break self.read_from_line(s)?,
+                    Start::Open => self.read_rest(|_| {})?,
+                    Start::Line => {}
                 }
             },
         };
-        let mut raw = Vec::new();
-        let mut too_large = false;
+        let mut out = Out::new(sink);
         loop {
-            if !self.read_line()? {
+            let state = self.read_start()?;
+            if state == Start::Eof {
                 self.done = true;
                 break;
             }
-            if self.line.starts_with(b"From ") {
-                self.pending = Some(String::from_utf8_lossy(trim_eol(&self.line)).into_owned());
+            if self.start.starts_with(b"From ") {
+                self.pending = Some(self.read_from_line(state)?);
                 break;
             }
-            if too_large {
-                continue;
-            }
-            let body = trim_eol(&self.line);
             // mboxrd: one `>` less on a quoted From line.
-            let unquoted = if is_quoted_from(body) {
-                body.get(1..).unwrap_or_default()
+            let quoted = is_quoted_from(&self.start);
+            let start = if quoted {
+                self.start.get(1..).unwrap_or_default()
             } else {
-                body
+                &self.start
             };
-            if raw.len() + unquoted.len() + 2 > MAX_IMPORT_MESSAGE {
-                too_large = true;
-                raw = Vec::new();
-                continue;
+            out.content(start);
+            if state == Start::Open {
+                self.read_rest(|piece| out.content(piece))?;
             }
-            raw.extend_from_slice(unquoted);
-            raw.extend_from_slice(b"\r\n");
+            out.end_line();
         }
-        if too_large {
+        if out.too_large {
             return Ok(Some(Item::TooLarge(from_line)));
         }
-        // The blank line before the next `From ` line is the separator's.
-        if raw.ends_with(b"\r\n\r\n") {
-            raw.truncate(raw.len() - 2);
-        }
         let (sender, date) = parse_from_line(&from_line);
-        let flags = status_flags(&raw);
-        Ok(Some(Item::Message(MboxMessage {
-            raw,
+        let flags = status_flags(&out.head);
+        Ok(Some(Item::Message(MessageInfo {
             sender,
             date,
             flags,
+            len: out.len,
         })))
+    }
+}
+
+/// One message's octets on their way to the sink: CRLF after each line,
+/// a line's trailing CR dropped (as LF-file readers do), the blank line
+/// before the next `From ` line (the separator's) held back until a
+/// following line shows it was the message's, and the size bound.
+struct Out<'a, F> {
+    sink: &'a mut F,
+    /// Octets given to the sink.
+    len: usize,
+    /// Octets the message has so far, a held blank line included: what
+    /// the bound is checked against.
+    counted: usize,
+    /// Lines so far (a blank first line is always the message's).
+    lines: u64,
+    /// Octets of the current line given so far.
+    line_len: usize,
+    /// A blank line, not yet given.
+    held_blank: bool,
+    /// A CR at the end of what came of the current line, not yet given:
+    /// dropped if the line ends there.
+    held_cr: bool,
+    /// The message's first octets, for its `Status:` fields.
+    head: Vec<u8>,
+    head_done: bool,
+    too_large: bool,
+}
+
+impl<'a, F: FnMut(&[u8])> Out<'a, F> {
+    fn new(sink: &'a mut F) -> Out<'a, F> {
+        Out {
+            sink,
+            len: 0,
+            counted: 0,
+            lines: 0,
+            line_len: 0,
+            held_blank: false,
+            held_cr: false,
+            head: Vec::new(),
+            head_done: false,
+            too_large: false,
+        }
+    }
+
+    /// Octets of the current line's content (no LF).
+    fn content(&mut self, piece: &[u8]) {
+        let Some((&last, body)) = piece.split_last() else {
+            return;
+        };
+        if self.held_cr {
+            self.held_cr = false;
+            self.give_content(b"\r");
+        }
+        if last == b'\r' {
+            self.give_content(body);
+            self.held_cr = true;
+        } else {
+            self.give_content(piece);
+        }
+    }
+
+    fn give_content(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() || self.too_large {
+            return;
+        }
+        // The held blank line was the message's: a line follows it.
+        if self.held_blank {
+            self.held_blank = false;
+            self.give(b"\r\n");
+        }
+        // The line's CRLF is to come: counted now, as a whole-message
+        // reader counts the line with it.
+        if self.counted.saturating_add(bytes.len()).saturating_add(2) > MAX_IMPORT_MESSAGE {
+            self.too_large = true;
+            return;
+        }
+        self.counted += bytes.len();
+        self.line_len += bytes.len();
+        self.give(bytes);
+    }
+
+    fn end_line(&mut self) {
+        self.held_cr = false;
+        let blank = self.line_len == 0;
+        let first = self.lines == 0;
+        self.lines += 1;
+        self.line_len = 0;
+        if self.too_large {
+            return;
+        }
+        if self.counted.saturating_add(2) > MAX_IMPORT_MESSAGE {
+            self.too_large = true;
+            return;
+        }
+        self.counted += 2;
+        if blank && !first {
+            if self.held_blank {
+                self.give(b"\r\n");
+            }
+            self.held_blank = true;
+        } else {
+            if self.held_blank {
+                self.held_blank = false;
+                self.give(b"\r\n");
+            }
+            self.give(b"\r\n");
+        }
+    }
+
+    fn give(&mut self, bytes: &[u8]) {
+        self.len += bytes.len();
+        (self.sink)(bytes);
+        if !self.head_done {
+            let from = self.head.len().saturating_sub(3);
+            let room = MAX_STATUS_HEAD.saturating_sub(self.head.len());
+            self.head
+                .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or_default());
+            let tail = self.head.get(from..).unwrap_or_default();
+            self.head_done =
+                self.head.len() >= MAX_STATUS_HEAD || tail.windows(4).any(|w| w == b"\r\n\r\n");
+        }
     }
 }
 
@@ -308,88 +533,5 @@ pub fn return_path(raw: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read_all(text: &[u8]) -> Vec<MboxMessage> {
-        let mut r = MboxReader::new(text);
-        let mut out = Vec::new();
-        while let Some(item) = r.next_item().expect("read") {
-            match item {
-                Item::Message(m) => out.push(m),
-                Item::TooLarge(l) => panic!("too large: {l}"),
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn messages_split_on_from_lines_and_get_crlf() {
-        let text = b"From a@x.test Mon Jan  2 15:04:05 2006\nSubject: one\n\nbody 1\n\nFrom b@y.test Tue Feb 14 00:00:00 2023\nSubject: two\n\nbody 2\n";
-        let m = read_all(text);
-        assert_eq!(m.len(), 2);
-        assert_eq!(m[0].sender, "a@x.test");
-        assert_eq!(m[0].raw, b"Subject: one\r\n\r\nbody 1\r\n");
-        assert_eq!(m[0].date, Some(1136214245));
-        assert_eq!(m[1].raw, b"Subject: two\r\n\r\nbody 2\r\n");
-    }
-
-    #[test]
-    fn mboxrd_quoting_round_trips_from_lines_in_bodies() {
-        let raw = b"Subject: q\r\n\r\nFrom here\r\n>From there\r\n>>From far\r\nFrom\r\n".to_vec();
-        let mut file = Vec::new();
-        write_message(&mut file, "s@x.test", 1136214245, &raw).expect("write");
-        write_message(&mut file, "", 0, b"Subject: 2\r\n\r\nx\r\n").expect("write");
-        let text = String::from_utf8_lossy(&file).into_owned();
-        assert!(
-            text.starts_with("From s@x.test Mon Jan  2 15:04:05 2006\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("\n>From here\n>>From there\n>>>From far\nFrom\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("\nFrom MAILER-DAEMON Thu Jan  1 00:00:00 1970\n"),
-            "{text}"
-        );
-        let back = read_all(&file);
-        assert_eq!(back.len(), 2);
-        assert_eq!(back[0].raw, raw);
-        assert_eq!(back[0].date, Some(1136214245));
-        assert_eq!(back[1].raw, b"Subject: 2\r\n\r\nx\r\n");
-    }
-
-    #[test]
-    fn status_headers_give_flags() {
-        let text = b"From x Mon Jan  2 15:04:05 2006\nStatus: RO\nX-Status: AF\n\nhi\n";
-        let m = read_all(text);
-        assert_eq!(m[0].flags, ["\\Seen", "\\Answered", "\\Flagged"]);
-    }
-
-    #[test]
-    fn text_before_the_first_from_line_and_an_empty_file_give_nothing() {
-        assert!(read_all(b"").is_empty());
-        assert!(read_all(b"junk\nmore\n").is_empty());
-    }
-
-    #[test]
-    fn an_unparsable_date_is_none_not_an_error() {
-        let m = read_all(b"From x yesterday\n\nhi\n");
-        assert_eq!(m[0].date, None);
-        assert_eq!(m[0].sender, "x");
-    }
-
-    #[test]
-    fn return_path_names_the_sender() {
-        assert_eq!(
-            return_path(b"Return-Path: <a@b.test>\r\nX: y\r\n\r\n"),
-            "a@b.test"
-        );
-        assert_eq!(return_path(b"Return-Path: <>\r\n\r\n"), "MAILER-DAEMON");
-        assert_eq!(
-            return_path(b"Subject: x\r\n\r\nReturn-Path: <no@x>\r\n"),
-            "MAILER-DAEMON"
-        );
-    }
-}
+#[path = "mbox_tests.rs"]
+mod tests;

@@ -125,6 +125,7 @@ macro_rules! store_conformance {
             }
             imports {
                 an_import_with_a_known_digest_appends_nothing,
+                a_spooled_import_is_stored_whole_and_dedups_by_digest,
             }
             conditions {
                 unchanged_since_leaves_newer_entries_alone,

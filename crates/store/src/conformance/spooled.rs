@@ -7,7 +7,7 @@ use crate::conformance::{Backend, inbox, local};
 use crate::*;
 
 /// A body of `len` octets that no two chunks repeat.
-fn pattern(len: usize) -> Vec<u8> {
+pub fn pattern(len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i % 251) as u8 ^ (i / 251) as u8)
         .collect()
@@ -15,7 +15,7 @@ fn pattern(len: usize) -> Vec<u8> {
 
 /// `data` in an unlinked temporary file, after some junk, as a spool
 /// holds it.
-fn spool(data: &[u8]) -> Spooled {
+pub fn spool(data: &[u8]) -> Spooled {
     let path = std::env::temp_dir().join(format!(
         "mailroom-conformance-{}-{:?}",
         std::process::id(),

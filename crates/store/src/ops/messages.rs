@@ -178,6 +178,25 @@ pub fn import(
     internal_date: i64,
     digest: &[u8],
 ) -> Result<Option<Uid>, StoreError> {
+    import_parts(
+        conn,
+        mailbox,
+        crate::BodyParts::whole(raw),
+        flags,
+        internal_date,
+        digest,
+    )
+}
+
+/// [`import`] of a body whose end may be in a spool file (issue 19).
+pub fn import_parts(
+    conn: &Connection,
+    mailbox: MailboxId,
+    raw: crate::BodyParts<'_>,
+    flags: Vec<String>,
+    internal_date: i64,
+    digest: &[u8],
+) -> Result<Option<Uid>, StoreError> {
     let inserted = conn
         .prepare_cached("INSERT OR IGNORE INTO imports (mailbox, digest) VALUES (?1, ?2)")
         .and_then(|mut s| s.execute(params![mailbox.0, digest]))
@@ -185,7 +204,7 @@ pub fn import(
     if inserted == 0 {
         return Ok(None);
     }
-    append(conn, mailbox, raw, flags, internal_date).map(Some)
+    append_parts(conn, mailbox, raw, flags, internal_date).map(Some)
 }
 
 /// One entry's stored fields.

@@ -34,7 +34,7 @@ pub use mailboxes::{
 };
 pub use messages::{
     append, append_many_within, append_parts_within, append_within, copy, copy_within, deliver,
-    expunge, import, move_messages, set_flags, set_flags_if,
+    expunge, import, import_parts, move_messages, set_flags, set_flags_if,
 };
 
 /// Largest message body the store accepts. SQLite's default
