@@ -15,6 +15,10 @@
 //! first); a blank line ends a header only if its line break is inside
 //! the part; a multipart without parts is a text part; depth and part
 //! counts stop where [`MAX_DEPTH`] and [`MAX_PARTS`] stop the parser.
+//!
+//! [`Scanner::finish_binary`] ends the same scan with the leaves whose
+//! NUL octets must be shown in base64 (RFC 3516 4.3): the first pass of
+//! the streamed re-encoding ([`BinaryEncoder`](super::BinaryEncoder)).
 
 use super::cache::Cached;
 use super::offsets::{Cte, MapKind, PartMap};
