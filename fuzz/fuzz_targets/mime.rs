@@ -3,7 +3,8 @@
 //! through the response encoder, and their stored form (`mime::cache`),
 //! which must decode to what was encoded; the part offsets give the
 //! sections' octets, and the streaming scan of big messages finds what
-//! the parser finds. Nothing may panic.
+//! the parser finds, and re-encodes binary parts as the whole-message
+//! encoder does. Nothing may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -64,4 +65,18 @@ fuzz_target!(|raw: &[u8]| {
     if let Some(enc) = mime::encode_binary_parts(raw) {
         let _ = mime::body_structure(&Part::parse(&enc));
     }
+    // The streamed re-encoding (issue 19) gives the same octets: a scan
+    // in chunks of 3, the encoder over chunks of 7.
+    let mut scanner = mime::scan::Scanner::new();
+    for c in raw.chunks(3) {
+        scanner.feed(c);
+    }
+    let mut encoder = mime::BinaryEncoder::new(scanner.finish_binary());
+    let mut streamed = Vec::new();
+    for c in raw.chunks(7) {
+        encoder.feed(c, &mut streamed);
+    }
+    encoder.finish(&mut streamed);
+    let whole = mime::encode_binary_parts(raw).unwrap_or_else(|| raw.to_vec());
+    assert!(streamed == whole);
 });

@@ -822,7 +822,9 @@ impl Ctx {
         // refused, all on the header section; a spooled tail goes from
         // its file to the store in chunks, as SMTP's does (issue 19).
         let server::spool::Message {
-            head: body, tail, ..
+            head: body,
+            tail,
+            nul,
         } = message;
         let tail = tail.filter(|t| !t.is_empty());
         if delivery::check_hops(&body).is_err() {
@@ -854,16 +856,20 @@ impl Ctx {
         else {
             return Ok(());
         };
-        let stored = match tail {
-            Some(tail) => self
-                .rt
-                .block_on(self.store.deliver_all_spooled(vec![delivery], tail))
-                .map(|_| ()),
-            None => self
-                .rt
-                .block_on(delivery::deliver(self.store.as_ref(), delivery)),
+        // Binary parts go to the mailbox in base64 (RFC 3516 4.3), a
+        // spooled message's into another spool file, as SMTP's do.
+        let writer = match &tail {
+            Some(_) if nul => std::sync::Arc::new(self.attach_spool()?).writer(),
+            _ => server::spool::SpoolWriter::in_memory(),
         };
-        stored.map_err(|e| {
+        let stored = self.rt.block_on(server::binary::store_message(
+            self.store.as_ref(),
+            vec![delivery],
+            tail,
+            nul,
+            writer,
+        ));
+        stored.map(|_| ()).map_err(|e| {
             // Disk full, busy, I/O: the MTA keeps the message and retries.
             let code = if e.is_temporary() {
                 exit::TEMP_FAIL
@@ -880,6 +886,17 @@ impl Ctx {
 const DELIVER_READ: usize = server::spool::SPOOL_BUFFER;
 
 impl Ctx {
+    /// The spool under `<data_dir>`, shared with a running server.
+    fn attach_spool(&self) -> Result<server::spool::Spool, Failure> {
+        let spool_dir = self.data_dir.join("spool");
+        server::spool::Spool::attach(&spool_dir, self.spool_threshold).map_err(|e| {
+            Failure::new(
+                exit::TEMP_FAIL,
+                format!("cannot use the spool {}: {e}", spool_dir.display()),
+            )
+        })
+    }
+
     /// The message on `input` for `deliver`, its line endings made CRLF
     /// (RFC 5322 2.3) as it is read: in memory up to `[store]
     /// spool_threshold`, past it in a file under `<data_dir>/spool` as
@@ -888,15 +905,7 @@ impl Ctx {
     /// empty is a data error; a spool that cannot take it (disk full) is
     /// temporary, so the calling MTA retries.
     fn read_message(&self, mut input: impl Read) -> Result<server::spool::Message, Failure> {
-        let spool_dir = self.data_dir.join("spool");
-        let spool =
-            server::spool::Spool::attach(&spool_dir, self.spool_threshold).map_err(|e| {
-                Failure::new(
-                    exit::TEMP_FAIL,
-                    format!("cannot use the spool {}: {e}", spool_dir.display()),
-                )
-            })?;
-        let mut writer = std::sync::Arc::new(spool).writer();
+        let mut writer = std::sync::Arc::new(self.attach_spool()?).writer();
         let mut crlf = proto_smtp::CrlfNormalizer::new();
         let mut buf = vec![0; DELIVER_READ];
         let mut out = Vec::with_capacity(DELIVER_READ + DELIVER_READ / 8);

@@ -3,7 +3,8 @@
 //! spools it under `<data_dir>/spool` past `[store] spool_threshold`, so
 //! a 20 MiB message is stored byte for byte while the process's peak RSS
 //! (GNU time's maximum resident set) stays far below the message's size,
-//! and nothing is left in the spool.
+//! and nothing is left in the spool; a spooled message with a binary part
+//! is stored with it in base64 (RFC 3516 4.3).
 //!
 //! Loopback only; every wait is bounded.
 
@@ -87,4 +88,37 @@ fn deliver_spools_a_big_message_and_stores_it_whole_in_bounded_memory() {
         peak_kib >> 10,
         bound_kib >> 10
     );
+}
+
+#[test]
+fn deliver_stores_a_spooled_binary_part_in_base64() {
+    // RFC 3516 4.3: a part holding NUL goes to the mailbox in base64, as
+    // SMTP and APPEND store it, re-encoded from spool file to spool file.
+    let server = Server::create("", "");
+    server.cli(&["user", "add", "alice@example.test", "--password", "x"]);
+    let mut raw = b"From: <bob@other.test>\r\nSubject: binary via deliver\r\n\
+        Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+        Content-Type: application/octet-stream\r\n\r\n"
+        .to_vec();
+    // No CR or LF in it: deliver makes line endings CRLF.
+    let content: Vec<u8> = (0..4u32 << 20)
+        .map(|i| match (i % 251) as u8 {
+            b'\r' | b'\n' => 0,
+            b => b,
+        })
+        .collect();
+    raw.extend_from_slice(&content);
+    raw.extend_from_slice(b"\r\n--b--\r\n");
+    let out = server.cli_output(
+        &["deliver", "alice", "--from", "bob@other.test"],
+        Some(&raw),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let inbox = server.inbox("alice@example.test");
+    assert_eq!(inbox.len(), 1);
+    let mut want = b"Return-Path: <bob@other.test>\r\n".to_vec();
+    want.extend_from_slice(&proto_imap::mime::encode_binary_parts(&raw).expect("binary"));
+    assert!(inbox[0] == want, "not stored re-encoded");
+    let spool = server.data_dir().join("spool");
+    assert_eq!(std::fs::read_dir(&spool).expect("spool").count(), 0);
 }

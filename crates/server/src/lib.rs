@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod binary;
 pub mod bounce;
 pub mod budget;
 pub mod compress;

@@ -44,7 +44,7 @@ use std::sync::atomic::Ordering;
 use tokio::sync::{mpsc, oneshot};
 
 use store::rules::canonical_account;
-use store::{Delivered, Delivery, Spooled, StoreError, batch_bucket};
+use store::{Delivered, Delivery, Spooled, StoreError, Tails, batch_bucket};
 
 use crate::{DEADLOCK_RETRIES, Shared, feed, many, map_err, ops};
 
@@ -52,10 +52,12 @@ use crate::{DEADLOCK_RETRIES, Shared, feed, many, map_err, ops};
 pub type Reply = Result<Vec<Delivered>, StoreError>;
 
 /// Deliveries stored together, all or none of them (a message and the
-/// DSN it causes); the first one's copies may end in a spooled `tail`.
+/// DSN it causes); the first one's copies may end in a spooled `tail`,
+/// its local copy in `local_tail` when it has one of its own.
 pub struct Job {
     pub deliveries: Vec<Delivery>,
     pub tail: Option<Spooled>,
+    pub local_tail: Option<Option<Spooled>>,
     pub reply: oneshot::Sender<Reply>,
 }
 
@@ -70,6 +72,7 @@ impl Job {
             Job {
                 deliveries,
                 tail,
+                local_tail: None,
                 reply,
             },
             rx,
@@ -88,8 +91,19 @@ impl Job {
         }
     }
 
+    /// The first delivery's tails.
+    pub fn tails(&self) -> Tails<'_> {
+        Tails {
+            local: match &self.local_tail {
+                Some(own) => own.as_ref(),
+                None => self.tail.as_ref(),
+            },
+            relayed: self.tail.as_ref(),
+        }
+    }
+
     async fn apply(&self, tx: &ops::Tx<'_>) -> Reply {
-        ops::deliver_all(tx, &self.deliveries, self.tail.as_ref()).await
+        ops::deliver_all(tx, &self.deliveries, self.tails()).await
     }
 }
 
@@ -208,7 +222,11 @@ async fn pass(
                         .enumerate()
                         .map(|(i, delivery)| many::Item {
                             delivery,
-                            tail: job.tail.as_ref().filter(|_| i == 0),
+                            tails: if i == 0 {
+                                job.tails()
+                            } else {
+                                Tails::default()
+                            },
                         })
                 })
                 .collect();

@@ -629,6 +629,20 @@ impl Store for PgStore {
         Box::pin(self.deliver_batched(deliveries, Some(tail)))
     }
 
+    fn deliver_all_spooled_apart(
+        &self,
+        deliveries: Vec<Delivery>,
+        local_tail: Option<Spooled>,
+        tail: Spooled,
+    ) -> StoreFuture<'_, Vec<Delivered>> {
+        Box::pin(async move {
+            let (mut job, answer) = batch::Job::new(deliveries, Some(tail));
+            job.local_tail = Some(local_tail);
+            self.deliveries.send(job).map_err(|_| StoreError::Closed)?;
+            answer.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
     fn import(
         &self,
         mailbox: MailboxId,

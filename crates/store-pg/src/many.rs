@@ -29,25 +29,23 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use futures_util::future::{try_join_all, try_join4};
 
 use store::threads::thread_refs;
-use store::{
-    BodyParts, Delivered, Delivery, MailboxId, SPECIAL_MAILBOXES, Spooled, StoreError, Uid,
-};
+use store::{BodyParts, Delivered, Delivery, MailboxId, SPECIAL_MAILBOXES, StoreError, Tails, Uid};
 
 use crate::map_err;
 use crate::ops::{self, Tx, uid_of};
 use crate::threads;
 
-/// One delivery of a batch; `tail` ends both its copies (issue 19).
+/// One delivery of a batch; `tails` end its copies (issue 19).
 pub struct Item<'a> {
     pub delivery: &'a Delivery,
-    pub tail: Option<&'a Spooled>,
+    pub tails: Tails<'a>,
 }
 
 /// A planned delivery with what the steps found for it.
 struct Planned<'a> {
     delivery: &'a Delivery,
     plan: ops::Plan<'a>,
-    tail: Option<&'a Spooled>,
+    tails: Tails<'a>,
     /// Its own Message-ID and the ids it refers to (threads).
     refs: (Option<String>, Vec<String>),
 }
@@ -64,7 +62,7 @@ pub async fn deliver_many(tx: &Tx<'_>, items: &[Item<'_>]) -> Result<Vec<Deliver
         planned.push(Planned {
             delivery: item.delivery,
             plan,
-            tail: item.tail,
+            tails: item.tails,
             refs,
         });
     }
@@ -83,7 +81,7 @@ pub async fn deliver_many(tx: &Tx<'_>, items: &[Item<'_>]) -> Result<Vec<Deliver
             Some(raw) => {
                 let parts = BodyParts {
                     head: raw,
-                    tail: p.tail,
+                    tail: p.tails.local,
                 };
                 Ok::<_, StoreError>(Some(ops::insert_body_parts(tx, parts).await?))
             }
@@ -96,12 +94,12 @@ pub async fn deliver_many(tx: &Tx<'_>, items: &[Item<'_>]) -> Result<Vec<Deliver
         };
         let parts = BodyParts {
             head: &out.raw,
-            tail: p.tail,
+            tail: p.tails.relayed,
         };
         let same = p.plan.raw.is_some_and(|raw| {
             BodyParts {
                 head: raw,
-                tail: p.tail,
+                tail: p.tails.local,
             }
             .same_as(&parts)
         });

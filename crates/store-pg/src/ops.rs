@@ -18,15 +18,15 @@ use futures_util::future::try_join_all;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use store::BodyParts;
 use store::rules::{
     MAX_BODY_BYTES, MAX_FLAGS_PER_MESSAGE, canonical_account, check_new_mailbox_name,
     flags_from_text, flags_to_text, normalize_flags, normalize_mailbox_name, now, same_flags,
 };
 use store::{
     BodyId, ConditionalFlags, Delivered, Delivery, FlagOp, MailboxId, MailboxInfo, MessageMeta,
-    Outbound, QueueEntry, QueueRcpt, Quota, SPECIAL_MAILBOXES, Settle, Spooled, StoreError, Uid,
+    Outbound, QueueEntry, QueueRcpt, Quota, SPECIAL_MAILBOXES, Settle, StoreError, Uid,
 };
+use store::{BodyParts, Tails};
 
 use crate::{BODY_CHUNK, map_err, read};
 
@@ -710,12 +710,12 @@ pub(crate) fn plan(delivery: &Delivery) -> Result<Plan<'_>, StoreError> {
     })
 }
 
-/// One message to its local accounts and remote recipients; both copies
-/// are followed by `tail` when it is given (issue 19).
+/// One message to its local accounts and remote recipients; the copies
+/// are followed by their `tails` (issue 19).
 pub async fn deliver_spooled(
     tx: &Tx<'_>,
     delivery: &Delivery,
-    tail: Option<&Spooled>,
+    tails: Tails<'_>,
 ) -> Result<Delivered, StoreError> {
     let now = now();
     let Plan {
@@ -733,7 +733,10 @@ pub async fn deliver_spooled(
     let mut entries = Vec::with_capacity(targets.len());
     let mut local_body = None;
     if let Some(raw) = raw {
-        let parts = BodyParts { head: raw, tail };
+        let parts = BodyParts {
+            head: raw,
+            tail: tails.local,
+        };
         // Pipelined in three steps, each a group of statements that do not
         // depend on each other, sent together (one round trip a step
         // instead of one a statement; the account locks are held, so
@@ -807,7 +810,7 @@ pub async fn deliver_spooled(
     if let Some(out) = outbound {
         let parts = BodyParts {
             head: &out.raw,
-            tail,
+            tail: tails.relayed,
         };
         let body = match local_body {
             Some((id, local)) if local.same_as(&parts) => id,
@@ -1369,17 +1372,17 @@ pub async fn fail(tx: &Tx<'_>, id: i64, error: &str) -> Result<(), StoreError> {
 /// queue change); the queue rows' own locks come after both, as in
 /// [`retry`].
 pub async fn settle(tx: &Tx<'_>, settle: &Settle) -> Result<Vec<Delivered>, StoreError> {
-    settle_spooled(tx, settle, None).await
+    settle_spooled(tx, settle, Tails::default()).await
 }
 
 /// Several deliveries, all or none; the first one's copies end in
-/// `tail` (issue 19). Every local account is locked first, ascending, so
+/// `tails` (issue 19). Every local account is locked first, ascending, so
 /// the queue's `''` (taken by a delivery with remote recipients) is still
 /// taken after them.
 pub async fn deliver_all(
     tx: &Tx<'_>,
     deliveries: &[Delivery],
-    tail: Option<&Spooled>,
+    tails: Tails<'_>,
 ) -> Result<Vec<Delivered>, StoreError> {
     let mut accounts = BTreeSet::new();
     for d in deliveries {
@@ -1392,19 +1395,19 @@ pub async fn deliver_all(
     }
     let mut done = Vec::with_capacity(deliveries.len());
     for (i, d) in deliveries.iter().enumerate() {
-        let tail = tail.filter(|_| i == 0);
-        done.push(deliver_spooled(tx, d, tail).await?);
+        let tails = if i == 0 { tails } else { Tails::default() };
+        done.push(deliver_spooled(tx, d, tails).await?);
     }
     Ok(done)
 }
 
-/// [`settle`] where the first delivery ends in `tail` (issue 19).
+/// [`settle`] where the first delivery's copies end in `tails` (issue 19).
 pub async fn settle_spooled(
     tx: &Tx<'_>,
     settle: &Settle,
-    tail: Option<&Spooled>,
+    tails: Tails<'_>,
 ) -> Result<Vec<Delivered>, StoreError> {
-    let done = deliver_all(tx, &settle.dsns, tail).await?;
+    let done = deliver_all(tx, &settle.dsns, tails).await?;
     for &id in &settle.remove {
         complete(tx, id).await?;
     }

@@ -53,7 +53,7 @@ pub mod rules {
     };
 }
 pub use schema::SCHEMA_VERSION;
-pub use spooled::{BODY_CHUNK, BodyParts, Spooled};
+pub use spooled::{BODY_CHUNK, BodyParts, Spooled, Tails};
 pub use sqlite::SqliteStore;
 
 /// The future every store method returns: boxed so that [`Store`] stays
@@ -655,6 +655,30 @@ pub trait Store: Send + Sync + 'static {
                 }
                 if let Some(out) = first.outbound.as_mut() {
                     out.raw.extend_from_slice(&rest);
+                }
+            }
+            self.deliver_all(deliveries).await
+        })
+    }
+    /// [`Store::deliver_all_spooled`] where the FIRST delivery's local copy
+    /// has a tail of its own (issue 19): it is `local_raw` then
+    /// `local_tail` (`local_raw` alone when None), its relayed copy `raw`
+    /// then `tail`. A message with binary parts is stored locally with
+    /// them in base64 (RFC 3516 4.3) and relayed as received. The default
+    /// reads both tails into memory.
+    fn deliver_all_spooled_apart(
+        &self,
+        mut deliveries: Vec<Delivery>,
+        local_tail: Option<Spooled>,
+        tail: Spooled,
+    ) -> StoreFuture<'_, Vec<Delivered>> {
+        Box::pin(async move {
+            if let Some(first) = deliveries.first_mut() {
+                if let (Some(raw), Some(local)) = (first.local_raw.as_mut(), &local_tail) {
+                    raw.extend_from_slice(&local.to_vec()?);
+                }
+                if let Some(out) = first.outbound.as_mut() {
+                    out.raw.extend_from_slice(&tail.to_vec()?);
                 }
             }
             self.deliver_all(deliveries).await

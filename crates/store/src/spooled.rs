@@ -104,6 +104,27 @@ impl Spooled {
     }
 }
 
+/// The spooled ends of one delivery's two copies (issue 19): the local
+/// copy is its `local_raw` then `local`, the relayed copy its `raw` then
+/// `relayed`. Usually the same tail ends both; a message with binary parts
+/// is stored locally as IMAP shows it (RFC 3516 4.3: those parts in
+/// base64) and relayed as it came, so its local copy has a tail of its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tails<'a> {
+    pub local: Option<&'a Spooled>,
+    pub relayed: Option<&'a Spooled>,
+}
+
+impl<'a> Tails<'a> {
+    /// One tail for both copies.
+    pub fn both(tail: Option<&'a Spooled>) -> Tails<'a> {
+        Tails {
+            local: tail,
+            relayed: tail,
+        }
+    }
+}
+
 /// A body made of an in-memory head and an optional spooled tail, read in
 /// order: what the backends' chunked writes consume.
 #[derive(Debug, Clone, Copy)]

@@ -452,7 +452,26 @@ impl Store for SqliteStore {
             dsns: deliveries,
             ..Settle::default()
         };
-        self.write(move |c| ops::queue::settle_spooled(c, settle, Some(&tail)))
+        self.write(move |c| ops::queue::settle_spooled(c, settle, crate::Tails::both(Some(&tail))))
+    }
+
+    fn deliver_all_spooled_apart(
+        &self,
+        deliveries: Vec<Delivery>,
+        local_tail: Option<Spooled>,
+        tail: Spooled,
+    ) -> StoreFuture<'_, Vec<Delivered>> {
+        let settle = Settle {
+            dsns: deliveries,
+            ..Settle::default()
+        };
+        self.write(move |c| {
+            let tails = crate::Tails {
+                local: local_tail.as_ref(),
+                relayed: Some(&tail),
+            };
+            ops::queue::settle_spooled(c, settle, tails)
+        })
     }
 
     fn import(

@@ -33,7 +33,7 @@ mod structure;
 mod text;
 
 pub use address::{Address, parse_address_list};
-pub use encode::{encode_base64_lines, encode_binary_parts};
+pub use encode::{BinaryEncoder, encode_base64_lines, encode_binary_parts};
 pub use section::{BinaryError, binary, decode_base64, decode_qp, resolve, section};
 pub use structure::{BodyStructure, Entity, Envelope, Shape, body_structure, envelope};
 pub use text::{

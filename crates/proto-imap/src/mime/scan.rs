@@ -15,6 +15,10 @@
 //! first); a blank line ends a header only if its line break is inside
 //! the part; a multipart without parts is a text part; depth and part
 //! counts stop where [`MAX_DEPTH`] and [`MAX_PARTS`] stop the parser.
+//!
+//! [`Scanner::finish_binary`] ends the same scan with the leaves whose
+//! NUL octets must be shown in base64 (RFC 3516 4.3): the first pass of
+//! the streamed re-encoding ([`BinaryEncoder`](super::BinaryEncoder)).
 
 use super::cache::Cached;
 use super::offsets::{Cte, MapKind, PartMap};
@@ -254,7 +258,34 @@ impl Scanner {
     }
 
     /// Ends the message: the parts still open end at its end.
-    pub fn finish(mut self) -> Option<Cached> {
+    pub fn finish(self) -> Option<Cached> {
+        let root = self.close_all();
+        if root.shown_reencoded() {
+            return None;
+        }
+        Some(Cached {
+            envelope: super::envelope(&root),
+            structure: super::body_structure(&root),
+            map: Some(root.map()),
+        })
+    }
+
+    /// Ends the message and says which leaves
+    /// [`encode_binary_parts`](super::encode_binary_parts) re-encodes (those
+    /// with an identity encoding whose body holds NUL, RFC 3516 4.3), in
+    /// message order: the plan of a [`BinaryEncoder`](super::BinaryEncoder).
+    /// A leaf whose header is longer than [`MAX_SCAN_HEADER`] is left as it
+    /// is (its header was not kept whole, so it cannot be rewritten); FETCH
+    /// re-encodes such a message when it shows it.
+    pub fn finish_binary(self) -> Vec<BinaryLeaf> {
+        let root = self.close_all();
+        let mut leaves = Vec::new();
+        binary_leaves(root, true, &mut leaves);
+        leaves
+    }
+
+    /// The part tree with every open part closed at the message's end.
+    fn close_all(mut self) -> ScannedPart {
         if self.line.len > 0 {
             // A last line without a line break.
             self.end_line();
@@ -276,15 +307,7 @@ impl Scanner {
             true,
             &mut budget,
         );
-        let root = self.root;
-        if root.shown_reencoded() {
-            return None;
-        }
-        Some(Cached {
-            envelope: super::envelope(&root),
-            structure: super::body_structure(&root),
-            map: Some(root.map()),
-        })
+        self.root
     }
 
     fn end_line(&mut self) {
@@ -307,6 +330,44 @@ impl Scanner {
             ..Line::default()
         };
         self.line.head.clear();
+    }
+}
+
+/// A leaf to show in base64 (RFC 3516 4.3): its header is
+/// `start..body` of the message, its body `body..end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryLeaf {
+    pub start: u64,
+    pub body: u64,
+    pub end: u64,
+    /// The header octets, `body - start` of them.
+    pub header: Vec<u8>,
+    /// The leaf is the whole message (its body ends the message, which
+    /// keeps a line break of its own after the base64).
+    pub root: bool,
+}
+
+/// Collects the leaves under `p` that hold NUL and are shown as stored.
+fn binary_leaves(p: ScannedPart, root: bool, out: &mut Vec<BinaryLeaf>) {
+    match p.kind {
+        Kind::Leaf => {
+            let whole = p.header.len() as u64 == p.body - p.start;
+            if p.nul && whole && Cte::of(&p.encoding()) == Cte::Identity {
+                out.push(BinaryLeaf {
+                    start: p.start,
+                    body: p.body,
+                    end: p.end,
+                    header: p.header,
+                    root,
+                });
+            }
+        }
+        Kind::Multipart { children, .. } => {
+            for c in children {
+                binary_leaves(c, false, out);
+            }
+        }
+        Kind::Message(m) => binary_leaves(*m, false, out),
     }
 }
 

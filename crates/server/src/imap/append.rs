@@ -292,16 +292,17 @@ fn in_memory(streamed: &mut VecDeque<Streamed>, raw: Vec<u8>) -> Result<Vec<u8>,
 fn spool_result(
     r: Result<crate::spool::Message, crate::spool::SpoolError>,
 ) -> Result<crate::spool::Message, ImapError> {
-    match r {
-        Ok(m) => Ok(m),
-        Err(crate::spool::SpoolError::DiskFull) => Err(ImapError::no(
-            Some(Code::Unavailable),
-            "disk full, try later",
-        )),
-        Err(crate::spool::SpoolError::Io(_)) => Err(ImapError::no(
-            Some(Code::Unavailable),
-            "cannot store, try later",
-        )),
+    r.map_err(spool_error)
+}
+
+fn spool_error(e: crate::spool::SpoolError) -> ImapError {
+    match e {
+        crate::spool::SpoolError::DiskFull => {
+            ImapError::no(Some(Code::Unavailable), "disk full, try later")
+        }
+        crate::spool::SpoolError::Io(_) => {
+            ImapError::no(Some(Code::Unavailable), "cannot store, try later")
+        }
     }
 }
 
@@ -316,17 +317,23 @@ impl Session {
         flags: Vec<String>,
         date: i64,
     ) -> CmdResult {
-        let m = spool_result(s.message)?;
+        let mut m = spool_result(s.message)?;
+        // RFC 3516 4.3: parts holding NUL are stored in base64, a spooled
+        // message into a new spool file a chunk at a time (issue 19).
+        if m.nul
+            && let Some(tail) = m.tail.clone().filter(|t| !t.is_empty())
+        {
+            let again =
+                crate::binary::reencode_spooled_async(m.head.clone(), tail, self.spool_writer())
+                    .await;
+            match again {
+                Ok(Some(reencoded)) => m = reencoded,
+                Ok(None) => {}
+                Err(e) => return Err(spool_error(e)),
+            }
+        }
         let quota = self.ctx.quota.limits(account);
         let stored = match m.tail.filter(|t| !t.is_empty()) {
-            // encode_binary_parts needs the message whole; a spooled one
-            // is not read back into memory for it.
-            Some(_) if m.nul => {
-                return Err(ImapError::no(
-                    Some(Code::Cannot),
-                    "binary content larger than spool_threshold is not supported",
-                ));
-            }
             Some(tail) => {
                 self.ctx
                     .store
@@ -364,6 +371,95 @@ impl Session {
 mod tests {
     use crate::imap::testkit::{ALICE, Kit, cmd, raw};
     use std::sync::atomic::Ordering;
+
+    /// Runs the real driver over `input` (all sent at once) on a kit whose
+    /// APPEND literals above 4 KiB go to a spool; what it answered.
+    async fn spooled_session(kit: &Kit, input: &[u8]) -> String {
+        let ctx = std::sync::Arc::clone(&kit.ctx);
+        let (_trigger, shutdown) = crate::shutdown::Shutdown::new();
+        let (out, _) = crate::testutil::drip(input, b"", std::time::Duration::ZERO, |conn| {
+            crate::imap::driver::run(conn, ctx, shutdown)
+        })
+        .await;
+        out
+    }
+
+    fn spooling_kit(dir: &std::path::Path) -> Kit {
+        let spool = crate::spool::Spool::open(dir, 4096).expect("spool");
+        Kit::with(|c| c.spool = Some(std::sync::Arc::new(spool)))
+    }
+
+    /// A multipart whose second part is `content` in CTE binary.
+    fn binary_message(content: &[u8]) -> Vec<u8> {
+        let mut msg = b"Subject: bin\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+            --b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\n\
+            Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+            .to_vec();
+        msg.extend_from_slice(content);
+        msg.extend_from_slice(b"\r\n--b--\r\n");
+        msg
+    }
+
+    #[tokio::test]
+    async fn a_spooled_literal8_append_is_stored_with_its_binary_part_in_base64() {
+        let dir = tempfile::tempdir().expect("dir");
+        let kit = spooling_kit(dir.path());
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i % 256) as u8).collect();
+        let msg = binary_message(&content);
+        let mut input = format!(
+            "a LOGIN {ALICE} pw\r\nb APPEND INBOX ~{{{}}}\r\n",
+            msg.len()
+        )
+        .into_bytes();
+        input.extend_from_slice(&msg);
+        input.extend_from_slice(
+            b"\r\nc SELECT INBOX\r\nd FETCH 1 (RFC822.SIZE BINARY.SIZE[2])\r\ne LOGOUT\r\n",
+        );
+        let out = spooled_session(&kit, &input).await;
+        assert!(out.contains("b OK [APPENDUID"), "{out}");
+        let inbox = kit.mailbox(ALICE, "INBOX").await.expect("inbox");
+        let msgs = kit.store.messages(inbox.id).await.expect("messages");
+        let stored = kit.store.read_body(msgs[0].body).await.expect("body");
+        // Stored as FETCH shows it: what the whole-message encoder makes.
+        assert!(stored == proto_imap::mime::encode_binary_parts(&msg).expect("binary"));
+        assert!(!stored.contains(&0));
+        assert!(
+            out.contains(&format!("RFC822.SIZE {}", stored.len())),
+            "{out}"
+        );
+        // BINARY gives the client's octets back.
+        assert!(
+            out.contains(&format!("BINARY.SIZE[2] {}", content.len())),
+            "{out}"
+        );
+        let root = proto_imap::mime::Part::parse(&stored);
+        let part = proto_imap::mime::binary(&root, &stored, &[2]);
+        assert!(part.as_deref() == Ok(&content[..]));
+        // The spool files went with their descriptors.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_spooled_append_with_nul_outside_any_part_body_is_stored_as_sent() {
+        // NUL in a header field only: no part to re-encode, the message is
+        // stored as it came (FETCH re-encodes nothing either).
+        let dir = tempfile::tempdir().expect("dir");
+        let kit = spooling_kit(dir.path());
+        let mut msg = b"Subject: a\x00b\r\n\r\n".to_vec();
+        msg.resize(10_000, b'x');
+        let mut input = format!(
+            "a LOGIN {ALICE} pw\r\nb APPEND INBOX ~{{{}}}\r\n",
+            msg.len()
+        )
+        .into_bytes();
+        input.extend_from_slice(&msg);
+        input.extend_from_slice(b"\r\ne LOGOUT\r\n");
+        let out = spooled_session(&kit, &input).await;
+        assert!(out.contains("b OK [APPENDUID"), "{out}");
+        let inbox = kit.mailbox(ALICE, "INBOX").await.expect("inbox");
+        let msgs = kit.store.messages(inbox.id).await.expect("messages");
+        assert!(kit.store.read_body(msgs[0].body).await.expect("body") == msg);
+    }
 
     #[tokio::test]
     async fn append_answers_appenduid_and_selected_session_sees_exists() {

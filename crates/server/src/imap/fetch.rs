@@ -349,10 +349,13 @@ impl Session {
                             _ => raws.next().flatten(),
                         };
                         match got {
-                            // Mail stored with NUL in a part (BINARYMIME
-                            // delivery) is shown as APPEND stores it: that
-                            // part in base64 (RFC 3516 4.3), never NUL in a
-                            // literal.
+                            // Mail stored with NUL in a part is shown as
+                            // APPEND stores it: that part in base64 (RFC
+                            // 3516 4.3), never NUL in a literal. Only mail
+                            // stored before the server re-encoded at
+                            // delivery (issue 19, crate::binary) or with a
+                            // part header past MAX_SCAN_HEADER takes this
+                            // way: new mail is stored as it is shown.
                             Some(r) => Some(match mime::encode_binary_parts(&r) {
                                 Some(shown) => {
                                     reencoded = true;

@@ -60,7 +60,9 @@ fn name(base: &str, partial: Option<(u32, u32)>) -> String {
 }
 
 /// True when the body holds a NUL octet: it is then sent the buffered
-/// way. Reads it a chunk at a time. A body that is gone counts as true:
+/// way (re-encoded for display; since issue 19 only mail stored before
+/// delivery re-encoded its binary parts, see crate::binary, holds any).
+/// Reads it a chunk at a time. A body that is gone counts as true:
 /// the buffered way reports it (`EXPUNGEISSUED`).
 pub(super) async fn has_nul(store: &dyn Store, body: BodyId, size: u64) -> Result<bool, ImapError> {
     let mut pos = 0;

@@ -201,7 +201,7 @@ impl Session {
         let Message {
             head: message,
             tail,
-            ..
+            nul,
         } = message;
         let tail = tail.filter(|t| !t.is_empty());
         if delivery::check_hops(&message) == Err(Refusal::TooManyHops) {
@@ -317,15 +317,15 @@ impl Session {
             // A spooled message's DSN returns its header section only (as
             // RET=HDRS): it is not read back into memory for a report.
             writes.extend(self.delivered_report(&tx, &body).await);
-            let stored = match &tail {
-                Some(tail) => {
-                    self.ctx
-                        .store
-                        .deliver_all_spooled(writes, tail.clone())
-                        .await
-                }
-                None => self.ctx.store.deliver_all(writes).await,
-            };
+            // RFC 3516 4.3: binary parts go to the mailbox in base64.
+            let stored = crate::binary::store_message(
+                self.ctx.store.as_ref(),
+                writes,
+                tail.clone(),
+                nul,
+                self.spool_writer(),
+            )
+            .await;
             if let Err(e) = stored {
                 tracing::warn!(id = %id, error = %e, "delivery failed");
                 return store_error_reply(&e);
@@ -359,15 +359,15 @@ impl Session {
                 &fallback,
                 now,
                 &envelope,
-            ) && let Err(e) = match &tail {
-                Some(tail) => self
-                    .ctx
-                    .store
-                    .deliver_all_spooled(vec![d], tail.clone())
-                    .await
-                    .map(|_| ()),
-                None => delivery::deliver(self.ctx.store.as_ref(), d).await,
-            } {
+            ) && let Err(e) = crate::binary::store_message(
+                self.ctx.store.as_ref(),
+                vec![d],
+                tail.clone(),
+                nul,
+                self.spool_writer(),
+            )
+            .await
+            {
                 tracing::warn!(id = %id, error = %e, "delivery failed");
                 return store_error_reply(&e);
             }
@@ -742,5 +742,72 @@ mod tests {
         let stored = kit.inbox("bob@example.test").await.remove(0);
         assert!(stored.ends_with(b"Subject: x\r\n\r\nhi\r\n"));
         assert!(!s.in_transaction());
+    }
+
+    /// A multipart whose second part is `content` in CTE binary.
+    fn binary_message(content: &[u8]) -> Vec<u8> {
+        let mut msg = b"Subject: bin\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+            --b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\n\
+            Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+            .to_vec();
+        msg.extend_from_slice(content);
+        msg.extend_from_slice(b"\r\n--b--\r\n");
+        msg
+    }
+
+    /// Sends `msg` with BDAT BINARYMIME in chunks of 64 KiB to bob.
+    async fn bdat_binary(s: &mut super::super::session::Session, msg: &[u8]) {
+        cmd(s, "MAIL FROM:<x@remote.test> BODY=BINARYMIME").await;
+        cmd(s, "RCPT TO:<bob@example.test>").await;
+        let mut chunks = msg.chunks(64 * 1024).peekable();
+        while let Some(c) = chunks.next() {
+            let last = chunks.peek().is_none();
+            let verb = format!("BDAT {}{}", c.len(), if last { " LAST" } else { "" });
+            assert_eq!(cmd(s, &verb).await.code, 0);
+            s.bdat_append(c);
+            assert_eq!(s.bdat_end(c.len() as u64, last).await.code, 250);
+        }
+    }
+
+    /// The stored copy is the trace fields, then the message with its
+    /// binary part in base64, which BINARY[2] decodes back.
+    fn assert_stored_reencoded(stored: &[u8], msg: &[u8], content: &[u8]) {
+        let enc = proto_imap::mime::encode_binary_parts(msg).expect("binary");
+        assert!(stored.ends_with(&enc), "not the re-encoded message");
+        assert!(stored.starts_with(b"Return-Path: <x@remote.test>\r\n"));
+        assert!(!stored.contains(&0));
+        let root = proto_imap::mime::Part::parse(stored);
+        let part = proto_imap::mime::binary(&root, stored, &[2]);
+        assert!(part.as_deref() == Ok(content));
+    }
+
+    #[tokio::test]
+    async fn binarymime_mail_with_nul_is_stored_with_the_part_in_base64() {
+        let kit = Kit::new();
+        let mut s = kit.ready().await;
+        let content = b"\x00\x01binary\xff\r\n\x00".to_vec();
+        let msg = binary_message(&content);
+        bdat_binary(&mut s, &msg).await;
+        let stored = kit.inbox("bob@example.test").await.remove(0);
+        assert_stored_reencoded(&stored, &msg, &content);
+    }
+
+    #[tokio::test]
+    async fn spooled_binarymime_mail_is_reencoded_a_chunk_at_a_time() {
+        let dir = tempfile::tempdir().expect("dir");
+        let spool =
+            std::sync::Arc::new(crate::spool::Spool::open(dir.path(), 4096).expect("spool"));
+        let kit = Kit::with(|c| c.spool = Some(spool), None);
+        let mut s = kit.ready().await;
+        // No bare CR or LF: SMTP makes those CRLF at receipt (SPEC 1).
+        let content: Vec<u8> = (0..300_000u32)
+            .map(|i| (i * 13 % 256) as u8)
+            .map(|b| if b == b'\r' || b == b'\n' { 0 } else { b })
+            .collect();
+        let msg = binary_message(&content);
+        bdat_binary(&mut s, &msg).await;
+        let stored = kit.inbox("bob@example.test").await.remove(0);
+        assert_stored_reencoded(&stored, &msg, &content);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
     }
 }

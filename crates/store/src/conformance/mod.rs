@@ -154,6 +154,7 @@ macro_rules! store_conformance {
             spooled {
                 a_spooled_append_is_stored_whole_and_read_back_in_ranges,
                 a_spooled_delivery_ends_both_copies_with_the_tail,
+                a_delivery_spooled_apart_gives_each_copy_its_own_tail,
             }
             body_meta {
                 body_meta_is_kept_per_body_replaced_and_goes_with_it,

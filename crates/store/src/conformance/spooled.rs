@@ -140,3 +140,69 @@ pub async fn a_spooled_delivery_ends_both_copies_with_the_tail(backend: &dyn Bac
         b"Subject: dsn\r\n\r\nok\r\n"
     );
 }
+
+pub async fn a_delivery_spooled_apart_gives_each_copy_its_own_tail(backend: &dyn Backend) {
+    let store = backend.open();
+    let relayed_tail = pattern(BODY_CHUNK + 7);
+    // The local copy as IMAP shows it: another tail, longer (base64).
+    let local_tail: Vec<u8> = pattern(BODY_CHUNK * 2 + 3).iter().map(|b| b | 1).collect();
+    let head = b"Subject: x\r\n".to_vec();
+    let with_outbound = |local_raw: &[u8]| {
+        let mut d = local(&["a@x.org"], local_raw);
+        d.outbound = Some(Outbound {
+            raw: head.clone(),
+            sender: "s@y.org".into(),
+            recipients: vec!["r@remote.test".into()],
+            ..Outbound::default()
+        });
+        d
+    };
+    // Same heads, different tails: two bodies; a DSN after it is whole.
+    let dsn = local(&["s@x.org"], b"Subject: dsn\r\n\r\nok\r\n");
+    let done = store
+        .deliver_all_spooled_apart(
+            vec![with_outbound(&head), dsn],
+            Some(spool(&local_tail)),
+            spool(&relayed_tail),
+        )
+        .await
+        .expect("deliver");
+    assert_eq!(done.len(), 2);
+    // And a local copy held whole (no tail of its own).
+    store
+        .deliver_all_spooled_apart(
+            vec![with_outbound(b"Subject: whole\r\n\r\nsmall\r\n")],
+            None,
+            spool(&relayed_tail),
+        )
+        .await
+        .expect("deliver");
+    let msgs = store
+        .messages(inbox(&*store, "a@x.org").await.id)
+        .await
+        .expect("messages");
+    assert_eq!(msgs.len(), 2);
+    let mut want_local = head.clone();
+    want_local.extend_from_slice(&local_tail);
+    assert_eq!(msgs[0].size, want_local.len() as u64);
+    assert!(store.read_body(msgs[0].body).await.expect("body") == want_local);
+    assert_eq!(
+        store.read_body(msgs[1].body).await.expect("body"),
+        b"Subject: whole\r\n\r\nsmall\r\n"
+    );
+    let mut want_out = head.clone();
+    want_out.extend_from_slice(&relayed_tail);
+    let queue = store.queue().await.expect("queue");
+    assert_eq!(queue.len(), 2);
+    for q in &queue {
+        assert!(store.read_body(q.body).await.expect("body") == want_out);
+    }
+    let msgs = store
+        .messages(inbox(&*store, "s@x.org").await.id)
+        .await
+        .expect("messages");
+    assert_eq!(
+        store.read_body(msgs[0].body).await.expect("body"),
+        b"Subject: dsn\r\n\r\nok\r\n"
+    );
+}

@@ -7,14 +7,14 @@ use super::*;
 use crate::{ConditionalFlags, Delivered, Delivery, FlagOp, MessageMeta, Quota};
 
 pub fn deliver(conn: &Connection, delivery: &Delivery) -> Result<Delivered, StoreError> {
-    deliver_spooled(conn, delivery, None)
+    deliver_spooled(conn, delivery, crate::Tails::default())
 }
 
-/// [`deliver`] with both copies followed by `tail` (issue 19).
+/// [`deliver`] with the copies followed by their `tails` (issue 19).
 pub fn deliver_spooled(
     conn: &Connection,
     delivery: &Delivery,
-    tail: Option<&crate::Spooled>,
+    tails: crate::Tails<'_>,
 ) -> Result<Delivered, StoreError> {
     let now = now();
     // One entry per (account, mailbox): a target reached twice gets one.
@@ -37,7 +37,10 @@ pub fn deliver_spooled(
             .local_raw
             .as_deref()
             .ok_or_else(|| StoreError::Invalid("local recipients but no local message".into()))?;
-        let parts = crate::BodyParts { head: raw, tail };
+        let parts = crate::BodyParts {
+            head: raw,
+            tail: tails.local,
+        };
         let body = insert_body_parts(conn, parts)?;
         local_body = Some((body, parts));
         for (account, mailbox, flags) in targets {
@@ -78,7 +81,7 @@ pub fn deliver_spooled(
     {
         let parts = crate::BodyParts {
             head: &out.raw,
-            tail,
+            tail: tails.relayed,
         };
         let body = match local_body {
             Some((id, local)) if local.same_as(&parts) => id,

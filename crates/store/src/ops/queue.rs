@@ -99,19 +99,23 @@ pub fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueEntry> {
 
 /// One delivery run's outcome for some rows (see [`crate::Settle`]).
 pub fn settle(conn: &Connection, settle: Settle) -> Result<Vec<Delivered>, StoreError> {
-    settle_spooled(conn, settle, None)
+    settle_spooled(conn, settle, crate::Tails::default())
 }
 
-/// [`settle`] where the first delivery ends in `tail` (issue 19).
+/// [`settle`] where the first delivery's copies end in `tails` (issue 19).
 pub fn settle_spooled(
     conn: &Connection,
     settle: Settle,
-    tail: Option<&crate::Spooled>,
+    tails: crate::Tails<'_>,
 ) -> Result<Vec<Delivered>, StoreError> {
     let mut done = Vec::with_capacity(settle.dsns.len());
     for (i, d) in settle.dsns.iter().enumerate() {
-        let tail = tail.filter(|_| i == 0);
-        done.push(super::messages::deliver_spooled(conn, d, tail)?);
+        let tails = if i == 0 {
+            tails
+        } else {
+            crate::Tails::default()
+        };
+        done.push(super::messages::deliver_spooled(conn, d, tails)?);
     }
     for id in settle.remove {
         complete(conn, id)?;
