@@ -280,3 +280,53 @@ fn a_message_imported_whole_dedups_against_its_spooled_import() {
     }
     assert_eq!(spool_files(&server), 0);
 }
+
+/// A one-part message of `len` pseudo-random octets with NUL (and no CR
+/// or LF, which the import makes CRLF).
+fn binary_message(seed: u64, len: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: bob@example.test\r\nSubject: binary {seed}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+    )
+    .into_bytes();
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    m.extend((0..len).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        match x as u8 {
+            b'\r' | b'\n' => 0,
+            b => b,
+        }
+    }));
+    m
+}
+
+/// RFC 3516 4.3 as SMTP and APPEND store it: an imported message whose
+/// part holds NUL is stored with that part in base64, a spooled one (past
+/// the threshold) as much as a small one, and a rerun still finds both.
+#[test]
+fn imported_binary_parts_are_stored_in_base64_spooled_or_not() {
+    let server = Server::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("Maildir");
+    std::fs::create_dir_all(dir.join("cur")).expect("cur");
+    let big = binary_message(1, 3 << 20);
+    let small = binary_message(2, 10_000);
+    std::fs::write(dir.join("cur/1700000000.M1P1.test:2,S"), &big).expect("file");
+    std::fs::write(dir.join("cur/1700000001.M2P1.test:2,S"), &small).expect("file");
+    let dir = dir.to_str().expect("path");
+    let (out, _) = import_measured(&server.config, &["alice", dir]);
+    assert!(out.contains("imported 2 messages"), "{out}");
+    let stored = pop3_all(server.pop3);
+    assert_eq!(stored.len(), 2);
+    for (got, sent) in stored.iter().zip([&big, &small]) {
+        assert!(!got.contains(&0), "NUL in a stored message");
+        let want = proto_imap::mime::encode_binary_parts(sent).expect("re-encoded");
+        assert!(*got == want, "stored otherwise than in base64");
+    }
+    let (out, _) = import_measured(&server.config, &["alice", dir]);
+    assert!(out.contains("imported 0 messages"), "{out}");
+    assert!(out.contains("2 already there"), "{out}");
+    assert_eq!(spool_files(&server), 0);
+}

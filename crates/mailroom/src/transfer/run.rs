@@ -17,6 +17,7 @@ use std::io::{BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use proto_imap::mime::encode_binary_parts;
 use server::spool::{Message, Spool};
 use store::{MailboxId, Store, StoreFuture, Uid};
 
@@ -114,14 +115,17 @@ struct Window<'a> {
     pending: VecDeque<(usize, u64, StoreFuture<'a, Option<Uid>>)>,
     bytes: usize,
     spooled: u64,
+    /// Where a spooled message's re-encoded copy goes.
+    spool: Arc<Spool>,
 }
 
 impl<'a> Window<'a> {
-    fn new() -> Window<'a> {
+    fn new(spool: &Arc<Spool>) -> Window<'a> {
         Window {
             pending: VecDeque::new(),
             bytes: 0,
             spooled: 0,
+            spool: Arc::clone(spool),
         }
     }
 
@@ -139,12 +143,28 @@ impl<'a> Window<'a> {
         digest: [u8; 32],
         report: &mut ImportReport,
     ) -> Result<(), String> {
-        let Message { head, tail, .. } = message;
+        let Message { head, tail, nul } = message;
+        let tail = tail.filter(|t| !t.is_empty());
+        // RFC 3516 4.3: parts holding NUL are stored in base64, as SMTP and
+        // APPEND store them (server::binary), a spooled message a chunk at
+        // a time into a new spool file. The digest stays the source's, so
+        // a rerun still finds the messages it imported.
+        let (head, tail) = match (nul, tail) {
+            (false, tail) => (head, tail),
+            (true, None) => (encode_binary_parts(&head).unwrap_or(head), None),
+            (true, Some(tail)) => {
+                let writer = self.spool.writer();
+                match server::binary::reencode_spooled_async(head.clone(), tail.clone(), writer)
+                    .await
+                    .map_err(|e| format!("cannot re-encode a binary message: {e:?}"))?
+                {
+                    Some(m) => (m.head, m.tail.filter(|t| !t.is_empty())),
+                    None => (head, Some(tail)),
+                }
+            }
+        };
         let mem = head.len();
-        let (disk, f) = match tail.filter(|t| !t.is_empty()) {
-            // A spooled message with a NUL octet is stored as it is, as a
-            // small one is: the streaming re-encoder of NUL parts (RFC
-            // 3516 4.3, another branch) is to be wired in here.
+        let (disk, f) = match tail {
             Some(tail) => (
                 tail.len(),
                 store.import_spooled(mailbox, head, tail, flags, internal_date, digest),
@@ -275,7 +295,7 @@ pub async fn import(
             report.folders = 1;
             let mut progress = Progress::new("importing", None);
             let mut reader = MboxReader::new(BufReader::with_capacity(READ_CHUNK, file));
-            let mut window = Window::new();
+            let mut window = Window::new(spool);
             let now = unix_now();
             loop {
                 // Each message streams through the spool writer: in
@@ -326,7 +346,7 @@ pub async fn import(
                 let name = under(folder, &f.name);
                 let mailbox = target(store, account, &name).await?;
                 report.folders += 1;
-                let mut window = Window::new();
+                let mut window = Window::new(spool);
                 for e in entries {
                     progress.tick(&name);
                     let Some((message, d)) = read_bounded(&e.path, spool)? else {
