@@ -30,6 +30,24 @@ use super::{ContentType, MAX_DEPTH, MAX_PARTS, default_type, parse_content_type,
 /// real part headers are a few hundred octets, top-level ones a few KiB.
 pub const MAX_SCAN_HEADER: usize = 64 * 1024;
 
+/// Header octets kept over all the parts of one message: what a scan
+/// holds at most, whatever the message (each part's header up to
+/// [`MAX_SCAN_HEADER`], [`MAX_PARTS`] parts, would be 64 MiB). Far more
+/// than mail has (a thousand parts with 4 KiB headers each); past it the
+/// scan gives up: [`Scanner::finish`] says to read the message the
+/// whole-message way and [`Scanner::finish_binary`] re-encodes nothing.
+pub const MAX_SCAN_HEADERS: usize = 4 * 1024 * 1024;
+
+/// What a scan may still keep: parts (as the parser's [`MAX_PARTS`]) and
+/// header octets ([`MAX_SCAN_HEADERS`]); `overflow` once a header was
+/// cut for the second.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    parts: usize,
+    headers: usize,
+    overflow: bool,
+}
+
 /// One part found by the scan.
 #[derive(Debug)]
 pub struct ScannedPart {
@@ -196,7 +214,7 @@ pub struct Scanner {
     /// Whether the octet before `line.start - pending_brk` is a line
     /// feed (for a body ending there).
     before_pending_lf: bool,
-    budget: usize,
+    budget: Budget,
 }
 
 impl Default for Scanner {
@@ -214,7 +232,11 @@ impl Scanner {
             lf: 0,
             pending_brk: 0,
             before_pending_lf: false,
-            budget: MAX_PARTS - 1,
+            budget: Budget {
+                parts: MAX_PARTS - 1,
+                headers: MAX_SCAN_HEADERS,
+                overflow: false,
+            },
         }
     }
 
@@ -259,8 +281,8 @@ impl Scanner {
 
     /// Ends the message: the parts still open end at its end.
     pub fn finish(self) -> Option<Cached> {
-        let root = self.close_all();
-        if root.shown_reencoded() {
+        let (root, overflow) = self.close_all();
+        if overflow || root.shown_reencoded() {
             return None;
         }
         Some(Cached {
@@ -278,14 +300,22 @@ impl Scanner {
     /// is (its header was not kept whole, so it cannot be rewritten); FETCH
     /// re-encodes such a message when it shows it.
     pub fn finish_binary(self) -> Vec<BinaryLeaf> {
-        let root = self.close_all();
+        let (root, overflow) = self.close_all();
+        // A part whose header was cut (over MAX_SCAN_HEADER, or past
+        // MAX_SCAN_HEADERS) may hold fields the scan did not see, a
+        // boundary among them: the tree can differ from the one
+        // encode_binary_parts re-encodes by, so nothing is re-encoded.
+        if overflow || any_cut(&root) {
+            return Vec::new();
+        }
         let mut leaves = Vec::new();
         binary_leaves(root, true, &mut leaves);
         leaves
     }
 
-    /// The part tree with every open part closed at the message's end.
-    fn close_all(mut self) -> ScannedPart {
+    /// The part tree with every open part closed at the message's end,
+    /// and whether a header was cut for [`MAX_SCAN_HEADERS`].
+    fn close_all(mut self) -> (ScannedPart, bool) {
         if self.line.len > 0 {
             // A last line without a line break.
             self.end_line();
@@ -307,7 +337,7 @@ impl Scanner {
             true,
             &mut budget,
         );
-        self.root
+        (self.root, budget.overflow)
     }
 
     fn end_line(&mut self) {
@@ -347,6 +377,18 @@ pub struct BinaryLeaf {
     pub root: bool,
 }
 
+/// True when a part's header in the tree was not kept whole.
+fn any_cut(p: &ScannedPart) -> bool {
+    if p.header.len() as u64 != p.body.saturating_sub(p.start) {
+        return true;
+    }
+    match &p.kind {
+        Kind::Leaf => false,
+        Kind::Multipart { children, .. } => children.iter().any(any_cut),
+        Kind::Message(m) => any_cut(m),
+    }
+}
+
 /// Collects the leaves under `p` that hold NUL and are shown as stored.
 fn binary_leaves(p: ScannedPart, root: bool, out: &mut Vec<BinaryLeaf>) {
     match p.kind {
@@ -381,7 +423,7 @@ fn close(
     ends_with_lf: bool,
     brk: u64,
     brk_inside: bool,
-    budget: &mut usize,
+    budget: &mut Budget,
 ) {
     // A part opened by the delimiter line just before an outer part's
     // end starts after that end, past a line break that is cut off: it is
@@ -392,7 +434,7 @@ fn close(
     match p.phase {
         Phase::Header => {
             if brk_inside && brk > 0 {
-                push_header(p, &b"\r\n"[(2 - brk) as usize..]);
+                push_header(p, &b"\r\n"[(2 - brk) as usize..], budget);
             }
             p.body = end;
             p.lf_body = lf_end;
@@ -401,7 +443,7 @@ fn close(
         }
         Phase::BlankSeen => {
             if brk_inside {
-                push_header(p, &b"\r\n"[(2 - brk) as usize..]);
+                push_header(p, &b"\r\n"[(2 - brk) as usize..], budget);
             }
             p.body = end;
             p.lf_body = lf_end;
@@ -443,16 +485,21 @@ fn close(
     }
 }
 
-fn push_header(p: &mut ScannedPart, bytes: &[u8]) {
+fn push_header(p: &mut ScannedPart, bytes: &[u8], budget: &mut Budget) {
     let room = MAX_SCAN_HEADER.saturating_sub(p.header.len());
+    if room.min(bytes.len()) > budget.headers {
+        budget.overflow = true;
+    }
+    let take = room.min(bytes.len()).min(budget.headers);
+    budget.headers -= take;
     p.header
-        .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or_default());
+        .extend_from_slice(bytes.get(..take).unwrap_or_default());
 }
 
 /// The header is complete: the part's type and what it contains, by the
 /// rules of `parse_entity`. A message/rfc822 part's encapsulated message
 /// starts at once, at `body`.
-fn settle_type(p: &mut ScannedPart, body: u64, lf: u64, budget: &mut usize) {
+fn settle_type(p: &mut ScannedPart, body: u64, lf: u64, budget: &mut Budget) {
     let fields = parse_fields(&p.header);
     if let Some(f) = fields
         .iter()
@@ -469,7 +516,7 @@ fn settle_type(p: &mut ScannedPart, body: u64, lf: u64, budget: &mut usize) {
     }
     let ct = p.content_type.clone();
     let multipart = ct.mtype.eq_ignore_ascii_case("multipart");
-    if p.depth >= MAX_DEPTH || *budget == 0 {
+    if p.depth >= MAX_DEPTH || budget.parts == 0 {
         if multipart {
             p.content_type = default_type(false);
         }
@@ -492,7 +539,7 @@ fn settle_type(p: &mut ScannedPart, body: u64, lf: u64, budget: &mut usize) {
     } else if (ct.is("message", "rfc822") || ct.is("message", "global"))
         && Cte::of(&p.encoding()) == Cte::Identity
     {
-        *budget = budget.saturating_sub(1);
+        budget.parts = budget.parts.saturating_sub(1);
         p.kind = Kind::Message(Box::new(ScannedPart::new(body, lf, false, p.depth + 1)));
     }
 }
@@ -505,7 +552,7 @@ fn dispatch(
     brk: u64,
     lf: u64,
     before_lf: bool,
-    budget: &mut usize,
+    budget: &mut Budget,
 ) {
     // A delimiter of this multipart (outer ones were checked first, by
     // the caller) ends its open part.
@@ -522,16 +569,16 @@ fn dispatch(
     match p.phase {
         Phase::Header => {
             if brk > 0 && line.start > p.start {
-                push_header(p, &b"\r\n"[(2 - brk) as usize..]);
+                push_header(p, &b"\r\n"[(2 - brk) as usize..], budget);
             }
-            push_header(p, &line.head);
+            push_header(p, &line.head, budget);
             if line.len == 0 && line.brk > 0 {
                 p.phase = Phase::BlankSeen;
             }
         }
         Phase::BlankSeen => {
             // The blank line's break is inside: the header ends there.
-            push_header(p, &b"\r\n"[(2 - brk) as usize..]);
+            push_header(p, &b"\r\n"[(2 - brk) as usize..], budget);
             p.phase = Phase::Body;
             p.body = line.start;
             p.lf_body = lf;
@@ -573,7 +620,7 @@ fn delimiter(
     lf: u64,
     before_lf: bool,
     is_close: bool,
-    budget: &mut usize,
+    budget: &mut Budget,
 ) {
     let next = line.start + line.len + line.brk;
     let lf_next = lf + u64::from(line.brk > 0);
@@ -608,12 +655,12 @@ fn delimiter(
         return;
     }
     *open = true;
-    if *budget == 0 {
+    if budget.parts == 0 {
         *ghost = true;
         return;
     }
     *ghost = false;
-    *budget -= 1;
+    budget.parts -= 1;
     children.push(ScannedPart::new(next, lf_next, digest, depth + 1));
 }
 
@@ -679,5 +726,75 @@ Content-Type: multipart/alternative; boundary=\"i--\"\r\n\r\n--i\r\nx\r\n--i--\r
     fn a_leaf_holding_nul_is_left_to_the_whole_parse() {
         let raw = b"Content-Type: application/octet-stream\r\n\r\n\0\x01\r\n";
         assert_eq!(scan(raw, 3), None);
+    }
+
+    fn binary_plan(raw: &[u8], chunk: usize) -> Vec<BinaryLeaf> {
+        let mut s = Scanner::new();
+        for c in raw.chunks(chunk.max(1)) {
+            s.feed(c);
+        }
+        s.finish_binary()
+    }
+
+    /// A root header cut inside its boundary parameter: the scan would
+    /// split the body at `--ab` where the message's parts are delimited by
+    /// `--abcd`, and re-encode what is no part at all. Nothing is
+    /// re-encoded (found in review).
+    #[test]
+    fn a_cut_header_re_encodes_nothing() {
+        // The kept header ends inside `boundary=abcd`, after `ab`.
+        let upto_ab: &[u8] = b"Content-Type: multipart/mixed; boundary=ab";
+        let mut raw = b"X-Pad: ".to_vec();
+        raw.resize(MAX_SCAN_HEADER - upto_ab.len() - 2, b'x');
+        raw.extend_from_slice(b"\r\n");
+        raw.extend_from_slice(upto_ab);
+        raw.extend_from_slice(b"cd\r\n");
+        raw.extend_from_slice(b"\r\n--ab\r\n\r\n\0x\r\n--ab--\r\n");
+        for chunk in [7, 4096, 1 << 20] {
+            assert_eq!(binary_plan(&raw, chunk), Vec::new(), "chunks of {chunk}");
+        }
+        // The same parts with a short header are re-encoded.
+        let short =
+            b"Content-Type: multipart/mixed; boundary=ab\r\n\r\n--ab\r\n\r\n\0x\r\n--ab--\r\n";
+        assert_eq!(binary_plan(short, 5).len(), 1);
+    }
+
+    /// However many long headers a message has, a scan keeps at most
+    /// MAX_SCAN_HEADERS of them; past it the scan says to take the
+    /// whole-message way and re-encodes nothing.
+    #[test]
+    fn headers_past_the_total_bound_are_not_kept_and_the_scan_gives_up() {
+        let pad = "y".repeat(MAX_SCAN_HEADER - 100);
+        let mut raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n".to_vec();
+        let parts = MAX_SCAN_HEADERS / MAX_SCAN_HEADER + 10;
+        for _ in 0..parts {
+            raw.extend_from_slice(format!("--b\r\nX-Pad: {pad}\r\n\r\n\0\r\n").as_bytes());
+        }
+        raw.extend_from_slice(b"--b--\r\n");
+        let mut s = Scanner::new();
+        for c in raw.chunks(65_536) {
+            s.feed(c);
+        }
+        let (root, overflow) = s.close_all();
+        assert!(overflow);
+        fn kept(p: &ScannedPart) -> usize {
+            p.header.len()
+                + match &p.kind {
+                    Kind::Leaf => 0,
+                    Kind::Multipart { children, .. } => children.iter().map(kept).sum(),
+                    Kind::Message(m) => kept(m),
+                }
+        }
+        assert!(kept(&root) <= MAX_SCAN_HEADERS, "{} kept", kept(&root));
+        assert_eq!(binary_plan(&raw, 65_536), Vec::new());
+        assert_eq!(scan(&raw, 65_536), None);
+        // Under the bound, every part is re-encoded.
+        let few: Vec<u8> = raw
+            .split(|&b| b == b'\n')
+            .take(2 + 4 * 3)
+            .flat_map(|l| l.iter().copied().chain(std::iter::once(b'\n')))
+            .chain(b"--b--\r\n".iter().copied())
+            .collect();
+        assert_eq!(binary_plan(&few, 65_536).len(), 3);
     }
 }

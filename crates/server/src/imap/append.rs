@@ -345,7 +345,10 @@ impl Session {
                     return Err(ImapError::no(Some(Code::Cannot), "empty message"));
                 }
                 // RFC 3516 4.3, as for an APPEND held in memory.
-                let raw = proto_imap::mime::encode_binary_parts(&m.head).unwrap_or(m.head);
+                let raw = match m.nul {
+                    true => proto_imap::mime::encode_binary_parts(&m.head).unwrap_or(m.head),
+                    false => m.head,
+                };
                 self.ctx
                     .store
                     .append_within(dest.id, raw, flags, date, quota)

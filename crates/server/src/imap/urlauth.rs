@@ -168,7 +168,13 @@ impl Session {
                         for_each_chunk(store, body, a, b, |c| nul |= c.contains(&0)).await;
                     match scanned {
                         Ok(true) => {}
-                        Ok(false) => return Err(ImapError::Gone),
+                        // Gone before its literal began: NIL, as for a
+                        // message already expunged (RFC 4467 6.3).
+                        Ok(false) => {
+                            out.buf.extend_from_slice(b"NIL");
+                            out.flush_if_big().await?;
+                            continue;
+                        }
                         Err(e) => return Err(mid_response(e)),
                     }
                     let tilde = if nul { "~" } else { "" };
