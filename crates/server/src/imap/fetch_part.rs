@@ -136,20 +136,9 @@ pub(super) async fn read_range(
     start: u64,
     end: u64,
 ) -> Result<Option<Vec<u8>>, ImapError> {
-    let mut out = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
-    let mut pos = start;
-    let mut chunk = Vec::new();
-    while pos < end {
-        let want = usize::try_from((end - pos).min(BODY_CHUNK as u64)).unwrap_or(BODY_CHUNK);
-        chunk = match store.read_body_range_into(body, pos, want, chunk).await {
-            Ok(c) if !c.is_empty() => c,
-            Ok(_) | Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        pos += chunk.len() as u64;
-        out.extend_from_slice(&chunk);
-    }
-    Ok(Some(out))
+    let mut out = Vec::with_capacity(usize::try_from(end.saturating_sub(start)).unwrap_or(0));
+    let whole = for_each_chunk(store, body, start, end, |c| out.extend_from_slice(c)).await?;
+    Ok(whole.then_some(out))
 }
 
 /// Decodes `start..end` a chunk at a time, handing each decoded piece to
@@ -168,20 +157,15 @@ where
     let Some(mut dec) = Decoder::new(cte) else {
         return Err(unknown_cte());
     };
-    let mut pos = start;
-    let mut chunk = Vec::new();
     let mut decoded = Vec::new();
-    while pos < end {
-        let want = usize::try_from((end - pos).min(BODY_CHUNK as u64)).unwrap_or(BODY_CHUNK);
-        chunk = match store.read_body_range_into(body, pos, want, chunk).await {
-            Ok(c) if !c.is_empty() => c,
-            Ok(_) | Err(StoreError::NotFound(_)) => return Ok(false),
-            Err(e) => return Err(e.into()),
-        };
-        pos += chunk.len() as u64;
+    let whole = for_each_chunk(store, body, start, end, |c| {
         decoded.clear();
-        dec.feed(&chunk, &mut decoded);
+        dec.feed(c, &mut decoded);
         each(&decoded);
+    })
+    .await?;
+    if !whole {
+        return Ok(false);
     }
     decoded.clear();
     dec.finish(&mut decoded);
@@ -483,20 +467,8 @@ pub(super) async fn scan(
     size: u64,
 ) -> Result<Option<Cached>, ImapError> {
     let mut scanner = Scanner::new();
-    let mut pos = 0u64;
-    let mut chunk = Vec::new();
-    while pos < size {
-        chunk = match store
-            .read_body_range_into(body, pos, BODY_CHUNK, chunk)
-            .await
-        {
-            Ok(c) if !c.is_empty() => c,
-            Ok(_) => break,
-            Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        pos += chunk.len() as u64;
-        scanner.feed(&chunk);
+    if !for_each_chunk(store, body, 0, size, |c| scanner.feed(c)).await? {
+        return Ok(None);
     }
     Ok(scanner.finish())
 }
@@ -711,6 +683,28 @@ pub(super) async fn write(
     }
     out.buf.extend_from_slice(b")\r\n");
     out.flush_if_big().await
+}
+
+/// The stored octets `start..end` into `out`, a chunk at a time (the
+/// literal's announcement already written): a body that goes away on the
+/// way ends the connection, as for [`write`].
+pub(super) async fn send_range(
+    out: &mut Out<'_>,
+    store: &dyn Store,
+    body: BodyId,
+    start: u64,
+    end: u64,
+) -> Result<(), ImapError> {
+    let s = Stream {
+        name: String::new(),
+        literal8: false,
+        start,
+        end,
+        cte: Cte::Identity,
+        skip: 0,
+        len: end.saturating_sub(start),
+    };
+    send(out, store, body, &s).await
 }
 
 /// The octets of one stream, a chunk at a time.

@@ -17,9 +17,7 @@ use proto_imap::{Code, Data, Mailbox};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
-use store::BODY_CHUNK;
-
-use super::fetch_part::{UrlOctets, for_each_chunk, url_octets};
+use super::fetch_part::{UrlOctets, for_each_chunk, send_range, url_octets};
 use super::session::{CmdResult, ImapError, Out, Session, done};
 
 /// A failure once a response has begun: logged, and the connection ends
@@ -180,25 +178,7 @@ impl Session {
                     let tilde = if nul { "~" } else { "" };
                     out.buf
                         .extend_from_slice(format!("{tilde}{{{}}}\r\n", b - a).as_bytes());
-                    let mut pos = a;
-                    let mut chunk = Vec::new();
-                    while pos < b {
-                        let want =
-                            usize::try_from((b - pos).min(BODY_CHUNK as u64)).unwrap_or(BODY_CHUNK);
-                        chunk = match store.read_body_range_into(body, pos, want, chunk).await {
-                            Ok(c) if !c.is_empty() => c,
-                            Ok(_) | Err(_) => {
-                                tracing::warn!(
-                                    body = body.0,
-                                    "urlfetch: body gone while it was sent; closing"
-                                );
-                                return Err(ImapError::Gone);
-                            }
-                        };
-                        pos += chunk.len() as u64;
-                        out.buf.extend_from_slice(&chunk);
-                        out.flush_if_big().await?;
-                    }
+                    send_range(out, store, body, a, b).await?;
                 }
             }
             out.flush_if_big().await?;
